@@ -1,0 +1,144 @@
+//! What components implement and how pipelines connect them: the
+//! [`Exporter`] and [`Processor`] traits, the [`Output`] a processor emits to,
+//! the [`Fanout`] that copies a batch into each exporter's own queue, and
+//! [`drive_exporter`], the task that feeds an exporter from its queue.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::pdata::Batch;
+use crate::queue::{BoundedQueue, Inlet, InletRx, Refusal};
+use crate::telemetry::ExporterMetrics;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Writing failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The data could not be encoded as asked.
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+/// Sends batches somewhere. Called by one driver task at a time.
+pub trait Exporter: Send + 'static {
+    /// Exports one batch.
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>>;
+    /// Flushes and releases resources; called once, after the last export.
+    fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>>;
+}
+
+/// Where a processor sends its output.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// The next processor.
+    Next(Inlet),
+    /// The pipeline's exporters.
+    Fanout(Arc<Fanout>),
+}
+
+impl Output {
+    /// Sends, waiting for room (backpressure).
+    pub async fn send(&self, batch: Batch) {
+        match self {
+            Output::Next(inlet) => {
+                let items = batch.items();
+                if inlet.send(batch).await.is_err() {
+                    tracing::error!(items, "next processor is gone; batch dropped");
+                }
+            }
+            Output::Fanout(f) => f.send(batch).await,
+        }
+    }
+}
+
+/// A processor stage: reads its input until it closes, writes to `output`.
+pub trait Processor: Send + 'static {
+    /// Runs the stage to completion (input closed and everything flushed).
+    fn run(self: Box<Self>, input: InletRx, output: Output) -> BoxFuture<'static, ()>;
+}
+
+/// One exporter as seen by a fan-out.
+#[derive(Debug, Clone)]
+pub struct ExporterHandle {
+    /// Exporter id.
+    pub id: String,
+    /// Its queue.
+    pub queue: Arc<BoundedQueue>,
+    /// Its counters.
+    pub metrics: ExporterMetrics,
+}
+
+/// Copies each batch into every exporter's queue.
+#[derive(Debug)]
+pub struct Fanout {
+    exporters: Vec<ExporterHandle>,
+}
+
+impl Fanout {
+    /// A fan-out to `exporters`.
+    pub fn new(exporters: Vec<ExporterHandle>) -> Self {
+        Fanout { exporters }
+    }
+
+    /// Delivers to every queue with room at once, then waits for room in the
+    /// full ones, so a slow exporter delays only its own copy.
+    pub async fn send(&self, batch: Batch) {
+        let mut waiting = Vec::new();
+        let n = self.exporters.len();
+        let mut batch = Some(batch);
+        for (i, e) in self.exporters.iter().enumerate() {
+            let b = if i + 1 == n { batch.take() } else { batch.clone() };
+            let Some(b) = b else { continue };
+            match e.queue.try_push(b) {
+                Ok(()) => {}
+                Err((b, Refusal::Full)) => waiting.push((e, b)),
+                Err((b, Refusal::Closed)) => Self::lost(e, &b),
+            }
+        }
+        for (e, b) in waiting {
+            if let Err((b, _)) = e.queue.push(b).await {
+                Self::lost(e, &b);
+            }
+        }
+    }
+
+    fn lost(e: &ExporterHandle, b: &Batch) {
+        e.metrics.enqueue_failed.get(b.signal()).add(b.items() as u64);
+        tracing::error!(
+            exporter = %e.id,
+            signal = %b.signal(),
+            items = b.items(),
+            reason = "exporter queue closed",
+            "dropped items"
+        );
+    }
+}
+
+/// Feeds `exporter` from `queue` until the queue is closed and empty, then
+/// shuts the exporter down. Counts sent and failed items.
+pub async fn drive_exporter(
+    id: String,
+    mut exporter: Box<dyn Exporter>,
+    queue: Arc<BoundedQueue>,
+    metrics: ExporterMetrics,
+) {
+    while let Some(batch) = queue.pop().await {
+        let (signal, items) = (batch.signal(), batch.items() as u64);
+        match exporter.export(batch).await {
+            Ok(()) => metrics.sent.get(signal).add(items),
+            Err(e) => {
+                metrics.send_failed.get(signal).add(items);
+                tracing::error!(exporter = %id, %signal, items, error = %e, "export failed; items dropped");
+            }
+        }
+    }
+    if let Err(e) = exporter.shutdown().await {
+        tracing::error!(exporter = %id, error = %e, "exporter shutdown failed");
+    }
+}

@@ -1,0 +1,360 @@
+//! Tern's own metrics, named like the OpenTelemetry Collector's
+//! (`otelcol_receiver_accepted_spans_total`, ...) so existing dashboards work,
+//! rendered in the Prometheus text format. Components get typed handles
+//! ([`ReceiverMetrics`], [`ExporterMetrics`], ...) when they are built; no
+//! global state.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::Signal;
+
+/// A monotonically increasing count.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// Adds `n` (may be negative).
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Cell {
+    Counter(Counter),
+    Gauge(Gauge),
+}
+
+#[derive(Debug)]
+struct Family {
+    help: &'static str,
+    kind: &'static str,
+    series: BTreeMap<String, Cell>,
+}
+
+/// The registry of self-metrics.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    families: Mutex<BTreeMap<&'static str, Family>>,
+}
+
+fn label_string(labels: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s
+}
+
+impl Telemetry {
+    /// A new, empty registry.
+    pub fn new() -> Arc<Telemetry> {
+        Arc::new(Telemetry::default())
+    }
+
+    fn cell(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        labels: &[(&str, &str)],
+        make: impl FnOnce() -> Cell,
+    ) -> Cell {
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let family = families.entry(name).or_insert_with(|| Family {
+            help,
+            kind,
+            series: BTreeMap::new(),
+        });
+        family
+            .series
+            .entry(label_string(labels))
+            .or_insert_with(make)
+            .clone()
+    }
+
+    /// A counter; the same name and labels always give the same counter.
+    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Counter {
+        match self.cell(name, help, "counter", labels, || Cell::Counter(Counter::default())) {
+            Cell::Counter(c) => c,
+            Cell::Gauge(_) => Counter::default(),
+        }
+    }
+
+    /// A gauge; the same name and labels always give the same gauge.
+    pub fn gauge(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
+        match self.cell(name, help, "gauge", labels, || Cell::Gauge(Gauge::default())) {
+            Cell::Gauge(g) => g,
+            Cell::Counter(_) => Gauge::default(),
+        }
+    }
+
+    /// Everything in the Prometheus text exposition format (0.0.4).
+    pub fn render(&self) -> String {
+        let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::with_capacity(4096);
+        for (name, family) in families.iter() {
+            let _ = writeln!(out, "# HELP {name} {}", family.help);
+            let _ = writeln!(out, "# TYPE {name} {}", family.kind);
+            for (labels, cell) in &family.series {
+                let value = match cell {
+                    Cell::Counter(c) => c.get() as i128,
+                    Cell::Gauge(g) => g.get() as i128,
+                };
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Per-signal counters.
+#[derive(Debug, Clone)]
+pub struct PerSignal<T> {
+    traces: T,
+    metrics: T,
+    logs: T,
+}
+
+impl<T> PerSignal<T> {
+    fn build(mut f: impl FnMut(Signal) -> T) -> Self {
+        PerSignal {
+            traces: f(Signal::Traces),
+            metrics: f(Signal::Metrics),
+            logs: f(Signal::Logs),
+        }
+    }
+
+    /// The value for `signal`.
+    pub fn get(&self, signal: Signal) -> &T {
+        match signal {
+            Signal::Traces => &self.traces,
+            Signal::Metrics => &self.metrics,
+            Signal::Logs => &self.logs,
+        }
+    }
+}
+
+macro_rules! per_signal_counter {
+    ($t:expr, $prefix:literal, $suffix:literal, $help:literal, $labels:expr) => {
+        PerSignal::build(|s| {
+            let name: &'static str = match s {
+                Signal::Traces => concat!($prefix, "_spans", $suffix),
+                Signal::Metrics => concat!($prefix, "_metric_points", $suffix),
+                Signal::Logs => concat!($prefix, "_log_records", $suffix),
+            };
+            $t.counter(name, $help, $labels)
+        })
+    };
+}
+
+/// Counters of one receiver on one transport.
+#[derive(Debug, Clone)]
+pub struct ReceiverMetrics {
+    /// Items pushed into the pipelines.
+    pub accepted: PerSignal<Counter>,
+    /// Items refused (bad input, pipeline full, shutting down).
+    pub refused: PerSignal<Counter>,
+    /// Requests refused, by reason (`otelcol_receiver_requests_refused_total{reason}` is Tern's own).
+    telemetry: Arc<Telemetry>,
+    id: String,
+    transport: &'static str,
+}
+
+impl ReceiverMetrics {
+    /// Handles for receiver `id` on `transport` (`grpc`, `http`).
+    pub fn new(t: &Arc<Telemetry>, id: &str, transport: &'static str) -> Self {
+        let labels = [("receiver", id), ("transport", transport)];
+        ReceiverMetrics {
+            accepted: per_signal_counter!(
+                t,
+                "otelcol_receiver_accepted",
+                "_total",
+                "Items successfully pushed into the pipeline.",
+                &labels
+            ),
+            refused: per_signal_counter!(
+                t,
+                "otelcol_receiver_refused",
+                "_total",
+                "Items that could not be pushed into the pipeline.",
+                &labels
+            ),
+            telemetry: t.clone(),
+            id: id.to_string(),
+            transport,
+        }
+    }
+
+    /// Counts one refused request by reason (`malformed`, `too_large`, `unsupported_media_type`, `pipeline_full`, ...).
+    pub fn request_refused(&self, reason: &'static str) {
+        self.telemetry
+            .counter(
+                "tern_receiver_requests_refused_total",
+                "Requests refused by the receiver, by reason.",
+                &[("receiver", &self.id), ("transport", self.transport), ("reason", reason)],
+            )
+            .add(1);
+    }
+}
+
+/// Counters and gauges of one exporter.
+#[derive(Debug, Clone)]
+pub struct ExporterMetrics {
+    /// Items sent successfully.
+    pub sent: PerSignal<Counter>,
+    /// Items that failed to send.
+    pub send_failed: PerSignal<Counter>,
+    /// Items that could not be added to the sending queue.
+    pub enqueue_failed: PerSignal<Counter>,
+    /// Batches in the queue.
+    pub queue_size: Gauge,
+    /// Queue capacity in batches.
+    pub queue_capacity: Gauge,
+}
+
+impl ExporterMetrics {
+    /// Handles for exporter `id`.
+    pub fn new(t: &Arc<Telemetry>, id: &str) -> Self {
+        let labels = [("exporter", id)];
+        ExporterMetrics {
+            sent: per_signal_counter!(
+                t,
+                "otelcol_exporter_sent",
+                "_total",
+                "Items successfully sent to destination.",
+                &labels
+            ),
+            send_failed: per_signal_counter!(
+                t,
+                "otelcol_exporter_send_failed",
+                "_total",
+                "Items that failed to be sent to destination.",
+                &labels
+            ),
+            enqueue_failed: per_signal_counter!(
+                t,
+                "otelcol_exporter_enqueue_failed",
+                "_total",
+                "Items that failed to be added to the sending queue.",
+                &labels
+            ),
+            queue_size: t.gauge(
+                "otelcol_exporter_queue_size",
+                "Current size of the retry queue (in batches).",
+                &labels,
+            ),
+            queue_capacity: t.gauge(
+                "otelcol_exporter_queue_capacity",
+                "Fixed capacity of the retry queue (in batches).",
+                &labels,
+            ),
+        }
+    }
+}
+
+/// Counters of one processor in one pipeline.
+#[derive(Debug, Clone)]
+pub struct ProcessorMetrics {
+    /// Items that entered the processor.
+    pub incoming: Counter,
+    /// Items that left the processor.
+    pub outgoing: Counter,
+    /// Batches sent because `send_batch_size` was reached.
+    pub size_trigger: Counter,
+    /// Batches sent because `timeout` elapsed.
+    pub timeout_trigger: Counter,
+}
+
+impl ProcessorMetrics {
+    /// Handles for processor `id` handling `signal`.
+    pub fn new(t: &Arc<Telemetry>, id: &str, signal: Signal) -> Self {
+        let labels = [("processor", id), ("otel_signal", signal.as_str())];
+        ProcessorMetrics {
+            incoming: t.counter(
+                "otelcol_processor_incoming_items_total",
+                "Items passed to the processor.",
+                &labels,
+            ),
+            outgoing: t.counter(
+                "otelcol_processor_outgoing_items_total",
+                "Items emitted from the processor.",
+                &labels,
+            ),
+            size_trigger: t.counter(
+                "otelcol_processor_batch_batch_size_trigger_send_total",
+                "Times the batch was sent due to a size trigger.",
+                &[("processor", id)],
+            ),
+            timeout_trigger: t.counter(
+                "otelcol_processor_batch_timeout_trigger_send_total",
+                "Times the batch was sent due to a timeout trigger.",
+                &[("processor", id)],
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let t = Telemetry::new();
+        let r = ReceiverMetrics::new(&t, "otlp", "grpc");
+        r.accepted.get(Signal::Traces).add(3);
+        r.refused.get(Signal::Logs).add(2);
+        let e = ExporterMetrics::new(&t, "file/a\"b");
+        e.queue_capacity.set(10);
+        let text = t.render();
+        assert!(text.contains(
+            "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 3"
+        ));
+        assert!(text.contains(
+            "otelcol_receiver_refused_log_records_total{receiver=\"otlp\",transport=\"grpc\"} 2"
+        ));
+        assert!(text.contains("# TYPE otelcol_exporter_queue_capacity gauge"));
+        assert!(text.contains("otelcol_exporter_queue_capacity{exporter=\"file/a\\\"b\"} 10"));
+        // Same name and labels: same counter.
+        ReceiverMetrics::new(&t, "otlp", "grpc").accepted.get(Signal::Traces).add(1);
+        assert_eq!(r.accepted.get(Signal::Traces).get(), 4);
+    }
+}

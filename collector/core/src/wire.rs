@@ -1,0 +1,352 @@
+//! Protobuf wire-format walking for OTLP export requests, without decoding
+//! into owned structs. Counts items (spans, metric data points, log records),
+//! checks that the envelope down to each item is well-formed, and splits a
+//! request into smaller requests by copying item bytes as they are.
+//!
+//! The OTLP envelopes nest the same way for every signal; [`Layout`] says
+//! which field numbers lead from the request down to the items.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::Signal;
+
+/// A problem in the protobuf bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed protobuf: {0}")]
+pub struct WireError(pub String);
+
+fn bad(msg: impl Into<String>) -> WireError {
+    WireError(msg.into())
+}
+
+/// Reads a varint at `buf[*pos..]`, advancing `pos`.
+pub fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf.get(*pos).ok_or_else(|| bad("truncated varint"))?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(bad("varint longer than 10 bytes"))
+}
+
+/// Appends `value` as a varint.
+pub fn put_varint(out: &mut BytesMut, mut value: u64) {
+    while value >= 0x80 {
+        out.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.put_u8(value as u8);
+}
+
+/// Bytes a varint of `value` takes.
+pub fn varint_len(value: u64) -> usize {
+    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+}
+
+/// One field of a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    /// Field number.
+    pub number: u32,
+    /// Wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
+    pub wire_type: u8,
+    /// For length-delimited fields, the payload; otherwise the value bytes.
+    pub payload: &'a [u8],
+    /// The whole field, tag included, as it appears on the wire.
+    pub raw: &'a [u8],
+}
+
+/// Iterates the fields of one message.
+pub struct Fields<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+/// Walks the fields of `buf`.
+pub fn fields(buf: &[u8]) -> Fields<'_> {
+    Fields { buf, pos: 0 }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        Some(self.step())
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn step(&mut self) -> Result<Field<'a>, WireError> {
+        let start = self.pos;
+        let tag = read_varint(self.buf, &mut self.pos)?;
+        let number = u32::try_from(tag >> 3).map_err(|_| bad("field number too large"))?;
+        if number == 0 {
+            return Err(bad("field number 0"));
+        }
+        let wire_type = (tag & 7) as u8;
+        let value_start;
+        match wire_type {
+            0 => {
+                value_start = self.pos;
+                read_varint(self.buf, &mut self.pos)?;
+            }
+            1 | 5 => {
+                value_start = self.pos;
+                let n = if wire_type == 1 { 8 } else { 4 };
+                if self.buf.len() - self.pos < n {
+                    self.pos = self.buf.len();
+                    return Err(bad("truncated fixed-width field"));
+                }
+                self.pos += n;
+            }
+            2 => {
+                let len = read_varint(self.buf, &mut self.pos)?;
+                value_start = self.pos;
+                let len = usize::try_from(len).map_err(|_| bad("length too large"))?;
+                if self.buf.len() - self.pos < len {
+                    self.pos = self.buf.len();
+                    return Err(bad(format!(
+                        "field {number} declares {len} bytes but only {} remain",
+                        self.buf.len() - value_start
+                    )));
+                }
+                self.pos += len;
+            }
+            other => {
+                self.pos = self.buf.len();
+                return Err(bad(format!("unsupported wire type {other} in field {number}")));
+            }
+        }
+        Ok(Field {
+            number,
+            wire_type,
+            payload: &self.buf[value_start..self.pos],
+            raw: &self.buf[start..self.pos],
+        })
+    }
+}
+
+/// The path of field numbers from an export request down to its items.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// `levels[i]` lists the field numbers, at depth `i`, that hold the next level.
+    pub levels: &'static [&'static [u32]],
+}
+
+/// request.resource_spans(1) -> scope_spans(2) -> spans(2)
+pub const TRACES: Layout = Layout {
+    levels: &[&[1], &[2], &[2]],
+};
+/// request.resource_logs(1) -> scope_logs(2) -> log_records(2)
+pub const LOGS: Layout = Layout {
+    levels: &[&[1], &[2], &[2]],
+};
+/// request.resource_metrics(1) -> scope_metrics(2) -> metrics(2) ->
+/// gauge(5) | sum(7) | histogram(9) | exponential_histogram(10) | summary(11) -> data_points(1)
+pub const METRICS: Layout = Layout {
+    levels: &[&[1], &[2], &[2], &[5, 7, 9, 10, 11], &[1]],
+};
+
+/// The layout of a signal's export request.
+pub fn layout(signal: Signal) -> Layout {
+    match signal {
+        Signal::Traces => TRACES,
+        Signal::Metrics => METRICS,
+        Signal::Logs => LOGS,
+    }
+}
+
+/// Counts the items in an export request and checks its envelope, down to
+/// the fields of each item, is well-formed.
+pub fn count_items(signal: Signal, request: &[u8]) -> Result<usize, WireError> {
+    count_level(request, layout(signal).levels)
+}
+
+fn count_level(msg: &[u8], levels: &[&[u32]]) -> Result<usize, WireError> {
+    let Some((here, below)) = levels.split_first() else {
+        // An item: check its own fields parse.
+        for field in fields(msg) {
+            field?;
+        }
+        return Ok(1);
+    };
+    let mut total = 0;
+    for field in fields(msg) {
+        let field = field?;
+        if here.contains(&field.number) {
+            if field.wire_type != 2 {
+                return Err(bad(format!(
+                    "field {} has wire type {} where a message was expected",
+                    field.number, field.wire_type
+                )));
+            }
+            total += count_level(field.payload, below)?;
+        }
+    }
+    Ok(total)
+}
+
+/// A piece of a split request: its bytes and how many items it holds.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// Encoded message.
+    pub bytes: BytesMut,
+    /// Items inside.
+    pub items: usize,
+}
+
+/// Splits an export request into requests of at most `max` items each,
+/// keeping order, resources and scopes; item bytes are copied untouched.
+pub fn split(signal: Signal, request: &[u8], max: usize) -> Result<Vec<Piece>, WireError> {
+    let max = max.max(1);
+    split_level(request, layout(signal).levels, max, max)
+}
+
+struct Open<'a> {
+    children: Vec<(u32, BytesMut)>,
+    items: usize,
+    header: &'a [&'a [u8]],
+}
+
+impl Open<'_> {
+    fn close(&mut self, out: &mut Vec<Piece>) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut len = self.header.iter().map(|h| h.len()).sum::<usize>();
+        for (number, child) in &self.children {
+            let tag = (u64::from(*number) << 3) | 2;
+            len += varint_len(tag) + varint_len(child.len() as u64) + child.len();
+        }
+        let mut bytes = BytesMut::with_capacity(len);
+        for h in self.header {
+            bytes.extend_from_slice(h);
+        }
+        for (number, child) in self.children.drain(..) {
+            put_varint(&mut bytes, (u64::from(number) << 3) | 2);
+            put_varint(&mut bytes, child.len() as u64);
+            bytes.extend_from_slice(&child);
+        }
+        out.push(Piece {
+            bytes,
+            items: std::mem::take(&mut self.items),
+        });
+    }
+}
+
+fn split_level(
+    msg: &[u8],
+    levels: &[&[u32]],
+    first_room: usize,
+    max: usize,
+) -> Result<Vec<Piece>, WireError> {
+    let Some((here, below)) = levels.split_first() else {
+        return Ok(vec![Piece {
+            bytes: BytesMut::from(msg),
+            items: 1,
+        }]);
+    };
+    let mut header: Vec<&[u8]> = Vec::new();
+    let mut children: Vec<Field<'_>> = Vec::new();
+    for field in fields(msg) {
+        let field = field?;
+        if here.contains(&field.number) && field.wire_type == 2 {
+            children.push(field);
+        } else {
+            header.push(field.raw);
+        }
+    }
+    let mut out = Vec::new();
+    let mut open = Open {
+        children: Vec::new(),
+        items: 0,
+        header: &header,
+    };
+    let mut limit = first_room;
+    for child in children {
+        let room = limit - open.items;
+        let room = if room == 0 {
+            open.close(&mut out);
+            limit = max;
+            max
+        } else {
+            room
+        };
+        let pieces = split_level(child.payload, below, room, max)?;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            if i > 0 {
+                open.close(&mut out);
+                limit = max;
+            }
+            open.items += piece.items;
+            open.children.push((child.number, piece.bytes));
+        }
+    }
+    open.close(&mut out);
+    if out.is_empty() && levels.len() > 1 {
+        // A container with no children keeps its header (e.g. an empty resource).
+        let mut bytes = BytesMut::new();
+        for h in &header {
+            bytes.extend_from_slice(h);
+        }
+        out.push(Piece { bytes, items: 0 });
+    }
+    Ok(out)
+}
+
+/// Concatenates encoded requests of one signal into one request: repeated
+/// top-level fields concatenate on the wire.
+pub fn concat(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [one] => one.clone(),
+        many => {
+            let mut out = BytesMut::with_capacity(many.iter().map(Bytes::len).sum());
+            for c in many {
+                out.extend_from_slice(c);
+            }
+            out.freeze()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = BytesMut::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v));
+            let mut pos = 0;
+            assert_eq!(read_varint(&b, &mut pos).unwrap(), v);
+            assert_eq!(pos, b.len());
+        }
+    }
+
+    #[test]
+    fn truncated_input_is_an_error() {
+        // field 1, length 10, but only 2 bytes follow
+        let msg = [0x0a, 0x0a, 0x01, 0x02];
+        assert!(count_items(Signal::Traces, &msg).is_err());
+        assert!(count_items(Signal::Traces, &[0x80]).is_err());
+        // wire type 7 does not exist
+        assert!(count_items(Signal::Logs, &[0x0f]).is_err());
+        // field 1 as a varint where a message is expected
+        assert!(count_items(Signal::Logs, &[0x08, 0x01]).is_err());
+    }
+
+    #[test]
+    fn empty_request_has_no_items() {
+        assert_eq!(count_items(Signal::Metrics, &[]).unwrap(), 0);
+    }
+}

@@ -1,0 +1,381 @@
+//! Typed configuration of every built-in component, with the OpenTelemetry
+//! Collector's keys and defaults, and the catalog `tern components` prints.
+//! Unknown keys are errors (`deny_unknown_fields`), never ignored.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::types::{Endpoint, GoDuration, Signal};
+
+/// What kind of component a catalog entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Brings data in.
+    Receiver,
+    /// Transforms data in a pipeline.
+    Processor,
+    /// Sends data out.
+    Exporter,
+    /// Runs beside the pipelines (health check).
+    Extension,
+}
+
+impl Kind {
+    /// The config section name (`receivers`, ...).
+    pub fn section(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receivers",
+            Kind::Processor => "processors",
+            Kind::Exporter => "exporters",
+            Kind::Extension => "extensions",
+        }
+    }
+
+    /// The singular noun (`receiver`, ...).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receiver",
+            Kind::Processor => "processor",
+            Kind::Exporter => "exporter",
+            Kind::Extension => "extension",
+        }
+    }
+}
+
+/// One built-in component type.
+#[derive(Debug, Clone, Copy)]
+pub struct ComponentInfo {
+    /// Receiver, processor, exporter or extension.
+    pub kind: Kind,
+    /// The type name used in config.
+    pub type_name: &'static str,
+    /// Signals it handles (empty for extensions).
+    pub signals: &'static [Signal],
+    /// One line for `tern components`.
+    pub description: &'static str,
+}
+
+const ALL: &[Signal] = &Signal::ALL;
+
+/// Every built-in component.
+pub const CATALOG: &[ComponentInfo] = &[
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "otlp",
+        signals: ALL,
+        description: "OTLP over gRPC (4317) and HTTP (4318), protobuf and JSON",
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "batch",
+        signals: ALL,
+        description: "groups items into batches by size and timeout",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "debug",
+        signals: ALL,
+        description: "writes items to the log (basic, normal, detailed)",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "file",
+        signals: ALL,
+        description: "writes OTLP JSON lines or length-prefixed protobuf to a file, with rotation",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "nop",
+        signals: ALL,
+        description: "accepts and discards everything",
+    },
+    ComponentInfo {
+        kind: Kind::Extension,
+        type_name: "health_check",
+        signals: &[],
+        description: "HTTP health endpoint (200 when running, 503 otherwise)",
+    },
+];
+
+/// Looks a type up in the catalog.
+pub fn lookup(kind: Kind, type_name: &str) -> Option<&'static ComponentInfo> {
+    CATALOG
+        .iter()
+        .find(|c| c.kind == kind && c.type_name == type_name)
+}
+
+/// A protocol section that is on when present, even if empty (`grpc:`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Protocol<T> {
+    /// Not configured.
+    #[default]
+    Off,
+    /// Configured (possibly with all defaults).
+    On(T),
+}
+
+impl<T> Protocol<T> {
+    /// The settings when on.
+    pub fn as_ref(&self) -> Option<&T> {
+        match self {
+            Protocol::Off => None,
+            Protocol::On(t) => Some(t),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Protocol<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Protocol::On(Option::<T>::deserialize(d)?.unwrap_or_default()))
+    }
+}
+
+/// `receivers.otlp`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpReceiverConfig {
+    /// gRPC and HTTP settings.
+    pub protocols: OtlpProtocols,
+}
+
+/// `receivers.otlp.protocols`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpProtocols {
+    /// gRPC server; on when the key is present.
+    pub grpc: Protocol<GrpcServerConfig>,
+    /// HTTP server; on when the key is present.
+    pub http: Protocol<HttpServerConfig>,
+}
+
+/// `receivers.otlp.protocols.grpc`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcServerConfig {
+    /// Listen address (default `localhost:4317`).
+    pub endpoint: Endpoint,
+    /// Largest accepted message after decompression, in MiB (default 4).
+    pub max_recv_msg_size_mib: u64,
+    /// Most concurrent HTTP/2 streams per connection (default 0 = no limit of Tern's own).
+    pub max_concurrent_streams: u32,
+    /// Keep client metadata (peer address, headers) on each batch.
+    pub include_metadata: bool,
+}
+
+impl Default for GrpcServerConfig {
+    fn default() -> Self {
+        GrpcServerConfig {
+            endpoint: Endpoint::new("localhost", 4317),
+            max_recv_msg_size_mib: 4,
+            max_concurrent_streams: 0,
+            include_metadata: false,
+        }
+    }
+}
+
+/// `receivers.otlp.protocols.http`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpServerConfig {
+    /// Listen address (default `localhost:4318`).
+    pub endpoint: Endpoint,
+    /// Largest accepted body after decompression, in bytes (default 20 MiB).
+    pub max_request_body_size: u64,
+    /// Keep client metadata (peer address, headers) on each batch.
+    pub include_metadata: bool,
+    /// Path for traces (default `/v1/traces`).
+    pub traces_url_path: String,
+    /// Path for metrics (default `/v1/metrics`).
+    pub metrics_url_path: String,
+    /// Path for logs (default `/v1/logs`).
+    pub logs_url_path: String,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        HttpServerConfig {
+            endpoint: Endpoint::new("localhost", 4318),
+            max_request_body_size: 20 * 1024 * 1024,
+            include_metadata: false,
+            traces_url_path: "/v1/traces".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            logs_url_path: "/v1/logs".into(),
+        }
+    }
+}
+
+/// `processors.batch`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Items that trigger a send (default 8192).
+    pub send_batch_size: u32,
+    /// Longest wait before sending a partial batch (default 200ms).
+    pub timeout: GoDuration,
+    /// Largest batch sent; bigger ones are split (default 0 = no limit).
+    pub send_batch_max_size: u32,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            send_batch_size: 8192,
+            timeout: GoDuration(Duration::from_millis(200)),
+            send_batch_max_size: 0,
+        }
+    }
+}
+
+/// How much the `debug` exporter prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    /// One line per batch with counts.
+    #[default]
+    Basic,
+    /// One line per item.
+    Normal,
+    /// Every field of every item.
+    Detailed,
+}
+
+/// `exporters.debug`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugConfig {
+    /// basic | normal | detailed (default basic).
+    pub verbosity: Verbosity,
+}
+
+/// Output encoding of the `file` exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// One OTLP JSON export request per line.
+    #[default]
+    Json,
+    /// Each export request as protobuf, prefixed by its 4-byte big-endian length.
+    Proto,
+}
+
+/// Compression of the `file` exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileCompression {
+    /// Plain output.
+    #[default]
+    #[serde(rename = "")]
+    None,
+    /// Each record zstd-compressed and length-prefixed.
+    Zstd,
+}
+
+/// `exporters.file.rotation`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RotationConfig {
+    /// Size at which the file is rotated, in MiB (default 100).
+    pub max_megabytes: u64,
+    /// Rotated files kept (default 100; 0 keeps all).
+    pub max_backups: u64,
+    /// Name backups in local time rather than UTC (default false).
+    pub localtime: bool,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        RotationConfig {
+            max_megabytes: 100,
+            max_backups: 100,
+            localtime: false,
+        }
+    }
+}
+
+/// `exporters.file`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Output file (required).
+    pub path: String,
+    /// json | proto (default json).
+    pub format: FileFormat,
+    /// Rotation; off unless the key is present.
+    pub rotation: Protocol<RotationConfig>,
+    /// `zstd` or unset.
+    pub compression: FileCompression,
+    /// Append to an existing file instead of truncating it (default false).
+    pub append: bool,
+    /// How often buffered output is flushed (default 1s).
+    pub flush_interval: GoDuration,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            path: String::new(),
+            format: FileFormat::Json,
+            rotation: Protocol::Off,
+            compression: FileCompression::None,
+            append: false,
+            flush_interval: GoDuration(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// `exporters.nop`: no settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NopConfig {}
+
+/// `extensions.health_check`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Listen address (default `localhost:13133`).
+    pub endpoint: Endpoint,
+    /// Path answered (default `/`).
+    pub path: String,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            endpoint: Endpoint::new("localhost", 13133),
+            path: "/".into(),
+        }
+    }
+}
+
+/// A receiver's typed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiverConfig {
+    /// `otlp`.
+    Otlp(OtlpReceiverConfig),
+}
+
+/// A processor's typed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessorConfig {
+    /// `batch`.
+    Batch(BatchConfig),
+}
+
+/// An exporter's typed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExporterConfig {
+    /// `debug`.
+    Debug(DebugConfig),
+    /// `file`.
+    File(FileConfig),
+    /// `nop`.
+    Nop(NopConfig),
+}
+
+/// An extension's typed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExtensionConfig {
+    /// `health_check`.
+    HealthCheck(HealthCheckConfig),
+}

@@ -1,0 +1,468 @@
+//! Tern's configuration, in the OpenTelemetry Collector's YAML format.
+//!
+//! Loading goes: YAML text -> located tree ([`yaml`]) -> several files merged
+//! (later wins) -> `${env:VAR}` expanded -> typed components ([`components`],
+//! deserialized through [`de`]) -> [`validate`]. Every step collects all the
+//! problems it finds, each with file, line and key ([`ConfigError`]), instead
+//! of stopping at the first. Nothing here does I/O except [`load_files`].
+
+pub mod components;
+pub mod de;
+mod error;
+pub mod types;
+pub mod validate;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use components::{
+    BatchConfig, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression, FileConfig,
+    FileFormat, GrpcServerConfig, HealthCheckConfig, HttpServerConfig, Kind, NopConfig,
+    OtlpReceiverConfig, ProcessorConfig, Protocol, ReceiverConfig, RotationConfig, Verbosity,
+};
+pub use error::{ConfigError, ConfigErrors};
+pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal};
+use yaml::{Loc, Node, NodeKind};
+
+/// The config used when `tern` runs without `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+
+/// A configured component: its id, typed settings and the YAML it came from.
+#[derive(Debug, Clone)]
+pub struct Component<T> {
+    /// `type` or `type/name`.
+    pub id: ComponentId,
+    /// Typed settings.
+    pub config: T,
+    /// Where the id was written (for error messages).
+    pub loc: Loc,
+    /// The settings' YAML (for locating keys in later checks).
+    pub node: Node,
+}
+
+/// A reference from `service` to a component, with where it was written.
+#[derive(Debug, Clone)]
+pub struct Ref {
+    /// The referenced id.
+    pub id: ComponentId,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// One `service.pipelines` entry.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// `traces`, `metrics/2`, ...
+    pub id: PipelineId,
+    /// Where the pipeline id was written.
+    pub loc: Loc,
+    /// Receivers feeding it.
+    pub receivers: Vec<Ref>,
+    /// Processors, in order.
+    pub processors: Vec<Ref>,
+    /// Exporters it fans out to.
+    pub exporters: Vec<Ref>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    /// Human-readable lines.
+    #[default]
+    Console,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `service.telemetry.logs`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsTelemetry {
+    /// `debug`, `info`, `warn`, `error` (default info).
+    pub level: String,
+    /// console | json (default console).
+    pub encoding: LogEncoding,
+}
+
+impl Default for LogsTelemetry {
+    fn default() -> Self {
+        LogsTelemetry {
+            level: "info".into(),
+            encoding: LogEncoding::Console,
+        }
+    }
+}
+
+/// `service.telemetry.metrics.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsLevel {
+    /// No self-metrics endpoint.
+    None,
+    /// Core counters.
+    Basic,
+    /// Everything (the default, as in the Collector).
+    #[default]
+    Normal,
+    /// Everything.
+    Detailed,
+}
+
+/// `service.telemetry.metrics`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTelemetry {
+    /// none | basic | normal | detailed (default normal).
+    pub level: MetricsLevel,
+    /// Where the Prometheus self-metrics are served (default `localhost:8888`).
+    pub address: Endpoint,
+}
+
+impl Default for MetricsTelemetry {
+    fn default() -> Self {
+        MetricsTelemetry {
+            level: MetricsLevel::Normal,
+            address: Endpoint::new("localhost", 8888),
+        }
+    }
+}
+
+/// `service.telemetry`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Log settings.
+    pub logs: LogsTelemetry,
+    /// Self-metrics settings.
+    pub metrics: MetricsTelemetry,
+}
+
+/// `service`.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceConfig {
+    /// Extensions to start.
+    pub extensions: Vec<Ref>,
+    /// Pipelines by id.
+    pub pipelines: BTreeMap<PipelineId, PipelineConfig>,
+    /// Own logs and metrics.
+    pub telemetry: TelemetryConfig,
+    /// Where `service.telemetry` was written (or the document root).
+    pub telemetry_node: Option<Node>,
+}
+
+/// A whole, typed configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `receivers`.
+    pub receivers: BTreeMap<ComponentId, Component<ReceiverConfig>>,
+    /// `processors`.
+    pub processors: BTreeMap<ComponentId, Component<ProcessorConfig>>,
+    /// `exporters`.
+    pub exporters: BTreeMap<ComponentId, Component<ExporterConfig>>,
+    /// `extensions`.
+    pub extensions: BTreeMap<ComponentId, Component<ExtensionConfig>>,
+    /// `service`.
+    pub service: ServiceConfig,
+    /// Components that are declared but whose settings did not type-check;
+    /// validation treats them as defined so one mistake gives one message.
+    pub invalid: std::collections::BTreeSet<(Kind, ComponentId)>,
+}
+
+impl Config {
+    /// How long shutdown waits for exporters to flush.
+    pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+}
+
+/// Reads, merges, expands and types the given files, then validates. `env`
+/// supplies environment variables. Returns every problem found.
+pub fn load_files(
+    files: &[std::path::PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => sources.push((path.display().to_string(), text)),
+            Err(e) => errors.push(ConfigError {
+                loc: None,
+                key: String::new(),
+                message: format!("cannot read config file {}: {e}", path.display()),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    load_sources(&sources, env)
+}
+
+/// Like [`load_files`] but from `(name, text)` pairs; pure.
+pub fn load_sources(
+    sources: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut root: Option<Node> = None;
+    for (name, text) in sources {
+        match yaml::parse(name, text) {
+            Ok(node) => match &mut root {
+                None => root = Some(node),
+                Some(base) => yaml::merge(base, node),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let Some(mut root) = root else {
+        return Err(ConfigErrors(vec![ConfigError {
+            loc: None,
+            key: String::new(),
+            message: "no configuration given".into(),
+        }]));
+    };
+    yaml::expand_env(&mut root, env, &mut errors);
+    let config = from_tree(&root, &mut errors);
+    errors.extend(validate::validate(&config));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(sort(errors)))
+    }
+}
+
+fn sort(mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    errors.sort_by(|a, b| {
+        let key = |e: &ConfigError| e.loc.as_ref().map(|l| (l.file.clone(), l.line, l.col));
+        key(a).cmp(&key(b))
+    });
+    errors.dedup();
+    errors
+}
+
+fn err(node: &Node, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        loc: Some(node.loc.clone()),
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+fn entries<'a>(node: &'a Node, key: &str, errors: &mut Vec<ConfigError>) -> &'a [(Node, Node)] {
+    match &node.kind {
+        NodeKind::Map(entries) => entries,
+        NodeKind::Null => &[],
+        _ => {
+            errors.push(err(node, key, format!("expected a mapping, found {}", node.shape())));
+            &[]
+        }
+    }
+}
+
+/// Builds the typed config from a merged, expanded tree; problems go to `errors`.
+pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
+    let mut config = Config::default();
+    for (key, value) in entries(root, "", errors) {
+        match key.as_str().unwrap_or_default() {
+            "receivers" => {
+                config.receivers = components(value, Kind::Receiver, errors, &mut config.invalid, |ty, node, path| {
+                    Ok(match ty {
+                        "otlp" => ReceiverConfig::Otlp(de::from_node(node, path)?),
+                        _ => return Err(None),
+                    })
+                })
+            }
+            "processors" => {
+                config.processors = components(value, Kind::Processor, errors, &mut config.invalid, |ty, node, path| {
+                    Ok(match ty {
+                        "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
+                        _ => return Err(None),
+                    })
+                })
+            }
+            "exporters" => {
+                config.exporters = components(value, Kind::Exporter, errors, &mut config.invalid, |ty, node, path| {
+                    Ok(match ty {
+                        "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
+                        "file" => ExporterConfig::File(de::from_node(node, path)?),
+                        "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
+                        _ => return Err(None),
+                    })
+                })
+            }
+            "extensions" => {
+                config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, |ty, node, path| {
+                    Ok(match ty {
+                        "health_check" => ExtensionConfig::HealthCheck(de::from_node(node, path)?),
+                        _ => return Err(None),
+                    })
+                })
+            }
+            "connectors" => {
+                for (id, _) in entries(value, "connectors", errors) {
+                    let name = id.as_str().unwrap_or_default();
+                    errors.push(err(
+                        id,
+                        &format!("connectors.{name}"),
+                        format!("unknown connector type `{name}` (Tern has no connectors yet)"),
+                    ));
+                }
+            }
+            "service" => config.service = service(value, errors),
+            other => errors.push(err(
+                key,
+                other,
+                "unknown top-level key (expected receivers, processors, exporters, connectors, extensions, service)",
+            )),
+        }
+    }
+    config
+}
+
+fn components<T>(
+    section: &Node,
+    kind: Kind,
+    errors: &mut Vec<ConfigError>,
+    invalid: &mut std::collections::BTreeSet<(Kind, ComponentId)>,
+    build: impl Fn(&str, &Node, &str) -> Result<T, Option<ConfigError>>,
+) -> BTreeMap<ComponentId, Component<T>> {
+    let mut out = BTreeMap::new();
+    for (key, value) in entries(section, kind.section(), errors) {
+        let raw = key.as_str().unwrap_or_default();
+        let path = format!("{}.{raw}", kind.section());
+        let id: ComponentId = match raw.parse() {
+            Ok(id) => id,
+            Err(message) => {
+                errors.push(err(key, &path, message));
+                continue;
+            }
+        };
+        match build(&id.kind, value, &path) {
+            Ok(config) => {
+                out.insert(
+                    id.clone(),
+                    Component {
+                        id,
+                        config,
+                        loc: key.loc.clone(),
+                        node: value.clone(),
+                    },
+                );
+            }
+            Err(Some(e)) => {
+                errors.push(e);
+                invalid.insert((kind, id));
+            }
+            Err(None) => {
+                let known: Vec<&str> = components::CATALOG
+                    .iter()
+                    .filter(|c| c.kind == kind)
+                    .map(|c| c.type_name)
+                    .collect();
+                errors.push(err(
+                    key,
+                    &path,
+                    format!(
+                        "unknown {} type `{}` (built in: {})",
+                        kind.noun(),
+                        id.kind,
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn refs(node: &Node, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Ref> {
+    let items: &[Node] = match &node.kind {
+        NodeKind::Seq(items) => items,
+        NodeKind::Null => &[],
+        _ => {
+            errors.push(err(node, path, format!("expected a list of component ids, found {}", node.shape())));
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<Ref> = Vec::new();
+    for item in items {
+        match item.as_str().map(str::parse::<ComponentId>) {
+            Some(Ok(id)) => {
+                if out.iter().any(|r| r.id == id) {
+                    errors.push(err(item, path, format!("`{id}` is listed twice")));
+                } else {
+                    out.push(Ref {
+                        id,
+                        loc: item.loc.clone(),
+                    });
+                }
+            }
+            Some(Err(message)) => errors.push(err(item, path, message)),
+            None => errors.push(err(item, path, "expected a component id")),
+        }
+    }
+    out
+}
+
+fn service(node: &Node, errors: &mut Vec<ConfigError>) -> ServiceConfig {
+    let mut service = ServiceConfig::default();
+    for (key, value) in entries(node, "service", errors) {
+        match key.as_str().unwrap_or_default() {
+            "extensions" => service.extensions = refs(value, "service.extensions", errors),
+            "telemetry" => {
+                match de::from_node(value, "service.telemetry") {
+                    Ok(t) => service.telemetry = t,
+                    Err(e) => errors.push(e),
+                }
+                service.telemetry_node = Some(value.clone());
+            }
+            "pipelines" => {
+                for (pkey, pvalue) in entries(value, "service.pipelines", errors) {
+                    let raw = pkey.as_str().unwrap_or_default();
+                    let path = format!("service.pipelines.{raw}");
+                    let id: PipelineId = match raw.parse() {
+                        Ok(id) => id,
+                        Err(message) => {
+                            errors.push(err(pkey, &path, message));
+                            continue;
+                        }
+                    };
+                    let mut pipeline = PipelineConfig {
+                        id: id.clone(),
+                        loc: pkey.loc.clone(),
+                        receivers: Vec::new(),
+                        processors: Vec::new(),
+                        exporters: Vec::new(),
+                    };
+                    for (k, v) in entries(pvalue, &path, errors) {
+                        let name = k.as_str().unwrap_or_default();
+                        let kpath = format!("{path}.{name}");
+                        match name {
+                            "receivers" => pipeline.receivers = refs(v, &kpath, errors),
+                            "processors" => pipeline.processors = refs(v, &kpath, errors),
+                            "exporters" => pipeline.exporters = refs(v, &kpath, errors),
+                            _ => errors.push(err(
+                                k,
+                                &kpath,
+                                "unknown key (expected receivers, processors, exporters)",
+                            )),
+                        }
+                    }
+                    service.pipelines.insert(id, pipeline);
+                }
+            }
+            other => errors.push(err(
+                key,
+                &format!("service.{other}"),
+                "unknown key (expected extensions, pipelines, telemetry)",
+            )),
+        }
+    }
+    service
+}

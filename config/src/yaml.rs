@@ -1,0 +1,410 @@
+//! YAML to a located tree ([`Node`]): every scalar, sequence and mapping keeps
+//! the file, line and column it came from, so later errors can point at it.
+//! Also merges several files (later wins) and expands `${env:VAR}` references.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use crate::error::ConfigError;
+
+/// Where a node starts: file, 1-based line and 1-based column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loc {
+    /// The file the node was read from (or `<embedded>`).
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A YAML value with its location.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The value.
+    pub kind: NodeKind,
+    /// Where it starts.
+    pub loc: Loc,
+}
+
+/// The shape of a YAML value.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    /// `~`, `null` or nothing at all.
+    Null,
+    /// A scalar; `plain` is false for quoted and block scalars (always strings).
+    Scalar { value: String, plain: bool },
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in file order.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The string form of a scalar key or value, if this is a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Looks up `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::Map(entries) => entries
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Looks up a chain of keys; returns the deepest node found on the way.
+    pub fn deepest<'a>(&'a self, path: &[&str]) -> &'a Node {
+        let mut node = self;
+        for key in path {
+            match node.get(key) {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        node
+    }
+
+    /// True for `Null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self.kind, NodeKind::Null)
+    }
+
+    /// A short name of the node's shape, for messages.
+    pub fn shape(&self) -> &'static str {
+        match self.kind {
+            NodeKind::Null => "null",
+            NodeKind::Scalar { .. } => "a scalar",
+            NodeKind::Seq(_) => "a sequence",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Parses one YAML document. An empty document is an empty mapping.
+pub fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
+    let file: Arc<str> = Arc::from(file);
+    let mut builder = TreeBuilder {
+        file: file.clone(),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+    };
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| ConfigError {
+            loc: Some(Loc {
+                file: file.clone(),
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+            }),
+            key: String::new(),
+            message: format!("invalid YAML: {}", e.info()),
+        })?;
+        builder.event(event, span)?;
+    }
+    Ok(builder.root.unwrap_or(Node {
+        kind: NodeKind::Map(Vec::new()),
+        loc: Loc {
+            file,
+            line: 1,
+            col: 1,
+        },
+    }))
+}
+
+enum Frame {
+    Seq(Node, usize),
+    Map(Node, usize, Option<Node>),
+}
+
+struct TreeBuilder {
+    file: Arc<str>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+}
+
+impl TreeBuilder {
+    fn loc(&self, span: Span) -> Loc {
+        Loc {
+            file: self.file.clone(),
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), ConfigError> {
+        match event {
+            Event::Scalar(value, style, anchor, _tag) => {
+                let plain = style == ScalarStyle::Plain;
+                let kind = if plain && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL")
+                {
+                    NodeKind::Null
+                } else {
+                    NodeKind::Scalar {
+                        value: value.into_owned(),
+                        plain,
+                    }
+                };
+                let node = Node {
+                    kind,
+                    loc: self.loc(span),
+                };
+                self.push_value(node, anchor);
+            }
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().ok_or_else(|| ConfigError {
+                    loc: Some(self.loc(span)),
+                    key: String::new(),
+                    message: "alias refers to an unknown anchor".into(),
+                })?;
+                self.push_value(node, 0);
+            }
+            Event::SequenceStart(anchor, _) => {
+                let node = Node {
+                    kind: NodeKind::Seq(Vec::new()),
+                    loc: self.loc(span),
+                };
+                self.stack.push(Frame::Seq(node, anchor));
+            }
+            Event::MappingStart(anchor, _) => {
+                let node = Node {
+                    kind: NodeKind::Map(Vec::new()),
+                    loc: self.loc(span),
+                };
+                self.stack.push(Frame::Map(node, anchor, None));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(Frame::Seq(node, anchor) | Frame::Map(node, anchor, _)) =
+                    self.stack.pop()
+                {
+                    self.push_value(node, anchor);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn push_value(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(node);
+                }
+            }
+            Some(Frame::Seq(seq, _)) => {
+                if let NodeKind::Seq(items) = &mut seq.kind {
+                    items.push(node);
+                }
+            }
+            Some(Frame::Map(map, _, pending)) => match pending.take() {
+                None => *pending = Some(node),
+                Some(key) => {
+                    if let NodeKind::Map(entries) = &mut map.kind {
+                        entries.push((key, node));
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Deep-merges `over` into `base`: mappings merge key by key, anything else
+/// is replaced (the OpenTelemetry Collector's rule for several `--config`).
+pub fn merge(base: &mut Node, over: Node) {
+    match (&mut base.kind, over.kind) {
+        (NodeKind::Map(entries), NodeKind::Map(over_entries)) => {
+            for (key, value) in over_entries {
+                let existing = entries
+                    .iter_mut()
+                    .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str());
+                match existing {
+                    Some((_, slot)) => merge(slot, value),
+                    None => entries.push((key, value)),
+                }
+            }
+        }
+        (_, kind) => {
+            base.kind = kind;
+            base.loc = over.loc;
+        }
+    }
+}
+
+/// Expands `${env:VAR}`, `${env:VAR:-default}` and `${VAR}` in every scalar
+/// value (not keys) and turns `$$` into `$`. `lookup` supplies the variables,
+/// so this stays pure and testable. Unknown providers are errors.
+pub fn expand_env(
+    node: &mut Node,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match &mut node.kind {
+        NodeKind::Scalar { value, .. } => {
+            if value.contains('$') {
+                match expand_str(value, lookup) {
+                    Ok(expanded) => *value = expanded,
+                    Err(message) => errors.push(ConfigError {
+                        loc: Some(node.loc.clone()),
+                        key: String::new(),
+                        message,
+                    }),
+                }
+            }
+        }
+        NodeKind::Seq(items) => {
+            for item in items {
+                expand_env(item, lookup, errors);
+            }
+        }
+        NodeKind::Map(entries) => {
+            for (_, value) in entries {
+                expand_env(value, lookup, errors);
+            }
+        }
+        NodeKind::Null => {}
+    }
+}
+
+/// Expands one string; see [`expand_env`].
+pub fn expand_str(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
+            let reference = &body[..end];
+            let (name, default) = match reference.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (reference, None),
+            };
+            let var = match name.split_once(':') {
+                Some(("env", var)) => var,
+                Some((scheme, _)) => {
+                    return Err(format!(
+                        "unsupported config provider `{scheme}` in `${{{reference}}}` (Tern supports `env`)"
+                    ));
+                }
+                None => name,
+            };
+            if var.is_empty()
+                || !var
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("invalid environment variable name in `${{{reference}}}`"));
+            }
+            match lookup(var) {
+                Some(value) => out.push_str(&value),
+                None => out.push_str(default.unwrap_or("")),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOST" => Some("example.com".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_every_form() {
+        assert_eq!(expand_str("${env:HOST}:4317", &env).unwrap(), "example.com:4317");
+        assert_eq!(expand_str("${HOST}", &env).unwrap(), "example.com");
+        assert_eq!(expand_str("${env:MISSING:-fallback}", &env).unwrap(), "fallback");
+        assert_eq!(expand_str("${env:HOST:-fallback}", &env).unwrap(), "example.com");
+        assert_eq!(expand_str("${env:MISSING}", &env).unwrap(), "");
+        assert_eq!(expand_str("$${env:HOST}", &env).unwrap(), "${env:HOST}");
+        assert_eq!(expand_str("price $5", &env).unwrap(), "price $5");
+        assert_eq!(expand_str("a$$b", &env).unwrap(), "a$b");
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        assert!(expand_str("${env:HOST", &env).unwrap_err().contains("unterminated"));
+        assert!(expand_str("${file:/x}", &env).unwrap_err().contains("provider `file`"));
+        assert!(expand_str("${env:A B}", &env).unwrap_err().contains("invalid"));
+    }
+
+    #[test]
+    fn keeps_lines_and_columns() {
+        let doc = "a:\n  b: 1\n  c:\n    - x\n    - y\n";
+        let root = parse("f.yaml", doc).unwrap();
+        let b = root.get("a").unwrap().get("b").unwrap();
+        assert_eq!((b.loc.line, b.loc.col), (2, 6));
+        match &root.get("a").unwrap().get("c").unwrap().kind {
+            NodeKind::Seq(items) => assert_eq!(items[1].loc.line, 5),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_location() {
+        let err = parse("bad.yaml", "a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn merge_later_wins_and_maps_merge() {
+        let mut a = parse("a", "x: {p: 1, q: 2}\nl: [1]\n").unwrap();
+        let b = parse("b", "x: {q: 3}\nl: [2, 3]\n").unwrap();
+        merge(&mut a, b);
+        let x = a.get("x").unwrap();
+        assert_eq!(x.get("p").unwrap().as_str(), Some("1"));
+        assert_eq!(x.get("q").unwrap().as_str(), Some("3"));
+        assert_eq!(x.get("q").unwrap().loc.file.as_ref(), "b");
+        match &a.get("l").unwrap().kind {
+            NodeKind::Seq(items) => assert_eq!(items.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn anchors_and_nulls() {
+        let root = parse("f", "a: &x {k: v}\nb: *x\nc:\nd: ~\n").unwrap();
+        assert_eq!(root.get("b").unwrap().get("k").unwrap().as_str(), Some("v"));
+        assert!(root.get("c").unwrap().is_null());
+        assert!(root.get("d").unwrap().is_null());
+    }
+}
