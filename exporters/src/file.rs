@@ -1,0 +1,337 @@
+//! The `file` exporter. `format: json` writes one OTLP JSON export request
+//! per line (what the OpenTelemetry Collector's file exporter writes);
+//! `format: proto` writes each export request's protobuf bytes after a 4-byte
+//! big-endian length. With `compression: zstd` each record is compressed and
+//! written length-prefixed. `rotation` renames the file to
+//! `<name>-<UTC timestamp><ext>` once it would exceed `max_megabytes` and
+//! keeps at most `max_backups` old files. Every batch is written through to
+//! the OS before it counts as sent, so `flush_interval` is always met.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tern_config::{FileCompression, FileConfig, FileFormat, RotationConfig};
+use tern_core::component::{BoxFuture, ExportError, Exporter};
+use tern_core::pdata::Batch;
+
+use crate::BuildError;
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct FileExporter {
+    path: PathBuf,
+    format: FileFormat,
+    compression: FileCompression,
+    rotation: Option<RotationConfig>,
+    out: BufWriter<File>,
+    written: u64,
+    record: Vec<u8>,
+}
+
+impl FileExporter {
+    /// Opens (creating, or truncating unless `append`) the output file.
+    pub fn open(id: &str, config: &FileConfig) -> Result<Self, BuildError> {
+        let path = PathBuf::from(&config.path);
+        let file = open(&path, config.append).map_err(|source| BuildError::Open {
+            id: id.to_string(),
+            path: config.path.clone(),
+            source,
+        })?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(FileExporter {
+            path,
+            format: config.format,
+            compression: config.compression,
+            rotation: config.rotation.as_ref().cloned(),
+            out: BufWriter::with_capacity(256 * 1024, file),
+            written,
+            record: Vec::new(),
+        })
+    }
+
+    fn encode(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        self.record.clear();
+        let mut payload = Vec::new();
+        let body: &mut Vec<u8> = match self.compression {
+            FileCompression::None => &mut self.record,
+            FileCompression::Zstd => &mut payload,
+        };
+        match self.format {
+            FileFormat::Json => {
+                tern_core::json::wire_to_json(batch.signal(), &batch.to_wire(), body)
+                    .map_err(|e| ExportError::Encode(e.to_string()))?;
+                body.push(b'\n');
+            }
+            FileFormat::Proto => {
+                let len = u32::try_from(batch.bytes())
+                    .map_err(|_| ExportError::Encode("batch larger than 4 GiB".into()))?;
+                if self.compression == FileCompression::None {
+                    body.extend_from_slice(&len.to_be_bytes());
+                }
+                for chunk in batch.chunks() {
+                    body.extend_from_slice(chunk);
+                }
+            }
+        }
+        if self.compression == FileCompression::Zstd {
+            let compressed = zstd::bulk::compress(&payload, 3)?;
+            let len = u32::try_from(compressed.len())
+                .map_err(|_| ExportError::Encode("record larger than 4 GiB".into()))?;
+            self.record.extend_from_slice(&len.to_be_bytes());
+            self.record.extend_from_slice(&compressed);
+        }
+        Ok(())
+    }
+
+    fn rotate_if_needed(&mut self, next: u64) -> Result<(), ExportError> {
+        let Some(rotation) = &self.rotation else {
+            return Ok(());
+        };
+        let limit = rotation.max_megabytes.saturating_mul(1024 * 1024);
+        if self.written == 0 || self.written + next <= limit {
+            return Ok(());
+        }
+        self.out.flush()?;
+        let backup = backup_name(&self.path, SystemTime::now());
+        std::fs::rename(&self.path, &backup)?;
+        self.out = BufWriter::with_capacity(256 * 1024, open(&self.path, false)?);
+        self.written = 0;
+        prune_backups(&self.path, rotation.max_backups)?;
+        Ok(())
+    }
+}
+
+fn open(path: &Path, append: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true);
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).truncate(true);
+    }
+    options.open(path)
+}
+
+/// `dir/name.ext` -> `dir/name-2026-11-28T21-03-30.123.ext` (UTC).
+pub fn backup_name(path: &Path, now: SystemTime) -> PathBuf {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let stamp = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}.{:03}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        since.subsec_millis()
+    );
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{stamp}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{stamp}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Removes the oldest backups of `path` beyond `keep` (0 keeps all).
+fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!("{stem}-");
+    let own = path.file_name().map(|n| n.to_os_string());
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name() != own.as_deref()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    // Timestamps sort lexically.
+    backups.sort();
+    let excess = backups.len().saturating_sub(keep as usize);
+    for old in &backups[..excess] {
+        std::fs::remove_file(old)?;
+    }
+    Ok(())
+}
+
+impl Exporter for FileExporter {
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>> {
+        Box::pin(async move {
+            self.encode(&batch)?;
+            self.rotate_if_needed(self.record.len() as u64)?;
+            self.out.write_all(&self.record)?;
+            self.out.flush()?;
+            self.written += self.record.len() as u64;
+            Ok(())
+        })
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
+        Box::pin(async move {
+            self.out.flush()?;
+            self.out.get_ref().sync_data()?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    use std::sync::Arc;
+    use tern_config::{Protocol, Signal};
+    use tern_core::pdata::RequestContext;
+
+    fn logs(body: &str, n: usize) -> (Batch, ExportLogsServiceRequest) {
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: (0..n)
+                        .map(|i| LogRecord {
+                            body: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue(format!("{body}{i}"))),
+                            }),
+                            trace_id: vec![0xab; 16],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let batch = Batch::from_wire(
+            Signal::Logs,
+            Bytes::from(req.encode_to_vec()),
+            Arc::new(RequestContext::default()),
+        )
+        .unwrap();
+        (batch, req)
+    }
+
+    fn config(path: &Path) -> FileConfig {
+        FileConfig {
+            path: path.display().to_string(),
+            ..FileConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn json_lines_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut e = FileExporter::open("file", &config(&path)).unwrap();
+        let (a, req_a) = logs("a", 2);
+        let (b, req_b) = logs("b", 1);
+        e.export(a).await.unwrap();
+        e.export(b).await.unwrap();
+        e.shutdown().await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let back: ExportLogsServiceRequest = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(back, req_a);
+        let back: ExportLogsServiceRequest = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(back, req_b);
+        // OTLP JSON: hex ids, camelCase.
+        assert!(lines[0].contains("\"traceId\":\"abababababababababababababababab\""), "{}", lines[0]);
+        assert!(lines[0].contains("\"resourceLogs\""));
+    }
+
+    #[tokio::test]
+    async fn proto_is_length_prefixed_and_zstd_wraps_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pb");
+        let mut cfg = config(&path);
+        cfg.format = FileFormat::Proto;
+        let mut e = FileExporter::open("file", &cfg).unwrap();
+        let (a, req) = logs("x", 3);
+        e.export(a).await.unwrap();
+        e.shutdown().await.unwrap();
+        let data = std::fs::read(&path).unwrap();
+        let len = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, data.len() - 4);
+        assert_eq!(ExportLogsServiceRequest::decode(&data[4..]).unwrap(), req);
+
+        let zpath = dir.path().join("out.pb.zst");
+        cfg.path = zpath.display().to_string();
+        cfg.compression = FileCompression::Zstd;
+        let mut e = FileExporter::open("file", &cfg).unwrap();
+        let (a, req) = logs("y", 3);
+        e.export(a).await.unwrap();
+        e.shutdown().await.unwrap();
+        let data = std::fs::read(&zpath).unwrap();
+        let len = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
+        let raw = zstd::bulk::decompress(&data[4..4 + len], 1 << 20).unwrap();
+        assert_eq!(ExportLogsServiceRequest::decode(&raw[..]).unwrap(), req);
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_max_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rot.jsonl");
+        let mut cfg = config(&path);
+        cfg.rotation = Protocol::On(RotationConfig {
+            max_megabytes: 1,
+            max_backups: 2,
+            localtime: false,
+        });
+        let mut e = FileExporter::open("file", &cfg).unwrap();
+        let big = "z".repeat(300 * 1024);
+        for _ in 0..8 {
+            let (b, _) = logs(&big, 1);
+            e.export(b).await.unwrap();
+            // Distinct millisecond timestamps for backup names.
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        e.shutdown().await.unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let len = entry.unwrap().metadata().unwrap().len();
+            assert!(len <= 1024 * 1024, "file of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn backup_names_use_utc_timestamps() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_906_410_123);
+        let name = backup_name(Path::new("/tmp/out.jsonl"), t);
+        assert_eq!(name, PathBuf::from("/tmp/out-2026-11-28T22-53-30.123.jsonl"));
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,19 @@
+//! The `nop` exporter: accepts every batch and discards it (benchmarks, tests).
+
+use tern_core::component::{BoxFuture, ExportError, Exporter};
+use tern_core::pdata::Batch;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct NopExporter;
+
+impl Exporter for NopExporter {
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>> {
+        drop(batch);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
