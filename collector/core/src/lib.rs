@@ -1,12 +1,14 @@
 //! Tern's core: the data that flows ([`pdata::Batch`], OTLP kept as wire
 //! bytes), protobuf walking and splitting ([`wire`]), the OTLP/JSON mapping
 //! ([`json`]), bounded channels ([`queue`]), component traits and fan-out
-//! ([`component`]) and self-telemetry ([`telemetry`]).
+//! ([`component`]), the `google.rpc.Status` error shape ([`status`]) and
+//! self-telemetry ([`telemetry`]).
 
 pub mod component;
 pub mod json;
 pub mod pdata;
 pub mod queue;
+pub mod status;
 pub mod telemetry;
 pub mod wire;
 

@@ -243,10 +243,12 @@ impl BoundedQueue {
         self.changed.notify_waiters();
     }
 
-    /// Batches and items waiting.
-    pub fn pending(&self) -> (usize, usize) {
-        let s = self.lock();
-        (s.batches.len(), s.batches.iter().map(Batch::items).sum())
+    /// Takes everything still queued (used when a deadline passes).
+    pub fn drain(&self) -> Vec<Batch> {
+        let mut s = self.lock();
+        s.bytes = 0;
+        self.size_gauge.set(0);
+        s.batches.drain(..).collect()
     }
 
     /// Capacity in batches.

@@ -1,0 +1,97 @@
+//! Small HTTP endpoints beside the pipelines: the `health_check` extension
+//! (200 while every pipeline runs, 503 while starting or stopping) and the
+//! self-metrics endpoint (`/metrics`, Prometheus text).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use tern_core::telemetry::Telemetry;
+
+use crate::serve::{self, Shutdown};
+
+/// Whether the collector is ready; flipped by the service.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+}
+
+impl Health {
+    /// Marks all pipelines running (true) or starting / stopping (false).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// True when all pipelines run.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Serves the health endpoint on `path`.
+pub async fn run_health(
+    listener: tokio::net::TcpListener,
+    path: String,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) {
+    let path = Arc::new(path);
+    let make = move |_peer: SocketAddr| {
+        let (path, health) = (path.clone(), health.clone());
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let response = if req.uri().path() != path.as_str() {
+                text(StatusCode::NOT_FOUND, "text/plain", "not found\n")
+            } else if health.is_ready() {
+                text(
+                    StatusCode::OK,
+                    "application/json",
+                    r#"{"status":"Server available"}"#,
+                )
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    r#"{"status":"Server not available"}"#,
+                )
+            };
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    serve::serve(listener, serve::Protocol::Auto, shutdown, make).await;
+}
+
+/// Serves `/metrics` with Tern's own metrics.
+pub async fn run_metrics(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    shutdown: Shutdown,
+) {
+    let make = move |_peer: SocketAddr| {
+        let telemetry = telemetry.clone();
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let response = if req.uri().path() == "/metrics" {
+                text(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    telemetry.render(),
+                )
+            } else {
+                text(StatusCode::NOT_FOUND, "text/plain", "not found; try /metrics\n")
+            };
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    serve::serve(listener, serve::Protocol::Auto, shutdown, make).await;
+}

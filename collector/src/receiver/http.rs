@@ -1,0 +1,403 @@
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` (paths
+//! configurable) with protobuf or JSON bodies, gzip / deflate / zstd request
+//! compression, and a body limit enforced on the decompressed size while it
+//! inflates. Errors are `google.rpc.Status` bodies in the request's encoding
+//! with the status codes the OTLP specification gives.
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceResponse, metrics::v1::ExportMetricsServiceResponse,
+    trace::v1::ExportTraceServiceResponse,
+};
+use prost::Message;
+use tern_config::{HttpServerConfig, Signal};
+use tern_core::pdata::RequestContext;
+use tern_core::status::{self, RpcStatus};
+use tonic::Code;
+
+use super::{OtlpSink, ReceiveError, metadata_pairs};
+use crate::serve::{self, Shutdown};
+
+/// Body encodings OTLP/HTTP allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-protobuf`.
+    Proto,
+    /// `application/json`.
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Proto => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// An error answer: HTTP status, gRPC-style code and message.
+#[derive(Debug)]
+struct Failure {
+    http: StatusCode,
+    code: Code,
+    message: String,
+    reason: &'static str,
+    retry_after: bool,
+}
+
+fn failure(http: StatusCode, code: Code, reason: &'static str, message: impl Into<String>) -> Failure {
+    Failure {
+        http,
+        code,
+        message: message.into(),
+        reason,
+        retry_after: false,
+    }
+}
+
+fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
+    r
+}
+
+fn error_response(encoding: Encoding, f: &Failure) -> Response<Full<Bytes>> {
+    let s = if f.retry_after {
+        status::with_retry_info(f.code as i32, &f.message, 1)
+    } else {
+        RpcStatus {
+            code: f.code as i32,
+            message: f.message.clone(),
+            details: Vec::new(),
+        }
+    };
+    let body = match encoding {
+        Encoding::Proto => s.encode_to_vec(),
+        Encoding::Json => status::to_json(&s),
+    };
+    let mut r = respond(encoding, f.http, body);
+    if f.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if f.http == StatusCode::METHOD_NOT_ALLOWED {
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    r
+}
+
+fn success_body(signal: Signal, encoding: Encoding) -> Vec<u8> {
+    match encoding {
+        Encoding::Json => b"{}".to_vec(),
+        Encoding::Proto => match signal {
+            Signal::Traces => ExportTraceServiceResponse::default().encode_to_vec(),
+            Signal::Metrics => ExportMetricsServiceResponse::default().encode_to_vec(),
+            Signal::Logs => ExportLogsServiceResponse::default().encode_to_vec(),
+        },
+    }
+}
+
+/// Inflates `body` per `Content-Encoding`, refusing to produce more than
+/// `limit` bytes (so a compression bomb stops at the limit).
+pub fn decompress(encoding: &str, body: Bytes, limit: u64) -> Result<Bytes, DecompressError> {
+    fn inflate(reader: impl Read, limit: u64) -> Result<Bytes, DecompressError> {
+        let mut out = Vec::new();
+        reader
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
+        if out.len() as u64 > limit {
+            return Err(DecompressError::TooLarge);
+        }
+        Ok(Bytes::from(out))
+    }
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" | "none" => Ok(body),
+        "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&body[..]), limit),
+        "deflate" => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit),
+        "zstd" => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(&body[..])
+                .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
+            inflate(decoder, limit)
+        }
+        other => Err(DecompressError::Unsupported(other.to_string())),
+    }
+}
+
+/// Why a body could not be inflated.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecompressError {
+    /// Bigger than the limit once inflated.
+    #[error("request body exceeds the limit once decompressed")]
+    TooLarge,
+    /// Not valid data for its encoding.
+    #[error("cannot decompress body: {0}")]
+    Corrupt(String),
+    /// An encoding Tern does not read.
+    #[error("unsupported Content-Encoding `{0}` (supported: gzip, deflate, zstd)")]
+    Unsupported(String),
+}
+
+#[derive(Debug, Clone)]
+struct Routes {
+    traces: String,
+    metrics: String,
+    logs: String,
+}
+
+impl Routes {
+    fn signal(&self, path: &str) -> Option<Signal> {
+        if path == self.traces {
+            Some(Signal::Traces)
+        } else if path == self.metrics {
+            Some(Signal::Metrics)
+        } else if path == self.logs {
+            Some(Signal::Logs)
+        } else {
+            None
+        }
+    }
+}
+
+fn request_encoding(req: &http::Request<Incoming>) -> Result<Encoding, Failure> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Proto),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::InvalidArgument,
+            "unsupported_media_type",
+            format!(
+                "unsupported Content-Type `{ct}` (use application/x-protobuf or application/json)"
+            ),
+        )),
+    }
+}
+
+async fn handle(
+    req: http::Request<Incoming>,
+    routes: &Routes,
+    config: &HttpServerConfig,
+    sink: &OtlpSink,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    // Errors before the encoding is known are answered in protobuf unless
+    // the client asked for JSON.
+    let fallback = match req.headers().get(header::CONTENT_TYPE) {
+        Some(v) if v.as_bytes().starts_with(b"application/json") => Encoding::Json,
+        _ => Encoding::Proto,
+    };
+    let Some(signal) = routes.signal(req.uri().path()) else {
+        sink.metrics().request_refused("unknown_path");
+        let f = failure(
+            StatusCode::NOT_FOUND,
+            Code::NotFound,
+            "unknown_path",
+            format!("unknown path {}", req.uri().path()),
+        );
+        return error_response(fallback, &f);
+    };
+    if req.method() != Method::POST {
+        sink.metrics().request_refused("method_not_allowed");
+        let f = failure(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::InvalidArgument,
+            "method_not_allowed",
+            format!("{} is not allowed on {}; use POST", req.method(), req.uri().path()),
+        );
+        return error_response(fallback, &f);
+    }
+    let encoding = match request_encoding(&req) {
+        Ok(e) => e,
+        Err(f) => {
+            sink.metrics().request_refused(f.reason);
+            return error_response(fallback, &f);
+        }
+    };
+    match receive(req, signal, encoding, config, sink, peer).await {
+        Ok(()) => respond(encoding, StatusCode::OK, success_body(signal, encoding)),
+        Err(f) => {
+            if f.reason != "pipeline" {
+                sink.metrics().request_refused(f.reason);
+            }
+            error_response(encoding, &f)
+        }
+    }
+}
+
+async fn receive(
+    req: http::Request<Incoming>,
+    signal: Signal,
+    encoding: Encoding,
+    config: &HttpServerConfig,
+    sink: &OtlpSink,
+    peer: SocketAddr,
+) -> Result<(), Failure> {
+    let limit = config.max_request_body_size;
+    let too_large = || {
+        failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::ResourceExhausted,
+            "too_large",
+            format!("request body exceeds max_request_body_size ({limit} bytes)"),
+        )
+    };
+    let content_encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let metadata = if config.include_metadata {
+        metadata_pairs(req.headers())
+    } else {
+        Vec::new()
+    };
+    let body_limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let raw = match Limited::new(req.into_body(), body_limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(failure(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                "body_read_error",
+                format!("cannot read request body: {e}"),
+            ));
+        }
+    };
+    let body = decompress(&content_encoding, raw, limit).map_err(|e| match e {
+        DecompressError::TooLarge => too_large(),
+        DecompressError::Corrupt(_) => {
+            failure(StatusCode::BAD_REQUEST, Code::InvalidArgument, "bad_compression", e.to_string())
+        }
+        DecompressError::Unsupported(_) => failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::InvalidArgument,
+            "unsupported_encoding",
+            e.to_string(),
+        ),
+    })?;
+    let wire = match encoding {
+        Encoding::Proto => body,
+        Encoding::Json => tern_core::json::json_to_wire(signal, &body).map_err(|e| {
+            failure(StatusCode::BAD_REQUEST, Code::InvalidArgument, "malformed", e.to_string())
+        })?,
+    };
+    let context = Arc::new(RequestContext {
+        transport: "http",
+        peer: Some(peer),
+        metadata,
+    });
+    sink.consume(signal, wire, context).map(|_| ()).map_err(|e| match e {
+        ReceiveError::Malformed(m) => Failure {
+            http: StatusCode::BAD_REQUEST,
+            code: Code::InvalidArgument,
+            message: m,
+            reason: "pipeline",
+            retry_after: false,
+        },
+        ReceiveError::NoPipeline(_) => Failure {
+            http: StatusCode::NOT_FOUND,
+            code: Code::Unimplemented,
+            message: e.to_string(),
+            reason: "pipeline",
+            retry_after: false,
+        },
+        ReceiveError::Refused(_) => Failure {
+            http: StatusCode::SERVICE_UNAVAILABLE,
+            code: Code::Unavailable,
+            message: e.to_string(),
+            reason: "pipeline",
+            retry_after: true,
+        },
+    })
+}
+
+/// Serves OTLP/HTTP on `listener` until `shutdown`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: HttpServerConfig,
+    sink: OtlpSink,
+    shutdown: Shutdown,
+) {
+    let routes = Arc::new(Routes {
+        traces: config.traces_url_path.clone(),
+        metrics: config.metrics_url_path.clone(),
+        logs: config.logs_url_path.clone(),
+    });
+    let config = Arc::new(config);
+    let make = move |peer: SocketAddr| {
+        let (routes, config, sink) = (routes.clone(), config.clone(), sink.clone());
+        hyper::service::service_fn(move |req| {
+            let (routes, config, sink) = (routes.clone(), config.clone(), sink.clone());
+            async move { Ok::<_, Infallible>(handle(req, &routes, &config, &sink, peer).await) }
+        })
+    };
+    serve::serve(listener, serve::Protocol::Auto, shutdown, make).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Bytes {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        Bytes::from(e.finish().unwrap())
+    }
+
+    #[test]
+    fn inflates_each_encoding() {
+        let data = b"hello otlp".repeat(100);
+        assert_eq!(&decompress("gzip", gzip(&data), 10_000).unwrap()[..], &data[..]);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&data).unwrap();
+        let z = Bytes::from(z.finish().unwrap());
+        assert_eq!(&decompress("deflate", z, 10_000).unwrap()[..], &data[..]);
+        let zs = Bytes::from(zstd::bulk::compress(&data, 3).unwrap());
+        assert_eq!(&decompress("zstd", zs, 10_000).unwrap()[..], &data[..]);
+        assert_eq!(&decompress("", Bytes::from(data.clone()), 10).unwrap()[..], &data[..]);
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        // 64 MiB of zeros compress to ~64 KiB; inflating must stop at 1 MiB.
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20);
+        assert_eq!(decompress("gzip", bomb, 1 << 20), Err(DecompressError::TooLarge));
+        let zbomb = Bytes::from(zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap());
+        assert_eq!(decompress("zstd", zbomb, 1 << 20), Err(DecompressError::TooLarge));
+    }
+
+    #[test]
+    fn corrupt_and_unknown_encodings() {
+        assert!(matches!(
+            decompress("gzip", Bytes::from_static(b"not gzip"), 100),
+            Err(DecompressError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decompress("br", Bytes::from_static(b"x"), 100),
+            Err(DecompressError::Unsupported(_))
+        ));
+    }
+}

@@ -1,0 +1,281 @@
+//! Builds and runs what a [`Config`] describes: exporters with their queues
+//! and driver tasks, one chain of processor tasks per pipeline ending in a
+//! fan-out, receivers pushing into pipeline entrances, the health extension
+//! and the self-metrics endpoint. [`Service::shutdown`] stops them in order:
+//! receivers, then processors (which flush), then exporters (which drain
+//! their queues) within a deadline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_config::{ComponentId, Config, ExtensionConfig, MetricsLevel, ReceiverConfig};
+use tern_core::component::{ExporterHandle, Fanout, Output, drive_exporter};
+use tern_core::queue::{BoundedQueue, InletRx, inlet};
+use tern_core::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, Health};
+use crate::receiver::{Consumers, OtlpSink, grpc, http};
+use crate::serve;
+
+/// Batches a pipeline entrance holds before receivers are told to retry.
+pub const PIPELINE_QUEUE_BATCHES: usize = 128;
+/// Bytes a pipeline entrance holds before receivers are told to retry.
+pub const PIPELINE_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Batches between two processors.
+pub const STAGE_QUEUE_BATCHES: usize = 16;
+/// Batches an exporter's queue holds (the Collector's `queue_size` default).
+pub const EXPORTER_QUEUE_BATCHES: usize = 1000;
+/// Bytes an exporter's queue holds.
+pub const EXPORTER_QUEUE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+    /// An exporter could not be built.
+    #[error("{0}")]
+    Exporter(#[from] tern_exporters::BuildError),
+}
+
+struct ExporterTask {
+    id: String,
+    queue: Arc<BoundedQueue>,
+    metrics: ExporterMetrics,
+    task: JoinHandle<()>,
+}
+
+/// A running collector.
+pub struct Service {
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    pipelines: Vec<JoinHandle<()>>,
+    exporters: Vec<ExporterTask>,
+    admin: Vec<JoinHandle<()>>,
+    stop_admin: watch::Sender<bool>,
+    health: Arc<Health>,
+}
+
+fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            fanout.send(batch).await;
+        }
+    })
+}
+
+impl Service {
+    /// Starts everything in `config`.
+    pub async fn start(config: &Config) -> Result<Service, StartError> {
+        let telemetry = Telemetry::new();
+        let health = Arc::new(Health::default());
+        let (stop_admin, admin_rx) = watch::channel(false);
+        let mut admin = Vec::new();
+
+        // Extensions and self-metrics first, so probes answer "starting".
+        for ext in &config.service.extensions {
+            if let Some(c) = config.extensions.get(&ext.id) {
+                let ExtensionConfig::HealthCheck(h) = &c.config;
+                let key = format!("extensions.{}.endpoint", c.id);
+                let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
+                admin.push(tokio::spawn(admin::run_health(
+                    listener,
+                    h.path.clone(),
+                    health.clone(),
+                    admin_rx.clone(),
+                )));
+            }
+        }
+        let metrics_cfg = &config.service.telemetry.metrics;
+        if metrics_cfg.level != MetricsLevel::None {
+            let listener = serve::bind(
+                &metrics_cfg.address.to_string(),
+                "service.telemetry.metrics.address",
+            )
+            .await?;
+            admin.push(tokio::spawn(admin::run_metrics(
+                listener,
+                telemetry.clone(),
+                admin_rx.clone(),
+            )));
+        }
+
+        // Exporters used by some pipeline, each with its own queue.
+        let mut handles: BTreeMap<ComponentId, ExporterHandle> = BTreeMap::new();
+        let mut exporters = Vec::new();
+        for pipeline in config.service.pipelines.values() {
+            for r in &pipeline.exporters {
+                if handles.contains_key(&r.id) {
+                    continue;
+                }
+                let Some(c) = config.exporters.get(&r.id) else { continue };
+                let id = r.id.to_string();
+                let exporter = tern_exporters::build(&id, &c.config)?;
+                let metrics = ExporterMetrics::new(&telemetry, &id);
+                let queue = BoundedQueue::new(
+                    EXPORTER_QUEUE_BATCHES,
+                    EXPORTER_QUEUE_BYTES,
+                    metrics.queue_size.clone(),
+                );
+                metrics.queue_capacity.set(queue.capacity() as i64);
+                let task = tokio::spawn(drive_exporter(
+                    id.clone(),
+                    exporter,
+                    queue.clone(),
+                    metrics.clone(),
+                ));
+                handles.insert(
+                    r.id.clone(),
+                    ExporterHandle {
+                        id: id.clone(),
+                        queue: queue.clone(),
+                        metrics: metrics.clone(),
+                    },
+                );
+                exporters.push(ExporterTask {
+                    id,
+                    queue,
+                    metrics,
+                    task,
+                });
+            }
+        }
+
+        // Pipelines: entrance -> processors -> fan-out.
+        let mut pipelines = Vec::new();
+        let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
+        for pipeline in config.service.pipelines.values() {
+            let signal = pipeline.id.signal;
+            let fanout = Arc::new(Fanout::new(
+                pipeline
+                    .exporters
+                    .iter()
+                    .filter_map(|r| handles.get(&r.id).cloned())
+                    .collect(),
+            ));
+            let mut output = Output::Fanout(fanout);
+            for (i, r) in pipeline.processors.iter().enumerate().rev() {
+                let Some(c) = config.processors.get(&r.id) else { continue };
+                let processor =
+                    tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry);
+                let (tx, rx) = if i == 0 {
+                    inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES)
+                } else {
+                    inlet(STAGE_QUEUE_BATCHES, usize::MAX)
+                };
+                pipelines.push(tokio::spawn(processor.run(rx, output)));
+                output = Output::Next(tx);
+            }
+            let entry = match output {
+                Output::Next(tx) => tx,
+                Output::Fanout(fanout) => {
+                    let (tx, rx) = inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES);
+                    pipelines.push(forward(rx, fanout));
+                    tx
+                }
+            };
+            for r in &pipeline.receivers {
+                consumers
+                    .entry(r.id.clone())
+                    .or_default()
+                    .get_mut(signal)
+                    .push(entry.clone());
+            }
+        }
+
+        // Receivers.
+        let (stop, stop_rx) = watch::channel(false);
+        let mut servers = Vec::new();
+        for (id, consumers) in consumers {
+            let Some(c) = config.receivers.get(&id) else { continue };
+            let ReceiverConfig::Otlp(otlp) = &c.config;
+            let consumers = Arc::new(consumers);
+            let name = id.to_string();
+            if let Some(g) = otlp.protocols.grpc.as_ref() {
+                let key = format!("receivers.{name}.protocols.grpc.endpoint");
+                let listener = serve::bind(&g.endpoint.to_string(), &key).await?;
+                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, "OTLP/gRPC listening");
+                let sink = OtlpSink::new(
+                    &name,
+                    consumers.clone(),
+                    ReceiverMetrics::new(&telemetry, &name, "grpc"),
+                );
+                servers.push(tokio::spawn(grpc::run(listener, g.clone(), sink, stop_rx.clone())));
+            }
+            if let Some(h) = otlp.protocols.http.as_ref() {
+                let key = format!("receivers.{name}.protocols.http.endpoint");
+                let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
+                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, "OTLP/HTTP listening");
+                let sink = OtlpSink::new(
+                    &name,
+                    consumers.clone(),
+                    ReceiverMetrics::new(&telemetry, &name, "http"),
+                );
+                servers.push(tokio::spawn(http::run(listener, h.clone(), sink, stop_rx.clone())));
+            }
+        }
+
+        health.set_ready(true);
+        tracing::info!(
+            pipelines = config.service.pipelines.len(),
+            "Tern is running"
+        );
+        Ok(Service {
+            stop,
+            servers,
+            pipelines,
+            exporters,
+            admin,
+            stop_admin,
+            health,
+        })
+    }
+
+    /// Stops in order: receivers, processors (flush), exporters (drain)
+    /// within `deadline`. Items still queued at the deadline are counted as
+    /// failed and logged.
+    pub async fn shutdown(self, deadline: Duration) {
+        let started = tokio::time::Instant::now();
+        self.health.set_ready(false);
+        tracing::info!("shutting down: stopping receivers");
+        let _ = self.stop.send(true);
+        for task in self.servers {
+            let _ = task.await;
+        }
+        tracing::info!("draining processors");
+        for task in self.pipelines {
+            let _ = task.await;
+        }
+        tracing::info!("flushing exporters");
+        for e in &self.exporters {
+            e.queue.close();
+        }
+        for e in self.exporters {
+            let left = deadline.saturating_sub(started.elapsed());
+            let mut task = e.task;
+            if tokio::time::timeout(left, &mut task).await.is_err() {
+                task.abort();
+                let left = e.queue.drain();
+                for batch in &left {
+                    e.metrics.send_failed.get(batch.signal()).add(batch.items() as u64);
+                }
+                tracing::error!(
+                    exporter = %e.id,
+                    batches = left.len(),
+                    items = left.iter().map(|b| b.items()).sum::<usize>(),
+                    reason = "shutdown deadline",
+                    "exporter did not finish in time; queued items dropped"
+                );
+            }
+        }
+        let _ = self.stop_admin.send(true);
+        for task in self.admin {
+            let _ = task.await;
+        }
+        tracing::info!("shutdown complete");
+    }
+}
