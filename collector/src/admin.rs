@@ -32,7 +32,11 @@ impl Health {
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -88,7 +92,11 @@ pub async fn run_metrics(
                     telemetry.render(),
                 )
             } else {
-                text(StatusCode::NOT_FOUND, "text/plain", "not found; try /metrics\n")
+                text(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "not found; try /metrics\n",
+                )
             };
             std::future::ready(Ok::<_, Infallible>(response))
         })

@@ -20,7 +20,11 @@ use tern_config::{Config, ConfigErrors, LogEncoding, components::CATALOG};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "tern", version, about = "Tern: a fast, bounded OpenTelemetry collector")]
+#[command(
+    name = "tern",
+    version,
+    about = "Tern: a fast, bounded OpenTelemetry collector"
+)]
 struct Cli {
     /// Configuration file (repeatable; later files override earlier ones).
     /// Without it, Tern runs its embedded default configuration.
@@ -45,7 +49,10 @@ fn env_lookup(name: &str) -> Option<String> {
 fn load(files: &[PathBuf]) -> Result<Config, ConfigErrors> {
     if files.is_empty() {
         tern_config::load_sources(
-            &[("<embedded default config>".into(), tern_config::DEFAULT_CONFIG.into())],
+            &[(
+                "<embedded default config>".into(),
+                tern_config::DEFAULT_CONFIG.into(),
+            )],
             &env_lookup,
         )
     } else {
@@ -65,7 +72,10 @@ fn print_errors(errors: &ConfigErrors) {
 }
 
 fn components() {
-    println!("{:<11} {:<14} {:<22} description", "kind", "type", "signals");
+    println!(
+        "{:<11} {:<14} {:<22} description",
+        "kind", "type", "signals"
+    );
     for c in CATALOG {
         let signals: Vec<&str> = c.signals.iter().map(|s| s.as_str()).collect();
         let signals = if signals.is_empty() {
@@ -85,8 +95,12 @@ fn components() {
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
     let logs = &config.service.telemetry.logs;
-    let filter = EnvFilter::try_new(&logs.level)
-        .with_context(|| format!("service.telemetry.logs.level: invalid level `{}`", logs.level))?;
+    let filter = EnvFilter::try_new(&logs.level).with_context(|| {
+        format!(
+            "service.telemetry.logs.level: invalid level `{}`",
+            logs.level
+        )
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

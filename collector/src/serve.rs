@@ -37,8 +37,11 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub async fn serve<F, S, B>(listener: TcpListener, protocol: Protocol, shutdown: Shutdown, make: F)
 where
     F: Fn(SocketAddr) -> S,
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
-        + Send
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<B>,
+            Error = Infallible,
+        > + Send
         + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -80,7 +83,10 @@ where
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after {DRAIN:?}; closing them");
     }
 }

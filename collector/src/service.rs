@@ -112,7 +112,9 @@ impl Service {
                 if handles.contains_key(&r.id) {
                     continue;
                 }
-                let Some(c) = config.exporters.get(&r.id) else { continue };
+                let Some(c) = config.exporters.get(&r.id) else {
+                    continue;
+                };
                 let id = r.id.to_string();
                 let exporter = tern_exporters::build(&id, &c.config)?;
                 let metrics = ExporterMetrics::new(&telemetry, &id);
@@ -159,7 +161,9 @@ impl Service {
             ));
             let mut output = Output::Fanout(fanout);
             for (i, r) in pipeline.processors.iter().enumerate().rev() {
-                let Some(c) = config.processors.get(&r.id) else { continue };
+                let Some(c) = config.processors.get(&r.id) else {
+                    continue;
+                };
                 let processor =
                     tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry);
                 let (tx, rx) = if i == 0 {
@@ -191,7 +195,9 @@ impl Service {
         let (stop, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
         for (id, consumers) in consumers {
-            let Some(c) = config.receivers.get(&id) else { continue };
+            let Some(c) = config.receivers.get(&id) else {
+                continue;
+            };
             let ReceiverConfig::Otlp(otlp) = &c.config;
             let consumers = Arc::new(consumers);
             let name = id.to_string();
@@ -204,7 +210,12 @@ impl Service {
                     consumers.clone(),
                     ReceiverMetrics::new(&telemetry, &name, "grpc"),
                 );
-                servers.push(tokio::spawn(grpc::run(listener, g.clone(), sink, stop_rx.clone())));
+                servers.push(tokio::spawn(grpc::run(
+                    listener,
+                    g.clone(),
+                    sink,
+                    stop_rx.clone(),
+                )));
             }
             if let Some(h) = otlp.protocols.http.as_ref() {
                 let key = format!("receivers.{name}.protocols.http.endpoint");
@@ -215,7 +226,12 @@ impl Service {
                     consumers.clone(),
                     ReceiverMetrics::new(&telemetry, &name, "http"),
                 );
-                servers.push(tokio::spawn(http::run(listener, h.clone(), sink, stop_rx.clone())));
+                servers.push(tokio::spawn(http::run(
+                    listener,
+                    h.clone(),
+                    sink,
+                    stop_rx.clone(),
+                )));
             }
         }
 
@@ -261,7 +277,10 @@ impl Service {
                 task.abort();
                 let left = e.queue.drain();
                 for batch in &left {
-                    e.metrics.send_failed.get(batch.signal()).add(batch.items() as u64);
+                    e.metrics
+                        .send_failed
+                        .get(batch.signal())
+                        .add(batch.items() as u64);
                 }
                 tracing::error!(
                     exporter = %e.id,

@@ -127,7 +127,9 @@ impl<T> Protocol<T> {
 
 impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Protocol<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Protocol::On(Option::<T>::deserialize(d)?.unwrap_or_default()))
+        Ok(Protocol::On(
+            Option::<T>::deserialize(d)?.unwrap_or_default(),
+        ))
     }
 }
 

@@ -178,7 +178,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         let result = if self.node.is_null() {
             visitor.visit_unit()
         } else {
-            Err(de::Error::custom(format!("expected nothing, found {}", self.node.shape())))
+            Err(de::Error::custom(format!(
+                "expected nothing, found {}",
+                self.node.shape()
+            )))
         };
         self.wrap(result)
     }
@@ -220,7 +223,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         self.wrap(result)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -321,7 +328,10 @@ struct MapDe<'a> {
 impl<'de> MapAccess<'de> for MapDe<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             None => Ok(None),
             Some((key, value)) => {

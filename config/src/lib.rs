@@ -259,7 +259,11 @@ fn entries<'a>(node: &'a Node, key: &str, errors: &mut Vec<ConfigError>) -> &'a 
         NodeKind::Map(entries) => entries,
         NodeKind::Null => &[],
         _ => {
-            errors.push(err(node, key, format!("expected a mapping, found {}", node.shape())));
+            errors.push(err(
+                node,
+                key,
+                format!("expected a mapping, found {}", node.shape()),
+            ));
             &[]
         }
     }
@@ -386,7 +390,11 @@ fn refs(node: &Node, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Ref> {
         NodeKind::Seq(items) => items,
         NodeKind::Null => &[],
         _ => {
-            errors.push(err(node, path, format!("expected a list of component ids, found {}", node.shape())));
+            errors.push(err(
+                node,
+                path,
+                format!("expected a list of component ids, found {}", node.shape()),
+            ));
             return Vec::new();
         }
     };

@@ -82,8 +82,7 @@ impl ComponentId {
 
 fn valid_part(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
@@ -102,7 +101,9 @@ impl FromStr for ComponentId {
         if let Some(name) = name
             && (name.is_empty() || name.chars().any(|c| c.is_control() || c == '/'))
         {
-            return Err(format!("invalid component id `{s}`: the name after `/` is empty or invalid"));
+            return Err(format!(
+                "invalid component id `{s}`: the name after `/` is empty or invalid"
+            ));
         }
         Ok(ComponentId {
             kind: kind.to_string(),
@@ -173,7 +174,9 @@ impl FromStr for GoDuration {
                 .ok_or_else(bad)?;
             let (num, tail) = rest.split_at(num_end);
             let value: f64 = num.parse().map_err(|_| bad())?;
-            let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+            let unit_end = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_end);
             let scale = match unit {
                 "ns" => 1e-9,
@@ -283,7 +286,10 @@ mod tests {
     #[test]
     fn ids() {
         let id: ComponentId = "batch/fast".parse().unwrap();
-        assert_eq!((id.kind.as_str(), id.name.as_deref()), ("batch", Some("fast")));
+        assert_eq!(
+            (id.kind.as_str(), id.name.as_deref()),
+            ("batch", Some("fast"))
+        );
         assert_eq!(id.to_string(), "batch/fast");
         assert!("".parse::<ComponentId>().is_err());
         assert!("9x".parse::<ComponentId>().is_err());

@@ -56,7 +56,9 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         if let Some(grpc) = otlp.protocols.grpc.as_ref()
             && grpc.max_recv_msg_size_mib == 0
         {
-            let node = c.node.deepest(&["protocols", "grpc", "max_recv_msg_size_mib"]);
+            let node = c
+                .node
+                .deepest(&["protocols", "grpc", "max_recv_msg_size_mib"]);
             errors.push(at(
                 &node.loc,
                 format!("receivers.{}.protocols.grpc.max_recv_msg_size_mib", c.id),
@@ -88,7 +90,11 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
     for c in config.exporters.values() {
         if let ExporterConfig::File(f) = &c.config {
             if f.path.trim().is_empty() {
-                errors.push(at(&c.loc, format!("exporters.{}.path", c.id), "is required"));
+                errors.push(at(
+                    &c.loc,
+                    format!("exporters.{}.path", c.id),
+                    "is required",
+                ));
             }
             if let Some(r) = f.rotation.as_ref()
                 && r.max_megabytes == 0
@@ -171,10 +177,18 @@ fn check_pipelines(config: &Config, errors: &mut Vec<ConfigError>) {
     for p in service.pipelines.values() {
         let key = format!("service.pipelines.{}", p.id);
         if p.receivers.is_empty() {
-            errors.push(at(&p.loc, format!("{key}.receivers"), "at least one receiver is required"));
+            errors.push(at(
+                &p.loc,
+                format!("{key}.receivers"),
+                "at least one receiver is required",
+            ));
         }
         if p.exporters.is_empty() {
-            errors.push(at(&p.loc, format!("{key}.exporters"), "at least one exporter is required"));
+            errors.push(at(
+                &p.loc,
+                format!("{key}.exporters"),
+                "at least one exporter is required",
+            ));
         }
         check_refs(config, &p.receivers, Kind::Receiver, p, errors);
         check_refs(config, &p.processors, Kind::Processor, p, errors);

@@ -315,12 +315,10 @@ pub fn expand_str(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                 }
                 None => name,
             };
-            if var.is_empty()
-                || !var
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(format!("invalid environment variable name in `${{{reference}}}`"));
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "invalid environment variable name in `${{{reference}}}`"
+                ));
             }
             match lookup(var) {
                 Some(value) => out.push_str(&value),
@@ -350,10 +348,19 @@ mod tests {
 
     #[test]
     fn expands_every_form() {
-        assert_eq!(expand_str("${env:HOST}:4317", &env).unwrap(), "example.com:4317");
+        assert_eq!(
+            expand_str("${env:HOST}:4317", &env).unwrap(),
+            "example.com:4317"
+        );
         assert_eq!(expand_str("${HOST}", &env).unwrap(), "example.com");
-        assert_eq!(expand_str("${env:MISSING:-fallback}", &env).unwrap(), "fallback");
-        assert_eq!(expand_str("${env:HOST:-fallback}", &env).unwrap(), "example.com");
+        assert_eq!(
+            expand_str("${env:MISSING:-fallback}", &env).unwrap(),
+            "fallback"
+        );
+        assert_eq!(
+            expand_str("${env:HOST:-fallback}", &env).unwrap(),
+            "example.com"
+        );
         assert_eq!(expand_str("${env:MISSING}", &env).unwrap(), "");
         assert_eq!(expand_str("$${env:HOST}", &env).unwrap(), "${env:HOST}");
         assert_eq!(expand_str("price $5", &env).unwrap(), "price $5");
@@ -362,9 +369,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        assert!(expand_str("${env:HOST", &env).unwrap_err().contains("unterminated"));
-        assert!(expand_str("${file:/x}", &env).unwrap_err().contains("provider `file`"));
-        assert!(expand_str("${env:A B}", &env).unwrap_err().contains("invalid"));
+        assert!(
+            expand_str("${env:HOST", &env)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            expand_str("${file:/x}", &env)
+                .unwrap_err()
+                .contains("provider `file`")
+        );
+        assert!(
+            expand_str("${env:A B}", &env)
+                .unwrap_err()
+                .contains("invalid")
+        );
     }
 
     #[test]

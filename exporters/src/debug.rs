@@ -62,7 +62,8 @@ pub fn item_lines(signal: Signal, wire: &[u8]) -> Result<String, prost::DecodeEr
                     hex(&span.trace_id),
                     hex(&span.span_id),
                     span.kind,
-                    span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano)
+                    span.end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano)
                 );
             }
         }
@@ -84,7 +85,11 @@ pub fn item_lines(signal: Signal, wire: &[u8]) -> Result<String, prost::DecodeEr
                     Some(metric::Data::Summary(s)) => ("summary", s.data_points.len()),
                     None => ("empty", 0),
                 };
-                let _ = writeln!(out, "metric name={:?} type={kind} points={points} unit={:?}", m.name, m.unit);
+                let _ = writeln!(
+                    out,
+                    "metric name={:?} type={kind} points={points} unit={:?}",
+                    m.name, m.unit
+                );
             }
         }
         Signal::Logs => {

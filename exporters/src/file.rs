@@ -21,6 +21,12 @@ use crate::BuildError;
 /// See the module docs.
 #[derive(Debug)]
 pub struct FileExporter {
+    /// The writer; lent to a blocking task while a batch is written.
+    state: Option<FileState>,
+}
+
+#[derive(Debug)]
+struct FileState {
     path: PathBuf,
     format: FileFormat,
     compression: FileCompression,
@@ -41,14 +47,47 @@ impl FileExporter {
         })?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(FileExporter {
-            path,
-            format: config.format,
-            compression: config.compression,
-            rotation: config.rotation.as_ref().cloned(),
-            out: BufWriter::with_capacity(256 * 1024, file),
-            written,
-            record: Vec::new(),
+            state: Some(FileState {
+                path,
+                format: config.format,
+                compression: config.compression,
+                rotation: config.rotation.as_ref().cloned(),
+                out: BufWriter::with_capacity(256 * 1024, file),
+                written,
+                record: Vec::new(),
+            }),
         })
+    }
+
+    /// Runs `work` on the writer in a blocking thread (file I/O must not
+    /// stall the async workers).
+    async fn with_state(
+        &mut self,
+        work: impl FnOnce(&mut FileState) -> Result<(), ExportError> + Send + 'static,
+    ) -> Result<(), ExportError> {
+        let mut state = self
+            .state
+            .take()
+            .ok_or_else(|| ExportError::Encode("file exporter lost its writer".into()))?;
+        let (state, result) = tokio::task::spawn_blocking(move || {
+            let result = work(&mut state);
+            (state, result)
+        })
+        .await
+        .map_err(|e| ExportError::Encode(format!("file writer task failed: {e}")))?;
+        self.state = Some(state);
+        result
+    }
+}
+
+impl FileState {
+    fn write(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        self.encode(batch)?;
+        self.rotate_if_needed(self.record.len() as u64)?;
+        self.out.write_all(&self.record)?;
+        self.out.flush()?;
+        self.written += self.record.len() as u64;
+        Ok(())
     }
 
     fn encode(&mut self, batch: &Batch) -> Result<(), ExportError> {
@@ -127,7 +166,10 @@ pub fn backup_name(path: &Path, now: SystemTime) -> PathBuf {
         rem % 60,
         since.subsec_millis()
     );
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{stamp}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{stamp}"),
@@ -158,7 +200,10 @@ fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let prefix = format!("{stem}-");
     let own = path.file_name().map(|n| n.to_os_string());
     let mut backups: Vec<PathBuf> = std::fs::read_dir(&dir)?
@@ -181,22 +226,15 @@ fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
 
 impl Exporter for FileExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>> {
-        Box::pin(async move {
-            self.encode(&batch)?;
-            self.rotate_if_needed(self.record.len() as u64)?;
-            self.out.write_all(&self.record)?;
-            self.out.flush()?;
-            self.written += self.record.len() as u64;
-            Ok(())
-        })
+        Box::pin(self.with_state(move |state| state.write(&batch)))
     }
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
-        Box::pin(async move {
-            self.out.flush()?;
-            self.out.get_ref().sync_data()?;
+        Box::pin(self.with_state(|state| {
+            state.out.flush()?;
+            state.out.get_ref().sync_data()?;
             Ok(())
-        })
+        }))
     }
 }
 
@@ -264,7 +302,11 @@ mod tests {
         let back: ExportLogsServiceRequest = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(back, req_b);
         // OTLP JSON: hex ids, camelCase.
-        assert!(lines[0].contains("\"traceId\":\"abababababababababababababababab\""), "{}", lines[0]);
+        assert!(
+            lines[0].contains("\"traceId\":\"abababababababababababababababab\""),
+            "{}",
+            lines[0]
+        );
         assert!(lines[0].contains("\"resourceLogs\""));
     }
 
@@ -330,7 +372,10 @@ mod tests {
     fn backup_names_use_utc_timestamps() {
         let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_906_410_123);
         let name = backup_name(Path::new("/tmp/out.jsonl"), t);
-        assert_eq!(name, PathBuf::from("/tmp/out-2026-11-28T22-53-30.123.jsonl"));
+        assert_eq!(
+            name,
+            PathBuf::from("/tmp/out-2026-11-28T22-53-30.123.jsonl")
+        );
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }

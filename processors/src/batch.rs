@@ -43,7 +43,9 @@ impl BatchProcessor {
         if pending.is_empty() {
             return None;
         }
-        let mut pieces = if self.send_batch_max_size > 0 && pending.items() > self.send_batch_max_size {
+        let mut pieces = if self.send_batch_max_size > 0
+            && pending.items() > self.send_batch_max_size
+        {
             let items = pending.items();
             match pending.split(self.send_batch_max_size) {
                 Ok(pieces) => pieces,
@@ -58,7 +60,9 @@ impl BatchProcessor {
         };
         let tail = if keep_small_tail
             && pieces.len() > 1
-            && pieces.last().is_some_and(|p| p.items() < self.send_batch_size)
+            && pieces
+                .last()
+                .is_some_and(|p| p.items() < self.send_batch_size)
         {
             pieces.pop()
         } else {
@@ -189,7 +193,12 @@ mod tests {
             send_batch_max_size: max,
             timeout: GoDuration(timeout),
         };
-        let p = Box::new(BatchProcessor::new("batch", &cfg, Signal::Traces, &telemetry));
+        let p = Box::new(BatchProcessor::new(
+            "batch",
+            &cfg,
+            Signal::Traces,
+            &telemetry,
+        ));
         let (input, rx) = inlet(16, 1 << 30);
         let out = BoundedQueue::new(1000, 1 << 30, Gauge::default());
         let fanout = Fanout::new(vec![ExporterHandle {
@@ -213,7 +222,10 @@ mod tests {
         admit_all(std::slice::from_ref(&r.input), spans(6, 6)).unwrap();
         let b = r.out.pop().await.unwrap();
         assert_eq!(b.items(), 12);
-        assert_eq!(names(&b), (0..12).map(|i| format!("s{i}")).collect::<Vec<_>>());
+        assert_eq!(
+            names(&b),
+            (0..12).map(|i| format!("s{i}")).collect::<Vec<_>>()
+        );
         drop(r.input);
         r.task.await.unwrap();
     }
@@ -226,7 +238,11 @@ mod tests {
         let b = r.out.pop().await.unwrap();
         assert_eq!(b.items(), 3);
         assert_eq!(start.elapsed(), Duration::from_millis(200));
-        assert!(r.telemetry.render().contains("otelcol_processor_batch_timeout_trigger_send_total{processor=\"batch\"} 1"));
+        assert!(
+            r.telemetry.render().contains(
+                "otelcol_processor_batch_timeout_trigger_send_total{processor=\"batch\"} 1"
+            )
+        );
         drop(r.input);
         r.task.await.unwrap();
     }

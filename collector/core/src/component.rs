@@ -93,7 +93,11 @@ impl Fanout {
         let n = self.exporters.len();
         let mut batch = Some(batch);
         for (i, e) in self.exporters.iter().enumerate() {
-            let b = if i + 1 == n { batch.take() } else { batch.clone() };
+            let b = if i + 1 == n {
+                batch.take()
+            } else {
+                batch.clone()
+            };
             let Some(b) = b else { continue };
             match e.queue.try_push(b) {
                 Ok(()) => {}
@@ -109,7 +113,10 @@ impl Fanout {
     }
 
     fn lost(e: &ExporterHandle, b: &Batch) {
-        e.metrics.enqueue_failed.get(b.signal()).add(b.items() as u64);
+        e.metrics
+            .enqueue_failed
+            .get(b.signal())
+            .add(b.items() as u64);
         tracing::error!(
             exporter = %e.id,
             signal = %b.signal(),

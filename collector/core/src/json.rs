@@ -26,7 +26,9 @@ pub enum JsonError {
 /// Parses an OTLP JSON export request into protobuf wire bytes.
 pub fn json_to_wire(signal: Signal, body: &[u8]) -> Result<Bytes, JsonError> {
     Ok(Bytes::from(match signal {
-        Signal::Traces => serde_json::from_slice::<ExportTraceServiceRequest>(body)?.encode_to_vec(),
+        Signal::Traces => {
+            serde_json::from_slice::<ExportTraceServiceRequest>(body)?.encode_to_vec()
+        }
         Signal::Metrics => {
             serde_json::from_slice::<ExportMetricsServiceRequest>(body)?.encode_to_vec()
         }
@@ -38,9 +40,7 @@ pub fn json_to_wire(signal: Signal, body: &[u8]) -> Result<Bytes, JsonError> {
 pub fn wire_to_json(signal: Signal, wire: &[u8], out: &mut Vec<u8>) -> Result<(), JsonError> {
     match signal {
         Signal::Traces => serde_json::to_writer(out, &ExportTraceServiceRequest::decode(wire)?)?,
-        Signal::Metrics => {
-            serde_json::to_writer(out, &ExportMetricsServiceRequest::decode(wire)?)?
-        }
+        Signal::Metrics => serde_json::to_writer(out, &ExportMetricsServiceRequest::decode(wire)?)?,
         Signal::Logs => serde_json::to_writer(out, &ExportLogsServiceRequest::decode(wire)?)?,
     }
     Ok(())

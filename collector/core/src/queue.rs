@@ -179,7 +179,8 @@ impl BoundedQueue {
 
     fn has_room(&self, s: &QueueState, bytes: usize) -> bool {
         s.batches.is_empty()
-            || (s.batches.len() < self.max_batches && s.bytes.saturating_add(bytes) <= self.max_bytes)
+            || (s.batches.len() < self.max_batches
+                && s.bytes.saturating_add(bytes) <= self.max_bytes)
     }
 
     /// Adds without waiting; gives the batch back when full or closed.
@@ -266,9 +267,15 @@ mod tests {
 
     fn batch(n: usize) -> Batch {
         // n bytes of an unknown field (number 15, varint 0) per request: 0 items.
-        let raw: Vec<u8> = std::iter::repeat_n([0x78u8, 0x00], n / 2).flatten().collect();
-        Batch::from_wire(Signal::Traces, Bytes::from(raw), Arc::new(RequestContext::default()))
-            .unwrap()
+        let raw: Vec<u8> = std::iter::repeat_n([0x78u8, 0x00], n / 2)
+            .flatten()
+            .collect();
+        Batch::from_wire(
+            Signal::Traces,
+            Bytes::from(raw),
+            Arc::new(RequestContext::default()),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -277,7 +284,10 @@ mod tests {
         let (b, _brx) = inlet(2, 1 << 20);
         admit_all(&[a.clone(), b.clone()], batch(10)).unwrap();
         // `a` is full now: nothing may reach `b`.
-        assert_eq!(admit_all(&[a.clone(), b.clone()], batch(10)), Err(Refusal::Full));
+        assert_eq!(
+            admit_all(&[a.clone(), b.clone()], batch(10)),
+            Err(Refusal::Full)
+        );
         assert_eq!(b.tx.capacity(), 1);
         assert!(arx.recv().await.is_some());
         admit_all(&[a, b], batch(10)).unwrap();
@@ -287,7 +297,10 @@ mod tests {
     async fn byte_budget_refuses_and_recovers() {
         let (a, mut rx) = inlet(100, 100);
         admit_all(std::slice::from_ref(&a), batch(80)).unwrap();
-        assert_eq!(admit_all(std::slice::from_ref(&a), batch(40)), Err(Refusal::Full));
+        assert_eq!(
+            admit_all(std::slice::from_ref(&a), batch(40)),
+            Err(Refusal::Full)
+        );
         rx.recv().await.unwrap();
         // Empty again: even an oversized batch gets in alone.
         admit_all(std::slice::from_ref(&a), batch(200)).unwrap();

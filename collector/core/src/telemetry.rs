@@ -73,7 +73,10 @@ fn label_string(labels: &[(&str, &str)]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let _ = write!(s, "{k}=\"{v}\"");
     }
     s
@@ -107,8 +110,15 @@ impl Telemetry {
     }
 
     /// A counter; the same name and labels always give the same counter.
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Counter {
-        match self.cell(name, help, "counter", labels, || Cell::Counter(Counter::default())) {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Counter {
+        match self.cell(name, help, "counter", labels, || {
+            Cell::Counter(Counter::default())
+        }) {
             Cell::Counter(c) => c,
             Cell::Gauge(_) => Counter::default(),
         }
@@ -116,7 +126,13 @@ impl Telemetry {
 
     /// A gauge; the same name and labels always give the same gauge.
     pub fn gauge(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
-        match self.cell(name, help, "gauge", labels, || Cell::Gauge(Gauge::default())) {
+        match self.cell(
+            name,
+            help,
+            "gauge",
+            labels,
+            || Cell::Gauge(Gauge::default()),
+        ) {
             Cell::Gauge(g) => g,
             Cell::Counter(_) => Gauge::default(),
         }
@@ -229,7 +245,11 @@ impl ReceiverMetrics {
             .counter(
                 "tern_receiver_requests_refused_total",
                 "Requests refused by the receiver, by reason.",
-                &[("receiver", &self.id), ("transport", self.transport), ("reason", reason)],
+                &[
+                    ("receiver", &self.id),
+                    ("transport", self.transport),
+                    ("reason", reason),
+                ],
             )
             .add(1);
     }
@@ -354,7 +374,10 @@ mod tests {
         assert!(text.contains("# TYPE otelcol_exporter_queue_capacity gauge"));
         assert!(text.contains("otelcol_exporter_queue_capacity{exporter=\"file/a\\\"b\"} 10"));
         // Same name and labels: same counter.
-        ReceiverMetrics::new(&t, "otlp", "grpc").accepted.get(Signal::Traces).add(1);
+        ReceiverMetrics::new(&t, "otlp", "grpc")
+            .accepted
+            .get(Signal::Traces)
+            .add(1);
         assert_eq!(r.accepted.get(Signal::Traces).get(), 4);
     }
 }

@@ -121,7 +121,9 @@ impl<'a> Fields<'a> {
             }
             other => {
                 self.pos = self.buf.len();
-                return Err(bad(format!("unsupported wire type {other} in field {number}")));
+                return Err(bad(format!(
+                    "unsupported wire type {other} in field {number}"
+                )));
             }
         }
         Ok(Field {

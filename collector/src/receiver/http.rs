@@ -54,7 +54,12 @@ struct Failure {
     retry_after: bool,
 }
 
-fn failure(http: StatusCode, code: Code, reason: &'static str, message: impl Into<String>) -> Failure {
+fn failure(
+    http: StatusCode,
+    code: Code,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Failure {
     Failure {
         http,
         code,
@@ -67,8 +72,10 @@ fn failure(http: StatusCode, code: Code, reason: &'static str, message: impl Int
 fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding.content_type()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.content_type()),
+    );
     r
 }
 
@@ -177,7 +184,12 @@ fn request_encoding(req: &http::Request<Incoming>) -> Result<Encoding, Failure> 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Proto),
         "application/json" => Ok(Encoding::Json),
@@ -221,7 +233,11 @@ async fn handle(
             StatusCode::METHOD_NOT_ALLOWED,
             Code::InvalidArgument,
             "method_not_allowed",
-            format!("{} is not allowed on {}; use POST", req.method(), req.uri().path()),
+            format!(
+                "{} is not allowed on {}; use POST",
+                req.method(),
+                req.uri().path()
+            ),
         );
         return error_response(fallback, &f);
     }
@@ -286,9 +302,12 @@ async fn receive(
     };
     let body = decompress(&content_encoding, raw, limit).map_err(|e| match e {
         DecompressError::TooLarge => too_large(),
-        DecompressError::Corrupt(_) => {
-            failure(StatusCode::BAD_REQUEST, Code::InvalidArgument, "bad_compression", e.to_string())
-        }
+        DecompressError::Corrupt(_) => failure(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            "bad_compression",
+            e.to_string(),
+        ),
         DecompressError::Unsupported(_) => failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::InvalidArgument,
@@ -299,7 +318,12 @@ async fn receive(
     let wire = match encoding {
         Encoding::Proto => body,
         Encoding::Json => tern_core::json::json_to_wire(signal, &body).map_err(|e| {
-            failure(StatusCode::BAD_REQUEST, Code::InvalidArgument, "malformed", e.to_string())
+            failure(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                "malformed",
+                e.to_string(),
+            )
         })?,
     };
     let context = Arc::new(RequestContext {
@@ -307,29 +331,31 @@ async fn receive(
         peer: Some(peer),
         metadata,
     });
-    sink.consume(signal, wire, context).map(|_| ()).map_err(|e| match e {
-        ReceiveError::Malformed(m) => Failure {
-            http: StatusCode::BAD_REQUEST,
-            code: Code::InvalidArgument,
-            message: m,
-            reason: "pipeline",
-            retry_after: false,
-        },
-        ReceiveError::NoPipeline(_) => Failure {
-            http: StatusCode::NOT_FOUND,
-            code: Code::Unimplemented,
-            message: e.to_string(),
-            reason: "pipeline",
-            retry_after: false,
-        },
-        ReceiveError::Refused(_) => Failure {
-            http: StatusCode::SERVICE_UNAVAILABLE,
-            code: Code::Unavailable,
-            message: e.to_string(),
-            reason: "pipeline",
-            retry_after: true,
-        },
-    })
+    sink.consume(signal, wire, context)
+        .map(|_| ())
+        .map_err(|e| match e {
+            ReceiveError::Malformed(m) => Failure {
+                http: StatusCode::BAD_REQUEST,
+                code: Code::InvalidArgument,
+                message: m,
+                reason: "pipeline",
+                retry_after: false,
+            },
+            ReceiveError::NoPipeline(_) => Failure {
+                http: StatusCode::NOT_FOUND,
+                code: Code::Unimplemented,
+                message: e.to_string(),
+                reason: "pipeline",
+                retry_after: false,
+            },
+            ReceiveError::Refused(_) => Failure {
+                http: StatusCode::SERVICE_UNAVAILABLE,
+                code: Code::Unavailable,
+                message: e.to_string(),
+                reason: "pipeline",
+                retry_after: true,
+            },
+        })
 }
 
 /// Serves OTLP/HTTP on `listener` until `shutdown`.
@@ -369,14 +395,20 @@ mod tests {
     #[test]
     fn inflates_each_encoding() {
         let data = b"hello otlp".repeat(100);
-        assert_eq!(&decompress("gzip", gzip(&data), 10_000).unwrap()[..], &data[..]);
+        assert_eq!(
+            &decompress("gzip", gzip(&data), 10_000).unwrap()[..],
+            &data[..]
+        );
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&data).unwrap();
         let z = Bytes::from(z.finish().unwrap());
         assert_eq!(&decompress("deflate", z, 10_000).unwrap()[..], &data[..]);
         let zs = Bytes::from(zstd::bulk::compress(&data, 3).unwrap());
         assert_eq!(&decompress("zstd", zs, 10_000).unwrap()[..], &data[..]);
-        assert_eq!(&decompress("", Bytes::from(data.clone()), 10).unwrap()[..], &data[..]);
+        assert_eq!(
+            &decompress("", Bytes::from(data.clone()), 10).unwrap()[..],
+            &data[..]
+        );
     }
 
     #[test]
@@ -384,9 +416,15 @@ mod tests {
         // 64 MiB of zeros compress to ~64 KiB; inflating must stop at 1 MiB.
         let bomb = gzip(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 1 << 20);
-        assert_eq!(decompress("gzip", bomb, 1 << 20), Err(DecompressError::TooLarge));
+        assert_eq!(
+            decompress("gzip", bomb, 1 << 20),
+            Err(DecompressError::TooLarge)
+        );
         let zbomb = Bytes::from(zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap());
-        assert_eq!(decompress("zstd", zbomb, 1 << 20), Err(DecompressError::TooLarge));
+        assert_eq!(
+            decompress("zstd", zbomb, 1 << 20),
+            Err(DecompressError::TooLarge)
+        );
     }
 
     #[test]

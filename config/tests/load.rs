@@ -1,0 +1,343 @@
+//! Loading and validating whole configurations: every problem reported once,
+//! with file, line and key; env expansion; merging several files.
+
+use tern_config::{
+    ComponentId, ConfigErrors, ExporterConfig, FileFormat, ProcessorConfig, ReceiverConfig, Signal,
+    load_sources,
+};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OTLP_PORT" => Some("5317".into()),
+        "BATCH" => Some("100".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
+    load_sources(&[("tern.yaml".into(), text.into())], &env)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const GOOD: &str = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:${env:OTLP_PORT}
+      http:
+processors:
+  batch:
+    send_batch_size: ${BATCH}
+    timeout: 1s
+  batch/big:
+    send_batch_max_size: 10000
+exporters:
+  file/out:
+    path: /tmp/out.jsonl
+    format: proto
+  debug:
+    verbosity: detailed
+  nop:
+extensions:
+  health_check:
+service:
+  extensions: [health_check]
+  telemetry:
+    logs: {level: debug}
+    metrics: {address: 127.0.0.1:0}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [file/out, debug]
+    metrics/2:
+      receivers: [otlp]
+      exporters: [nop]
+";
+
+#[test]
+fn a_full_config_loads_with_types_and_defaults() {
+    let c = load(GOOD).unwrap();
+    let ReceiverConfig::Otlp(otlp) = &c.receivers[&ComponentId::new("otlp")].config;
+    let grpc = otlp.protocols.grpc.as_ref().unwrap();
+    assert_eq!(grpc.endpoint.to_string(), "127.0.0.1:5317");
+    assert_eq!(grpc.max_recv_msg_size_mib, 4);
+    let http = otlp.protocols.http.as_ref().unwrap();
+    assert_eq!(http.endpoint.to_string(), "localhost:4318");
+    assert_eq!(http.max_request_body_size, 20 * 1024 * 1024);
+    let ProcessorConfig::Batch(b) = &c.processors[&ComponentId::new("batch")].config;
+    assert_eq!(b.send_batch_size, 100);
+    assert_eq!(b.timeout.0, std::time::Duration::from_secs(1));
+    let big: ComponentId = "batch/big".parse().unwrap();
+    let ProcessorConfig::Batch(b) = &c.processors[&big].config;
+    assert_eq!((b.send_batch_size, b.send_batch_max_size), (8192, 10000));
+    assert_eq!(b.timeout.0, std::time::Duration::from_millis(200));
+    let out: ComponentId = "file/out".parse().unwrap();
+    match &c.exporters[&out].config {
+        ExporterConfig::File(f) => assert_eq!(f.format, FileFormat::Proto),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.service.pipelines.len(), 2);
+    let p = c
+        .service
+        .pipelines
+        .values()
+        .find(|p| p.id.signal == Signal::Metrics)
+        .unwrap();
+    assert_eq!(p.id.to_string(), "metrics/2");
+}
+
+#[test]
+fn the_embedded_default_config_is_valid() {
+    let c = load_sources(
+        &[("default".into(), tern_config::DEFAULT_CONFIG.into())],
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.service.pipelines.len(), 3);
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_and_key() {
+    let text = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpont: localhost:4317
+  kafka:
+processors:
+  batch:
+    timeout: soon
+exporters:
+  debug:
+    verbosity: loud
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch, memory_limiter]
+      exporters: [debug, otlp]
+";
+    let errs = errors(text);
+    let expect = [
+        (
+            "tern.yaml:6:9: receivers.otlp.protocols.grpc.endpont:",
+            "unknown field `endpont`",
+        ),
+        (
+            "tern.yaml:7:3: receivers.kafka:",
+            "unknown receiver type `kafka`",
+        ),
+        (
+            "tern.yaml:10:14: processors.batch.timeout:",
+            "invalid duration `soon`",
+        ),
+        (
+            "tern.yaml:13:16: exporters.debug.verbosity:",
+            "unknown variant `loud`",
+        ),
+        (
+            "tern.yaml:18:27: service.pipelines.traces.processors:",
+            "processor `memory_limiter` is not defined",
+        ),
+        (
+            "tern.yaml:19:26: service.pipelines.traces.exporters:",
+            "exporter `otlp` is not defined",
+        ),
+    ];
+    for (prefix, message) in expect {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(prefix) && e.contains(message)),
+            "missing {prefix} {message} in {errs:#?}"
+        );
+    }
+    // The invalid `otlp` and `batch` and `debug` entries do not cause
+    // "not defined" errors of their own.
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn graph_and_port_problems() {
+    let text = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+  otlp/2:
+    protocols:
+      http:
+        endpoint: localhost:4317
+exporters:
+  nop:
+extensions:
+  health_check:
+    endpoint: localhost:8888
+service:
+  extensions: [health_check, zpages]
+  pipelines:
+    traces:
+      receivers: [otlp, otlp/2]
+      exporters: [nop]
+    logs:
+      receivers: [otlp]
+    profiles:
+      receivers: [otlp]
+      exporters: [nop]
+";
+    let errs = errors(text);
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has(
+            "tern.yaml:10:19: receivers.otlp/2.protocols.http.endpoint: `localhost:4317` clashes with receivers.otlp.protocols.grpc.endpoint"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "service.telemetry.metrics.address: `localhost:8888` clashes with extensions.health_check.endpoint"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:17:30: service.extensions: extension `zpages` is not defined"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("service.pipelines.logs.exporters: at least one exporter is required"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:24:5: service.pipelines.profiles: unknown signal `profiles`"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn settings_checks() {
+    let text = "
+receivers:
+  otlp:
+    protocols:
+  otlp/x:
+    protocols:
+      http:
+        traces_url_path: v1/traces
+processors:
+  batch:
+    send_batch_size: 100
+    send_batch_max_size: 10
+exporters:
+  file:
+    rotation:
+      max_megabytes: 0
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, otlp/x]
+      processors: [batch]
+      exporters: [file]
+";
+    let errs = errors(text);
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has("receivers.otlp.protocols: must enable at least one of grpc or http"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:8:26: receivers.otlp/x.protocols.http.traces_url_path: must start with `/`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:12:26: processors.batch.send_batch_max_size: must be 0 or at least send_batch_size (100)"
+        ),
+        "{errs:#?}"
+    );
+    assert!(has("exporters.file.path: is required"), "{errs:#?}");
+    assert!(
+        has("tern.yaml:16:22: exporters.file.rotation.max_megabytes: must be at least 1"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn type_errors_and_unknown_sections() {
+    let errs = errors(
+        "receivers: [otlp]\nextra: 1\nconnectors:\n  spanmetrics:\nservice:\n  pipelines:\n    traces:\n      receivers: otlp\n",
+    );
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has("tern.yaml:1:12: receivers: expected a mapping, found a sequence"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:2:1: extra: unknown top-level key"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:4:3: connectors.spanmetrics: unknown connector type `spanmetrics`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:8:18: service.pipelines.traces.receivers: expected a list of component ids"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn bad_yaml_and_bad_env_references() {
+    let errs = errors("receivers:\n  otlp: {protocols: {grpc: {endpoint: [}}\n");
+    assert!(errs[0].starts_with("tern.yaml:"), "{errs:#?}");
+    assert!(errs[0].contains("invalid YAML"), "{errs:#?}");
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${file:/etc/x}\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("tern.yaml:5:19:") && e.contains("provider `file`")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn later_files_override_earlier_ones() {
+    let base = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n";
+    let over =
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:7777\n";
+    let c = load_sources(
+        &[
+            ("a.yaml".into(), base.into()),
+            ("b.yaml".into(), over.into()),
+        ],
+        &env,
+    )
+    .unwrap();
+    let ReceiverConfig::Otlp(otlp) = &c.receivers[&ComponentId::new("otlp")].config;
+    assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint.port, 7777);
+    // An error in the second file names the second file.
+    let bad = "exporters:\n  nop:\n    extra: 1\n";
+    let errs = load_sources(
+        &[
+            ("a.yaml".into(), base.into()),
+            ("b.yaml".into(), bad.into()),
+        ],
+        &env,
+    )
+    .unwrap_err();
+    assert!(
+        errs.0[0]
+            .to_string()
+            .starts_with("b.yaml:3:5: exporters.nop.extra:"),
+        "{errs}"
+    );
+}
