@@ -1,1 +1,355 @@
-//! e2e
+//! Harness for Tern's end-to-end tests: starts the real `tern` binary on
+//! ephemeral ports with a config, waits for its health check, and talks to
+//! it with plain HTTP/1.1 and HTTP/2 gRPC clients built on hyper (no Tern
+//! code on the client side). Every wait is bounded.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// The `tern` binary: `$TERN_BIN`, or `tern` next to the test's target dir.
+pub fn tern_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TERN_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>/tern
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("tern");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bins` first or set TERN_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `tern`.
+pub struct Tern {
+    child: Option<Child>,
+    /// Scratch directory (config, output files, logs).
+    pub dir: tempfile::TempDir,
+    /// OTLP/gRPC port.
+    pub grpc: u16,
+    /// OTLP/HTTP port.
+    pub http: u16,
+    /// Health check port.
+    pub health: u16,
+    /// Self-metrics port.
+    pub metrics: u16,
+    log: PathBuf,
+}
+
+impl Tern {
+    /// Writes `template` (with `{grpc}`, `{http}`, `{health}`, `{metrics}`
+    /// and `{dir}` replaced) to a file and starts `tern --config` on it,
+    /// waiting until its health check answers 200.
+    pub fn start(template: &str) -> Tern {
+        let tern = Tern::spawn(template);
+        tern.wait_healthy();
+        tern
+    }
+
+    /// Like [`Tern::start`] without waiting for health.
+    pub fn spawn(template: &str) -> Tern {
+        let dir = tempfile::tempdir().unwrap();
+        let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
+        let config = template
+            .replace("{grpc}", &grpc.to_string())
+            .replace("{http}", &http.to_string())
+            .replace("{health}", &health.to_string())
+            .replace("{metrics}", &metrics.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        let path = dir.path().join("tern.yaml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("tern.log");
+        let child = Command::new(tern_bin())
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Tern {
+            child: Some(child),
+            dir,
+            grpc,
+            http,
+            health,
+            metrics,
+            log,
+        }
+    }
+
+    /// Waits (at most 30 s) for the health check to answer 200.
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.health)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if out.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tern did not become healthy; log:\n{}", self.logs());
+    }
+
+    /// What tern wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("tern did not exit after SIGTERM; log:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Path inside the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Scrapes the self-metrics endpoint.
+    pub async fn self_metrics(&self) -> String {
+        let r = http_request(self.metrics, "GET", "/metrics", &[], Vec::new()).await;
+        String::from_utf8(r.body.to_vec()).unwrap()
+    }
+}
+
+impl Drop for Tern {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The value of the sample `name{labels}` in Prometheus text, labels given
+/// as the exact text between the braces.
+pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A kept-alive HTTP/1.1 connection.
+pub struct HttpConn {
+    port: u16,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl HttpConn {
+    /// Connects to 127.0.0.1:`port`.
+    pub async fn connect(port: u16) -> HttpConn {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        HttpConn { port, sender }
+    }
+
+    /// Sends one request.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("127.0.0.1:{}", self.port));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        self.sender.ready().await.unwrap();
+        let resp = self.sender.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
+    HttpConn::connect(port).await.send(method, path, headers, body).await
+}
+
+/// A gRPC reply.
+#[derive(Debug)]
+pub struct GrpcReply {
+    /// `grpc-status`.
+    pub code: i32,
+    /// `grpc-message`, percent-decoded.
+    pub message: String,
+    /// `grpc-status-details-bin`, base64-decoded.
+    pub details: Option<Vec<u8>>,
+    /// The response message (unframed).
+    pub message_bytes: Bytes,
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let Some(v) = A.iter().position(|&a| a == c) else { continue };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Calls a unary gRPC method with an already-encoded message; `encoding` is
+/// `None`, `Some("gzip")` or `Some("zstd")` (the caller compresses).
+pub async fn grpc_call(port: u16, path: &str, message: Vec<u8>, encoding: Option<&str>) -> GrpcReply {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut frame = BytesMut::with_capacity(message.len() + 5);
+    frame.put_u8(u8::from(encoding.is_some()));
+    frame.put_u32(message.len() as u32);
+    frame.extend_from_slice(&message);
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-accept-encoding", "identity");
+    if let Some(e) = encoding {
+        req = req.header("grpc-encoding", e);
+    }
+    let req = req.body(Full::new(frame.freeze())).unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200, "gRPC responses are HTTP 200");
+    let mut headers = resp.headers().clone();
+    let collected = resp.into_body().collect().await.unwrap();
+    if let Some(trailers) = collected.trailers() {
+        headers.extend(trailers.clone());
+    }
+    let mut body = collected.to_bytes();
+    let message_bytes = if body.len() >= 5 {
+        body.advance(1);
+        let len = body.get_u32() as usize;
+        body.slice(..len)
+    } else {
+        Bytes::new()
+    };
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    GrpcReply {
+        code: get("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(-1),
+        message: get("grpc-message").map(|m| percent_decode(&m)).unwrap_or_default(),
+        details: get("grpc-status-details-bin").map(|d| base64_decode(&d)),
+        message_bytes,
+    }
+}
+
+/// gRPC paths of the three OTLP services.
+pub mod paths {
+    /// Traces.
+    pub const TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    /// Metrics.
+    pub const METRICS: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    /// Logs.
+    pub const LOGS: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+}

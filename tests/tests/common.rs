@@ -1,0 +1,124 @@
+//! Payload builders shared by the end-to-end tests.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use std::io::Write;
+
+pub fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![kv("service.name", service)],
+        ..Default::default()
+    })
+}
+
+/// `n` spans whose ids encode `tag` and their index.
+pub fn spans(tag: u32, n: u32) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource("agent"),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..n)
+                    .map(|i| Span {
+                        trace_id: [tag.to_be_bytes(), i.to_be_bytes(), [0; 4], [1; 4]].concat(),
+                        span_id: [tag.to_be_bytes(), i.to_be_bytes()].concat(),
+                        name: format!("tool.call {tag}/{i}"),
+                        kind: 3,
+                        start_time_unix_nano: 1_700_000_000_000_000_000,
+                        end_time_unix_nano: 1_700_000_000_250_000_000,
+                        attributes: vec![kv("gen_ai.operation.name", "chat")],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// `n` gauge points named after `tag`.
+pub fn gauges(tag: u32, n: u32) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource("agent"),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: format!("queue.depth.{tag}"),
+                    unit: "{item}".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: (0..n)
+                            .map(|i| NumberDataPoint {
+                                attributes: vec![kv("i", &i.to_string())],
+                                value: Some(number_data_point::Value::AsInt(i64::from(i))),
+                                time_unix_nano: 1_700_000_000_000_000_000,
+                                ..Default::default()
+                            })
+                            .collect(),
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// `n` log records with bodies naming `tag`.
+pub fn logs(tag: u32, n: u32) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource("agent"),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..n)
+                    .map(|i| LogRecord {
+                        severity_text: "INFO".into(),
+                        severity_number: 9,
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(format!("log {tag}/{i}"))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, 3).unwrap()
+}
