@@ -163,17 +163,26 @@ pub async fn run(
                     .send_compressed(CompressionEncoding::Gzip)
                     .send_compressed(CompressionEncoding::Zstd)
                     .max_decoding_message_size(max);
-                let response = grpc.unary(export, req).await;
+                let mut response = grpc.unary(export, req).await;
                 if !reached.load(Ordering::Relaxed) {
                     // tonic refused it before our handler: too large, bad
                     // compression or framing.
-                    let code = response
+                    let mut code = response
                         .headers()
                         .get("grpc-status")
                         .and_then(|v| v.to_str().ok())
-                        .unwrap_or("?")
-                        .to_string();
-                    let reason = if code == (Code::ResourceExhausted as i32).to_string() {
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(-1);
+                    if code == Code::OutOfRange as i32 {
+                        // tonic says OUT_OF_RANGE for an oversized message,
+                        // which OTLP clients retry; gRPC's own servers say
+                        // RESOURCE_EXHAUSTED, which they do not.
+                        code = Code::ResourceExhausted as i32;
+                        response
+                            .headers_mut()
+                            .insert("grpc-status", http::HeaderValue::from(code));
+                    }
+                    let reason = if code == Code::ResourceExhausted as i32 {
                         "too_large"
                     } else {
                         "malformed"
