@@ -1,0 +1,207 @@
+//! The command line: `validate` (exit codes, one line per problem with file,
+//! line and key), `components`, `--version`, several `--config` files, and a
+//! run with the embedded default configuration.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use tern_e2e::{HttpConn, Tern, tern_bin};
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn validate_accepts_a_good_config_and_lists_every_problem_of_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        &dir,
+        "good.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+    );
+    let out = Command::new(tern_bin()).args(["validate", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: localhost:4317\n      http:\n        endpoint: localhost:4317\n  jaeger:\nexporters:\n  nop:\n    verbose: true\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop, otlp]\n",
+    );
+    let out = Command::new(tern_bin()).args(["validate", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = bad.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    for (line, key) in [
+        ("7", "receivers.otlp.protocols.http.endpoint"),
+        ("8", "receivers.jaeger"),
+        ("11", "exporters.nop.verbose"),
+        ("16", "service.pipelines.traces.exporters"),
+    ] {
+        let prefix = format!("{file}:{line}:");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&prefix) && l.contains(key)),
+            "no line for {key} at {prefix} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("4 problems found"), "{stderr}");
+
+    let missing = Command::new(tern_bin()).args(["validate", "--config", "/nonexistent.yaml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config file /nonexistent.yaml"));
+
+    // Running with a bad config fails the same way, before binding anything.
+    let out = Command::new(tern_bin()).arg("--config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("receivers.jaeger"));
+}
+
+#[test]
+fn validate_expands_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        &dir,
+        "env.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:TERN_TEST_ENDPOINT:-localhost:4317}\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+    );
+    let ok = Command::new(tern_bin()).args(["validate", "--config"]).arg(&cfg).output().unwrap();
+    assert!(ok.status.success());
+    let bad = Command::new(tern_bin())
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .env("TERN_TEST_ENDPOINT", "no-port-here")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains(":5:19: receivers.otlp.protocols.grpc.endpoint: invalid endpoint `no-port-here`"), "{stderr}");
+}
+
+#[test]
+fn components_and_version() {
+    let out = Command::new(tern_bin()).arg("components").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (kind, ty) in [("receiver", "otlp"), ("processor", "batch"), ("exporter", "debug"), ("exporter", "file"), ("exporter", "nop"), ("extension", "health_check")] {
+        assert!(
+            text.lines().any(|l| l.starts_with(kind) && l.split_whitespace().nth(1) == Some(ty)),
+            "{kind} {ty} missing:\n{text}"
+        );
+    }
+    assert!(text.contains("traces,metrics,logs"));
+    let out = Command::new(tern_bin()).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("tern "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_config_files_override_earlier_ones_at_run_time() {
+    // The base file sends to a file at a path the override replaces.
+    let base = r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  file:
+    path: {dir}/base.jsonl
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [file]
+"#;
+    let mut tern = Tern::spawn(base);
+    // Restart the same ports with a second file layered on top.
+    let first = tern.dir.path().join("tern.yaml");
+    let over = tern.dir.path().join("override.yaml");
+    std::fs::write(&over, format!("exporters:\n  file:\n    path: {}/override.jsonl\n", tern.dir.path().display())).unwrap();
+    tern.wait_healthy();
+    assert!(tern.stop().success());
+    let log = tern.dir.path().join("second.log");
+    let mut child = Command::new(tern_bin())
+        .arg("--config")
+        .arg(&first)
+        .arg("--config")
+        .arg(&over)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut conn = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while conn.is_none() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", tern.http)).await.is_ok() {
+            conn = Some(HttpConn::connect(tern.http).await);
+        } else {
+            assert!(Instant::now() < deadline, "second run never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let r = conn
+        .unwrap()
+        .send("POST", "/v1/logs", &[("content-type", "application/x-protobuf")], common::logs(1, 2).encode_to_vec())
+        .await;
+    assert_eq!(r.status, 200);
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(tern.dir.path().join("override.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains("log 1/1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_config_runs_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tern.log");
+    let mut child = Command::new(tern_bin())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:13133") {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "default config never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = HttpConn::connect(4318)
+        .await
+        .send("POST", "/v1/traces", &[("content-type", "application/x-protobuf")], common::spans(1, 3).encode_to_vec())
+        .await;
+    assert_eq!(r.status, 200);
+    let g = tern_e2e::grpc_call(4317, tern_e2e::paths::LOGS, common::logs(1, 2).encode_to_vec(), None).await;
+    assert_eq!(g.code, 0);
+    let metrics = tern_e2e::http_request(8888, "GET", "/metrics", &[], Vec::new()).await;
+    assert_eq!(metrics.status, 200);
+    // The debug exporter logs each batch once the batch timeout (200ms) passes.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("signal=traces items=3"), "{text}");
+    assert!(text.contains("signal=logs items=2"), "{text}");
+}
