@@ -281,7 +281,7 @@ pub struct RotationConfig {
     pub max_megabytes: u64,
     /// Rotated files kept (default 100; 0 keeps all).
     pub max_backups: u64,
-    /// Name backups in local time rather than UTC (default false).
+    /// Name backups in local time (default false; `true` is refused by validation).
     pub localtime: bool,
 }
 

@@ -97,6 +97,16 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
             if let Some(r) = f.rotation.as_ref()
+                && r.localtime
+            {
+                let node = c.node.deepest(&["rotation", "localtime"]);
+                errors.push(at(
+                    &node.loc,
+                    format!("exporters.{}.rotation.localtime", c.id),
+                    "not supported: Tern names rotated files in UTC",
+                ));
+            }
+            if let Some(r) = f.rotation.as_ref()
                 && r.max_megabytes == 0
             {
                 let node = c.node.deepest(&["rotation", "max_megabytes"]);

@@ -1,6 +1,8 @@
 //! Loading and validating whole configurations: every problem reported once,
 //! with file, line and key; env expansion; merging several files.
 
+#![allow(clippy::unwrap_used)]
+
 use tern_config::{
     ComponentId, ConfigErrors, ExporterConfig, FileFormat, ProcessorConfig, ReceiverConfig, Signal,
     load_sources,
@@ -240,6 +242,7 @@ exporters:
   file:
     rotation:
       max_megabytes: 0
+      localtime: true
 service:
   pipelines:
     traces:

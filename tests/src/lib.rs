@@ -201,7 +201,9 @@ pub struct HttpConn {
 impl HttpConn {
     /// Connects to 127.0.0.1:`port`.
     pub async fn connect(port: u16) -> HttpConn {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
@@ -246,7 +248,10 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Reply {
-    HttpConn::connect(port).await.send(method, path, headers, body).await
+    HttpConn::connect(port)
+        .await
+        .send(method, path, headers, body)
+        .await
 }
 
 /// A gRPC reply.
@@ -287,7 +292,9 @@ fn base64_decode(s: &str) -> Vec<u8> {
     let mut acc = 0u32;
     let mut bits = 0;
     for c in s.bytes() {
-        let Some(v) = A.iter().position(|&a| a == c) else { continue };
+        let Some(v) = A.iter().position(|&a| a == c) else {
+            continue;
+        };
         acc = (acc << 6) | v as u32;
         bits += 6;
         if bits >= 8 {
@@ -300,11 +307,19 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 /// Calls a unary gRPC method with an already-encoded message; `encoding` is
 /// `None`, `Some("gzip")` or `Some("zstd")` (the caller compresses).
-pub async fn grpc_call(port: u16, path: &str, message: Vec<u8>, encoding: Option<&str>) -> GrpcReply {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+pub async fn grpc_call(
+    port: u16,
+    path: &str,
+    message: Vec<u8>,
+    encoding: Option<&str>,
+) -> GrpcReply {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let mut frame = BytesMut::with_capacity(message.len() + 5);
     frame.put_u8(u8::from(encoding.is_some()));
@@ -335,10 +350,19 @@ pub async fn grpc_call(port: u16, path: &str, message: Vec<u8>, encoding: Option
     } else {
         Bytes::new()
     };
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     GrpcReply {
-        code: get("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(-1),
-        message: get("grpc-message").map(|m| percent_decode(&m)).unwrap_or_default(),
+        code: get("grpc-status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1),
+        message: get("grpc-message")
+            .map(|m| percent_decode(&m))
+            .unwrap_or_default(),
         details: get("grpc-status-details-bin").map(|d| base64_decode(&d)),
         message_bytes,
     }

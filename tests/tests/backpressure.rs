@@ -50,7 +50,13 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     // buffer is full, the exporter blocks.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let config = CONFIG.replace("{dir}/pipe", &fifo.display().to_string());
     // The reader opens the FIFO (unblocking tern's open), then waits.
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -71,10 +77,19 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     for i in 0..5000u32 {
         let req = spans(i, 1);
         let r = http
-            .send("POST", "/v1/traces", &[("content-type", "application/x-protobuf")], req.encode_to_vec())
+            .send(
+                "POST",
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                req.encode_to_vec(),
+            )
             .await;
         match r.status {
-            200 => accepted.push(req.resource_spans[0].scope_spans[0].spans[0].span_id.clone()),
+            200 => accepted.push(
+                req.resource_spans[0].scope_spans[0].spans[0]
+                    .span_id
+                    .clone(),
+            ),
             503 => {
                 refused += 1;
                 first_refusal.get_or_insert(r);
@@ -89,11 +104,20 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     assert_eq!(r.header("retry-after"), Some("1"));
     let status = RpcStatus::decode(r.body.clone()).unwrap();
     assert_eq!(status.code, 14, "UNAVAILABLE");
-    assert_eq!(status.details[0].type_url, "type.googleapis.com/google.rpc.RetryInfo");
+    assert_eq!(
+        status.details[0].type_url,
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
     assert!(accepted.len() > 100, "some requests were accepted first");
 
     // gRPC gets UNAVAILABLE with RetryInfo too.
-    let g = grpc_call(tern.grpc, paths::TRACES, spans(99_999, 1).encode_to_vec(), None).await;
+    let g = grpc_call(
+        tern.grpc,
+        paths::TRACES,
+        spans(99_999, 1).encode_to_vec(),
+        None,
+    )
+    .await;
     assert_eq!(g.code, 14, "{g:?}");
     let details = RpcStatus::decode(&g.details.unwrap()[..]).unwrap();
     let retry = RetryInfo::decode(&details.details[0].value[..]).unwrap();
@@ -101,9 +125,20 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
 
     let m = tern.self_metrics().await;
     let labels = r#"receiver="otlp",transport="http""#;
-    assert_eq!(sample(&m, "otelcol_receiver_refused_spans_total", labels), Some(f64::from(refused)), "{m}");
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_spans_total", labels), Some(accepted.len() as f64));
-    assert_eq!(sample(&m, "otelcol_exporter_queue_size", r#"exporter="file""#), Some(1000.0), "{m}");
+    assert_eq!(
+        sample(&m, "otelcol_receiver_refused_spans_total", labels),
+        Some(f64::from(refused)),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "otelcol_receiver_accepted_spans_total", labels),
+        Some(accepted.len() as f64)
+    );
+    assert_eq!(
+        sample(&m, "otelcol_exporter_queue_size", r#"exporter="file""#),
+        Some(1000.0),
+        "{m}"
+    );
 
     // Unblock the exporter: requests are accepted again.
     go_tx.send(()).unwrap();
@@ -111,10 +146,19 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     loop {
         let req = spans(200_000, 1);
         let r = http
-            .send("POST", "/v1/traces", &[("content-type", "application/x-protobuf")], req.encode_to_vec())
+            .send(
+                "POST",
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                req.encode_to_vec(),
+            )
             .await;
         if r.status == 200 {
-            accepted.push(req.resource_spans[0].scope_spans[0].spans[0].span_id.clone());
+            accepted.push(
+                req.resource_spans[0].scope_spans[0].spans[0]
+                    .span_id
+                    .clone(),
+            );
             break;
         }
         assert!(Instant::now() < deadline, "pipeline never drained");
@@ -129,7 +173,12 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     while pos < data.len() {
         let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
         let req = ExportTraceServiceRequest::decode(&data[pos + 4..pos + 4 + len]).unwrap();
-        for s in req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+        for s in req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
             got.push(s.span_id.clone());
         }
         pos += 4 + len;

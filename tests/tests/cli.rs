@@ -26,8 +26,16 @@ fn validate_accepts_a_good_config_and_lists_every_problem_of_a_bad_one() {
         "good.yaml",
         "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
     );
-    let out = Command::new(tern_bin()).args(["validate", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(tern_bin())
+        .args(["validate", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
 
     let bad = write(
@@ -35,7 +43,11 @@ fn validate_accepts_a_good_config_and_lists_every_problem_of_a_bad_one() {
         "bad.yaml",
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: localhost:4317\n      http:\n        endpoint: localhost:4317\n  jaeger:\nexporters:\n  nop:\n    verbose: true\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop, otlp]\n",
     );
-    let out = Command::new(tern_bin()).args(["validate", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(tern_bin())
+        .args(["validate", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let file = bad.display().to_string();
@@ -48,18 +60,30 @@ fn validate_accepts_a_good_config_and_lists_every_problem_of_a_bad_one() {
     ] {
         let prefix = format!("{file}:{line}:");
         assert!(
-            lines.iter().any(|l| l.starts_with(&prefix) && l.contains(key)),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(key)),
             "no line for {key} at {prefix} in:\n{stderr}"
         );
     }
     assert!(stderr.contains("4 problems found"), "{stderr}");
 
-    let missing = Command::new(tern_bin()).args(["validate", "--config", "/nonexistent.yaml"]).output().unwrap();
+    let missing = Command::new(tern_bin())
+        .args(["validate", "--config", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config file /nonexistent.yaml"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("cannot read config file /nonexistent.yaml")
+    );
 
     // Running with a bad config fails the same way, before binding anything.
-    let out = Command::new(tern_bin()).arg("--config").arg(&bad).output().unwrap();
+    let out = Command::new(tern_bin())
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("receivers.jaeger"));
 }
@@ -72,7 +96,11 @@ fn validate_expands_environment_variables() {
         "env.yaml",
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:TERN_TEST_ENDPOINT:-localhost:4317}\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
     );
-    let ok = Command::new(tern_bin()).args(["validate", "--config"]).arg(&cfg).output().unwrap();
+    let ok = Command::new(tern_bin())
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(ok.status.success());
     let bad = Command::new(tern_bin())
         .args(["validate", "--config"])
@@ -82,7 +110,12 @@ fn validate_expands_environment_variables() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains(":5:19: receivers.otlp.protocols.grpc.endpoint: invalid endpoint `no-port-here`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            ":5:19: receivers.otlp.protocols.grpc.endpoint: invalid endpoint `no-port-here`"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -90,9 +123,17 @@ fn components_and_version() {
     let out = Command::new(tern_bin()).arg("components").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for (kind, ty) in [("receiver", "otlp"), ("processor", "batch"), ("exporter", "debug"), ("exporter", "file"), ("exporter", "nop"), ("extension", "health_check")] {
+    for (kind, ty) in [
+        ("receiver", "otlp"),
+        ("processor", "batch"),
+        ("exporter", "debug"),
+        ("exporter", "file"),
+        ("exporter", "nop"),
+        ("extension", "health_check"),
+    ] {
         assert!(
-            text.lines().any(|l| l.starts_with(kind) && l.split_whitespace().nth(1) == Some(ty)),
+            text.lines()
+                .any(|l| l.starts_with(kind) && l.split_whitespace().nth(1) == Some(ty)),
             "{kind} {ty} missing:\n{text}"
         );
     }
@@ -130,7 +171,14 @@ service:
     // Restart the same ports with a second file layered on top.
     let first = tern.dir.path().join("tern.yaml");
     let over = tern.dir.path().join("override.yaml");
-    std::fs::write(&over, format!("exporters:\n  file:\n    path: {}/override.jsonl\n", tern.dir.path().display())).unwrap();
+    std::fs::write(
+        &over,
+        format!(
+            "exporters:\n  file:\n    path: {}/override.jsonl\n",
+            tern.dir.path().display()
+        ),
+    )
+    .unwrap();
     tern.wait_healthy();
     assert!(tern.stop().success());
     let log = tern.dir.path().join("second.log");
@@ -146,7 +194,10 @@ service:
     let mut conn = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     while conn.is_none() {
-        if tokio::net::TcpStream::connect(("127.0.0.1", tern.http)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", tern.http))
+            .await
+            .is_ok()
+        {
             conn = Some(HttpConn::connect(tern.http).await);
         } else {
             assert!(Instant::now() < deadline, "second run never listened");
@@ -155,10 +206,19 @@ service:
     }
     let r = conn
         .unwrap()
-        .send("POST", "/v1/logs", &[("content-type", "application/x-protobuf")], common::logs(1, 2).encode_to_vec())
+        .send(
+            "POST",
+            "/v1/logs",
+            &[("content-type", "application/x-protobuf")],
+            common::logs(1, 2).encode_to_vec(),
+        )
         .await;
     assert_eq!(r.status, 200);
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let text = std::fs::read_to_string(tern.dir.path().join("override.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -178,28 +238,47 @@ async fn no_config_runs_the_embedded_default() {
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:13133") {
             use std::io::{Read, Write};
-            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             if out.starts_with("HTTP/1.1 200") {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "default config never became healthy");
+        assert!(
+            Instant::now() < deadline,
+            "default config never became healthy"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let r = HttpConn::connect(4318)
         .await
-        .send("POST", "/v1/traces", &[("content-type", "application/x-protobuf")], common::spans(1, 3).encode_to_vec())
+        .send(
+            "POST",
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            common::spans(1, 3).encode_to_vec(),
+        )
         .await;
     assert_eq!(r.status, 200);
-    let g = tern_e2e::grpc_call(4317, tern_e2e::paths::LOGS, common::logs(1, 2).encode_to_vec(), None).await;
+    let g = tern_e2e::grpc_call(
+        4317,
+        tern_e2e::paths::LOGS,
+        common::logs(1, 2).encode_to_vec(),
+        None,
+    )
+    .await;
     assert_eq!(g.code, 0);
     let metrics = tern_e2e::http_request(8888, "GET", "/metrics", &[], Vec::new()).await;
     assert_eq!(metrics.status, 200);
     // The debug exporter logs each batch once the batch timeout (200ms) passes.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("signal=traces items=3"), "{text}");

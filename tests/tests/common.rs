@@ -153,4 +153,3 @@ pub mod status {
         pub retry_delay: Option<Duration>,
     }
 }
-

@@ -5,9 +5,9 @@
 
 mod common;
 
+use common::status::RpcStatus;
 use common::*;
 use prost::Message;
-use common::status::RpcStatus;
 use tern_e2e::{HttpConn, Tern, grpc_call, paths, sample};
 
 const CONFIG: &str = r#"
@@ -52,14 +52,23 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
     let json = [("content-type", "application/json")];
 
     // Malformed protobuf -> 400 with a google.rpc.Status saying why.
-    let r = c.send("POST", "/v1/traces", &proto, vec![0x0a, 0xff, 0x01]).await;
+    let r = c
+        .send("POST", "/v1/traces", &proto, vec![0x0a, 0xff, 0x01])
+        .await;
     assert_eq!(r.status, 400);
     let s = proto_status(&r.body);
     assert_eq!(s.code, 3);
     assert!(s.message.contains("malformed protobuf"), "{}", s.message);
 
     // Malformed JSON -> 400 with a JSON status.
-    let r = c.send("POST", "/v1/traces", &json, b"{\"resourceSpans\": 7}".to_vec()).await;
+    let r = c
+        .send(
+            "POST",
+            "/v1/traces",
+            &json,
+            b"{\"resourceSpans\": 7}".to_vec(),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -67,7 +76,14 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
     assert!(v["message"].as_str().unwrap().contains("invalid OTLP JSON"));
 
     // Wrong content type -> 415.
-    let r = c.send("POST", "/v1/traces", &[("content-type", "text/plain")], b"hi".to_vec()).await;
+    let r = c
+        .send(
+            "POST",
+            "/v1/traces",
+            &[("content-type", "text/plain")],
+            b"hi".to_vec(),
+        )
+        .await;
     assert_eq!(r.status, 415);
     assert!(proto_status(&r.body).message.contains("Content-Type"));
 
@@ -79,7 +95,9 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
     assert_eq!(r.header("allow"), Some("POST"));
 
     // A signal with no pipeline on this receiver -> 404.
-    let r = c.send("POST", "/v1/metrics", &proto, gauges(1, 1).encode_to_vec()).await;
+    let r = c
+        .send("POST", "/v1/metrics", &proto, gauges(1, 1).encode_to_vec())
+        .await;
     assert_eq!(r.status, 404);
 
     // Too large, plain -> 413.
@@ -93,23 +111,52 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
     let bomb = gzip(&vec![0u8; 256 << 20]);
     let mut c2 = HttpConn::connect(tern.http).await;
     let r = c2
-        .send("POST", "/v1/logs", &[("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], bomb)
+        .send(
+            "POST",
+            "/v1/logs",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "gzip"),
+            ],
+            bomb,
+        )
         .await;
     assert_eq!(r.status, 413);
     // Corrupt gzip -> 400; unknown encoding -> 415.
     let r = c2
-        .send("POST", "/v1/logs", &[("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], b"nope".to_vec())
+        .send(
+            "POST",
+            "/v1/logs",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "gzip"),
+            ],
+            b"nope".to_vec(),
+        )
         .await;
     assert_eq!(r.status, 400);
     let r = c2
-        .send("POST", "/v1/logs", &[("content-type", "application/x-protobuf"), ("content-encoding", "br")], b"x".to_vec())
+        .send(
+            "POST",
+            "/v1/logs",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "br"),
+            ],
+            b"x".to_vec(),
+        )
         .await;
     assert_eq!(r.status, 415);
 
     // Everyone else is still served (the 413 closed `c`: its body was not read).
-    let r = c2.send("POST", "/v1/traces", &proto, spans(2, 3).encode_to_vec()).await;
+    let r = c2
+        .send("POST", "/v1/traces", &proto, spans(2, 3).encode_to_vec())
+        .await;
     assert_eq!(r.status, 200);
-    let r = HttpConn::connect(tern.http).await.send("POST", "/v1/logs", &proto, logs(2, 4).encode_to_vec()).await;
+    let r = HttpConn::connect(tern.http)
+        .await
+        .send("POST", "/v1/logs", &proto, logs(2, 4).encode_to_vec())
+        .await;
     assert_eq!(r.status, 200);
 
     let m = tern.self_metrics().await;
@@ -124,12 +171,27 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
         ("bad_compression", 1.0),
         ("unsupported_encoding", 1.0),
     ] {
-        assert_eq!(sample(&m, "tern_receiver_requests_refused_total", &l(reason)), Some(n), "{reason}\n{m}");
+        assert_eq!(
+            sample(&m, "tern_receiver_requests_refused_total", &l(reason)),
+            Some(n),
+            "{reason}\n{m}"
+        );
     }
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_spans_total", r#"receiver="otlp",transport="http""#), Some(3.0));
+    assert_eq!(
+        sample(
+            &m,
+            "otelcol_receiver_accepted_spans_total",
+            r#"receiver="otlp",transport="http""#
+        ),
+        Some(3.0)
+    );
     assert!(tern.stop().success());
     let out = std::fs::read_to_string(tern.path("out.jsonl")).unwrap();
-    assert_eq!(out.lines().count(), 2, "only the two good requests were written");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "only the two good requests were written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,16 +209,36 @@ async fn grpc_errors_follow_the_spec() {
     let r = grpc_call(tern.grpc, paths::LOGS, bomb, Some("zstd")).await;
     assert_eq!(r.code, 8, "{r:?}");
     // Unknown method and a signal without pipeline -> UNIMPLEMENTED.
-    let r = grpc_call(tern.grpc, "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export", vec![], None).await;
+    let r = grpc_call(
+        tern.grpc,
+        "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+        vec![],
+        None,
+    )
+    .await;
     assert_eq!(r.code, 12, "{r:?}");
-    let r = grpc_call(tern.grpc, paths::METRICS, gauges(1, 1).encode_to_vec(), None).await;
+    let r = grpc_call(
+        tern.grpc,
+        paths::METRICS,
+        gauges(1, 1).encode_to_vec(),
+        None,
+    )
+    .await;
     assert_eq!(r.code, 12, "{r:?}");
     // Still serving.
     let r = grpc_call(tern.grpc, paths::TRACES, spans(3, 2).encode_to_vec(), None).await;
     assert_eq!(r.code, 0, "{r:?}");
     let m = tern.self_metrics().await;
     let l = |reason: &str| format!(r#"receiver="otlp",transport="grpc",reason="{reason}""#);
-    assert_eq!(sample(&m, "tern_receiver_requests_refused_total", &l("malformed")), Some(1.0), "{m}");
-    assert_eq!(sample(&m, "tern_receiver_requests_refused_total", &l("too_large")), Some(2.0), "{m}");
+    assert_eq!(
+        sample(&m, "tern_receiver_requests_refused_total", &l("malformed")),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "tern_receiver_requests_refused_total", &l("too_large")),
+        Some(2.0),
+        "{m}"
+    );
     assert!(tern.stop().success());
 }

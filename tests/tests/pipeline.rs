@@ -87,7 +87,10 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
         let reply = grpc_call(tern.grpc, paths::TRACES, body, enc).await;
         assert_eq!(reply.code, 0, "{reply:?}");
         let resp = ExportTraceServiceResponse::decode(reply.message_bytes).unwrap();
-        assert!(resp.partial_success.is_none(), "partial_success is empty on full success");
+        assert!(
+            resp.partial_success.is_none(),
+            "partial_success is empty on full success"
+        );
     }
     // HTTP protobuf with each Content-Encoding.
     let mut http = HttpConn::connect(tern.http).await;
@@ -114,12 +117,23 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
     sent_spans.extend(span_ids(&req));
     let json = serde_json::to_vec(&req).unwrap();
     let r = http
-        .send("POST", "/v1/traces", &[("content-type", "application/json")], json)
+        .send(
+            "POST",
+            "/v1/traces",
+            &[("content-type", "application/json")],
+            json,
+        )
         .await;
     assert_eq!((r.status, &r.body[..]), (200, &b"{}"[..]));
     assert_eq!(r.header("content-type"), Some("application/json"));
 
-    let reply = grpc_call(tern.grpc, paths::METRICS, gauges(1, 7).encode_to_vec(), None).await;
+    let reply = grpc_call(
+        tern.grpc,
+        paths::METRICS,
+        gauges(1, 7).encode_to_vec(),
+        None,
+    )
+    .await;
     assert_eq!(reply.code, 0, "{reply:?}");
     let r = http
         .send(
@@ -135,7 +149,10 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
         .send(
             "POST",
             "/v1/logs",
-            &[("content-type", "application/json"), ("content-encoding", "gzip")],
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
             logs_json,
         )
         .await;
@@ -148,14 +165,51 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
     let m = tern.self_metrics().await;
     let grpc = r#"receiver="otlp",transport="grpc""#;
     let http_l = r#"receiver="otlp",transport="http""#;
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_spans_total", grpc), Some(120.0), "{m}");
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_spans_total", http_l), Some(125.0));
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_metric_points_total", grpc), Some(7.0));
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_metric_points_total", http_l), Some(3.0));
-    assert_eq!(sample(&m, "otelcol_receiver_accepted_log_records_total", http_l), Some(12.0));
-    assert_eq!(sample(&m, "otelcol_exporter_sent_spans_total", r#"exporter="file/proto""#), Some(245.0));
-    assert_eq!(sample(&m, "otelcol_exporter_sent_metric_points_total", r#"exporter="nop""#), Some(10.0));
-    assert_eq!(sample(&m, "otelcol_exporter_queue_capacity", r#"exporter="file/json""#), Some(1000.0));
+    assert_eq!(
+        sample(&m, "otelcol_receiver_accepted_spans_total", grpc),
+        Some(120.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "otelcol_receiver_accepted_spans_total", http_l),
+        Some(125.0)
+    );
+    assert_eq!(
+        sample(&m, "otelcol_receiver_accepted_metric_points_total", grpc),
+        Some(7.0)
+    );
+    assert_eq!(
+        sample(&m, "otelcol_receiver_accepted_metric_points_total", http_l),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&m, "otelcol_receiver_accepted_log_records_total", http_l),
+        Some(12.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "otelcol_exporter_sent_spans_total",
+            r#"exporter="file/proto""#
+        ),
+        Some(245.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "otelcol_exporter_sent_metric_points_total",
+            r#"exporter="nop""#
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "otelcol_exporter_queue_capacity",
+            r#"exporter="file/json""#
+        ),
+        Some(1000.0)
+    );
 
     let status = tern.stop();
     assert!(status.success(), "exit {status:?}; log:\n{}", tern.logs());
@@ -174,14 +228,26 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
             got_spans.extend(ids);
         } else if v.get("resourceMetrics").is_some() {
             let req: ExportMetricsServiceRequest = serde_json::from_str(line).unwrap();
-            for m in req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
-                let Some(metric::Data::Gauge(g)) = &m.data else { panic!("gauge expected") };
+            for m in req
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+            {
+                let Some(metric::Data::Gauge(g)) = &m.data else {
+                    panic!("gauge expected")
+                };
                 assert_eq!(m.unit, "{item}");
                 points += g.data_points.len();
             }
         } else {
             let req: ExportLogsServiceRequest = serde_json::from_str(line).unwrap();
-            for r in req.resource_logs.iter().flat_map(|r| &r.scope_logs).flat_map(|s| &s.log_records) {
+            for r in req
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .flat_map(|s| &s.log_records)
+            {
                 assert!(log_bodies.insert(format!("{:?}", r.body)), "duplicate log");
             }
         }
@@ -209,7 +275,10 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_what_the_batch_processor_holds() {
-    let config = CONFIG.replace("timeout: 100ms", "timeout: 1h").replace("send_batch_size: 50", "send_batch_size: 100000").replace("send_batch_max_size: 50", "send_batch_max_size: 0");
+    let config = CONFIG
+        .replace("timeout: 100ms", "timeout: 1h")
+        .replace("send_batch_size: 50", "send_batch_size: 100000")
+        .replace("send_batch_max_size: 50", "send_batch_max_size: 0");
     let mut tern = Tern::start(&config);
     let reply = grpc_call(tern.grpc, paths::TRACES, spans(9, 17).encode_to_vec(), None).await;
     assert_eq!(reply.code, 0);
@@ -221,7 +290,21 @@ async fn shutdown_flushes_what_the_batch_processor_holds() {
     let req = ExportTraceServiceRequest::decode(&data[4..]).unwrap();
     assert_eq!(span_ids(&req).len(), 17);
     let logs = tern.logs();
-    let order = ["stopping receivers", "draining processors", "flushing exporters", "shutdown complete"];
-    let positions: Vec<usize> = order.iter().map(|s| logs.find(s).unwrap_or_else(|| panic!("{s} missing in\n{logs}"))).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "ordered shutdown: {logs}");
+    let order = [
+        "stopping receivers",
+        "draining processors",
+        "flushing exporters",
+        "shutdown complete",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|s| {
+            logs.find(s)
+                .unwrap_or_else(|| panic!("{s} missing in\n{logs}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "ordered shutdown: {logs}"
+    );
 }

@@ -36,12 +36,53 @@ pub fn json_to_wire(signal: Signal, body: &[u8]) -> Result<Bytes, JsonError> {
     }))
 }
 
-/// Writes an encoded export request as one line of OTLP JSON (no newline).
+/// Writes an encoded export request as one line of OTLP JSON (no newline),
+/// leaving out fields that hold their default value, as the OpenTelemetry
+/// Collector does (members of a `oneof` and optional numbers are kept).
 pub fn wire_to_json(signal: Signal, wire: &[u8], out: &mut Vec<u8>) -> Result<(), JsonError> {
-    match signal {
-        Signal::Traces => serde_json::to_writer(out, &ExportTraceServiceRequest::decode(wire)?)?,
-        Signal::Metrics => serde_json::to_writer(out, &ExportMetricsServiceRequest::decode(wire)?)?,
-        Signal::Logs => serde_json::to_writer(out, &ExportLogsServiceRequest::decode(wire)?)?,
-    }
+    let mut value = match signal {
+        Signal::Traces => serde_json::to_value(ExportTraceServiceRequest::decode(wire)?)?,
+        Signal::Metrics => serde_json::to_value(ExportMetricsServiceRequest::decode(wire)?)?,
+        Signal::Logs => serde_json::to_value(ExportLogsServiceRequest::decode(wire)?)?,
+    };
+    prune_defaults(&mut value);
+    serde_json::to_writer(out, &value)?;
     Ok(())
+}
+
+/// Keys whose zero value carries meaning: `oneof` members and optional fields.
+const KEEP_ZERO: &[&str] = &[
+    "asInt",
+    "asDouble",
+    "intValue",
+    "doubleValue",
+    "boolValue",
+    "stringValue",
+    "bytesValue",
+    "sum",
+    "min",
+    "max",
+];
+
+fn is_default(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == "0",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(_) => false,
+    }
+}
+
+fn prune_defaults(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, v| !is_default(v) || (KEEP_ZERO.contains(&k.as_str()) && !v.is_null()));
+            map.values_mut().for_each(prune_defaults);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(prune_defaults),
+        _ => {}
+    }
 }

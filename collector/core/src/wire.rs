@@ -44,7 +44,7 @@ pub fn put_varint(out: &mut BytesMut, mut value: u64) {
 
 /// Bytes a varint of `value` takes.
 pub fn varint_len(value: u64) -> usize {
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// One field of a message.

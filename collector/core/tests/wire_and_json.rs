@@ -1,6 +1,8 @@
 //! The byte walk agrees with prost: item counts, splits that keep every item
 //! once and in order with its resource and scope, and the OTLP/JSON mapping.
 
+#![allow(clippy::unwrap_used)]
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -77,7 +79,11 @@ fn flatten(req: &ExportTraceServiceRequest) -> Vec<(String, String, String)> {
         let svc = format!("{:?}", r.resource.as_ref().unwrap().attributes[0].value);
         for s in &r.scope_spans {
             for span in &s.spans {
-                out.push((svc.clone(), s.scope.as_ref().unwrap().name.clone(), span.name.clone()));
+                out.push((
+                    svc.clone(),
+                    s.scope.as_ref().unwrap().name.clone(),
+                    span.name.clone(),
+                ));
             }
         }
     }
@@ -143,7 +149,10 @@ fn metrics() -> ExportMetricsServiceRequest {
 fn counts_match_prost() {
     let t = traces(&[&[2, 0, 3], &[], &[1]]);
     assert_eq!(count_items(Signal::Traces, &t.encode_to_vec()).unwrap(), 6);
-    assert_eq!(count_items(Signal::Metrics, &metrics().encode_to_vec()).unwrap(), 8);
+    assert_eq!(
+        count_items(Signal::Metrics, &metrics().encode_to_vec()).unwrap(),
+        8
+    );
     let logs = ExportLogsServiceRequest::default();
     assert_eq!(count_items(Signal::Logs, &logs.encode_to_vec()).unwrap(), 0);
 }
@@ -182,7 +191,10 @@ fn metric_splits_cut_inside_metrics_and_keep_metadata() {
     let req = metrics();
     let wire = req.encode_to_vec();
     let pieces = split(Signal::Metrics, &wire, 2).unwrap();
-    assert_eq!(pieces.iter().map(|p| p.items).collect::<Vec<_>>(), vec![2, 2, 2, 2]);
+    assert_eq!(
+        pieces.iter().map(|p| p.items).collect::<Vec<_>>(),
+        vec![2, 2, 2, 2]
+    );
     let mut points: Vec<(String, usize)> = Vec::new();
     for p in &pieces {
         let d = ExportMetricsServiceRequest::decode(&p.bytes[..]).unwrap();
@@ -267,8 +279,14 @@ fn otlp_json_mapping_is_tolerant_and_round_trips() {
     let mut out = Vec::new();
     wire_to_json(Signal::Traces, &wire, &mut out).unwrap();
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.contains(r#""traceId":"5b8efff798038103d269b633813fc60c""#), "{text}");
-    assert!(text.contains(r#""startTimeUnixNano":"1700000000000000000""#), "{text}");
+    assert!(
+        text.contains(r#""traceId":"5b8efff798038103d269b633813fc60c""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""startTimeUnixNano":"1700000000000000000""#),
+        "{text}"
+    );
     let again = json_to_wire(Signal::Traces, &out).unwrap();
     assert_eq!(ExportTraceServiceRequest::decode(again).unwrap(), req);
 }

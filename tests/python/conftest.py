@@ -1,0 +1,78 @@
+"""Fixtures for the interop tests: run the real `tern` binary on free ports."""
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Tern:
+    def __init__(self, tmp: pathlib.Path, template: str):
+        self.tmp = tmp
+        self.grpc, self.http, self.health, self.metrics = (free_port() for _ in range(4))
+        config = (
+            template.replace("{grpc}", str(self.grpc))
+            .replace("{http}", str(self.http))
+            .replace("{health}", str(self.health))
+            .replace("{metrics}", str(self.metrics))
+            .replace("{dir}", str(tmp))
+        )
+        path = tmp / "tern.yaml"
+        path.write_text(config)
+        binary = os.environ.get("TERN_BIN", str(ROOT / "target" / "debug" / "tern"))
+        self.log = open(tmp / "tern.log", "wb")
+        self.proc = subprocess.Popen([binary, "--config", str(path)], stderr=self.log)
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("tern did not become healthy:\n" + self.logs())
+            time.sleep(0.05)
+
+    def logs(self) -> str:
+        return (self.tmp / "tern.log").read_text(errors="replace")
+
+    def self_metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        return code
+
+
+@pytest.fixture
+def tern_factory(tmp_path):
+    started = []
+
+    def start(template: str) -> Tern:
+        t = Tern(tmp_path, template)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait()
