@@ -1,6 +1,7 @@
 //! The `debug` exporter: writes what it receives to Tern's log. `basic`
-//! prints counts per batch, `normal` one line per item, `detailed` every
-//! field of every item as indented OTLP JSON.
+//! prints counts per batch, `normal` one line per item, `detailed` the
+//! request context (transport, peer, metadata kept by `include_metadata`)
+//! and every field of every item as indented OTLP JSON.
 
 use std::fmt::Write;
 
@@ -141,6 +142,19 @@ impl Exporter for DebugExporter {
                     tracing::info!(exporter = %self.id, "\n{}", text.trim_end());
                 }
                 Verbosity::Detailed => {
+                    let ctx = batch.context();
+                    let metadata: Vec<String> = ctx
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    tracing::info!(
+                        exporter = %self.id,
+                        transport = ctx.transport,
+                        peer = ?ctx.peer,
+                        metadata = %metadata.join(", "),
+                        "request context"
+                    );
                     let mut json = Vec::new();
                     tern_core::json::wire_to_json(signal, &batch.to_wire(), &mut json)
                         .map_err(|e| ExportError::Encode(e.to_string()))?;

@@ -308,3 +308,66 @@ async fn shutdown_flushes_what_the_batch_processor_holds() {
         "ordered shutdown: {logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_metadata_keeps_client_headers_on_the_batch() {
+    let config = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+      http:
+        endpoint: 127.0.0.1:{http}
+        include_metadata: true
+exporters:
+  debug:
+    verbosity: detailed
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+"#;
+    let mut tern = Tern::start(config);
+    let r = HttpConn::connect(tern.http)
+        .await
+        .send(
+            "POST",
+            "/v1/traces",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("x-tenant-id", "acme"),
+            ],
+            spans(5, 1).encode_to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // gRPC does not keep metadata here (include_metadata is off for it).
+    let g = grpc_call(tern.grpc, paths::TRACES, spans(6, 1).encode_to_vec(), None).await;
+    assert_eq!(g.code, 0);
+    assert!(tern.stop().success());
+    let logs = tern.logs();
+    let http_ctx = logs
+        .lines()
+        .find(|l| l.contains("request context") && l.contains("transport=\"http\""))
+        .unwrap_or_else(|| panic!("no http context in\n{logs}"));
+    assert!(http_ctx.contains("x-tenant-id=acme"), "{http_ctx}");
+    assert!(http_ctx.contains("127.0.0.1:"), "peer kept: {http_ctx}");
+    let grpc_ctx = logs
+        .lines()
+        .find(|l| l.contains("request context") && l.contains("transport=\"grpc\""))
+        .unwrap_or_else(|| panic!("no grpc context in\n{logs}"));
+    assert!(!grpc_ctx.contains("x-tenant-id"), "{grpc_ctx}");
+    assert!(
+        logs.contains("\"name\": \"tool.call 5/0\""),
+        "detailed prints items: {logs}"
+    );
+}

@@ -50,7 +50,8 @@ struct Failure {
     http: StatusCode,
     code: Code,
     message: String,
-    reason: &'static str,
+    /// The refusal reason to count; `None` when the sink counted it already.
+    reason: Option<&'static str>,
     retry_after: bool,
 }
 
@@ -64,7 +65,7 @@ fn failure(
         http,
         code,
         message: message.into(),
-        reason,
+        reason: Some(reason),
         retry_after: false,
     }
 }
@@ -244,15 +245,17 @@ async fn handle(
     let encoding = match request_encoding(&req) {
         Ok(e) => e,
         Err(f) => {
-            sink.metrics().request_refused(f.reason);
+            if let Some(reason) = f.reason {
+                sink.metrics().request_refused(reason);
+            }
             return error_response(fallback, &f);
         }
     };
     match receive(req, signal, encoding, config, sink, peer).await {
         Ok(()) => respond(encoding, StatusCode::OK, success_body(signal, encoding)),
         Err(f) => {
-            if f.reason != "pipeline" {
-                sink.metrics().request_refused(f.reason);
+            if let Some(reason) = f.reason {
+                sink.metrics().request_refused(reason);
             }
             error_response(encoding, &f)
         }
@@ -331,30 +334,26 @@ async fn receive(
         peer: Some(peer),
         metadata,
     });
+    // The sink counts its own refusals, hence `reason: None`.
     sink.consume(signal, wire, context)
         .map(|_| ())
-        .map_err(|e| match e {
-            ReceiveError::Malformed(m) => Failure {
-                http: StatusCode::BAD_REQUEST,
-                code: Code::InvalidArgument,
-                message: m,
-                reason: "pipeline",
-                retry_after: false,
-            },
-            ReceiveError::NoPipeline(_) => Failure {
-                http: StatusCode::NOT_FOUND,
-                code: Code::Unimplemented,
+        .map_err(|e| {
+            let (http, code, retry_after) = match e {
+                ReceiveError::Malformed(_) => {
+                    (StatusCode::BAD_REQUEST, Code::InvalidArgument, false)
+                }
+                ReceiveError::NoPipeline(_) => (StatusCode::NOT_FOUND, Code::Unimplemented, false),
+                ReceiveError::Refused(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, true)
+                }
+            };
+            Failure {
+                http,
+                code,
                 message: e.to_string(),
-                reason: "pipeline",
-                retry_after: false,
-            },
-            ReceiveError::Refused(_) => Failure {
-                http: StatusCode::SERVICE_UNAVAILABLE,
-                code: Code::Unavailable,
-                message: e.to_string(),
-                reason: "pipeline",
-                retry_after: true,
-            },
+                reason: None,
+                retry_after,
+            }
         })
 }
 
