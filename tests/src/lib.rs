@@ -39,6 +39,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The config every test instance starts from.
+pub const BASE_CONFIG: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+      http:
+        endpoint: 127.0.0.1:{http}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+"#;
+
 /// A running `tern`.
 pub struct Tern {
     child: Option<Child>,
@@ -56,31 +75,41 @@ pub struct Tern {
 }
 
 impl Tern {
-    /// Writes `template` (with `{grpc}`, `{http}`, `{health}`, `{metrics}`
-    /// and `{dir}` replaced) to a file and starts `tern --config` on it,
-    /// waiting until its health check answers 200.
+    /// Starts `tern --config tern-0.yaml --config tern-1.yaml`: the base file
+    /// ([`BASE_CONFIG`]) sets up the `otlp` receiver, the health check and
+    /// self-metrics on free ports; `template` (with `{grpc}`, `{http}`,
+    /// `{health}`, `{metrics}` and `{dir}` replaced) adds pipelines and may
+    /// override any of it (later files win). Waits until healthy.
     pub fn start(template: &str) -> Tern {
-        let tern = Tern::spawn(template);
+        Tern::start_layered(&[template])
+    }
+
+    /// Like [`Tern::start`] with several files after the base, in order.
+    pub fn start_layered(templates: &[&str]) -> Tern {
+        let tern = Tern::spawn(templates);
         tern.wait_healthy();
         tern
     }
 
-    /// Like [`Tern::start`] without waiting for health.
-    pub fn spawn(template: &str) -> Tern {
+    /// Like [`Tern::start_layered`] without waiting for health.
+    pub fn spawn(templates: &[&str]) -> Tern {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
-        let config = template
-            .replace("{grpc}", &grpc.to_string())
-            .replace("{http}", &http.to_string())
-            .replace("{health}", &health.to_string())
-            .replace("{metrics}", &metrics.to_string())
-            .replace("{dir}", &dir.path().display().to_string());
-        let path = dir.path().join("tern.yaml");
-        std::fs::write(&path, config).unwrap();
+        let fill = |text: &str| {
+            text.replace("{grpc}", &grpc.to_string())
+                .replace("{http}", &http.to_string())
+                .replace("{health}", &health.to_string())
+                .replace("{metrics}", &metrics.to_string())
+                .replace("{dir}", &dir.path().display().to_string())
+        };
+        let mut command = Command::new(tern_bin());
+        for (i, text) in std::iter::once(&BASE_CONFIG).chain(templates).enumerate() {
+            let path = dir.path().join(format!("tern-{i}.yaml"));
+            std::fs::write(&path, fill(text)).unwrap();
+            command.arg("--config").arg(path);
+        }
         let log = dir.path().join("tern.log");
-        let child = Command::new(tern_bin())
-            .arg("--config")
-            .arg(&path)
+        let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

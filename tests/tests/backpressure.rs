@@ -19,25 +19,11 @@ use prost::Message;
 use tern_e2e::{HttpConn, Tern, grpc_call, paths, sample};
 
 const CONFIG: &str = r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-      http:
-        endpoint: 127.0.0.1:{http}
 exporters:
   file:
     path: {dir}/pipe
     format: proto
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
 service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
   pipelines:
     traces:
       receivers: [otlp]

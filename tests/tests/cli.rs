@@ -144,68 +144,11 @@ fn components_and_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_config_files_override_earlier_ones_at_run_time() {
-    // The base file sends to a file at a path the override replaces.
-    let base = r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-  file:
-    path: {dir}/base.jsonl
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [file]
-"#;
-    let mut tern = Tern::spawn(base);
-    // Restart the same ports with a second file layered on top.
-    let first = tern.dir.path().join("tern.yaml");
-    let over = tern.dir.path().join("override.yaml");
-    std::fs::write(
-        &over,
-        format!(
-            "exporters:\n  file:\n    path: {}/override.jsonl\n",
-            tern.dir.path().display()
-        ),
-    )
-    .unwrap();
-    tern.wait_healthy();
-    assert!(tern.stop().success());
-    let log = tern.dir.path().join("second.log");
-    let mut child = Command::new(tern_bin())
-        .arg("--config")
-        .arg(&first)
-        .arg("--config")
-        .arg(&over)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut conn = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while conn.is_none() {
-        if tokio::net::TcpStream::connect(("127.0.0.1", tern.http))
-            .await
-            .is_ok()
-        {
-            conn = Some(HttpConn::connect(tern.http).await);
-        } else {
-            assert!(Instant::now() < deadline, "second run never listened");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let r = conn
-        .unwrap()
+    let first = "exporters:\n  file:\n    path: {dir}/first.jsonl\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [file]\n";
+    let second = "exporters:\n  file:\n    path: {dir}/second.jsonl\n";
+    let mut tern = Tern::start_layered(&[first, second]);
+    let r = HttpConn::connect(tern.http)
+        .await
         .send(
             "POST",
             "/v1/logs",
@@ -214,13 +157,9 @@ service:
         )
         .await;
     assert_eq!(r.status, 200);
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let text = std::fs::read_to_string(tern.dir.path().join("override.jsonl")).unwrap();
+    assert!(tern.stop().success());
+    assert!(!tern.path("first.jsonl").exists());
+    let text = std::fs::read_to_string(tern.path("second.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 1);
     assert!(text.contains("log 1/1"));
 }

@@ -15,22 +15,13 @@ receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
         max_recv_msg_size_mib: 1
       http:
-        endpoint: 127.0.0.1:{http}
         max_request_body_size: 1048576
 exporters:
   file:
     path: {dir}/out.jsonl
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
 service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
   pipelines:
     traces:
       receivers: [otlp]

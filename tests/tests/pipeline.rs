@@ -19,13 +19,6 @@ use prost::Message;
 use tern_e2e::{HttpConn, Tern, grpc_call, paths, sample};
 
 const CONFIG: &str = r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-      http:
-        endpoint: 127.0.0.1:{http}
 processors:
   batch:
     send_batch_size: 50
@@ -38,14 +31,7 @@ exporters:
     path: {dir}/out.pb
     format: proto
   nop:
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
 service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
   pipelines:
     traces:
       receivers: [otlp]
@@ -315,22 +301,12 @@ async fn include_metadata_keeps_client_headers_on_the_batch() {
 receivers:
   otlp:
     protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
       http:
-        endpoint: 127.0.0.1:{http}
         include_metadata: true
 exporters:
   debug:
     verbosity: detailed
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
 service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
   pipelines:
     traces:
       receivers: [otlp]
