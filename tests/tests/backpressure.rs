@@ -23,11 +23,14 @@ exporters:
   file:
     path: {dir}/pipe
     format: proto
+  file/fast:
+    path: {dir}/fast.pb
+    format: proto
 service:
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [file]
+      exporters: [file, file/fast]
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,6 +128,23 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
         Some(1000.0),
         "{m}"
     );
+
+    // The other exporter of the pipeline got its copies while the stalled
+    // one still had room in its own queue (1000 batches, plus the pipe).
+    let fast = r#"exporter="file/fast""#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = tern.self_metrics().await;
+        let sent = sample(&m, "otelcol_exporter_sent_spans_total", fast).unwrap_or(0.0);
+        if sent >= 1000.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fast exporter stalled at {sent}:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Unblock the exporter: requests are accepted again.
     go_tx.send(()).unwrap();

@@ -37,6 +37,9 @@ service:
       receivers: [otlp]
       processors: [batch]
       exporters: [file/json, file/proto]
+    traces/copy:
+      receivers: [otlp]
+      exporters: [nop]
     metrics:
       receivers: [otlp]
       exporters: [file/json, nop]
@@ -187,6 +190,11 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
             r#"exporter="nop""#
         ),
         Some(10.0)
+    );
+    // The receiver feeds two traces pipelines; `nop` is fed by two pipelines.
+    assert_eq!(
+        sample(&m, "otelcol_exporter_sent_spans_total", r#"exporter="nop""#),
+        Some(245.0)
     );
     assert_eq!(
         sample(
