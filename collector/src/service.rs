@@ -9,10 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_config::{ComponentId, Config, ExtensionConfig, MetricsLevel, ReceiverConfig};
+use tern_config::{
+    ComponentId, Config, ExtensionConfig, MetricsLevel, ProcessorConfig, ReceiverConfig,
+};
 use tern_core::component::{ExporterHandle, Fanout, Output, drive_exporter};
+use tern_core::memory::MemoryGate;
 use tern_core::queue::{BoundedQueue, InletRx, inlet};
 use tern_core::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
+use tern_processors::memory_limiter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -26,10 +30,6 @@ pub const PIPELINE_QUEUE_BATCHES: usize = 128;
 pub const PIPELINE_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Batches between two processors.
 pub const STAGE_QUEUE_BATCHES: usize = 16;
-/// Batches an exporter's queue holds (the Collector's `queue_size` default).
-pub const EXPORTER_QUEUE_BATCHES: usize = 1000;
-/// Bytes an exporter's queue holds.
-pub const EXPORTER_QUEUE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ struct ExporterTask {
     id: String,
     queue: Arc<BoundedQueue>,
     metrics: ExporterMetrics,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// A running collector.
@@ -57,7 +57,15 @@ pub struct Service {
     exporters: Vec<ExporterTask>,
     admin: Vec<JoinHandle<()>>,
     stop_admin: watch::Sender<bool>,
+    abandon: watch::Sender<bool>,
     health: Arc<Health>,
+}
+
+/// Waits for every task not yet finished.
+async fn join_unfinished(tasks: &mut [JoinHandle<()>]) {
+    for task in tasks.iter_mut().filter(|t| !t.is_finished()) {
+        let _ = task.await;
+    }
 }
 
 fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
@@ -104,8 +112,9 @@ impl Service {
             )));
         }
 
-        // Exporters used by some pipeline, each with its own queue.
-        let mut handles: BTreeMap<ComponentId, ExporterHandle> = BTreeMap::new();
+        // Exporters used by some pipeline, each with its own queue and workers.
+        let (abandon, abandon_rx) = watch::channel(false);
+        let mut handles: BTreeMap<ComponentId, (ExporterHandle, bool)> = BTreeMap::new();
         let mut exporters = Vec::new();
         for pipeline in config.service.pipelines.values() {
             for r in &pipeline.exporters {
@@ -116,65 +125,81 @@ impl Service {
                     continue;
                 };
                 let id = r.id.to_string();
-                let exporter = tern_exporters::build(&id, &c.config)?;
+                let spec = tern_exporters::build(&id, &c.config)?;
                 let metrics = ExporterMetrics::new(&telemetry, &id);
-                let queue = BoundedQueue::new(
-                    EXPORTER_QUEUE_BATCHES,
-                    EXPORTER_QUEUE_BYTES,
-                    metrics.queue_size.clone(),
-                );
+                let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
                 metrics.queue_capacity.set(queue.capacity() as i64);
-                let task = tokio::spawn(drive_exporter(
-                    id.clone(),
-                    exporter,
-                    queue.clone(),
-                    metrics.clone(),
-                ));
-                handles.insert(
-                    r.id.clone(),
-                    ExporterHandle {
-                        id: id.clone(),
-                        queue: queue.clone(),
-                        metrics: metrics.clone(),
-                    },
-                );
+                let tasks = spec
+                    .workers
+                    .into_iter()
+                    .map(|worker| {
+                        tokio::spawn(drive_exporter(
+                            id.clone(),
+                            worker,
+                            queue.clone(),
+                            metrics.clone(),
+                            abandon_rx.clone(),
+                        ))
+                    })
+                    .collect();
+                let handle = ExporterHandle {
+                    id: id.clone(),
+                    queue: queue.clone(),
+                    metrics: metrics.clone(),
+                };
+                handles.insert(r.id.clone(), (handle, spec.block_on_overflow));
                 exporters.push(ExporterTask {
                     id,
                     queue,
                     metrics,
-                    task,
+                    tasks,
                 });
             }
         }
 
-        // Pipelines: entrance -> processors -> fan-out.
+        // Memory limiters: one budget per id, shared by the pipelines listing it.
+        let mut gates: BTreeMap<ComponentId, Arc<MemoryGate>> = BTreeMap::new();
+        for c in config.processors.values() {
+            if let ProcessorConfig::MemoryLimiter(m) = &c.config {
+                let gate = memory_limiter::gate(&c.id.to_string(), m, &telemetry);
+                admin.push(tokio::spawn(memory_limiter::supervise(
+                    gate.clone(),
+                    m.clone(),
+                )));
+                gates.insert(c.id.clone(), gate);
+            }
+        }
+
+        // Pipelines: entrance (admission) -> processor tasks -> fan-out.
         let mut pipelines = Vec::new();
         let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
         for pipeline in config.service.pipelines.values() {
             let signal = pipeline.id.signal;
-            let fanout = Arc::new(Fanout::new(
-                pipeline
-                    .exporters
-                    .iter()
-                    .filter_map(|r| handles.get(&r.id).cloned())
-                    .collect(),
-            ));
+            let used: Vec<&(ExporterHandle, bool)> = pipeline
+                .exporters
+                .iter()
+                .filter_map(|r| handles.get(&r.id))
+                .collect();
+            let fanout = Arc::new(Fanout::new(used.iter().map(|(h, _)| h.clone()).collect()));
+            let stages: Vec<_> = pipeline
+                .processors
+                .iter()
+                .filter_map(|r| {
+                    let c = config.processors.get(&r.id)?;
+                    tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry)
+                })
+                .collect();
             let mut output = Output::Fanout(fanout);
-            for (i, r) in pipeline.processors.iter().enumerate().rev() {
-                let Some(c) = config.processors.get(&r.id) else {
-                    continue;
-                };
-                let processor =
-                    tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry);
+            for (i, stage) in stages.into_iter().enumerate().rev() {
                 let (tx, rx) = if i == 0 {
                     inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES)
                 } else {
                     inlet(STAGE_QUEUE_BATCHES, usize::MAX)
                 };
-                pipelines.push(tokio::spawn(processor.run(rx, output)));
+                pipelines.push(tokio::spawn(stage.run(rx, output)));
                 output = Output::Next(tx);
             }
-            let entry = match output {
+            let mut entry = match output {
                 Output::Next(tx) => tx,
                 Output::Fanout(fanout) => {
                     let (tx, rx) = inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES);
@@ -182,6 +207,16 @@ impl Service {
                     tx
                 }
             };
+            for r in &pipeline.processors {
+                if let Some(gate) = gates.get(&r.id) {
+                    entry = entry.with_gate(gate.clone());
+                }
+            }
+            for (handle, block_on_overflow) in &used {
+                if !block_on_overflow {
+                    entry = entry.with_pressure(handle.queue.clone());
+                }
+            }
             for r in &pipeline.receivers {
                 consumers
                     .entry(r.id.clone())
@@ -247,6 +282,7 @@ impl Service {
             exporters,
             admin,
             stop_admin,
+            abandon,
             health,
         })
     }
@@ -254,7 +290,7 @@ impl Service {
     /// Stops in order: receivers, processors (flush), exporters (drain)
     /// within `deadline`. Items still queued at the deadline are counted as
     /// failed and logged.
-    pub async fn shutdown(self, deadline: Duration) {
+    pub async fn shutdown(mut self, deadline: Duration) {
         let started = tokio::time::Instant::now();
         self.health.set_ready(false);
         tracing::info!("shutting down: stopping receivers");
@@ -270,12 +306,25 @@ impl Service {
         for e in &self.exporters {
             e.queue.close();
         }
-        for e in self.exporters {
-            let left = deadline.saturating_sub(started.elapsed());
-            let mut task = e.task;
-            if tokio::time::timeout(left, &mut task).await.is_err() {
-                task.abort();
+        let left = deadline.saturating_sub(started.elapsed());
+        let mut tasks: Vec<JoinHandle<()>> = self
+            .exporters
+            .iter_mut()
+            .flat_map(|e| e.tasks.drain(..))
+            .collect();
+        if tokio::time::timeout(left, join_unfinished(&mut tasks))
+            .await
+            .is_err()
+        {
+            // Deadline: workers count the batch in hand as failed and stop;
+            // what is still queued is counted here.
+            let _ = self.abandon.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(1), join_unfinished(&mut tasks)).await;
+            for e in &self.exporters {
                 let left = e.queue.drain();
+                if left.is_empty() {
+                    continue;
+                }
                 for batch in &left {
                     e.metrics
                         .send_failed

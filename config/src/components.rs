@@ -2,6 +2,7 @@
 //! Collector's keys and defaults, and the catalog `tern components` prints.
 //! Unknown keys are errors (`deny_unknown_fields`), never ignored.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -68,6 +69,12 @@ pub const CATALOG: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Processor,
+        type_name: "memory_limiter",
+        signals: ALL,
+        description: "refuses new data (retryably) while the bytes held in pipelines exceed a limit",
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
         type_name: "batch",
         signals: ALL,
         description: "groups items into batches by size and timeout",
@@ -83,6 +90,18 @@ pub const CATALOG: &[ComponentInfo] = &[
         type_name: "file",
         signals: ALL,
         description: "writes OTLP JSON lines or length-prefixed protobuf to a file, with rotation",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "otlp",
+        signals: ALL,
+        description: "OTLP/gRPC to a backend, with queue, retry and backpressure",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "otlphttp",
+        signals: ALL,
+        description: "OTLP/HTTP (protobuf or JSON) to a backend, with queue, retry and backpressure",
     },
     ComponentInfo {
         kind: Kind::Exporter,
@@ -350,6 +369,236 @@ impl Default for HealthCheckConfig {
     }
 }
 
+/// `processors.memory_limiter`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryLimiterConfig {
+    /// How often a percentage-based limit is re-read from the cgroup and the
+    /// limiter's state is logged (default 1s).
+    pub check_interval: GoDuration,
+    /// Hard limit in MiB on the bytes held by pipelines.
+    pub limit_mib: u64,
+    /// Headroom in MiB below the limit; new data is refused above
+    /// `limit - spike` (default 20% of the limit).
+    pub spike_limit_mib: u64,
+    /// Limit as a percentage of the container's memory limit (cgroup).
+    pub limit_percentage: u32,
+    /// Spike headroom as a percentage of the container's memory limit.
+    pub spike_limit_percentage: u32,
+}
+
+impl Default for MemoryLimiterConfig {
+    fn default() -> Self {
+        MemoryLimiterConfig {
+            check_interval: GoDuration(Duration::from_secs(1)),
+            limit_mib: 0,
+            spike_limit_mib: 0,
+            limit_percentage: 0,
+            spike_limit_percentage: 0,
+        }
+    }
+}
+
+/// Request compression of the OTLP exporters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// gzip (the default).
+    #[default]
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// No compression.
+    #[serde(alias = "")]
+    None,
+}
+
+/// Client TLS settings (`tls`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsClientConfig {
+    /// Plain text instead of TLS (gRPC endpoints without a scheme use TLS unless this is set).
+    pub insecure: bool,
+    /// Accept any server certificate (testing only).
+    pub insecure_skip_verify: bool,
+    /// CA bundle (PEM) to verify the server with, instead of the system roots.
+    pub ca_file: String,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert_file: String,
+    /// Client key (PEM) for mutual TLS.
+    pub key_file: String,
+    /// Name to verify the server certificate against, instead of the endpoint's host.
+    pub server_name_override: String,
+}
+
+/// `retry_on_failure`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retry retryable failures (default true).
+    pub enabled: bool,
+    /// First wait (default 5s).
+    pub initial_interval: GoDuration,
+    /// Longest wait (default 30s).
+    pub max_interval: GoDuration,
+    /// Give up after this long (default 300s; 0 = never).
+    pub max_elapsed_time: GoDuration,
+    /// Growth of the wait per attempt (default 1.5).
+    pub multiplier: f64,
+    /// Jitter: the wait is drawn from `[w(1-r), w(1+r)]` (default 0.5).
+    pub randomization_factor: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            enabled: true,
+            initial_interval: GoDuration(Duration::from_secs(5)),
+            max_interval: GoDuration(Duration::from_secs(30)),
+            max_elapsed_time: GoDuration(Duration::from_secs(300)),
+            multiplier: 1.5,
+            randomization_factor: 0.5,
+        }
+    }
+}
+
+/// What `sending_queue.queue_size` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Batches (the default).
+    #[default]
+    Requests,
+    /// Spans, data points or log records.
+    Items,
+    /// Encoded bytes.
+    Bytes,
+}
+
+/// `sending_queue`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Queue batches and send them from `num_consumers` workers (default
+    /// true); when false the pipeline waits for each send.
+    pub enabled: bool,
+    /// Concurrent senders (default 10).
+    pub num_consumers: u32,
+    /// Capacity, in units of `sizer` (default 1000).
+    pub queue_size: u64,
+    /// requests | items | bytes (default requests).
+    pub sizer: Sizer,
+    /// When full: true waits for room; false (default) makes receivers
+    /// refuse new data with a retryable error. Nothing is dropped either way.
+    pub block_on_overflow: bool,
+    /// Tern's own cap on the queue's bytes, whatever the sizer (default 256).
+    pub max_size_mib: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            sizer: Sizer::Requests,
+            block_on_overflow: false,
+            max_size_mib: 256,
+        }
+    }
+}
+
+/// `exporters.otlp`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpExporterConfig {
+    /// `host:port`, or a URL with `http://` (plain) or `https://` (TLS).
+    pub endpoint: String,
+    /// Headers (gRPC metadata) sent with every request.
+    pub headers: BTreeMap<String, String>,
+    /// gzip | zstd | none (default gzip).
+    pub compression: Compression,
+    /// Per-request timeout (default 5s).
+    pub timeout: GoDuration,
+    /// TLS settings.
+    pub tls: TlsClientConfig,
+    /// Retry settings.
+    pub retry_on_failure: RetryConfig,
+    /// Queue settings.
+    pub sending_queue: QueueConfig,
+}
+
+impl Default for OtlpExporterConfig {
+    fn default() -> Self {
+        OtlpExporterConfig {
+            endpoint: String::new(),
+            headers: BTreeMap::new(),
+            compression: Compression::Gzip,
+            timeout: GoDuration(Duration::from_secs(5)),
+            tls: TlsClientConfig::default(),
+            retry_on_failure: RetryConfig::default(),
+            sending_queue: QueueConfig::default(),
+        }
+    }
+}
+
+/// Body encoding of `otlphttp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpEncoding {
+    /// `application/x-protobuf` (the default).
+    #[default]
+    Proto,
+    /// `application/json`.
+    Json,
+}
+
+/// `exporters.otlphttp`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpHttpExporterConfig {
+    /// Base URL; `/v1/traces` etc. are appended.
+    pub endpoint: String,
+    /// Full URL for traces (overrides `endpoint`).
+    pub traces_endpoint: String,
+    /// Full URL for metrics (overrides `endpoint`).
+    pub metrics_endpoint: String,
+    /// Full URL for logs (overrides `endpoint`).
+    pub logs_endpoint: String,
+    /// proto | json (default proto).
+    pub encoding: HttpEncoding,
+    /// Headers sent with every request.
+    pub headers: BTreeMap<String, String>,
+    /// gzip | zstd | none (default gzip).
+    pub compression: Compression,
+    /// Per-request timeout (default 5s).
+    pub timeout: GoDuration,
+    /// TLS settings (used for `https://` URLs).
+    pub tls: TlsClientConfig,
+    /// Retry settings.
+    pub retry_on_failure: RetryConfig,
+    /// Queue settings.
+    pub sending_queue: QueueConfig,
+}
+
+impl Default for OtlpHttpExporterConfig {
+    fn default() -> Self {
+        OtlpHttpExporterConfig {
+            endpoint: String::new(),
+            traces_endpoint: String::new(),
+            metrics_endpoint: String::new(),
+            logs_endpoint: String::new(),
+            encoding: HttpEncoding::Proto,
+            headers: BTreeMap::new(),
+            compression: Compression::Gzip,
+            timeout: GoDuration(Duration::from_secs(5)),
+            tls: TlsClientConfig::default(),
+            retry_on_failure: RetryConfig::default(),
+            sending_queue: QueueConfig::default(),
+        }
+    }
+}
+
 /// A receiver's typed settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
@@ -362,6 +611,8 @@ pub enum ReceiverConfig {
 pub enum ProcessorConfig {
     /// `batch`.
     Batch(BatchConfig),
+    /// `memory_limiter`.
+    MemoryLimiter(MemoryLimiterConfig),
 }
 
 /// An exporter's typed settings.
@@ -373,6 +624,10 @@ pub enum ExporterConfig {
     File(FileConfig),
     /// `nop`.
     Nop(NopConfig),
+    /// `otlp`.
+    Otlp(OtlpExporterConfig),
+    /// `otlphttp`.
+    OtlpHttp(OtlpHttpExporterConfig),
 }
 
 /// An extension's typed settings.

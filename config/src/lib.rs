@@ -19,12 +19,14 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use components::{
-    BatchConfig, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression, FileConfig,
-    FileFormat, GrpcServerConfig, HealthCheckConfig, HttpServerConfig, Kind, NopConfig,
-    OtlpReceiverConfig, ProcessorConfig, Protocol, ReceiverConfig, RotationConfig, Verbosity,
+    BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
+    FileConfig, FileFormat, GrpcServerConfig, HealthCheckConfig, HttpEncoding, HttpServerConfig,
+    Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig,
+    OtlpReceiverConfig, ProcessorConfig, Protocol, QueueConfig, ReceiverConfig, RetryConfig,
+    RotationConfig, Sizer, TlsClientConfig, Verbosity,
 };
 pub use error::{ConfigError, ConfigErrors};
-pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal};
+pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};
 use yaml::{Loc, Node, NodeKind};
 
 /// The config used when `tern` runs without `--config`.
@@ -286,6 +288,9 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 config.processors = components(value, Kind::Processor, errors, &mut config.invalid, |ty, node, path| {
                     Ok(match ty {
                         "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
+                        "memory_limiter" => {
+                            ProcessorConfig::MemoryLimiter(de::from_node(node, path)?)
+                        }
                         _ => return Err(None),
                     })
                 })
@@ -296,6 +301,8 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
                         "file" => ExporterConfig::File(de::from_node(node, path)?),
                         "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
+                        "otlp" => ExporterConfig::Otlp(de::from_node(node, path)?),
+                        "otlphttp" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
                         _ => return Err(None),
                     })
                 })

@@ -311,3 +311,121 @@ mod tests {
         assert_eq!(e("[::1]:80").host, "[::1]");
     }
 }
+
+/// Where a network exporter sends: scheme, host, port and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// TLS (`https`) or plain text.
+    pub tls: bool,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path, starting with `/` (just `/` when none was given).
+    pub path: String,
+}
+
+impl Target {
+    /// `host:port` for connecting (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Parses an `http://` or `https://` URL; the port defaults to 80 / 443.
+    pub fn parse_url(url: &str) -> Result<Target, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "invalid URL `{url}`: must start with http:// or https://"
+            ));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, Some(default_port))
+            .map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+        Ok(Target {
+            tls,
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// Parses a gRPC endpoint: `host:port` (TLS unless `insecure`) or a URL
+    /// whose scheme decides.
+    pub fn parse_grpc(endpoint: &str, insecure: bool) -> Result<Target, String> {
+        if endpoint.contains("://") {
+            return Target::parse_url(endpoint);
+        }
+        let (host, port) = split_host_port(endpoint, None)
+            .map_err(|e| format!("invalid endpoint `{endpoint}`: {e}"))?;
+        Ok(Target {
+            tls: !insecure,
+            host,
+            port,
+            path: "/".into(),
+        })
+    }
+}
+
+fn split_host_port(authority: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']').ok_or("unclosed `[`")?;
+        let port = rest[end + 1..].strip_prefix(':');
+        (rest[..end].to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    let port = match (port, default_port) {
+        (Some(p), _) => p.parse().map_err(|_| format!("invalid port `{p}`"))?,
+        (None, Some(d)) => d,
+        (None, None) => return Err("expected host:port".into()),
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_grpc_endpoints() {
+        let t = Target::parse_url("https://collector.example:4318/otlp").unwrap();
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+            (true, "collector.example", 4318, "/otlp")
+        );
+        let t = Target::parse_url("http://[::1]/").unwrap();
+        assert_eq!(
+            (t.tls, t.port, t.authority()),
+            (false, 80, "[::1]:80".to_string())
+        );
+        assert!(Target::parse_url("collector:4318").is_err());
+        assert!(Target::parse_url("http://:80").is_err());
+        let g = Target::parse_grpc("gateway:4317", false).unwrap();
+        assert!(g.tls);
+        assert!(!Target::parse_grpc("gateway:4317", true).unwrap().tls);
+        assert!(
+            !Target::parse_grpc("http://gateway:4317", false)
+                .unwrap()
+                .tls
+        );
+        assert!(Target::parse_grpc("gateway", true).is_err());
+    }
+}

@@ -6,7 +6,7 @@ use crate::components::{self, Kind};
 use crate::yaml::{Loc, Node};
 use crate::{
     ComponentId, Config, ConfigError, Endpoint, ExporterConfig, ExtensionConfig, MetricsLevel,
-    ReceiverConfig, Ref,
+    ProcessorConfig, ReceiverConfig, Ref, Target,
 };
 
 fn at(loc: &Loc, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -67,7 +67,13 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         }
     }
     for c in config.processors.values() {
-        let crate::ProcessorConfig::Batch(b) = &c.config;
+        let b = match &c.config {
+            ProcessorConfig::Batch(b) => b,
+            ProcessorConfig::MemoryLimiter(m) => {
+                check_memory_limiter(c, m, errors);
+                continue;
+            }
+        };
         if b.send_batch_max_size != 0 && b.send_batch_max_size < b.send_batch_size {
             let node = c.node.deepest(&["send_batch_max_size"]);
             errors.push(at(
@@ -88,6 +94,36 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         }
     }
     for c in config.exporters.values() {
+        match &c.config {
+            ExporterConfig::Otlp(o) => {
+                let key = format!("exporters.{}.endpoint", c.id);
+                if o.endpoint.trim().is_empty() {
+                    errors.push(at(&c.loc, key, "is required"));
+                } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
+                    errors.push(at(&c.node.deepest(&["endpoint"]).loc, key, e));
+                }
+                check_client(
+                    c,
+                    &o.timeout,
+                    &o.tls,
+                    &o.retry_on_failure,
+                    &o.sending_queue,
+                    errors,
+                );
+            }
+            ExporterConfig::OtlpHttp(h) => {
+                check_otlphttp(config, c, h, errors);
+                check_client(
+                    c,
+                    &h.timeout,
+                    &h.tls,
+                    &h.retry_on_failure,
+                    &h.sending_queue,
+                    errors,
+                );
+            }
+            _ => {}
+        }
         if let ExporterConfig::File(f) = &c.config {
             if f.path.trim().is_empty() {
                 errors.push(at(
@@ -114,6 +150,184 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     &node.loc,
                     format!("exporters.{}.rotation.max_megabytes", c.id),
                     "must be at least 1",
+                ));
+            }
+        }
+    }
+}
+
+fn check_memory_limiter(
+    c: &crate::Component<ProcessorConfig>,
+    m: &crate::MemoryLimiterConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let key = |k: &str| format!("processors.{}.{k}", c.id);
+    let loc = |k: &str| c.node.deepest(&[k]).loc.clone();
+    match (m.limit_mib > 0, m.limit_percentage > 0) {
+        (false, false) => errors.push(at(
+            &c.loc,
+            format!("processors.{}", c.id),
+            "set limit_mib or limit_percentage",
+        )),
+        (true, true) => errors.push(at(
+            &loc("limit_percentage"),
+            key("limit_percentage"),
+            "set either limit_mib or limit_percentage, not both",
+        )),
+        _ => {}
+    }
+    if m.limit_mib > 0 && m.spike_limit_mib >= m.limit_mib {
+        errors.push(at(
+            &loc("spike_limit_mib"),
+            key("spike_limit_mib"),
+            format!("must be below limit_mib ({})", m.limit_mib),
+        ));
+    }
+    if m.limit_percentage > 100 {
+        errors.push(at(
+            &loc("limit_percentage"),
+            key("limit_percentage"),
+            "must be at most 100",
+        ));
+    }
+    if m.limit_percentage > 0 && m.spike_limit_percentage >= m.limit_percentage {
+        errors.push(at(
+            &loc("spike_limit_percentage"),
+            key("spike_limit_percentage"),
+            format!("must be below limit_percentage ({})", m.limit_percentage),
+        ));
+    }
+    if m.check_interval.0.is_zero() {
+        errors.push(at(
+            &loc("check_interval"),
+            key("check_interval"),
+            "must be above 0",
+        ));
+    }
+}
+
+fn check_client(
+    c: &crate::Component<ExporterConfig>,
+    timeout: &crate::GoDuration,
+    tls: &crate::TlsClientConfig,
+    retry: &crate::RetryConfig,
+    queue: &crate::QueueConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let key = |k: &str| format!("exporters.{}.{k}", c.id);
+    let loc = |path: &[&str]| c.node.deepest(path).loc.clone();
+    if timeout.0.is_zero() {
+        errors.push(at(&loc(&["timeout"]), key("timeout"), "must be above 0"));
+    }
+    if tls.cert_file.is_empty() != tls.key_file.is_empty() {
+        errors.push(at(
+            &loc(&["tls"]),
+            key("tls"),
+            "cert_file and key_file must be set together",
+        ));
+    }
+    if retry.enabled {
+        if retry.initial_interval.0.is_zero() {
+            errors.push(at(
+                &loc(&["retry_on_failure", "initial_interval"]),
+                key("retry_on_failure.initial_interval"),
+                "must be above 0",
+            ));
+        }
+        if retry.max_interval < retry.initial_interval {
+            errors.push(at(
+                &loc(&["retry_on_failure", "max_interval"]),
+                key("retry_on_failure.max_interval"),
+                "must be at least initial_interval",
+            ));
+        }
+        if retry.multiplier < 1.0 {
+            errors.push(at(
+                &loc(&["retry_on_failure", "multiplier"]),
+                key("retry_on_failure.multiplier"),
+                "must be at least 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&retry.randomization_factor) {
+            errors.push(at(
+                &loc(&["retry_on_failure", "randomization_factor"]),
+                key("retry_on_failure.randomization_factor"),
+                "must be between 0 and 1",
+            ));
+        }
+    }
+    if queue.enabled {
+        if queue.num_consumers == 0 {
+            errors.push(at(
+                &loc(&["sending_queue", "num_consumers"]),
+                key("sending_queue.num_consumers"),
+                "must be at least 1",
+            ));
+        }
+        if queue.queue_size == 0 {
+            errors.push(at(
+                &loc(&["sending_queue", "queue_size"]),
+                key("sending_queue.queue_size"),
+                "must be at least 1",
+            ));
+        }
+        if queue.max_size_mib == 0 {
+            errors.push(at(
+                &loc(&["sending_queue", "max_size_mib"]),
+                key("sending_queue.max_size_mib"),
+                "must be at least 1",
+            ));
+        }
+    }
+}
+
+fn check_otlphttp(
+    config: &Config,
+    c: &crate::Component<ExporterConfig>,
+    h: &crate::OtlpHttpExporterConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let urls = [
+        ("endpoint", &h.endpoint, None),
+        (
+            "traces_endpoint",
+            &h.traces_endpoint,
+            Some(crate::Signal::Traces),
+        ),
+        (
+            "metrics_endpoint",
+            &h.metrics_endpoint,
+            Some(crate::Signal::Metrics),
+        ),
+        ("logs_endpoint", &h.logs_endpoint, Some(crate::Signal::Logs)),
+    ];
+    for (k, url, _) in &urls {
+        if !url.is_empty()
+            && let Err(e) = Target::parse_url(url)
+        {
+            errors.push(at(
+                &c.node.deepest(&[k]).loc,
+                format!("exporters.{}.{k}", c.id),
+                e,
+            ));
+        }
+    }
+    if h.endpoint.is_empty() {
+        for p in config.service.pipelines.values() {
+            if !p.exporters.iter().any(|r| r.id == c.id) {
+                continue;
+            }
+            let missing = urls
+                .iter()
+                .any(|(_, url, signal)| *signal == Some(p.id.signal) && url.is_empty());
+            if missing {
+                errors.push(at(
+                    &c.loc,
+                    format!("exporters.{}.endpoint", c.id),
+                    format!(
+                        "is required (or {}_endpoint) for pipeline `{}`",
+                        p.id.signal, p.id
+                    ),
                 ));
             }
         }

@@ -74,11 +74,15 @@ fn a_full_config_loads_with_types_and_defaults() {
     let http = otlp.protocols.http.as_ref().unwrap();
     assert_eq!(http.endpoint.to_string(), "localhost:4318");
     assert_eq!(http.max_request_body_size, 20 * 1024 * 1024);
-    let ProcessorConfig::Batch(b) = &c.processors[&ComponentId::new("batch")].config;
+    let ProcessorConfig::Batch(b) = &c.processors[&ComponentId::new("batch")].config else {
+        panic!("batch expected")
+    };
     assert_eq!(b.send_batch_size, 100);
     assert_eq!(b.timeout.0, std::time::Duration::from_secs(1));
     let big: ComponentId = "batch/big".parse().unwrap();
-    let ProcessorConfig::Batch(b) = &c.processors[&big].config;
+    let ProcessorConfig::Batch(b) = &c.processors[&big].config else {
+        panic!("batch expected")
+    };
     assert_eq!((b.send_batch_size, b.send_batch_max_size), (8192, 10000));
     assert_eq!(b.timeout.0, std::time::Duration::from_millis(200));
     let out: ComponentId = "file/out".parse().unwrap();

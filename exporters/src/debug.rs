@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric;
 use prost::Message;
 use tern_config::{DebugConfig, Signal, Verbosity};
-use tern_core::component::{BoxFuture, ExportError, Exporter};
+use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
 /// See the module docs.
@@ -123,7 +123,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Exporter for DebugExporter {
-    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>> {
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         Box::pin(async move {
             let signal = batch.signal();
             tracing::info!(
@@ -165,7 +165,7 @@ impl Exporter for DebugExporter {
                     tracing::info!(exporter = %self.id, "\n{pretty}");
                 }
             }
-            Ok(())
+            Ok(Delivered::ALL)
         })
     }
 

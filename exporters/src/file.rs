@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tern_config::{FileCompression, FileConfig, FileFormat, RotationConfig};
-use tern_core::component::{BoxFuture, ExportError, Exporter};
+use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
 use crate::BuildError;
@@ -225,8 +225,11 @@ fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
 }
 
 impl Exporter for FileExporter {
-    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>> {
-        Box::pin(self.with_state(move |state| state.write(&batch)))
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
+        Box::pin(async move {
+            self.with_state(move |state| state.write(&batch)).await?;
+            Ok(Delivered::ALL)
+        })
     }
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {

@@ -1,13 +1,21 @@
-//! Tern's exporters: `file`, `debug` and `nop`. Each is built from its typed
-//! config into a [`tern_core::component::Exporter`]; the service gives it a
-//! bounded queue and a driver task.
+//! Tern's exporters: `otlp`, `otlphttp`, `file`, `debug` and `nop`. Each is
+//! built from its typed config into an [`ExporterSpec`]: one or more
+//! [`tern_core::component::Exporter`] workers and the limits of the queue
+//! they share. Network exporters are split by concern: [`transport`]
+//! (connections), [`tls`], [`retry`], and [`otlp`] (request building and
+//! response classification).
 
 pub mod debug;
 pub mod file;
 pub mod nop;
+pub mod otlp;
+pub mod retry;
+pub mod tls;
+pub mod transport;
 
-use tern_config::ExporterConfig;
+use tern_config::{ExporterConfig, QueueConfig, Sizer};
 use tern_core::component::Exporter;
+use tern_core::queue::{QueueLimits, QueueUnit};
 
 /// Why an exporter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +30,92 @@ pub enum BuildError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// TLS could not be set up.
+    #[error("exporter {id}: {source}")]
+    Tls {
+        /// Exporter id.
+        id: String,
+        /// The TLS problem.
+        source: tls::TlsError,
+    },
+    /// A setting cannot be used.
+    #[error("exporter {id}: {message}")]
+    Config {
+        /// Exporter id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A built exporter: its workers and its queue.
+pub struct ExporterSpec {
+    /// Workers sharing the queue (one per `num_consumers`).
+    pub workers: Vec<Box<dyn Exporter>>,
+    /// Queue capacity.
+    pub limits: QueueLimits,
+    /// Wait for room when full (true) or make receivers refuse (false).
+    pub block_on_overflow: bool,
+}
+
+/// The queue of exporters without `sending_queue` settings (file, debug, nop).
+pub const DEFAULT_LIMITS: QueueLimits = QueueLimits {
+    size: 1000,
+    unit: QueueUnit::Batches,
+    max_bytes: 256 * 1024 * 1024,
+};
+
+fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig) -> ExporterSpec {
+    let max_bytes =
+        usize::try_from(queue.max_size_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    if !queue.enabled {
+        // No queue: the pipeline waits for each send.
+        return ExporterSpec {
+            workers: vec![Box::new(exporter)],
+            limits: QueueLimits {
+                size: 1,
+                unit: QueueUnit::Batches,
+                max_bytes,
+            },
+            block_on_overflow: true,
+        };
+    }
+    let unit = match queue.sizer {
+        Sizer::Requests => QueueUnit::Batches,
+        Sizer::Items => QueueUnit::Items,
+        Sizer::Bytes => QueueUnit::Bytes,
+    };
+    let workers = (0..queue.num_consumers.max(1))
+        .map(|_| Box::new(exporter.clone()) as Box<dyn Exporter>)
+        .collect();
+    ExporterSpec {
+        workers,
+        limits: QueueLimits {
+            size: usize::try_from(queue.queue_size).unwrap_or(usize::MAX),
+            unit,
+            max_bytes,
+        },
+        block_on_overflow: queue.block_on_overflow,
+    }
+}
+
+fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
+    ExporterSpec {
+        workers: vec![exporter],
+        limits: DEFAULT_LIMITS,
+        block_on_overflow: true,
+    }
 }
 
 /// Builds exporter `id` from its config.
-pub fn build(id: &str, config: &ExporterConfig) -> Result<Box<dyn Exporter>, BuildError> {
+pub fn build(id: &str, config: &ExporterConfig) -> Result<ExporterSpec, BuildError> {
     Ok(match config {
-        ExporterConfig::Debug(c) => Box::new(debug::DebugExporter::new(id, c)),
-        ExporterConfig::File(c) => Box::new(file::FileExporter::open(id, c)?),
-        ExporterConfig::Nop(_) => Box::new(nop::NopExporter),
+        ExporterConfig::Debug(c) => single(Box::new(debug::DebugExporter::new(id, c))),
+        ExporterConfig::File(c) => single(Box::new(file::FileExporter::open(id, c)?)),
+        ExporterConfig::Nop(_) => single(Box::new(nop::NopExporter)),
+        ExporterConfig::Otlp(c) => queued(otlp::OtlpGrpcExporter::new(id, c)?, &c.sending_queue),
+        ExporterConfig::OtlpHttp(c) => {
+            queued(otlp::OtlpHttpExporter::new(id, c)?, &c.sending_queue)
+        }
     })
 }

@@ -1,6 +1,6 @@
 //! The `nop` exporter: accepts every batch and discards it (benchmarks, tests).
 
-use tern_core::component::{BoxFuture, ExportError, Exporter};
+use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
 /// See the module docs.
@@ -8,9 +8,9 @@ use tern_core::pdata::Batch;
 pub struct NopExporter;
 
 impl Exporter for NopExporter {
-    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>> {
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         drop(batch);
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(Delivered::ALL) })
     }
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {

@@ -143,7 +143,7 @@ mod tests {
     use prost::Message;
     use tern_config::GoDuration;
     use tern_core::component::{ExporterHandle, Fanout};
-    use tern_core::queue::{BoundedQueue, admit_all, inlet};
+    use tern_core::queue::{BoundedQueue, QueueLimits, QueueUnit, admit_all, inlet};
     use tern_core::telemetry::{ExporterMetrics, Gauge};
 
     fn spans(first: u32, n: u32) -> Batch {
@@ -200,7 +200,12 @@ mod tests {
             &telemetry,
         ));
         let (input, rx) = inlet(16, 1 << 30);
-        let out = BoundedQueue::new(1000, 1 << 30, Gauge::default());
+        let limits = QueueLimits {
+            size: 1000,
+            unit: QueueUnit::Batches,
+            max_bytes: 1 << 30,
+        };
+        let out = BoundedQueue::new(limits, Gauge::default());
         let fanout = Fanout::new(vec![ExporterHandle {
             id: "test".into(),
             queue: out.clone(),

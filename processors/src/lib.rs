@@ -1,8 +1,11 @@
-//! Tern's processors. Each is built from its typed config and runs as one
-//! task per pipeline, reading an [`tern_core::queue::InletRx`] and writing an
-//! [`tern_core::component::Output`].
+//! Tern's processors. `batch` runs as one task per pipeline, reading an
+//! [`tern_core::queue::InletRx`] and writing an
+//! [`tern_core::component::Output`]; `memory_limiter` works at admission
+//! (a [`tern_core::memory::MemoryGate`] on the pipeline's entrance) and so
+//! has no task in the chain.
 
 pub mod batch;
+pub mod memory_limiter;
 
 use std::sync::Arc;
 
@@ -10,14 +13,18 @@ use tern_config::{ProcessorConfig, Signal};
 use tern_core::component::Processor;
 use tern_core::telemetry::Telemetry;
 
-/// Builds the processor `id` for a pipeline of `signal`.
+/// Builds the task of processor `id` for a pipeline of `signal`; `None`
+/// for processors that act at admission (`memory_limiter`).
 pub fn build(
     id: &str,
     config: &ProcessorConfig,
     signal: Signal,
     telemetry: &Arc<Telemetry>,
-) -> Box<dyn Processor> {
+) -> Option<Box<dyn Processor>> {
     match config {
-        ProcessorConfig::Batch(c) => Box::new(batch::BatchProcessor::new(id, c, signal, telemetry)),
+        ProcessorConfig::Batch(c) => Some(Box::new(batch::BatchProcessor::new(
+            id, c, signal, telemetry,
+        ))),
+        ProcessorConfig::MemoryLimiter(_) => None,
     }
 }

@@ -23,12 +23,32 @@ pub enum ExportError {
     /// The data could not be encoded as asked.
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// The backend refused it for good (not retryable), or retries ran out.
+    #[error("{0}")]
+    Send(String),
 }
 
-/// Sends batches somewhere. Called by one driver task at a time.
+/// What a backend said about an exported batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Items the backend rejected (OTLP `partial_success`); logged by the exporter.
+    pub rejected: u64,
+}
+
+impl Delivered {
+    /// Everything was accepted.
+    pub const ALL: Delivered = Delivered { rejected: 0 };
+
+    /// Items accepted out of `items`.
+    pub fn accepted(&self, items: u64) -> u64 {
+        items.saturating_sub(self.rejected)
+    }
+}
+
+/// Sends batches somewhere. Each instance is driven by one worker task.
 pub trait Exporter: Send + 'static {
-    /// Exports one batch.
-    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), ExportError>>;
+    /// Exports one batch (retrying inside when the exporter retries).
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>>;
     /// Flushes and releases resources; called once, after the last export.
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>>;
 }
@@ -102,7 +122,7 @@ impl Fanout {
             match e.queue.try_push(b) {
                 Ok(()) => {}
                 Err((b, Refusal::Full)) => waiting.push((e, b)),
-                Err((b, Refusal::Closed)) => Self::lost(e, &b),
+                Err((b, _)) => Self::lost(e, &b),
             }
         }
         for (e, b) in waiting {
@@ -127,18 +147,42 @@ impl Fanout {
     }
 }
 
-/// Feeds `exporter` from `queue` until the queue is closed and empty, then
-/// shuts the exporter down. Counts sent and failed items.
+/// One exporter worker: feeds `exporter` from `queue` until the queue is
+/// closed and empty, then shuts the exporter down. Several workers may share
+/// a queue. Counts sent and failed items; when `abandon` turns true (the
+/// shutdown deadline), the batch in hand is counted as failed and the
+/// worker stops.
 pub async fn drive_exporter(
     id: String,
     mut exporter: Box<dyn Exporter>,
     queue: Arc<BoundedQueue>,
     metrics: ExporterMetrics,
+    mut abandon: tokio::sync::watch::Receiver<bool>,
 ) {
-    while let Some(batch) = queue.pop().await {
+    loop {
+        let batch = tokio::select! {
+            b = queue.pop() => match b {
+                Some(b) => b,
+                None => break,
+            },
+            _ = abandon.wait_for(|a| *a) => return,
+        };
         let (signal, items) = (batch.signal(), batch.items() as u64);
-        match exporter.export(batch).await {
-            Ok(()) => metrics.sent.get(signal).add(items),
+        let result = tokio::select! {
+            r = exporter.export(batch) => r,
+            _ = abandon.wait_for(|a| *a) => {
+                metrics.send_failed.get(signal).add(items);
+                tracing::error!(exporter = %id, %signal, items, reason = "shutdown deadline", "dropped items");
+                return;
+            }
+        };
+        match result {
+            Ok(report) => {
+                metrics.sent.get(signal).add(report.accepted(items));
+                if report.rejected > 0 {
+                    metrics.send_failed.get(signal).add(report.rejected);
+                }
+            }
             Err(e) => {
                 metrics.send_failed.get(signal).add(items);
                 tracing::error!(exporter = %id, %signal, items, error = %e, "export failed; items dropped");

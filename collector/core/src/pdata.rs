@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::Signal;
+use crate::memory::Ticket;
 use crate::wire::{self, WireError};
 
 /// Who sent a batch; filled when the receiver has `include_metadata: true`
@@ -39,6 +40,8 @@ pub struct Batch {
     items: usize,
     bytes: usize,
     context: Arc<RequestContext>,
+    /// Memory held for this batch; released when its last copy is dropped.
+    tickets: Vec<Arc<Ticket>>,
 }
 
 impl Batch {
@@ -55,6 +58,7 @@ impl Batch {
             bytes: request.len(),
             chunks: vec![request],
             context,
+            tickets: Vec::new(),
         })
     }
 
@@ -66,7 +70,13 @@ impl Batch {
             items: 0,
             bytes: 0,
             context,
+            tickets: Vec::new(),
         }
+    }
+
+    /// Ties `ticket` to this batch (and every copy and piece of it).
+    pub fn hold(&mut self, ticket: Arc<Ticket>) {
+        self.tickets.push(ticket);
     }
 
     /// The signal.
@@ -113,6 +123,7 @@ impl Batch {
         self.items += other.items;
         self.bytes += other.bytes;
         self.chunks.extend(other.chunks);
+        self.tickets.extend(other.tickets);
     }
 
     /// Splits into batches of at most `max` items, keeping order. Item
@@ -133,6 +144,7 @@ impl Batch {
                     bytes: bytes.len(),
                     chunks: vec![bytes],
                     context: self.context.clone(),
+                    tickets: self.tickets.clone(),
                 }
             })
             .collect())

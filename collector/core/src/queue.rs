@@ -1,7 +1,9 @@
 //! Bounded channels. [`Inlet`] is a pipeline's entrance: receivers push into
 //! it without waiting and get a refusal when it is full (bounded in batches
-//! and bytes). [`BoundedQueue`] is an exporter's queue: the fan-out waits for
-//! room, the exporter's driver pops.
+//! and bytes), when a memory limiter of the pipeline is over its limit, or
+//! when an exporter queue that refuses on overflow is full.
+//! [`BoundedQueue`] is an exporter's queue, bounded in batches, items or
+//! bytes: the fan-out waits for room, the exporter's workers pop.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
 
+use crate::memory::MemoryGate;
 use crate::pdata::Batch;
 use crate::telemetry::Gauge;
 
@@ -19,6 +22,9 @@ pub enum Refusal {
     /// No room now; the sender should retry later.
     #[error("pipeline is full")]
     Full,
+    /// A memory limiter is over its limit; the sender should retry later.
+    #[error("memory limit reached")]
+    MemoryLimit,
     /// The pipeline is shutting down.
     #[error("pipeline is shutting down")]
     Closed,
@@ -61,6 +67,8 @@ impl ByteBudget {
 pub struct Inlet {
     tx: mpsc::Sender<Batch>,
     budget: Arc<ByteBudget>,
+    gates: Vec<Arc<MemoryGate>>,
+    pressure: Vec<Arc<BoundedQueue>>,
 }
 
 /// The receiving side of a pipeline stage.
@@ -81,12 +89,27 @@ pub fn inlet(max_batches: usize, max_bytes: usize) -> (Inlet, InletRx) {
         Inlet {
             tx,
             budget: budget.clone(),
+            gates: Vec::new(),
+            pressure: Vec::new(),
         },
         InletRx { rx, budget },
     )
 }
 
 impl Inlet {
+    /// Admission also requires room under `gate`'s limit.
+    pub fn with_gate(mut self, gate: Arc<MemoryGate>) -> Self {
+        self.gates.push(gate);
+        self
+    }
+
+    /// Admission also requires room in `queue` (an exporter queue that
+    /// refuses rather than waits when full).
+    pub fn with_pressure(mut self, queue: Arc<BoundedQueue>) -> Self {
+        self.pressure.push(queue);
+        self
+    }
+
     /// Sends, waiting for room in batches (used between processors, where
     /// waiting is the backpressure).
     pub async fn send(&self, batch: Batch) -> Result<(), Refusal> {
@@ -101,8 +124,21 @@ impl Inlet {
 
 /// Pushes `batch` into every inlet or into none: receivers use this so that a
 /// refused request was not half-delivered.
-pub fn admit_all(inlets: &[Inlet], batch: Batch) -> Result<(), Refusal> {
+pub fn admit_all(inlets: &[Inlet], mut batch: Batch) -> Result<(), Refusal> {
     let bytes = batch.bytes();
+    if inlets.iter().flat_map(|i| &i.pressure).any(|q| q.is_full()) {
+        return Err(Refusal::Full);
+    }
+    let mut gates: Vec<&Arc<MemoryGate>> = Vec::new();
+    for gate in inlets.iter().flat_map(|i| &i.gates) {
+        if !gates.iter().any(|g| Arc::ptr_eq(g, gate)) {
+            gates.push(gate);
+        }
+    }
+    for gate in gates {
+        // Tickets taken so far go back when `batch` is dropped on refusal.
+        batch.hold(gate.try_admit(bytes).ok_or(Refusal::MemoryLimit)?);
+    }
     let mut permits = Vec::with_capacity(inlets.len());
     for inlet in inlets {
         match inlet.tx.try_reserve() {
@@ -146,29 +182,53 @@ impl InletRx {
 #[derive(Debug, Default)]
 struct QueueState {
     batches: VecDeque<Batch>,
+    items: usize,
     bytes: usize,
     closed: bool,
 }
 
-/// An exporter's queue, bounded in batches and bytes.
+/// What a queue's size is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueUnit {
+    /// Batches.
+    Batches,
+    /// Spans, data points or log records.
+    Items,
+    /// Encoded bytes.
+    Bytes,
+}
+
+/// A queue's capacity: `size` in `unit`, and never more than `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Capacity in `unit`.
+    pub size: usize,
+    /// Unit of `size` (and of the size gauge).
+    pub unit: QueueUnit,
+    /// Byte cap whatever the unit.
+    pub max_bytes: usize,
+}
+
+/// An exporter's queue, bounded by [`QueueLimits`].
 #[derive(Debug)]
 pub struct BoundedQueue {
     state: Mutex<QueueState>,
     changed: Notify,
-    max_batches: usize,
-    max_bytes: usize,
+    limits: QueueLimits,
     size_gauge: Gauge,
 }
 
 impl BoundedQueue {
-    /// A queue of at most `max_batches` batches and `max_bytes` bytes; its
-    /// length is published on `size_gauge`.
-    pub fn new(max_batches: usize, max_bytes: usize, size_gauge: Gauge) -> Arc<Self> {
+    /// A queue with `limits`; its size (in the limits' unit) is published on
+    /// `size_gauge`.
+    pub fn new(limits: QueueLimits, size_gauge: Gauge) -> Arc<Self> {
         Arc::new(BoundedQueue {
             state: Mutex::new(QueueState::default()),
             changed: Notify::new(),
-            max_batches: max_batches.max(1),
-            max_bytes,
+            limits: QueueLimits {
+                size: limits.size.max(1),
+                ..limits
+            },
             size_gauge,
         })
     }
@@ -177,10 +237,35 @@ impl BoundedQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn has_room(&self, s: &QueueState, bytes: usize) -> bool {
+    fn size(&self, s: &QueueState) -> usize {
+        match self.limits.unit {
+            QueueUnit::Batches => s.batches.len(),
+            QueueUnit::Items => s.items,
+            QueueUnit::Bytes => s.bytes,
+        }
+    }
+
+    fn has_room(&self, s: &QueueState, batch: &Batch) -> bool {
+        let adds = match self.limits.unit {
+            QueueUnit::Batches => 1,
+            QueueUnit::Items => batch.items(),
+            QueueUnit::Bytes => batch.bytes(),
+        };
+        // An empty queue takes any one batch, so nothing can get stuck.
         s.batches.is_empty()
-            || (s.batches.len() < self.max_batches
-                && s.bytes.saturating_add(bytes) <= self.max_bytes)
+            || (self.size(s).saturating_add(adds) <= self.limits.size
+                && s.bytes.saturating_add(batch.bytes()) <= self.limits.max_bytes)
+    }
+
+    fn publish(&self, s: &QueueState) {
+        self.size_gauge.set(self.size(s) as i64);
+    }
+
+    /// True when the queue is at or over its capacity.
+    pub fn is_full(&self) -> bool {
+        let s = self.lock();
+        !s.batches.is_empty()
+            && (self.size(&s) >= self.limits.size || s.bytes >= self.limits.max_bytes)
     }
 
     /// Adds without waiting; gives the batch back when full or closed.
@@ -189,12 +274,13 @@ impl BoundedQueue {
         if s.closed {
             return Err((batch, Refusal::Closed));
         }
-        if !self.has_room(&s, batch.bytes()) {
+        if !self.has_room(&s, &batch) {
             return Err((batch, Refusal::Full));
         }
         s.bytes += batch.bytes();
+        s.items += batch.items();
         s.batches.push_back(batch);
-        self.size_gauge.set(s.batches.len() as i64);
+        self.publish(&s);
         drop(s);
         self.changed.notify_waiters();
         Ok(())
@@ -225,7 +311,8 @@ impl BoundedQueue {
                 let mut s = self.lock();
                 if let Some(batch) = s.batches.pop_front() {
                     s.bytes -= batch.bytes();
-                    self.size_gauge.set(s.batches.len() as i64);
+                    s.items -= batch.items();
+                    self.publish(&s);
                     drop(s);
                     self.changed.notify_waiters();
                     return Some(batch);
@@ -248,13 +335,14 @@ impl BoundedQueue {
     pub fn drain(&self) -> Vec<Batch> {
         let mut s = self.lock();
         s.bytes = 0;
+        s.items = 0;
         self.size_gauge.set(0);
         s.batches.drain(..).collect()
     }
 
-    /// Capacity in batches.
+    /// Capacity in the limits' unit.
     pub fn capacity(&self) -> usize {
-        self.max_batches
+        self.limits.size
     }
 }
 
@@ -310,14 +398,61 @@ mod tests {
         assert_eq!(rx.budget.in_flight.load(Ordering::Relaxed), 0);
     }
 
+    #[test]
+    fn byte_sized_queue_and_pressure_refuse_admission() {
+        let limits = QueueLimits {
+            size: 10,
+            unit: QueueUnit::Bytes,
+            max_bytes: 1 << 20,
+        };
+        let q = BoundedQueue::new(limits, Gauge::default());
+        q.try_push(batch(8)).unwrap();
+        assert!(matches!(q.try_push(batch(4)), Err((_, Refusal::Full))));
+        q.try_push(batch(2)).unwrap();
+        assert!(q.is_full());
+        let (a, _rx) = inlet(10, 1 << 20);
+        let a = a.with_pressure(q.clone());
+        assert_eq!(admit_all(&[a], batch(2)), Err(Refusal::Full));
+    }
+
+    #[tokio::test]
+    async fn memory_gates_refuse_and_release_with_the_batch() {
+        let t = crate::telemetry::Telemetry::new();
+        let gate = MemoryGate::new("memory_limiter", 100, 20, &t);
+        let (a, mut rx) = inlet(10, 1 << 20);
+        let (b, mut rx_b) = inlet(10, 1 << 20);
+        let a = a.with_gate(gate.clone());
+        let b = b.with_gate(gate.clone());
+        // One gate shared by two pipelines counts a fanned-out batch once.
+        admit_all(&[a.clone(), b.clone()], batch(60)).unwrap();
+        assert_eq!(gate.used(), 60);
+        assert_eq!(
+            admit_all(&[a.clone(), b.clone()], batch(30)),
+            Err(Refusal::MemoryLimit)
+        );
+        assert_eq!(gate.used(), 60);
+        let first = rx.recv().await.unwrap();
+        drop(first);
+        assert_eq!(gate.used(), 60, "the other pipeline's copy still holds it");
+        drop(rx_b.recv().await.unwrap());
+        assert_eq!(gate.used(), 0);
+        admit_all(&[a, b], batch(30)).unwrap();
+    }
+
     #[tokio::test]
     async fn queue_bounds_waits_and_drains_after_close() {
         let gauge = Gauge::default();
-        let q = BoundedQueue::new(2, 1 << 20, gauge.clone());
+        let limits = QueueLimits {
+            size: 2,
+            unit: QueueUnit::Batches,
+            max_bytes: 1 << 20,
+        };
+        let q = BoundedQueue::new(limits, gauge.clone());
         q.try_push(batch(4)).unwrap();
         q.try_push(batch(4)).unwrap();
         assert_eq!(gauge.get(), 2);
         assert!(matches!(q.try_push(batch(4)), Err((_, Refusal::Full))));
+        assert!(q.is_full());
         let q2 = q.clone();
         let waiter = tokio::spawn(async move { q2.push(batch(4)).await.is_ok() });
         tokio::task::yield_now().await;

@@ -113,6 +113,7 @@ impl OtlpSink {
                 self.metrics.refused.get(signal).add(items as u64);
                 self.metrics.request_refused(match refusal {
                     Refusal::Full => "pipeline_full",
+                    Refusal::MemoryLimit => "memory_limit",
                     Refusal::Closed => "shutting_down",
                 });
                 tracing::warn!(

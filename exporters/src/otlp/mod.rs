@@ -1,0 +1,340 @@
+//! The `otlp` (gRPC) and `otlphttp` exporters. Each worker of an exporter
+//! shares one [`Transport`] (kept-alive connections spread over the
+//! backend's addresses); a send is: build the request once
+//! ([`request`]), then POST it under `timeout`, retrying what
+//! [`response`] calls retryable per `retry_on_failure`.
+
+pub mod request;
+pub mod response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tern_config::{
+    Compression, HttpEncoding, OtlpExporterConfig, OtlpHttpExporterConfig, RetryConfig, Signal,
+    Target, TlsClientConfig,
+};
+use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
+use tern_core::pdata::Batch;
+
+use crate::BuildError;
+use crate::retry::{Failure, with_retry};
+use crate::transport::{HttpVersion, Reply, Transport};
+
+const USER_AGENT: &str = concat!("tern/", env!("CARGO_PKG_VERSION"));
+
+fn transport(
+    id: &str,
+    target: Target,
+    version: HttpVersion,
+    tls: &TlsClientConfig,
+) -> Result<Transport, BuildError> {
+    let tls = if target.tls {
+        let host = target.host.clone();
+        Some(
+            crate::tls::connector(tls, &host, version).map_err(|e| BuildError::Tls {
+                id: id.to_string(),
+                source: e,
+            })?,
+        )
+    } else {
+        None
+    };
+    Ok(Transport::new(target, version, tls))
+}
+
+fn header_map(
+    id: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<HeaderMap, BuildError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes());
+        let value = HeaderValue::from_str(v);
+        match (name, value) {
+            (Ok(n), Ok(v)) => {
+                map.insert(n, v);
+            }
+            _ => {
+                return Err(BuildError::Config {
+                    id: id.to_string(),
+                    message: format!("invalid header `{k}`"),
+                });
+            }
+        }
+    }
+    map.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
+    Ok(map)
+}
+
+/// One POST under `timeout`, classified by `classify`.
+async fn attempt(
+    transport: &Transport,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+    classify: fn(http::StatusCode, &HeaderMap, Bytes) -> Result<Bytes, Failure>,
+) -> Result<Bytes, Failure> {
+    match tokio::time::timeout(timeout, transport.post(path, headers, body)).await {
+        Err(_) => Err(Failure::Retryable {
+            message: format!(
+                "no answer from {} within {timeout:?}",
+                transport.target().authority()
+            ),
+            delay: None,
+        }),
+        Ok(Err(e)) => Err(Failure::Retryable {
+            message: e.to_string(),
+            delay: None,
+        }),
+        Ok(Ok(Reply {
+            status,
+            headers,
+            body,
+        })) => classify(status, &headers, body),
+    }
+}
+
+fn report(id: &str, signal: Signal, partial: response::Partial) -> Delivered {
+    if partial.rejected > 0 {
+        tracing::warn!(
+            exporter = id,
+            %signal,
+            rejected = partial.rejected,
+            message = %partial.message,
+            "backend rejected part of a batch (partial success)"
+        );
+    }
+    Delivered {
+        rejected: partial.rejected,
+    }
+}
+
+#[derive(Debug)]
+struct GrpcInner {
+    id: String,
+    transport: Transport,
+    headers: HeaderMap,
+    compression: Compression,
+    timeout: Duration,
+    retry: RetryConfig,
+}
+
+/// `otlp`: OTLP over gRPC.
+#[derive(Debug, Clone)]
+pub struct OtlpGrpcExporter {
+    inner: Arc<GrpcInner>,
+}
+
+fn grpc_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
+
+/// `grpc-timeout` value: milliseconds, at most 8 digits.
+fn grpc_timeout(timeout: Duration) -> HeaderValue {
+    let ms = timeout.as_millis().min(99_999_999);
+    HeaderValue::from_str(&format!("{ms}m")).unwrap_or(HeaderValue::from_static("5S"))
+}
+
+impl OtlpGrpcExporter {
+    /// Builds exporter `id`.
+    pub fn new(id: &str, config: &OtlpExporterConfig) -> Result<Self, BuildError> {
+        let target =
+            Target::parse_grpc(&config.endpoint, config.tls.insecure).map_err(|message| {
+                BuildError::Config {
+                    id: id.to_string(),
+                    message,
+                }
+            })?;
+        let mut headers = header_map(id, &config.headers)?;
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
+        headers.insert("grpc-timeout", grpc_timeout(config.timeout.0));
+        if let Some(name) = request::encoding_name(config.compression) {
+            headers.insert("grpc-encoding", HeaderValue::from_static(name));
+        }
+        Ok(OtlpGrpcExporter {
+            inner: Arc::new(GrpcInner {
+                id: id.to_string(),
+                transport: transport(id, target, HttpVersion::Http2, &config.tls)?,
+                headers,
+                compression: config.compression,
+                timeout: config.timeout.0,
+                retry: config.retry_on_failure.clone(),
+            }),
+        })
+    }
+}
+
+impl Exporter for OtlpGrpcExporter {
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let signal = batch.signal();
+            let body = request::grpc_frame(&batch, inner.compression)?;
+            drop(batch);
+            let reply = with_retry(&inner.retry, &inner.id, || {
+                attempt(
+                    &inner.transport,
+                    grpc_path(signal),
+                    &inner.headers,
+                    body.clone(),
+                    inner.timeout,
+                    response::classify_grpc,
+                )
+            })
+            .await?;
+            Ok(report(
+                &inner.id,
+                signal,
+                response::partial_from_proto(signal, &reply),
+            ))
+        })
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[derive(Debug)]
+struct HttpInner {
+    id: String,
+    /// Per signal: where to send.
+    routes: [(Arc<Transport>, String); 3],
+    headers: HeaderMap,
+    encoding: HttpEncoding,
+    compression: Compression,
+    timeout: Duration,
+    retry: RetryConfig,
+}
+
+/// `otlphttp`: OTLP over HTTP, protobuf or JSON.
+#[derive(Debug, Clone)]
+pub struct OtlpHttpExporter {
+    inner: Arc<HttpInner>,
+}
+
+fn signal_index(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+impl OtlpHttpExporter {
+    /// Builds exporter `id`. A signal without a URL (neither `endpoint`
+    /// nor its own) is caught by validation; it fails its sends here.
+    pub fn new(id: &str, config: &OtlpHttpExporterConfig) -> Result<Self, BuildError> {
+        let bad = |message: String| BuildError::Config {
+            id: id.to_string(),
+            message,
+        };
+        let url_for = |signal: Signal, own: &str| -> Result<Target, BuildError> {
+            if !own.is_empty() {
+                return Target::parse_url(own).map_err(bad);
+            }
+            let mut base = Target::parse_url(&config.endpoint).map_err(bad)?;
+            base.path = format!("{}/v1/{}", base.path.trim_end_matches('/'), signal.as_str());
+            Ok(base)
+        };
+        let targets = [
+            url_for(Signal::Traces, &config.traces_endpoint)?,
+            url_for(Signal::Metrics, &config.metrics_endpoint)?,
+            url_for(Signal::Logs, &config.logs_endpoint)?,
+        ];
+        let mut transports: Vec<Arc<Transport>> = Vec::new();
+        let mut route = |t: &Target| -> Result<(Arc<Transport>, String), BuildError> {
+            let shared = transports.iter().find(|x| {
+                let o = x.target();
+                (o.tls, &o.host, o.port) == (t.tls, &t.host, t.port)
+            });
+            let transport = match shared {
+                Some(x) => x.clone(),
+                None => {
+                    let x = Arc::new(transport(id, t.clone(), HttpVersion::Http1, &config.tls)?);
+                    transports.push(x.clone());
+                    x
+                }
+            };
+            Ok((transport, t.path.clone()))
+        };
+        let routes = [
+            route(&targets[0])?,
+            route(&targets[1])?,
+            route(&targets[2])?,
+        ];
+        let mut headers = header_map(id, &config.headers)?;
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(match config.encoding {
+                HttpEncoding::Proto => "application/x-protobuf",
+                HttpEncoding::Json => "application/json",
+            }),
+        );
+        if let Some(name) = request::encoding_name(config.compression) {
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                HeaderValue::from_static(name),
+            );
+        }
+        Ok(OtlpHttpExporter {
+            inner: Arc::new(HttpInner {
+                id: id.to_string(),
+                routes,
+                headers,
+                encoding: config.encoding,
+                compression: config.compression,
+                timeout: config.timeout.0,
+                retry: config.retry_on_failure.clone(),
+            }),
+        })
+    }
+}
+
+impl Exporter for OtlpHttpExporter {
+    fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let signal = batch.signal();
+            let body = request::http_body(&batch, inner.encoding, inner.compression)?;
+            drop(batch);
+            let (transport, path) = &inner.routes[signal_index(signal)];
+            let reply = with_retry(&inner.retry, &inner.id, || {
+                attempt(
+                    transport,
+                    path,
+                    &inner.headers,
+                    body.clone(),
+                    inner.timeout,
+                    response::classify_http,
+                )
+            })
+            .await?;
+            let partial = match inner.encoding {
+                HttpEncoding::Proto => response::partial_from_proto(signal, &reply),
+                HttpEncoding::Json => response::partial_from_json(signal, &reply),
+            };
+            Ok(report(&inner.id, signal, partial))
+        })
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
+        Box::pin(async { Ok(()) })
+    }
+}

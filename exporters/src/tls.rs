@@ -1,0 +1,134 @@
+//! Client TLS for the network exporters, with rustls (ring): the system
+//! roots or a `ca_file`, optional client certificate, `insecure_skip_verify`
+//! for tests, ALPN for HTTP/2 or HTTP/1.1.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tern_config::TlsClientConfig;
+use tokio_rustls::TlsConnector;
+
+use crate::transport::HttpVersion;
+
+/// Where system CA certificates are looked for when no `ca_file` is given.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read.
+    #[error("cannot read {0}: {1}")]
+    Pem(String, String),
+    /// No CA certificates were found.
+    #[error("no CA certificates found (looked in {0}); set tls.ca_file")]
+    NoRoots(String),
+    /// rustls refused the settings.
+    #[error("invalid TLS settings: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The server name is not a valid DNS name or address.
+    #[error("invalid server name `{0}`")]
+    ServerName(String),
+}
+
+fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Pem(path.to_string(), e.to_string()))
+}
+
+/// Builds the connector and the name to verify for `host`.
+pub fn connector(
+    config: &TlsClientConfig,
+    host: &str,
+    version: HttpVersion,
+) -> Result<(TlsConnector, ServerName<'static>), TlsError> {
+    // Installing twice is harmless; the first provider wins.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = ClientConfig::builder();
+    let builder = if config.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    } else {
+        let mut roots = RootCertStore::empty();
+        if config.ca_file.is_empty() {
+            let bundle = SYSTEM_BUNDLES
+                .iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
+            roots.add_parsable_certificates(certs(bundle)?);
+        } else {
+            for cert in certs(&config.ca_file)? {
+                roots.add(cert)?;
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut client = if config.cert_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let key = PrivateKeyDer::from_pem_file(&config.key_file)
+            .map_err(|e| TlsError::Pem(config.key_file.clone(), e.to_string()))?;
+        builder.with_client_auth_cert(certs(&config.cert_file)?, key)?
+    };
+    client.alpn_protocols = match version {
+        HttpVersion::Http2 => vec![b"h2".to_vec()],
+        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+    };
+    let name = if config.server_name_override.is_empty() {
+        host
+    } else {
+        &config.server_name_override
+    };
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|_| TlsError::ServerName(name.to_string()))?;
+    Ok((TlsConnector::from(Arc::new(client)), server_name))
+}
+
+/// `insecure_skip_verify`: accepts any certificate.
+#[derive(Debug)]
+struct AcceptAny;
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,292 @@
+//! The client side of the network exporters: connections to a backend over
+//! HTTP/1.1 or HTTP/2 (h2c or TLS via rustls), kept alive and reused, and
+//! spread over every address the endpoint's name resolves to (re-resolved
+//! every 30 s), so a gateway behind a DNS name gets an even share on each
+//! replica. One multiplexed connection per address for HTTP/2; a small idle
+//! pool per address for HTTP/1.1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tern_config::Target;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+
+/// HTTP version spoken to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 (OTLP/HTTP).
+    Http1,
+    /// HTTP/2 (gRPC).
+    Http2,
+}
+
+/// Why a request got no HTTP response.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The name did not resolve.
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, std::io::Error),
+    /// TCP connect failed.
+    #[error("cannot connect to {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    /// TLS handshake failed.
+    #[error("TLS handshake with {0} failed: {1}")]
+    Tls(SocketAddr, std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("HTTP error talking to {0}: {1}")]
+    Http(SocketAddr, String),
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Headers, with trailers (gRPC) merged in.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// Largest response body read (backends answer with small messages).
+const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_IDLE_PER_ADDRESS: usize = 32;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Default)]
+struct Resolved {
+    addrs: Vec<SocketAddr>,
+    at: Option<Instant>,
+    next: usize,
+}
+
+/// Connections to one backend.
+pub struct Transport {
+    target: Target,
+    version: HttpVersion,
+    tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    resolved: Mutex<Resolved>,
+    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Full<Bytes>>>>,
+    h1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Full<Bytes>>>>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("target", &self.target)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// Connections to `target`; `tls` is the connector and the name to
+    /// verify when the target uses TLS.
+    pub fn new(
+        target: Target,
+        version: HttpVersion,
+        tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    ) -> Self {
+        Transport {
+            target,
+            version,
+            tls,
+            resolved: Mutex::new(Resolved::default()),
+            h2: Mutex::new(HashMap::new()),
+            h1: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The backend.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    async fn pick(&self) -> Result<SocketAddr, TransportError> {
+        let stale = {
+            let r = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+            r.addrs.is_empty() || r.at.is_none_or(|at| at.elapsed() > RESOLVE_EVERY)
+        };
+        if stale {
+            let authority = self.target.authority();
+            match tokio::net::lookup_host(authority.clone()).await {
+                Ok(addrs) => {
+                    let mut addrs: Vec<SocketAddr> = addrs.collect();
+                    addrs.sort();
+                    addrs.dedup();
+                    let mut r = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+                    r.addrs = addrs;
+                    r.at = Some(Instant::now());
+                    let keep = r.addrs.clone();
+                    drop(r);
+                    self.lock_h2().retain(|a, _| keep.contains(a));
+                    self.lock_h1().retain(|a, _| keep.contains(a));
+                }
+                Err(e) => {
+                    let r = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+                    if r.addrs.is_empty() {
+                        return Err(TransportError::Resolve(authority, e));
+                    }
+                    tracing::warn!(endpoint = %authority, error = %e, "DNS refresh failed; keeping the previous addresses");
+                }
+            }
+        }
+        let mut r = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        let n = r.addrs.len();
+        if n == 0 {
+            return Err(TransportError::Resolve(
+                self.target.authority(),
+                std::io::Error::other("no addresses"),
+            ));
+        }
+        r.next = r.next.wrapping_add(1);
+        Ok(r.addrs[r.next % n])
+    }
+
+    fn lock_h2(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, http2::SendRequest<Full<Bytes>>>> {
+        self.h2.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_h1(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<http1::SendRequest<Full<Bytes>>>>> {
+        self.h1.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<Box<dyn Io>>, TransportError> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| TransportError::Connect(addr, std::io::ErrorKind::TimedOut.into()))?
+            .map_err(|e| TransportError::Connect(addr, e))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => Box::new(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| TransportError::Tls(addr, e))?,
+            ),
+        };
+        Ok(TokioIo::new(io))
+    }
+
+    /// POSTs `body` to `path` with `headers` and reads the whole reply.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Reply, TransportError> {
+        let addr = self.pick().await?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut builder = Request::post(match self.version {
+            HttpVersion::Http2 => format!("{scheme}://{}{path}", self.target.authority()),
+            HttpVersion::Http1 => path.to_string(),
+        });
+        if self.version == HttpVersion::Http1 {
+            builder = builder.header(http::header::HOST, self.target.authority());
+        }
+        let mut req = builder
+            .body(Full::new(body))
+            .map_err(|e| TransportError::Http(addr, e.to_string()))?;
+        req.headers_mut().extend(headers.clone());
+        let http_err = |e: hyper::Error| TransportError::Http(addr, e.to_string());
+        let response = match self.version {
+            HttpVersion::Http2 => {
+                let existing = self
+                    .lock_h2()
+                    .get(&addr)
+                    .filter(|s| !s.is_closed())
+                    .cloned();
+                let mut sender = match existing {
+                    Some(s) => s,
+                    None => {
+                        let io = self.connect(addr).await?;
+                        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+                            .await
+                            .map_err(http_err)?;
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(%addr, error = %e, "HTTP/2 connection closed");
+                            }
+                        });
+                        self.lock_h2().insert(addr, sender.clone());
+                        sender
+                    }
+                };
+                sender.ready().await.map_err(http_err)?;
+                sender.send_request(req).await.map_err(|e| {
+                    self.lock_h2().remove(&addr);
+                    http_err(e)
+                })?
+            }
+            HttpVersion::Http1 => {
+                let idle = {
+                    let mut pool = self.lock_h1();
+                    let list = pool.entry(addr).or_default();
+                    list.retain(|s| !s.is_closed());
+                    list.pop()
+                };
+                let mut sender = match idle {
+                    Some(s) => s,
+                    None => {
+                        let io = self.connect(addr).await?;
+                        let (sender, conn) = http1::handshake(io).await.map_err(http_err)?;
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(%addr, error = %e, "HTTP/1 connection closed");
+                            }
+                        });
+                        sender
+                    }
+                };
+                sender.ready().await.map_err(http_err)?;
+                let response = sender.send_request(req).await.map_err(http_err)?;
+                let (parts, body) = response.into_parts();
+                let collected = Limited::new(body, MAX_RESPONSE)
+                    .collect()
+                    .await
+                    .map_err(|e| TransportError::Http(addr, e.to_string()))?;
+                let mut pool = self.lock_h1();
+                let list = pool.entry(addr).or_default();
+                if list.len() < MAX_IDLE_PER_ADDRESS {
+                    list.push(sender);
+                }
+                return Ok(Reply {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body: collected.to_bytes(),
+                });
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let collected = Limited::new(body, MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| TransportError::Http(addr, e.to_string()))?;
+        let mut headers = parts.headers;
+        if let Some(trailers) = collected.trailers() {
+            headers.extend(trailers.clone());
+        }
+        Ok(Reply {
+            status: parts.status,
+            headers,
+            body: collected.to_bytes(),
+        })
+    }
+}
