@@ -165,6 +165,7 @@ impl Service {
                 admin.push(tokio::spawn(memory_limiter::supervise(
                     gate.clone(),
                     m.clone(),
+                    admin_rx.clone(),
                 )));
                 gates.insert(c.id.clone(), gate);
             }

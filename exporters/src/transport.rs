@@ -10,9 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tern_config::Target;
@@ -62,6 +67,59 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE_PER_ADDRESS: usize = 32;
 
+/// A request body made of chunks sent as they are: a batch's encoded
+/// requests go out without being copied into one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct Chunks {
+    chunks: VecDeque<Bytes>,
+    len: u64,
+}
+
+impl Chunks {
+    /// A body of `chunks`, in order.
+    pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        let chunks: VecDeque<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let len = chunks.iter().map(|c| c.len() as u64).sum();
+        Chunks { chunks, len }
+    }
+
+    /// Total length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.chunks.pop_front() {
+            Some(chunk) => {
+                self.len -= chunk.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -78,8 +136,8 @@ pub struct Transport {
     version: HttpVersion,
     tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
     resolved: Mutex<Resolved>,
-    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Full<Bytes>>>>,
-    h1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Full<Bytes>>>>>,
+    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Chunks>>>,
+    h1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Chunks>>>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -157,13 +215,13 @@ impl Transport {
 
     fn lock_h2(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, http2::SendRequest<Full<Bytes>>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, http2::SendRequest<Chunks>>> {
         self.h2.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_h1(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<http1::SendRequest<Full<Bytes>>>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<http1::SendRequest<Chunks>>>> {
         self.h1.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -190,7 +248,7 @@ impl Transport {
         &self,
         path: &str,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Chunks,
     ) -> Result<Reply, TransportError> {
         let addr = self.pick().await?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -202,7 +260,7 @@ impl Transport {
             builder = builder.header(http::header::HOST, self.target.authority());
         }
         let mut req = builder
-            .body(Full::new(body))
+            .body(body)
             .map_err(|e| TransportError::Http(addr, e.to_string()))?;
         req.headers_mut().extend(headers.clone());
         let http_err = |e: hyper::Error| TransportError::Http(addr, e.to_string());

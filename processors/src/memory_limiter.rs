@@ -63,13 +63,21 @@ pub fn gate(id: &str, config: &MemoryLimiterConfig, telemetry: &Telemetry) -> Ar
     MemoryGate::new(id, limit, spike, telemetry)
 }
 
-/// Every `check_interval`: re-reads a percentage-based limit and logs once
-/// per interval while requests are being refused.
-pub async fn supervise(gate: Arc<MemoryGate>, config: MemoryLimiterConfig) {
+/// Every `check_interval` until `stop` turns true: re-reads a
+/// percentage-based limit and logs once per interval while requests are
+/// being refused.
+pub async fn supervise(
+    gate: Arc<MemoryGate>,
+    config: MemoryLimiterConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let interval: Duration = config.check_interval.0;
     let mut seen = gate.refusals();
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
         if config.limit_percentage > 0 {
             let (limit, spike) = limits(&config);
             gate.set_limits(limit, spike);

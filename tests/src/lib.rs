@@ -169,6 +169,11 @@ impl Tern {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Path inside the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -405,4 +410,129 @@ pub mod paths {
     pub const METRICS: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     /// Logs.
     pub const LOGS: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+}
+
+/// How the scripted backend answers one request.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra response headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl Step {
+    /// An answer with `status` and nothing else.
+    pub fn status(status: u16) -> Step {
+        Step {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A request the scripted backend received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// When it arrived.
+    pub at: Instant,
+    /// Path.
+    pub path: String,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body as sent (still compressed if it was).
+    pub body: Bytes,
+}
+
+/// An OTLP/HTTP backend on 127.0.0.1 that answers from a script (then 200
+/// with an empty body forever) and records what it received.
+pub struct Backend {
+    /// Its port.
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Backend {
+    /// Starts the backend; `after` is the answer once `script` is used up.
+    pub async fn start(script: Vec<Step>, after: Step) -> Backend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            script,
+        )));
+        let rec = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rec, script, after) = (rec.clone(), script.clone(), after.clone());
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (rec, script, after) = (rec.clone(), script.clone(), after.clone());
+                        async move {
+                            let at = Instant::now();
+                            let path = req.uri().path().to_string();
+                            let headers = req.headers().clone();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            rec.lock().unwrap().push(Received {
+                                at,
+                                path,
+                                headers,
+                                body,
+                            });
+                            let step = script.lock().unwrap().pop_front().unwrap_or(after);
+                            tokio::time::sleep(step.delay).await;
+                            let mut resp = http::Response::new(Full::new(Bytes::from(step.body)));
+                            *resp.status_mut() = http::StatusCode::from_u16(step.status).unwrap();
+                            for (k, v) in step.headers {
+                                resp.headers_mut().insert(k, v.parse().unwrap());
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Backend {
+            port,
+            received,
+            task,
+        }
+    }
+
+    /// What it received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads the peak resident set size (VmHWM) of process `pid`, in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
 }

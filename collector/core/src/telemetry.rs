@@ -161,6 +161,36 @@ impl Telemetry {
     }
 }
 
+/// Lets a repeated log line through at most once per second, saying how
+/// many were held back in between.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last_second: AtomicU64,
+    held: AtomicU64,
+}
+
+impl LogLimiter {
+    /// `Some(held back since the last one)` when this occurrence may be logged.
+    pub fn allow(&self) -> Option<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last_second.load(Ordering::Relaxed);
+        if now != last
+            && self
+                .last_second
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.held.swap(0, Ordering::AcqRel))
+        } else {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 /// Per-signal counters.
 #[derive(Debug, Clone)]
 pub struct PerSignal<T> {
@@ -212,6 +242,8 @@ pub struct ReceiverMetrics {
     telemetry: Arc<Telemetry>,
     id: String,
     transport: &'static str,
+    /// Rate limit for the per-request refusal warning.
+    pub refusal_log: Arc<LogLimiter>,
 }
 
 impl ReceiverMetrics {
@@ -236,6 +268,7 @@ impl ReceiverMetrics {
             telemetry: t.clone(),
             id: id.to_string(),
             transport,
+            refusal_log: Arc::new(LogLimiter::default()),
         }
     }
 

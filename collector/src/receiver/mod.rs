@@ -116,13 +116,16 @@ impl OtlpSink {
                     Refusal::MemoryLimit => "memory_limit",
                     Refusal::Closed => "shutting_down",
                 });
-                tracing::warn!(
-                    receiver = %self.id,
-                    %signal,
-                    items,
-                    reason = %refusal,
-                    "refused request; the client was told to retry"
-                );
+                if let Some(held_back) = self.metrics.refusal_log.allow() {
+                    tracing::warn!(
+                        receiver = %self.id,
+                        %signal,
+                        items,
+                        reason = %refusal,
+                        similar_since_last_line = held_back,
+                        "refused request; the client was told to retry"
+                    );
+                }
                 Err(ReceiveError::Refused(refusal))
             }
         }

@@ -21,7 +21,7 @@ use tern_core::pdata::Batch;
 
 use crate::BuildError;
 use crate::retry::{Failure, with_retry};
-use crate::transport::{HttpVersion, Reply, Transport};
+use crate::transport::{Chunks, HttpVersion, Reply, Transport};
 
 const USER_AGENT: &str = concat!("tern/", env!("CARGO_PKG_VERSION"));
 
@@ -77,7 +77,7 @@ async fn attempt(
     transport: &Transport,
     path: &str,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Chunks,
     timeout: Duration,
     classify: fn(http::StatusCode, &HeaderMap, Bytes) -> Result<Bytes, Failure>,
 ) -> Result<Bytes, Failure> {
@@ -186,7 +186,6 @@ impl Exporter for OtlpGrpcExporter {
         Box::pin(async move {
             let signal = batch.signal();
             let body = request::grpc_frame(&batch, inner.compression)?;
-            drop(batch);
             let reply = with_retry(&inner.retry, &inner.id, || {
                 attempt(
                     &inner.transport,
@@ -313,7 +312,6 @@ impl Exporter for OtlpHttpExporter {
         Box::pin(async move {
             let signal = batch.signal();
             let body = request::http_body(&batch, inner.encoding, inner.compression)?;
-            drop(batch);
             let (transport, path) = &inner.routes[signal_index(signal)];
             let reply = with_retry(&inner.retry, &inner.id, || {
                 attempt(
@@ -326,6 +324,7 @@ impl Exporter for OtlpHttpExporter {
                 )
             })
             .await?;
+            drop(batch);
             let partial = match inner.encoding {
                 HttpEncoding::Proto => response::partial_from_proto(signal, &reply),
                 HttpEncoding::Json => response::partial_from_json(signal, &reply),

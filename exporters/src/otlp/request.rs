@@ -10,19 +10,31 @@ use tern_config::{Compression, HttpEncoding};
 use tern_core::component::ExportError;
 use tern_core::pdata::Batch;
 
-/// Compresses `data` per `compression`.
-pub fn compress(compression: Compression, data: &[u8]) -> Result<Vec<u8>, ExportError> {
+use crate::transport::Chunks;
+
+/// Compresses the concatenation of `chunks` without joining them first.
+pub fn compress(compression: Compression, chunks: &[Bytes]) -> Result<Vec<u8>, ExportError> {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
     match compression {
-        Compression::None => Ok(data.to_vec()),
+        Compression::None => Ok(chunks.concat()),
         Compression::Gzip => {
             let mut e = flate2::write::GzEncoder::new(
-                Vec::with_capacity(data.len() / 4),
+                Vec::with_capacity(total / 4),
                 flate2::Compression::fast(),
             );
-            e.write_all(data)?;
+            for c in chunks {
+                e.write_all(c)?;
+            }
             Ok(e.finish()?)
         }
-        Compression::Zstd => Ok(zstd::bulk::compress(data, 1)?),
+        Compression::Zstd => {
+            let mut e = zstd::stream::write::Encoder::new(Vec::with_capacity(total / 4), 1)?;
+            e.set_pledged_src_size(Some(total as u64))?;
+            for c in chunks {
+                e.write_all(c)?;
+            }
+            Ok(e.finish()?)
+        }
     }
 }
 
@@ -35,53 +47,48 @@ pub fn encoding_name(compression: Compression) -> Option<&'static str> {
     }
 }
 
-/// The body of an OTLP/HTTP request.
+/// The body of an OTLP/HTTP request. Uncompressed protobuf is the batch's
+/// own chunks, not copied.
 pub fn http_body(
     batch: &Batch,
     encoding: HttpEncoding,
     compression: Compression,
-) -> Result<Bytes, ExportError> {
-    let wire = batch.to_wire();
+) -> Result<Chunks, ExportError> {
     let payload = match encoding {
-        HttpEncoding::Proto => wire,
+        HttpEncoding::Proto => batch.chunks().to_vec(),
         HttpEncoding::Json => {
+            let wire = batch.to_wire();
             let mut out = Vec::with_capacity(wire.len() * 2);
             tern_core::json::wire_to_json(batch.signal(), &wire, &mut out)
                 .map_err(|e| ExportError::Encode(e.to_string()))?;
-            Bytes::from(out)
+            vec![Bytes::from(out)]
         }
     };
     Ok(match compression {
-        Compression::None => payload,
-        other => Bytes::from(compress(other, &payload)?),
+        Compression::None => Chunks::new(payload),
+        other => Chunks::new([Bytes::from(compress(other, &payload)?)]),
     })
 }
 
 /// A gRPC length-prefixed message: flag, 4-byte big-endian length, bytes.
-pub fn grpc_frame(batch: &Batch, compression: Compression) -> Result<Bytes, ExportError> {
-    let compressed;
-    let (flag, payload): (u8, &[u8]) = match compression {
-        Compression::None => {
-            let mut out = BytesMut::with_capacity(5 + batch.bytes());
-            out.put_u8(0);
-            out.put_u32(frame_len(batch.bytes())?);
-            for chunk in batch.chunks() {
-                out.extend_from_slice(chunk);
-            }
-            return Ok(out.freeze());
-        }
-        other => {
-            compressed = compress(other, &batch.to_wire())?;
-            (1, &compressed)
-        }
+/// Uncompressed, the batch's chunks follow the prefix without a copy.
+pub fn grpc_frame(batch: &Batch, compression: Compression) -> Result<Chunks, ExportError> {
+    let prefix = |flag: u8, len: usize| -> Result<Bytes, ExportError> {
+        let mut p = BytesMut::with_capacity(5);
+        p.put_u8(flag);
+        p.put_u32(
+            u32::try_from(len)
+                .map_err(|_| ExportError::Encode("message larger than 4 GiB".into()))?,
+        );
+        Ok(p.freeze())
     };
-    let mut out = BytesMut::with_capacity(5 + payload.len());
-    out.put_u8(flag);
-    out.put_u32(frame_len(payload.len())?);
-    out.extend_from_slice(payload);
-    Ok(out.freeze())
-}
-
-fn frame_len(n: usize) -> Result<u32, ExportError> {
-    u32::try_from(n).map_err(|_| ExportError::Encode("message larger than 4 GiB".into()))
+    Ok(match compression {
+        Compression::None => Chunks::new(
+            std::iter::once(prefix(0, batch.bytes())?).chain(batch.chunks().iter().cloned()),
+        ),
+        other => {
+            let payload = Bytes::from(compress(other, batch.chunks())?);
+            Chunks::new([prefix(1, payload.len())?, payload])
+        }
+    })
 }
