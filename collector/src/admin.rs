@@ -73,7 +73,7 @@ pub async fn run_health(
             std::future::ready(Ok::<_, Infallible>(response))
         })
     };
-    serve::serve(listener, serve::Protocol::Auto, shutdown, make).await;
+    serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
 }
 
 /// Serves `/metrics` with Tern's own metrics.
@@ -101,5 +101,5 @@ pub async fn run_metrics(
             std::future::ready(Ok::<_, Infallible>(response))
         })
     };
-    serve::serve(listener, serve::Protocol::Auto, shutdown, make).await;
+    serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
 }

@@ -1,6 +1,7 @@
 //! The accept loop every Tern server uses (OTLP gRPC, OTLP HTTP, health,
-//! self-metrics): one task per connection, served by hyper, and a graceful
-//! stop that lets requests in flight finish.
+//! self-metrics): one task per connection (TLS handshake included, so a
+//! slow client never blocks accepting), served by hyper, and a graceful stop
+//! that lets requests in flight finish. Also builds server TLS settings.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,8 +12,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// Tells servers to stop; cloned into each.
 pub type Shutdown = watch::Receiver<bool>;
@@ -31,11 +34,88 @@ pub enum Protocol {
 
 /// How long a stopping server waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Why server TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerTlsError {
+    /// A PEM file could not be read.
+    #[error("{key}: {source}")]
+    Pem {
+        /// The config key.
+        key: String,
+        /// The problem.
+        source: tern_exporters::tls::TlsError,
+    },
+    /// rustls refused the settings.
+    #[error("{key}: invalid TLS settings: {message}")]
+    Rustls {
+        /// The config key.
+        key: String,
+        /// The problem.
+        message: String,
+    },
+}
+
+/// A TLS acceptor for `config`; `key` names the setting in messages.
+pub fn tls_acceptor(
+    config: &tern_config::TlsServerConfig,
+    alpn: &[&[u8]],
+    key: &str,
+) -> Result<TlsAcceptor, ServerTlsError> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = |k: &str, e| ServerTlsError::Pem {
+        key: format!("{key}.{k}"),
+        source: e,
+    };
+    let rustls_err = |message: String| ServerTlsError::Rustls {
+        key: key.to_string(),
+        message,
+    };
+    let certs = tern_exporters::tls::certs(&config.cert_file).map_err(|e| pem("cert_file", e))?;
+    let private = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| {
+        pem(
+            "key_file",
+            tern_exporters::tls::TlsError::Pem(config.key_file.clone(), e.to_string()),
+        )
+    })?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = if config.client_ca_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in tern_exporters::tls::certs(&config.client_ca_file)
+            .map_err(|e| pem("client_ca_file", e))?
+        {
+            roots.add(cert).map_err(|e| rustls_err(e.to_string()))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(roots.into())
+            .build()
+            .map_err(|e| rustls_err(e.to_string()))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut server = builder
+        .with_single_cert(certs, private)
+        .map_err(|e| rustls_err(e.to_string()))?;
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(TlsAcceptor::from(std::sync::Arc::new(server)))
+}
 
 /// Serves connections from `listener` until `shutdown` turns true. `make`
 /// builds the service for one connection from the client's address.
-pub async fn serve<F, S, B>(listener: TcpListener, protocol: Protocol, shutdown: Shutdown, make: F)
-where
+pub async fn serve<F, S, B>(
+    listener: TcpListener,
+    protocol: Protocol,
+    tls: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+    make: F,
+) where
     F: Fn(SocketAddr) -> S,
     S: hyper::service::Service<
             http::Request<Incoming>,
@@ -71,10 +151,27 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), make(peer)).into_owned();
-                let conn = graceful.watch(conn);
+                let (service, builder, watcher, tls) =
+                    (make(peer), builder.clone(), graceful.watcher(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let io: Box<dyn Io> = match tls {
+                        None => Box::new(stream),
+                        Some(acceptor) => {
+                            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => Box::new(s),
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });

@@ -40,6 +40,9 @@ pub enum StartError {
     /// An exporter could not be built.
     #[error("{0}")]
     Exporter(#[from] tern_exporters::BuildError),
+    /// Receiver TLS could not be set up.
+    #[error("{0}")]
+    Tls(#[from] serve::ServerTlsError),
 }
 
 struct ExporterTask {
@@ -239,8 +242,16 @@ impl Service {
             let name = id.to_string();
             if let Some(g) = otlp.protocols.grpc.as_ref() {
                 let key = format!("receivers.{name}.protocols.grpc.endpoint");
+                let tls = match &g.tls {
+                    Some(t) => Some(serve::tls_acceptor(
+                        t,
+                        &[b"h2"],
+                        &format!("receivers.{name}.protocols.grpc.tls"),
+                    )?),
+                    None => None,
+                };
                 let listener = serve::bind(&g.endpoint.to_string(), &key).await?;
-                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, "OTLP/gRPC listening");
+                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/gRPC listening");
                 let sink = OtlpSink::new(
                     &name,
                     consumers.clone(),
@@ -249,14 +260,23 @@ impl Service {
                 servers.push(tokio::spawn(grpc::run(
                     listener,
                     g.clone(),
+                    tls,
                     sink,
                     stop_rx.clone(),
                 )));
             }
             if let Some(h) = otlp.protocols.http.as_ref() {
                 let key = format!("receivers.{name}.protocols.http.endpoint");
+                let tls = match &h.tls {
+                    Some(t) => Some(serve::tls_acceptor(
+                        t,
+                        &[b"h2", b"http/1.1"],
+                        &format!("receivers.{name}.protocols.http.tls"),
+                    )?),
+                    None => None,
+                };
                 let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
-                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, "OTLP/HTTP listening");
+                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/HTTP listening");
                 let sink = OtlpSink::new(
                     &name,
                     consumers.clone(),
@@ -265,6 +285,7 @@ impl Service {
                 servers.push(tokio::spawn(http::run(
                     listener,
                     h.clone(),
+                    tls,
                     sink,
                     stop_rx.clone(),
                 )));

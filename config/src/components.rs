@@ -170,6 +170,18 @@ pub struct OtlpProtocols {
     pub http: Protocol<HttpServerConfig>,
 }
 
+/// Server TLS settings of a receiver protocol (`tls`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsServerConfig {
+    /// Server certificate chain (PEM).
+    pub cert_file: String,
+    /// Server private key (PEM).
+    pub key_file: String,
+    /// When set, clients must present a certificate signed by this CA (PEM).
+    pub client_ca_file: String,
+}
+
 /// `receivers.otlp.protocols.grpc`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -182,6 +194,8 @@ pub struct GrpcServerConfig {
     pub max_concurrent_streams: u32,
     /// Keep client metadata (peer address, headers) on each batch.
     pub include_metadata: bool,
+    /// TLS; plain text when absent.
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for GrpcServerConfig {
@@ -191,6 +205,7 @@ impl Default for GrpcServerConfig {
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: 0,
             include_metadata: false,
+            tls: None,
         }
     }
 }
@@ -211,6 +226,8 @@ pub struct HttpServerConfig {
     pub metrics_url_path: String,
     /// Path for logs (default `/v1/logs`).
     pub logs_url_path: String,
+    /// TLS; plain text when absent.
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for HttpServerConfig {
@@ -222,6 +239,7 @@ impl Default for HttpServerConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            tls: None,
         }
     }
 }

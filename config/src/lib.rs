@@ -23,7 +23,7 @@ pub use components::{
     FileConfig, FileFormat, GrpcServerConfig, HealthCheckConfig, HttpEncoding, HttpServerConfig,
     Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig,
     OtlpReceiverConfig, ProcessorConfig, Protocol, QueueConfig, ReceiverConfig, RetryConfig,
-    RotationConfig, Sizer, TlsClientConfig, Verbosity,
+    RotationConfig, Sizer, TlsClientConfig, TlsServerConfig, Verbosity,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};

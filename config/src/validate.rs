@@ -53,6 +53,28 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 }
             }
         }
+        let tls = [
+            (
+                "grpc",
+                otlp.protocols.grpc.as_ref().and_then(|g| g.tls.as_ref()),
+            ),
+            (
+                "http",
+                otlp.protocols.http.as_ref().and_then(|h| h.tls.as_ref()),
+            ),
+        ];
+        for (proto, tls) in tls {
+            if let Some(t) = tls
+                && (t.cert_file.is_empty() || t.key_file.is_empty())
+            {
+                let node = c.node.deepest(&["protocols", proto, "tls"]);
+                errors.push(at(
+                    &node.loc,
+                    format!("receivers.{}.protocols.{proto}.tls", c.id),
+                    "cert_file and key_file are required",
+                ));
+            }
+        }
         if let Some(grpc) = otlp.protocols.grpc.as_ref()
             && grpc.max_recv_msg_size_mib == 0
         {

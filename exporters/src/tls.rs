@@ -37,7 +37,8 @@ pub enum TlsError {
     ServerName(String),
 }
 
-fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// Every certificate in a PEM file.
+pub fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| TlsError::Pem(path.to_string(), e.to_string()))

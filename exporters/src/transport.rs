@@ -130,6 +130,17 @@ struct Resolved {
     next: usize,
 }
 
+impl Resolved {
+    /// The next address, round robin.
+    fn next_addr(&mut self) -> Option<SocketAddr> {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        self.next = self.next.wrapping_add(1);
+        Some(self.addrs[self.next % self.addrs.len()])
+    }
+}
+
 /// Connections to one backend.
 pub struct Transport {
     target: Target,
@@ -202,15 +213,12 @@ impl Transport {
             }
         }
         let mut r = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        let n = r.addrs.len();
-        if n == 0 {
-            return Err(TransportError::Resolve(
+        r.next_addr().ok_or_else(|| {
+            TransportError::Resolve(
                 self.target.authority(),
                 std::io::Error::other("no addresses"),
-            ));
-        }
-        r.next = r.next.wrapping_add(1);
-        Ok(r.addrs[r.next % n])
+            )
+        })
     }
 
     fn lock_h2(
@@ -346,5 +354,39 @@ impl Transport {
             headers,
             body: collected.to_bytes(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_rotate_over_every_resolved_address() {
+        let addrs: Vec<SocketAddr> = ["10.0.0.1:4317", "10.0.0.2:4317", "10.0.0.3:4317"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let mut r = Resolved {
+            addrs: addrs.clone(),
+            ..Resolved::default()
+        };
+        let picked: Vec<SocketAddr> = (0..6).map(|_| r.next_addr().unwrap()).collect();
+        for a in &addrs {
+            assert_eq!(picked.iter().filter(|p| *p == a).count(), 2, "{picked:?}");
+        }
+        assert!(Resolved::default().next_addr().is_none());
+    }
+
+    #[tokio::test]
+    async fn chunks_body_streams_every_chunk_in_order() {
+        let body = Chunks::new([
+            Bytes::from_static(b"ab"),
+            Bytes::new(),
+            Bytes::from_static(b"cde"),
+        ]);
+        assert_eq!(body.len(), 5);
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"abcde");
     }
 }

@@ -128,10 +128,11 @@ impl UnaryService<Bytes> for Export {
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown`.
+/// Serves OTLP/gRPC on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: GrpcServerConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     sink: OtlpSink,
     shutdown: Shutdown,
 ) {
@@ -197,5 +198,5 @@ pub async fn run(
     let protocol = serve::Protocol::Http2 {
         max_concurrent_streams: (streams > 0).then_some(streams),
     };
-    serve::serve(listener, protocol, shutdown, make).await;
+    serve::serve(listener, protocol, tls, shutdown, make).await;
 }

@@ -357,10 +357,11 @@ async fn receive(
         })
 }
 
-/// Serves OTLP/HTTP on `listener` until `shutdown`.
+/// Serves OTLP/HTTP on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: HttpServerConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     sink: OtlpSink,
     shutdown: Shutdown,
 ) {
@@ -377,7 +378,7 @@ pub async fn run(
             async move { Ok::<_, Infallible>(handle(req, &routes, &config, &sink, peer).await) }
         })
     };
-    serve::serve(listener, serve::Protocol::Auto, shutdown, make).await;
+    serve::serve(listener, serve::Protocol::Auto, tls, shutdown, make).await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,228 @@
+//! TLS between Tern instances: the receiver serves TLS (optionally requiring
+//! client certificates), the `otlp` and `otlphttp` exporters verify it with
+//! `ca_file`, present `cert_file`/`key_file`, or skip verification; a server
+//! that cannot be verified is a counted, logged failure. Certificates are
+//! made by the `openssl` command for each run.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use tern_e2e::{Tern, free_port, grpc_call, paths, sample};
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate.
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Tern Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend_from_slice(&ec);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        let key = format!("{who}.key");
+        let csr = format!("{who}.csr");
+        let pem = format!("{who}.pem");
+        let ext = format!("{who}.ext");
+        let subj = format!("/CN={who}");
+        let mut req = vec!["req", "-subj", &subj, "-keyout", &key, "-out", &csr];
+        req.extend_from_slice(&ec);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporters_speak_tls_and_mutual_tls_to_a_tls_receiver() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let c = certs.path().display().to_string();
+    let (grpc_port, https_port) = (free_port(), free_port());
+    let downstream = format!(
+        r#"
+receivers:
+  otlp/grpc:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc_port}
+        tls:
+          cert_file: {c}/server.pem
+          key_file: {c}/server.key
+          client_ca_file: {c}/ca.pem
+  otlp/https:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{https_port}
+        tls:
+          cert_file: {c}/server.pem
+          key_file: {c}/server.key
+exporters:
+  file/grpc:
+    path: {{dir}}/grpc.pb
+    format: proto
+  file/https:
+    path: {{dir}}/https.pb
+    format: proto
+service:
+  pipelines:
+    traces/grpc:
+      receivers: [otlp/grpc]
+      exporters: [file/grpc]
+    traces/https:
+      receivers: [otlp/https]
+      exporters: [file/https]
+"#
+    );
+    let upstream = format!(
+        r#"
+exporters:
+  otlp/mtls:
+    endpoint: localhost:{grpc_port}
+    tls:
+      ca_file: {c}/ca.pem
+      cert_file: {c}/client.pem
+      key_file: {c}/client.key
+  otlp/nocert:
+    endpoint: localhost:{grpc_port}
+    tls:
+      ca_file: {c}/ca.pem
+    retry_on_failure:
+      enabled: false
+  otlphttp/ca:
+    endpoint: https://localhost:{https_port}
+    tls:
+      ca_file: {c}/ca.pem
+  otlphttp/skip:
+    endpoint: https://127.0.0.1:{https_port}
+    tls:
+      insecure_skip_verify: true
+  otlphttp/unverified:
+    endpoint: https://localhost:{https_port}
+    retry_on_failure:
+      enabled: false
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp/mtls, otlp/nocert, otlphttp/ca, otlphttp/skip, otlphttp/unverified]
+"#
+    );
+    let mut down = Tern::start(&downstream);
+    let mut up = Tern::start(&upstream);
+    let req = spans(7, 10);
+    assert_eq!(
+        grpc_call(up.grpc, paths::TRACES, req.encode_to_vec(), None)
+            .await
+            .code,
+        0
+    );
+    assert!(up.stop().success());
+    let m = down.self_metrics().await;
+    assert!(down.stop().success());
+
+    let ids = |file: &str| -> Vec<Vec<u8>> {
+        let data = std::fs::read(down.path(file)).unwrap();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+            let r = ExportTraceServiceRequest::decode(&data[pos + 4..pos + 4 + len]).unwrap();
+            out.extend(
+                r.resource_spans
+                    .into_iter()
+                    .flat_map(|r| r.scope_spans)
+                    .flat_map(|s| s.spans)
+                    .map(|s| s.span_id),
+            );
+            pos += 4 + len;
+        }
+        out.sort();
+        out
+    };
+    let mut want: Vec<Vec<u8>> = req.resource_spans[0].scope_spans[0]
+        .spans
+        .iter()
+        .map(|s| s.span_id.clone())
+        .collect();
+    want.sort();
+    // mTLS gRPC: once. HTTPS: once verified with the CA, once unverified.
+    assert_eq!(ids("grpc.pb"), want);
+    let mut twice: Vec<Vec<u8>> = want.iter().chain(want.iter()).cloned().collect();
+    twice.sort();
+    assert_eq!(ids("https.pb"), twice);
+    assert_eq!(
+        sample(
+            &m,
+            "otelcol_receiver_accepted_spans_total",
+            r#"receiver="otlp/grpc",transport="grpc""#
+        ),
+        Some(10.0)
+    );
+    // Without a client certificate the mTLS server refuses; with the system
+    // roots our test CA is unknown. Both are counted and logged.
+    let logs = up.logs();
+    assert!(logs.contains("exporter=otlp/nocert"), "{logs}");
+    assert!(logs.contains("exporter=otlphttp/unverified"), "{logs}");
+    assert!(
+        logs.contains("UnknownIssuer") || logs.contains("invalid peer certificate"),
+        "{logs}"
+    );
+}
