@@ -348,3 +348,133 @@ fn later_files_override_earlier_ones() {
         "{errs}"
     );
 }
+
+#[test]
+fn exporter_and_memory_limiter_checks() {
+    let text = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        tls:
+          cert_file: /c.pem
+processors:
+  memory_limiter:
+    limit_mib: 100
+    spike_limit_mib: 100
+  memory_limiter/both:
+    limit_mib: 100
+    limit_percentage: 50
+  memory_limiter/none:
+    check_interval: 1s
+exporters:
+  otlp:
+    tls:
+      cert_file: /c.pem
+  otlp/bad:
+    endpoint: gateway
+    retry_on_failure:
+      initial_interval: 10s
+      max_interval: 1s
+    sending_queue:
+      queue_size: 0
+  otlphttp:
+    traces_endpoint: https://backend/v1/traces
+    encoding: yaml
+  otlphttp/2:
+    endpoint: backend:4318
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, memory_limiter/both, memory_limiter/none]
+      exporters: [otlp, otlp/bad, otlphttp/2]
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp/2]
+";
+    let errs = errors(text);
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has(
+            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls: cert_file and key_file are required"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:11:22: processors.memory_limiter.spike_limit_mib: must be below limit_mib (100)"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:14:23: processors.memory_limiter/both.limit_percentage: set either limit_mib or limit_percentage"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("processors.memory_limiter/none: set limit_mib or limit_percentage"),
+        "{errs:#?}"
+    );
+    assert!(has("exporters.otlp.endpoint: is required"), "{errs:#?}");
+    assert!(
+        has("tern.yaml:20:7: exporters.otlp.tls: cert_file and key_file must be set together"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:22:15: exporters.otlp/bad.endpoint: invalid endpoint `gateway`: expected host:port"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:25:21: exporters.otlp/bad.retry_on_failure.max_interval: must be at least initial_interval"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:27:19: exporters.otlp/bad.sending_queue.queue_size: must be at least 1"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:30:15: exporters.otlphttp.encoding: unknown variant `yaml`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:32:15: exporters.otlphttp/2.endpoint: invalid URL `backend:4318`: must start with http:// or https://"
+        ),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn otlphttp_needs_a_url_for_each_signal_it_exports() {
+    let text = "
+receivers:
+  otlp:
+    protocols:
+      http:
+exporters:
+  otlphttp:
+    traces_endpoint: https://backend/v1/traces
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(
+            "exporters.otlphttp.endpoint: is required (or logs_endpoint) for pipeline `logs`"
+        ),
+        "{errs:#?}"
+    );
+}
