@@ -103,3 +103,42 @@ pub async fn run_metrics(
     };
     serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
 }
+
+/// Serves a `prometheus` exporter's `/metrics` (text or OpenMetrics by
+/// `Accept`, gzip by `Accept-Encoding`).
+pub async fn run_scrape(
+    listener: tokio::net::TcpListener,
+    handler: Arc<tern_exporters::prometheus::ScrapeHandler>,
+    shutdown: Shutdown,
+) {
+    let make = move |_peer: SocketAddr| {
+        let handler = handler.clone();
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let response = if req.uri().path() == "/metrics" {
+                let header = |name: header::HeaderName| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let scrape =
+                    handler.scrape(&header(header::ACCEPT), &header(header::ACCEPT_ENCODING));
+                let mut r = text(StatusCode::OK, scrape.content_type, scrape.body);
+                if let Some(encoding) = scrape.content_encoding {
+                    r.headers_mut()
+                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+                }
+                r
+            } else {
+                text(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "not found; try /metrics\n",
+                )
+            };
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
+}

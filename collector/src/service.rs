@@ -128,7 +128,17 @@ impl Service {
                     continue;
                 };
                 let id = r.id.to_string();
-                let spec = tern_exporters::build(&id, &c.config)?;
+                let spec = tern_exporters::build(&id, &c.config, &telemetry)?;
+                if let Some((endpoint, handler)) = &spec.scrape {
+                    let key = format!("exporters.{id}.endpoint");
+                    let listener = serve::bind(&endpoint.to_string(), &key).await?;
+                    tracing::info!(exporter = %id, endpoint = %listener.local_addr()?, "Prometheus scrape endpoint listening");
+                    admin.push(tokio::spawn(admin::run_scrape(
+                        listener,
+                        handler.clone(),
+                        admin_rx.clone(),
+                    )));
+                }
                 let metrics = ExporterMetrics::new(&telemetry, &id);
                 let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
                 metrics.queue_capacity.set(queue.capacity() as i64);

@@ -105,6 +105,18 @@ pub const CATALOG: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "prometheus",
+        signals: &[Signal::Metrics],
+        description: "serves metrics for Prometheus to scrape (text format and OpenMetrics)",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "prometheusremotewrite",
+        signals: &[Signal::Metrics],
+        description: "pushes metrics with Prometheus remote write 1.0 (native histograms too)",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "nop",
         signals: ALL,
         description: "accepts and discards everything",
@@ -617,6 +629,157 @@ impl Default for OtlpHttpExporterConfig {
     }
 }
 
+/// `resource_to_telemetry_conversion`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceToTelemetry {
+    /// Copy every resource attribute onto every series (default false).
+    pub enabled: bool,
+}
+
+/// `target_info`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetInfo {
+    /// Emit `target_info` with the resource attributes (default true).
+    pub enabled: bool,
+}
+
+impl Default for TargetInfo {
+    fn default() -> Self {
+        TargetInfo { enabled: true }
+    }
+}
+
+/// `exporters.prometheus`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Where `/metrics` is served (required), e.g. `0.0.0.0:8889`.
+    pub endpoint: Option<Endpoint>,
+    /// Prefix for every metric name.
+    pub namespace: String,
+    /// Labels added to every series.
+    pub const_labels: BTreeMap<String, String>,
+    /// Write each sample's timestamp (default false).
+    pub send_timestamps: bool,
+    /// Forget series not updated for this long (default 5m).
+    pub metric_expiration: GoDuration,
+    /// Resource attributes as labels.
+    pub resource_to_telemetry_conversion: ResourceToTelemetry,
+    /// Answer OpenMetrics (with exemplars) to scrapers that ask for it (default true).
+    pub enable_open_metrics: bool,
+    /// Unit and type suffixes on names (default true).
+    pub add_metric_suffixes: bool,
+    /// Most series kept; new series beyond are dropped and counted (default 100000).
+    pub max_series: u64,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            endpoint: None,
+            namespace: String::new(),
+            const_labels: BTreeMap::new(),
+            send_timestamps: false,
+            metric_expiration: GoDuration(Duration::from_secs(300)),
+            resource_to_telemetry_conversion: ResourceToTelemetry::default(),
+            enable_open_metrics: true,
+            add_metric_suffixes: true,
+            max_series: 100_000,
+        }
+    }
+}
+
+/// `exporters.prometheusremotewrite`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusRemoteWriteConfig {
+    /// The remote write URL (required), e.g. `http://prometheus:9090/api/v1/write`.
+    pub endpoint: String,
+    /// Headers sent with every request.
+    pub headers: BTreeMap<String, String>,
+    /// Per-request timeout (default 5s).
+    pub timeout: GoDuration,
+    /// TLS settings (for `https://`).
+    pub tls: TlsClientConfig,
+    /// Labels added to every series.
+    pub external_labels: BTreeMap<String, String>,
+    /// Largest request before compression (default 3000000).
+    pub max_batch_size_bytes: u64,
+    /// Prefix for every metric name.
+    pub namespace: String,
+    /// Resource attributes as labels.
+    pub resource_to_telemetry_conversion: ResourceToTelemetry,
+    /// Unit and type suffixes on names (default true).
+    pub add_metric_suffixes: bool,
+    /// `target_info` settings.
+    pub target_info: TargetInfo,
+    /// A series not updated for this long gets a staleness marker and is forgotten (default 5m).
+    pub metric_expiration: GoDuration,
+    /// Most series tracked (for delta accumulation and staleness); default 100000.
+    pub max_series: u64,
+    /// Retry settings.
+    pub retry_on_failure: RetryConfig,
+    /// Queue settings (`num_consumers` must be 1: samples go out in order).
+    #[serde(deserialize_with = "remote_write_queue")]
+    pub sending_queue: QueueConfig,
+}
+
+/// The queue default of `prometheusremotewrite`: one consumer.
+pub fn remote_write_queue_default() -> QueueConfig {
+    QueueConfig {
+        num_consumers: 1,
+        ..QueueConfig::default()
+    }
+}
+
+fn remote_write_queue<'de, D: Deserializer<'de>>(d: D) -> Result<QueueConfig, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Keys {
+        enabled: Option<bool>,
+        num_consumers: Option<u32>,
+        queue_size: Option<u64>,
+        sizer: Option<Sizer>,
+        block_on_overflow: Option<bool>,
+        max_size_mib: Option<u64>,
+    }
+    let base = remote_write_queue_default();
+    let Some(k) = Option::<Keys>::deserialize(d)? else {
+        return Ok(base);
+    };
+    Ok(QueueConfig {
+        enabled: k.enabled.unwrap_or(base.enabled),
+        num_consumers: k.num_consumers.unwrap_or(base.num_consumers),
+        queue_size: k.queue_size.unwrap_or(base.queue_size),
+        sizer: k.sizer.unwrap_or(base.sizer),
+        block_on_overflow: k.block_on_overflow.unwrap_or(base.block_on_overflow),
+        max_size_mib: k.max_size_mib.unwrap_or(base.max_size_mib),
+    })
+}
+
+impl Default for PrometheusRemoteWriteConfig {
+    fn default() -> Self {
+        PrometheusRemoteWriteConfig {
+            endpoint: String::new(),
+            headers: BTreeMap::new(),
+            timeout: GoDuration(Duration::from_secs(5)),
+            tls: TlsClientConfig::default(),
+            external_labels: BTreeMap::new(),
+            max_batch_size_bytes: 3_000_000,
+            namespace: String::new(),
+            resource_to_telemetry_conversion: ResourceToTelemetry::default(),
+            add_metric_suffixes: true,
+            target_info: TargetInfo::default(),
+            metric_expiration: GoDuration(Duration::from_secs(300)),
+            max_series: 100_000,
+            retry_on_failure: RetryConfig::default(),
+            sending_queue: remote_write_queue_default(),
+        }
+    }
+}
+
 /// A receiver's typed settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
@@ -646,6 +809,10 @@ pub enum ExporterConfig {
     Otlp(OtlpExporterConfig),
     /// `otlphttp`.
     OtlpHttp(OtlpHttpExporterConfig),
+    /// `prometheus`.
+    Prometheus(PrometheusConfig),
+    /// `prometheusremotewrite`.
+    PrometheusRemoteWrite(PrometheusRemoteWriteConfig),
 }
 
 /// An extension's typed settings.

@@ -22,8 +22,9 @@ pub use components::{
     BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
     FileConfig, FileFormat, GrpcServerConfig, HealthCheckConfig, HttpEncoding, HttpServerConfig,
     Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig,
-    OtlpReceiverConfig, ProcessorConfig, Protocol, QueueConfig, ReceiverConfig, RetryConfig,
-    RotationConfig, Sizer, TlsClientConfig, TlsServerConfig, Verbosity,
+    OtlpReceiverConfig, ProcessorConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol,
+    QueueConfig, ReceiverConfig, ResourceToTelemetry, RetryConfig, RotationConfig, Sizer,
+    TargetInfo, TlsClientConfig, TlsServerConfig, Verbosity,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};
@@ -303,6 +304,10 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
                         "otlp" => ExporterConfig::Otlp(de::from_node(node, path)?),
                         "otlphttp" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
+                        "prometheus" => ExporterConfig::Prometheus(de::from_node(node, path)?),
+                        "prometheusremotewrite" => {
+                            ExporterConfig::PrometheusRemoteWrite(de::from_node(node, path)?)
+                        }
                         _ => return Err(None),
                     })
                 })

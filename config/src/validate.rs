@@ -470,6 +470,22 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
             ));
         }
     }
+    for c in config.exporters.values() {
+        let used = config
+            .service
+            .pipelines
+            .values()
+            .any(|p| p.exporters.iter().any(|r| r.id == c.id));
+        if let (true, ExporterConfig::Prometheus(p)) = (used, &c.config)
+            && let Some(endpoint) = &p.endpoint
+        {
+            out.push((
+                format!("exporters.{}.endpoint", c.id),
+                endpoint.clone(),
+                loc_of(&c.node, &["endpoint"]),
+            ));
+        }
+    }
     for ext in &config.service.extensions {
         if let Some(c) = config.extensions.get(&ext.id) {
             let ExtensionConfig::HealthCheck(h) = &c.config;

@@ -9,13 +9,17 @@ pub mod debug;
 pub mod file;
 pub mod nop;
 pub mod otlp;
+pub mod prometheus;
 pub mod retry;
 pub mod tls;
 pub mod transport;
 
-use tern_config::{ExporterConfig, QueueConfig, Sizer};
+use std::sync::Arc;
+
+use tern_config::{Endpoint, ExporterConfig, QueueConfig, Sizer};
 use tern_core::component::Exporter;
 use tern_core::queue::{QueueLimits, QueueUnit};
+use tern_core::telemetry::Telemetry;
 
 /// Why an exporter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,8 @@ pub struct ExporterSpec {
     pub limits: QueueLimits,
     /// Wait for room when full (true) or make receivers refuse (false).
     pub block_on_overflow: bool,
+    /// An endpoint to serve for scrapes (the `prometheus` exporter).
+    pub scrape: Option<(Endpoint, Arc<prometheus::ScrapeHandler>)>,
 }
 
 /// The queue of exporters without `sending_queue` settings (file, debug, nop).
@@ -78,6 +84,7 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig) -> ExporterSpec
                 max_bytes,
             },
             block_on_overflow: true,
+            scrape: None,
         };
     }
     let unit = match queue.sizer {
@@ -96,6 +103,7 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig) -> ExporterSpec
             max_bytes,
         },
         block_on_overflow: queue.block_on_overflow,
+        scrape: None,
     }
 }
 
@@ -104,11 +112,17 @@ fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
         workers: vec![exporter],
         limits: DEFAULT_LIMITS,
         block_on_overflow: true,
+        scrape: None,
     }
 }
 
-/// Builds exporter `id` from its config.
-pub fn build(id: &str, config: &ExporterConfig) -> Result<ExporterSpec, BuildError> {
+/// Builds exporter `id` from its config (inside the runtime: some exporters
+/// start a background task).
+pub fn build(
+    id: &str,
+    config: &ExporterConfig,
+    telemetry: &Arc<Telemetry>,
+) -> Result<ExporterSpec, BuildError> {
     Ok(match config {
         ExporterConfig::Debug(c) => single(Box::new(debug::DebugExporter::new(id, c))),
         ExporterConfig::File(c) => single(Box::new(file::FileExporter::open(id, c)?)),
@@ -117,5 +131,16 @@ pub fn build(id: &str, config: &ExporterConfig) -> Result<ExporterSpec, BuildErr
         ExporterConfig::OtlpHttp(c) => {
             queued(otlp::OtlpHttpExporter::new(id, c)?, &c.sending_queue)
         }
+        ExporterConfig::Prometheus(c) => {
+            let (exporter, scrape) = prometheus::PrometheusExporter::new(id, c, telemetry);
+            ExporterSpec {
+                scrape,
+                ..single(Box::new(exporter))
+            }
+        }
+        ExporterConfig::PrometheusRemoteWrite(c) => queued(
+            prometheus::remote_write::RemoteWriteExporter::new(id, c, telemetry)?,
+            &c.sending_queue,
+        ),
     })
 }

@@ -45,7 +45,7 @@ fn transport(
     Ok(Transport::new(target, version, tls))
 }
 
-fn header_map(
+pub(crate) fn header_map(
     id: &str,
     headers: &std::collections::BTreeMap<String, String>,
 ) -> Result<HeaderMap, BuildError> {

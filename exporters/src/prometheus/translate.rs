@@ -1,0 +1,582 @@
+//! OTLP metrics to Prometheus, per the OpenTelemetry "Prometheus and
+//! OpenMetrics compatibility" specification and what the Collector's
+//! exporters produce: metric names from name + unit (UCUM to Prometheus
+//! units, `_total` on counters, `_ratio` on unit-`1` gauges, `namespace`),
+//! sanitized labels with collisions merged by `;`, `job` / `instance` from
+//! the resource, `otel_scope_name` / `otel_scope_version`, `target_info`
+//! with the other resource attributes, and the type mapping. Shared by the
+//! `prometheus` and `prometheusremotewrite` exporters.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, metric, number_data_point, summary_data_point,
+};
+
+/// Prometheus metric type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Monotonic cumulative sum.
+    Counter,
+    /// Gauge, or non-monotonic sum.
+    Gauge,
+    /// Explicit-bucket histogram, or an exponential histogram.
+    Histogram,
+    /// Summary.
+    Summary,
+}
+
+/// An exponential histogram's buckets.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExpBuckets {
+    /// Index of the first bucket.
+    pub offset: i32,
+    /// Counts per bucket.
+    pub counts: Vec<u64>,
+}
+
+/// A data point's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Counter or gauge value.
+    Number(f64),
+    /// Explicit buckets: upper bounds and per-bucket (not cumulative) counts;
+    /// `counts` has one more entry than `bounds` (the +Inf bucket).
+    Histogram {
+        /// Total count.
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+        /// Upper bounds.
+        bounds: Vec<f64>,
+        /// Per-bucket counts.
+        counts: Vec<u64>,
+    },
+    /// Exponential buckets.
+    Exponential {
+        /// Total count.
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+        /// Scale (base = 2^(2^-scale)).
+        scale: i32,
+        /// Observations in the zero bucket.
+        zero_count: u64,
+        /// Width of the zero bucket.
+        zero_threshold: f64,
+        /// Positive buckets.
+        positive: ExpBuckets,
+        /// Negative buckets.
+        negative: ExpBuckets,
+    },
+    /// Quantiles.
+    Summary {
+        /// Total count.
+        count: u64,
+        /// Sum.
+        sum: f64,
+        /// (quantile, value) pairs.
+        quantiles: Vec<(f64, f64)>,
+    },
+}
+
+/// A span-linked sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    /// Hex trace id.
+    pub trace_id: String,
+    /// Hex span id.
+    pub span_id: String,
+    /// Observed value.
+    pub value: f64,
+    /// When, in milliseconds.
+    pub timestamp_ms: i64,
+}
+
+/// One data point, translated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Prometheus metric (family) name.
+    pub name: String,
+    /// The OTel description, for `# HELP`.
+    pub help: String,
+    /// Type.
+    pub kind: Kind,
+    /// Sorted label pairs.
+    pub labels: Vec<(String, String)>,
+    /// Point time in milliseconds.
+    pub timestamp_ms: i64,
+    /// The value.
+    pub value: Value,
+    /// A delta point (to be accumulated into a cumulative series).
+    pub delta: bool,
+    /// Exemplars that carry a trace.
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// Translation settings.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Prefix for every metric name.
+    pub namespace: String,
+    /// Add unit and type suffixes (default true).
+    pub add_metric_suffixes: bool,
+    /// Copy every resource attribute onto every series.
+    pub resource_to_telemetry: bool,
+    /// Labels added to every series.
+    pub const_labels: Vec<(String, String)>,
+    /// Emit `target_info`.
+    pub target_info: bool,
+}
+
+fn unit_name(unit: &str) -> &str {
+    match unit {
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "TiBy" => "tibibytes",
+        "KBy" => "kilobytes",
+        "MBy" => "megabytes",
+        "GBy" => "gigabytes",
+        "TBy" => "terabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "1" => "",
+        "%" => "percent",
+        other => other,
+    }
+}
+
+fn per_unit_name(unit: &str) -> &str {
+    match unit {
+        "s" => "second",
+        "m" => "minute",
+        "h" => "hour",
+        "d" => "day",
+        "w" => "week",
+        "mo" => "month",
+        "y" => "year",
+        other => other,
+    }
+}
+
+/// Alphanumeric runs of `s` (any other character separates tokens).
+fn tokens(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Prometheus name of an OTel metric (see the module docs).
+pub fn metric_name(
+    name: &str,
+    unit: &str,
+    kind: Kind,
+    monotonic: bool,
+    settings: &Settings,
+) -> String {
+    let out = if settings.add_metric_suffixes {
+        let mut parts = tokens(name);
+        let mut unit_parts = unit.splitn(2, '/');
+        let main = unit_parts.next().unwrap_or("").trim();
+        if !main.is_empty() && !main.contains(['{', '}']) {
+            let prom = tokens(unit_name(main)).join("_");
+            if !prom.is_empty() && !parts.contains(&prom) {
+                parts.push(prom);
+            }
+        }
+        if let Some(per) = unit_parts.next().map(str::trim)
+            && !per.is_empty()
+            && !per.contains(['{', '}'])
+        {
+            let prom = tokens(per_unit_name(per)).join("_");
+            if !prom.is_empty() && !parts.contains(&prom) {
+                parts.push("per".into());
+                parts.push(prom);
+            }
+        }
+        if kind == Kind::Counter && monotonic {
+            parts.retain(|p| p != "total");
+            parts.push("total".into());
+        }
+        if unit == "1" && kind == Kind::Gauge {
+            parts.retain(|p| p != "ratio");
+            parts.push("ratio".into());
+        }
+        if !settings.namespace.is_empty() {
+            parts.insert(0, settings.namespace.clone());
+        }
+        parts.join("_")
+    } else {
+        let clean: String = name
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        if settings.namespace.is_empty() {
+            clean
+        } else {
+            format!("{}_{clean}", settings.namespace)
+        }
+    };
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{out}")
+    } else {
+        out
+    }
+}
+
+/// A valid Prometheus label name for an attribute key.
+pub fn label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s = format!("key_{s}");
+    } else if s.starts_with('_') && !s.starts_with("__") {
+        s = format!("key{s}");
+    }
+    s
+}
+
+/// An attribute value as a label value (arrays and maps as JSON-ish text).
+pub fn value_string(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        // String-table references only mean something inside profiles.
+        None | Some(any_value::Value::StringValueStrindex(_)) => String::new(),
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => go_float(*d),
+        Some(any_value::Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Some(any_value::Value::ArrayValue(a)) => {
+            let items: Vec<String> = a
+                .values
+                .iter()
+                .map(|v| format!("{:?}", value_string(&Some(v.clone()))))
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        Some(any_value::Value::KvlistValue(kv)) => {
+            let items: Vec<String> = kv
+                .values
+                .iter()
+                .map(|p| format!("{:?}:{:?}", p.key, value_string(&p.value)))
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+    }
+}
+
+/// Formats a float as Go's `strconv.FormatFloat(f, 'g', -1, 64)` does,
+/// which is how Prometheus clients write values and `le` bounds.
+pub fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let e = format!("{f:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..21).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Label pairs built from attributes: names sanitized, values of colliding
+/// names joined with `;` (in key order).
+fn merge_labels(out: &mut BTreeMap<String, String>, attrs: &[KeyValue]) {
+    let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut fresh: BTreeMap<String, String> = BTreeMap::new();
+    for kv in sorted {
+        let name = label_name(&kv.key);
+        let value = value_string(&kv.value);
+        fresh
+            .entry(name)
+            .and_modify(|v| {
+                v.push(';');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    out.extend(fresh);
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Option<AnyValue>> {
+    attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+}
+
+const RESOURCE_IDENTITY: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
+
+fn exemplars(list: &[opentelemetry_proto::tonic::metrics::v1::Exemplar]) -> Vec<Exemplar> {
+    use opentelemetry_proto::tonic::metrics::v1::exemplar;
+    list.iter()
+        .filter(|e| !e.trace_id.is_empty())
+        .map(|e| Exemplar {
+            trace_id: e.trace_id.iter().map(|b| format!("{b:02x}")).collect(),
+            span_id: e.span_id.iter().map(|b| format!("{b:02x}")).collect(),
+            value: match e.value {
+                Some(exemplar::Value::AsDouble(d)) => d,
+                Some(exemplar::Value::AsInt(i)) => i as f64,
+                None => 0.0,
+            },
+            timestamp_ms: (e.time_unix_nano / 1_000_000) as i64,
+        })
+        .collect()
+}
+
+/// Translates every data point of `req` (plus one `target_info` point per
+/// resource when enabled).
+pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for rm in &req.resource_metrics {
+        let resource_attrs: &[KeyValue] = rm
+            .resource
+            .as_ref()
+            .map(|r| &r.attributes[..])
+            .unwrap_or(&[]);
+        let mut base: BTreeMap<String, String> = BTreeMap::new();
+        if settings.resource_to_telemetry {
+            merge_labels(&mut base, resource_attrs);
+        }
+        let name = attr(resource_attrs, "service.name").map(value_string);
+        let namespace = attr(resource_attrs, "service.namespace").map(value_string);
+        if let Some(name) = &name {
+            let job = match &namespace {
+                Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+                _ => name.clone(),
+            };
+            base.insert("job".into(), job);
+        }
+        if let Some(instance) = attr(resource_attrs, "service.instance.id").map(value_string) {
+            base.insert("instance".into(), instance);
+        }
+        for (k, v) in &settings.const_labels {
+            base.insert(k.clone(), v.clone());
+        }
+        let mut newest_ms = 0i64;
+        for sm in &rm.scope_metrics {
+            let mut scoped = base.clone();
+            if let Some(scope) = &sm.scope {
+                if !scope.name.is_empty() {
+                    scoped.insert("otel_scope_name".into(), scope.name.clone());
+                }
+                if !scope.version.is_empty() {
+                    scoped.insert("otel_scope_version".into(), scope.version.clone());
+                }
+            }
+            for m in &sm.metrics {
+                let Some(data) = &m.data else { continue };
+                let mut push = |kind: Kind,
+                                monotonic: bool,
+                                attrs: &[KeyValue],
+                                time: u64,
+                                value: Value,
+                                delta: bool,
+                                ex: Vec<Exemplar>| {
+                    let mut labels = BTreeMap::new();
+                    merge_labels(&mut labels, attrs);
+                    // Resource, scope and constant labels win over point attributes.
+                    labels.extend(scoped.clone());
+                    let ts = (time / 1_000_000) as i64;
+                    newest_ms = newest_ms.max(ts);
+                    out.push(Observation {
+                        name: metric_name(&m.name, &m.unit, kind, monotonic, settings),
+                        help: m.description.clone(),
+                        kind,
+                        labels: labels.into_iter().collect(),
+                        timestamp_ms: ts,
+                        value,
+                        delta,
+                        exemplars: ex,
+                    });
+                };
+                let delta_t = AggregationTemporality::Delta as i32;
+                match data {
+                    metric::Data::Gauge(g) => {
+                        for p in &g.data_points {
+                            push(
+                                Kind::Gauge,
+                                false,
+                                &p.attributes,
+                                p.time_unix_nano,
+                                Value::Number(number(&p.value)),
+                                false,
+                                exemplars(&p.exemplars),
+                            );
+                        }
+                    }
+                    metric::Data::Sum(s) => {
+                        let kind = if s.is_monotonic {
+                            Kind::Counter
+                        } else {
+                            Kind::Gauge
+                        };
+                        for p in &s.data_points {
+                            push(
+                                kind,
+                                s.is_monotonic,
+                                &p.attributes,
+                                p.time_unix_nano,
+                                Value::Number(number(&p.value)),
+                                s.aggregation_temporality == delta_t,
+                                exemplars(&p.exemplars),
+                            );
+                        }
+                    }
+                    metric::Data::Histogram(h) => {
+                        for p in &h.data_points {
+                            let mut counts = p.bucket_counts.clone();
+                            counts.resize(p.explicit_bounds.len() + 1, 0);
+                            let value = Value::Histogram {
+                                count: p.count,
+                                sum: p.sum.unwrap_or(0.0),
+                                bounds: p.explicit_bounds.clone(),
+                                counts,
+                            };
+                            push(
+                                Kind::Histogram,
+                                false,
+                                &p.attributes,
+                                p.time_unix_nano,
+                                value,
+                                h.aggregation_temporality == delta_t,
+                                exemplars(&p.exemplars),
+                            );
+                        }
+                    }
+                    metric::Data::ExponentialHistogram(h) => {
+                        for p in &h.data_points {
+                            let buckets = |b: &Option<opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets>| {
+                                b.as_ref()
+                                    .map(|b| ExpBuckets { offset: b.offset, counts: b.bucket_counts.clone() })
+                                    .unwrap_or_default()
+                            };
+                            let value = Value::Exponential {
+                                count: p.count,
+                                sum: p.sum.unwrap_or(0.0),
+                                scale: p.scale,
+                                zero_count: p.zero_count,
+                                zero_threshold: p.zero_threshold,
+                                positive: buckets(&p.positive),
+                                negative: buckets(&p.negative),
+                            };
+                            push(
+                                Kind::Histogram,
+                                false,
+                                &p.attributes,
+                                p.time_unix_nano,
+                                value,
+                                h.aggregation_temporality == delta_t,
+                                exemplars(&p.exemplars),
+                            );
+                        }
+                    }
+                    metric::Data::Summary(s) => {
+                        for p in &s.data_points {
+                            let quantiles = p
+                                .quantile_values
+                                .iter()
+                                .map(|q: &summary_data_point::ValueAtQuantile| {
+                                    (q.quantile, q.value)
+                                })
+                                .collect();
+                            let value = Value::Summary {
+                                count: p.count,
+                                sum: p.sum,
+                                quantiles,
+                            };
+                            push(
+                                Kind::Summary,
+                                false,
+                                &p.attributes,
+                                p.time_unix_nano,
+                                value,
+                                false,
+                                Vec::new(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let others: Vec<KeyValue> = resource_attrs
+            .iter()
+            .filter(|kv| !RESOURCE_IDENTITY.contains(&kv.key.as_str()))
+            .cloned()
+            .collect();
+        if settings.target_info && !others.is_empty() && newest_ms > 0 {
+            let mut labels = BTreeMap::new();
+            merge_labels(&mut labels, &others);
+            for k in ["job", "instance"] {
+                if let Some(v) = base.get(k) {
+                    labels.insert(k.to_string(), v.clone());
+                }
+            }
+            out.push(Observation {
+                name: if settings.namespace.is_empty() {
+                    "target_info".into()
+                } else {
+                    format!("{}_target_info", settings.namespace)
+                },
+                help: "Target metadata".into(),
+                kind: Kind::Gauge,
+                labels: labels.into_iter().collect(),
+                timestamp_ms: newest_ms,
+                value: Value::Number(1.0),
+                delta: false,
+                exemplars: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+fn number(v: &Option<number_data_point::Value>) -> f64 {
+    match v {
+        Some(number_data_point::Value::AsDouble(d)) => *d,
+        Some(number_data_point::Value::AsInt(i)) => *i as f64,
+        None => 0.0,
+    }
+}
