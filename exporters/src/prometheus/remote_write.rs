@@ -219,14 +219,32 @@ fn labels_with(
         .collect()
 }
 
-/// Samples of one observation, keyed by series.
+/// One translated point, with its cumulative value.
+struct Point<'a> {
+    name: &'a str,
+    kind: Kind,
+    labels: &'a [(String, String)],
+    value: &'a Value,
+    ts: i64,
+}
+
+/// Series being assembled into requests, keyed by their labels.
 #[derive(Default)]
 struct Pending {
     series: BTreeMap<Vec<(String, String)>, proto::TimeSeries>,
     metadata: BTreeMap<String, proto::MetricMetadata>,
+    /// `external_labels`, added to every series.
+    external: Vec<(String, String)>,
 }
 
 impl Pending {
+    fn new(external: &[(String, String)]) -> Self {
+        Pending {
+            external: external.to_vec(),
+            ..Pending::default()
+        }
+    }
+
     fn sample(&mut self, labels: Vec<proto::Label>, value: f64, ts: i64) {
         let key = labels
             .iter()
@@ -257,18 +275,18 @@ impl Pending {
             .push(h);
     }
 
-    /// Adds every series of `value` (cumulative) at `ts`; `stale` replaces
+    /// Adds every series of `p` (a cumulative value); `stale` replaces
     /// values with the staleness marker.
-    fn add(
-        &mut self,
-        name: &str,
-        kind: Kind,
-        labels: &[(String, String)],
-        value: &Value,
-        ts: i64,
-        external: &[(String, String)],
-        stale: bool,
-    ) -> Result<(), &'static str> {
+    fn add(&mut self, p: Point<'_>, stale: bool) -> Result<(), &'static str> {
+        let Point {
+            name,
+            kind,
+            labels,
+            value,
+            ts,
+        } = p;
+        let external = self.external.clone();
+        let external = &external[..];
         let v = |x: f64| if stale { STALE_NAN } else { x };
         match value {
             Value::Number(x) => self.sample(labels_with(name, labels, None, external), v(*x), ts),
@@ -452,9 +470,18 @@ impl Inner {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let mut pending = Pending::default();
+        let mut pending = Pending::new(&self.external);
         for (name, kind, Series { labels, value, .. }) in &gone {
-            let _ = pending.add(name, *kind, labels, value, now_ms, &self.external, true);
+            let _ = pending.add(
+                Point {
+                    name,
+                    kind: *kind,
+                    labels,
+                    value,
+                    ts: now_ms,
+                },
+                true,
+            );
         }
         self.post_all(pending.requests(self.max_batch)).await?;
         Ok(gone.len())
@@ -570,7 +597,7 @@ impl Exporter for RemoteWriteExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let mut pending = Pending::default();
+            let mut pending = Pending::new(&inner.external);
             let mut rejected = 0;
             for obs in observations(&batch, &inner.settings)? {
                 let (name, kind, labels, ts) = (
@@ -582,9 +609,16 @@ impl Exporter for RemoteWriteExporter {
                 let counts = !name.ends_with("target_info");
                 match inner.store.apply(obs) {
                     Ok(value) => {
-                        if let Err(reason) =
-                            pending.add(&name, kind, &labels, &value, ts, &inner.external, false)
-                        {
+                        if let Err(reason) = pending.add(
+                            Point {
+                                name: &name,
+                                kind,
+                                labels: &labels,
+                                value: &value,
+                                ts,
+                            },
+                            false,
+                        ) {
                             tracing::warn!(exporter = %inner.id, metric = %name, reason, "dropped a data point");
                             rejected += u64::from(counts);
                         }
@@ -665,22 +699,24 @@ mod tests {
         for i in 0..100 {
             let labels = vec![("i".to_string(), i.to_string())];
             p.add(
-                "g",
-                Kind::Gauge,
-                &labels,
-                &Value::Number(1.0),
-                20,
-                &[],
+                Point {
+                    name: "g",
+                    kind: Kind::Gauge,
+                    labels: &labels,
+                    value: &Value::Number(1.0),
+                    ts: 20,
+                },
                 false,
             )
             .unwrap();
             p.add(
-                "g",
-                Kind::Gauge,
-                &labels,
-                &Value::Number(0.5),
-                10,
-                &[],
+                Point {
+                    name: "g",
+                    kind: Kind::Gauge,
+                    labels: &labels,
+                    value: &Value::Number(0.5),
+                    ts: 10,
+                },
                 false,
             )
             .unwrap();
@@ -705,7 +741,7 @@ mod tests {
 
     #[test]
     fn stale_markers_and_external_labels() {
-        let mut p = Pending::default();
+        let mut p = Pending::new(&[("cluster".into(), "a".into())]);
         let h = Value::Histogram {
             count: 1,
             sum: 1.0,
@@ -713,12 +749,13 @@ mod tests {
             counts: vec![1, 0],
         };
         p.add(
-            "h",
-            Kind::Histogram,
-            &[],
-            &h,
-            5,
-            &[("cluster".into(), "a".into())],
+            Point {
+                name: "h",
+                kind: Kind::Histogram,
+                labels: &[],
+                value: &h,
+                ts: 5,
+            },
             true,
         )
         .unwrap();
