@@ -19,22 +19,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+BASE_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+      http:
+        endpoint: 127.0.0.1:{http}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+"""
+
+
 class Tern:
+    """`tern --config base.yaml --config tern.yaml`: the base sets up the
+    OTLP receiver, health check and self-metrics on free ports; the test's
+    file adds pipelines and may override anything."""
+
     def __init__(self, tmp: pathlib.Path, template: str):
         self.tmp = tmp
         self.grpc, self.http, self.health, self.metrics = (free_port() for _ in range(4))
-        config = (
-            template.replace("{grpc}", str(self.grpc))
-            .replace("{http}", str(self.http))
-            .replace("{health}", str(self.health))
-            .replace("{metrics}", str(self.metrics))
-            .replace("{dir}", str(tmp))
-        )
+        def fill(text):
+            return (
+                text.replace("{grpc}", str(self.grpc))
+                .replace("{http}", str(self.http))
+                .replace("{health}", str(self.health))
+                .replace("{metrics}", str(self.metrics))
+                .replace("{dir}", str(tmp))
+            )
+
+        base = tmp / "base.yaml"
+        base.write_text(fill(BASE_CONFIG))
         path = tmp / "tern.yaml"
-        path.write_text(config)
+        path.write_text(fill(template))
         binary = os.environ.get("TERN_BIN", str(ROOT / "target" / "debug" / "tern"))
         self.log = open(tmp / "tern.log", "wb")
-        self.proc = subprocess.Popen([binary, "--config", str(path)], stderr=self.log)
+        self.proc = subprocess.Popen([binary, "--config", str(base), "--config", str(path)], stderr=self.log)
         deadline = time.time() + 30
         while True:
             try:
