@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tern's full test suite, from a fresh clone: formatting, lints, Rust unit
-# and end-to-end tests, and the OpenTelemetry Python SDK interop tests.
-# Sets up what it needs (a Python venv with pinned packages) on its own.
+# and end-to-end tests, and the interop tests against real parts (the
+# OpenTelemetry Python SDK, a Prometheus server, promtool). Sets up what it
+# needs on its own: Debian packages and a Python venv with pinned packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,18 @@ export TERN_BIN="$TARGET_DIR/debug/tern"
 VENV="${TERN_VENV:-$PWD/.venv}"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages (prometheus, promtool, openssl)"
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+prometheus --version 2>&1 | sed -n 1p
 
 step "python venv ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -29,7 +42,7 @@ cargo build --workspace --bins --locked
 step "cargo test"
 cargo test --workspace --locked
 
-step "python interop tests (OpenTelemetry Python SDK -> tern)"
+step "interop tests (OpenTelemetry Python SDK -> tern -> Prometheus)"
 "$VENV/bin/python" -m pytest -q tests/python
 
 step "all tests passed"

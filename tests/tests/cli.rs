@@ -211,6 +211,20 @@ async fn no_config_runs_the_embedded_default() {
     assert_eq!(g.code, 0);
     let metrics = tern_e2e::http_request(8888, "GET", "/metrics", &[], Vec::new()).await;
     assert_eq!(metrics.status, 200);
+    // The default metrics pipeline also feeds a Prometheus scrape endpoint.
+    let g = tern_e2e::grpc_call(4317, tern_e2e::paths::METRICS, common::gauges(1, 2).encode_to_vec(), None).await;
+    assert_eq!(g.code, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrape = tern_e2e::http_request(8889, "GET", "/metrics", &[], Vec::new()).await;
+        let text = String::from_utf8_lossy(&scrape.body).to_string();
+        if text.contains("queue_depth_1{") {
+            assert!(text.contains("# TYPE queue_depth_1 gauge"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not scraped:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The debug exporter logs each batch once the batch timeout (200ms) passes.
     tokio::time::sleep(Duration::from_millis(600)).await;
     Command::new("kill")

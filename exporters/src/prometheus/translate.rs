@@ -315,7 +315,7 @@ pub fn go_float(f: f64) -> String {
     let e = format!("{f:e}");
     let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
+    if !(-4..6).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
     } else {
@@ -578,5 +578,253 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
         Some(number_data_point::Value::AsDouble(d)) => *d,
         Some(number_data_point::Value::AsInt(i)) => *i as f64,
         None => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn on() -> Settings {
+        Settings {
+            add_metric_suffixes: true,
+            target_info: true,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn names_follow_the_specification() {
+        let s = on();
+        let n = |name: &str, unit: &str, kind: Kind, mono: bool| {
+            metric_name(name, unit, kind, mono, &s)
+        };
+        assert_eq!(
+            n("http.server.duration", "s", Kind::Histogram, false),
+            "http_server_duration_seconds"
+        );
+        assert_eq!(
+            n("process.memory", "By", Kind::Gauge, false),
+            "process_memory_bytes"
+        );
+        assert_eq!(
+            n("cpu.utilization", "1", Kind::Gauge, false),
+            "cpu_utilization_ratio"
+        );
+        assert_eq!(n("requests", "1", Kind::Counter, true), "requests_total");
+        assert_eq!(
+            n("gen_ai.client.token.usage", "{token}", Kind::Counter, true),
+            "gen_ai_client_token_usage_total"
+        );
+        assert_eq!(
+            n("latency", "ms", Kind::Histogram, false),
+            "latency_milliseconds"
+        );
+        assert_eq!(
+            n("throughput", "By/s", Kind::Gauge, false),
+            "throughput_bytes_per_second"
+        );
+        assert_eq!(
+            n("speed", "m/h", Kind::Gauge, false),
+            "speed_meters_per_hour"
+        );
+        assert_eq!(
+            n("total.requests", "", Kind::Counter, true),
+            "requests_total",
+            "`total` moves to the end"
+        );
+        assert_eq!(
+            n("disk.io.bytes", "By", Kind::Counter, true),
+            "disk_io_bytes_total",
+            "unit not repeated"
+        );
+        assert_eq!(n("temp", "Cel", Kind::Gauge, false), "temp_celsius");
+        assert_eq!(n("weird-name!x", "", Kind::Gauge, false), "weird_name_x");
+        assert_eq!(n("2xx.count", "", Kind::Gauge, false), "_2xx_count");
+        assert_eq!(
+            n("queue.depth", "{item}/s", Kind::Gauge, false),
+            "queue_depth_per_second"
+        );
+        assert_eq!(
+            n("up.down", "", Kind::Gauge, false),
+            "up_down",
+            "non-monotonic sums get no _total"
+        );
+        let ns = Settings {
+            namespace: "tern".into(),
+            ..on()
+        };
+        assert_eq!(
+            metric_name("requests", "", Kind::Counter, true, &ns),
+            "tern_requests_total"
+        );
+        let raw = Settings {
+            add_metric_suffixes: false,
+            ..on()
+        };
+        assert_eq!(
+            metric_name("http.server.duration", "s", Kind::Histogram, false, &raw),
+            "http_server_duration"
+        );
+        assert_eq!(
+            metric_name("requests", "", Kind::Counter, true, &raw),
+            "requests"
+        );
+    }
+
+    #[test]
+    fn label_names_are_sanitized() {
+        assert_eq!(label_name("http.method"), "http_method");
+        assert_eq!(label_name("2fa"), "key_2fa");
+        assert_eq!(label_name("_private"), "key_private");
+        assert_eq!(label_name("__reserved"), "__reserved");
+        assert_eq!(label_name("ünïcode"), "key_n_code");
+    }
+
+    #[test]
+    fn floats_are_written_like_go() {
+        assert_eq!(go_float(1.0), "1");
+        assert_eq!(go_float(2.5), "2.5");
+        assert_eq!(go_float(1_000_000.0), "1e+06");
+        assert_eq!(go_float(123_456.0), "123456");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(f64::INFINITY), "+Inf");
+        assert_eq!(go_float(f64::NAN), "NaN");
+    }
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn point(attrs: Vec<KeyValue>, v: f64) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: attrs,
+            time_unix_nano: 2_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        }
+    }
+
+    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", "api"),
+                        kv("service.namespace", "shop"),
+                        kv("service.instance.id", "i-1"),
+                        kv("host.name", "node-a"),
+                    ],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "lib".into(),
+                        version: "2.0".into(),
+                        ..Default::default()
+                    }),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn labels_job_instance_scope_collisions_and_target_info() {
+        let m = Metric {
+            name: "q".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![point(
+                    vec![kv("a.b", "1"), kv("a_b", "2"), kv("job", "mine")],
+                    3.0,
+                )],
+            })),
+            ..Default::default()
+        };
+        let mut s = on();
+        s.const_labels = vec![("region".into(), "eu".into())];
+        let obs = translate(&request(vec![m]), &s);
+        assert_eq!(obs.len(), 2);
+        let labels: BTreeMap<_, _> = obs[0].labels.iter().cloned().collect();
+        assert_eq!(labels["a_b"], "1;2", "colliding names merged with ;");
+        assert_eq!(labels["job"], "shop/api", "the resource's job wins");
+        assert_eq!(labels["instance"], "i-1");
+        assert_eq!(labels["otel_scope_name"], "lib");
+        assert_eq!(labels["otel_scope_version"], "2.0");
+        assert_eq!(labels["region"], "eu");
+        assert!(!labels.contains_key("host_name"));
+        assert_eq!(obs[0].timestamp_ms, 2000);
+        let info = &obs[1];
+        assert_eq!(info.name, "target_info");
+        let info_labels: BTreeMap<_, _> = info.labels.iter().cloned().collect();
+        assert_eq!(info_labels["host_name"], "node-a");
+        assert_eq!(info_labels["job"], "shop/api");
+        assert!(!info_labels.contains_key("service_name"));
+        // resource_to_telemetry_conversion copies resource attributes.
+        let m = Metric {
+            name: "q".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![point(vec![], 1.0)],
+            })),
+            ..Default::default()
+        };
+        let obs = translate(
+            &request(vec![m]),
+            &Settings {
+                resource_to_telemetry: true,
+                ..on()
+            },
+        );
+        assert!(
+            obs[0]
+                .labels
+                .contains(&("host_name".into(), "node-a".into()))
+        );
+    }
+
+    #[test]
+    fn type_mapping() {
+        let sum = |mono: bool, temporality: AggregationTemporality| Metric {
+            name: "s".into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![point(vec![], 1.0)],
+                aggregation_temporality: temporality as i32,
+                is_monotonic: mono,
+            })),
+            ..Default::default()
+        };
+        let one = |m: Metric| {
+            translate(
+                &request(vec![m]),
+                &Settings {
+                    target_info: false,
+                    ..on()
+                },
+            )
+            .remove(0)
+        };
+        let c = one(sum(true, AggregationTemporality::Cumulative));
+        assert_eq!(
+            (c.kind, c.name.as_str(), c.delta),
+            (Kind::Counter, "s_total", false)
+        );
+        let g = one(sum(false, AggregationTemporality::Cumulative));
+        assert_eq!((g.kind, g.name.as_str()), (Kind::Gauge, "s"));
+        let d = one(sum(true, AggregationTemporality::Delta));
+        assert!(d.delta, "delta sums are marked for accumulation");
     }
 }
