@@ -212,7 +212,13 @@ async fn no_config_runs_the_embedded_default() {
     let metrics = tern_e2e::http_request(8888, "GET", "/metrics", &[], Vec::new()).await;
     assert_eq!(metrics.status, 200);
     // The default metrics pipeline also feeds a Prometheus scrape endpoint.
-    let g = tern_e2e::grpc_call(4317, tern_e2e::paths::METRICS, common::gauges(1, 2).encode_to_vec(), None).await;
+    let g = tern_e2e::grpc_call(
+        4317,
+        tern_e2e::paths::METRICS,
+        common::gauges(1, 2).encode_to_vec(),
+        None,
+    )
+    .await;
     assert_eq!(g.code, 0);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
