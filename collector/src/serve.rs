@@ -44,12 +44,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 #[derive(Debug, thiserror::Error)]
 pub enum ServerTlsError {
     /// A PEM file could not be read.
-    #[error("{key}: {source}")]
+    #[error("{key}: {error}")]
     Pem {
         /// The config key.
         key: String,
         /// The problem.
-        source: tern_exporters::tls::TlsError,
+        error: tern_exporters::tls::TlsError,
     },
     /// rustls refused the settings.
     #[error("{key}: invalid TLS settings: {message}")]
@@ -70,9 +70,9 @@ pub fn tls_acceptor(
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pem = |k: &str, e| ServerTlsError::Pem {
+    let pem = |k: &str, error| ServerTlsError::Pem {
         key: format!("{key}.{k}"),
-        source: e,
+        error,
     };
     let rustls_err = |message: String| ServerTlsError::Rustls {
         key: key.to_string(),

@@ -35,13 +35,13 @@ pub const STAGE_QUEUE_BATCHES: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("{0}")]
+    #[error(transparent)]
     Bind(#[from] std::io::Error),
     /// An exporter could not be built.
-    #[error("{0}")]
+    #[error(transparent)]
     Exporter(#[from] tern_exporters::BuildError),
     /// Receiver TLS could not be set up.
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] serve::ServerTlsError),
 }
 

@@ -40,10 +40,10 @@ impl FileExporter {
     /// Opens (creating, or truncating unless `append`) the output file.
     pub fn open(id: &str, config: &FileConfig) -> Result<Self, BuildError> {
         let path = PathBuf::from(&config.path);
-        let file = open(&path, config.append).map_err(|source| BuildError::Open {
+        let file = open(&path, config.append).map_err(|error| BuildError::Open {
             id: id.to_string(),
             path: config.path.clone(),
-            source,
+            error,
         })?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(FileExporter {

@@ -25,22 +25,22 @@ use tern_core::telemetry::Telemetry;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The output file could not be opened.
-    #[error("exporter {id}: cannot open {path}: {source}")]
+    #[error("exporter {id}: cannot open {path}: {error}")]
     Open {
         /// Exporter id.
         id: String,
         /// File path.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TLS could not be set up.
-    #[error("exporter {id}: {source}")]
+    #[error("exporter {id}: {error}")]
     Tls {
         /// Exporter id.
         id: String,
         /// The TLS problem.
-        source: tls::TlsError,
+        error: tls::TlsError,
     },
     /// A setting cannot be used.
     #[error("exporter {id}: {message}")]

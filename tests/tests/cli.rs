@@ -243,3 +243,36 @@ async fn no_config_runs_the_embedded_default() {
     assert!(text.contains("signal=traces items=3"), "{text}");
     assert!(text.contains("signal=logs items=2"), "{text}");
 }
+
+#[test]
+fn a_port_in_use_is_one_clear_error_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        &dir,
+        "busy.yaml",
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\nexporters:\n  nop:\nservice:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n"
+        ),
+    );
+    let out = Command::new(tern_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("tern: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(line.matches("cannot listen on").count(), 1, "{line}");
+    assert!(
+        line.contains(&format!(
+            "receivers.otlp.protocols.grpc.endpoint: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{line}"
+    );
+    drop(taken);
+}

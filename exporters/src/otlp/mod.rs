@@ -36,7 +36,7 @@ fn transport(
         Some(
             crate::tls::connector(tls, &host, version).map_err(|e| BuildError::Tls {
                 id: id.to_string(),
-                source: e,
+                error: e,
             })?,
         )
     } else {

@@ -525,7 +525,7 @@ impl RemoteWriteExporter {
                 crate::tls::connector(&config.tls, &target.host, HttpVersion::Http1).map_err(
                     |source| BuildError::Tls {
                         id: id.to_string(),
-                        source,
+                        error: source,
                     },
                 )?,
             )
