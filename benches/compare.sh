@@ -72,8 +72,8 @@ service:
 YAML
 }
 
-run_case() { # collector pipeline signal
-  local collector=$1 pipeline=$2 signal=$3
+run_case() { # collector pipeline signal [rate]
+  local collector=$1 pipeline=$2 signal=$3 rate=${4:-0}
   local grpc http sink pid sink_pid=""
   grpc=$(free_port); http=$(free_port); sink=$(free_port)
   local compression=none
@@ -105,7 +105,7 @@ run_case() { # collector pipeline signal
   local report
   report=$(taskset -c 1 "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" \
     --items-per-request "$ITEMS" --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" \
-    --compression "$compression")
+    --compression "$compression" --rate "$rate")
   after=$(cpu_ticks "$pid")
   local rss
   rss=$(peak_kib "$pid")
@@ -122,6 +122,7 @@ run_case() { # collector pipeline signal
   cpu=$(python3 -c "print(($after - $before) / $hz)")
   items=$(json "$report" items_ok)
   ips=$(json "$report" items_per_sec)
+  echo "$(json "$report" requests_per_sec)" > "$OUT/last_rps"
   printf '%s %s %s %.0f %.2f %.0f %.1f %s %s %s\n' "$collector" "$pipeline" "$signal" "$ips" "$cpu" \
     "$(python3 -c "print($items / max($cpu, 1e-9))")" "$(python3 -c "print($rss / 1024)")" \
     "$(json "$report" p99_ms)" "$items" "$delivered"
@@ -135,6 +136,14 @@ for pipeline in 1 2 3; do
       run_case "$collector" "$pipeline" "$signal" | tee -a "$OUT/results"
     done
   done
+done
+echo
+echo "latency at half of each collector's own saturation rate (pipeline 1, traces):"
+echo "collector pipeline signal items/s cpu_s items/cpu_s peak_rss_MiB p99_ms sent delivered"
+for collector in tern rotel; do
+  run_case "$collector" 1 traces > /dev/null
+  half=$(python3 -c "print(float(open('$OUT/last_rps').read()) / 2)")
+  run_case "$collector" 1 traces "$half"
 done
 echo
 echo "ratios (tern / rotel): pipeline signal items/s items/cpu_s peak_rss"
