@@ -123,7 +123,12 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 
 fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
+    // One worker per CPU the process may use: `available_parallelism`
+    // follows the cgroup CPU quota (a container limited to 2 CPUs gets 2
+    // workers even on a 64-core node).
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .thread_name("tern-worker")
         .build()

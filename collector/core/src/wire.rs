@@ -250,9 +250,7 @@ fn count_level(msg: &[u8], levels: &[&[u32]]) -> Result<usize, WireError> {
             Ok(1)
         } else {
             // Walk again to say what is wrong.
-            fields(msg)
-                .find_map(Result::err)
-                .map_or(Ok(1), Err)
+            fields(msg).find_map(Result::err).map_or(Ok(1), Err)
         };
     };
     let mut total = 0;
@@ -436,7 +434,9 @@ mod tests {
             &[0x08, 0x80],                   // truncated varint
             &[0x0f],                         // wire type 7
             &[0x00, 0x01],                   // field number 0
-            &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // 11-byte varint
+            &[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ], // 11-byte varint
             &[0xa0, 0x06, 0x01],             // two-byte tag, field 100
         ];
         for case in cases {
@@ -449,7 +449,9 @@ mod tests {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             let len = (x >> 58) as usize;
             let bytes: Vec<u8> = (0..len)
-                .map(|i| (x.rotate_left(i as u32 * 7) >> 13) as u8 & if i % 3 == 0 { 0x7f } else { 0xff })
+                .map(|i| {
+                    (x.rotate_left(i as u32 * 7) >> 13) as u8 & if i % 3 == 0 { 0x7f } else { 0xff }
+                })
                 .collect();
             let walk = fields(&bytes).all(|f| f.is_ok());
             assert_eq!(well_framed(&bytes), walk, "{bytes:?}");
