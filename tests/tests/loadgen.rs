@@ -24,7 +24,7 @@ fn field(json: &str, key: &str) -> f64 {
 #[test]
 fn every_item_the_generator_counts_reaches_the_sink() {
     let sink_port = free_port();
-    let mut sink = Command::new(loadgen())
+    let sink = Command::new(loadgen())
         .args(["sink", "--listen", &format!("127.0.0.1:{sink_port}")])
         .stdout(Stdio::piped())
         .spawn()
