@@ -44,30 +44,27 @@ fn text(
     r
 }
 
-/// Serves the health endpoint on `path`.
-pub async fn run_health(
+/// Serves `path` with `respond`; anything else is a 404.
+async fn serve_path<F>(
     listener: tokio::net::TcpListener,
     path: String,
-    health: Arc<Health>,
     shutdown: Shutdown,
-) {
-    let path = Arc::new(path);
+    respond: F,
+) where
+    F: Fn(&http::Request<hyper::body::Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let state = Arc::new((path, respond));
     let make = move |_peer: SocketAddr| {
-        let (path, health) = (path.clone(), health.clone());
+        let state = state.clone();
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let response = if req.uri().path() != path.as_str() {
-                text(StatusCode::NOT_FOUND, "text/plain", "not found\n")
-            } else if health.is_ready() {
-                text(
-                    StatusCode::OK,
-                    "application/json",
-                    r#"{"status":"Server available"}"#,
-                )
+            let (path, respond) = &*state;
+            let response = if req.uri().path() == path.as_str() {
+                respond(&req)
             } else {
                 text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "application/json",
-                    r#"{"status":"Server not available"}"#,
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    format!("not found; try {path}\n"),
                 )
             };
             std::future::ready(Ok::<_, Infallible>(response))
@@ -76,32 +73,45 @@ pub async fn run_health(
     serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
 }
 
+/// Serves the health endpoint on `path`.
+pub async fn run_health(
+    listener: tokio::net::TcpListener,
+    path: String,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) {
+    serve_path(listener, path, shutdown, move |_req| {
+        if health.is_ready() {
+            text(
+                StatusCode::OK,
+                "application/json",
+                r#"{"status":"Server available"}"#,
+            )
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                r#"{"status":"Server not available"}"#,
+            )
+        }
+    })
+    .await;
+}
+
 /// Serves `/metrics` with Tern's own metrics.
 pub async fn run_metrics(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     shutdown: Shutdown,
 ) {
-    let make = move |_peer: SocketAddr| {
-        let telemetry = telemetry.clone();
-        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let response = if req.uri().path() == "/metrics" {
-                text(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    telemetry.render(),
-                )
-            } else {
-                text(
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    "not found; try /metrics\n",
-                )
-            };
-            std::future::ready(Ok::<_, Infallible>(response))
-        })
-    };
-    serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
+    serve_path(listener, "/metrics".into(), shutdown, move |_req| {
+        text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            telemetry.render(),
+        )
+    })
+    .await;
 }
 
 /// Serves a `prometheus` exporter's `/metrics` (text or OpenMetrics by
@@ -111,34 +121,21 @@ pub async fn run_scrape(
     handler: Arc<tern_exporters::prometheus::ScrapeHandler>,
     shutdown: Shutdown,
 ) {
-    let make = move |_peer: SocketAddr| {
-        let handler = handler.clone();
-        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let response = if req.uri().path() == "/metrics" {
-                let header = |name: header::HeaderName| {
-                    req.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let scrape =
-                    handler.scrape(&header(header::ACCEPT), &header(header::ACCEPT_ENCODING));
-                let mut r = text(StatusCode::OK, scrape.content_type, scrape.body);
-                if let Some(encoding) = scrape.content_encoding {
-                    r.headers_mut()
-                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
-                }
-                r
-            } else {
-                text(
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    "not found; try /metrics\n",
-                )
-            };
-            std::future::ready(Ok::<_, Infallible>(response))
-        })
-    };
-    serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
+    serve_path(listener, "/metrics".into(), shutdown, move |req| {
+        let header = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let scrape = handler.scrape(&header(header::ACCEPT), &header(header::ACCEPT_ENCODING));
+        let mut r = text(StatusCode::OK, scrape.content_type, scrape.body);
+        if let Some(encoding) = scrape.content_encoding {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
+        r
+    })
+    .await;
 }
