@@ -301,10 +301,34 @@ pub fn metrics(n: usize, seed: u64) -> ExportMetricsServiceRequest {
 
 /// An encoded request of `signal` (`traces`, `logs`, `metrics`) with about `n` items.
 pub fn encoded(signal: &str, kind: Kind, n: usize, seed: u64) -> Vec<u8> {
+    encoded_padded(signal, kind, n, seed, 0)
+}
+
+/// Like [`encoded`], with a `gen_ai.prompt.excerpt` attribute of `pad`
+/// bytes added to every span (to study bigger spans).
+pub fn encoded_padded(signal: &str, kind: Kind, n: usize, seed: u64, pad: usize) -> Vec<u8> {
     match signal {
         "logs" => logs(n, seed).encode_to_vec(),
         "metrics" => metrics(n, seed).encode_to_vec(),
-        _ => traces(kind, n, seed).encode_to_vec(),
+        _ => {
+            let mut req = traces(kind, n, seed);
+            if pad > 0 {
+                let text: String = "Summarise the findings of the three sources above. "
+                    .chars()
+                    .cycle()
+                    .take(pad)
+                    .collect();
+                for span in req
+                    .resource_spans
+                    .iter_mut()
+                    .flat_map(|r| r.scope_spans.iter_mut())
+                    .flat_map(|s| s.spans.iter_mut())
+                {
+                    span.attributes.push(s("gen_ai.prompt.excerpt", &text));
+                }
+            }
+            req.encode_to_vec()
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Parser, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tern_bench::{Kind, encoded};
+use tern_bench::{Kind, encoded_padded};
 use tern_core::Signal;
 
 #[derive(Debug, Parser)]
@@ -87,6 +87,9 @@ enum Command {
         /// Distinct pre-encoded requests to cycle through.
         #[arg(long, default_value_t = 64)]
         distinct: usize,
+        /// Extra bytes per span (an attribute), for bigger spans.
+        #[arg(long, default_value_t = 0)]
+        span_padding: usize,
     },
     /// Count what arrives over OTLP/gRPC.
     Sink {
@@ -270,6 +273,7 @@ async fn send(
     rate: f64,
     compression: Compression,
     distinct: usize,
+    span_padding: usize,
 ) -> anyhow::Result<()> {
     let kind = match traffic {
         Traffic::Genai => Kind::GenAi,
@@ -283,7 +287,7 @@ async fn send(
     let mut bodies = Vec::with_capacity(distinct);
     let mut items = Vec::with_capacity(distinct);
     for seed in 0..distinct as u64 {
-        let raw = encoded(&signal, kind, items_per_request, seed);
+        let raw = encoded_padded(&signal, kind, items_per_request, seed, span_padding);
         items.push(tern_core::wire::count_items(sig, &raw)? as u64);
         let payload = compress(compression, &raw)?;
         bodies.push(match protocol {
@@ -367,6 +371,7 @@ async fn send(
         "protocol": format!("{protocol:?}").to_lowercase(),
         "compression": format!("{compression:?}").to_lowercase(),
         "items_per_request": items_per_request,
+        "span_padding": span_padding,
         "bytes_per_request": bytes_per_request,
         "seconds": secs,
         "requests_ok": total.ok,
@@ -538,6 +543,7 @@ fn main() -> anyhow::Result<()> {
                 rate,
                 compression,
                 distinct,
+                span_padding,
             } => {
                 send(
                     target,
@@ -552,6 +558,7 @@ fn main() -> anyhow::Result<()> {
                     rate,
                     compression,
                     distinct,
+                    span_padding,
                 )
                 .await
             }
