@@ -22,16 +22,6 @@ pub struct RequestContext {
     pub metadata: Vec<(String, String)>,
 }
 
-impl RequestContext {
-    /// The first value of a metadata key.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// Items of one signal as one or more encoded export requests.
 #[derive(Debug, Clone)]
 pub struct Batch {
