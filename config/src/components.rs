@@ -512,8 +512,9 @@ pub struct QueueConfig {
     /// Queue batches and send them from `num_consumers` workers (default
     /// true); when false the pipeline waits for each send.
     pub enabled: bool,
-    /// Concurrent senders (default 10).
-    pub num_consumers: u32,
+    /// Concurrent senders (default 10; 1, the only value allowed, for
+    /// `prometheusremotewrite`). See [`QueueConfig::consumers`].
+    pub num_consumers: Option<u32>,
     /// Capacity, in units of `sizer` (default 1000).
     pub queue_size: u64,
     /// requests | items | bytes (default requests).
@@ -525,11 +526,21 @@ pub struct QueueConfig {
     pub max_size_mib: u64,
 }
 
+impl QueueConfig {
+    /// `num_consumers` of `otlp` and `otlphttp` when unset.
+    pub const DEFAULT_CONSUMERS: u32 = 10;
+
+    /// `num_consumers`, or the exporter's default when unset.
+    pub fn consumers(&self, default: u32) -> u32 {
+        self.num_consumers.unwrap_or(default)
+    }
+}
+
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             enabled: true,
-            num_consumers: 10,
+            num_consumers: None,
             queue_size: 1000,
             sizer: Sizer::Requests,
             block_on_overflow: false,
@@ -722,41 +733,7 @@ pub struct PrometheusRemoteWriteConfig {
     /// Retry settings.
     pub retry_on_failure: RetryConfig,
     /// Queue settings (`num_consumers` must be 1: samples go out in order).
-    #[serde(deserialize_with = "remote_write_queue")]
     pub sending_queue: QueueConfig,
-}
-
-/// The queue default of `prometheusremotewrite`: one consumer.
-pub fn remote_write_queue_default() -> QueueConfig {
-    QueueConfig {
-        num_consumers: 1,
-        ..QueueConfig::default()
-    }
-}
-
-fn remote_write_queue<'de, D: Deserializer<'de>>(d: D) -> Result<QueueConfig, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Keys {
-        enabled: Option<bool>,
-        num_consumers: Option<u32>,
-        queue_size: Option<u64>,
-        sizer: Option<Sizer>,
-        block_on_overflow: Option<bool>,
-        max_size_mib: Option<u64>,
-    }
-    let base = remote_write_queue_default();
-    let Some(k) = Option::<Keys>::deserialize(d)? else {
-        return Ok(base);
-    };
-    Ok(QueueConfig {
-        enabled: k.enabled.unwrap_or(base.enabled),
-        num_consumers: k.num_consumers.unwrap_or(base.num_consumers),
-        queue_size: k.queue_size.unwrap_or(base.queue_size),
-        sizer: k.sizer.unwrap_or(base.sizer),
-        block_on_overflow: k.block_on_overflow.unwrap_or(base.block_on_overflow),
-        max_size_mib: k.max_size_mib.unwrap_or(base.max_size_mib),
-    })
 }
 
 impl Default for PrometheusRemoteWriteConfig {
@@ -775,7 +752,7 @@ impl Default for PrometheusRemoteWriteConfig {
             metric_expiration: GoDuration(Duration::from_secs(300)),
             max_series: 100_000,
             retry_on_failure: RetryConfig::default(),
-            sending_queue: remote_write_queue_default(),
+            sending_queue: QueueConfig::default(),
         }
     }
 }

@@ -144,7 +144,64 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     errors,
                 );
             }
-            _ => {}
+            ExporterConfig::Prometheus(p) => {
+                if p.endpoint.is_none() {
+                    errors.push(at(
+                        &c.loc,
+                        format!("exporters.{}.endpoint", c.id),
+                        "is required",
+                    ));
+                }
+                if p.max_series == 0 {
+                    let node = c.node.deepest(&["max_series"]);
+                    errors.push(at(
+                        &node.loc,
+                        format!("exporters.{}.max_series", c.id),
+                        "must be at least 1",
+                    ));
+                }
+            }
+            ExporterConfig::PrometheusRemoteWrite(p) => {
+                let key = format!("exporters.{}.endpoint", c.id);
+                if p.endpoint.trim().is_empty() {
+                    errors.push(at(&c.loc, key, "is required"));
+                } else if let Err(e) = Target::parse_url(&p.endpoint) {
+                    errors.push(at(&c.node.deepest(&["endpoint"]).loc, key, e));
+                }
+                if p.sending_queue.num_consumers.is_some_and(|n| n > 1) {
+                    let node = c.node.deepest(&["sending_queue", "num_consumers"]);
+                    errors.push(at(
+                        &node.loc,
+                        format!("exporters.{}.sending_queue.num_consumers", c.id),
+                        "must be 1: remote write sends each series' samples in timestamp order",
+                    ));
+                }
+                if p.max_batch_size_bytes < 1024 {
+                    let node = c.node.deepest(&["max_batch_size_bytes"]);
+                    errors.push(at(
+                        &node.loc,
+                        format!("exporters.{}.max_batch_size_bytes", c.id),
+                        "must be at least 1024",
+                    ));
+                }
+                if p.max_series == 0 {
+                    let node = c.node.deepest(&["max_series"]);
+                    errors.push(at(
+                        &node.loc,
+                        format!("exporters.{}.max_series", c.id),
+                        "must be at least 1",
+                    ));
+                }
+                check_client(
+                    c,
+                    &p.timeout,
+                    &p.tls,
+                    &p.retry_on_failure,
+                    &p.sending_queue,
+                    errors,
+                );
+            }
+            ExporterConfig::File(_) | ExporterConfig::Debug(_) | ExporterConfig::Nop(_) => {}
         }
         if let ExporterConfig::File(f) = &c.config {
             if f.path.trim().is_empty() {
@@ -279,7 +336,7 @@ fn check_client(
         }
     }
     if queue.enabled {
-        if queue.num_consumers == 0 {
+        if queue.num_consumers == Some(0) {
             errors.push(at(
                 &loc(&["sending_queue", "num_consumers"]),
                 key("sending_queue.num_consumers"),

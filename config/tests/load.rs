@@ -478,3 +478,73 @@ service:
         "{errs:#?}"
     );
 }
+
+#[test]
+fn prometheus_exporter_checks() {
+    let text = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  prometheus:
+    max_series: 0
+  prometheus/ok:
+    endpoint: localhost:4317
+  prometheusremotewrite:
+    endpoint: prometheus:9090/api/v1/write
+    sending_queue:
+      num_consumers: 4
+      queue_size: 10
+  prometheusremotewrite/2:
+    max_batch_size_bytes: 10
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus, prometheus/ok, prometheusremotewrite, prometheusremotewrite/2]
+    traces:
+      receivers: [otlp]
+      exporters: [prometheus]
+";
+    let errs = errors(text);
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has("tern.yaml:7:3: exporters.prometheus.endpoint: is required"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:8:17: exporters.prometheus.max_series: must be at least 1"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "exporters.prometheus/ok.endpoint: `localhost:4317` clashes with receivers.otlp.protocols.grpc.endpoint"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:12:15: exporters.prometheusremotewrite.endpoint: invalid URL"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:14:22: exporters.prometheusremotewrite.sending_queue.num_consumers: must be 1"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("exporters.prometheusremotewrite/2.endpoint: is required"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:17:27: exporters.prometheusremotewrite/2.max_batch_size_bytes: must be at least 1024"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("service.pipelines.traces.exporters: exporter `prometheus` does not support traces"),
+        "{errs:#?}"
+    );
+}

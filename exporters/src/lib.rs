@@ -71,7 +71,8 @@ pub const DEFAULT_LIMITS: QueueLimits = QueueLimits {
     max_bytes: 256 * 1024 * 1024,
 };
 
-fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig) -> ExporterSpec {
+/// Exporters with `sending_queue`: `consumers` workers unless `num_consumers` says otherwise.
+fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32) -> ExporterSpec {
     let max_bytes =
         usize::try_from(queue.max_size_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     if !queue.enabled {
@@ -92,7 +93,7 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig) -> ExporterSpec
         Sizer::Items => QueueUnit::Items,
         Sizer::Bytes => QueueUnit::Bytes,
     };
-    let workers = (0..queue.num_consumers.max(1))
+    let workers = (0..queue.consumers(consumers).max(1))
         .map(|_| Box::new(exporter.clone()) as Box<dyn Exporter>)
         .collect();
     ExporterSpec {
@@ -127,10 +128,16 @@ pub fn build(
         ExporterConfig::Debug(c) => single(Box::new(debug::DebugExporter::new(id, c))),
         ExporterConfig::File(c) => single(Box::new(file::FileExporter::open(id, c)?)),
         ExporterConfig::Nop(_) => single(Box::new(nop::NopExporter)),
-        ExporterConfig::Otlp(c) => queued(otlp::OtlpGrpcExporter::new(id, c)?, &c.sending_queue),
-        ExporterConfig::OtlpHttp(c) => {
-            queued(otlp::OtlpHttpExporter::new(id, c)?, &c.sending_queue)
-        }
+        ExporterConfig::Otlp(c) => queued(
+            otlp::OtlpGrpcExporter::new(id, c)?,
+            &c.sending_queue,
+            QueueConfig::DEFAULT_CONSUMERS,
+        ),
+        ExporterConfig::OtlpHttp(c) => queued(
+            otlp::OtlpHttpExporter::new(id, c)?,
+            &c.sending_queue,
+            QueueConfig::DEFAULT_CONSUMERS,
+        ),
         ExporterConfig::Prometheus(c) => {
             let (exporter, scrape) = prometheus::PrometheusExporter::new(id, c, telemetry);
             ExporterSpec {
@@ -141,6 +148,7 @@ pub fn build(
         ExporterConfig::PrometheusRemoteWrite(c) => queued(
             prometheus::remote_write::RemoteWriteExporter::new(id, c, telemetry)?,
             &c.sending_queue,
+            1,
         ),
     })
 }

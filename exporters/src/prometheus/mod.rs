@@ -181,13 +181,9 @@ impl Exporter for PrometheusExporter {
         Box::pin(async move {
             let mut rejected = 0;
             for obs in observations(&batch, &self.settings)? {
-                let name = obs.name.clone();
-                let target_info = name.ends_with("target_info");
-                if let Err(why) = self.store.apply(obs) {
-                    self.drops.dropped(&name, why);
-                    if !target_info {
-                        rejected += 1;
-                    }
+                if let Err(why) = self.store.apply(&obs) {
+                    self.drops.dropped(&obs.name, why);
+                    rejected += u64::from(!obs.target_info);
                 }
             }
             Ok(Delivered { rejected })

@@ -285,28 +285,28 @@ impl Pending {
             value,
             ts,
         } = p;
-        let external = self.external.clone();
-        let external = &external[..];
         let v = |x: f64| if stale { STALE_NAN } else { x };
         match value {
-            Value::Number(x) => self.sample(labels_with(name, labels, None, external), v(*x), ts),
+            Value::Number(x) => {
+                self.sample(labels_with(name, labels, None, &self.external), v(*x), ts)
+            }
             Value::Histogram { count, sum, .. } => {
                 for (le, cum) in cumulative_buckets(value) {
                     let l = labels_with(
                         &format!("{name}_bucket"),
                         labels,
                         Some(("le", go_float(le))),
-                        external,
+                        &self.external,
                     );
                     self.sample(l, v(cum as f64), ts);
                 }
                 self.sample(
-                    labels_with(&format!("{name}_sum"), labels, None, external),
+                    labels_with(&format!("{name}_sum"), labels, None, &self.external),
                     v(*sum),
                     ts,
                 );
                 self.sample(
-                    labels_with(&format!("{name}_count"), labels, None, external),
+                    labels_with(&format!("{name}_count"), labels, None, &self.external),
                     v(*count as f64),
                     ts,
                 );
@@ -320,7 +320,7 @@ impl Pending {
                 positive,
                 negative,
             } => {
-                let l = labels_with(name, labels, None, external);
+                let l = labels_with(name, labels, None, &self.external);
                 if stale {
                     self.sample(l, STALE_NAN, ts);
                 } else {
@@ -355,16 +355,21 @@ impl Pending {
                 quantiles,
             } => {
                 for (q, x) in quantiles {
-                    let l = labels_with(name, labels, Some(("quantile", go_float(*q))), external);
+                    let l = labels_with(
+                        name,
+                        labels,
+                        Some(("quantile", go_float(*q))),
+                        &self.external,
+                    );
                     self.sample(l, v(*x), ts);
                 }
                 self.sample(
-                    labels_with(&format!("{name}_sum"), labels, None, external),
+                    labels_with(&format!("{name}_sum"), labels, None, &self.external),
                     v(*sum),
                     ts,
                 );
                 self.sample(
-                    labels_with(&format!("{name}_count"), labels, None, external),
+                    labels_with(&format!("{name}_count"), labels, None, &self.external),
                     v(*count as f64),
                     ts,
                 );
@@ -600,32 +605,24 @@ impl Exporter for RemoteWriteExporter {
             let mut pending = Pending::new(&inner.external);
             let mut rejected = 0;
             for obs in observations(&batch, &inner.settings)? {
-                let (name, kind, labels, ts) = (
-                    obs.name.clone(),
-                    obs.kind,
-                    obs.labels.clone(),
-                    obs.timestamp_ms,
-                );
-                let counts = !name.ends_with("target_info");
-                match inner.store.apply(obs) {
+                let counts = u64::from(!obs.target_info);
+                match inner.store.apply(&obs) {
                     Ok(value) => {
-                        if let Err(reason) = pending.add(
-                            Point {
-                                name: &name,
-                                kind,
-                                labels: &labels,
-                                value: &value,
-                                ts,
-                            },
-                            false,
-                        ) {
-                            tracing::warn!(exporter = %inner.id, metric = %name, reason, "dropped a data point");
-                            rejected += u64::from(counts);
+                        let point = Point {
+                            name: &obs.name,
+                            kind: obs.kind,
+                            labels: &obs.labels,
+                            value: &value,
+                            ts: obs.timestamp_ms,
+                        };
+                        if let Err(reason) = pending.add(point, false) {
+                            tracing::warn!(exporter = %inner.id, metric = %obs.name, reason, "dropped a data point");
+                            rejected += counts;
                         }
                     }
                     Err(why) => {
-                        inner.drops.dropped(&name, why);
-                        rejected += u64::from(counts);
+                        inner.drops.dropped(&obs.name, why);
+                        rejected += counts;
                     }
                 }
             }

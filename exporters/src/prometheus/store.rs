@@ -107,9 +107,9 @@ fn add_exp(into: &mut ExpBuckets, from: &ExpBuckets) {
 
 /// Adds delta `d` onto cumulative `v` when their shapes match; otherwise
 /// the delta starts a new cumulative series.
-fn accumulate(v: &mut Value, d: Value) {
+fn accumulate(v: &mut Value, d: &Value) {
     match (v, d) {
-        (Value::Number(a), Value::Number(b)) => *a += b,
+        (Value::Number(a), Value::Number(b)) => *a += *b,
         (
             Value::Histogram {
                 count,
@@ -123,7 +123,7 @@ fn accumulate(v: &mut Value, d: Value) {
                 bounds: b2,
                 counts: n2,
             },
-        ) if *bounds == b2 => {
+        ) if bounds == b2 => {
             *count += c2;
             *sum += s2;
             for (a, b) in counts.iter_mut().zip(n2) {
@@ -149,14 +149,14 @@ fn accumulate(v: &mut Value, d: Value) {
                 negative: n2,
                 ..
             },
-        ) if *scale == sc2 => {
+        ) if scale == sc2 => {
             *count += c2;
             *sum += s2;
             *zero_count += z2;
-            add_exp(positive, &p2);
-            add_exp(negative, &n2);
+            add_exp(positive, p2);
+            add_exp(negative, n2);
         }
-        (v, d) => *v = d,
+        (v, d) => v.clone_from(d),
     }
 }
 
@@ -191,24 +191,32 @@ impl Store {
     }
 
     /// Stores `obs` and returns the series' cumulative value after it.
-    pub fn apply(&self, obs: Observation) -> Result<Value, Dropped> {
-        let key = label_text(&obs.labels);
+    pub fn apply(&self, obs: &Observation) -> Result<Value, Dropped> {
         let mut shard = self.shard(&obs.name);
+        // Look up first: the name is copied only for a new family.
+        if let Some(family) = shard.get_mut(&obs.name) {
+            return self.update(family, obs);
+        }
         let family = shard.entry(obs.name.clone()).or_insert_with(|| Family {
             kind: obs.kind,
             help: obs.help.clone(),
             series: HashMap::new(),
         });
+        self.update(family, obs)
+    }
+
+    fn update(&self, family: &mut Family, obs: &Observation) -> Result<Value, Dropped> {
         if family.kind != obs.kind {
             return Err(Dropped::TypeConflict);
         }
+        let key = label_text(&obs.labels);
         let exemplar = obs.exemplars.last().cloned();
         match family.series.get_mut(&key) {
             Some(s) => {
                 if obs.delta {
-                    accumulate(&mut s.value, obs.value);
+                    accumulate(&mut s.value, &obs.value);
                 } else {
-                    s.value = obs.value;
+                    s.value.clone_from(&obs.value);
                 }
                 s.timestamp_ms = s.timestamp_ms.max(obs.timestamp_ms);
                 s.updated = Instant::now();
@@ -230,8 +238,8 @@ impl Store {
                 family.series.insert(
                     key,
                     Series {
-                        labels: obs.labels,
-                        value: obs.value,
+                        labels: obs.labels.clone(),
+                        value: obs.value.clone(),
                         timestamp_ms: obs.timestamp_ms,
                         updated: Instant::now(),
                         exemplar,
@@ -305,6 +313,7 @@ mod tests {
             value,
             delta,
             exemplars: Vec::new(),
+            target_info: false,
         }
     }
 
@@ -320,19 +329,19 @@ mod tests {
                 delta,
             )
         };
-        assert_eq!(s.apply(c(2.0, true)), Ok(Value::Number(2.0)));
-        assert_eq!(s.apply(c(3.0, true)), Ok(Value::Number(5.0)));
-        assert_eq!(s.apply(c(10.0, false)), Ok(Value::Number(10.0)));
+        assert_eq!(s.apply(&c(2.0, true)), Ok(Value::Number(2.0)));
+        assert_eq!(s.apply(&c(3.0, true)), Ok(Value::Number(5.0)));
+        assert_eq!(s.apply(&c(10.0, false)), Ok(Value::Number(10.0)));
         let h = |counts: Vec<u64>| Value::Histogram {
             count: counts.iter().sum(),
             sum: 1.0,
             bounds: vec![1.0],
             counts,
         };
-        s.apply(obs("h", Kind::Histogram, &[], h(vec![1, 2]), true))
+        s.apply(&obs("h", Kind::Histogram, &[], h(vec![1, 2]), true))
             .unwrap();
         let v = s
-            .apply(obs("h", Kind::Histogram, &[], h(vec![3, 4]), true))
+            .apply(&obs("h", Kind::Histogram, &[], h(vec![3, 4]), true))
             .unwrap();
         assert_eq!(
             v,
@@ -371,19 +380,19 @@ mod tests {
     fn the_series_cap_drops_only_new_series_and_type_conflicts_are_refused() {
         let s = Store::new(2, Duration::from_secs(60));
         let g = |l: &str| obs("g", Kind::Gauge, &[("l", l)], Value::Number(1.0), false);
-        s.apply(g("a")).unwrap();
-        s.apply(g("b")).unwrap();
-        assert_eq!(s.apply(g("c")), Err(Dropped::SeriesLimit));
-        assert!(s.apply(g("a")).is_ok(), "existing series keep flowing");
+        s.apply(&g("a")).unwrap();
+        s.apply(&g("b")).unwrap();
+        assert_eq!(s.apply(&g("c")), Err(Dropped::SeriesLimit));
+        assert!(s.apply(&g("a")).is_ok(), "existing series keep flowing");
         assert_eq!(s.len(), 2);
         let wrong = obs("g", Kind::Counter, &[("l", "a")], Value::Number(1.0), false);
-        assert_eq!(s.apply(wrong), Err(Dropped::TypeConflict));
+        assert_eq!(s.apply(&wrong), Err(Dropped::TypeConflict));
     }
 
     #[test]
     fn series_expire_after_the_expiration() {
         let s = Store::new(10, Duration::from_millis(50));
-        s.apply(obs(
+        s.apply(&obs(
             "g",
             Kind::Gauge,
             &[("l", "a")],

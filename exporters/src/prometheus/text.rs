@@ -226,7 +226,7 @@ mod tests {
     fn store_with(obs: Vec<Observation>) -> Store {
         let s = Store::new(100, Duration::from_secs(60));
         for o in obs {
-            s.apply(o).unwrap();
+            s.apply(&o).unwrap();
         }
         s
     }
@@ -241,6 +241,7 @@ mod tests {
             value,
             delta: false,
             exemplars: exemplar.into_iter().collect(),
+            target_info: false,
         }
     }
 

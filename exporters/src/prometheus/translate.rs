@@ -114,6 +114,9 @@ pub struct Observation {
     pub delta: bool,
     /// Exemplars that carry a trace.
     pub exemplars: Vec<Exemplar>,
+    /// The `target_info` point Tern derives from a resource (not an OTLP
+    /// data point, so not counted as one when dropped).
+    pub target_info: bool,
 }
 
 /// Translation settings.
@@ -430,6 +433,7 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                         value,
                         delta,
                         exemplars: ex,
+                        target_info: false,
                     });
                 };
                 let delta_t = AggregationTemporality::Delta as i32;
@@ -567,6 +571,7 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                 value: Value::Number(1.0),
                 delta: false,
                 exemplars: Vec::new(),
+                target_info: true,
             });
         }
     }
@@ -770,6 +775,7 @@ mod tests {
         assert_eq!(obs[0].timestamp_ms, 2000);
         let info = &obs[1];
         assert_eq!(info.name, "target_info");
+        assert!(info.target_info && !obs[0].target_info);
         let info_labels: BTreeMap<_, _> = info.labels.iter().cloned().collect();
         assert_eq!(info_labels["host_name"], "node-a");
         assert_eq!(info_labels["job"], "shop/api");
