@@ -12,7 +12,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use tern_core::telemetry::Telemetry;
 
-use crate::serve::{self, Shutdown};
+use crate::serve::{self, Shutdown, response as text};
 
 /// Whether the collector is ready; flipped by the service.
 #[derive(Debug, Default)]
@@ -30,18 +30,6 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
-}
-
-fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
 }
 
 /// Serves `path` with `respond`; anything else is a 404.

@@ -188,6 +188,21 @@ pub async fn serve<F, S, B>(
     }
 }
 
+/// A response with `status`, `content_type` and `body`.
+pub fn response(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> http::Response<http_body_util::Full<Bytes>> {
+    let mut r = http::Response::new(http_body_util::Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
 /// Resolves once `shutdown` is true (or its sender is gone).
 pub async fn stopped(shutdown: &mut Shutdown) {
     loop {

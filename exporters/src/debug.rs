@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric;
 use prost::Message;
 use tern_config::{DebugConfig, Signal, Verbosity};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
+use tern_core::hex;
 use tern_core::pdata::Batch;
 
 /// See the module docs.
@@ -112,14 +113,6 @@ pub fn item_lines(signal: Signal, wire: &[u8]) -> Result<String, prost::DecodeEr
         }
     }
     Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 impl Exporter for DebugExporter {

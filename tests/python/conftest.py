@@ -19,23 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-BASE_CONFIG = """
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-      http:
-        endpoint: 127.0.0.1:{http}
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-"""
+BASE_CONFIG = (ROOT / "tests" / "base-config.yaml").read_text()
 
 
 class Tern:

@@ -40,23 +40,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The config every test instance starts from.
-pub const BASE_CONFIG: &str = r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-      http:
-        endpoint: 127.0.0.1:{http}
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-"#;
+pub const BASE_CONFIG: &str = include_str!("../base-config.yaml");
 
 /// A running `tern`.
 pub struct Tern {

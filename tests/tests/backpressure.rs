@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::status::{RetryInfo, RpcStatus};
 use common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tern_e2e::{HttpConn, Tern, grpc_call, paths, sample};
 
@@ -173,24 +172,8 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     assert!(tern.stop().success());
 
     // Every accepted span arrived exactly once; no refused one did.
-    let data = reader.join().unwrap();
-    let mut got = Vec::new();
-    let mut pos = 0;
-    while pos < data.len() {
-        let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        let req = ExportTraceServiceRequest::decode(&data[pos + 4..pos + 4 + len]).unwrap();
-        for s in req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
-            got.push(s.span_id.clone());
-        }
-        pos += 4 + len;
-    }
+    let got = span_ids_in(&reader.join().unwrap());
     accepted.sort();
-    got.sort();
     assert_eq!(got.len(), accepted.len());
     assert_eq!(got, accepted);
 }

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
 use std::io::Write;
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
@@ -152,4 +153,50 @@ pub mod status {
         #[prost(message, optional, tag = "1")]
         pub retry_delay: Option<Duration>,
     }
+}
+
+/// Span ids of a request, in order.
+pub fn span_ids(req: &ExportTraceServiceRequest) -> Vec<Vec<u8>> {
+    req.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.span_id.clone())
+        .collect()
+}
+
+/// Span ids of all `reqs`, sorted.
+pub fn sorted_span_ids<'a>(
+    reqs: impl IntoIterator<Item = &'a ExportTraceServiceRequest>,
+) -> Vec<Vec<u8>> {
+    let mut ids: Vec<Vec<u8>> = reqs.into_iter().flat_map(span_ids).collect();
+    ids.sort();
+    ids
+}
+
+/// A file's bytes; none when it does not exist.
+pub fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+/// The records of a length-prefixed protobuf stream (the `file` exporter's
+/// `proto` format: 4-byte big-endian length, then the message).
+pub fn proto_records(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        out.push(&data[pos + 4..pos + 4 + len]);
+        pos += 4 + len;
+    }
+    out
+}
+
+/// Span ids of every trace request in a length-prefixed stream, sorted.
+pub fn span_ids_in(data: &[u8]) -> Vec<Vec<u8>> {
+    let reqs: Vec<ExportTraceServiceRequest> = proto_records(data)
+        .into_iter()
+        .map(|r| ExportTraceServiceRequest::decode(r).unwrap())
+        .collect();
+    sorted_span_ids(&reqs)
 }

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -82,51 +81,6 @@ fn upstream_config(ports: &BTreeMap<&str, u16>) -> String {
     )
 }
 
-/// Every length-prefixed record of a proto file.
-fn records(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let mut data = Vec::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        f.read_to_end(&mut data).unwrap();
-    }
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < data.len() {
-        let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        out.push(data[pos + 4..pos + 4 + len].to_vec());
-        pos += 4 + len;
-    }
-    out
-}
-
-fn span_ids_in(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let mut ids: Vec<Vec<u8>> = records(path)
-        .iter()
-        .flat_map(|r| {
-            let req = ExportTraceServiceRequest::decode(&r[..]).unwrap();
-            req.resource_spans
-                .into_iter()
-                .flat_map(|r| r.scope_spans)
-                .flat_map(|s| s.spans)
-                .map(|s| s.span_id)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
-fn sent_span_ids(reqs: &[ExportTraceServiceRequest]) -> Vec<Vec<u8>> {
-    let mut ids: Vec<Vec<u8>> = reqs
-        .iter()
-        .flat_map(|r| &r.resource_spans)
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| s.span_id.clone())
-        .collect();
-    ids.sort();
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tern_to_tern_over_grpc_and_http_with_gzip_and_zstd_delivers_every_item_once() {
     let ports: BTreeMap<&str, u16> = ROUTES.iter().map(|(n, _, _)| (*n, free_port())).collect();
@@ -163,14 +117,14 @@ async fn tern_to_tern_over_grpc_and_http_with_gzip_and_zstd_delivers_every_item_
     let m_before_stop = down.self_metrics().await;
     assert!(down.stop().success());
 
-    let want = sent_span_ids(&traces);
+    let want = sorted_span_ids(&traces);
     assert_eq!(want.len(), 500);
     for (name, _, _) in ROUTES {
-        let got = span_ids_in(&down.path(&format!("{name}-traces.pb")));
+        let got = span_ids_in(&read(&down.path(&format!("{name}-traces.pb"))));
         assert_eq!(got, want, "route {name}");
-        let points: usize = records(&down.path(&format!("{name}-metrics.pb")))
-            .iter()
-            .map(|r| ExportMetricsServiceRequest::decode(&r[..]).unwrap())
+        let points: usize = proto_records(&read(&down.path(&format!("{name}-metrics.pb"))))
+            .into_iter()
+            .map(|r| ExportMetricsServiceRequest::decode(r).unwrap())
             .flat_map(|r| r.resource_metrics)
             .flat_map(|r| r.scope_metrics)
             .flat_map(|s| s.metrics)
@@ -180,9 +134,9 @@ async fn tern_to_tern_over_grpc_and_http_with_gzip_and_zstd_delivers_every_item_
             })
             .sum();
         assert_eq!(points, 9, "route {name}");
-        let bodies: Vec<String> = records(&down.path(&format!("{name}-logs.pb")))
-            .iter()
-            .map(|r| ExportLogsServiceRequest::decode(&r[..]).unwrap())
+        let bodies: Vec<String> = proto_records(&read(&down.path(&format!("{name}-logs.pb"))))
+            .into_iter()
+            .map(|r| ExportLogsServiceRequest::decode(r).unwrap())
             .flat_map(|r| r.resource_logs)
             .flat_map(|r| r.scope_logs)
             .flat_map(|s| s.log_records)
@@ -302,7 +256,7 @@ async fn throttling_is_retried_after_the_delay_the_backend_asks_for() {
     );
     assert!(tern.stop().success());
     let req = ExportTraceServiceRequest::decode(got[1].body.clone()).unwrap();
-    assert_eq!(sent_span_ids(&[req]), sent_span_ids(&[spans(1, 3)]));
+    assert_eq!(sorted_span_ids(&[req]), sorted_span_ids(&[spans(1, 3)]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,9 +386,9 @@ async fn a_backend_down_at_start_gets_everything_once_it_is_up() {
     }
     assert!(up.stop().success());
     assert!(down.stop().success());
-    let mut bodies: Vec<String> = records(&down.path("logs.pb"))
-        .iter()
-        .map(|r| ExportLogsServiceRequest::decode(&r[..]).unwrap())
+    let mut bodies: Vec<String> = proto_records(&read(&down.path("logs.pb")))
+        .into_iter()
+        .map(|r| ExportLogsServiceRequest::decode(r).unwrap())
         .flat_map(|r| r.resource_logs)
         .flat_map(|r| r.scope_logs)
         .flat_map(|s| s.log_records)
@@ -507,8 +461,8 @@ async fn a_slow_backend_fills_the_queue_and_upstream_gets_retryable_refusals() {
         .map(|r| ExportTraceServiceRequest::decode(r.body.clone()).unwrap())
         .collect();
     assert_eq!(
-        sent_span_ids(&got),
-        sent_span_ids(&accepted),
+        sorted_span_ids(&got),
+        sorted_span_ids(&accepted),
         "nothing accepted is lost"
     );
 }

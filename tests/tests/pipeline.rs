@@ -49,15 +49,6 @@ service:
       exporters: [file/json]
 "#;
 
-fn span_ids(req: &ExportTraceServiceRequest) -> Vec<Vec<u8>> {
-    req.resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| s.span_id.clone())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_and_encoding_delivers_every_item_once() {
     let mut tern = Tern::start(CONFIG);
@@ -254,17 +245,7 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
     assert_eq!(log_bodies.len(), 15);
 
     // The proto file: 4-byte big-endian length + ExportTraceServiceRequest.
-    let data = std::fs::read(tern.path("out.pb")).unwrap();
-    let mut pos = 0;
-    let mut proto_spans = Vec::new();
-    while pos < data.len() {
-        let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        let req = ExportTraceServiceRequest::decode(&data[pos + 4..pos + 4 + len]).unwrap();
-        proto_spans.extend(span_ids(&req));
-        pos += 4 + len;
-    }
-    proto_spans.sort();
-    assert_eq!(proto_spans, want);
+    assert_eq!(span_ids_in(&read(&tern.path("out.pb"))), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tern_e2e::{Tern, free_port, grpc_call, paths, sample};
 
@@ -178,25 +177,7 @@ service:
     let m = down.self_metrics().await;
     assert!(down.stop().success());
 
-    let ids = |file: &str| -> Vec<Vec<u8>> {
-        let data = std::fs::read(down.path(file)).unwrap();
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < data.len() {
-            let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-            let r = ExportTraceServiceRequest::decode(&data[pos + 4..pos + 4 + len]).unwrap();
-            out.extend(
-                r.resource_spans
-                    .into_iter()
-                    .flat_map(|r| r.scope_spans)
-                    .flat_map(|s| s.spans)
-                    .map(|s| s.span_id),
-            );
-            pos += 4 + len;
-        }
-        out.sort();
-        out
-    };
+    let ids = |file: &str| span_ids_in(&read(&down.path(file)));
     let mut want: Vec<Vec<u8>> = req.resource_spans[0].scope_spans[0]
         .spans
         .iter()

@@ -51,46 +51,49 @@ enum Traffic {
     Service,
 }
 
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// host:port of the OTLP receiver.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    target: String,
+    #[arg(long, value_enum, default_value = "grpc")]
+    protocol: Protocol,
+    /// traces, logs or metrics.
+    #[arg(long, default_value = "traces")]
+    signal: String,
+    #[arg(long, value_enum, default_value = "genai")]
+    traffic: Traffic,
+    /// Items (spans, records, data points) per request.
+    #[arg(long, default_value_t = 512)]
+    items_per_request: usize,
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 8)]
+    in_flight: usize,
+    /// Stop after this many requests (0 = use --duration).
+    #[arg(long, default_value_t = 0)]
+    requests: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Requests per second in total (0 = as fast as accepted).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    #[arg(long, value_enum, default_value = "none")]
+    compression: Compression,
+    /// Distinct pre-encoded requests to cycle through.
+    #[arg(long, default_value_t = 64)]
+    distinct: usize,
+    /// Extra bytes per span (an attribute), for bigger spans.
+    #[arg(long, default_value_t = 0)]
+    span_padding: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Send load to a collector.
-    Send {
-        /// host:port of the OTLP receiver.
-        #[arg(long, default_value = "127.0.0.1:4317")]
-        target: String,
-        #[arg(long, value_enum, default_value = "grpc")]
-        protocol: Protocol,
-        /// traces, logs or metrics.
-        #[arg(long, default_value = "traces")]
-        signal: String,
-        #[arg(long, value_enum, default_value = "genai")]
-        traffic: Traffic,
-        /// Items (spans, records, data points) per request.
-        #[arg(long, default_value_t = 512)]
-        items_per_request: usize,
-        #[arg(long, default_value_t = 2)]
-        connections: usize,
-        /// Requests in flight per connection.
-        #[arg(long, default_value_t = 8)]
-        in_flight: usize,
-        /// Stop after this many requests (0 = use --duration).
-        #[arg(long, default_value_t = 0)]
-        requests: u64,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Requests per second in total (0 = as fast as accepted).
-        #[arg(long, default_value_t = 0.0)]
-        rate: f64,
-        #[arg(long, value_enum, default_value = "none")]
-        compression: Compression,
-        /// Distinct pre-encoded requests to cycle through.
-        #[arg(long, default_value_t = 64)]
-        distinct: usize,
-        /// Extra bytes per span (an attribute), for bigger spans.
-        #[arg(long, default_value_t = 0)]
-        span_padding: usize,
-    },
+    Send(SendArgs),
     /// Count what arrives over OTLP/gRPC.
     Sink {
         #[arg(long, default_value = "127.0.0.1:5317")]
@@ -259,22 +262,22 @@ async fn worker(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    target: String,
-    protocol: Protocol,
-    signal: String,
-    traffic: Traffic,
-    items_per_request: usize,
-    connections: usize,
-    in_flight: usize,
-    requests: u64,
-    duration: f64,
-    rate: f64,
-    compression: Compression,
-    distinct: usize,
-    span_padding: usize,
-) -> anyhow::Result<()> {
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let SendArgs {
+        target,
+        protocol,
+        signal,
+        traffic,
+        items_per_request,
+        connections,
+        in_flight,
+        requests,
+        duration,
+        rate,
+        compression,
+        distinct,
+        span_padding,
+    } = args;
     let kind = match traffic {
         Traffic::Genai => Kind::GenAi,
         Traffic::Service => Kind::Service,
@@ -530,38 +533,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Send {
-                target,
-                protocol,
-                signal,
-                traffic,
-                items_per_request,
-                connections,
-                in_flight,
-                requests,
-                duration,
-                rate,
-                compression,
-                distinct,
-                span_padding,
-            } => {
-                send(
-                    target,
-                    protocol,
-                    signal,
-                    traffic,
-                    items_per_request,
-                    connections,
-                    in_flight,
-                    requests,
-                    duration,
-                    rate,
-                    compression,
-                    distinct,
-                    span_padding,
-                )
-                .await
-            }
+            Command::Send(args) => send(args).await,
             Command::Sink { listen } => sink(listen).await,
         }
     })

@@ -15,3 +15,14 @@ pub mod telemetry;
 pub mod wire;
 
 pub use tern_config::Signal;
+
+/// Lower-case hex of `bytes` (trace and span ids as OTLP/JSON writes them).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}

@@ -14,9 +14,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use tern_core::Signal;
 use tern_core::json::{json_to_wire, wire_to_json};
 use tern_core::wire::{count_items, split};
+use tern_core::{Signal, hex};
 
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
@@ -302,8 +302,4 @@ fn bad_json_is_an_error_with_a_reason() {
     .unwrap_err();
     assert!(err.to_string().contains("invalid OTLP JSON"), "{err}");
     assert!(json_to_wire(Signal::Metrics, b"not json").is_err());
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -71,13 +71,7 @@ fn failure(
 }
 
 fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(encoding.content_type()),
-    );
-    r
+    serve::response(status, encoding.content_type(), body)
 }
 
 fn error_response(encoding: Encoding, f: &Failure) -> Response<Full<Bytes>> {

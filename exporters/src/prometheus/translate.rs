@@ -275,7 +275,7 @@ pub fn value_string(v: &Option<AnyValue>) -> String {
         Some(any_value::Value::BoolValue(b)) => b.to_string(),
         Some(any_value::Value::IntValue(i)) => i.to_string(),
         Some(any_value::Value::DoubleValue(d)) => go_float(*d),
-        Some(any_value::Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Some(any_value::Value::BytesValue(b)) => tern_core::hex(b),
         Some(any_value::Value::ArrayValue(a)) => {
             let items: Vec<String> = a
                 .values
@@ -357,8 +357,8 @@ fn exemplars(list: &[opentelemetry_proto::tonic::metrics::v1::Exemplar]) -> Vec<
     list.iter()
         .filter(|e| !e.trace_id.is_empty())
         .map(|e| Exemplar {
-            trace_id: e.trace_id.iter().map(|b| format!("{b:02x}")).collect(),
-            span_id: e.span_id.iter().map(|b| format!("{b:02x}")).collect(),
+            trace_id: tern_core::hex(&e.trace_id),
+            span_id: tern_core::hex(&e.span_id),
             value: match e.value {
                 Some(exemplar::Value::AsDouble(d)) => d,
                 Some(exemplar::Value::AsInt(i)) => i as f64,
