@@ -11,7 +11,14 @@
 #   3. the same as 2 with gzip on both sides
 # For each pipeline and signal it prints items/s, collector CPU seconds
 # (utime + stime from /proc), items per CPU-second, peak RSS (VmHWM), p99
-# request latency, what the sink received, and the Tern/rotel ratios.
+# request latency as the load generator saw it (from when each request was
+# due), the hypervisor's steal time on the collector's CPU, for Tern the
+# share of requests answered within 5 ms and the p99 from its own
+# tern_receiver_request_duration_seconds histogram, what the sink received,
+# and the Tern/rotel ratios. Then: latency at half load (with the load
+# generator's own floor against a sink that only counts), pipeline 2 at a
+# rate both collectors sustain (peak RSS under load, not overload), and
+# Tern's scaling from one CPU to two.
 # rotel comes from its PyPI wheel (installed into benches/.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,10 +52,10 @@ wait_port() {
 }
 json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
-tern_config() { # pipeline grpc_port http_port sink_port
+tern_config() { # pipeline grpc_port http_port sink_port metrics_port
   local exporter
   case "$1" in
-    1) exporter="nop: {}" ; name=nop ;;
+    1|1z) exporter="nop: {}" ; name=nop ;;
     2) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp ;;
     3) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp ;;
   esac
@@ -65,34 +72,65 @@ exporters:
 service:
   telemetry:
     logs: {level: warn}
-    metrics: {level: none}
+    metrics: {address: "127.0.0.1:$5"}
   pipelines:
     traces: {receivers: [otlp], processors: [batch], exporters: [$name]}
     logs: {receivers: [otlp], processors: [batch], exporters: [$name]}
 YAML
 }
 
-run_case() { # collector pipeline signal [rate]
-  local collector=$1 pipeline=$2 signal=$3 rate=${4:-0}
-  local grpc http sink pid sink_pid=""
-  grpc=$(free_port); http=$(free_port); sink=$(free_port)
+# Steal ticks (time the hypervisor ran someone else) of a CPU list like 0 or 0,1.
+steal_ticks() { awk -v set=",$1," '$1 ~ /^cpu[0-9]/ { if (index(set, "," substr($1, 4) ",")) s += $9 } END { print s }' /proc/stat; }
+
+# From Tern's tern_receiver_request_duration_seconds histogram (gRPC): the
+# share of requests answered within 5 ms and the p99 (linear within its bucket).
+server_latency() { # metrics text on stdin
+  python3 -c '
+import sys
+b = []
+for line in sys.stdin:
+    if line.startswith("tern_receiver_request_duration_seconds_bucket") and "transport=\"grpc\"" in line:
+        le = line.split("le=\"")[1].split("\"")[0]
+        b.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+if not b or b[-1][1] == 0:
+    print("- -"); sys.exit()
+total = b[-1][1]
+le5 = next(c for le, c in b if le >= 0.005) / total
+target, lo, below = 0.99 * total, 0.0, 0.0
+for le, c in b:
+    if c >= target:
+        p99 = le if le == float("inf") else lo + (le - lo) * (target - below) / max(c - below, 1)
+        break
+    lo, below = le, c
+print(f"{le5 * 100:.1f}% {p99 * 1000:.2f}")'
+}
+
+# Globals a case may change: CPUs of the collector and of the load (the
+# generator and the sink), items per request.
+C_CPUS=0
+L_CPUS=1
+
+run_case() { # collector pipeline signal [rate] [items]
+  local collector=$1 pipeline=$2 signal=$3 rate=${4:-0} items_per_request=${5:-$ITEMS}
+  local grpc http sink metrics pid sink_pid=""
+  grpc=$(free_port); http=$(free_port); sink=$(free_port); metrics=$(free_port)
   local compression=none
-  [ "$pipeline" = 3 ] && compression=gzip
-  if [ "$pipeline" != 1 ]; then
-    taskset -c 1 "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
+  case "$pipeline" in 3|1z) compression=gzip ;; esac
+  if [ "$pipeline" = 2 ] || [ "$pipeline" = 3 ]; then
+    taskset -c "$L_CPUS" "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
     sink_pid=$!
     wait_port "$sink"
   fi
   if [ "$collector" = tern ]; then
-    tern_config "$pipeline" "$grpc" "$http" "$sink" > "$OUT/tern.yaml"
-    taskset -c 0 "$TERN" --config "$OUT/tern.yaml" 2> "$OUT/collector.log" &
+    tern_config "$pipeline" "$grpc" "$http" "$sink" "$metrics" > "$OUT/tern.yaml"
+    taskset -c "$C_CPUS" "$TERN" --config "$OUT/tern.yaml" 2> "$OUT/collector.log" &
   else
     local args=(--otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$http")
     case "$pipeline" in
       1) args+=(--exporter blackhole) ;;
       *) args+=(--exporter otlp --otlp-exporter-endpoint "http://127.0.0.1:$sink" --otlp-exporter-protocol grpc --otlp-exporter-compression "$compression") ;;
     esac
-    taskset -c 0 "$ROTEL" start "${args[@]}" > "$OUT/collector.log" 2>&1 &
+    taskset -c "$C_CPUS" "$ROTEL" start "${args[@]}" > "$OUT/collector.log" 2>&1 &
   fi
   pid=$!
   wait_port "$grpc"
@@ -100,15 +138,19 @@ run_case() { # collector pipeline signal [rate]
   local child
   child=$(pgrep -P "$pid" | head -n1 || true)
   [ -n "$child" ] && pid=$child
-  local before after
+  local before after steal_before steal_after report
   before=$(cpu_ticks "$pid")
-  local report
-  report=$(taskset -c 1 "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" \
-    --items-per-request "$ITEMS" --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" \
+  steal_before=$(steal_ticks "$C_CPUS")
+  report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" \
+    --items-per-request "$items_per_request" --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" \
     --compression "$compression" --rate "$rate")
   after=$(cpu_ticks "$pid")
-  local rss
+  steal_after=$(steal_ticks "$C_CPUS")
+  local rss server="- -"
   rss=$(peak_kib "$pid")
+  if [ "$collector" = tern ]; then
+    server=$(curl -fsS "http://127.0.0.1:$metrics/metrics" | server_latency)
+  fi
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   pkill -TERM -P "$pid" 2>/dev/null || true
   local delivered="-"
@@ -117,41 +159,82 @@ run_case() { # collector pipeline signal [rate]
     kill -TERM "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
     delivered=$(json "$(cat "$OUT/sink.json")" "$signal")
   fi
-  local hz cpu items ips
+  local hz cpu items ips steal
   hz=$(getconf CLK_TCK)
   cpu=$(python3 -c "print(($after - $before) / $hz)")
   items=$(json "$report" items_ok)
   ips=$(json "$report" items_per_sec)
+  steal=$(python3 -c "print(100 * ($steal_after - $steal_before) / ($hz * $(json "$report" seconds) * len('$C_CPUS'.split(','))))")
   echo "$(json "$report" requests_per_sec)" > "$OUT/last_rps"
-  printf '%s %s %s %.0f %.2f %.0f %.1f %s %s %s\n' "$collector" "$pipeline" "$signal" "$ips" "$cpu" \
+  printf '%s %s %s %.0f %.2f %.0f %.1f %s %.1f%% %s %s %s\n' "$collector" "$pipeline" "$signal" "$ips" "$cpu" \
     "$(python3 -c "print($items / max($cpu, 1e-9))")" "$(python3 -c "print($rss / 1024)")" \
-    "$(json "$report" p99_ms)" "$items" "$delivered"
+    "$(json "$report" p99_ms)" "$steal" "$server" "$items" "$delivered"
 }
 
+COLUMNS="collector pipeline signal items/s cpu_s items/cpu_s peak_rss_MiB p99_ms steal server_le_5ms server_p99_ms sent delivered"
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r); tern $("$TERN" --version | cut -d' ' -f2), rotel $ROTEL_VERSION; ${SECONDS_PER_CASE}s per case, $ITEMS items per request"
-echo "collector pipeline signal items/s cpu_s items/cpu_s peak_rss_MiB p99_ms sent delivered"
+echo "saturation (as fast as accepted):"
+echo "$COLUMNS"
 for pipeline in 1 2 3; do
   for signal in traces logs; do
     for collector in tern rotel; do
       run_case "$collector" "$pipeline" "$signal" | tee -a "$OUT/results"
+      if [ "$collector" = rotel ] && [ "$pipeline" = 2 ] && [ "$signal" = traces ]; then
+        cp "$OUT/last_rps" "$OUT/rotel_p2_rps"
+      fi
     done
   done
 done
 echo
-echo "latency at half of each collector's own saturation rate (pipeline 1, traces):"
-echo "collector pipeline signal items/s cpu_s items/cpu_s peak_rss_MiB p99_ms sent delivered"
+echo "latency at half of each collector's own saturation rate (pipeline 1, traces), and the"
+echo "load generator alone against the counting sink on the collector's CPU at Tern's rate:"
+echo "$COLUMNS"
 for collector in tern rotel; do
   run_case "$collector" 1 traces > /dev/null
   half=$(python3 -c "print(float(open('$OUT/last_rps').read()) / 2)")
   run_case "$collector" 1 traces "$half"
+  if [ "$collector" = tern ]; then tern_half=$half; fi
 done
+sink=$(free_port)
+taskset -c "$C_CPUS" "$LOADGEN" sink --listen "127.0.0.1:$sink" > /dev/null &
+sink_pid=$!
+wait_port "$sink"
+report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$sink" --items-per-request "$ITEMS" \
+  --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" --rate "$tern_half")
+kill -TERM "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
+echo "loadgen-to-sink - traces $(json "$report" items_per_sec) - - - $(json "$report" p99_ms) - - - - -"
+echo
+echo "pipeline 2 under load, not overload: both at 80 % of rotel's saturation request rate:"
+echo "$COLUMNS"
+rate=$(python3 -c "print(float(open('$OUT/rotel_p2_rps').read()) * 0.8)")
+for collector in tern rotel; do
+  run_case "$collector" 2 traces "$rate"
+done
+echo
+echo "scaling (Tern, pipeline 1z: gRPC gzip in -> batch -> discard, 2048 items per request):"
+echo "one CPU (load generator on the other), then both CPUs (shared with the load generator)"
+echo "$COLUMNS"
+one=$(run_case tern 1z traces 0 2048)
+echo "$one"
+C_CPUS=0,1 L_CPUS=0,1
+both=$(run_case tern 1z traces 0 2048)
+echo "$both"
+C_CPUS=0 L_CPUS=1
+python3 - "$one" "$both" "$SECONDS_PER_CASE" <<'PY'
+import sys
+one, both = (x.split() for x in sys.argv[1:3])
+secs = float(sys.argv[3])
+print(f"both CPUs / one CPU: {float(both[3]) / float(one[3]):.2f}x items/s; "
+      f"Tern busy {float(one[4]) / secs:.2f} -> {float(both[4]) / secs:.2f} CPUs; "
+      f"items per CPU-second {float(both[5]) / float(one[5]):.2f}x")
+PY
 echo
 echo "ratios (tern / rotel): pipeline signal items/s items/cpu_s peak_rss"
 python3 - "$OUT/results" <<'PY'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
-    c, p, s, ips, cpu, ipc, rss, p99, sent, delivered = line.split()
+    c, p, s, ips, cpu, ipc, rss = line.split()[:7]
     rows[(c, p, s)] = (float(ips), float(ipc), float(rss))
 for (c, p, s), (ips, ipc, rss) in sorted(rows.items()):
     if c != "tern" or ("rotel", p, s) not in rows:

@@ -166,6 +166,18 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
         sample(&m, "otelcol_receiver_accepted_log_records_total", http_l),
         Some(12.0)
     );
+    // One duration observation per request: 5 gRPC calls, 7 HTTP requests.
+    for (labels, requests) in [(grpc, 5.0), (http_l, 7.0)] {
+        let name = "tern_receiver_request_duration_seconds";
+        assert_eq!(
+            sample(&m, &format!("{name}_count"), labels),
+            Some(requests),
+            "{m}"
+        );
+        let inf = format!("{labels},le=\"+Inf\"");
+        assert_eq!(sample(&m, &format!("{name}_bucket"), &inf), Some(requests));
+        assert!(sample(&m, &format!("{name}_sum"), labels).unwrap() > 0.0);
+    }
     assert_eq!(
         sample(
             &m,

@@ -167,6 +167,8 @@ struct Plan {
     encoding: Option<&'static str>,
     content_type: &'static str,
     requests: u64,
+    /// When the clock starts: the rate schedule's origin.
+    start: Instant,
     deadline: Instant,
     interval: Option<Duration>,
     workers: usize,
@@ -234,7 +236,13 @@ async fn worker(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut k = first;
-    let mut next = Instant::now();
+    // At a fixed rate the workers take turns: worker `first` starts
+    // `first / workers` of an interval after the origin, so requests leave
+    // evenly spaced instead of in bursts of `workers`.
+    let mut next = plan.start
+        + plan.interval.map_or(Duration::ZERO, |iv| {
+            iv.mul_f64(first as f64 / plan.workers as f64)
+        });
     loop {
         let n = issued.fetch_add(1, Ordering::Relaxed);
         if (plan.requests > 0 && n >= plan.requests)
@@ -242,12 +250,18 @@ async fn worker(
         {
             return tally;
         }
-        if let Some(iv) = plan.interval {
-            tokio::time::sleep_until(next.into()).await;
-            next += iv;
-        }
+        // Latency counts from when the request was due, not from when it
+        // left: a slow answer that delays the next request is charged to
+        // the requests it delayed (no coordinated omission).
+        let t0 = match plan.interval {
+            Some(iv) => {
+                tokio::time::sleep_until(next.into()).await;
+                next += iv;
+                next - iv
+            }
+            None => Instant::now(),
+        };
         k = (k + plan.workers) % plan.bodies.len();
-        let t0 = Instant::now();
         let result = one(&mut sender, &plan, plan.bodies[k].clone()).await;
         tally
             .latencies_us
@@ -306,6 +320,22 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     }
     let bytes_per_request = bodies.iter().map(Bytes::len).sum::<usize>() / bodies.len();
     let workers = connections * in_flight;
+    // Connect first, then start the clock.
+    let mut senders = Vec::with_capacity(workers);
+    for _ in 0..connections {
+        // gRPC: one HTTP/2 connection shared by its in-flight streams;
+        // HTTP/1.1: one connection per in-flight request.
+        let shared = match protocol {
+            Protocol::Grpc => Some(connect(&target, protocol).await?),
+            Protocol::Http => None,
+        };
+        for _ in 0..in_flight {
+            senders.push(match &shared {
+                Some(Sender::H2(s)) => Sender::H2(s.clone()),
+                _ => connect(&target, protocol).await?,
+            });
+        }
+    }
     let start = Instant::now();
     let plan = Arc::new(Plan {
         path: match protocol {
@@ -322,32 +352,17 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         },
         content_type: "application/x-protobuf",
         requests,
+        start,
         deadline: start + Duration::from_secs_f64(duration),
         interval: (rate > 0.0).then(|| Duration::from_secs_f64(workers as f64 / rate)),
         workers,
     });
     let issued = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(workers);
-    for c in 0..connections {
-        // gRPC: one HTTP/2 connection shared by its in-flight streams;
-        // HTTP/1.1: one connection per in-flight request.
-        let shared = match protocol {
-            Protocol::Grpc => Some(connect(&target, protocol).await?),
-            Protocol::Http => None,
-        };
-        for w in 0..in_flight {
-            let sender = match &shared {
-                Some(Sender::H2(s)) => Sender::H2(s.clone()),
-                _ => connect(&target, protocol).await?,
-            };
-            tasks.push(tokio::spawn(worker(
-                sender,
-                plan.clone(),
-                issued.clone(),
-                c * in_flight + w,
-            )));
-        }
-    }
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, sender)| tokio::spawn(worker(sender, plan.clone(), issued.clone(), i)))
+        .collect();
     let mut total = Tally::default();
     for t in tasks {
         let t = t.await?;

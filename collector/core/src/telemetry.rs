@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::Signal;
 
@@ -48,10 +49,70 @@ impl Gauge {
     }
 }
 
+/// Upper bounds (seconds) of [`Histogram`] buckets: fine around the
+/// milliseconds a request should take, coarse up to timeouts.
+pub const DURATION_BOUNDS: [f64; 16] = [
+    0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 5.0,
+];
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    /// Per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; DURATION_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// A distribution of durations over [`DURATION_BOUNDS`]; recording is two
+/// relaxed atomic adds.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram(Arc<HistogramCells>);
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = DURATION_BOUNDS.partition_point(|&b| b < secs);
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts, one per bound and then `+Inf` (the total).
+    pub fn cumulative(&self) -> [u64; DURATION_BOUNDS.len() + 1] {
+        let mut out = [0; DURATION_BOUNDS.len() + 1];
+        let mut total = 0;
+        for (o, b) in out.iter_mut().zip(&self.0.buckets) {
+            total += b.load(Ordering::Relaxed);
+            *o = total;
+        }
+        out
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let cumulative = self.cumulative();
+        for (bound, count) in DURATION_BOUNDS.iter().zip(&cumulative) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
+        }
+        let total = cumulative[DURATION_BOUNDS.len()];
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {total}");
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Cell {
     Counter(Counter),
     Gauge(Gauge),
+    Histogram(Histogram),
 }
 
 #[derive(Debug)]
@@ -120,7 +181,7 @@ impl Telemetry {
             Cell::Counter(Counter::default())
         }) {
             Cell::Counter(c) => c,
-            Cell::Gauge(_) => Counter::default(),
+            _ => Counter::default(),
         }
     }
 
@@ -134,7 +195,22 @@ impl Telemetry {
             || Cell::Gauge(Gauge::default()),
         ) {
             Cell::Gauge(g) => g,
-            Cell::Counter(_) => Gauge::default(),
+            _ => Gauge::default(),
+        }
+    }
+
+    /// A duration histogram; the same name and labels always give the same one.
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Histogram {
+        match self.cell(name, help, "histogram", labels, || {
+            Cell::Histogram(Histogram::default())
+        }) {
+            Cell::Histogram(h) => h,
+            _ => Histogram::default(),
         }
     }
 
@@ -149,6 +225,10 @@ impl Telemetry {
                 let value = match cell {
                     Cell::Counter(c) => c.get() as i128,
                     Cell::Gauge(g) => g.get() as i128,
+                    Cell::Histogram(h) => {
+                        h.render(&mut out, name, labels);
+                        continue;
+                    }
                 };
                 if labels.is_empty() {
                     let _ = writeln!(out, "{name} {value}");
@@ -238,7 +318,10 @@ pub struct ReceiverMetrics {
     pub accepted: PerSignal<Counter>,
     /// Items refused (bad input, pipeline full, shutting down).
     pub refused: PerSignal<Counter>,
-    /// Requests refused, by reason (`otelcol_receiver_requests_refused_total{reason}` is Tern's own).
+    /// Time from a request's headers to its answer (Tern's own
+    /// `tern_receiver_request_duration_seconds`).
+    pub request_duration: Histogram,
+    /// Requests refused, by reason (`tern_receiver_requests_refused_total{reason}` is Tern's own).
     telemetry: Arc<Telemetry>,
     id: String,
     transport: &'static str,
@@ -264,6 +347,11 @@ impl ReceiverMetrics {
                 "_total",
                 "Items that could not be pushed into the pipeline.",
                 &labels
+            ),
+            request_duration: t.histogram(
+                "tern_receiver_request_duration_seconds",
+                "Time from a request's headers to its answer: body read, decompression, checks and admission.",
+                &labels,
             ),
             telemetry: t.clone(),
             id: id.to_string(),
@@ -412,5 +500,38 @@ mod tests {
             .get(Signal::Traces)
             .add(1);
         assert_eq!(r.accepted.get(Signal::Traces).get(), 4);
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_inclusive() {
+        let t = Telemetry::new();
+        let r = ReceiverMetrics::new(&t, "otlp", "http");
+        let h = &r.request_duration;
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(5)); // on a bound: counted in it (le)
+        h.observe(Duration::from_millis(6));
+        h.observe(Duration::from_secs(10)); // beyond the last bound
+        let c = h.cumulative();
+        assert_eq!(c[0], 0); // le 0.25 ms
+        assert_eq!(c[1], 1); // le 0.5 ms
+        assert_eq!(c[6], 2); // le 5 ms
+        assert_eq!(c[7], 3); // le 7.5 ms
+        assert_eq!(c[DURATION_BOUNDS.len() - 1], 3); // le 5 s
+        assert_eq!(c[DURATION_BOUNDS.len()], 4); // +Inf
+        let text = t.render();
+        let name = "tern_receiver_request_duration_seconds";
+        assert!(text.contains(&format!("# TYPE {name} histogram")));
+        assert!(text.contains(&format!(
+            "{name}_bucket{{receiver=\"otlp\",transport=\"http\",le=\"0.005\"}} 2"
+        )));
+        assert!(text.contains(&format!(
+            "{name}_bucket{{receiver=\"otlp\",transport=\"http\",le=\"+Inf\"}} 4"
+        )));
+        assert!(text.contains(&format!(
+            "{name}_count{{receiver=\"otlp\",transport=\"http\"}} 4"
+        )));
+        assert!(text.contains(&format!(
+            "{name}_sum{{receiver=\"otlp\",transport=\"http\"}} 10.0113"
+        )));
     }
 }

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes};
 use opentelemetry_proto::tonic::collector::{
@@ -144,6 +145,7 @@ pub async fn run(
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let sink = sink.clone();
             async move {
+                let started = Instant::now();
                 let Some(signal) = signal_of_path(req.uri().path()) else {
                     return Ok::<_, Infallible>(
                         Status::unimplemented(format!("unknown method {}", req.uri().path()))
@@ -191,6 +193,7 @@ pub async fn run(
                     sink.metrics().request_refused(reason);
                     tracing::debug!(%signal, grpc_status = %code, reason, "refused gRPC request");
                 }
+                sink.metrics().request_duration.observe(started.elapsed());
                 Ok(response)
             }
         })

@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
@@ -369,7 +370,12 @@ pub async fn run(
         let (routes, config, sink) = (routes.clone(), config.clone(), sink.clone());
         hyper::service::service_fn(move |req| {
             let (routes, config, sink) = (routes.clone(), config.clone(), sink.clone());
-            async move { Ok::<_, Infallible>(handle(req, &routes, &config, &sink, peer).await) }
+            async move {
+                let started = Instant::now();
+                let response = handle(req, &routes, &config, &sink, peer).await;
+                sink.metrics().request_duration.observe(started.elapsed());
+                Ok::<_, Infallible>(response)
+            }
         })
     };
     serve::serve(listener, serve::Protocol::Auto, tls, shutdown, make).await;
