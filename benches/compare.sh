@@ -2,7 +2,10 @@
 # Side-by-side race: Tern and rotel on the same machine, one after the
 # other, with the same pre-encoded payloads from tern-loadgen.
 #
-#   benches/compare.sh [seconds-per-case] [items-per-request]
+#   benches/compare.sh [seconds-per-case] [items-per-request] [sections]
+#
+# sections (default: all of them, in this order): saturation latency load
+# padded scaling ratios.
 #
 # Each collector is pinned to CPU 0; the load generator (and, for the
 # forwarding pipelines, the counting sink) to CPU 1. Pipelines:
@@ -17,14 +20,17 @@
 # tern_receiver_request_duration_seconds histogram, what the sink received,
 # and the Tern/rotel ratios. Then: latency at half load (with the load
 # generator's own floor against a sink that only counts), pipeline 2 at a
-# rate both collectors sustain (peak RSS under load, not overload), and
-# Tern's scaling from one CPU to two.
+# rate both collectors sustain (peak RSS under load, not overload),
+# pipeline 1 with ~430-byte spans, and Tern's scaling from one CPU to two
+# ("1z": gzip in -> batch -> discard, where the collector, not the load
+# generator, does most of the work).
 # rotel comes from its PyPI wheel (installed into benches/.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_CASE="${1:-10}"
 ITEMS="${2:-512}"
+SECTIONS="${3:-saturation latency load padded scaling ratios}"
 ROTEL_VERSION="0.0.1a15"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$(mktemp -d)"
@@ -106,12 +112,15 @@ print(f"{le5 * 100:.1f}% {p99 * 1000:.2f}")'
 }
 
 # Globals a case may change: CPUs of the collector and of the load (the
-# generator and the sink), items per request.
+# generator and the sink), the generator's connections.
 C_CPUS=0
 L_CPUS=1
+CONNECTIONS=2
 
-run_case() { # collector pipeline signal [rate] [items]
-  local collector=$1 pipeline=$2 signal=$3 rate=${4:-0} items_per_request=${5:-$ITEMS}
+rss_mib() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$1/status"; }
+
+run_case() { # collector pipeline signal [rate] [items] [span padding]
+  local collector=$1 pipeline=$2 signal=$3 rate=${4:-0} items_per_request=${5:-$ITEMS} padding=${6:-0}
   local grpc http sink metrics pid sink_pid=""
   grpc=$(free_port); http=$(free_port); sink=$(free_port); metrics=$(free_port)
   local compression=none
@@ -141,13 +150,16 @@ run_case() { # collector pipeline signal [rate] [items]
   local before after steal_before steal_after report
   before=$(cpu_ticks "$pid")
   steal_before=$(steal_ticks "$C_CPUS")
+  # RSS halfway through, to compare with the end: flat under overload.
+  (sleep "$(python3 -c "print($SECONDS_PER_CASE / 2)")"; rss_mib "$pid" > "$OUT/rss_mid") &
   report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" \
-    --items-per-request "$items_per_request" --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" \
-    --compression "$compression" --rate "$rate")
+    --items-per-request "$items_per_request" --connections "$CONNECTIONS" --in-flight 8 --duration "$SECONDS_PER_CASE" \
+    --compression "$compression" --rate "$rate" --span-padding "$padding")
   after=$(cpu_ticks "$pid")
   steal_after=$(steal_ticks "$C_CPUS")
-  local rss server="- -"
+  local rss rss_end server="- -"
   rss=$(peak_kib "$pid")
+  rss_end=$(rss_mib "$pid")
   if [ "$collector" = tern ]; then
     server=$(curl -fsS "http://127.0.0.1:$metrics/metrics" | server_latency)
   fi
@@ -166,79 +178,112 @@ run_case() { # collector pipeline signal [rate] [items]
   ips=$(json "$report" items_per_sec)
   steal=$(python3 -c "print(100 * ($steal_after - $steal_before) / ($hz * $(json "$report" seconds) * len('$C_CPUS'.split(','))))")
   echo "$(json "$report" requests_per_sec)" > "$OUT/last_rps"
-  printf '%s %s %s %.0f %.2f %.0f %.1f %s %.1f%% %s %s %s\n' "$collector" "$pipeline" "$signal" "$ips" "$cpu" \
+  local refused
+  refused=$(python3 -c 'import json, sys; print(sum(json.loads(sys.argv[1])["errors"].values()))' "$report")
+  printf '%s %s %s %.0f %.2f %.0f %.1f %.1f %.1f %s %.1f%% %s %s %s %s\n' "$collector" "$pipeline" "$signal" "$ips" "$cpu" \
     "$(python3 -c "print($items / max($cpu, 1e-9))")" "$(python3 -c "print($rss / 1024)")" \
-    "$(json "$report" p99_ms)" "$steal" "$server" "$items" "$delivered"
+    "$(cat "$OUT/rss_mid")" "$rss_end" "$(json "$report" p99_ms)" "$steal" "$server" "$items" "$refused" "$delivered"
 }
 
-COLUMNS="collector pipeline signal items/s cpu_s items/cpu_s peak_rss_MiB p99_ms steal server_le_5ms server_p99_ms sent delivered"
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r); tern $("$TERN" --version | cut -d' ' -f2), rotel $ROTEL_VERSION; ${SECONDS_PER_CASE}s per case, $ITEMS items per request"
-echo "saturation (as fast as accepted):"
-echo "$COLUMNS"
-for pipeline in 1 2 3; do
-  for signal in traces logs; do
-    for collector in tern rotel; do
-      run_case "$collector" "$pipeline" "$signal" | tee -a "$OUT/results"
-      if [ "$collector" = rotel ] && [ "$pipeline" = 2 ] && [ "$signal" = traces ]; then
-        cp "$OUT/last_rps" "$OUT/rotel_p2_rps"
-      fi
+COLUMNS="collector pipeline signal items/s cpu_s items/cpu_s peak_rss_MiB rss_mid_MiB rss_end_MiB p99_ms steal server_le_5ms server_p99_ms sent refused delivered"
+
+section_saturation() {
+  echo "saturation (as fast as accepted):"
+  echo "$COLUMNS"
+  for pipeline in 1 2 3; do
+    for signal in traces logs; do
+      for collector in tern rotel; do
+        run_case "$collector" "$pipeline" "$signal" | tee -a "$OUT/results"
+        if [ "$collector" = rotel ] && [ "$pipeline" = 2 ] && [ "$signal" = traces ]; then
+          cp "$OUT/last_rps" "$OUT/rotel_p2_rps"
+        fi
+      done
     done
   done
-done
-echo
-echo "latency at half of each collector's own saturation rate (pipeline 1, traces), and the"
-echo "load generator alone against the counting sink on the collector's CPU at Tern's rate:"
-echo "$COLUMNS"
-for collector in tern rotel; do
-  run_case "$collector" 1 traces > /dev/null
-  half=$(python3 -c "print(float(open('$OUT/last_rps').read()) / 2)")
-  run_case "$collector" 1 traces "$half"
-  if [ "$collector" = tern ]; then tern_half=$half; fi
-done
-sink=$(free_port)
-taskset -c "$C_CPUS" "$LOADGEN" sink --listen "127.0.0.1:$sink" > /dev/null &
-sink_pid=$!
-wait_port "$sink"
-report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$sink" --items-per-request "$ITEMS" \
-  --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" --rate "$tern_half")
-kill -TERM "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
-echo "loadgen-to-sink - traces $(json "$report" items_per_sec) - - - $(json "$report" p99_ms) - - - - -"
-echo
-echo "pipeline 2 under load, not overload: both at 80 % of rotel's saturation request rate:"
-echo "$COLUMNS"
-rate=$(python3 -c "print(float(open('$OUT/rotel_p2_rps').read()) * 0.8)")
-for collector in tern rotel; do
-  run_case "$collector" 2 traces "$rate"
-done
-echo
-echo "scaling (Tern, pipeline 1z: gRPC gzip in -> batch -> discard, 2048 items per request):"
-echo "one CPU (load generator on the other), then both CPUs (shared with the load generator)"
-echo "$COLUMNS"
-one=$(run_case tern 1z traces 0 2048)
-echo "$one"
-C_CPUS=0,1 L_CPUS=0,1
-both=$(run_case tern 1z traces 0 2048)
-echo "$both"
-C_CPUS=0 L_CPUS=1
-python3 - "$one" "$both" "$SECONDS_PER_CASE" <<'PY'
-import sys
-one, both = (x.split() for x in sys.argv[1:3])
-secs = float(sys.argv[3])
-print(f"both CPUs / one CPU: {float(both[3]) / float(one[3]):.2f}x items/s; "
-      f"Tern busy {float(one[4]) / secs:.2f} -> {float(both[4]) / secs:.2f} CPUs; "
-      f"items per CPU-second {float(both[5]) / float(one[5]):.2f}x")
+}
+
+section_latency() {
+  echo "latency at half of each collector's own saturation rate (pipeline 1, traces), and the"
+  echo "load generator alone against the counting sink on the collector's CPU at Tern's rate:"
+  echo "$COLUMNS"
+  local collector half tern_half="" sink sink_pid report
+  for collector in tern rotel; do
+    run_case "$collector" 1 traces > /dev/null
+    half=$(python3 -c "print(float(open('$OUT/last_rps').read()) / 2)")
+    run_case "$collector" 1 traces "$half"
+    if [ "$collector" = tern ]; then tern_half=$half; fi
+  done
+  sink=$(free_port)
+  taskset -c "$C_CPUS" "$LOADGEN" sink --listen "127.0.0.1:$sink" > /dev/null &
+  sink_pid=$!
+  wait_port "$sink"
+  report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$sink" --items-per-request "$ITEMS" \
+    --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" --rate "$tern_half")
+  kill -TERM "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
+  echo "loadgen-to-sink - traces $(json "$report" items_per_sec) - - - - - $(json "$report" p99_ms) - - - - - -"
+}
+
+section_load() {
+  echo "pipeline 2 under load, not overload: both at 80 % of rotel's saturation request rate:"
+  echo "$COLUMNS"
+  [ -f "$OUT/rotel_p2_rps" ] || { run_case rotel 2 traces > /dev/null; cp "$OUT/last_rps" "$OUT/rotel_p2_rps"; }
+  local rate collector
+  rate=$(python3 -c "print(float(open('$OUT/rotel_p2_rps').read()) * 0.8)")
+  for collector in tern rotel; do
+    run_case "$collector" 2 traces "$rate"
+  done
+}
+
+section_padded() {
+  echo "bigger spans (~430 bytes: --span-padding 130), pipeline 1, traces:"
+  echo "$COLUMNS"
+  local collector
+  for collector in tern rotel; do
+    run_case "$collector" 1 traces 0 "$ITEMS" 130 | tee -a "$OUT/results_padded"
+  done
+}
+
+section_scaling() {
+  echo "scaling (Tern, pipeline 1z: gRPC gzip in -> batch -> discard, 2048 items per request,"
+  echo "4 connections): one CPU (load generator on the other), then both CPUs (shared with"
+  echo "the load generator); three rounds, the median of each is compared:"
+  echo "$COLUMNS"
+  local round
+  for round in 1 2 3; do
+    CONNECTIONS=4 run_case tern 1z traces 0 2048 | tee -a "$OUT/scaling_one"
+    C_CPUS=0,1 L_CPUS=0,1 CONNECTIONS=4 run_case tern 1z traces 0 2048 | tee -a "$OUT/scaling_both"
+  done
+  python3 - "$OUT/scaling_one" "$OUT/scaling_both" "$SECONDS_PER_CASE" <<'PY'
+import statistics, sys
+def med(path, col):
+    return statistics.median(float(l.split()[col]) for l in open(path))
+one, both, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+print(f"both CPUs / one CPU: {med(both, 3) / med(one, 3):.2f}x items/s; "
+      f"Tern busy {med(one, 4) / secs:.2f} -> {med(both, 4) / secs:.2f} CPUs; "
+      f"items per CPU-second {med(both, 5) / med(one, 5):.2f}x")
 PY
-echo
-echo "ratios (tern / rotel): pipeline signal items/s items/cpu_s peak_rss"
-python3 - "$OUT/results" <<'PY'
+}
+
+section_ratios() {
+  echo "ratios (tern / rotel): pipeline signal items/s items/cpu_s peak_rss"
+  touch "$OUT/results" "$OUT/results_padded"
+  python3 - "$OUT/results" "$OUT/results_padded" <<'PY'
 import sys
 rows = {}
-for line in open(sys.argv[1]):
-    c, p, s, ips, cpu, ipc, rss = line.split()[:7]
-    rows[(c, p, s)] = (float(ips), float(ipc), float(rss))
+for path, tag in ((sys.argv[1], ""), (sys.argv[2], " (430-byte spans)")):
+    for line in open(path):
+        c, p, s, ips, cpu, ipc, rss = line.split()[:7]
+        rows[(c, p + tag, s)] = (float(ips), float(ipc), float(rss))
 for (c, p, s), (ips, ipc, rss) in sorted(rows.items()):
     if c != "tern" or ("rotel", p, s) not in rows:
         continue
     r = rows[("rotel", p, s)]
     print(f"{p} {s} {ips / r[0]:.2f}x {ipc / r[1]:.2f}x {rss / r[2]:.2f}x")
 PY
+}
+
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r); tern $("$TERN" --version | cut -d' ' -f2), rotel $ROTEL_VERSION; ${SECONDS_PER_CASE}s per case, $ITEMS items per request"
+for section in $SECTIONS; do
+  "section_$section"
+  echo
+done

@@ -280,19 +280,86 @@ pub struct Piece {
 
 /// Splits an export request into requests of at most `max` items each,
 /// keeping order, resources and scopes; item bytes are copied untouched.
+/// The split is planned on borrowed slices and each piece written once:
+/// allocations grow with the pieces, resources and scopes, not the items.
 pub fn split(signal: Signal, request: &[u8], max: usize) -> Result<Vec<Piece>, WireError> {
     let max = max.max(1);
-    split_level(request, layout(signal).levels, max, max)
+    let drafts = split_level(request, layout(signal).levels, max, max)?;
+    Ok(drafts
+        .into_iter()
+        .map(|draft| {
+            let mut bytes = BytesMut::with_capacity(draft.len());
+            draft.write(&mut bytes);
+            Piece {
+                bytes,
+                items: draft.items(),
+            }
+        })
+        .collect())
 }
 
-struct Open<'a> {
-    children: Vec<(u32, BytesMut)>,
+/// A piece of a split before it is written, made of borrowed bytes.
+enum Draft<'a> {
+    /// One item, as it was.
+    Item(&'a [u8]),
+    /// A container: its other fields, then its children.
+    Container {
+        header: Vec<&'a [u8]>,
+        children: Vec<(u32, Draft<'a>)>,
+        len: usize,
+        items: usize,
+    },
+}
+
+impl Draft<'_> {
+    /// Encoded length.
+    fn len(&self) -> usize {
+        match self {
+            Draft::Item(raw) => raw.len(),
+            Draft::Container { len, .. } => *len,
+        }
+    }
+
+    fn items(&self) -> usize {
+        match self {
+            Draft::Item(_) => 1,
+            Draft::Container { items, .. } => *items,
+        }
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        match self {
+            Draft::Item(raw) => out.extend_from_slice(raw),
+            Draft::Container {
+                header, children, ..
+            } => {
+                for h in header {
+                    out.extend_from_slice(h);
+                }
+                for (number, child) in children {
+                    put_varint(out, (u64::from(*number) << 3) | 2);
+                    put_varint(out, child.len() as u64);
+                    child.write(out);
+                }
+            }
+        }
+    }
+}
+
+/// The container being filled while splitting one level.
+struct Open<'a, 'h> {
+    header: &'h [&'a [u8]],
+    children: Vec<(u32, Draft<'a>)>,
     items: usize,
-    header: &'a [&'a [u8]],
 }
 
-impl Open<'_> {
-    fn close(&mut self, out: &mut Vec<Piece>) {
+impl<'a> Open<'a, '_> {
+    fn push(&mut self, number: u32, child: Draft<'a>) {
+        self.items += child.items();
+        self.children.push((number, child));
+    }
+
+    fn close(&mut self, out: &mut Vec<Draft<'a>>) {
         if self.children.is_empty() {
             return;
         }
@@ -301,52 +368,49 @@ impl Open<'_> {
             let tag = (u64::from(*number) << 3) | 2;
             len += varint_len(tag) + varint_len(child.len() as u64) + child.len();
         }
-        let mut bytes = BytesMut::with_capacity(len);
-        for h in self.header {
-            bytes.extend_from_slice(h);
-        }
-        for (number, child) in self.children.drain(..) {
-            put_varint(&mut bytes, (u64::from(number) << 3) | 2);
-            put_varint(&mut bytes, child.len() as u64);
-            bytes.extend_from_slice(&child);
-        }
-        out.push(Piece {
-            bytes,
+        out.push(Draft::Container {
+            header: self.header.to_vec(),
+            children: std::mem::take(&mut self.children),
+            len,
             items: std::mem::take(&mut self.items),
         });
     }
 }
 
-fn split_level(
-    msg: &[u8],
+/// Splits one container (`levels` non-empty) into drafts; the first holds
+/// at most `first_room` items, the others at most `max`.
+fn split_level<'a>(
+    msg: &'a [u8],
     levels: &[&[u32]],
     first_room: usize,
     max: usize,
-) -> Result<Vec<Piece>, WireError> {
+) -> Result<Vec<Draft<'a>>, WireError> {
     let Some((here, below)) = levels.split_first() else {
-        return Ok(vec![Piece {
-            bytes: BytesMut::from(msg),
-            items: 1,
-        }]);
+        return Ok(vec![Draft::Item(msg)]);
     };
+    let is_child = |f: &Field<'_>| here.contains(&f.number) && f.wire_type == 2;
     let mut header: Vec<&[u8]> = Vec::new();
-    let mut children: Vec<Field<'_>> = Vec::new();
+    let mut remaining = 0usize;
     for field in fields(msg) {
         let field = field?;
-        if here.contains(&field.number) && field.wire_type == 2 {
-            children.push(field);
+        if is_child(&field) {
+            remaining += 1;
         } else {
             header.push(field.raw);
         }
     }
     let mut out = Vec::new();
     let mut open = Open {
+        header: &header,
         children: Vec::new(),
         items: 0,
-        header: &header,
     };
     let mut limit = first_room;
-    for child in children {
+    for field in fields(msg) {
+        let field = field?;
+        if !is_child(&field) {
+            continue;
+        }
         let room = limit - open.items;
         let room = if room == 0 {
             open.close(&mut out);
@@ -355,24 +419,35 @@ fn split_level(
         } else {
             room
         };
-        let pieces = split_level(child.payload, below, room, max)?;
-        for (i, piece) in pieces.into_iter().enumerate() {
-            if i > 0 {
-                open.close(&mut out);
-                limit = max;
+        if below.is_empty() {
+            // Items: size the container once for all it will take.
+            if open.children.capacity() == 0 {
+                open.children.reserve_exact(room.min(remaining));
             }
-            open.items += piece.items;
-            open.children.push((child.number, piece.bytes));
+            open.push(field.number, Draft::Item(field.payload));
+        } else {
+            for (i, piece) in split_level(field.payload, below, room, max)?
+                .into_iter()
+                .enumerate()
+            {
+                if i > 0 {
+                    open.close(&mut out);
+                    limit = max;
+                }
+                open.push(field.number, piece);
+            }
         }
+        remaining -= 1;
     }
     open.close(&mut out);
     if out.is_empty() && levels.len() > 1 {
         // A container with no children keeps its header (e.g. an empty resource).
-        let mut bytes = BytesMut::new();
-        for h in &header {
-            bytes.extend_from_slice(h);
-        }
-        out.push(Piece { bytes, items: 0 });
+        out.push(Draft::Container {
+            len: header.iter().map(|h| h.len()).sum(),
+            header,
+            children: Vec::new(),
+            items: 0,
+        });
     }
     Ok(out)
 }
