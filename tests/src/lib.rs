@@ -77,6 +77,19 @@ impl Tern {
 
     /// Like [`Tern::start_layered`] without waiting for health.
     pub fn spawn(templates: &[&str]) -> Tern {
+        Tern::spawn_wrapped(&[], templates)
+    }
+
+    /// Like [`Tern::start`], run through `wrapper` (a command that ends by
+    /// exec'ing its arguments, such as `taskset -c 0`), so the process
+    /// keeps the pid. Waits until healthy.
+    pub fn start_wrapped(wrapper: &[&str], template: &str) -> Tern {
+        let tern = Tern::spawn_wrapped(wrapper, &[template]);
+        tern.wait_healthy();
+        tern
+    }
+
+    fn spawn_wrapped(wrapper: &[&str], templates: &[&str]) -> Tern {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
         let fill = |text: &str| {
@@ -86,7 +99,14 @@ impl Tern {
                 .replace("{metrics}", &metrics.to_string())
                 .replace("{dir}", &dir.path().display().to_string())
         };
-        let mut command = Command::new(tern_bin());
+        let mut command = match wrapper.split_first() {
+            None => Command::new(tern_bin()),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(tern_bin());
+                c
+            }
+        };
         for (i, text) in std::iter::once(&BASE_CONFIG).chain(templates).enumerate() {
             let path = dir.path().join(format!("tern-{i}.yaml"));
             std::fs::write(&path, fill(text)).unwrap();
