@@ -62,7 +62,7 @@ tern_config() { # pipeline grpc_port http_port sink_port metrics_port
   local exporter
   case "$1" in
     1|1z) exporter="nop: {}" ; name=nop ;;
-    2) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp ;;
+    2) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}$TERN_QUEUE}" ; name=otlp ;;
     3) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp ;;
   esac
   cat <<YAML
@@ -116,6 +116,7 @@ print(f"{le5 * 100:.1f}% {p99 * 1000:.2f}")'
 C_CPUS=0
 L_CPUS=1
 CONNECTIONS=2
+TERN_QUEUE=""  # extra settings for Tern's otlp exporter, e.g. ", sending_queue: {queue_size: 20}"
 
 rss_mib() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$1/status"; }
 
@@ -224,8 +225,11 @@ section_latency() {
 }
 
 section_load() {
-  echo "pipeline 2 under load, not overload: both at 80 % of rotel's saturation request rate:"
+  echo "pipeline 2, traces, at saturation with Tern's sending queue at 20 batches (about what rotel"
+  echo "holds: 10 requests in flight, 20 being encoded), then under load, not overload: both"
+  echo "collectors at 80 % of rotel's saturation request rate:"
   echo "$COLUMNS"
+  TERN_QUEUE=", sending_queue: {queue_size: 20}" run_case tern 2 traces
   [ -f "$OUT/rotel_p2_rps" ] || { run_case rotel 2 traces > /dev/null; cp "$OUT/last_rps" "$OUT/rotel_p2_rps"; }
   local rate collector
   rate=$(python3 -c "print(float(open('$OUT/rotel_p2_rps').read()) * 0.8)")
