@@ -228,6 +228,14 @@ async fn one(sender: &mut Sender, plan: &Plan, body: Bytes) -> Result<(), String
     }
 }
 
+/// When worker `worker` of `workers` sends its `n`th request at a fixed
+/// rate: each sends every `interval`, and they take turns (worker `w`
+/// starts `w / workers` of an interval in), so requests leave evenly
+/// spaced instead of in bursts of `workers`.
+fn due(start: Instant, interval: Duration, worker: usize, workers: usize, n: u32) -> Instant {
+    start + interval.mul_f64(worker as f64 / workers as f64) + interval * n
+}
+
 async fn worker(
     mut sender: Sender,
     plan: Arc<Plan>,
@@ -236,13 +244,7 @@ async fn worker(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut k = first;
-    // At a fixed rate the workers take turns: worker `first` starts
-    // `first / workers` of an interval after the origin, so requests leave
-    // evenly spaced instead of in bursts of `workers`.
-    let mut next = plan.start
-        + plan.interval.map_or(Duration::ZERO, |iv| {
-            iv.mul_f64(first as f64 / plan.workers as f64)
-        });
+    let mut sent: u32 = 0;
     loop {
         let n = issued.fetch_add(1, Ordering::Relaxed);
         if (plan.requests > 0 && n >= plan.requests)
@@ -255,9 +257,10 @@ async fn worker(
         // the requests it delayed (no coordinated omission).
         let t0 = match plan.interval {
             Some(iv) => {
-                tokio::time::sleep_until(next.into()).await;
-                next += iv;
-                next - iv
+                let at = due(plan.start, iv, first, plan.workers, sent);
+                sent = sent.saturating_add(1);
+                tokio::time::sleep_until(at.into()).await;
+                at
             }
             None => Instant::now(),
         };
@@ -552,4 +555,30 @@ fn main() -> anyhow::Result<()> {
             Command::Sink { listen } => sink(listen).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_a_fixed_rate_requests_are_due_evenly_spaced() {
+        let start = Instant::now();
+        let (workers, interval) = (16, Duration::from_millis(8));
+        let mut times: Vec<Instant> = (0..workers)
+            .flat_map(|w| (0..10).map(move |n| due(start, interval, w, workers, n)))
+            .collect();
+        times.sort();
+        assert_eq!(times[0], start);
+        let step = interval / workers as u32; // 0.5 ms: 2000 requests/s
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            let off = gap.abs_diff(step);
+            assert!(
+                off <= Duration::from_nanos(1),
+                "gap {gap:?}, expected {step:?}"
+            );
+        }
+        assert_eq!(times.len(), 160);
+    }
 }
