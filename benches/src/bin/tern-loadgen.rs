@@ -5,6 +5,7 @@
 //! N connections with M requests in flight each, for a count or a
 //! duration, as fast as the target accepts or at a fixed rate. It prints
 //! one JSON line: items/s, requests/s, latency percentiles, errors by code.
+//! It runs on one thread unless `--threads` says otherwise.
 //!
 //! `tern-loadgen sink` is an OTLP/gRPC server that answers OK and counts
 //! the items it receives; on SIGINT/SIGTERM it prints one JSON line with
@@ -28,6 +29,10 @@ use tern_core::Signal;
 #[derive(Debug, Parser)]
 #[command(name = "tern-loadgen", about = "OTLP load generator and counting sink")]
 struct Cli {
+    /// Runtime threads. 1 (the default) runs everything on one thread,
+    /// which leaves the most CPU to the collector on a shared machine.
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -546,9 +551,16 @@ async fn sink(listen: SocketAddr) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = match cli.threads {
+        0 => bail!("--threads must be at least 1"),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(async move {
         match cli.command {
             Command::Send(args) => send(args).await,
