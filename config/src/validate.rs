@@ -17,6 +17,19 @@ fn at(loc: &Loc, key: impl Into<String>, message: impl Into<String>) -> ConfigEr
     }
 }
 
+/// A problem with the setting at `path` of component `c` in `section`
+/// (`receivers`, `processors`, `exporters`): keyed `section.id.path`, at the
+/// line of the deepest key of `path` that is written.
+fn setting<T>(
+    section: &str,
+    c: &crate::Component<T>,
+    path: &[&str],
+    message: impl Into<String>,
+) -> ConfigError {
+    let key = format!("{section}.{}.{}", c.id, path.join("."));
+    at(&c.node.deepest(path).loc, key, message)
+}
+
 /// Returns every problem in `config`; empty means it can run.
 pub fn validate(config: &Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
@@ -44,10 +57,10 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             ];
             for (key, path) in paths {
                 if !path.starts_with('/') {
-                    let node = c.node.deepest(&["protocols", "http", key]);
-                    errors.push(at(
-                        &node.loc,
-                        format!("receivers.{}.protocols.http.{key}", c.id),
+                    errors.push(setting(
+                        "receivers",
+                        c,
+                        &["protocols", "http", key],
                         format!("must start with `/`, found `{path}`"),
                     ));
                 }
@@ -67,10 +80,10 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             if let Some(t) = tls
                 && (t.cert_file.is_empty() || t.key_file.is_empty())
             {
-                let node = c.node.deepest(&["protocols", proto, "tls"]);
-                errors.push(at(
-                    &node.loc,
-                    format!("receivers.{}.protocols.{proto}.tls", c.id),
+                errors.push(setting(
+                    "receivers",
+                    c,
+                    &["protocols", proto, "tls"],
                     "cert_file and key_file are required",
                 ));
             }
@@ -78,12 +91,10 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         if let Some(grpc) = otlp.protocols.grpc.as_ref()
             && grpc.max_recv_msg_size_mib == 0
         {
-            let node = c
-                .node
-                .deepest(&["protocols", "grpc", "max_recv_msg_size_mib"]);
-            errors.push(at(
-                &node.loc,
-                format!("receivers.{}.protocols.grpc.max_recv_msg_size_mib", c.id),
+            errors.push(setting(
+                "receivers",
+                c,
+                &["protocols", "grpc", "max_recv_msg_size_mib"],
                 "must be at least 1",
             ));
         }
@@ -97,10 +108,10 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             }
         };
         if b.send_batch_max_size != 0 && b.send_batch_max_size < b.send_batch_size {
-            let node = c.node.deepest(&["send_batch_max_size"]);
-            errors.push(at(
-                &node.loc,
-                format!("processors.{}.send_batch_max_size", c.id),
+            errors.push(setting(
+                "processors",
+                c,
+                &["send_batch_max_size"],
                 format!(
                     "must be 0 or at least send_batch_size ({})",
                     b.send_batch_size
@@ -118,11 +129,14 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
     for c in config.exporters.values() {
         match &c.config {
             ExporterConfig::Otlp(o) => {
-                let key = format!("exporters.{}.endpoint", c.id);
                 if o.endpoint.trim().is_empty() {
-                    errors.push(at(&c.loc, key, "is required"));
+                    errors.push(at(
+                        &c.loc,
+                        format!("exporters.{}.endpoint", c.id),
+                        "is required",
+                    ));
                 } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
-                    errors.push(at(&c.node.deepest(&["endpoint"]).loc, key, e));
+                    errors.push(setting("exporters", c, &["endpoint"], e));
                 }
                 check_client(
                     c,
@@ -153,42 +167,45 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     ));
                 }
                 if p.max_series == 0 {
-                    let node = c.node.deepest(&["max_series"]);
-                    errors.push(at(
-                        &node.loc,
-                        format!("exporters.{}.max_series", c.id),
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["max_series"],
                         "must be at least 1",
                     ));
                 }
             }
             ExporterConfig::PrometheusRemoteWrite(p) => {
-                let key = format!("exporters.{}.endpoint", c.id);
                 if p.endpoint.trim().is_empty() {
-                    errors.push(at(&c.loc, key, "is required"));
+                    errors.push(at(
+                        &c.loc,
+                        format!("exporters.{}.endpoint", c.id),
+                        "is required",
+                    ));
                 } else if let Err(e) = Target::parse_url(&p.endpoint) {
-                    errors.push(at(&c.node.deepest(&["endpoint"]).loc, key, e));
+                    errors.push(setting("exporters", c, &["endpoint"], e));
                 }
                 if p.sending_queue.num_consumers.is_some_and(|n| n > 1) {
-                    let node = c.node.deepest(&["sending_queue", "num_consumers"]);
-                    errors.push(at(
-                        &node.loc,
-                        format!("exporters.{}.sending_queue.num_consumers", c.id),
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["sending_queue", "num_consumers"],
                         "must be 1: remote write sends each series' samples in timestamp order",
                     ));
                 }
                 if p.max_batch_size_bytes < 1024 {
-                    let node = c.node.deepest(&["max_batch_size_bytes"]);
-                    errors.push(at(
-                        &node.loc,
-                        format!("exporters.{}.max_batch_size_bytes", c.id),
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["max_batch_size_bytes"],
                         "must be at least 1024",
                     ));
                 }
                 if p.max_series == 0 {
-                    let node = c.node.deepest(&["max_series"]);
-                    errors.push(at(
-                        &node.loc,
-                        format!("exporters.{}.max_series", c.id),
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["max_series"],
                         "must be at least 1",
                     ));
                 }
@@ -214,20 +231,20 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             if let Some(r) = f.rotation.as_ref()
                 && r.localtime
             {
-                let node = c.node.deepest(&["rotation", "localtime"]);
-                errors.push(at(
-                    &node.loc,
-                    format!("exporters.{}.rotation.localtime", c.id),
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["rotation", "localtime"],
                     "not supported: Tern names rotated files in UTC",
                 ));
             }
             if let Some(r) = f.rotation.as_ref()
                 && r.max_megabytes == 0
             {
-                let node = c.node.deepest(&["rotation", "max_megabytes"]);
-                errors.push(at(
-                    &node.loc,
-                    format!("exporters.{}.rotation.max_megabytes", c.id),
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["rotation", "max_megabytes"],
                     "must be at least 1",
                 ));
             }
@@ -240,46 +257,49 @@ fn check_memory_limiter(
     m: &crate::MemoryLimiterConfig,
     errors: &mut Vec<ConfigError>,
 ) {
-    let key = |k: &str| format!("processors.{}.{k}", c.id);
-    let loc = |k: &str| c.node.deepest(&[k]).loc.clone();
     match (m.limit_mib > 0, m.limit_percentage > 0) {
         (false, false) => errors.push(at(
             &c.loc,
             format!("processors.{}", c.id),
             "set limit_mib or limit_percentage",
         )),
-        (true, true) => errors.push(at(
-            &loc("limit_percentage"),
-            key("limit_percentage"),
+        (true, true) => errors.push(setting(
+            "processors",
+            c,
+            &["limit_percentage"],
             "set either limit_mib or limit_percentage, not both",
         )),
         _ => {}
     }
     if m.limit_mib > 0 && m.spike_limit_mib >= m.limit_mib {
-        errors.push(at(
-            &loc("spike_limit_mib"),
-            key("spike_limit_mib"),
+        errors.push(setting(
+            "processors",
+            c,
+            &["spike_limit_mib"],
             format!("must be below limit_mib ({})", m.limit_mib),
         ));
     }
     if m.limit_percentage > 100 {
-        errors.push(at(
-            &loc("limit_percentage"),
-            key("limit_percentage"),
+        errors.push(setting(
+            "processors",
+            c,
+            &["limit_percentage"],
             "must be at most 100",
         ));
     }
     if m.limit_percentage > 0 && m.spike_limit_percentage >= m.limit_percentage {
-        errors.push(at(
-            &loc("spike_limit_percentage"),
-            key("spike_limit_percentage"),
+        errors.push(setting(
+            "processors",
+            c,
+            &["spike_limit_percentage"],
             format!("must be below limit_percentage ({})", m.limit_percentage),
         ));
     }
     if m.check_interval.0.is_zero() {
-        errors.push(at(
-            &loc("check_interval"),
-            key("check_interval"),
+        errors.push(setting(
+            "processors",
+            c,
+            &["check_interval"],
             "must be above 0",
         ));
     }
@@ -293,67 +313,73 @@ fn check_client(
     queue: &crate::QueueConfig,
     errors: &mut Vec<ConfigError>,
 ) {
-    let key = |k: &str| format!("exporters.{}.{k}", c.id);
-    let loc = |path: &[&str]| c.node.deepest(path).loc.clone();
     if timeout.0.is_zero() {
-        errors.push(at(&loc(&["timeout"]), key("timeout"), "must be above 0"));
+        errors.push(setting("exporters", c, &["timeout"], "must be above 0"));
     }
     if tls.cert_file.is_empty() != tls.key_file.is_empty() {
-        errors.push(at(
-            &loc(&["tls"]),
-            key("tls"),
+        errors.push(setting(
+            "exporters",
+            c,
+            &["tls"],
             "cert_file and key_file must be set together",
         ));
     }
     if retry.enabled {
         if retry.initial_interval.0.is_zero() {
-            errors.push(at(
-                &loc(&["retry_on_failure", "initial_interval"]),
-                key("retry_on_failure.initial_interval"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["retry_on_failure", "initial_interval"],
                 "must be above 0",
             ));
         }
         if retry.max_interval < retry.initial_interval {
-            errors.push(at(
-                &loc(&["retry_on_failure", "max_interval"]),
-                key("retry_on_failure.max_interval"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["retry_on_failure", "max_interval"],
                 "must be at least initial_interval",
             ));
         }
         if retry.multiplier < 1.0 {
-            errors.push(at(
-                &loc(&["retry_on_failure", "multiplier"]),
-                key("retry_on_failure.multiplier"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["retry_on_failure", "multiplier"],
                 "must be at least 1",
             ));
         }
         if !(0.0..=1.0).contains(&retry.randomization_factor) {
-            errors.push(at(
-                &loc(&["retry_on_failure", "randomization_factor"]),
-                key("retry_on_failure.randomization_factor"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["retry_on_failure", "randomization_factor"],
                 "must be between 0 and 1",
             ));
         }
     }
     if queue.enabled {
         if queue.num_consumers == Some(0) {
-            errors.push(at(
-                &loc(&["sending_queue", "num_consumers"]),
-                key("sending_queue.num_consumers"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["sending_queue", "num_consumers"],
                 "must be at least 1",
             ));
         }
         if queue.queue_size == 0 {
-            errors.push(at(
-                &loc(&["sending_queue", "queue_size"]),
-                key("sending_queue.queue_size"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["sending_queue", "queue_size"],
                 "must be at least 1",
             ));
         }
         if queue.max_size_mib == 0 {
-            errors.push(at(
-                &loc(&["sending_queue", "max_size_mib"]),
-                key("sending_queue.max_size_mib"),
+            errors.push(setting(
+                "exporters",
+                c,
+                &["sending_queue", "max_size_mib"],
                 "must be at least 1",
             ));
         }
@@ -384,11 +410,7 @@ fn check_otlphttp(
         if !url.is_empty()
             && let Err(e) = Target::parse_url(url)
         {
-            errors.push(at(
-                &c.node.deepest(&[k]).loc,
-                format!("exporters.{}.{k}", c.id),
-                e,
-            ));
+            errors.push(setting("exporters", c, &[k], e));
         }
     }
     if h.endpoint.is_empty() {
