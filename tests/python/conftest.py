@@ -19,6 +19,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, proc: subprocess.Popen, seconds: float, failure) -> None:
+    """Polls `url` until it answers 200; raises RuntimeError(failure()) if
+    `proc` exits first or `seconds` pass."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError(failure())
+        time.sleep(0.05)
+
+
 BASE_CONFIG = (ROOT / "tests" / "base-config.yaml").read_text()
 
 
@@ -46,17 +62,12 @@ class Tern:
         binary = os.environ.get("TERN_BIN", str(ROOT / "target" / "debug" / "tern"))
         self.log = open(tmp / "tern.log", "wb")
         self.proc = subprocess.Popen([binary, "--config", str(base), "--config", str(path)], stderr=self.log)
-        deadline = time.time() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("tern did not become healthy:\n" + self.logs())
-            time.sleep(0.05)
+        wait_ready(
+            f"http://127.0.0.1:{self.health}/",
+            self.proc,
+            30,
+            lambda: "tern did not become healthy:\n" + self.logs(),
+        )
 
     def logs(self) -> str:
         return (self.tmp / "tern.log").read_text(errors="replace")

@@ -8,7 +8,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from conftest import free_port
+from conftest import free_port, wait_ready
 
 
 class Prometheus:
@@ -40,17 +40,12 @@ class Prometheus:
             args.append("--web.enable-remote-write-receiver")
         self.log = open(tmp / "prometheus.log", "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("prometheus did not start:\n" + (tmp / "prometheus.log").read_text())
-            time.sleep(0.1)
+        wait_ready(
+            f"http://127.0.0.1:{self.port}/-/ready",
+            self.proc,
+            60,
+            lambda: "prometheus did not start:\n" + (tmp / "prometheus.log").read_text(),
+        )
 
     @property
     def remote_write_url(self):

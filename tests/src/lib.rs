@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -185,8 +186,37 @@ impl Tern {
 
     /// Scrapes the self-metrics endpoint.
     pub async fn self_metrics(&self) -> String {
-        let r = http_request(self.metrics, "GET", "/metrics", &[], Vec::new()).await;
-        String::from_utf8(r.body.to_vec()).unwrap()
+        scrape(self.metrics).await
+    }
+
+    /// Scrapes the self-metrics until `done` holds for them (at most 30 s,
+    /// then panics naming `what`); returns that scrape.
+    pub async fn self_metrics_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        scrape_until(self.metrics, what, done).await
+    }
+}
+
+/// `GET /metrics` on 127.0.0.1:`port`, as text.
+pub async fn scrape(port: u16) -> String {
+    let r = http_request(port, "GET", "/metrics", &[], Vec::new()).await;
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// Scrapes 127.0.0.1:`port` until `done` holds for the text (at most 30 s,
+/// then panics naming `what` with the last scrape); returns that scrape.
+pub async fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(port).await;
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:
+{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -247,6 +277,12 @@ impl HttpConn {
             .unwrap();
         tokio::spawn(conn);
         HttpConn { port, sender }
+    }
+
+    /// POSTs an OTLP protobuf body to `path` (`/v1/traces`, ...).
+    pub async fn post_proto(&mut self, path: &str, body: Vec<u8>) -> Reply {
+        let proto = [("content-type", "application/x-protobuf")];
+        self.send("POST", path, &proto, body).await
     }
 
     /// Sends one request.
@@ -324,25 +360,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let Some(v) = A.iter().position(|&a| a == c) else {
-            continue;
-        };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
 /// Calls a unary gRPC method with an already-encoded message; `encoding` is
 /// `None`, `Some("gzip")` or `Some("zstd")` (the caller compresses).
 pub async fn grpc_call(
@@ -401,7 +418,12 @@ pub async fn grpc_call(
         message: get("grpc-message")
             .map(|m| percent_decode(&m))
             .unwrap_or_default(),
-        details: get("grpc-status-details-bin").map(|d| base64_decode(&d)),
+        details: get("grpc-status-details-bin").map(|d| {
+            // gRPC sends it unpadded.
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(d.trim_end_matches('='))
+                .unwrap()
+        }),
         message_bytes,
     }
 }

@@ -64,14 +64,7 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     let mut first_refusal = None;
     for i in 0..5000u32 {
         let req = spans(i, 1);
-        let r = http
-            .send(
-                "POST",
-                "/v1/traces",
-                &[("content-type", "application/x-protobuf")],
-                req.encode_to_vec(),
-            )
-            .await;
+        let r = http.post_proto("/v1/traces", req.encode_to_vec()).await;
         match r.status {
             200 => accepted.push(
                 req.resource_spans[0].scope_spans[0].spans[0]
@@ -131,33 +124,17 @@ async fn a_stalled_exporter_turns_into_retryable_refusals_and_nothing_is_lost() 
     // The other exporter of the pipeline got its copies while the stalled
     // one still had room in its own queue (1000 batches, plus the pipe).
     let fast = r#"exporter="file/fast""#;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = tern.self_metrics().await;
-        let sent = sample(&m, "otelcol_exporter_sent_spans_total", fast).unwrap_or(0.0);
-        if sent >= 1000.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fast exporter stalled at {sent}:\n{m}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tern.self_metrics_until("the fast exporter to send 1000 spans", |m| {
+        sample(m, "otelcol_exporter_sent_spans_total", fast).unwrap_or(0.0) >= 1000.0
+    })
+    .await;
 
     // Unblock the exporter: requests are accepted again.
     go_tx.send(()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let req = spans(200_000, 1);
-        let r = http
-            .send(
-                "POST",
-                "/v1/traces",
-                &[("content-type", "application/x-protobuf")],
-                req.encode_to_vec(),
-            )
-            .await;
+        let r = http.post_proto("/v1/traces", req.encode_to_vec()).await;
         if r.status == 200 {
             accepted.push(
                 req.resource_spans[0].scope_spans[0].spans[0]

@@ -149,12 +149,7 @@ async fn later_config_files_override_earlier_ones_at_run_time() {
     let mut tern = Tern::start_layered(&[first, second]);
     let r = HttpConn::connect(tern.http)
         .await
-        .send(
-            "POST",
-            "/v1/logs",
-            &[("content-type", "application/x-protobuf")],
-            common::logs(1, 2).encode_to_vec(),
-        )
+        .post_proto("/v1/logs", common::logs(1, 2).encode_to_vec())
         .await;
     assert_eq!(r.status, 200);
     assert!(tern.stop().success());
@@ -193,12 +188,7 @@ async fn no_config_runs_the_embedded_default() {
     }
     let r = HttpConn::connect(4318)
         .await
-        .send(
-            "POST",
-            "/v1/traces",
-            &[("content-type", "application/x-protobuf")],
-            common::spans(1, 3).encode_to_vec(),
-        )
+        .post_proto("/v1/traces", common::spans(1, 3).encode_to_vec())
         .await;
     assert_eq!(r.status, 200);
     let g = tern_e2e::grpc_call(
@@ -220,17 +210,11 @@ async fn no_config_runs_the_embedded_default() {
     )
     .await;
     assert_eq!(g.code, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let scrape = tern_e2e::http_request(8889, "GET", "/metrics", &[], Vec::new()).await;
-        let text = String::from_utf8_lossy(&scrape.body).to_string();
-        if text.contains("queue_depth_1{") {
-            assert!(text.contains("# TYPE queue_depth_1 gauge"), "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "not scraped:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let text = tern_e2e::scrape_until(8889, "the gauge on the scrape endpoint", |t| {
+        t.contains("queue_depth_1{")
+    })
+    .await;
+    assert!(text.contains("# TYPE queue_depth_1 gauge"), "{text}");
     // The debug exporter logs each batch once the batch timeout (200ms) passes.
     tokio::time::sleep(Duration::from_millis(600)).await;
     Command::new("kill")

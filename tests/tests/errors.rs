@@ -39,13 +39,10 @@ fn proto_status(body: &[u8]) -> RpcStatus {
 async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
     let mut tern = Tern::start(CONFIG);
     let mut c = HttpConn::connect(tern.http).await;
-    let proto = [("content-type", "application/x-protobuf")];
     let json = [("content-type", "application/json")];
 
     // Malformed protobuf -> 400 with a google.rpc.Status saying why.
-    let r = c
-        .send("POST", "/v1/traces", &proto, vec![0x0a, 0xff, 0x01])
-        .await;
+    let r = c.post_proto("/v1/traces", vec![0x0a, 0xff, 0x01]).await;
     assert_eq!(r.status, 400);
     let s = proto_status(&r.body);
     assert_eq!(s.code, 3);
@@ -79,7 +76,7 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
     assert!(proto_status(&r.body).message.contains("Content-Type"));
 
     // Unknown path -> 404; wrong method -> 405 with Allow.
-    let r = c.send("POST", "/v1/profiles", &proto, Vec::new()).await;
+    let r = c.post_proto("/v1/profiles", Vec::new()).await;
     assert_eq!(r.status, 404);
     let r = c.send("GET", "/v1/traces", &[], Vec::new()).await;
     assert_eq!(r.status, 405);
@@ -87,14 +84,14 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
 
     // A signal with no pipeline on this receiver -> 404.
     let r = c
-        .send("POST", "/v1/metrics", &proto, gauges(1, 1).encode_to_vec())
+        .post_proto("/v1/metrics", gauges(1, 1).encode_to_vec())
         .await;
     assert_eq!(r.status, 404);
 
     // Too large, plain -> 413.
     let big = spans(1, 1).encode_to_vec().repeat(20_000);
     assert!(big.len() > 1 << 20);
-    let r = c.send("POST", "/v1/traces", &proto, big).await;
+    let r = c.post_proto("/v1/traces", big).await;
     assert_eq!(r.status, 413);
     assert_eq!(proto_status(&r.body).code, 8);
 
@@ -141,12 +138,12 @@ async fn http_errors_follow_the_spec_and_nothing_else_is_lost() {
 
     // Everyone else is still served (the 413 closed `c`: its body was not read).
     let r = c2
-        .send("POST", "/v1/traces", &proto, spans(2, 3).encode_to_vec())
+        .post_proto("/v1/traces", spans(2, 3).encode_to_vec())
         .await;
     assert_eq!(r.status, 200);
     let r = HttpConn::connect(tern.http)
         .await
-        .send("POST", "/v1/logs", &proto, logs(2, 4).encode_to_vec())
+        .post_proto("/v1/logs", logs(2, 4).encode_to_vec())
         .await;
     assert_eq!(r.status, 200);
 

@@ -95,14 +95,7 @@ async fn tern_to_tern_over_grpc_and_http_with_gzip_and_zstd_delivers_every_item_
             let r = grpc_call(up.grpc, paths::TRACES, req.encode_to_vec(), None).await;
             assert_eq!(r.code, 0);
         } else {
-            let r = http
-                .send(
-                    "POST",
-                    "/v1/traces",
-                    &[("content-type", "application/x-protobuf")],
-                    req.encode_to_vec(),
-                )
-                .await;
+            let r = http.post_proto("/v1/traces", req.encode_to_vec()).await;
             assert_eq!(r.status, 200);
         }
         traces.push(req);
@@ -183,12 +176,7 @@ service:
 async fn send_spans(port: u16, tag: u32, n: u32) -> u16 {
     HttpConn::connect(port)
         .await
-        .send(
-            "POST",
-            "/v1/traces",
-            &[("content-type", "application/x-protobuf")],
-            spans(tag, n).encode_to_vec(),
-        )
+        .post_proto("/v1/traces", spans(tag, n).encode_to_vec())
         .await
         .status
 }
@@ -216,12 +204,7 @@ async fn throttling_is_retried_after_the_delay_the_backend_asks_for() {
     raw.extend_from_slice(&[0xa0, 0x06, 0x01]);
     let r = HttpConn::connect(tern.http)
         .await
-        .send(
-            "POST",
-            "/v1/traces",
-            &[("content-type", "application/x-protobuf")],
-            raw.clone(),
-        )
+        .post_proto("/v1/traces", raw.clone())
         .await;
     assert_eq!(r.status, 200);
     wait_until("the retry", || backend.received().len() >= 2).await;
@@ -269,22 +252,11 @@ async fn a_permanent_error_is_not_retried_and_is_counted_and_logged() {
     let backend = Backend::start(vec![refusal], Step::status(200)).await;
     let mut tern = Tern::start(&SINGLE.replace("BACKEND", &backend.port.to_string()));
     assert_eq!(send_spans(tern.http, 2, 4).await, 200);
-    let metrics_port = tern.metrics;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = tern_e2e::http_request(metrics_port, "GET", "/metrics", &[], Vec::new()).await;
-        let text = String::from_utf8(m.body.to_vec()).unwrap();
-        if sample(
-            &text,
-            "otelcol_exporter_send_failed_spans_total",
-            r#"exporter="otlphttp""#,
-        ) == Some(4.0)
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "failure never counted:\n{text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tern.self_metrics_until("the failure to be counted", |m| {
+        let e = r#"exporter="otlphttp""#;
+        sample(m, "otelcol_exporter_send_failed_spans_total", e) == Some(4.0)
+    })
+    .await;
     // Give a wrongly scheduled retry the time to show up: none may come.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(backend.received().len(), 1);
@@ -315,20 +287,16 @@ async fn partial_success_is_logged_and_its_rejected_items_counted() {
     let backend = Backend::start(vec![answer], Step::status(200)).await;
     let mut tern = Tern::start(&SINGLE.replace("BACKEND", &backend.port.to_string()));
     assert_eq!(send_spans(tern.http, 3, 5).await, 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = tern.self_metrics().await;
-        let e = r#"exporter="otlphttp""#;
-        if sample(&m, "otelcol_exporter_sent_spans_total", e) == Some(3.0) {
-            assert_eq!(
-                sample(&m, "otelcol_exporter_send_failed_spans_total", e),
-                Some(2.0)
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "{m}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let e = r#"exporter="otlphttp""#;
+    let m = tern
+        .self_metrics_until("the accepted spans to be sent", |m| {
+            sample(m, "otelcol_exporter_sent_spans_total", e) == Some(3.0)
+        })
+        .await;
+    assert_eq!(
+        sample(&m, "otelcol_exporter_send_failed_spans_total", e),
+        Some(2.0)
+    );
     assert!(tern.stop().success());
     assert_eq!(
         backend.received().len(),
@@ -370,20 +338,11 @@ async fn a_backend_down_at_start_gets_everything_once_it_is_up() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut down = Tern::start(&downstream);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = up.self_metrics().await;
-        if sample(
-            &m,
-            "otelcol_exporter_sent_log_records_total",
-            r#"exporter="otlp""#,
-        ) == Some(50.0)
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not delivered:\n{m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    up.self_metrics_until("every record to be delivered", |m| {
+        let e = r#"exporter="otlp""#;
+        sample(m, "otelcol_exporter_sent_log_records_total", e) == Some(50.0)
+    })
+    .await;
     assert!(up.stop().success());
     assert!(down.stop().success());
     let mut bodies: Vec<String> = proto_records(&read(&down.path("logs.pb")))
@@ -417,14 +376,7 @@ async fn a_slow_backend_fills_the_queue_and_upstream_gets_retryable_refusals() {
     let mut refused = 0;
     for tag in 0..200u32 {
         let req = spans(tag, 2);
-        let r = http
-            .send(
-                "POST",
-                "/v1/traces",
-                &[("content-type", "application/x-protobuf")],
-                req.encode_to_vec(),
-            )
-            .await;
+        let r = http.post_proto("/v1/traces", req.encode_to_vec()).await;
         match r.status {
             200 => accepted.push(req),
             503 => {
@@ -501,14 +453,7 @@ async fn memory_stays_bounded_under_3x_overload_with_a_stalled_backend() {
         let body = big_spans(tag);
         sent_bytes += body.len() as u64;
         tag += 1;
-        let r = http
-            .send(
-                "POST",
-                "/v1/traces",
-                &[("content-type", "application/x-protobuf")],
-                body,
-            )
-            .await;
+        let r = http.post_proto("/v1/traces", body).await;
         match r.status {
             200 => accepted += 1,
             503 => {

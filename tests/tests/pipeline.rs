@@ -116,12 +116,7 @@ async fn every_transport_and_encoding_delivers_every_item_once() {
     .await;
     assert_eq!(reply.code, 0, "{reply:?}");
     let r = http
-        .send(
-            "POST",
-            "/v1/metrics",
-            &[("content-type", "application/x-protobuf")],
-            gauges(2, 3).encode_to_vec(),
-        )
+        .post_proto("/v1/metrics", gauges(2, 3).encode_to_vec())
         .await;
     assert_eq!(r.status, 200);
     let logs_json = gzip(&serde_json::to_vec(&logs(1, 12)).unwrap());
