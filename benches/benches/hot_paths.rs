@@ -16,7 +16,7 @@ fn walk_vs_decode(c: &mut Criterion) {
     let req = encoded("traces", Kind::GenAi, 512, 1);
     let mut g = c.benchmark_group("traces_512_spans");
     g.throughput(Throughput::Elements(512));
-    g.bench_function("count_items (byte walk)", |b| {
+    g.bench_function("count_items (validating walk)", |b| {
         b.iter(|| count_items(Signal::Traces, black_box(&req)))
     });
     g.bench_function("prost decode", |b| {

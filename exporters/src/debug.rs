@@ -128,11 +128,13 @@ impl Exporter for DebugExporter {
                 signal.as_str()
             );
             match self.verbosity {
-                Verbosity::Basic => {}
+                Verbosity::Basic => Ok(Delivered::ALL),
                 Verbosity::Normal => {
-                    let text = item_lines(signal, &batch.to_wire())
-                        .map_err(|e| ExportError::Encode(e.to_string()))?;
-                    tracing::info!(exporter = %self.id, "\n{}", text.trim_end());
+                    let mut usable = batch.each_usable(|wire| item_lines(signal, wire));
+                    for text in usable.parts_or_error()? {
+                        tracing::info!(exporter = %self.id, "\n{}", text.trim_end());
+                    }
+                    Ok(usable.delivered(&self.id, signal))
                 }
                 Verbosity::Detailed => {
                     let ctx = batch.context();
@@ -148,17 +150,20 @@ impl Exporter for DebugExporter {
                         metadata = %metadata.join(", "),
                         "request context"
                     );
-                    let mut json = Vec::new();
-                    tern_core::json::wire_to_json(signal, &batch.to_wire(), &mut json)
-                        .map_err(|e| ExportError::Encode(e.to_string()))?;
-                    let value: serde_json::Value = serde_json::from_slice(&json)
-                        .map_err(|e| ExportError::Encode(e.to_string()))?;
-                    let pretty = serde_json::to_string_pretty(&value)
-                        .map_err(|e| ExportError::Encode(e.to_string()))?;
-                    tracing::info!(exporter = %self.id, "\n{pretty}");
+                    let mut usable = batch.each_usable(|wire| {
+                        let mut json = Vec::new();
+                        tern_core::json::wire_to_json(signal, wire, &mut json)
+                            .map_err(|e| e.to_string())?;
+                        let value: serde_json::Value =
+                            serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+                        serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
+                    });
+                    for pretty in usable.parts_or_error()? {
+                        tracing::info!(exporter = %self.id, "\n{pretty}");
+                    }
+                    Ok(usable.delivered(&self.id, signal))
                 }
             }
-            Ok(Delivered::ALL)
         })
     }
 

@@ -27,6 +27,7 @@ pub struct FileExporter {
 
 #[derive(Debug)]
 struct FileState {
+    id: String,
     path: PathBuf,
     format: FileFormat,
     compression: FileCompression,
@@ -48,6 +49,7 @@ impl FileExporter {
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(FileExporter {
             state: Some(FileState {
+                id: id.to_string(),
                 path,
                 format: config.format,
                 compression: config.compression,
@@ -61,10 +63,10 @@ impl FileExporter {
 
     /// Runs `work` on the writer in a blocking thread (file I/O must not
     /// stall the async workers).
-    async fn with_state(
+    async fn with_state<T: Send + 'static>(
         &mut self,
-        work: impl FnOnce(&mut FileState) -> Result<(), ExportError> + Send + 'static,
-    ) -> Result<(), ExportError> {
+        work: impl FnOnce(&mut FileState) -> Result<T, ExportError> + Send + 'static,
+    ) -> Result<T, ExportError> {
         let mut state = self
             .state
             .take()
@@ -81,17 +83,18 @@ impl FileExporter {
 }
 
 impl FileState {
-    fn write(&mut self, batch: &Batch) -> Result<(), ExportError> {
-        self.encode(batch)?;
+    fn write(&mut self, batch: &Batch) -> Result<Delivered, ExportError> {
+        let delivered = self.encode(batch)?;
         self.rotate_if_needed(self.record.len() as u64)?;
         self.out.write_all(&self.record)?;
         self.out.flush()?;
         self.written += self.record.len() as u64;
-        Ok(())
+        Ok(delivered)
     }
 
-    fn encode(&mut self, batch: &Batch) -> Result<(), ExportError> {
+    fn encode(&mut self, batch: &Batch) -> Result<Delivered, ExportError> {
         self.record.clear();
+        let mut delivered = Delivered::ALL;
         let mut payload = Vec::new();
         let body: &mut Vec<u8> = match self.compression {
             FileCompression::None => &mut self.record,
@@ -99,9 +102,16 @@ impl FileState {
         };
         match self.format {
             FileFormat::Json => {
-                tern_core::json::wire_to_json(batch.signal(), &batch.to_wire(), body)
-                    .map_err(|e| ExportError::Encode(e.to_string()))?;
-                body.push(b'\n');
+                // One line per usable request if the batch as a whole fails.
+                let mut usable = batch.each_usable(|wire| {
+                    let mut line = Vec::new();
+                    tern_core::json::wire_to_json(batch.signal(), wire, &mut line).map(|()| line)
+                });
+                for line in usable.parts_or_error()? {
+                    body.extend_from_slice(&line);
+                    body.push(b'\n');
+                }
+                delivered = usable.delivered(&self.id, batch.signal());
             }
             FileFormat::Proto => {
                 let len = u32::try_from(batch.bytes())
@@ -121,7 +131,7 @@ impl FileState {
             self.record.extend_from_slice(&len.to_be_bytes());
             self.record.extend_from_slice(&compressed);
         }
-        Ok(())
+        Ok(delivered)
     }
 
     fn rotate_if_needed(&mut self, next: u64) -> Result<(), ExportError> {
@@ -226,10 +236,7 @@ fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
 
 impl Exporter for FileExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
-        Box::pin(async move {
-            self.with_state(move |state| state.write(&batch)).await?;
-            Ok(Delivered::ALL)
-        })
+        Box::pin(async move { self.with_state(move |state| state.write(&batch)).await })
     }
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
@@ -284,6 +291,39 @@ mod tests {
         FileConfig {
             path: path.display().to_string(),
             ..FileConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_decoded_costs_only_its_own_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut exporter = FileExporter::open("file", &config(&path)).unwrap();
+        let (mut batch, first) = logs("a", 2);
+        // A log body that is not UTF-8: the receiver refuses it, but if one
+        // ever got into a batch, the requests batched with it still go out.
+        let mut bad = Vec::new();
+        let body = [0x2a, 0x05, 0x0a, 0x03, b'a', 0xff, b'b'];
+        for len_prefixed in [&[0x0a, 0x0b, 0x12, 0x09, 0x12, 0x07][..], &body[..]] {
+            bad.extend_from_slice(len_prefixed);
+        }
+        batch.append(Batch::from_wire_unchecked(
+            Signal::Logs,
+            Bytes::from(bad),
+            1,
+            Arc::new(RequestContext::default()),
+        ));
+        let (last_batch, last) = logs("c", 3);
+        batch.append(last_batch);
+        let delivered = exporter.export(batch).await.unwrap();
+        exporter.shutdown().await.unwrap();
+        assert_eq!(delivered.rejected, 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for (line, want) in lines.iter().zip([first, last]) {
+            let wire = tern_core::json::json_to_wire(Signal::Logs, line.as_bytes()).unwrap();
+            assert_eq!(ExportLogsServiceRequest::decode(wire).unwrap(), want);
         }
     }
 

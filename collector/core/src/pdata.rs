@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::Signal;
+use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
 use crate::wire::{self, WireError};
 
@@ -22,11 +23,61 @@ pub struct RequestContext {
     pub metadata: Vec<(String, String)>,
 }
 
+/// A request inside a batch that an exporter could not use (it fails to
+/// decode or translate), with what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    /// Items it held.
+    pub items: usize,
+    /// Why it could not be used.
+    pub error: String,
+}
+
+/// What [`Batch::each_usable`] made of a batch.
+#[derive(Debug)]
+pub struct Usable<T> {
+    /// What the exporter's function made of each part it could use: the
+    /// whole batch, or each request of it when the whole failed.
+    pub parts: Vec<T>,
+    /// The requests it could not use.
+    pub unusable: Vec<Unusable>,
+}
+
+impl<T> Usable<T> {
+    /// The parts, or the error of the first unusable request when nothing
+    /// in the batch could be used (the worker then fails the whole batch).
+    pub fn parts_or_error(&mut self) -> Result<Vec<T>, ExportError> {
+        match self.unusable.first() {
+            Some(first) if self.parts.is_empty() => Err(ExportError::Encode(first.error.clone())),
+            _ => Ok(std::mem::take(&mut self.parts)),
+        }
+    }
+
+    /// Logs each unusable request of `exporter` with its reason and says
+    /// how many items were lost (counted as failed by the worker).
+    pub fn delivered(&self, exporter: &str, signal: Signal) -> Delivered {
+        let mut rejected = 0;
+        for u in &self.unusable {
+            tracing::warn!(
+                exporter,
+                %signal,
+                items = u.items,
+                error = %u.error,
+                "dropped one request of a batch that cannot be used; the rest was exported"
+            );
+            rejected += u.items as u64;
+        }
+        Delivered { rejected }
+    }
+}
+
 /// Items of one signal as one or more encoded export requests.
 #[derive(Debug, Clone)]
 pub struct Batch {
     signal: Signal,
     chunks: Vec<Bytes>,
+    /// Items in each chunk.
+    chunk_items: Vec<usize>,
     items: usize,
     bytes: usize,
     context: Arc<RequestContext>,
@@ -47,9 +98,30 @@ impl Batch {
             items,
             bytes: request.len(),
             chunks: vec![request],
+            chunk_items: vec![items],
             context,
             tickets: Vec::new(),
         })
+    }
+
+    /// A batch of `request` taken as it is, without validation: for tests
+    /// of what exporters do with a request a receiver would have refused.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn from_wire_unchecked(
+        signal: Signal,
+        request: Bytes,
+        items: usize,
+        context: Arc<RequestContext>,
+    ) -> Batch {
+        Batch {
+            signal,
+            items,
+            bytes: request.len(),
+            chunks: vec![request],
+            chunk_items: vec![items],
+            context,
+            tickets: Vec::new(),
+        }
     }
 
     /// An empty batch of `signal`.
@@ -57,6 +129,7 @@ impl Batch {
         Batch {
             signal,
             chunks: Vec::new(),
+            chunk_items: Vec::new(),
             items: 0,
             bytes: 0,
             context,
@@ -113,7 +186,51 @@ impl Batch {
         self.items += other.items;
         self.bytes += other.bytes;
         self.chunks.extend(other.chunks);
+        self.chunk_items.extend(other.chunk_items);
         self.tickets.extend(other.tickets);
+    }
+
+    /// Runs `use_request` (decode, translate, write) over the whole batch as
+    /// one request; if that fails, over each request the batch was made of,
+    /// so that one member an exporter cannot use costs only its own items,
+    /// never those batched with it. Receivers validate every request, so the
+    /// fallback is defence in depth.
+    pub fn each_usable<T, E: std::fmt::Display>(
+        &self,
+        mut use_request: impl FnMut(&[u8]) -> Result<T, E>,
+    ) -> Usable<T> {
+        let whole_error = match use_request(&self.to_wire()) {
+            Ok(part) => {
+                return Usable {
+                    parts: vec![part],
+                    unusable: Vec::new(),
+                };
+            }
+            Err(e) => e.to_string(),
+        };
+        if self.chunks.len() < 2 {
+            return Usable {
+                parts: Vec::new(),
+                unusable: vec![Unusable {
+                    items: self.items,
+                    error: whole_error,
+                }],
+            };
+        }
+        let mut usable = Usable {
+            parts: Vec::new(),
+            unusable: Vec::new(),
+        };
+        for (chunk, &items) in self.chunks.iter().zip(&self.chunk_items) {
+            match use_request(chunk) {
+                Ok(part) => usable.parts.push(part),
+                Err(e) => usable.unusable.push(Unusable {
+                    items,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        usable
     }
 
     /// Splits into batches of at most `max` items, keeping order. Item
@@ -133,10 +250,105 @@ impl Batch {
                     items: p.items,
                     bytes: bytes.len(),
                     chunks: vec![bytes],
+                    chunk_items: vec![p.items],
                     context: self.context.clone(),
                     tickets: self.tickets.clone(),
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logs(n: usize) -> Bytes {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        use prost::Message;
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Bytes::from(req.encode_to_vec())
+    }
+
+    fn batch(parts: &[Bytes]) -> Batch {
+        let ctx = Arc::new(RequestContext::default());
+        let mut batch = Batch::empty(Signal::Logs, ctx.clone());
+        for p in parts {
+            let items = wire::count_items(Signal::Logs, p).unwrap_or(0);
+            batch.append(Batch::from_wire_unchecked(
+                Signal::Logs,
+                p.clone(),
+                items,
+                ctx.clone(),
+            ));
+        }
+        batch
+    }
+
+    #[test]
+    fn a_usable_batch_is_used_whole() {
+        let b = batch(&[logs(2), logs(3)]);
+        let mut calls = 0;
+        let usable = b.each_usable(|w| {
+            calls += 1;
+            wire::count_items(Signal::Logs, w)
+        });
+        assert_eq!((calls, usable.parts, usable.unusable), (1, vec![5], vec![]));
+    }
+
+    #[test]
+    fn one_bad_member_costs_only_its_own_items() {
+        // Four log records, the last with a body that is not UTF-8: what a
+        // receiver refuses, here slipped into a batch between two good ones.
+        let mut bad = logs(3).to_vec();
+        bad.extend_from_slice(&[
+            0x0a, 0x0b, 0x12, 0x09, 0x12, 0x07, 0x2a, 0x05, 0x0a, 0x03, b'a', 0xff, b'b',
+        ]);
+        let ctx = Arc::new(RequestContext::default());
+        let mut b = batch(&[logs(2)]);
+        b.append(Batch::from_wire_unchecked(
+            Signal::Logs,
+            Bytes::from(bad),
+            4,
+            ctx,
+        ));
+        b.append(batch(&[logs(3)]));
+        let mut usable = b.each_usable(|w| {
+            use prost::Message;
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(w)
+                .map(|r| {
+                    r.resource_logs
+                        .iter()
+                        .map(|r| r.scope_logs[0].log_records.len())
+                        .sum::<usize>()
+                })
+        });
+        assert_eq!(usable.parts_or_error().unwrap(), vec![2, 3]);
+        assert_eq!(usable.unusable.len(), 1);
+        assert!(
+            usable.unusable[0].error.contains("UTF-8"),
+            "{:?}",
+            usable.unusable
+        );
+        assert_eq!(usable.delivered("file", Signal::Logs).rejected, 4);
+    }
+
+    #[test]
+    fn nothing_usable_is_an_error_for_the_whole_batch() {
+        let b = batch(&[Bytes::from_static(&[0xff])]);
+        let mut usable = b.each_usable(|w| wire::count_items(Signal::Logs, w));
+        assert!(matches!(
+            usable.parts_or_error(),
+            Err(ExportError::Encode(_))
+        ));
     }
 }

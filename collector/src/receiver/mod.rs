@@ -96,8 +96,8 @@ impl OtlpSink {
             return Err(ReceiveError::NoPipeline(signal));
         }
         let batch = Batch::from_wire(signal, request, context).map_err(|e| {
-            self.metrics.request_refused("malformed");
-            tracing::debug!(receiver = %self.id, %signal, error = %e, "refused malformed request");
+            self.metrics.request_refused(e.reason().as_str());
+            tracing::debug!(receiver = %self.id, %signal, error = %e, "refused invalid request");
             ReceiveError::Malformed(e.to_string())
         })?;
         let items = batch.items();

@@ -72,11 +72,24 @@ impl DropReport {
     }
 }
 
-/// Decodes a metrics batch and translates it.
-pub fn observations(batch: &Batch, settings: &Settings) -> Result<Vec<Observation>, ExportError> {
-    let req = ExportMetricsServiceRequest::decode(batch.to_wire())
-        .map_err(|e| ExportError::Encode(format!("cannot decode metrics: {e}")))?;
-    Ok(translate::translate(&req, settings))
+/// Decodes a metrics batch and translates it; a request of the batch that
+/// does not decode is left out (see [`Batch::each_usable`]) and its data
+/// points counted in the returned [`Delivered`].
+pub fn observations(
+    id: &str,
+    batch: &Batch,
+    settings: &Settings,
+) -> Result<(Vec<Observation>, Delivered), ExportError> {
+    let mut usable = batch.each_usable(|wire| {
+        ExportMetricsServiceRequest::decode(wire)
+            .map(|req| translate::translate(&req, settings))
+            .map_err(|e| format!("cannot decode metrics: {e}"))
+    });
+    let parts = usable.parts_or_error()?;
+    Ok((
+        parts.into_iter().flatten().collect(),
+        usable.delivered(id, batch.signal()),
+    ))
 }
 
 /// Answers scrapes of one `prometheus` exporter.
@@ -179,8 +192,9 @@ impl PrometheusExporter {
 impl Exporter for PrometheusExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         Box::pin(async move {
-            let mut rejected = 0;
-            for obs in observations(&batch, &self.settings)? {
+            let (observations, delivered) = observations(&self.drops.id, &batch, &self.settings)?;
+            let mut rejected = delivered.rejected;
+            for obs in observations {
                 if let Err(why) = self.store.apply(&obs) {
                     self.drops.dropped(&obs.name, why);
                     rejected += u64::from(!obs.target_info);

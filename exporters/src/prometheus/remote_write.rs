@@ -603,8 +603,9 @@ impl Exporter for RemoteWriteExporter {
         let inner = self.inner.clone();
         Box::pin(async move {
             let mut pending = Pending::new(&inner.external);
-            let mut rejected = 0;
-            for obs in observations(&batch, &inner.settings)? {
+            let (observations, delivered) = observations(&inner.id, &batch, &inner.settings)?;
+            let mut rejected = delivered.rejected;
+            for obs in observations {
                 let counts = u64::from(!obs.target_info);
                 match inner.store.apply(&obs) {
                     Ok(value) => {

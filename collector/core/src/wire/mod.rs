@@ -1,30 +1,107 @@
 //! Protobuf wire-format walking for OTLP export requests, without decoding
-//! into owned structs. Counts items (spans, metric data points, log records),
-//! checks that the envelope down to each item is well-formed, and splits a
-//! request into smaller requests by copying item bytes as they are.
+//! into owned structs: [`validate`] checks a request against the OTLP schema
+//! ([`schema`]) and counts its items (spans, metric data points, log
+//! records); [`split`] cuts a request into smaller requests by copying item
+//! bytes as they are; [`concat`] joins requests of one signal.
 //!
 //! The OTLP envelopes nest the same way for every signal; [`Layout`] says
 //! which field numbers lead from the request down to the items.
 
+pub mod schema;
+pub mod validate;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::Signal;
+pub use validate::MAX_DEPTH;
 
-/// A problem in the protobuf bytes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed protobuf: {0}")]
-pub struct WireError(pub String);
-
-fn bad(msg: impl Into<String>) -> WireError {
-    WireError(msg.into())
+/// Why a request is not a valid export request, for the refusal counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Not protobuf: truncated, a bad varint, tag or length.
+    Malformed,
+    /// A known field with the wrong wire type.
+    WireType,
+    /// A `string` field that is not UTF-8.
+    Utf8,
+    /// A trace or span id of the wrong length.
+    IdLength,
+    /// Messages nested deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
-/// Reads a varint at `buf[*pos..]`, advancing `pos`.
+impl Reason {
+    /// The `reason` label of `tern_receiver_requests_refused_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::WireType => "wrong_wire_type",
+            Reason::Utf8 => "invalid_utf8",
+            Reason::IdLength => "invalid_id_length",
+            Reason::TooDeep => "too_deep",
+        }
+    }
+}
+
+/// A problem in the protobuf bytes: why, where (a field path, empty at the
+/// top level) and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct WireError {
+    reason: Reason,
+    path: String,
+    detail: String,
+}
+
+impl WireError {
+    /// An error of `reason` at field `path`.
+    pub fn new(reason: Reason, path: String, detail: String) -> WireError {
+        WireError {
+            reason,
+            path,
+            detail,
+        }
+    }
+
+    /// Why.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The field path, e.g. `resource_spans[0].scope_spans[0].spans[3].name`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong there.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    fn describe(&self) -> String {
+        if self.path.is_empty() {
+            format!("malformed protobuf: {}", self.detail)
+        } else {
+            format!("invalid protobuf at {}: {}", self.path, self.detail)
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> WireError {
+    WireError::new(Reason::Malformed, String::new(), msg.into())
+}
+
+/// Reads a varint at `buf[*pos..]`, advancing `pos`. Like protobuf
+/// decoders, refuses one longer than 10 bytes or beyond 64 bits.
+#[inline]
 pub fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
         let byte = *buf.get(*pos).ok_or_else(|| bad("truncated varint"))?;
         *pos += 1;
+        if shift == 63 && byte > 1 {
+            return Err(bad("varint larger than 64 bits"));
+        }
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Ok(value);
@@ -52,84 +129,13 @@ pub fn varint_len(value: u64) -> usize {
 pub struct Field<'a> {
     /// Field number.
     pub number: u32,
-    /// Wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
+    /// Wire type (0 varint, 1 fixed64, 2 length-delimited, 3 group, 5 fixed32).
     pub wire_type: u8,
-    /// For length-delimited fields, the payload; otherwise the value bytes.
+    /// For length-delimited fields, the payload; for groups, the fields and
+    /// the end tag; otherwise the value bytes.
     pub payload: &'a [u8],
     /// The whole field, tag included, as it appears on the wire.
     pub raw: &'a [u8],
-}
-
-/// True when `msg` is a sequence of well-formed fields (tags, varints,
-/// fixed-width values and lengths that fit). The fast path of
-/// [`count_items`]: no allocation, no per-field structs.
-#[inline]
-pub fn well_framed(msg: &[u8]) -> bool {
-    let mut pos = 0;
-    let len = msg.len();
-    while pos < len {
-        // Tag (usually one byte).
-        let b = msg[pos];
-        let tag = if b < 0x80 {
-            pos += 1;
-            u64::from(b)
-        } else {
-            match read_varint(msg, &mut pos) {
-                Ok(t) => t,
-                Err(_) => return false,
-            }
-        };
-        if tag >> 3 == 0 {
-            return false;
-        }
-        match tag & 7 {
-            0 => {
-                // Varint: skip to the byte without the continuation bit.
-                let mut n = 0;
-                loop {
-                    match msg.get(pos) {
-                        Some(b) => {
-                            pos += 1;
-                            n += 1;
-                            if b & 0x80 == 0 {
-                                break;
-                            }
-                            if n == 10 {
-                                return false;
-                            }
-                        }
-                        None => return false,
-                    }
-                }
-            }
-            1 => pos += 8,
-            5 => pos += 4,
-            2 => {
-                let b = match msg.get(pos) {
-                    Some(b) => *b,
-                    None => return false,
-                };
-                let l = if b < 0x80 {
-                    pos += 1;
-                    u64::from(b)
-                } else {
-                    match read_varint(msg, &mut pos) {
-                        Ok(l) => l,
-                        Err(_) => return false,
-                    }
-                };
-                match usize::try_from(l) {
-                    Ok(l) if l <= len - pos.min(len) => pos += l,
-                    _ => return false,
-                }
-            }
-            _ => return false,
-        }
-        if pos > len {
-            return false;
-        }
-    }
-    true
 }
 
 /// Iterates the fields of one message.
@@ -157,54 +163,41 @@ impl<'a> Iterator for Fields<'a> {
 impl<'a> Fields<'a> {
     fn step(&mut self) -> Result<Field<'a>, WireError> {
         let start = self.pos;
-        let tag = read_varint(self.buf, &mut self.pos)?;
-        let number = u32::try_from(tag >> 3).map_err(|_| bad("field number too large"))?;
-        if number == 0 {
-            return Err(bad("field number 0"));
-        }
-        let wire_type = (tag & 7) as u8;
-        let value_start;
-        match wire_type {
-            0 => {
-                value_start = self.pos;
-                read_varint(self.buf, &mut self.pos)?;
-            }
-            1 | 5 => {
-                value_start = self.pos;
-                let n = if wire_type == 1 { 8 } else { 4 };
-                if self.buf.len() - self.pos < n {
-                    self.pos = self.buf.len();
-                    return Err(bad("truncated fixed-width field"));
-                }
-                self.pos += n;
-            }
-            2 => {
-                let len = read_varint(self.buf, &mut self.pos)?;
-                value_start = self.pos;
-                let len = usize::try_from(len).map_err(|_| bad("length too large"))?;
-                if self.buf.len() - self.pos < len {
-                    self.pos = self.buf.len();
-                    return Err(bad(format!(
-                        "field {number} declares {len} bytes but only {} remain",
-                        self.buf.len() - value_start
-                    )));
-                }
-                self.pos += len;
-            }
-            other => {
+        let walked = read_tag(self.buf, &mut self.pos)
+            .and_then(|tag| Ok((tag, skip_value(self.buf, &mut self.pos, tag, 0)?)));
+        match walked {
+            Ok((tag, value_start)) => Ok(Field {
+                number: (tag >> 3) as u32,
+                wire_type: (tag & 7) as u8,
+                payload: &self.buf[value_start..self.pos],
+                raw: &self.buf[start..self.pos],
+            }),
+            Err(e) => {
                 self.pos = self.buf.len();
-                return Err(bad(format!(
-                    "unsupported wire type {other} in field {number}"
-                )));
+                Err(e)
             }
         }
-        Ok(Field {
-            number,
-            wire_type,
-            payload: &self.buf[value_start..self.pos],
-            raw: &self.buf[start..self.pos],
-        })
     }
+}
+
+/// Reads a field tag: a varint that fits 32 bits, with a field number
+/// above 0 (one-byte tags, the common case, take the short path).
+#[inline]
+pub fn read_tag(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
+    let tag = match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            u64::from(b)
+        }
+        _ => read_varint(buf, pos)?,
+    };
+    if tag > u64::from(u32::MAX) {
+        return Err(bad("field tag larger than 32 bits"));
+    }
+    if tag >> 3 == 0 {
+        return Err(bad("field number 0"));
+    }
+    Ok(tag)
 }
 
 /// The path of field numbers from an export request down to its items.
@@ -237,36 +230,61 @@ pub fn layout(signal: Signal) -> Layout {
     }
 }
 
-/// Counts the items in an export request and checks its envelope, down to
-/// the fields of each item, is well-formed.
+/// Counts the items in an export request after checking all of it against
+/// the OTLP schema (see [`validate`]).
 pub fn count_items(signal: Signal, request: &[u8]) -> Result<usize, WireError> {
-    count_level(request, layout(signal).levels)
+    validate::validate(signal, request)
 }
 
-fn count_level(msg: &[u8], levels: &[&[u32]]) -> Result<usize, WireError> {
-    let Some((here, below)) = levels.split_first() else {
-        // An item: check its own fields are well framed.
-        return if well_framed(msg) {
-            Ok(1)
-        } else {
-            // Walk again to say what is wrong.
-            fields(msg).find_map(Result::err).map_or(Ok(1), Err)
-        };
-    };
-    let mut total = 0;
-    for field in fields(msg) {
-        let field = field?;
-        if here.contains(&field.number) {
-            if field.wire_type != 2 {
-                return Err(bad(format!(
-                    "field {} has wire type {} where a message was expected",
-                    field.number, field.wire_type
-                )));
-            }
-            total += count_level(field.payload, below)?;
+/// Skips the value of the field whose tag `key` was just read at `*pos`,
+/// whatever its wire type, and returns where its payload starts (after the
+/// length of a length-delimited field). A group runs to its matching end
+/// tag, nested at most [`MAX_DEPTH`] deep counting from `depth`.
+pub fn skip_value(buf: &[u8], pos: &mut usize, key: u64, depth: usize) -> Result<usize, WireError> {
+    let width = match key & 7 {
+        0 => {
+            let start = *pos;
+            read_varint(buf, pos)?;
+            return Ok(start);
         }
+        1 => 8,
+        5 => 4,
+        2 => {
+            let len = read_varint(buf, pos)?;
+            usize::try_from(len).map_err(|_| bad("length too large"))?
+        }
+        3 => {
+            if depth >= MAX_DEPTH {
+                return Err(WireError::new(
+                    Reason::TooDeep,
+                    String::new(),
+                    format!("groups nested more than {MAX_DEPTH} deep"),
+                ));
+            }
+            let start = *pos;
+            loop {
+                let inner = read_tag(buf, pos)?;
+                if inner & 7 == 4 {
+                    if inner >> 3 != key >> 3 {
+                        return Err(bad("group closed by the end tag of another field"));
+                    }
+                    return Ok(start);
+                }
+                skip_value(buf, pos, inner, depth + 1)?;
+            }
+        }
+        4 => return Err(bad("group end tag without a start")),
+        other => return Err(bad(format!("invalid wire type {other}"))),
+    };
+    if buf.len() - *pos < width {
+        return Err(bad(format!(
+            "field declares {width} bytes but only {} remain",
+            buf.len() - *pos
+        )));
     }
-    Ok(total)
+    let start = *pos;
+    *pos += width;
+    Ok(start)
 }
 
 /// A piece of a split request: its bytes and how many items it holds.
@@ -494,43 +512,6 @@ mod tests {
         assert!(count_items(Signal::Logs, &[0x0f]).is_err());
         // field 1 as a varint where a message is expected
         assert!(count_items(Signal::Logs, &[0x08, 0x01]).is_err());
-    }
-
-    #[test]
-    fn well_framed_agrees_with_the_field_walk() {
-        let cases: &[&[u8]] = &[
-            &[],
-            &[0x08, 0x96, 0x01],             // field 1 varint 150
-            &[0x12, 0x02, b'h', b'i'],       // field 2 bytes "hi"
-            &[0x19, 1, 2, 3, 4, 5, 6, 7, 8], // field 3 fixed64
-            &[0x25, 1, 2, 3, 4],             // field 4 fixed32
-            &[0x12, 0x05, b'h'],             // length past the end
-            &[0x19, 1, 2],                   // truncated fixed64
-            &[0x08, 0x80],                   // truncated varint
-            &[0x0f],                         // wire type 7
-            &[0x00, 0x01],                   // field number 0
-            &[
-                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
-            ], // 11-byte varint
-            &[0xa0, 0x06, 0x01],             // two-byte tag, field 100
-        ];
-        for case in cases {
-            let walk = fields(case).all(|f| f.is_ok());
-            assert_eq!(well_framed(case), walk, "{case:?}");
-        }
-        // And on many random byte strings (a fixed LCG, so reproducible).
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for _ in 0..50_000 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let len = (x >> 58) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|i| {
-                    (x.rotate_left(i as u32 * 7) >> 13) as u8 & if i % 3 == 0 { 0x7f } else { 0xff }
-                })
-                .collect();
-            let walk = fields(&bytes).all(|f| f.is_ok());
-            assert_eq!(well_framed(&bytes), walk, "{bytes:?}");
-        }
     }
 
     #[test]
