@@ -76,7 +76,9 @@ impl<T> Usable<T> {
 pub struct Batch {
     signal: Signal,
     chunks: Vec<Bytes>,
-    /// Items in each chunk.
+    /// Items in each chunk once there are several; empty while the batch
+    /// is at most one request (that chunk holds `items`), so that receiving
+    /// a request allocates nothing for it.
     chunk_items: Vec<usize>,
     items: usize,
     bytes: usize,
@@ -98,7 +100,7 @@ impl Batch {
             items,
             bytes: request.len(),
             chunks: vec![request],
-            chunk_items: vec![items],
+            chunk_items: Vec::new(),
             context,
             tickets: Vec::new(),
         })
@@ -118,7 +120,7 @@ impl Batch {
             items,
             bytes: request.len(),
             chunks: vec![request],
-            chunk_items: vec![items],
+            chunk_items: Vec::new(),
             context,
             tickets: Vec::new(),
         }
@@ -183,10 +185,21 @@ impl Batch {
         if self.chunks.is_empty() {
             self.context = other.context;
         }
+        if !self.chunks.is_empty() && !other.chunks.is_empty() {
+            if self.chunk_items.is_empty() {
+                self.chunk_items.push(self.items);
+            }
+            if other.chunk_items.is_empty() {
+                self.chunk_items.push(other.items);
+            } else {
+                self.chunk_items.extend(other.chunk_items);
+            }
+        } else if self.chunks.is_empty() {
+            self.chunk_items = other.chunk_items;
+        }
         self.items += other.items;
         self.bytes += other.bytes;
         self.chunks.extend(other.chunks);
-        self.chunk_items.extend(other.chunk_items);
         self.tickets.extend(other.tickets);
     }
 
@@ -250,7 +263,7 @@ impl Batch {
                     items: p.items,
                     bytes: bytes.len(),
                     chunks: vec![bytes],
-                    chunk_items: vec![p.items],
+                    chunk_items: Vec::new(),
                     context: self.context.clone(),
                     tickets: self.tickets.clone(),
                 }

@@ -79,10 +79,14 @@ impl WireError {
     }
 
     fn describe(&self) -> String {
+        let what = match self.reason {
+            Reason::Malformed => "malformed protobuf",
+            _ => "invalid protobuf",
+        };
         if self.path.is_empty() {
-            format!("malformed protobuf: {}", self.detail)
+            format!("{what}: {}", self.detail)
         } else {
-            format!("invalid protobuf at {}: {}", self.path, self.detail)
+            format!("{what} at {}: {}", self.path, self.detail)
         }
     }
 }
