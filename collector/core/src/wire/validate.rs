@@ -10,8 +10,13 @@
 //! allocates nothing unless the request is refused; then the error names the
 //! field path (`resource_spans[0].scope_spans[1].spans[7].name`) and a
 //! [`Reason`] for the refusal counter.
+//!
+//! Speed: this runs on every byte received, so it is one loop over the
+//! request with the open messages on a fixed stack (no call per message),
+//! one-byte tags read inline, and strings checked a word at a time while
+//! they are ASCII.
 
-use super::schema::{self, FieldSpec, Kind, Message};
+use super::schema::{self, Fast, FieldSpec, Kind, Message};
 use super::{Reason, WireError, read_tag, read_varint, skip_value};
 use crate::Signal;
 
@@ -33,33 +38,165 @@ fn root(signal: Signal) -> &'static Message {
 
 /// Checks `request` against the OTLP schema of `signal` and counts its items.
 pub fn validate(signal: Signal, request: &[u8]) -> Result<usize, WireError> {
-    let mut items = 0;
-    match walk(request, root(signal), 0, &mut items) {
-        Ok(()) => Ok(items),
-        Err(fault) => Err(fault.into_error()),
-    }
+    Walk::new(request, root(signal)).run()
 }
 
-/// A refusal on its way up: the path is collected innermost first, and
-/// only once something is wrong.
-struct Fault {
-    reason: Reason,
-    detail: String,
-    path: Vec<(&'static str, Option<usize>)>,
+/// A message being walked: its schema, where it starts and ends in the
+/// request, and where the field holding it starts in its parent.
+#[derive(Clone, Copy)]
+struct Open {
+    schema: &'static Message,
+    start: usize,
+    end: usize,
+    field_start: usize,
 }
 
-impl Fault {
-    fn new(reason: Reason, detail: impl Into<String>) -> Fault {
-        Fault {
-            reason,
-            detail: detail.into(),
-            path: Vec::new(),
+const CLOSED: Open = Open {
+    schema: &schema::TRACES_REQUEST,
+    start: 0,
+    end: 0,
+    field_start: 0,
+};
+
+struct Walk<'a> {
+    buf: &'a [u8],
+    /// The messages enclosing the current one, outermost first.
+    parents: [Open; MAX_DEPTH],
+    depth: usize,
+    /// The message being walked.
+    here: Open,
+    items: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(buf: &'a [u8], root: &'static Message) -> Walk<'a> {
+        Walk {
+            buf,
+            parents: [CLOSED; MAX_DEPTH],
+            depth: 0,
+            here: Open {
+                schema: root,
+                start: 0,
+                end: buf.len(),
+                field_start: 0,
+            },
+            items: 0,
         }
     }
 
-    fn into_error(self) -> WireError {
+    /// The walk: one loop, the position and the current message's bounds in
+    /// locals, nested messages pushed on `parents` and popped at their end.
+    fn run(mut self) -> Result<usize, WireError> {
+        let buf = self.buf;
+        let mut pos = 0;
+        let mut msg = buf;
+        loop {
+            if pos >= msg.len() {
+                if self.depth == 0 {
+                    return Ok(self.items);
+                }
+                self.depth -= 1;
+                self.here = self.parents[self.depth];
+                msg = &buf[..self.here.end];
+                continue;
+            }
+            let field_start = pos;
+            let key = match msg[pos] {
+                b @ 0x08..=0x7f => {
+                    pos += 1;
+                    u64::from(b)
+                }
+                _ => match read_tag(msg, &mut pos) {
+                    Ok(key) => key,
+                    Err(e) => return Err(self.located(e.into(), field_start)),
+                },
+            };
+            let opened = match (self.here.schema.field((key >> 3) as u32).kind, key & 7) {
+                (kind @ (Kind::Msg(_) | Kind::Item(_) | Kind::KeyValue | Kind::AnyValue), 2) => {
+                    let inner = match kind {
+                        Kind::Msg(inner) => inner,
+                        Kind::Item(inner) => {
+                            self.items += 1;
+                            inner
+                        }
+                        Kind::KeyValue => &schema::KEY_VALUE,
+                        _ => &schema::ANY_VALUE,
+                    };
+                    match payload(msg, &mut pos) {
+                        // Most messages (attributes, spans, log records) are
+                        // of the everyday shape: checked in place.
+                        Ok(bytes)
+                            if self.depth + FLAT_REACH <= MAX_DEPTH
+                                && flat(bytes, inner, FLAT_DEPTH) =>
+                        {
+                            Ok(false)
+                        }
+                        Ok(bytes) => self.open(inner, bytes.len(), pos, field_start),
+                        Err(e) => Err(e),
+                    }
+                }
+                (kind, _) => check(kind, key, msg, &mut pos, self.depth).map(|()| false),
+            };
+            match opened {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Walk the message just opened from its first byte.
+                    msg = &buf[..self.here.end];
+                    pos = self.here.start;
+                }
+                Err(fault) => return Err(self.located(fault, field_start)),
+            }
+        }
+    }
+
+    /// Makes the message of `len` bytes ending at `end` the current one.
+    #[inline(always)]
+    fn open(
+        &mut self,
+        schema: &'static Message,
+        len: usize,
+        end: usize,
+        field_start: usize,
+    ) -> Result<bool, Fault> {
+        if self.depth + 1 > MAX_DEPTH {
+            return Err(Fault::new(
+                Reason::TooDeep,
+                format!("messages nested more than {MAX_DEPTH} deep"),
+            ));
+        }
+        self.parents[self.depth] = self.here;
+        self.depth += 1;
+        self.here = Open {
+            schema,
+            start: end - len,
+            end,
+            field_start,
+        };
+        Ok(true)
+    }
+    /// The error for `fault` in the field at `field_start` of the current
+    /// message: its path from the request down (only on refusal).
+    #[cold]
+    fn located(&self, fault: Fault, field_start: usize) -> WireError {
+        let mut steps = Vec::with_capacity(self.depth + 1);
+        let mut child_start = field_start;
+        let mut open = self.here;
+        let mut level = self.depth;
+        loop {
+            steps.push(step(
+                &self.buf[open.start..open.end],
+                child_start - open.start,
+                open.schema,
+            ));
+            if level == 0 {
+                break;
+            }
+            child_start = open.field_start;
+            level -= 1;
+            open = self.parents[level];
+        }
         let mut path = String::new();
-        for (name, index) in self.path.iter().rev() {
+        for (name, index) in steps.iter().rev() {
             if !path.is_empty() {
                 path.push('.');
             }
@@ -68,66 +205,46 @@ impl Fault {
                 path.push_str(&format!("[{i}]"));
             }
         }
-        WireError::new(self.reason, path, self.detail)
+        WireError::new(fault.reason, path, fault.detail)
     }
 }
 
-fn malformed(detail: impl Into<String>) -> Fault {
-    Fault::new(Reason::Malformed, detail)
+/// Why a field was refused, before its path is known.
+struct Fault {
+    reason: Reason,
+    detail: String,
+}
+
+impl Fault {
+    #[cold]
+    fn new(reason: Reason, detail: String) -> Fault {
+        Fault { reason, detail }
+    }
+
+    #[cold]
+    fn malformed(detail: String) -> Fault {
+        Fault::new(Reason::Malformed, detail)
+    }
 }
 
 impl From<WireError> for Fault {
+    #[cold]
     fn from(e: WireError) -> Fault {
         Fault::new(e.reason(), e.detail().to_string())
     }
 }
 
-fn walk(
-    msg: &[u8],
-    schema: &'static Message,
-    depth: usize,
-    items: &mut usize,
-) -> Result<(), Fault> {
-    let mut pos = 0;
-    while pos < msg.len() {
-        let start = pos;
-        let key = read_tag(msg, &mut pos)?;
-        let number = (key >> 3) as u32;
-        let spec = schema.field(number);
-        if let Err(mut fault) = field(msg, &mut pos, key, spec, depth, items) {
-            fault.path.push(step(msg, start, number, spec));
-            return Err(fault);
-        }
-    }
-    Ok(())
-}
-
-/// Checks one field whose tag was read; `pos` is just after the tag.
-#[inline]
-fn field(
-    msg: &[u8],
-    pos: &mut usize,
-    key: u64,
-    spec: FieldSpec,
-    depth: usize,
-    items: &mut usize,
-) -> Result<(), Fault> {
-    let wire_type = (key & 7) as u8;
-    match (spec.kind, wire_type) {
-        (Kind::Unknown, _) => {
-            skip_value(msg, pos, key, depth)?;
-            Ok(())
-        }
+/// Checks a field that is not a message; `pos` is just after its tag.
+#[inline(always)]
+fn check(kind: Kind, key: u64, msg: &[u8], pos: &mut usize, depth: usize) -> Result<(), Fault> {
+    match (kind, key & 7) {
+        (Kind::Str, 2) => utf8(payload(msg, pos)?),
         (Kind::Varint | Kind::PackedVarint, 0) => {
             read_varint(msg, pos)?;
             Ok(())
         }
         (Kind::Fixed64 | Kind::PackedFixed64, 1) => fixed(msg, pos, 8),
         (Kind::Fixed32, 5) => fixed(msg, pos, 4),
-        (Kind::Str, 2) => match std::str::from_utf8(payload(msg, pos)?) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Fault::new(Reason::Utf8, "string is not valid UTF-8")),
-        },
         (Kind::Bytes, 2) => payload(msg, pos).map(drop),
         (Kind::Id(want), 2) => {
             let id = payload(msg, pos)?;
@@ -140,17 +257,16 @@ fn field(
                 ))
             }
         }
-        (Kind::Msg(inner), 2) => nested(payload(msg, pos)?, inner, depth, items),
-        (Kind::Item(inner), 2) => {
-            *items += 1;
-            nested(payload(msg, pos)?, inner, depth, items)
+        (Kind::Unknown, _) => {
+            skip_value(msg, pos, key, depth)?;
+            Ok(())
         }
         (Kind::PackedFixed64, 2) => {
             let packed = payload(msg, pos)?;
             if packed.len() % 8 == 0 {
                 Ok(())
             } else {
-                Err(malformed(format!(
+                Err(Fault::malformed(format!(
                     "packed 8-byte values take {} bytes, not a multiple of 8",
                     packed.len()
                 )))
@@ -164,35 +280,169 @@ fn field(
             }
             Ok(())
         }
-        (_, 6 | 7) => Err(malformed(format!("invalid wire type {wire_type}"))),
-        (kind, _) => Err(Fault::new(
-            Reason::WireType,
-            format!(
-                "wire type {wire_type} ({}) where the schema has {}",
-                wire_type_name(wire_type),
-                expected(kind)
-            ),
-        )),
+        (kind, _) => Err(wrong_wire_type(kind, (key & 7) as u8)),
     }
 }
 
-fn nested(
-    inner: &[u8],
-    schema: &'static Message,
-    depth: usize,
-    items: &mut usize,
-) -> Result<(), Fault> {
-    if depth + 1 > MAX_DEPTH {
-        return Err(Fault::new(
-            Reason::TooDeep,
-            format!("messages nested more than {MAX_DEPTH} deep"),
-        ));
+/// How many levels of messages below one [`flat`] may open itself.
+const FLAT_DEPTH: usize = 3;
+
+/// How far below the current message a [`flat`] check can reach: the
+/// message, [`FLAT_DEPTH`] levels, then a `KeyValue` and its `AnyValue`.
+const FLAT_REACH: usize = 1 + FLAT_DEPTH + 2;
+
+/// True when `msg`, a `schema` message, is valid and of the everyday shape,
+/// checked in place: ASCII strings, ids of the right length, attributes and
+/// values that are not arrays or kvlists, no unknown fields, no items, at
+/// most `levels` messages deep. Anything else (and anything wrong) is left
+/// to the full walk, which also names what is wrong. Its helpers answer
+/// with an `Option` or a `bool`: nothing to build, nothing to return through
+/// memory.
+fn flat(msg: &[u8], schema: &'static Message, levels: usize) -> bool {
+    if std::ptr::eq(schema, &schema::KEY_VALUE) {
+        return flat_key_value(msg);
     }
-    walk(inner, schema, depth + 1, items)
+    if std::ptr::eq(schema, &schema::ANY_VALUE) {
+        return flat_any_value(msg);
+    }
+    let mut pos = 0;
+    while pos < msg.len() {
+        let tag = msg[pos];
+        pos += 1;
+        let ok = match schema
+            .fast
+            .get(usize::from(tag))
+            .copied()
+            .unwrap_or(Fast::Slow)
+        {
+            Fast::Varint => lean_varint(msg, &mut pos).is_some(),
+            Fast::Fixed64 => lean_fixed(msg, &mut pos, 8),
+            Fast::Fixed32 => lean_fixed(msg, &mut pos, 4),
+            Fast::Str => matches!(lean_payload(msg, &mut pos), Some(s) if s.is_ascii()),
+            Fast::Bytes => lean_payload(msg, &mut pos).is_some(),
+            Fast::Id8 => {
+                matches!(lean_payload(msg, &mut pos), Some(id) if id.is_empty() || id.len() == 8)
+            }
+            Fast::Id16 => {
+                matches!(lean_payload(msg, &mut pos), Some(id) if id.is_empty() || id.len() == 16)
+            }
+            Fast::KeyValue => matches!(lean_payload(msg, &mut pos), Some(kv) if flat_key_value(kv)),
+            Fast::AnyValue => matches!(lean_payload(msg, &mut pos), Some(v) if flat_any_value(v)),
+            Fast::Nested => match (
+                lean_payload(msg, &mut pos),
+                schema.field(u32::from(tag >> 3)).kind,
+            ) {
+                (Some(bytes), Kind::Msg(inner)) => levels > 0 && flat(bytes, inner, levels - 1),
+                _ => false,
+            },
+            // Two-byte tags (a span's flags) and everything unusual.
+            Fast::Slow => {
+                pos -= 1;
+                match lean_varint(msg, &mut pos) {
+                    Some(key) if (8..=u64::from(u32::MAX)).contains(&key) => {
+                        match (schema.field((key >> 3) as u32).kind, key & 7) {
+                            (Kind::Fixed32, 5) => lean_fixed(msg, &mut pos, 4),
+                            (Kind::Fixed64 | Kind::PackedFixed64, 1) => {
+                                lean_fixed(msg, &mut pos, 8)
+                            }
+                            (Kind::Varint | Kind::PackedVarint, 0) => {
+                                lean_varint(msg, &mut pos).is_some()
+                            }
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// [`flat`] for a `KeyValue`: an ASCII key and a flat value.
+#[inline(always)]
+fn flat_key_value(kv: &[u8]) -> bool {
+    let mut pos = 1;
+    let Some((&0x0a, _)) = kv.split_first() else {
+        return false;
+    };
+    match lean_payload(kv, &mut pos) {
+        Some(key) if key.is_ascii() => {}
+        _ => return false,
+    }
+    match kv.get(pos) {
+        None => true,
+        Some(0x12) => {
+            pos += 1;
+            matches!(lean_payload(kv, &mut pos), Some(value) if pos == kv.len() && flat_any_value(value))
+        }
+        Some(_) => false,
+    }
+}
+
+/// [`flat`] for an `AnyValue`: an ASCII string, an integer, a bool or a
+/// double.
+#[inline(always)]
+fn flat_any_value(value: &[u8]) -> bool {
+    let mut pos = 1;
+    match value {
+        [] => true,
+        [0x0a, ..] => {
+            matches!(lean_payload(value, &mut pos), Some(s) if s.is_ascii() && pos == value.len())
+        }
+        [0x10 | 0x18, ..] => lean_varint(value, &mut pos).is_some() && pos == value.len(),
+        [0x21, v @ ..] => v.len() == 8,
+        _ => false,
+    }
+}
+
+/// A varint as protobuf decoders take it (at most 10 bytes, 64 bits).
+#[inline(always)]
+fn lean_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && byte > 1 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+#[inline(always)]
+fn lean_payload<'a>(msg: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = match msg.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            usize::from(b)
+        }
+        _ => usize::try_from(lean_varint(msg, pos)?).ok()?,
+    };
+    let start = *pos;
+    let end = start.checked_add(len).filter(|end| *end <= msg.len())?;
+    *pos = end;
+    Some(&msg[start..end])
+}
+
+#[inline(always)]
+fn lean_fixed(msg: &[u8], pos: &mut usize, width: usize) -> bool {
+    if msg.len() - *pos < width {
+        return false;
+    }
+    *pos += width;
+    true
 }
 
 /// The payload of a length-delimited field.
-#[inline]
+#[inline(always)]
 fn payload<'a>(msg: &'a [u8], pos: &mut usize) -> Result<&'a [u8], Fault> {
     let len = match msg.get(*pos) {
         Some(&b) if b < 0x80 => {
@@ -207,59 +457,76 @@ fn payload<'a>(msg: &'a [u8], pos: &mut usize) -> Result<&'a [u8], Fault> {
             *pos = start + len;
             Ok(&msg[start..start + len])
         }
-        _ => Err(malformed(format!(
+        _ => Err(Fault::malformed(format!(
             "field declares {len} bytes but only {} remain",
             msg.len() - start
         ))),
     }
 }
 
-#[inline]
+/// A `string` field's bytes: ASCII (checked a word at a time) or UTF-8.
+#[inline(always)]
+fn utf8(s: &[u8]) -> Result<(), Fault> {
+    if s.is_ascii() || std::str::from_utf8(s).is_ok() {
+        Ok(())
+    } else {
+        Err(Fault::new(Reason::Utf8, "string is not valid UTF-8".into()))
+    }
+}
+
+#[inline(always)]
 fn fixed(msg: &[u8], pos: &mut usize, width: usize) -> Result<(), Fault> {
     if msg.len() - *pos < width {
-        return Err(malformed("truncated fixed-width field"));
+        return Err(Fault::malformed("truncated fixed-width field".into()));
     }
     *pos += width;
     Ok(())
 }
 
-/// Names the field starting at `start` for an error path, with its index
-/// when it is repeated (counted again here: this runs only on refusal).
-fn step(msg: &[u8], start: usize, number: u32, spec: FieldSpec) -> (&'static str, Option<usize>) {
-    if spec.name.is_empty() {
-        return ("(unknown field)", None);
+#[cold]
+fn wrong_wire_type(kind: Kind, wire_type: u8) -> Fault {
+    if wire_type > 5 {
+        return Fault::malformed(format!("invalid wire type {wire_type}"));
     }
-    if !spec.repeated {
-        return (spec.name, None);
-    }
-    let before = super::fields(&msg[..start])
-        .filter(|f| matches!(f, Ok(f) if f.number == number))
-        .count();
-    (spec.name, Some(before))
-}
-
-fn wire_type_name(wire_type: u8) -> &'static str {
-    match wire_type {
+    let name = match wire_type {
         0 => "varint",
         1 => "64-bit",
         2 => "length-delimited",
         3 => "group start",
         4 => "group end",
-        5 => "32-bit",
-        _ => "invalid",
-    }
-}
-
-fn expected(kind: Kind) -> &'static str {
-    match kind {
+        _ => "32-bit",
+    };
+    let expected = match kind {
         Kind::Unknown => "nothing",
         Kind::Varint => "a varint",
         Kind::Fixed64 => "a 64-bit value",
         Kind::Fixed32 => "a 32-bit value",
         Kind::Str => "a string",
         Kind::Bytes | Kind::Id(_) => "bytes",
-        Kind::Msg(_) | Kind::Item(_) => "a message",
+        Kind::Msg(_) | Kind::Item(_) | Kind::KeyValue | Kind::AnyValue => "a message",
         Kind::PackedFixed64 => "repeated 64-bit values",
         Kind::PackedVarint => "repeated varints",
+    };
+    Fault::new(
+        Reason::WireType,
+        format!("wire type {wire_type} ({name}) where the schema has {expected}"),
+    )
+}
+
+/// Names the field at `at` of a `schema` message `msg`, with its index when
+/// it is repeated.
+fn step(msg: &[u8], at: usize, schema: &Message) -> (&'static str, Option<usize>) {
+    let mut pos = at;
+    let number = read_tag(msg, &mut pos).map_or(0, |key| (key >> 3) as u32);
+    let spec: &FieldSpec = schema.field(number);
+    if spec.name.is_empty() {
+        ("(unknown field)", None)
+    } else if spec.repeated {
+        let before = super::fields(&msg[..at])
+            .filter(|f| matches!(f, Ok(f) if f.number == number))
+            .count();
+        (spec.name, Some(before))
+    } else {
+        (spec.name, None)
     }
 }
