@@ -15,6 +15,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -317,19 +318,58 @@ pub async fn serve<F, S, B>(
     }
 }
 
-/// Counts one request in flight on a connection while it lives.
-struct InFlight(Arc<watch::Sender<usize>>);
+/// What a connection's requests tell its timer, in atomics so that a
+/// request costs no wake-up of the connection task: the timer looks when
+/// it fires.
+struct Activity {
+    /// When the connection started serving; times are kept relative to it.
+    opened: Instant,
+    /// Requests being served now.
+    in_flight: AtomicUsize,
+    /// Whether any request came yet.
+    any: AtomicBool,
+    /// When the last answer was given, in nanoseconds after `opened`.
+    last_answer: AtomicU64,
+}
+
+impl Activity {
+    /// When the connection's limit next runs out, or why it ran out now.
+    fn deadline(&self, now: Instant) -> Result<Instant, Close> {
+        if !self.any.load(Ordering::Acquire) {
+            let at = self.opened + HEADER_TIMEOUT;
+            return if at > now {
+                Ok(at)
+            } else {
+                Err(Close::HeaderTimeout)
+            };
+        }
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Ok(now + IDLE_TIMEOUT);
+        }
+        let answered = Duration::from_nanos(self.last_answer.load(Ordering::Acquire));
+        let at = self.opened + answered + IDLE_TIMEOUT;
+        if at > now { Ok(at) } else { Err(Close::Idle) }
+    }
+}
+
+/// One request in flight on a connection, while it lives.
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn enter(requests: &Arc<watch::Sender<usize>>) -> InFlight {
-        requests.send_modify(|n| *n += 1);
-        InFlight(requests.clone())
+    fn enter(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.any.store(true, Ordering::Release);
+        InFlight(activity.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        let a = &self.0;
+        let since = Instant::now().saturating_duration_since(a.opened);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        a.last_answer.fetch_max(nanos, Ordering::AcqRel);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -353,8 +393,13 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (requests, mut in_flight) = watch::channel(0usize);
-    let requests = Arc::new(requests);
+    let activity = Arc::new(Activity {
+        opened: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        any: AtomicBool::new(false),
+        last_answer: AtomicU64::new(0),
+    });
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req| {
         let busy = InFlight::enter(&requests);
         let answer = service.call(req);
@@ -365,12 +410,8 @@ where
         }
     });
     let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
-    // Before the first request the head must come within HEADER_TIMEOUT;
-    // after any request, the next within IDLE_TIMEOUT of the last answer.
-    let (mut limit, mut expired) = (HEADER_TIMEOUT, Close::HeaderTimeout);
-    let mut since = Instant::now();
+    let mut deadline = activity.opened + HEADER_TIMEOUT;
     let reason = loop {
-        let idle = *in_flight.borrow_and_update() == 0;
         tokio::select! {
             ended = conn.as_mut() => {
                 return match ended {
@@ -381,10 +422,12 @@ where
                     }
                 };
             }
-            Ok(()) = in_flight.changed() => {
-                (limit, expired, since) = (IDLE_TIMEOUT, Close::Idle, Instant::now());
+            () = tokio::time::sleep_until(deadline) => {
+                match activity.deadline(Instant::now()) {
+                    Ok(next) => deadline = next,
+                    Err(expired) => break expired,
+                }
             }
-            () = tokio::time::sleep_until(since + limit), if idle => break expired,
             () = stopped(&mut shutdown) => break Close::Shutdown,
         }
     };
