@@ -1,7 +1,8 @@
 //! OTLP/gRPC: the three `Export` services, served over HTTP/2 by hyper with
 //! tonic's gRPC framing and a pass-through codec, so the request reaches the
 //! pipeline as the bytes the client sent (gzip and zstd are undone by tonic,
-//! within `max_recv_msg_size_mib`).
+//! within `max_recv_msg_size_mib`). A call carries exactly one message, read
+//! within [`serve::BODY_TIMEOUT`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` (paths
 //! configurable) with protobuf or JSON bodies, gzip / deflate / zstd request
 //! compression, and a body limit enforced on the decompressed size while it
-//! inflates. Errors are `google.rpc.Status` bodies in the request's encoding
+//! inflates; the body must arrive within [`serve::BODY_TIMEOUT`]. Errors are `google.rpc.Status` bodies in the request's encoding
 //! with the status codes the OTLP specification gives.
 
 use std::convert::Infallible;
