@@ -368,11 +368,17 @@ pub async fn grpc_call(
     message: Vec<u8>,
     encoding: Option<&str>,
 ) -> GrpcReply {
+    let frame = grpc_frame(&message, encoding.is_some());
+    grpc_call_body(port, path, frame, encoding).await
+}
+
+/// One length-prefixed gRPC message (`compressed` sets its flag).
+pub fn grpc_frame(message: &[u8], compressed: bool) -> Bytes {
     let mut frame = BytesMut::with_capacity(message.len() + 5);
-    frame.put_u8(u8::from(encoding.is_some()));
+    frame.put_u8(u8::from(compressed));
     frame.put_u32(message.len() as u32);
-    frame.extend_from_slice(&message);
-    grpc_call_body(port, path, frame.freeze(), encoding).await
+    frame.extend_from_slice(message);
+    frame.freeze()
 }
 
 /// Calls a gRPC method with `body` as the whole request body, framed by

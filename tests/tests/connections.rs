@@ -11,10 +11,10 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
 use prost::Message;
-use tern_e2e::{Tern, grpc_call, grpc_call_body, paths, sample};
+use tern_e2e::{Tern, grpc_call, grpc_call_body, grpc_frame, paths, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -34,20 +34,12 @@ service:
 /// states it.
 const MAX_CONNECTIONS: usize = 4096;
 
-fn length_prefixed(message: &[u8]) -> Bytes {
-    let mut frame = BytesMut::new();
-    frame.put_u8(0);
-    frame.put_u32(message.len() as u32);
-    frame.extend_from_slice(message);
-    frame.freeze()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unary_call_with_two_messages_is_refused_and_nothing_is_delivered() {
     let mut tern = Tern::start(CONFIG);
     let first = spans(1, 2).encode_to_vec();
     let second = spans(2, 3).encode_to_vec();
-    let body = [length_prefixed(&first), length_prefixed(&second)].concat();
+    let body = [grpc_frame(&first, false), grpc_frame(&second, false)].concat();
 
     let r = grpc_call_body(tern.grpc, paths::TRACES, Bytes::from(body), None).await;
     assert_eq!(r.code, 13, "INTERNAL, as gRPC's servers answer: {r:?}");
