@@ -58,7 +58,7 @@ async fn serve_path<F>(
             std::future::ready(Ok::<_, Infallible>(response))
         })
     };
-    serve::serve(listener, serve::Protocol::Auto, None, shutdown, make).await;
+    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
 }
 
 /// Serves the health endpoint on `path`.

@@ -2,19 +2,32 @@
 //! self-metrics): one task per connection (TLS handshake included, so a
 //! slow client never blocks accepting), served by hyper, and a graceful stop
 //! that lets requests in flight finish. Also builds server TLS settings.
+//!
+//! No client holds a connection for free (slowloris): a new connection must
+//! deliver a complete request head within [`HEADER_TIMEOUT`], a connection
+//! with no request in flight is closed after [`IDLE_TIMEOUT`] (HTTP/2 with
+//! GOAWAY), the receivers give a request body [`BODY_TIMEOUT`] to arrive,
+//! and a listener serves at most [`MAX_CONNECTIONS`] at once: at the cap it
+//! stops accepting (clients wait in the kernel's accept queue) until one
+//! closes. These are fixed defaults, chosen after the OpenTelemetry
+//! Collector's server defaults; docs/configuration.md lists them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use tern_core::telemetry::{ConnectionMetrics, LogLimiter};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 /// Tells servers to stop; cloned into each.
@@ -32,7 +45,30 @@ pub enum Protocol {
     },
 }
 
-/// How long a stopping server waits for requests in flight.
+/// How long a new connection may take to deliver its first complete
+/// request head (HTTP/1 headers; for HTTP/2 the preface and a HEADERS
+/// frame): the Collector's `read_header_timeout` default.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection may go without a request in flight before it is
+/// closed, counted from its last answer (the next request head must be in
+/// by then). The Collector closes idle HTTP connections after 1 minute;
+/// Tern waits 2, so that SDKs exporting every 60 s (the metric reader's
+/// default interval) keep their connection instead of racing its close,
+/// and clients with a shorter idle limit of their own (Go's is 90 s) close
+/// first, which is the side that cannot lose a request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a request body may take to arrive in full once its head is in.
+/// The Collector's `write_timeout` (30 s) bounds the same span there: a
+/// handler still reading after it cannot answer. OTLP SDKs give up on an
+/// export after 10 s by default, so no real client needs longer.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most connections one listener serves at once. Far above what a node's
+/// SDKs or a gateway's agents open; low enough that a flood of idle
+/// connections holds at most about 64 MiB (some 16 KiB each for HTTP/2,
+/// 10 KiB for a half-sent HTTP/1 head, measured).
+pub const MAX_CONNECTIONS: u32 = 4096;
+/// How long a connection being closed (idle, timed out, or the server
+/// stopping) gets to finish what is in flight before it is dropped.
 const DRAIN: Duration = Duration::from_secs(5);
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -104,29 +140,77 @@ pub fn tls_acceptor(
         .with_single_cert(certs, private)
         .map_err(|e| rustls_err(e.to_string()))?;
     server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(TlsAcceptor::from(std::sync::Arc::new(server)))
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
-/// Serves connections from `listener` until `shutdown` turns true. `make`
-/// builds the service for one connection from the client's address.
-pub async fn serve<F, S, B>(
-    listener: TcpListener,
-    protocol: Protocol,
-    tls: Option<TlsAcceptor>,
-    shutdown: Shutdown,
-    make: F,
-) where
-    F: Fn(SocketAddr) -> S,
-    S: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<B>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+/// Why a connection ended (the `reason` of
+/// `tern_receiver_connections_closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// The client closed it, or the exchange ended it (an answer that
+    /// closes the connection).
+    Closed,
+    /// An I/O or protocol error.
+    Error,
+    /// No complete request head within [`HEADER_TIMEOUT`] of connecting.
+    HeaderTimeout,
+    /// No request in flight for [`IDLE_TIMEOUT`].
+    Idle,
+    /// The TLS handshake failed or took longer than 10 s.
+    TlsHandshake,
+    /// The server stopped.
+    Shutdown,
+}
+
+impl Close {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Close::Closed => "closed",
+            Close::Error => "error",
+            Close::HeaderTimeout => "header_timeout",
+            Close::Idle => "idle",
+            Close::TlsHandshake => "tls_handshake",
+            Close::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One of a listener's [`MAX_CONNECTIONS`] places, held while the
+/// connection lives; counts it open and, on [`Slot::close`], closed.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Option<ConnectionMetrics>,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, metrics: Option<ConnectionMetrics>) -> Slot {
+        if let Some(m) = &metrics {
+            m.open.add(1);
+        }
+        Slot {
+            _permit: permit,
+            metrics,
+        }
+    }
+
+    fn close(&self, reason: Close) {
+        if let Some(m) = &self.metrics {
+            m.closed(reason.as_str());
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.open.add(-1);
+        }
+    }
+}
+
+/// A hyper connection builder for `protocol`.
+pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     if let Protocol::Http2 {
         max_concurrent_streams,
@@ -137,55 +221,222 @@ pub async fn serve<F, S, B>(
             builder.http2().max_concurrent_streams(n);
         }
     }
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = shutdown;
+    builder
+}
+
+/// Serves connections from `listener` until `shutdown` turns true, at most
+/// [`MAX_CONNECTIONS`] at a time, counting them in `metrics` when given.
+/// `make` builds the service for one connection from the client's address.
+pub async fn serve<F, S, B>(
+    listener: TcpListener,
+    protocol: Protocol,
+    tls: Option<TlsAcceptor>,
+    metrics: Option<ConnectionMetrics>,
+    shutdown: Shutdown,
+    make: F,
+) where
+    F: Fn(SocketAddr) -> S,
+    S: Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = builder(protocol);
+    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let at_cap_log = LogLimiter::default();
+    let mut stop = shutdown.clone();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(ok) => ok,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let (service, builder, watcher, tls) =
-                    (make(peer), builder.clone(), graceful.watcher(), tls.clone());
-                tokio::spawn(async move {
-                    let io: Box<dyn Io> = match tls {
-                        None => Box::new(stream),
-                        Some(acceptor) => {
-                            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => Box::new(s),
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            }
-                        }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+        let permit = match places.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if let Some(m) = &metrics {
+                    m.limit_reached.add(1);
+                }
+                if let Some(held_back) = at_cap_log.allow() {
+                    tracing::warn!(
+                        address = ?listener.local_addr().ok(),
+                        limit = MAX_CONNECTIONS,
+                        similar_since_last_line = held_back,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    permit = places.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    _ = stopped(&mut stop) => break,
+                }
             }
-            _ = stopped(&mut shutdown) => break,
-        }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = Slot::new(permit, metrics.clone());
+        let (service, builder, tls, shutdown) =
+            (make(peer), builder.clone(), tls.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            slot.close(Close::TlsHandshake);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            slot.close(Close::TlsHandshake);
+                            return;
+                        }
+                    }
+                }
+            };
+            let reason = connection(io, service, &builder, shutdown).await;
+            tracing::debug!(%peer, reason = reason.as_str(), "connection closed");
+            slot.close(reason);
+        });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    if tokio::time::timeout(DRAIN, places.acquire_many(MAX_CONNECTIONS))
         .await
         .is_err()
     {
         tracing::warn!("connections still open after {DRAIN:?}; closing them");
     }
+}
+
+/// What a connection's requests tell its timer, in atomics so that a
+/// request costs no wake-up of the connection task: the timer looks when
+/// it fires.
+struct Activity {
+    /// When the connection started serving; times are kept relative to it.
+    opened: Instant,
+    /// Requests being served now.
+    in_flight: AtomicUsize,
+    /// Whether any request came yet.
+    any: AtomicBool,
+    /// When the last answer was given, in nanoseconds after `opened`.
+    last_answer: AtomicU64,
+}
+
+impl Activity {
+    /// When the connection's limit next runs out, or why it ran out now.
+    fn deadline(&self, now: Instant) -> Result<Instant, Close> {
+        if !self.any.load(Ordering::Acquire) {
+            let at = self.opened + HEADER_TIMEOUT;
+            return if at > now {
+                Ok(at)
+            } else {
+                Err(Close::HeaderTimeout)
+            };
+        }
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Ok(now + IDLE_TIMEOUT);
+        }
+        let answered = Duration::from_nanos(self.last_answer.load(Ordering::Acquire));
+        let at = self.opened + answered + IDLE_TIMEOUT;
+        if at > now { Ok(at) } else { Err(Close::Idle) }
+    }
+}
+
+/// One request in flight on a connection, while it lives.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.any.store(true, Ordering::Release);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let since = Instant::now().saturating_duration_since(a.opened);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        a.last_answer.fetch_max(nanos, Ordering::AcqRel);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one connection until it ends, [`HEADER_TIMEOUT`] or
+/// [`IDLE_TIMEOUT`] passes without a request in flight, or `shutdown`;
+/// then closes it gracefully (HTTP/1 after the answer being written,
+/// HTTP/2 with GOAWAY), dropping it if that takes longer than 5 s. Says
+/// why it ended.
+pub async fn connection<I, S, B>(
+    io: I,
+    service: S,
+    builder: &Builder<TokioExecutor>,
+    mut shutdown: Shutdown,
+) -> Close
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let activity = Arc::new(Activity {
+        opened: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        any: AtomicBool::new(false),
+        last_answer: AtomicU64::new(0),
+    });
+    let requests = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let busy = InFlight::enter(&requests);
+        let answer = service.call(req);
+        async move {
+            let response = answer.await;
+            drop(busy);
+            response
+        }
+    });
+    let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+    let mut deadline = activity.opened + HEADER_TIMEOUT;
+    let reason = loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                return match ended {
+                    Ok(()) => Close::Closed,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                        Close::Error
+                    }
+                };
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                match activity.deadline(Instant::now()) {
+                    Ok(next) => deadline = next,
+                    Err(expired) => break expired,
+                }
+            }
+            () = stopped(&mut shutdown) => break Close::Shutdown,
+        }
+    };
+    conn.as_mut().graceful_shutdown();
+    if let Ok(Err(e)) = tokio::time::timeout(DRAIN, conn).await {
+        tracing::debug!(error = %e, "connection ended with an error while closing");
+    }
+    reason
 }
 
 /// A response with `status`, `content_type` and `body`.
@@ -218,4 +469,200 @@ pub async fn bind(endpoint: &str, key: &str) -> Result<TcpListener, std::io::Err
     TcpListener::bind(endpoint).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("{key}: cannot listen on {endpoint}: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection limits on tokio's paused clock: each test runs the
+    //! real defaults (minutes) in virtual time, over an in-memory pipe.
+
+    use super::*;
+    use http::StatusCode;
+    use http_body_util::{BodyExt, Full};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    /// Answers `body` after `delay`.
+    fn answering(
+        delay: Duration,
+        body: &'static [u8],
+    ) -> impl Service<
+        http::Request<Incoming>,
+        Response = http::Response<Full<Bytes>>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static {
+        hyper::service::service_fn(move |_req| async move {
+            tokio::time::sleep(delay).await;
+            Ok(response(StatusCode::OK, "text/plain", body))
+        })
+    }
+
+    fn pipe() -> (DuplexStream, DuplexStream) {
+        tokio::io::duplex(4096)
+    }
+
+    /// Serves `server` over HTTP/1 with an immediate `ok` answer; returns
+    /// why it closed and when.
+    async fn serve_ok(server: DuplexStream, shutdown: Shutdown) -> (Close, Instant) {
+        let reason = connection(
+            server,
+            answering(Duration::ZERO, b"ok"),
+            &builder(Protocol::Auto),
+            shutdown,
+        )
+        .await;
+        (reason, Instant::now())
+    }
+
+    /// Reads until the pipe closes; returns what came.
+    async fn read_to_close(client: &mut DuplexStream) -> String {
+        let mut out = Vec::new();
+        let _ = client.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Reads one `ok` answer.
+    async fn read_answer(client: &mut DuplexStream) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !out.ends_with(b"\r\n\r\nok") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed_at_the_header_timeout() {
+        let (mut client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let opened = Instant::now();
+        let served = tokio::spawn(serve_ok(server, shutdown));
+        assert_eq!(read_to_close(&mut client).await, "");
+        let (reason, at) = served.await.unwrap();
+        assert_eq!(reason, Close::HeaderTimeout);
+        assert!(at - opened >= HEADER_TIMEOUT, "{:?}", at - opened);
+        assert!(at - opened < HEADER_TIMEOUT + Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_header_sent_a_byte_at_a_time_is_cut_off() {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let opened = Instant::now();
+        let (mut read, mut write) = tokio::io::split(client);
+        // Slowloris: an endless header, one line every 5 s.
+        let trickle = tokio::spawn(async move {
+            let _ = write.write_all(b"POST / HTTP/1.1\r\n").await;
+            let mut lines = 0u32;
+            while write.write_all(b"x-a: b\r\n").await.is_ok() {
+                lines += 1;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            lines
+        });
+        let (reason, at) = serve_ok(server, shutdown).await;
+        assert_eq!(reason, Close::HeaderTimeout);
+        // hyper waits for the head it is reading; the drain bounds that.
+        assert!(at - opened <= HEADER_TIMEOUT + DRAIN + Duration::from_secs(1));
+        let mut rest = Vec::new();
+        assert_eq!(read.read_to_end(&mut rest).await.unwrap(), 0);
+        assert!(trickle.await.unwrap() >= 12, "the client kept sending");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_is_closed_when_idle() {
+        let (mut client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let served = tokio::spawn(serve_ok(server, shutdown));
+        client.write_all(GET).await.unwrap();
+        assert!(read_answer(&mut client).await.starts_with("HTTP/1.1 200"));
+        let answered = Instant::now();
+        // A second request well within the idle timeout is served.
+        tokio::time::sleep(IDLE_TIMEOUT - Duration::from_secs(1)).await;
+        client.write_all(GET).await.unwrap();
+        assert!(read_answer(&mut client).await.starts_with("HTTP/1.1 200"));
+        assert_eq!(read_to_close(&mut client).await, "");
+        let (reason, at) = served.await.unwrap();
+        assert_eq!(reason, Close::Idle);
+        assert!(at - answered >= 2 * IDLE_TIMEOUT - Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_keeps_its_connection() {
+        let (mut client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        // An answer that takes three idle timeouts still arrives.
+        let slow = answering(3 * IDLE_TIMEOUT, b"ok");
+        let served = tokio::spawn(async move {
+            connection(server, slow, &builder(Protocol::Auto), shutdown).await
+        });
+        client.write_all(GET).await.unwrap();
+        assert!(read_answer(&mut client).await.starts_with("HTTP/1.1 200"));
+        assert_eq!(read_to_close(&mut client).await, "");
+        assert_eq!(served.await.unwrap(), Close::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_its_answer_is_dropped() {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let opened = Instant::now();
+        // 1 MiB answer into a 4 KiB pipe the client never reads.
+        static BIG: [u8; 1 << 20] = [b'x'; 1 << 20];
+        let big = answering(Duration::ZERO, &BIG);
+        let (_read, mut write) = tokio::io::split(client);
+        write.write_all(GET).await.unwrap();
+        let reason = connection(server, big, &builder(Protocol::Auto), shutdown).await;
+        assert_eq!(reason, Close::Idle);
+        assert!(Instant::now() - opened <= IDLE_TIMEOUT + DRAIN + Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_get_goaway_when_idle() {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let h2 = builder(Protocol::Http2 {
+            max_concurrent_streams: None,
+        });
+        let served = tokio::spawn(async move {
+            connection(server, answering(Duration::ZERO, b"ok"), &h2, shutdown).await
+        });
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
+                .await
+                .unwrap();
+        let driver = tokio::spawn(conn);
+        let req = http::Request::post("http://x/")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        let answered = Instant::now();
+        // The client's connection ends cleanly: GOAWAY, then close.
+        driver.await.unwrap().unwrap();
+        assert_eq!(served.await.unwrap(), Close::Idle);
+        assert!(Instant::now() - answered >= IDLE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_lets_the_request_in_flight_finish() {
+        let (mut client, server) = pipe();
+        let (stop, shutdown) = watch::channel(false);
+        let slow = answering(Duration::from_secs(2), b"ok");
+        let served = tokio::spawn(async move {
+            connection(server, slow, &builder(Protocol::Auto), shutdown).await
+        });
+        client.write_all(GET).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(true).unwrap();
+        assert!(read_answer(&mut client).await.starts_with("HTTP/1.1 200"));
+        assert_eq!(read_to_close(&mut client).await, "");
+        assert_eq!(served.await.unwrap(), Close::Shutdown);
+    }
 }

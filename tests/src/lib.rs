@@ -368,6 +368,27 @@ pub async fn grpc_call(
     message: Vec<u8>,
     encoding: Option<&str>,
 ) -> GrpcReply {
+    let frame = grpc_frame(&message, encoding.is_some());
+    grpc_call_body(port, path, frame, encoding).await
+}
+
+/// One length-prefixed gRPC message (`compressed` sets its flag).
+pub fn grpc_frame(message: &[u8], compressed: bool) -> Bytes {
+    let mut frame = BytesMut::with_capacity(message.len() + 5);
+    frame.put_u8(u8::from(compressed));
+    frame.put_u32(message.len() as u32);
+    frame.extend_from_slice(message);
+    frame.freeze()
+}
+
+/// Calls a gRPC method with `body` as the whole request body, framed by
+/// the caller (length-prefixed messages, as many as it likes).
+pub async fn grpc_call_body(
+    port: u16,
+    path: &str,
+    body: Bytes,
+    encoding: Option<&str>,
+) -> GrpcReply {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -376,10 +397,6 @@ pub async fn grpc_call(
             .await
             .unwrap();
     tokio::spawn(conn);
-    let mut frame = BytesMut::with_capacity(message.len() + 5);
-    frame.put_u8(u8::from(encoding.is_some()));
-    frame.put_u32(message.len() as u32);
-    frame.extend_from_slice(&message);
     let mut req = http::Request::builder()
         .method("POST")
         .uri(format!("http://127.0.0.1:{port}{path}"))
@@ -389,7 +406,7 @@ pub async fn grpc_call(
     if let Some(e) = encoding {
         req = req.header("grpc-encoding", e);
     }
-    let req = req.body(Full::new(frame.freeze())).unwrap();
+    let req = req.body(Full::new(body)).unwrap();
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200, "gRPC responses are HTTP 200");
     let mut headers = resp.headers().clone();

@@ -360,12 +360,67 @@ impl ReceiverMetrics {
         }
     }
 
+    /// The connection counts of this receiver's listener.
+    pub fn connections(&self) -> ConnectionMetrics {
+        let labels = [
+            ("receiver", self.id.as_str()),
+            ("transport", self.transport),
+        ];
+        ConnectionMetrics {
+            open: self.telemetry.gauge(
+                "tern_receiver_connections_open",
+                "Connections open on the receiver's listener.",
+                &labels,
+            ),
+            limit_reached: self.telemetry.counter(
+                "tern_receiver_connection_limit_reached_total",
+                "Times the listener reached its connection cap and stopped accepting until a connection closed.",
+                &labels,
+            ),
+            telemetry: self.telemetry.clone(),
+            id: self.id.clone(),
+            transport: self.transport,
+        }
+    }
+
     /// Counts one refused request by reason (`malformed`, `too_large`, `unsupported_media_type`, `pipeline_full`, ...).
     pub fn request_refused(&self, reason: &'static str) {
         self.telemetry
             .counter(
                 "tern_receiver_requests_refused_total",
                 "Requests refused by the receiver, by reason.",
+                &[
+                    ("receiver", &self.id),
+                    ("transport", self.transport),
+                    ("reason", reason),
+                ],
+            )
+            .add(1);
+    }
+}
+
+/// Connection counts of one receiver listener: open now, closed by reason,
+/// and how often the listener reached its connection cap.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    /// Connections open now (`tern_receiver_connections_open`).
+    pub open: Gauge,
+    /// Times the listener reached its cap and stopped accepting until a
+    /// connection closed (`tern_receiver_connection_limit_reached_total`).
+    pub limit_reached: Counter,
+    telemetry: Arc<Telemetry>,
+    id: String,
+    transport: &'static str,
+}
+
+impl ConnectionMetrics {
+    /// Counts one closed connection by reason (`closed`, `error`, `idle`,
+    /// `header_timeout`, `tls_handshake`, `shutdown`).
+    pub fn closed(&self, reason: &'static str) {
+        self.telemetry
+            .counter(
+                "tern_receiver_connections_closed_total",
+                "Connections the receiver closed or saw closed, by reason.",
                 &[
                     ("receiver", &self.id),
                     ("transport", self.transport),

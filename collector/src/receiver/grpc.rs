@@ -1,7 +1,8 @@
 //! OTLP/gRPC: the three `Export` services, served over HTTP/2 by hyper with
 //! tonic's gRPC framing and a pass-through codec, so the request reaches the
 //! pipeline as the bytes the client sent (gzip and zstd are undone by tonic,
-//! within `max_recv_msg_size_mib`).
+//! within `max_recv_msg_size_mib`). A call carries exactly one message, read
+//! within [`serve::BODY_TIMEOUT`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,26 +26,44 @@ use tonic::{Code, Status};
 use super::{OtlpSink, ReceiveError, metadata_pairs};
 use crate::serve::{self, Shutdown};
 
-/// Hands message bytes through untouched in both directions.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
+/// What became of one call before its handler, for counting refusals.
+#[derive(Debug, Default)]
+struct Call {
+    /// The handler ran: the sink counted the outcome.
+    reached: AtomicBool,
+    /// A second request message came (a protocol violation).
+    second_message: AtomicBool,
+}
 
-impl Codec for RawCodec {
+/// Hands message bytes through untouched in both directions; as a decoder
+/// it takes one request message and refuses a second, since a unary call
+/// carries exactly one.
+#[derive(Debug, Clone)]
+struct UnaryCodec(Arc<Call>);
+
+impl Codec for UnaryCodec {
     type Encode = Bytes;
     type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
+    type Encoder = RawEncoder;
+    type Decoder = UnaryDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
+        RawEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
+        UnaryDecoder {
+            call: self.0.clone(),
+            seen: false,
+        }
     }
 }
 
-impl Encoder for RawCodec {
+/// Writes the response bytes as they are.
+#[derive(Debug)]
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
     type Item = Bytes;
     type Error = Status;
 
@@ -54,11 +73,27 @@ impl Encoder for RawCodec {
     }
 }
 
-impl Decoder for RawCodec {
+/// Takes the first request message as it is and refuses any further one
+/// with `INTERNAL`, as grpc-go's server does for this cardinality
+/// violation, instead of answering OK and dropping it.
+#[derive(Debug)]
+struct UnaryDecoder {
+    call: Arc<Call>,
+    seen: bool,
+}
+
+impl Decoder for UnaryDecoder {
     type Item = Bytes;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        if self.seen {
+            self.call.second_message.store(true, Ordering::Relaxed);
+            return Err(Status::internal(
+                "protocol violation: a unary call carries one request message; this one carried more",
+            ));
+        }
+        self.seen = true;
         let n = src.remaining();
         Ok(Some(src.copy_to_bytes(n)))
     }
@@ -101,7 +136,7 @@ struct Export {
     signal: Signal,
     peer: SocketAddr,
     include_metadata: bool,
-    reached: Arc<AtomicBool>,
+    call: Arc<Call>,
 }
 
 impl UnaryService<Bytes> for Export {
@@ -109,7 +144,7 @@ impl UnaryService<Bytes> for Export {
     type Future = std::future::Ready<Result<tonic::Response<Bytes>, Status>>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        self.reached.store(true, Ordering::Relaxed);
+        self.call.reached.store(true, Ordering::Relaxed);
         let metadata = if self.include_metadata {
             metadata_pairs(&request.metadata().clone().into_headers())
         } else {
@@ -129,6 +164,101 @@ impl UnaryService<Bytes> for Export {
     }
 }
 
+/// What every connection of one gRPC receiver shares.
+struct Receiver {
+    sink: OtlpSink,
+    /// `max_recv_msg_size_mib` in bytes.
+    max_message: usize,
+    include_metadata: bool,
+}
+
+/// Answers one gRPC request.
+async fn handle(
+    req: http::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    receiver: &Receiver,
+) -> http::Response<tonic::body::Body> {
+    let started = Instant::now();
+    let sink = &receiver.sink;
+    let Some(signal) = signal_of_path(req.uri().path()) else {
+        return Status::unimplemented(format!("unknown method {}", req.uri().path())).into_http();
+    };
+    let call = Arc::new(Call::default());
+    let export = Export {
+        sink: sink.clone(),
+        signal,
+        peer,
+        include_metadata: receiver.include_metadata,
+        call: call.clone(),
+    };
+    let mut grpc = Grpc::new(UnaryCodec(call.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(receiver.max_message);
+    // The handler answers at once, so a call still pending at the deadline
+    // is still reading its body and nothing of it was accepted.
+    let Ok(mut response) = tokio::time::timeout(serve::BODY_TIMEOUT, grpc.unary(export, req)).await
+    else {
+        sink.metrics().request_refused("body_timeout");
+        tracing::debug!(%signal, %peer, "refused gRPC request: body too slow");
+        sink.metrics().request_duration.observe(started.elapsed());
+        return Status::deadline_exceeded(format!(
+            "request body not received within {} s",
+            serve::BODY_TIMEOUT.as_secs()
+        ))
+        .into_http();
+    };
+    if !call.reached.load(Ordering::Relaxed) {
+        // Refused before our handler: too large, bad compression or framing,
+        // more than one message.
+        let mut code = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(-1);
+        if code == Code::OutOfRange as i32 {
+            // tonic says OUT_OF_RANGE for an oversized message, which OTLP
+            // clients retry; gRPC's own servers say RESOURCE_EXHAUSTED,
+            // which they do not.
+            code = Code::ResourceExhausted as i32;
+            response
+                .headers_mut()
+                .insert("grpc-status", http::HeaderValue::from(code));
+        }
+        let reason = if call.second_message.load(Ordering::Relaxed) {
+            "multiple_messages"
+        } else if code == Code::ResourceExhausted as i32 {
+            "too_large"
+        } else {
+            "malformed"
+        };
+        sink.metrics().request_refused(reason);
+        tracing::debug!(%signal, grpc_status = %code, reason, "refused gRPC request");
+    }
+    sink.metrics().request_duration.observe(started.elapsed());
+    response
+}
+
+/// The service for one connection from `peer`.
+fn service(
+    receiver: Arc<Receiver>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<tonic::body::Body>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Send
++ 'static {
+    hyper::service::service_fn(move |req| {
+        let receiver = receiver.clone();
+        async move { Ok(handle(req, peer, &receiver).await) }
+    })
+}
+
 /// Serves OTLP/gRPC on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -137,69 +267,96 @@ pub async fn run(
     sink: OtlpSink,
     shutdown: Shutdown,
 ) {
-    let max = usize::try_from(config.max_recv_msg_size_mib.saturating_mul(1024 * 1024))
-        .unwrap_or(usize::MAX);
+    let connections = sink.metrics().connections();
     let streams = config.max_concurrent_streams;
-    let make = move |peer: SocketAddr| {
-        let sink = sink.clone();
-        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let sink = sink.clone();
-            async move {
-                let started = Instant::now();
-                let Some(signal) = signal_of_path(req.uri().path()) else {
-                    return Ok::<_, Infallible>(
-                        Status::unimplemented(format!("unknown method {}", req.uri().path()))
-                            .into_http(),
-                    );
-                };
-                let reached = Arc::new(AtomicBool::new(false));
-                let export = Export {
-                    sink: sink.clone(),
-                    signal,
-                    peer,
-                    include_metadata: config.include_metadata,
-                    reached: reached.clone(),
-                };
-                let mut grpc = Grpc::new(RawCodec)
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .accept_compressed(CompressionEncoding::Zstd)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Zstd)
-                    .max_decoding_message_size(max);
-                let mut response = grpc.unary(export, req).await;
-                if !reached.load(Ordering::Relaxed) {
-                    // tonic refused it before our handler: too large, bad
-                    // compression or framing.
-                    let mut code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .unwrap_or(-1);
-                    if code == Code::OutOfRange as i32 {
-                        // tonic says OUT_OF_RANGE for an oversized message,
-                        // which OTLP clients retry; gRPC's own servers say
-                        // RESOURCE_EXHAUSTED, which they do not.
-                        code = Code::ResourceExhausted as i32;
-                        response
-                            .headers_mut()
-                            .insert("grpc-status", http::HeaderValue::from(code));
-                    }
-                    let reason = if code == Code::ResourceExhausted as i32 {
-                        "too_large"
-                    } else {
-                        "malformed"
-                    };
-                    sink.metrics().request_refused(reason);
-                    tracing::debug!(%signal, grpc_status = %code, reason, "refused gRPC request");
-                }
-                sink.metrics().request_duration.observe(started.elapsed());
-                Ok(response)
-            }
-        })
-    };
+    let receiver = Arc::new(Receiver {
+        sink,
+        max_message: usize::try_from(config.max_recv_msg_size_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+        include_metadata: config.include_metadata,
+    });
+    let make = move |peer: SocketAddr| service(receiver.clone(), peer);
     let protocol = serve::Protocol::Http2 {
         max_concurrent_streams: (streams > 0).then_some(streams),
     };
-    serve::serve(listener, protocol, tls, shutdown, make).await;
+    serve::serve(listener, protocol, tls, Some(connections), shutdown, make).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receiver::Consumers;
+    use crate::serve::Close;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tern_core::telemetry::{ReceiverMetrics, Telemetry};
+
+    /// A request body that sends `first` and then stalls for good.
+    struct Stalled(Option<Bytes>);
+
+    impl http_body::Body for Stalled {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            match self.0.take() {
+                Some(first) => Poll::Ready(Some(Ok(http_body::Frame::data(first)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_message_is_answered_deadline_exceeded_and_counted() {
+        let telemetry = Telemetry::new();
+        let receiver = Arc::new(Receiver {
+            sink: OtlpSink::new(
+                "otlp",
+                Arc::new(Consumers::default()),
+                ReceiverMetrics::new(&telemetry, "otlp", "grpc"),
+            ),
+            max_message: 1 << 20,
+            include_metadata: false,
+        });
+        let (client, server) = tokio::io::duplex(4096);
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let served = tokio::spawn(async move {
+            let h2 = serve::builder(serve::Protocol::Http2 {
+                max_concurrent_streams: None,
+            });
+            serve::connection(server, service(receiver, peer), &h2, shutdown).await
+        });
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        // A message announced as 100 bytes, of which 10 come.
+        let mut first = vec![0u8, 0, 0, 0, 100];
+        first.extend_from_slice(b"0123456789");
+        let req = http::Request::post(
+            "http://x/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        )
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Stalled(Some(Bytes::from(first))))
+        .unwrap();
+        let started = tokio::time::Instant::now();
+        let resp = sender.send_request(req).await.unwrap();
+        assert!(started.elapsed() >= serve::BODY_TIMEOUT);
+        assert_eq!(
+            resp.headers().get("grpc-status").unwrap(),
+            &(Code::DeadlineExceeded as i32).to_string()
+        );
+        drop((resp, sender));
+        assert_eq!(served.await.unwrap(), Close::Closed);
+        assert!(telemetry.render().contains(
+            "tern_receiver_requests_refused_total{receiver=\"otlp\",transport=\"grpc\",reason=\"body_timeout\"} 1"
+        ));
+    }
 }

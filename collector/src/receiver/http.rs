@@ -1,7 +1,7 @@
 //! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` (paths
 //! configurable) with protobuf or JSON bodies, gzip / deflate / zstd request
 //! compression, and a body limit enforced on the decompressed size while it
-//! inflates. Errors are `google.rpc.Status` bodies in the request's encoding
+//! inflates; the body must arrive within [`serve::BODY_TIMEOUT`]. Errors are `google.rpc.Status` bodies in the request's encoding
 //! with the status codes the OTLP specification gives.
 
 use std::convert::Infallible;
@@ -286,10 +286,23 @@ async fn receive(
         Vec::new()
     };
     let body_limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let raw = match Limited::new(req.into_body(), body_limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
+    let read = Limited::new(req.into_body(), body_limit).collect();
+    let raw = match tokio::time::timeout(serve::BODY_TIMEOUT, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        // hyper closes an HTTP/1 connection whose body was not read to the end.
+        Err(_) => {
+            return Err(failure(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::DeadlineExceeded,
+                "body_timeout",
+                format!(
+                    "request body not received within {} s",
+                    serve::BODY_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Ok(Err(e)) => {
             return Err(failure(
                 StatusCode::BAD_REQUEST,
                 Code::InvalidArgument,
@@ -352,6 +365,40 @@ async fn receive(
         })
 }
 
+/// What every connection of one HTTP receiver shares.
+struct Receiver {
+    routes: Routes,
+    config: HttpServerConfig,
+    sink: OtlpSink,
+}
+
+/// The service for one connection from `peer`.
+fn service(
+    receiver: Arc<Receiver>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Send
++ 'static {
+    hyper::service::service_fn(move |req| {
+        let receiver = receiver.clone();
+        async move {
+            let started = Instant::now();
+            let Receiver {
+                routes,
+                config,
+                sink,
+            } = &*receiver;
+            let response = handle(req, routes, config, sink, peer).await;
+            sink.metrics().request_duration.observe(started.elapsed());
+            Ok(response)
+        }
+    })
+}
+
 /// Serves OTLP/HTTP on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -360,31 +407,81 @@ pub async fn run(
     sink: OtlpSink,
     shutdown: Shutdown,
 ) {
-    let routes = Arc::new(Routes {
-        traces: config.traces_url_path.clone(),
-        metrics: config.metrics_url_path.clone(),
-        logs: config.logs_url_path.clone(),
+    let connections = sink.metrics().connections();
+    let receiver = Arc::new(Receiver {
+        routes: Routes {
+            traces: config.traces_url_path.clone(),
+            metrics: config.metrics_url_path.clone(),
+            logs: config.logs_url_path.clone(),
+        },
+        config,
+        sink,
     });
-    let config = Arc::new(config);
-    let make = move |peer: SocketAddr| {
-        let (routes, config, sink) = (routes.clone(), config.clone(), sink.clone());
-        hyper::service::service_fn(move |req| {
-            let (routes, config, sink) = (routes.clone(), config.clone(), sink.clone());
-            async move {
-                let started = Instant::now();
-                let response = handle(req, &routes, &config, &sink, peer).await;
-                sink.metrics().request_duration.observe(started.elapsed());
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
-    serve::serve(listener, serve::Protocol::Auto, tls, shutdown, make).await;
+    let make = move |peer: SocketAddr| service(receiver.clone(), peer);
+    serve::serve(
+        listener,
+        serve::Protocol::Auto,
+        tls,
+        Some(connections),
+        shutdown,
+        make,
+    )
+    .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::receiver::Consumers;
+    use crate::serve::Close;
     use std::io::Write;
+    use tern_core::telemetry::{ReceiverMetrics, Telemetry};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_body_is_answered_408_and_counted() {
+        let telemetry = Telemetry::new();
+        let config = HttpServerConfig::default();
+        let receiver = Arc::new(Receiver {
+            routes: Routes {
+                traces: config.traces_url_path.clone(),
+                metrics: config.metrics_url_path.clone(),
+                logs: config.logs_url_path.clone(),
+            },
+            config,
+            sink: OtlpSink::new(
+                "otlp",
+                Arc::new(Consumers::default()),
+                ReceiverMetrics::new(&telemetry, "otlp", "http"),
+            ),
+        });
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let served = tokio::spawn(async move {
+            let h1 = serve::builder(serve::Protocol::Auto);
+            serve::connection(server, service(receiver, peer), &h1, shutdown).await
+        });
+        let started = tokio::time::Instant::now();
+        // 10 of the 1000 bytes announced, then nothing.
+        client
+            .write_all(
+                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n\
+                  Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\
+                  0123456789",
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(started.elapsed() >= serve::BODY_TIMEOUT);
+        // The body was not read to its end, so the connection is closed.
+        assert_eq!(served.await.unwrap(), Close::Closed);
+        assert!(telemetry.render().contains(
+            "tern_receiver_requests_refused_total{receiver=\"otlp\",transport=\"http\",reason=\"body_timeout\"} 1"
+        ));
+    }
 
     fn gzip(data: &[u8]) -> Bytes {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
