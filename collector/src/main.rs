@@ -71,9 +71,10 @@ fn print_errors(errors: &ConfigErrors) {
     );
 }
 
+/// Prints every built-in type, then each deprecated alias on its own line.
 fn components() {
     println!(
-        "{:<11} {:<14} {:<22} description",
+        "{:<11} {:<24} {:<22} description",
         "kind", "type", "signals"
     );
     for c in CATALOG {
@@ -84,12 +85,21 @@ fn components() {
             signals.join(",")
         };
         println!(
-            "{:<11} {:<14} {:<22} {}",
+            "{:<11} {:<24} {:<22} {}",
             c.kind.noun(),
             c.type_name,
             signals,
             c.description
         );
+        for alias in c.aliases {
+            println!(
+                "{:<11} {:<24} {:<22} deprecated alias of `{}`",
+                c.kind.noun(),
+                alias,
+                signals,
+                c.type_name
+            );
+        }
     }
 }
 
@@ -123,6 +133,9 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 
 fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     // One worker per CPU the process may use: `available_parallelism`
     // follows the cgroup CPU quota (a container limited to 2 CPUs gets 2
     // workers even on a 64-core node).
@@ -150,7 +163,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Validate) => match load(&cli.config) {
-            Ok(_) => {
+            Ok(config) => {
+                for w in &config.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!("configuration is valid");
                 ExitCode::SUCCESS
             }

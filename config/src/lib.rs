@@ -173,6 +173,9 @@ pub struct Config {
     /// Components that are declared but whose settings did not type-check;
     /// validation treats them as defined so one mistake gives one message.
     pub invalid: std::collections::BTreeSet<(Kind, ComponentId)>,
+    /// Things that work but should change (deprecated names and keys), each
+    /// with where it is written; `tern validate` prints them, `tern` logs them.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -278,7 +281,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
     for (key, value) in entries(root, "", errors) {
         match key.as_str().unwrap_or_default() {
             "receivers" => {
-                config.receivers = components(value, Kind::Receiver, errors, &mut config.invalid, |ty, node, path| {
+                config.receivers = components(value, Kind::Receiver, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "otlp" => ReceiverConfig::Otlp(de::from_node(node, path)?),
                         _ => return Err(None),
@@ -286,7 +289,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "processors" => {
-                config.processors = components(value, Kind::Processor, errors, &mut config.invalid, |ty, node, path| {
+                config.processors = components(value, Kind::Processor, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
                         "memory_limiter" => {
@@ -297,15 +300,15 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "exporters" => {
-                config.exporters = components(value, Kind::Exporter, errors, &mut config.invalid, |ty, node, path| {
+                config.exporters = components(value, Kind::Exporter, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
                         "file" => ExporterConfig::File(de::from_node(node, path)?),
                         "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
-                        "otlp" => ExporterConfig::Otlp(de::from_node(node, path)?),
-                        "otlphttp" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
+                        "otlp_grpc" => ExporterConfig::Otlp(de::from_node(node, path)?),
+                        "otlp_http" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
                         "prometheus" => ExporterConfig::Prometheus(de::from_node(node, path)?),
-                        "prometheusremotewrite" => {
+                        "prometheus_remote_write" => {
                             ExporterConfig::PrometheusRemoteWrite(de::from_node(node, path)?)
                         }
                         _ => return Err(None),
@@ -313,7 +316,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "extensions" => {
-                config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, |ty, node, path| {
+                config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "health_check" => ExtensionConfig::HealthCheck(de::from_node(node, path)?),
                         _ => return Err(None),
@@ -346,6 +349,7 @@ fn components<T>(
     kind: Kind,
     errors: &mut Vec<ConfigError>,
     invalid: &mut std::collections::BTreeSet<(Kind, ComponentId)>,
+    warnings: &mut Vec<ConfigError>,
     build: impl Fn(&str, &Node, &str) -> Result<T, Option<ConfigError>>,
 ) -> BTreeMap<ComponentId, Component<T>> {
     let mut out = BTreeMap::new();
@@ -359,7 +363,23 @@ fn components<T>(
                 continue;
             }
         };
-        match build(&id.kind, value, &path) {
+        let info = components::lookup(kind, &id.kind);
+        if let Some(info) = info
+            && info.type_name != id.kind
+        {
+            warnings.push(err(
+                key,
+                &path,
+                format!(
+                    "`{}` is a deprecated alias of the {} type `{}`; use `{}`",
+                    id.kind,
+                    kind.noun(),
+                    info.type_name,
+                    info.type_name
+                ),
+            ));
+        }
+        match build(info.map_or(id.kind.as_str(), |i| i.type_name), value, &path) {
             Ok(config) => {
                 out.insert(
                     id.clone(),

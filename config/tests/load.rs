@@ -548,3 +548,53 @@ service:
         "{errs:#?}"
     );
 }
+
+#[test]
+fn current_collector_names_and_their_deprecated_aliases_both_work() {
+    let config = load(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp_grpc:\n    endpoint: a:4317\n  otlp:\n    endpoint: b:4317\n  otlp_http:\n    endpoint: http://a:4318\n  otlphttp/b:\n    endpoint: http://b:4318\n  prometheus_remote_write:\n    endpoint: http://a:9090/api/v1/write\n  prometheusremotewrite/b:\n    endpoint: http://b:9090/api/v1/write\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc, otlp, otlp_http, otlphttp/b]\n    metrics:\n      receivers: [otlp]\n      exporters: [prometheus_remote_write, prometheusremotewrite/b]\n",
+    )
+    .unwrap();
+    let kind = |id: &str| match &config.exporters[&id.parse::<ComponentId>().unwrap()].config {
+        ExporterConfig::Otlp(_) => "otlp_grpc",
+        ExporterConfig::OtlpHttp(_) => "otlp_http",
+        ExporterConfig::PrometheusRemoteWrite(_) => "prometheus_remote_write",
+        _ => "other",
+    };
+    assert_eq!(
+        [
+            "otlp_grpc",
+            "otlp",
+            "otlp_http",
+            "otlphttp/b",
+            "prometheus_remote_write",
+            "prometheusremotewrite/b"
+        ]
+        .map(kind),
+        [
+            "otlp_grpc",
+            "otlp_grpc",
+            "otlp_http",
+            "otlp_http",
+            "prometheus_remote_write",
+            "prometheus_remote_write"
+        ]
+    );
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "tern.yaml:8:3: exporters.otlp: `otlp` is a deprecated alias of the exporter type `otlp_grpc`; use `otlp_grpc`",
+            "tern.yaml:12:3: exporters.otlphttp/b: `otlphttp` is a deprecated alias of the exporter type `otlp_http`; use `otlp_http`",
+            "tern.yaml:16:3: exporters.prometheusremotewrite/b: `prometheusremotewrite` is a deprecated alias of the exporter type `prometheus_remote_write`; use `prometheus_remote_write`",
+        ]
+    );
+    // The signal check knows the aliases too.
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  prometheusremotewrite:\n    endpoint: http://a:9090/api/v1/write\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [prometheusremotewrite]\n",
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("does not support traces")),
+        "{errs:#?}"
+    );
+}
