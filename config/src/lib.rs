@@ -155,6 +155,9 @@ pub struct ServiceConfig {
     pub telemetry: TelemetryConfig,
     /// Where `service.telemetry` was written (or the document root).
     pub telemetry_node: Option<Node>,
+    /// Where `service.pipelines` is written, else `service`, else the
+    /// document's start (for problems with the pipelines as a whole).
+    pub loc: Option<Loc>,
 }
 
 /// A whole, typed configuration.
@@ -233,10 +236,25 @@ pub fn load_sources(
             message: "no configuration given".into(),
         }]));
     };
-    yaml::expand_env(&mut root, env, &mut errors);
-    let config = from_tree(&root, &mut errors);
+    let notes = yaml::expand_env(&mut root, env, &mut errors);
+    let mut config = from_tree(&root, &mut errors);
     errors.extend(validate::validate(&config));
+    // A problem with a value that used an unset or empty variable names it.
+    for e in &mut errors {
+        for note in notes.iter().filter(|n| e.loc.as_ref() == Some(&n.loc)) {
+            e.message = format!("{} ({})", e.message, note.describe());
+        }
+    }
+    // As the Collector's env provider: an unset variable is worth a warning.
+    config
+        .warnings
+        .extend(notes.iter().filter(|n| n.unset).map(|n| ConfigError {
+            loc: Some(n.loc.clone()),
+            key: String::new(),
+            message: format!("{}: it expands to the empty string", n.describe()),
+        }));
     if errors.is_empty() {
+        config.warnings = sort(config.warnings);
         Ok(config)
     } else {
         Err(ConfigErrors(sort(errors)))
@@ -333,7 +351,10 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                     ));
                 }
             }
-            "service" => config.service = service(value, errors),
+            "service" => {
+                config.service = service(value, errors);
+                config.service.loc.get_or_insert_with(|| key.loc.clone());
+            }
             other => errors.push(err(
                 key,
                 other,
@@ -341,6 +362,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
             )),
         }
     }
+    config.service.loc.get_or_insert_with(|| root.loc.clone());
     config
 }
 
@@ -350,7 +372,7 @@ fn components<T>(
     errors: &mut Vec<ConfigError>,
     invalid: &mut std::collections::BTreeSet<(Kind, ComponentId)>,
     warnings: &mut Vec<ConfigError>,
-    build: impl Fn(&str, &Node, &str) -> Result<T, Option<ConfigError>>,
+    build: impl Fn(&str, &Node, &str) -> Result<T, Option<Vec<ConfigError>>>,
 ) -> BTreeMap<ComponentId, Component<T>> {
     let mut out = BTreeMap::new();
     for (key, value) in entries(section, kind.section(), errors) {
@@ -392,7 +414,7 @@ fn components<T>(
                 );
             }
             Err(Some(e)) => {
-                errors.push(e);
+                errors.extend(e);
                 invalid.insert((kind, id));
             }
             Err(None) => {
@@ -411,6 +433,7 @@ fn components<T>(
                         known.join(", ")
                     ),
                 ));
+                invalid.insert((kind, id));
             }
         }
     }
@@ -458,11 +481,12 @@ fn service(node: &Node, errors: &mut Vec<ConfigError>) -> ServiceConfig {
             "telemetry" => {
                 match de::from_node(value, "service.telemetry") {
                     Ok(t) => service.telemetry = t,
-                    Err(e) => errors.push(e),
+                    Err(e) => errors.extend(e),
                 }
                 service.telemetry_node = Some(value.clone());
             }
             "pipelines" => {
+                service.loc = Some(key.loc.clone());
                 for (pkey, pvalue) in entries(value, "service.pipelines", errors) {
                     let raw = pkey.as_str().unwrap_or_default();
                     let path = format!("service.pipelines.{raw}");

@@ -19,7 +19,8 @@ fn at(loc: &Loc, key: impl Into<String>, message: impl Into<String>) -> ConfigEr
 
 /// A problem with the setting at `path` of component `c` in `section`
 /// (`receivers`, `processors`, `exporters`): keyed `section.id.path`, at the
-/// line of the deepest key of `path` that is written.
+/// line of the deepest key of `path` that is written, or of the component's
+/// id when none is.
 fn setting<T>(
     section: &str,
     c: &crate::Component<T>,
@@ -27,7 +28,13 @@ fn setting<T>(
     message: impl Into<String>,
 ) -> ConfigError {
     let key = format!("{section}.{}.{}", c.id, path.join("."));
-    at(&c.node.deepest(path).loc, key, message)
+    let node = c.node.deepest(path);
+    let loc = if std::ptr::eq(node, &c.node) {
+        &c.loc
+    } else {
+        &node.loc
+    };
+    at(loc, key, message)
 }
 
 /// Returns every problem in `config`; empty means it can run.
@@ -130,11 +137,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         match &c.config {
             ExporterConfig::Otlp(o) => {
                 if o.endpoint.trim().is_empty() {
-                    errors.push(at(
-                        &c.loc,
-                        format!("exporters.{}.endpoint", c.id),
-                        "is required",
-                    ));
+                    errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
                     errors.push(setting("exporters", c, &["endpoint"], e));
                 }
@@ -160,11 +163,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             }
             ExporterConfig::Prometheus(p) => {
                 if p.endpoint.is_none() {
-                    errors.push(at(
-                        &c.loc,
-                        format!("exporters.{}.endpoint", c.id),
-                        "is required",
-                    ));
+                    errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 }
                 if p.max_series == 0 {
                     errors.push(setting(
@@ -177,11 +176,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             }
             ExporterConfig::PrometheusRemoteWrite(p) => {
                 if p.endpoint.trim().is_empty() {
-                    errors.push(at(
-                        &c.loc,
-                        format!("exporters.{}.endpoint", c.id),
-                        "is required",
-                    ));
+                    errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 } else if let Err(e) = Target::parse_url(&p.endpoint) {
                     errors.push(setting("exporters", c, &["endpoint"], e));
                 }
@@ -222,11 +217,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         }
         if let ExporterConfig::File(f) = &c.config {
             if f.path.trim().is_empty() {
-                errors.push(at(
-                    &c.loc,
-                    format!("exporters.{}.path", c.id),
-                    "is required",
-                ));
+                errors.push(setting("exporters", c, &["path"], "is required"));
             }
             if let Some(r) = f.rotation.as_ref()
                 && r.localtime
@@ -422,9 +413,10 @@ fn check_otlphttp(
                 .iter()
                 .any(|(_, url, signal)| *signal == Some(p.id.signal) && url.is_empty());
             if missing {
-                errors.push(at(
-                    &c.loc,
-                    format!("exporters.{}.endpoint", c.id),
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["endpoint"],
                     format!(
                         "is required (or {}_endpoint) for pipeline `{}`",
                         p.id.signal, p.id
@@ -494,7 +486,7 @@ fn check_pipelines(config: &Config, errors: &mut Vec<ConfigError>) {
     }
     if service.pipelines.is_empty() {
         errors.push(ConfigError {
-            loc: None,
+            loc: service.loc.clone(),
             key: "service.pipelines".into(),
             message: "at least one pipeline is required".into(),
         });

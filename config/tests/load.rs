@@ -598,3 +598,83 @@ fn current_collector_names_and_their_deprecated_aliases_both_work() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn every_unknown_key_is_reported_and_an_unknown_type_once() {
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: x\n        max_msg: 1\n      http:\n    bogus: 1\n  jaeger:\nexporters:\n  nop:\nservice:\n  telemetry:\n    logs:\n      lvl: info\n    extra: 1\n  pipelines:\n    traces:\n      receivers: [otlp, jaeger]\n      exporters: [nop]\n    logs:\n      receivers: [jaeger]\n      exporters: [nop]\n",
+    );
+    let at = |prefix: &str| errs.iter().filter(|e| e.starts_with(prefix)).count();
+    assert_eq!(
+        at("tern.yaml:5:9: receivers.otlp.protocols.grpc.endpont: unknown field `endpont`"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:6:9: receivers.otlp.protocols.grpc.max_msg: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:8:5: receivers.otlp.bogus: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:9:3: receivers.jaeger: unknown receiver type `jaeger`"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:15:7: service.telemetry.logs.lvl: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:16:5: service.telemetry.extra: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert!(!errs.iter().any(|e| e.contains("not defined")), "{errs:#?}");
+    assert_eq!(errs.len(), 6, "{errs:#?}");
+}
+
+#[test]
+fn whole_config_problems_have_a_location_too() {
+    let errs = errors("receivers:\n  otlp:\n    protocols:\n      grpc:\nservice:\n  pipelines:\n");
+    assert_eq!(
+        errs,
+        ["tern.yaml:6:3: service.pipelines: at least one pipeline is required"]
+    );
+    let errs = errors("receivers:\n  otlp:\n    protocols:\n      grpc:\n");
+    assert_eq!(
+        errs,
+        ["tern.yaml:1:1: service.pipelines: at least one pipeline is required"]
+    );
+}
+
+#[test]
+fn a_problem_with_a_value_from_an_unset_or_empty_variable_names_it() {
+    let lookup = |name: &str| (name == "EMPTY_PORT").then(String::new);
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:HOST}:${env:EMPTY_PORT}\nexporters:\n  otlp_grpc:\n    endpoint: ${env:OTLP_ENDPOINT}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc]\n";
+    let errs: Vec<String> = load_sources(&[("tern.yaml".into(), text.into())], &lookup)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:5:19: receivers.otlp.protocols.grpc.endpoint: invalid endpoint `:`: port must be 0-65535 (`${env:HOST}` is unset) (`${env:EMPTY_PORT}` is empty)",
+            "tern.yaml:8:15: exporters.otlp_grpc.endpoint: is required (`${env:OTLP_ENDPOINT}` is unset)",
+        ]
+    );
+    // Unset variables that do no harm are warnings, as in the Collector.
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\n    verbosity: basic${env:SUFFIX}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n";
+    let config = load_sources(&[("tern.yaml".into(), text.into())], &lookup).unwrap();
+    assert_eq!(
+        config.warnings[0].to_string(),
+        "tern.yaml:7:16: `${env:SUFFIX}` is unset: it expands to the empty string"
+    );
+}
