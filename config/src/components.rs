@@ -419,7 +419,7 @@ impl Default for HealthCheckConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryLimiterConfig {
     /// How often a percentage-based limit is re-read from the cgroup and the
-    /// limiter's state is logged (default 1s).
+    /// limiter's state is logged (required, as in the Collector).
     pub check_interval: GoDuration,
     /// Hard limit in MiB on the bytes held by pipelines.
     pub limit_mib: u64,
@@ -435,7 +435,8 @@ pub struct MemoryLimiterConfig {
 impl Default for MemoryLimiterConfig {
     fn default() -> Self {
         MemoryLimiterConfig {
-            check_interval: GoDuration(Duration::from_secs(1)),
+            // No default, as in the Collector: it must be set.
+            check_interval: GoDuration(Duration::ZERO),
             limit_mib: 0,
             spike_limit_mib: 0,
             limit_percentage: 0,

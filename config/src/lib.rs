@@ -223,7 +223,7 @@ pub fn load_sources(
                 None => root = Some(node),
                 Some(base) => yaml::merge(base, node),
             },
-            Err(e) => errors.push(e),
+            Err(e) => errors.extend(e),
         }
     }
     if !errors.is_empty() {
@@ -237,8 +237,17 @@ pub fn load_sources(
         }]));
     };
     let notes = yaml::expand_env(&mut root, env, &mut errors);
-    let mut config = from_tree(&root, &mut errors);
-    errors.extend(validate::validate(&config));
+    // A value that could not be expanded gets that one message, not a
+    // second one about the unexpanded text.
+    let unexpanded: Vec<Loc> = errors.iter().filter_map(|e| e.loc.clone()).collect();
+    let mut later = Vec::new();
+    let mut config = from_tree(&root, &mut later);
+    later.extend(validate::validate(&config));
+    errors.extend(
+        later
+            .into_iter()
+            .filter(|e| e.loc.as_ref().is_none_or(|l| !unexpanded.contains(l))),
+    );
     // A problem with a value that used an unset or empty variable names it.
     for e in &mut errors {
         for note in notes.iter().filter(|n| e.loc.as_ref() == Some(&n.loc)) {
@@ -375,6 +384,9 @@ fn components<T>(
     build: impl Fn(&str, &Node, &str) -> Result<T, Option<Vec<ConfigError>>>,
 ) -> BTreeMap<ComponentId, Component<T>> {
     let mut out = BTreeMap::new();
+    // Every id read so far (also those whose settings are wrong), for the
+    // Collector's "duplicate name" check: `otlp/a` and `otlp/ a ` are one id.
+    let mut seen: BTreeMap<ComponentId, Loc> = BTreeMap::new();
     for (key, value) in entries(section, kind.section(), errors) {
         let raw = key.as_str().unwrap_or_default();
         let path = format!("{}.{raw}", kind.section());
@@ -401,6 +413,22 @@ fn components<T>(
                 ),
             ));
         }
+        if let Some(first) = out
+            .get(&id)
+            .map(|c: &Component<T>| &c.loc)
+            .or_else(|| seen.get(&id))
+        {
+            errors.push(err(
+                key,
+                &path,
+                format!(
+                    "duplicate name `{raw}` (the same id as `{id}` at line {})",
+                    first.line
+                ),
+            ));
+            continue;
+        }
+        seen.insert(id.clone(), key.loc.clone());
         match build(info.map_or(id.kind.as_str(), |i| i.type_name), value, &path) {
             Ok(config) => {
                 out.insert(

@@ -291,7 +291,7 @@ fn check_memory_limiter(
             "processors",
             c,
             &["check_interval"],
-            "must be above 0",
+            "must be greater than zero (it has no default, as in the Collector)",
         ));
     }
 }

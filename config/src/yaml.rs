@@ -98,26 +98,34 @@ impl Node {
     }
 }
 
-/// Parses one YAML document. An empty document is an empty mapping.
-pub fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
+/// Parses one YAML document. An empty document is an empty mapping. A key
+/// written twice in one mapping is an error, as in the Collector's YAML
+/// parser; every such key is reported.
+pub fn parse(file: &str, text: &str) -> Result<Node, Vec<ConfigError>> {
     let file: Arc<str> = Arc::from(file);
     let mut builder = TreeBuilder {
         file: file.clone(),
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
+        duplicates: Vec::new(),
     };
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| ConfigError {
-            loc: Some(Loc {
-                file: file.clone(),
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            }),
-            key: String::new(),
-            message: format!("invalid YAML: {}", e.info()),
+        let (event, span) = event.map_err(|e| {
+            vec![ConfigError {
+                loc: Some(Loc {
+                    file: file.clone(),
+                    line: e.marker().line(),
+                    col: e.marker().col() + 1,
+                }),
+                key: String::new(),
+                message: format!("invalid YAML: {}", e.info()),
+            }]
         })?;
-        builder.event(event, span)?;
+        builder.event(event, span).map_err(|e| vec![e])?;
+    }
+    if !builder.duplicates.is_empty() {
+        return Err(builder.duplicates);
     }
     Ok(builder.root.unwrap_or(Node {
         kind: NodeKind::Map(Vec::new()),
@@ -139,6 +147,7 @@ struct TreeBuilder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
+    duplicates: Vec<ConfigError>,
 }
 
 impl TreeBuilder {
@@ -222,7 +231,21 @@ impl TreeBuilder {
                 None => *pending = Some(node),
                 Some(key) => {
                     if let NodeKind::Map(entries) = &mut map.kind {
-                        entries.push((key, node));
+                        let earlier = entries
+                            .iter()
+                            .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str());
+                        match earlier {
+                            Some((first, _)) => self.duplicates.push(ConfigError {
+                                message: format!(
+                                    "mapping key `{}` already defined at line {}",
+                                    key.as_str().unwrap_or_default(),
+                                    first.loc.line
+                                ),
+                                loc: Some(key.loc),
+                                key: String::new(),
+                            }),
+                            None => entries.push((key, node)),
+                        }
                     }
                 }
             },
@@ -489,7 +512,7 @@ mod tests {
     #[test]
     fn reports_syntax_errors_with_location() {
         let err = parse("bad.yaml", "a: [1, 2\nb: 3\n").unwrap_err();
-        assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+        assert!(err[0].to_string().starts_with("bad.yaml:"), "{err:?}");
     }
 
     #[test]

@@ -223,7 +223,9 @@ service:
         "{errs:#?}"
     );
     assert!(
-        has("tern.yaml:24:5: service.pipelines.profiles: unknown signal `profiles`"),
+        has(
+            "tern.yaml:24:5: service.pipelines.profiles: pipelines of the `profiles` signal are not supported"
+        ),
         "{errs:#?}"
     );
 }
@@ -676,5 +678,44 @@ fn a_problem_with_a_value_from_an_unset_or_empty_variable_names_it() {
     assert_eq!(
         config.warnings[0].to_string(),
         "tern.yaml:7:16: `${env:SUFFIX}` is unset: it expands to the empty string"
+    );
+}
+
+#[test]
+fn stricter_where_the_collector_is() {
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n  nop:\n    protocols:\n      http:\n  otlp/a:\n    protocols:\n      grpc:\n        endpoint: localhost:1\n  otlp/ a :\n    protocols:\n      grpc:\n        endpoint: localhost:2\n  otlp/my name:\n    protocols:\n      grpc:\nprocessors:\n  memory_limiter:\n    limit_mib: 100\nexporters:\n  debug:\n    verbosity: ${env:1BAD}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n      exporters: [debug]\n",
+    );
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has(
+            "tern.yaml:12:3: receivers.otlp/ a: duplicate name `otlp/ a` (the same id as `otlp/a` at line 8)"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:16:3: receivers.otlp/my name: invalid id `otlp/my name`: invalid character(s) in name `my name`"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:20:3: processors.memory_limiter.check_interval: must be greater than zero"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:24:16: environment variable `1BAD` in `${env:1BAD}` has an invalid name"),
+        "{errs:#?}"
+    );
+    // The value that could not be expanded gets no second message.
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    // A key written twice in one mapping is a YAML error (as yaml.v3's).
+    let errs = errors("receivers:\n  otlp:\n  otlp:\nexporters:\n  a: 1\n  a: 2\n");
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:3:3: mapping key `otlp` already defined at line 2",
+            "tern.yaml:6:3: mapping key `a` already defined at line 5",
+        ]
     );
 }
