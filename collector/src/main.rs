@@ -7,6 +7,7 @@
 //! - `tern components`: list built-in components and their signals
 
 mod admin;
+mod logging;
 mod receiver;
 mod serve;
 mod service;
@@ -16,8 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tern_config::{Config, ConfigErrors, LogEncoding, components::CATALOG};
-use tracing_subscriber::EnvFilter;
+use tern_config::{Config, ConfigErrors, components::CATALOG};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,25 +103,6 @@ fn components() {
     }
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let logs = &config.service.telemetry.logs;
-    let filter = EnvFilter::try_new(&logs.level).with_context(|| {
-        format!(
-            "service.telemetry.logs.level: invalid level `{}`",
-            logs.level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match logs.encoding {
-        LogEncoding::Json => builder.json().init(),
-        LogEncoding::Console => builder.init(),
-    }
-    Ok(())
-}
-
 async fn wait_for_signal() -> anyhow::Result<&'static str> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
@@ -132,7 +113,7 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    init_logging(&config)?;
+    logging::init(&config)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

@@ -60,6 +60,18 @@ impl DeError {
 /// Deserializes `T` from `node`; `path` is the node's dotted key path.
 /// Returns every unknown key found, plus the first other error if any.
 pub fn from_node<T: de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, Vec<ConfigError>> {
+    match from_node_partial(node, path) {
+        (Some(value), errors) if errors.is_empty() => Ok(value),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Like [`from_node`], but also returns the value when the only problems
+/// were unknown keys (which were skipped), so later checks can still run.
+pub fn from_node_partial<T: de::DeserializeOwned>(
+    node: &Node,
+    path: &str,
+) -> (Option<T>, Vec<ConfigError>) {
     let unknown = RefCell::new(Vec::new());
     let result = T::deserialize(NodeDe {
         node,
@@ -68,17 +80,26 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, 
     });
     let mut errors = unknown.into_inner();
     match result {
-        Ok(value) if errors.is_empty() => Ok(value),
-        Ok(_) => Err(errors),
+        Ok(value) => (Some(value), errors),
         Err(e) => {
             errors.push(e.into_config_error(node, path));
-            Err(errors)
+            (None, errors)
         }
     }
 }
 
-/// The message for a key a struct does not have, listing the ones it has.
-pub fn unknown_key_message(name: &str, expected: &[&str]) -> String {
+/// Keys the Collector removed that Tern still reads as deprecated aliases
+/// (`(parent path, key)`): never suggested in a message.
+const REMOVED_KEYS: &[(&str, &str)] = &[("service.telemetry.metrics", "address")];
+
+/// The message for a key a struct at `path` does not have, listing the
+/// ones it has (but not the ones the Collector removed).
+pub fn unknown_key_message(path: &str, name: &str, fields: &[&str]) -> String {
+    let expected: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|f| !REMOVED_KEYS.contains(&(path, f)))
+        .collect();
     if expected.is_empty() {
         format!("unknown field `{name}`, there are no fields")
     } else {
@@ -398,7 +419,7 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
                 self.unknown.borrow_mut().push(ConfigError {
                     loc: Some(key.loc.clone()),
                     key: self.value_path.clone(),
-                    message: unknown_key_message(name, fields),
+                    message: unknown_key_message(self.path, name, fields),
                 });
                 continue;
             }

@@ -9,14 +9,13 @@
 pub mod components;
 pub mod de;
 mod error;
+pub mod telemetry;
 pub mod types;
 pub mod validate;
 pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 pub use components::{
     BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
@@ -27,6 +26,9 @@ pub use components::{
     TargetInfo, TlsClientConfig, TlsServerConfig, Verbosity,
 };
 pub use error::{ConfigError, ConfigErrors};
+pub use telemetry::{
+    LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,
+};
 pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};
 use yaml::{Loc, Node, NodeKind};
 
@@ -70,80 +72,6 @@ pub struct PipelineConfig {
     pub exporters: Vec<Ref>,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogEncoding {
-    /// Human-readable lines.
-    #[default]
-    Console,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `service.telemetry.logs`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogsTelemetry {
-    /// `debug`, `info`, `warn`, `error` (default info).
-    pub level: String,
-    /// console | json (default console).
-    pub encoding: LogEncoding,
-}
-
-impl Default for LogsTelemetry {
-    fn default() -> Self {
-        LogsTelemetry {
-            level: "info".into(),
-            encoding: LogEncoding::Console,
-        }
-    }
-}
-
-/// `service.telemetry.metrics.level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricsLevel {
-    /// No self-metrics endpoint.
-    None,
-    /// Core counters.
-    Basic,
-    /// Everything (the default, as in the Collector).
-    #[default]
-    Normal,
-    /// Everything.
-    Detailed,
-}
-
-/// `service.telemetry.metrics`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsTelemetry {
-    /// none | basic | normal | detailed (default normal).
-    pub level: MetricsLevel,
-    /// Where the Prometheus self-metrics are served (default `localhost:8888`).
-    pub address: Endpoint,
-}
-
-impl Default for MetricsTelemetry {
-    fn default() -> Self {
-        MetricsTelemetry {
-            level: MetricsLevel::Normal,
-            address: Endpoint::new("localhost", 8888),
-        }
-    }
-}
-
-/// `service.telemetry`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetryConfig {
-    /// Log settings.
-    pub logs: LogsTelemetry,
-    /// Self-metrics settings.
-    pub metrics: MetricsTelemetry,
-}
-
 /// `service`.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceConfig {
@@ -153,8 +81,6 @@ pub struct ServiceConfig {
     pub pipelines: BTreeMap<PipelineId, PipelineConfig>,
     /// Own logs and metrics.
     pub telemetry: TelemetryConfig,
-    /// Where `service.telemetry` was written (or the document root).
-    pub telemetry_node: Option<Node>,
     /// Where `service.pipelines` is written, else `service`, else the
     /// document's start (for problems with the pipelines as a whole).
     pub loc: Option<Loc>,
@@ -361,7 +287,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 }
             }
             "service" => {
-                config.service = service(value, errors);
+                config.service = service(value, errors, &mut config.warnings);
                 config.service.loc.get_or_insert_with(|| key.loc.clone());
             }
             other => errors.push(err(
@@ -501,17 +427,17 @@ fn refs(node: &Node, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Ref> {
     out
 }
 
-fn service(node: &Node, errors: &mut Vec<ConfigError>) -> ServiceConfig {
+fn service(
+    node: &Node,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> ServiceConfig {
     let mut service = ServiceConfig::default();
     for (key, value) in entries(node, "service", errors) {
         match key.as_str().unwrap_or_default() {
             "extensions" => service.extensions = refs(value, "service.extensions", errors),
             "telemetry" => {
-                match de::from_node(value, "service.telemetry") {
-                    Ok(t) => service.telemetry = t,
-                    Err(e) => errors.extend(e),
-                }
-                service.telemetry_node = Some(value.clone());
+                service.telemetry = telemetry::parse(value, errors, warnings);
             }
             "pipelines" => {
                 service.loc = Some(key.loc.clone());

@@ -569,19 +569,19 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
     }
     let telemetry = &config.service.telemetry.metrics;
     if telemetry.level != MetricsLevel::None {
-        let loc = match &config.service.telemetry_node {
-            Some(node) => loc_of(node, &["metrics", "address"]),
-            None => Loc {
-                file: "<defaults>".into(),
-                line: 0,
-                col: 0,
-            },
+        let (key, loc) = match &telemetry.loc {
+            Some(loc) => ("service.telemetry.metrics", loc.clone()),
+            // The default reader: point at `service` (or the document).
+            None => (
+                "service.telemetry.metrics (default reader)",
+                config.service.loc.clone().unwrap_or(Loc {
+                    file: "<defaults>".into(),
+                    line: 0,
+                    col: 0,
+                }),
+            ),
         };
-        out.push((
-            "service.telemetry.metrics.address".into(),
-            telemetry.address.clone(),
-            loc,
-        ));
+        out.push((key.into(), telemetry.address.clone(), loc));
     }
     out
 }

@@ -58,7 +58,7 @@ impl Node {
         }
     }
 
-    /// Looks up `key` in a mapping.
+    /// Looks up `key` in a mapping, or the item at index `key` of a sequence.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
             NodeKind::Map(entries) => entries
@@ -66,6 +66,7 @@ impl Node {
                 .rev()
                 .find(|(k, _)| k.as_str() == Some(key))
                 .map(|(_, v)| v),
+            NodeKind::Seq(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
             _ => None,
         }
     }

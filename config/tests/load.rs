@@ -210,7 +210,7 @@ service:
     );
     assert!(
         has(
-            "service.telemetry.metrics.address: `localhost:8888` clashes with extensions.health_check.endpoint"
+            "tern.yaml:18:3: service.telemetry.metrics (default reader): `localhost:8888` clashes with extensions.health_check.endpoint"
         ),
         "{errs:#?}"
     );
@@ -716,6 +716,84 @@ fn stricter_where_the_collector_is() {
         [
             "tern.yaml:3:3: mapping key `otlp` already defined at line 2",
             "tern.yaml:6:3: mapping key `a` already defined at line 5",
+        ]
+    );
+}
+
+const PIPELINE: &str = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n";
+
+#[test]
+fn telemetry_in_the_collectors_current_form() {
+    let config = load(&format!(
+        "{PIPELINE}  telemetry:\n    logs:\n      level: WARN\n      encoding: json\n      output_paths: [stdout, /tmp/tern.log]\n      error_output_paths: [stderr]\n      sampling:\n        enabled: false\n      disable_caller: true\n    metrics:\n      level: detailed\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 0.0.0.0\n                port: 9999\n    traces:\n      level: none\n"
+    ))
+    .unwrap();
+    let t = &config.service.telemetry;
+    assert_eq!(t.logs.level, "warn");
+    assert_eq!(t.logs.encoding, tern_config::LogEncoding::Json);
+    assert_eq!(
+        t.logs.outputs,
+        [
+            tern_config::LogOutput::Stdout,
+            tern_config::LogOutput::File("/tmp/tern.log".into())
+        ]
+    );
+    assert_eq!(t.metrics.level, tern_config::MetricsLevel::Detailed);
+    assert_eq!(t.metrics.address.to_string(), "0.0.0.0:9999");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    // The removed `address` still works, with a warning.
+    let config = load(&format!(
+        "{PIPELINE}  telemetry:\n    metrics:\n      address: 127.0.0.1:7777\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.service.telemetry.metrics.address.to_string(),
+        "127.0.0.1:7777"
+    );
+    assert!(
+        config.warnings[0]
+            .to_string()
+            .starts_with("tern.yaml:14:16: service.telemetry.metrics.address: deprecated"),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
+    let errs = errors(&format!(
+        "{PIPELINE}  telemetry:\n    resource:\n      service.name: x\n    logs:\n      sampling:\n        initial: 5\n      initial_fields:\n        a: b\n      processors: []\n      lvl: x\n    metrics:\n      adress: x\n      readers:\n        - periodic:\n            exporter:\n              otlp:\n                endpoint: http://x:4318\n        - pull:\n            exporter:\n              prometheus:\n                port: 1\n                without_units: true\n    traces:\n      processors: []\n"
+    ));
+    let has = |needle: &str| errs.iter().any(|e| e.starts_with(needle));
+    for needle in [
+        "tern.yaml:14:7: service.telemetry.resource: not supported",
+        "tern.yaml:17:9: service.telemetry.logs.sampling: not supported",
+        "tern.yaml:19:9: service.telemetry.logs.initial_fields: not supported",
+        "tern.yaml:20:19: service.telemetry.logs.processors: not supported",
+        "tern.yaml:21:7: service.telemetry.logs.lvl: unknown field `lvl`",
+        "tern.yaml:23:7: service.telemetry.metrics.adress: unknown field `adress`",
+        "tern.yaml:26:13: service.telemetry.metrics.readers.0.periodic: not supported: Tern does not push its own metrics",
+        "tern.yaml:33:32: service.telemetry.metrics.readers.1.pull.exporter.prometheus.without_units: not supported",
+        "tern.yaml:35:7: service.telemetry.traces: not supported",
+    ] {
+        assert!(has(needle), "no {needle} in {errs:#?}");
+    }
+    // Hints never suggest the key the Collector removed.
+    let hint = errs.iter().find(|e| e.contains("`adress`")).unwrap();
+    assert!(
+        hint.contains("`readers`") && !hint.contains("`address`"),
+        "{hint}"
+    );
+    assert_eq!(errs.len(), 9, "{errs:#?}");
+
+    let errs = errors(&format!(
+        "{PIPELINE}  telemetry:\n    metrics:\n      readers: []\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:14:16: service.telemetry.metrics.readers: a reader is required when level is not none"
         ]
     );
 }
