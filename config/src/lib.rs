@@ -284,6 +284,12 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         &format!("connectors.{name}"),
                         format!("unknown connector type `{name}` (Tern has no connectors yet)"),
                     ));
+                    // Reported once: pipelines that use it as an exporter
+                    // or a receiver get no "not defined" line.
+                    if let Ok(id) = name.parse::<ComponentId>() {
+                        config.invalid.insert((Kind::Exporter, id.clone()));
+                        config.invalid.insert((Kind::Receiver, id));
+                    }
                 }
             }
             "service" => {

@@ -297,6 +297,10 @@ fn type_errors_and_unknown_sections() {
         has("tern.yaml:4:3: connectors.spanmetrics: unknown connector type `spanmetrics`"),
         "{errs:#?}"
     );
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nconnectors:\n  span_metrics:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [span_metrics]\n    metrics:\n      receivers: [span_metrics]\n      exporters: [nop]\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(
         has("tern.yaml:8:18: service.pipelines.traces.receivers: expected a list of component ids"),
         "{errs:#?}"
