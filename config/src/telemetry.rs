@@ -188,9 +188,19 @@ pub fn parse(
         return TelemetryConfig::default();
     };
     let mut problem = |path: &[&str], message: &str| {
+        // `readers[0].pull`, as the deserializer writes list items.
+        let mut key = String::from("service.telemetry");
+        for part in path {
+            if part.parse::<usize>().is_ok() {
+                key.push_str(&format!("[{part}]"));
+            } else {
+                key.push('.');
+                key.push_str(part);
+            }
+        }
         errors.push(ConfigError {
             loc: Some(node.deepest(path).loc.clone()),
-            key: format!("service.telemetry.{}", path.join(".")),
+            key,
             message: message.into(),
         });
     };

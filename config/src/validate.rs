@@ -84,14 +84,17 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             ),
         ];
         for (proto, tls) in tls {
-            if let Some(t) = tls
-                && (t.cert_file.is_empty() || t.key_file.is_empty())
-            {
+            let missing = tls.and_then(|t| {
+                [("cert_file", &t.cert_file), ("key_file", &t.key_file)]
+                    .into_iter()
+                    .find(|(_, v)| v.is_empty())
+            });
+            if let Some((key, _)) = missing {
                 errors.push(setting(
                     "receivers",
                     c,
-                    &["protocols", proto, "tls"],
-                    "cert_file and key_file are required",
+                    &["protocols", proto, "tls", key],
+                    "is required (cert_file and key_file)",
                 ));
             }
         }

@@ -403,7 +403,7 @@ service:
     let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
     assert!(
         has(
-            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls: cert_file and key_file are required"
+            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls.key_file: is required (cert_file and key_file)"
         ),
         "{errs:#?}"
     );
@@ -777,8 +777,8 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
         "tern.yaml:20:19: service.telemetry.logs.processors: not supported",
         "tern.yaml:21:7: service.telemetry.logs.lvl: unknown field `lvl`",
         "tern.yaml:23:7: service.telemetry.metrics.adress: unknown field `adress`",
-        "tern.yaml:26:13: service.telemetry.metrics.readers.0.periodic: not supported: Tern does not push its own metrics",
-        "tern.yaml:33:32: service.telemetry.metrics.readers.1.pull.exporter.prometheus.without_units: not supported",
+        "tern.yaml:26:13: service.telemetry.metrics.readers[0].periodic: not supported: Tern does not push its own metrics",
+        "tern.yaml:33:32: service.telemetry.metrics.readers[1].pull.exporter.prometheus.without_units: not supported",
         "tern.yaml:35:7: service.telemetry.traces: not supported",
     ] {
         assert!(has(needle), "no {needle} in {errs:#?}");
