@@ -345,11 +345,7 @@ fn components<T>(
                 ),
             ));
         }
-        if let Some(first) = out
-            .get(&id)
-            .map(|c: &Component<T>| &c.loc)
-            .or_else(|| seen.get(&id))
-        {
+        if let Some(first) = seen.get(&id) {
             errors.push(err(
                 key,
                 &path,
