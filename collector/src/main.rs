@@ -7,6 +7,7 @@
 //! - `tern components`: list built-in components and their signals
 
 mod admin;
+mod logging;
 mod receiver;
 mod serve;
 mod service;
@@ -16,8 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tern_config::{Config, ConfigErrors, LogEncoding, components::CATALOG};
-use tracing_subscriber::EnvFilter;
+use tern_config::{Config, ConfigErrors, components::CATALOG};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,9 +71,10 @@ fn print_errors(errors: &ConfigErrors) {
     );
 }
 
+/// Prints every built-in type, then each deprecated alias on its own line.
 fn components() {
     println!(
-        "{:<11} {:<14} {:<22} description",
+        "{:<11} {:<24} {:<22} description",
         "kind", "type", "signals"
     );
     for c in CATALOG {
@@ -84,32 +85,22 @@ fn components() {
             signals.join(",")
         };
         println!(
-            "{:<11} {:<14} {:<22} {}",
+            "{:<11} {:<24} {:<22} {}",
             c.kind.noun(),
             c.type_name,
             signals,
             c.description
         );
+        for alias in c.aliases {
+            println!(
+                "{:<11} {:<24} {:<22} deprecated alias of `{}`",
+                c.kind.noun(),
+                alias,
+                signals,
+                c.type_name
+            );
+        }
     }
-}
-
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let logs = &config.service.telemetry.logs;
-    let filter = EnvFilter::try_new(&logs.level).with_context(|| {
-        format!(
-            "service.telemetry.logs.level: invalid level `{}`",
-            logs.level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match logs.encoding {
-        LogEncoding::Json => builder.json().init(),
-        LogEncoding::Console => builder.init(),
-    }
-    Ok(())
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {
@@ -122,7 +113,10 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    init_logging(&config)?;
+    logging::init(&config)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     // One worker per CPU the process may use: `available_parallelism`
     // follows the cgroup CPU quota (a container limited to 2 CPUs gets 2
     // workers even on a 64-core node).
@@ -150,7 +144,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Validate) => match load(&cli.config) {
-            Ok(_) => {
+            Ok(config) => {
+                for w in &config.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!("configuration is valid");
                 ExitCode::SUCCESS
             }

@@ -49,8 +49,12 @@ impl Kind {
 pub struct ComponentInfo {
     /// Receiver, processor, exporter or extension.
     pub kind: Kind,
-    /// The type name used in config.
+    /// The type name used in config: the OpenTelemetry Collector's current
+    /// name for the component.
     pub type_name: &'static str,
+    /// Older names the Collector still accepts as deprecated aliases; Tern
+    /// accepts them too and warns, as the Collector does.
+    pub aliases: &'static [&'static str],
     /// Signals it handles (empty for extensions).
     pub signals: &'static [Signal],
     /// One line for `tern components`.
@@ -64,76 +68,87 @@ pub const CATALOG: &[ComponentInfo] = &[
     ComponentInfo {
         kind: Kind::Receiver,
         type_name: "otlp",
+        aliases: &[],
         signals: ALL,
         description: "OTLP over gRPC (4317) and HTTP (4318), protobuf and JSON",
     },
     ComponentInfo {
         kind: Kind::Processor,
         type_name: "memory_limiter",
+        aliases: &[],
         signals: ALL,
         description: "refuses new data (retryably) while the bytes held in pipelines exceed a limit",
     },
     ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
+        aliases: &[],
         signals: ALL,
         description: "groups items into batches by size and timeout",
     },
     ComponentInfo {
         kind: Kind::Exporter,
         type_name: "debug",
+        aliases: &[],
         signals: ALL,
         description: "writes items to the log (basic, normal, detailed)",
     },
     ComponentInfo {
         kind: Kind::Exporter,
         type_name: "file",
+        aliases: &[],
         signals: ALL,
         description: "writes OTLP JSON lines or length-prefixed protobuf to a file, with rotation",
     },
     ComponentInfo {
         kind: Kind::Exporter,
-        type_name: "otlp",
+        type_name: "otlp_grpc",
+        aliases: &["otlp"],
         signals: ALL,
         description: "OTLP/gRPC to a backend, with queue, retry and backpressure",
     },
     ComponentInfo {
         kind: Kind::Exporter,
-        type_name: "otlphttp",
+        type_name: "otlp_http",
+        aliases: &["otlphttp"],
         signals: ALL,
         description: "OTLP/HTTP (protobuf or JSON) to a backend, with queue, retry and backpressure",
     },
     ComponentInfo {
         kind: Kind::Exporter,
         type_name: "prometheus",
+        aliases: &[],
         signals: &[Signal::Metrics],
         description: "serves metrics for Prometheus to scrape (text format and OpenMetrics)",
     },
     ComponentInfo {
         kind: Kind::Exporter,
-        type_name: "prometheusremotewrite",
+        type_name: "prometheus_remote_write",
+        aliases: &["prometheusremotewrite"],
         signals: &[Signal::Metrics],
         description: "pushes metrics with Prometheus remote write 1.0 (native histograms too)",
     },
     ComponentInfo {
         kind: Kind::Exporter,
         type_name: "nop",
+        aliases: &[],
         signals: ALL,
         description: "accepts and discards everything",
     },
     ComponentInfo {
         kind: Kind::Extension,
         type_name: "health_check",
+        aliases: &[],
         signals: &[],
         description: "HTTP health endpoint (200 when running, 503 otherwise)",
     },
 ];
 
-/// Looks a type up in the catalog.
+/// Looks a type up in the catalog, by its name or one of its aliases.
 pub fn lookup(kind: Kind, type_name: &str) -> Option<&'static ComponentInfo> {
     CATALOG
         .iter()
-        .find(|c| c.kind == kind && c.type_name == type_name)
+        .find(|c| c.kind == kind && (c.type_name == type_name || c.aliases.contains(&type_name)))
 }
 
 /// A protocol section that is on when present, even if empty (`grpc:`).
@@ -404,7 +419,7 @@ impl Default for HealthCheckConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryLimiterConfig {
     /// How often a percentage-based limit is re-read from the cgroup and the
-    /// limiter's state is logged (default 1s).
+    /// limiter's state is logged (required, as in the Collector).
     pub check_interval: GoDuration,
     /// Hard limit in MiB on the bytes held by pipelines.
     pub limit_mib: u64,
@@ -420,7 +435,8 @@ pub struct MemoryLimiterConfig {
 impl Default for MemoryLimiterConfig {
     fn default() -> Self {
         MemoryLimiterConfig {
-            check_interval: GoDuration(Duration::from_secs(1)),
+            // No default, as in the Collector: it must be set.
+            check_interval: GoDuration(Duration::ZERO),
             limit_mib: 0,
             spike_limit_mib: 0,
             limit_percentage: 0,

@@ -1,7 +1,10 @@
 //! A serde `Deserializer` over the located YAML tree. Typed component configs
 //! derive `Deserialize` with `deny_unknown_fields`; any error they raise is
 //! tagged with the file, line and key path of the node that caused it.
+//! Unknown keys do not stop the walk: each is recorded and skipped, so one
+//! run reports every unknown key of a component, not only the first.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
@@ -55,8 +58,57 @@ impl DeError {
 }
 
 /// Deserializes `T` from `node`; `path` is the node's dotted key path.
-pub fn from_node<T: de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, ConfigError> {
-    T::deserialize(NodeDe { node, path }).map_err(|e| e.into_config_error(node, path))
+/// Returns every unknown key found, plus the first other error if any.
+pub fn from_node<T: de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, Vec<ConfigError>> {
+    match from_node_partial(node, path) {
+        (Some(value), errors) if errors.is_empty() => Ok(value),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Like [`from_node`], but also returns the value when the only problems
+/// were unknown keys (which were skipped), so later checks can still run.
+pub fn from_node_partial<T: de::DeserializeOwned>(
+    node: &Node,
+    path: &str,
+) -> (Option<T>, Vec<ConfigError>) {
+    let unknown = RefCell::new(Vec::new());
+    let result = T::deserialize(NodeDe {
+        node,
+        path,
+        unknown: &unknown,
+    });
+    let mut errors = unknown.into_inner();
+    match result {
+        Ok(value) => (Some(value), errors),
+        Err(e) => {
+            errors.push(e.into_config_error(node, path));
+            (None, errors)
+        }
+    }
+}
+
+/// Keys the Collector removed that Tern still reads as deprecated aliases
+/// (`(parent path, key)`): never suggested in a message.
+const REMOVED_KEYS: &[(&str, &str)] = &[("service.telemetry.metrics", "address")];
+
+/// The message for a key a struct at `path` does not have, listing the
+/// ones it has (but not the ones the Collector removed).
+pub fn unknown_key_message(path: &str, name: &str, fields: &[&str]) -> String {
+    let expected: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|f| !REMOVED_KEYS.contains(&(path, f)))
+        .collect();
+    if expected.is_empty() {
+        format!("unknown field `{name}`, there are no fields")
+    } else {
+        let list: Vec<String> = expected.iter().map(|f| format!("`{f}`")).collect();
+        format!(
+            "unknown field `{name}`, expected one of {}",
+            list.join(", ")
+        )
+    }
 }
 
 /// Deserializer for one node.
@@ -64,6 +116,8 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, 
 pub struct NodeDe<'a> {
     node: &'a Node,
     path: &'a str,
+    /// Where unknown keys are recorded (shared by the whole walk).
+    unknown: &'a RefCell<Vec<ConfigError>>,
 }
 
 impl<'a> NodeDe<'a> {
@@ -86,6 +140,34 @@ impl<'a> NodeDe<'a> {
 
     fn wrap<T>(&self, result: Result<T, DeError>) -> Result<T, DeError> {
         result.map_err(|e| e.at(self.node, self.path))
+    }
+
+    /// A mapping; for a struct, `fields` are its keys and any other key is
+    /// recorded as unknown and skipped.
+    fn map<'de, V: Visitor<'de>>(
+        self,
+        fields: Option<&'static [&'static str]>,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let entries: &[(Node, Node)] = match &self.node.kind {
+            NodeKind::Map(entries) => entries,
+            NodeKind::Null => &[],
+            _ => {
+                return self.wrap(Err(de::Error::custom(format!(
+                    "expected a mapping, found {}",
+                    self.node.shape()
+                ))));
+            }
+        };
+        let result = visitor.visit_map(MapDe {
+            entries: entries.iter(),
+            path: self.path,
+            fields,
+            value: None,
+            value_path: String::new(),
+            unknown: self.unknown,
+        });
+        self.wrap(result)
     }
 }
 
@@ -209,11 +291,13 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
                 items: items.iter(),
                 path: self.path,
                 index: 0,
+                unknown: self.unknown,
             }),
             NodeKind::Null => visitor.visit_seq(SeqDe {
                 items: [].iter(),
                 path: self.path,
                 index: 0,
+                unknown: self.unknown,
             }),
             _ => Err(de::Error::custom(format!(
                 "expected a sequence, found {}",
@@ -241,34 +325,16 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let result = match &self.node.kind {
-            NodeKind::Map(entries) => visitor.visit_map(MapDe {
-                entries: entries.iter(),
-                path: self.path,
-                value: None,
-                value_path: String::new(),
-            }),
-            NodeKind::Null => visitor.visit_map(MapDe {
-                entries: [].iter(),
-                path: self.path,
-                value: None,
-                value_path: String::new(),
-            }),
-            _ => Err(de::Error::custom(format!(
-                "expected a mapping, found {}",
-                self.node.shape()
-            ))),
-        };
-        self.wrap(result)
+        self.map(None, visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        self.deserialize_map(visitor)
+        self.map(Some(fields), visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -296,6 +362,7 @@ struct SeqDe<'a> {
     items: std::slice::Iter<'a, Node>,
     path: &'a str,
     index: usize,
+    unknown: &'a RefCell<Vec<ConfigError>>,
 }
 
 impl<'de> SeqAccess<'de> for SeqDe<'_> {
@@ -310,9 +377,13 @@ impl<'de> SeqAccess<'de> for SeqDe<'_> {
             Some(node) => {
                 let path = format!("{}[{}]", self.path, self.index);
                 self.index += 1;
-                seed.deserialize(NodeDe { node, path: &path })
-                    .map(Some)
-                    .map_err(|e| e.at(node, &path))
+                seed.deserialize(NodeDe {
+                    node,
+                    path: &path,
+                    unknown: self.unknown,
+                })
+                .map(Some)
+                .map_err(|e| e.at(node, &path))
             }
         }
     }
@@ -321,8 +392,11 @@ impl<'de> SeqAccess<'de> for SeqDe<'_> {
 struct MapDe<'a> {
     entries: std::slice::Iter<'a, (Node, Node)>,
     path: &'a str,
+    /// The struct's keys; `None` for a free-form map.
+    fields: Option<&'static [&'static str]>,
     value: Option<&'a Node>,
     value_path: String,
+    unknown: &'a RefCell<Vec<ConfigError>>,
 }
 
 impl<'de> MapAccess<'de> for MapDe<'_> {
@@ -332,24 +406,34 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        match self.entries.next() {
-            None => Ok(None),
-            Some((key, value)) => {
-                let name = key.as_str().unwrap_or("?");
-                self.value_path = if self.path.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{}.{}", self.path, name)
-                };
-                self.value = Some(value);
-                seed.deserialize(NodeDe {
+        for (key, value) in self.entries.by_ref() {
+            let name = key.as_str().unwrap_or("?");
+            self.value_path = if self.path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{}.{}", self.path, name)
+            };
+            if let Some(fields) = self.fields
+                && !fields.contains(&name)
+            {
+                self.unknown.borrow_mut().push(ConfigError {
+                    loc: Some(key.loc.clone()),
+                    key: self.value_path.clone(),
+                    message: unknown_key_message(self.path, name, fields),
+                });
+                continue;
+            }
+            self.value = Some(value);
+            return seed
+                .deserialize(NodeDe {
                     node: key,
                     path: &self.value_path,
+                    unknown: self.unknown,
                 })
                 .map(Some)
-                .map_err(|e| e.at(key, &self.value_path))
-            }
+                .map_err(|e| e.at(key, &self.value_path));
         }
+        Ok(None)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
@@ -360,6 +444,7 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
         seed.deserialize(NodeDe {
             node,
             path: &self.value_path,
+            unknown: self.unknown,
         })
         .map_err(|e| e.at(node, &self.value_path))
     }

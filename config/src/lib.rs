@@ -9,14 +9,13 @@
 pub mod components;
 pub mod de;
 mod error;
+pub mod telemetry;
 pub mod types;
 pub mod validate;
 pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 pub use components::{
     BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
@@ -27,6 +26,9 @@ pub use components::{
     TargetInfo, TlsClientConfig, TlsServerConfig, Verbosity,
 };
 pub use error::{ConfigError, ConfigErrors};
+pub use telemetry::{
+    LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,
+};
 pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};
 use yaml::{Loc, Node, NodeKind};
 
@@ -70,80 +72,6 @@ pub struct PipelineConfig {
     pub exporters: Vec<Ref>,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogEncoding {
-    /// Human-readable lines.
-    #[default]
-    Console,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `service.telemetry.logs`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogsTelemetry {
-    /// `debug`, `info`, `warn`, `error` (default info).
-    pub level: String,
-    /// console | json (default console).
-    pub encoding: LogEncoding,
-}
-
-impl Default for LogsTelemetry {
-    fn default() -> Self {
-        LogsTelemetry {
-            level: "info".into(),
-            encoding: LogEncoding::Console,
-        }
-    }
-}
-
-/// `service.telemetry.metrics.level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricsLevel {
-    /// No self-metrics endpoint.
-    None,
-    /// Core counters.
-    Basic,
-    /// Everything (the default, as in the Collector).
-    #[default]
-    Normal,
-    /// Everything.
-    Detailed,
-}
-
-/// `service.telemetry.metrics`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsTelemetry {
-    /// none | basic | normal | detailed (default normal).
-    pub level: MetricsLevel,
-    /// Where the Prometheus self-metrics are served (default `localhost:8888`).
-    pub address: Endpoint,
-}
-
-impl Default for MetricsTelemetry {
-    fn default() -> Self {
-        MetricsTelemetry {
-            level: MetricsLevel::Normal,
-            address: Endpoint::new("localhost", 8888),
-        }
-    }
-}
-
-/// `service.telemetry`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetryConfig {
-    /// Log settings.
-    pub logs: LogsTelemetry,
-    /// Self-metrics settings.
-    pub metrics: MetricsTelemetry,
-}
-
 /// `service`.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceConfig {
@@ -153,8 +81,9 @@ pub struct ServiceConfig {
     pub pipelines: BTreeMap<PipelineId, PipelineConfig>,
     /// Own logs and metrics.
     pub telemetry: TelemetryConfig,
-    /// Where `service.telemetry` was written (or the document root).
-    pub telemetry_node: Option<Node>,
+    /// Where `service.pipelines` is written, else `service`, else the
+    /// document's start (for problems with the pipelines as a whole).
+    pub loc: Option<Loc>,
 }
 
 /// A whole, typed configuration.
@@ -173,6 +102,9 @@ pub struct Config {
     /// Components that are declared but whose settings did not type-check;
     /// validation treats them as defined so one mistake gives one message.
     pub invalid: std::collections::BTreeSet<(Kind, ComponentId)>,
+    /// Things that work but should change (deprecated names and keys), each
+    /// with where it is written; `tern validate` prints them, `tern` logs them.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -217,7 +149,7 @@ pub fn load_sources(
                 None => root = Some(node),
                 Some(base) => yaml::merge(base, node),
             },
-            Err(e) => errors.push(e),
+            Err(e) => errors.extend(e),
         }
     }
     if !errors.is_empty() {
@@ -230,10 +162,34 @@ pub fn load_sources(
             message: "no configuration given".into(),
         }]));
     };
-    yaml::expand_env(&mut root, env, &mut errors);
-    let config = from_tree(&root, &mut errors);
-    errors.extend(validate::validate(&config));
+    let notes = yaml::expand_env(&mut root, env, &mut errors);
+    // A value that could not be expanded gets that one message, not a
+    // second one about the unexpanded text.
+    let unexpanded: Vec<Loc> = errors.iter().filter_map(|e| e.loc.clone()).collect();
+    let mut later = Vec::new();
+    let mut config = from_tree(&root, &mut later);
+    later.extend(validate::validate(&config));
+    errors.extend(
+        later
+            .into_iter()
+            .filter(|e| e.loc.as_ref().is_none_or(|l| !unexpanded.contains(l))),
+    );
+    // A problem with a value that used an unset or empty variable names it.
+    for e in &mut errors {
+        for note in notes.iter().filter(|n| e.loc.as_ref() == Some(&n.loc)) {
+            e.message = format!("{} ({})", e.message, note.describe());
+        }
+    }
+    // As the Collector's env provider: an unset variable is worth a warning.
+    config
+        .warnings
+        .extend(notes.iter().filter(|n| n.unset).map(|n| ConfigError {
+            loc: Some(n.loc.clone()),
+            key: String::new(),
+            message: format!("{}: it expands to the empty string", n.describe()),
+        }));
     if errors.is_empty() {
+        config.warnings = sort(config.warnings);
         Ok(config)
     } else {
         Err(ConfigErrors(sort(errors)))
@@ -278,7 +234,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
     for (key, value) in entries(root, "", errors) {
         match key.as_str().unwrap_or_default() {
             "receivers" => {
-                config.receivers = components(value, Kind::Receiver, errors, &mut config.invalid, |ty, node, path| {
+                config.receivers = components(value, Kind::Receiver, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "otlp" => ReceiverConfig::Otlp(de::from_node(node, path)?),
                         _ => return Err(None),
@@ -286,7 +242,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "processors" => {
-                config.processors = components(value, Kind::Processor, errors, &mut config.invalid, |ty, node, path| {
+                config.processors = components(value, Kind::Processor, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
                         "memory_limiter" => {
@@ -297,15 +253,15 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "exporters" => {
-                config.exporters = components(value, Kind::Exporter, errors, &mut config.invalid, |ty, node, path| {
+                config.exporters = components(value, Kind::Exporter, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
                         "file" => ExporterConfig::File(de::from_node(node, path)?),
                         "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
-                        "otlp" => ExporterConfig::Otlp(de::from_node(node, path)?),
-                        "otlphttp" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
+                        "otlp_grpc" => ExporterConfig::Otlp(de::from_node(node, path)?),
+                        "otlp_http" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
                         "prometheus" => ExporterConfig::Prometheus(de::from_node(node, path)?),
-                        "prometheusremotewrite" => {
+                        "prometheus_remote_write" => {
                             ExporterConfig::PrometheusRemoteWrite(de::from_node(node, path)?)
                         }
                         _ => return Err(None),
@@ -313,7 +269,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "extensions" => {
-                config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, |ty, node, path| {
+                config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "health_check" => ExtensionConfig::HealthCheck(de::from_node(node, path)?),
                         _ => return Err(None),
@@ -328,9 +284,18 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         &format!("connectors.{name}"),
                         format!("unknown connector type `{name}` (Tern has no connectors yet)"),
                     ));
+                    // Reported once: pipelines that use it as an exporter
+                    // or a receiver get no "not defined" line.
+                    if let Ok(id) = name.parse::<ComponentId>() {
+                        config.invalid.insert((Kind::Exporter, id.clone()));
+                        config.invalid.insert((Kind::Receiver, id));
+                    }
                 }
             }
-            "service" => config.service = service(value, errors),
+            "service" => {
+                config.service = service(value, errors, &mut config.warnings);
+                config.service.loc.get_or_insert_with(|| key.loc.clone());
+            }
             other => errors.push(err(
                 key,
                 other,
@@ -338,6 +303,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
             )),
         }
     }
+    config.service.loc.get_or_insert_with(|| root.loc.clone());
     config
 }
 
@@ -346,9 +312,13 @@ fn components<T>(
     kind: Kind,
     errors: &mut Vec<ConfigError>,
     invalid: &mut std::collections::BTreeSet<(Kind, ComponentId)>,
-    build: impl Fn(&str, &Node, &str) -> Result<T, Option<ConfigError>>,
+    warnings: &mut Vec<ConfigError>,
+    build: impl Fn(&str, &Node, &str) -> Result<T, Option<Vec<ConfigError>>>,
 ) -> BTreeMap<ComponentId, Component<T>> {
     let mut out = BTreeMap::new();
+    // Every id read so far (also those whose settings are wrong), for the
+    // Collector's "duplicate name" check: `otlp/a` and `otlp/ a ` are one id.
+    let mut seen: BTreeMap<ComponentId, Loc> = BTreeMap::new();
     for (key, value) in entries(section, kind.section(), errors) {
         let raw = key.as_str().unwrap_or_default();
         let path = format!("{}.{raw}", kind.section());
@@ -359,7 +329,35 @@ fn components<T>(
                 continue;
             }
         };
-        match build(&id.kind, value, &path) {
+        let info = components::lookup(kind, &id.kind);
+        if let Some(info) = info
+            && info.type_name != id.kind
+        {
+            warnings.push(err(
+                key,
+                &path,
+                format!(
+                    "`{}` is a deprecated alias of the {} type `{}`; use `{}`",
+                    id.kind,
+                    kind.noun(),
+                    info.type_name,
+                    info.type_name
+                ),
+            ));
+        }
+        if let Some(first) = seen.get(&id) {
+            errors.push(err(
+                key,
+                &path,
+                format!(
+                    "duplicate name `{raw}` (the same id as `{id}` at line {})",
+                    first.line
+                ),
+            ));
+            continue;
+        }
+        seen.insert(id.clone(), key.loc.clone());
+        match build(info.map_or(id.kind.as_str(), |i| i.type_name), value, &path) {
             Ok(config) => {
                 out.insert(
                     id.clone(),
@@ -372,7 +370,7 @@ fn components<T>(
                 );
             }
             Err(Some(e)) => {
-                errors.push(e);
+                errors.extend(e);
                 invalid.insert((kind, id));
             }
             Err(None) => {
@@ -391,6 +389,7 @@ fn components<T>(
                         known.join(", ")
                     ),
                 ));
+                invalid.insert((kind, id));
             }
         }
     }
@@ -430,19 +429,20 @@ fn refs(node: &Node, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Ref> {
     out
 }
 
-fn service(node: &Node, errors: &mut Vec<ConfigError>) -> ServiceConfig {
+fn service(
+    node: &Node,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> ServiceConfig {
     let mut service = ServiceConfig::default();
     for (key, value) in entries(node, "service", errors) {
         match key.as_str().unwrap_or_default() {
             "extensions" => service.extensions = refs(value, "service.extensions", errors),
             "telemetry" => {
-                match de::from_node(value, "service.telemetry") {
-                    Ok(t) => service.telemetry = t,
-                    Err(e) => errors.push(e),
-                }
-                service.telemetry_node = Some(value.clone());
+                service.telemetry = telemetry::parse(value, errors, warnings);
             }
             "pipelines" => {
+                service.loc = Some(key.loc.clone());
                 for (pkey, pvalue) in entries(value, "service.pipelines", errors) {
                     let raw = pkey.as_str().unwrap_or_default();
                     let path = format!("service.pipelines.{raw}");

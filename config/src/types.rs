@@ -80,29 +80,62 @@ impl ComponentId {
     }
 }
 
-fn valid_part(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+/// The Collector's type rule: `^[a-zA-Z][0-9a-zA-Z_]{0,62}$`.
+fn valid_type(s: &str) -> bool {
+    s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The Collector's name rule: 1 to 1024 characters, none of them
+/// whitespace, control characters or symbols (Unicode categories Z, C, S).
+/// Tern checks every whitespace and control character and the ASCII symbols
+/// (`$+<=>^`|~`); other non-ASCII symbols are let through.
+fn name_problem(name: &str) -> Option<String> {
+    let count = name.chars().count();
+    if count > 1024 {
+        return Some(format!(
+            "name `{name}` is longer than 1024 characters ({count} characters)"
+        ));
+    }
+    let bad = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~')
+    };
+    name.chars().any(bad).then(|| {
+        format!("invalid character(s) in name `{name}` (no spaces, control characters or symbols)")
+    })
 }
 
 impl FromStr for ComponentId {
     type Err = String;
+    /// Parses `type[/name]` as the Collector does: both parts trimmed, the
+    /// name is everything after the first `/`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (kind, name) = match s.split_once('/') {
             Some((kind, name)) => (kind.trim(), Some(name.trim())),
             None => (s.trim(), None),
         };
-        if !valid_part(kind) || !kind.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            return Err(format!(
-                "invalid component id `{s}`: the type must start with a letter and use only letters, digits, `_`, `-` and `.`"
-            ));
+        if kind.is_empty() {
+            return Err(match name {
+                Some(_) => format!("invalid id `{s}`: the part before / should not be empty"),
+                None => "id must not be empty".into(),
+            });
         }
-        if let Some(name) = name
-            && (name.is_empty() || name.chars().any(|c| c.is_control() || c == '/'))
-        {
+        if let Some(name) = name {
+            if name.is_empty() {
+                return Err(format!(
+                    "invalid id `{s}`: the part after / should not be empty"
+                ));
+            }
+            if let Some(problem) = name_problem(name) {
+                return Err(format!("invalid id `{s}`: {problem}"));
+            }
+        }
+        if !valid_type(kind) {
             return Err(format!(
-                "invalid component id `{s}`: the name after `/` is empty or invalid"
+                "invalid id `{s}`: the type `{kind}` must start with a letter and have at most 63 letters, digits and `_`"
             ));
         }
         Ok(ComponentId {
@@ -134,6 +167,12 @@ impl FromStr for PipelineId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let id: ComponentId = s.parse()?;
+        if id.kind == "profiles" {
+            return Err(
+                "pipelines of the `profiles` signal are not supported: Tern handles traces, metrics and logs"
+                    .into(),
+            );
+        }
         Ok(PipelineId {
             signal: id.kind.parse()?,
             name: id.name,
@@ -294,9 +333,24 @@ mod tests {
         assert!("".parse::<ComponentId>().is_err());
         assert!("9x".parse::<ComponentId>().is_err());
         assert!("otlp/".parse::<ComponentId>().is_err());
+        // The Collector's rules: types are letters, digits and `_`; names
+        // have no spaces or symbols but may hold `/`, `-`, `.`; both trimmed.
+        assert!("otlp-x".parse::<ComponentId>().is_err());
+        assert!("my receiver".parse::<ComponentId>().is_err());
+        assert!("otlp/my name".parse::<ComponentId>().is_err());
+        assert!("otlp/a+b".parse::<ComponentId>().is_err());
+        assert!("/x".parse::<ComponentId>().is_err());
+        let id: ComponentId = " otlp / a/b-c.d ".parse().unwrap();
+        assert_eq!(id.to_string(), "otlp/a/b-c.d");
+        assert!("x".repeat(64).parse::<ComponentId>().is_err());
         let p: PipelineId = "metrics/2".parse().unwrap();
         assert_eq!(p.signal, Signal::Metrics);
-        assert!("profiles".parse::<PipelineId>().is_err());
+        assert!(
+            "profiles/x"
+                .parse::<PipelineId>()
+                .unwrap_err()
+                .contains("`profiles` signal are not supported")
+        );
     }
 
     #[test]

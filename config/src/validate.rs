@@ -19,7 +19,8 @@ fn at(loc: &Loc, key: impl Into<String>, message: impl Into<String>) -> ConfigEr
 
 /// A problem with the setting at `path` of component `c` in `section`
 /// (`receivers`, `processors`, `exporters`): keyed `section.id.path`, at the
-/// line of the deepest key of `path` that is written.
+/// line of the deepest key of `path` that is written, or of the component's
+/// id when none is.
 fn setting<T>(
     section: &str,
     c: &crate::Component<T>,
@@ -27,7 +28,13 @@ fn setting<T>(
     message: impl Into<String>,
 ) -> ConfigError {
     let key = format!("{section}.{}.{}", c.id, path.join("."));
-    at(&c.node.deepest(path).loc, key, message)
+    let node = c.node.deepest(path);
+    let loc = if std::ptr::eq(node, &c.node) {
+        &c.loc
+    } else {
+        &node.loc
+    };
+    at(loc, key, message)
 }
 
 /// Returns every problem in `config`; empty means it can run.
@@ -77,14 +84,17 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             ),
         ];
         for (proto, tls) in tls {
-            if let Some(t) = tls
-                && (t.cert_file.is_empty() || t.key_file.is_empty())
-            {
+            let missing = tls.and_then(|t| {
+                [("cert_file", &t.cert_file), ("key_file", &t.key_file)]
+                    .into_iter()
+                    .find(|(_, v)| v.is_empty())
+            });
+            if let Some((key, _)) = missing {
                 errors.push(setting(
                     "receivers",
                     c,
-                    &["protocols", proto, "tls"],
-                    "cert_file and key_file are required",
+                    &["protocols", proto, "tls", key],
+                    "is required (cert_file and key_file)",
                 ));
             }
         }
@@ -130,11 +140,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         match &c.config {
             ExporterConfig::Otlp(o) => {
                 if o.endpoint.trim().is_empty() {
-                    errors.push(at(
-                        &c.loc,
-                        format!("exporters.{}.endpoint", c.id),
-                        "is required",
-                    ));
+                    errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
                     errors.push(setting("exporters", c, &["endpoint"], e));
                 }
@@ -160,11 +166,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             }
             ExporterConfig::Prometheus(p) => {
                 if p.endpoint.is_none() {
-                    errors.push(at(
-                        &c.loc,
-                        format!("exporters.{}.endpoint", c.id),
-                        "is required",
-                    ));
+                    errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 }
                 if p.max_series == 0 {
                     errors.push(setting(
@@ -177,11 +179,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             }
             ExporterConfig::PrometheusRemoteWrite(p) => {
                 if p.endpoint.trim().is_empty() {
-                    errors.push(at(
-                        &c.loc,
-                        format!("exporters.{}.endpoint", c.id),
-                        "is required",
-                    ));
+                    errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 } else if let Err(e) = Target::parse_url(&p.endpoint) {
                     errors.push(setting("exporters", c, &["endpoint"], e));
                 }
@@ -222,11 +220,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         }
         if let ExporterConfig::File(f) = &c.config {
             if f.path.trim().is_empty() {
-                errors.push(at(
-                    &c.loc,
-                    format!("exporters.{}.path", c.id),
-                    "is required",
-                ));
+                errors.push(setting("exporters", c, &["path"], "is required"));
             }
             if let Some(r) = f.rotation.as_ref()
                 && r.localtime
@@ -300,7 +294,7 @@ fn check_memory_limiter(
             "processors",
             c,
             &["check_interval"],
-            "must be above 0",
+            "must be greater than zero (it has no default, as in the Collector)",
         ));
     }
 }
@@ -422,9 +416,10 @@ fn check_otlphttp(
                 .iter()
                 .any(|(_, url, signal)| *signal == Some(p.id.signal) && url.is_empty());
             if missing {
-                errors.push(at(
-                    &c.loc,
-                    format!("exporters.{}.endpoint", c.id),
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["endpoint"],
                     format!(
                         "is required (or {}_endpoint) for pipeline `{}`",
                         p.id.signal, p.id
@@ -494,7 +489,7 @@ fn check_pipelines(config: &Config, errors: &mut Vec<ConfigError>) {
     }
     if service.pipelines.is_empty() {
         errors.push(ConfigError {
-            loc: None,
+            loc: service.loc.clone(),
             key: "service.pipelines".into(),
             message: "at least one pipeline is required".into(),
         });
@@ -577,19 +572,19 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
     }
     let telemetry = &config.service.telemetry.metrics;
     if telemetry.level != MetricsLevel::None {
-        let loc = match &config.service.telemetry_node {
-            Some(node) => loc_of(node, &["metrics", "address"]),
-            None => Loc {
-                file: "<defaults>".into(),
-                line: 0,
-                col: 0,
-            },
+        let (key, loc) = match &telemetry.loc {
+            Some(loc) => ("service.telemetry.metrics", loc.clone()),
+            // The default reader: point at `service` (or the document).
+            None => (
+                "service.telemetry.metrics (default reader)",
+                config.service.loc.clone().unwrap_or(Loc {
+                    file: "<defaults>".into(),
+                    line: 0,
+                    col: 0,
+                }),
+            ),
         };
-        out.push((
-            "service.telemetry.metrics.address".into(),
-            telemetry.address.clone(),
-            loc,
-        ));
+        out.push((key.into(), telemetry.address.clone(), loc));
     }
     out
 }

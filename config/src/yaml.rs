@@ -58,7 +58,7 @@ impl Node {
         }
     }
 
-    /// Looks up `key` in a mapping.
+    /// Looks up `key` in a mapping, or the item at index `key` of a sequence.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
             NodeKind::Map(entries) => entries
@@ -66,6 +66,7 @@ impl Node {
                 .rev()
                 .find(|(k, _)| k.as_str() == Some(key))
                 .map(|(_, v)| v),
+            NodeKind::Seq(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
             _ => None,
         }
     }
@@ -98,26 +99,34 @@ impl Node {
     }
 }
 
-/// Parses one YAML document. An empty document is an empty mapping.
-pub fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
+/// Parses one YAML document. An empty document is an empty mapping. A key
+/// written twice in one mapping is an error, as in the Collector's YAML
+/// parser; every such key is reported.
+pub fn parse(file: &str, text: &str) -> Result<Node, Vec<ConfigError>> {
     let file: Arc<str> = Arc::from(file);
     let mut builder = TreeBuilder {
         file: file.clone(),
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
+        duplicates: Vec::new(),
     };
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| ConfigError {
-            loc: Some(Loc {
-                file: file.clone(),
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            }),
-            key: String::new(),
-            message: format!("invalid YAML: {}", e.info()),
+        let (event, span) = event.map_err(|e| {
+            vec![ConfigError {
+                loc: Some(Loc {
+                    file: file.clone(),
+                    line: e.marker().line(),
+                    col: e.marker().col() + 1,
+                }),
+                key: String::new(),
+                message: format!("invalid YAML: {}", e.info()),
+            }]
         })?;
-        builder.event(event, span)?;
+        builder.event(event, span).map_err(|e| vec![e])?;
+    }
+    if !builder.duplicates.is_empty() {
+        return Err(builder.duplicates);
     }
     Ok(builder.root.unwrap_or(Node {
         kind: NodeKind::Map(Vec::new()),
@@ -139,6 +148,7 @@ struct TreeBuilder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
+    duplicates: Vec<ConfigError>,
 }
 
 impl TreeBuilder {
@@ -222,7 +232,21 @@ impl TreeBuilder {
                 None => *pending = Some(node),
                 Some(key) => {
                     if let NodeKind::Map(entries) = &mut map.kind {
-                        entries.push((key, node));
+                        let earlier = entries
+                            .iter()
+                            .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str());
+                        match earlier {
+                            Some((first, _)) => self.duplicates.push(ConfigError {
+                                message: format!(
+                                    "mapping key `{}` already defined at line {}",
+                                    key.as_str().unwrap_or_default(),
+                                    first.loc.line
+                                ),
+                                loc: Some(key.loc),
+                                key: String::new(),
+                            }),
+                            None => entries.push((key, node)),
+                        }
                     }
                 }
             },
@@ -252,18 +276,51 @@ pub fn merge(base: &mut Node, over: Node) {
     }
 }
 
+/// An environment variable that a value used without a default and that was
+/// unset or empty: a later problem with that value names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvNote {
+    /// Where the value is written.
+    pub loc: Loc,
+    /// The variable.
+    pub var: String,
+    /// True when unset, false when set to the empty string.
+    pub unset: bool,
+}
+
+impl EnvNote {
+    /// `` `${env:VAR}` is unset `` or `` ... is empty ``.
+    pub fn describe(&self) -> String {
+        let state = if self.unset { "unset" } else { "empty" };
+        format!("`${{env:{}}}` is {state}", self.var)
+    }
+}
+
 /// Expands `${env:VAR}`, `${env:VAR:-default}` and `${VAR}` in every scalar
 /// value (not keys) and turns `$$` into `$`. `lookup` supplies the variables,
-/// so this stays pure and testable. Unknown providers are errors.
+/// so this stays pure and testable. Unknown providers and invalid variable
+/// names are errors. Returns the variables that were unset or empty.
 pub fn expand_env(
     node: &mut Node,
     lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
+) -> Vec<EnvNote> {
+    let mut notes = Vec::new();
+    expand_node(node, lookup, errors, &mut notes);
+    notes
+}
+
+fn expand_node(
+    node: &mut Node,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+    notes: &mut Vec<EnvNote>,
 ) {
     match &mut node.kind {
         NodeKind::Scalar { value, .. } => {
             if value.contains('$') {
-                match expand_str(value, lookup) {
+                let mut missing = Vec::new();
+                match expand(value, lookup, &mut missing) {
                     Ok(expanded) => *value = expanded,
                     Err(message) => errors.push(ConfigError {
                         loc: Some(node.loc.clone()),
@@ -271,16 +328,21 @@ pub fn expand_env(
                         message,
                     }),
                 }
+                notes.extend(missing.into_iter().map(|(var, unset)| EnvNote {
+                    loc: node.loc.clone(),
+                    var,
+                    unset,
+                }));
             }
         }
         NodeKind::Seq(items) => {
             for item in items {
-                expand_env(item, lookup, errors);
+                expand_node(item, lookup, errors, notes);
             }
         }
         NodeKind::Map(entries) => {
             for (_, value) in entries {
-                expand_env(value, lookup, errors);
+                expand_node(value, lookup, errors, notes);
             }
         }
         NodeKind::Null => {}
@@ -289,6 +351,22 @@ pub fn expand_env(
 
 /// Expands one string; see [`expand_env`].
 pub fn expand_str(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    expand(input, lookup, &mut Vec::new())
+}
+
+/// A variable name the Collector accepts: `^[a-zA-Z_][a-zA-Z0-9_]*$`.
+fn valid_var_name(var: &str) -> bool {
+    var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Expands `input`; variables used without a default that are unset
+/// (`true`) or empty (`false`) go to `missing`.
+fn expand(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    missing: &mut Vec<(String, bool)>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -315,14 +393,20 @@ pub fn expand_str(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                 }
                 None => name,
             };
-            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !valid_var_name(var) {
                 return Err(format!(
-                    "invalid environment variable name in `${{{reference}}}`"
+                    "environment variable `{var}` in `${{{reference}}}` has an invalid name: it must match ^[a-zA-Z_][a-zA-Z0-9_]*$"
                 ));
             }
-            match lookup(var) {
-                Some(value) => out.push_str(&value),
-                None => out.push_str(default.unwrap_or("")),
+            match (lookup(var), default) {
+                (Some(value), _) => {
+                    if value.is_empty() {
+                        missing.push((var.to_string(), false));
+                    }
+                    out.push_str(&value);
+                }
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => missing.push((var.to_string(), true)),
             }
             rest = &body[end + 1..];
         } else {
@@ -384,6 +468,34 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid")
         );
+        for bad in ["${env:1BAD}", "${1BAD}", "${env:}", "${env:A-B}"] {
+            assert!(
+                expand_str(bad, &env).unwrap_err().contains("invalid name"),
+                "{bad}"
+            );
+        }
+        assert_eq!(expand_str("${env:_OK1}", &env).unwrap(), "");
+    }
+
+    #[test]
+    fn notes_unset_and_empty_variables_at_their_value() {
+        let mut root = parse(
+            "f",
+            "a: ${env:MISSING}\nb: x${env:EMPTY}\nc: ${env:MISSING:-d}\n",
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        let notes = expand_env(&mut root, &env, &mut errors);
+        assert!(errors.is_empty());
+        let described: Vec<(usize, String)> =
+            notes.iter().map(|n| (n.loc.line, n.describe())).collect();
+        assert_eq!(
+            described,
+            [
+                (1, "`${env:MISSING}` is unset".to_string()),
+                (2, "`${env:EMPTY}` is empty".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -401,7 +513,7 @@ mod tests {
     #[test]
     fn reports_syntax_errors_with_location() {
         let err = parse("bad.yaml", "a: [1, 2\nb: 3\n").unwrap_err();
-        assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+        assert!(err[0].to_string().starts_with("bad.yaml:"), "{err:?}");
     }
 
     #[test]

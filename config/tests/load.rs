@@ -210,7 +210,7 @@ service:
     );
     assert!(
         has(
-            "service.telemetry.metrics.address: `localhost:8888` clashes with extensions.health_check.endpoint"
+            "tern.yaml:18:3: service.telemetry.metrics (default reader): `localhost:8888` clashes with extensions.health_check.endpoint"
         ),
         "{errs:#?}"
     );
@@ -223,7 +223,9 @@ service:
         "{errs:#?}"
     );
     assert!(
-        has("tern.yaml:24:5: service.pipelines.profiles: unknown signal `profiles`"),
+        has(
+            "tern.yaml:24:5: service.pipelines.profiles: pipelines of the `profiles` signal are not supported"
+        ),
         "{errs:#?}"
     );
 }
@@ -295,6 +297,10 @@ fn type_errors_and_unknown_sections() {
         has("tern.yaml:4:3: connectors.spanmetrics: unknown connector type `spanmetrics`"),
         "{errs:#?}"
     );
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nconnectors:\n  span_metrics:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [span_metrics]\n    metrics:\n      receivers: [span_metrics]\n      exporters: [nop]\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(
         has("tern.yaml:8:18: service.pipelines.traces.receivers: expected a list of component ids"),
         "{errs:#?}"
@@ -397,7 +403,7 @@ service:
     let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
     assert!(
         has(
-            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls: cert_file and key_file are required"
+            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls.key_file: is required (cert_file and key_file)"
         ),
         "{errs:#?}"
     );
@@ -546,5 +552,252 @@ service:
     assert!(
         has("service.pipelines.traces.exporters: exporter `prometheus` does not support traces"),
         "{errs:#?}"
+    );
+}
+
+#[test]
+fn current_collector_names_and_their_deprecated_aliases_both_work() {
+    let config = load(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp_grpc:\n    endpoint: a:4317\n  otlp:\n    endpoint: b:4317\n  otlp_http:\n    endpoint: http://a:4318\n  otlphttp/b:\n    endpoint: http://b:4318\n  prometheus_remote_write:\n    endpoint: http://a:9090/api/v1/write\n  prometheusremotewrite/b:\n    endpoint: http://b:9090/api/v1/write\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc, otlp, otlp_http, otlphttp/b]\n    metrics:\n      receivers: [otlp]\n      exporters: [prometheus_remote_write, prometheusremotewrite/b]\n",
+    )
+    .unwrap();
+    let kind = |id: &str| match &config.exporters[&id.parse::<ComponentId>().unwrap()].config {
+        ExporterConfig::Otlp(_) => "otlp_grpc",
+        ExporterConfig::OtlpHttp(_) => "otlp_http",
+        ExporterConfig::PrometheusRemoteWrite(_) => "prometheus_remote_write",
+        _ => "other",
+    };
+    assert_eq!(
+        [
+            "otlp_grpc",
+            "otlp",
+            "otlp_http",
+            "otlphttp/b",
+            "prometheus_remote_write",
+            "prometheusremotewrite/b"
+        ]
+        .map(kind),
+        [
+            "otlp_grpc",
+            "otlp_grpc",
+            "otlp_http",
+            "otlp_http",
+            "prometheus_remote_write",
+            "prometheus_remote_write"
+        ]
+    );
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "tern.yaml:8:3: exporters.otlp: `otlp` is a deprecated alias of the exporter type `otlp_grpc`; use `otlp_grpc`",
+            "tern.yaml:12:3: exporters.otlphttp/b: `otlphttp` is a deprecated alias of the exporter type `otlp_http`; use `otlp_http`",
+            "tern.yaml:16:3: exporters.prometheusremotewrite/b: `prometheusremotewrite` is a deprecated alias of the exporter type `prometheus_remote_write`; use `prometheus_remote_write`",
+        ]
+    );
+    // The signal check knows the aliases too.
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  prometheusremotewrite:\n    endpoint: http://a:9090/api/v1/write\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [prometheusremotewrite]\n",
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("does not support traces")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn every_unknown_key_is_reported_and_an_unknown_type_once() {
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: x\n        max_msg: 1\n      http:\n    bogus: 1\n  jaeger:\nexporters:\n  nop:\nservice:\n  telemetry:\n    logs:\n      lvl: info\n    extra: 1\n  pipelines:\n    traces:\n      receivers: [otlp, jaeger]\n      exporters: [nop]\n    logs:\n      receivers: [jaeger]\n      exporters: [nop]\n",
+    );
+    let at = |prefix: &str| errs.iter().filter(|e| e.starts_with(prefix)).count();
+    assert_eq!(
+        at("tern.yaml:5:9: receivers.otlp.protocols.grpc.endpont: unknown field `endpont`"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:6:9: receivers.otlp.protocols.grpc.max_msg: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:8:5: receivers.otlp.bogus: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:9:3: receivers.jaeger: unknown receiver type `jaeger`"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:15:7: service.telemetry.logs.lvl: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert_eq!(
+        at("tern.yaml:16:5: service.telemetry.extra: unknown field"),
+        1,
+        "{errs:#?}"
+    );
+    assert!(!errs.iter().any(|e| e.contains("not defined")), "{errs:#?}");
+    assert_eq!(errs.len(), 6, "{errs:#?}");
+}
+
+#[test]
+fn whole_config_problems_have_a_location_too() {
+    let errs = errors("receivers:\n  otlp:\n    protocols:\n      grpc:\nservice:\n  pipelines:\n");
+    assert_eq!(
+        errs,
+        ["tern.yaml:6:3: service.pipelines: at least one pipeline is required"]
+    );
+    let errs = errors("receivers:\n  otlp:\n    protocols:\n      grpc:\n");
+    assert_eq!(
+        errs,
+        ["tern.yaml:1:1: service.pipelines: at least one pipeline is required"]
+    );
+}
+
+#[test]
+fn a_problem_with_a_value_from_an_unset_or_empty_variable_names_it() {
+    let lookup = |name: &str| (name == "EMPTY_PORT").then(String::new);
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:HOST}:${env:EMPTY_PORT}\nexporters:\n  otlp_grpc:\n    endpoint: ${env:OTLP_ENDPOINT}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc]\n";
+    let errs: Vec<String> = load_sources(&[("tern.yaml".into(), text.into())], &lookup)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:5:19: receivers.otlp.protocols.grpc.endpoint: invalid endpoint `:`: port must be 0-65535 (`${env:HOST}` is unset) (`${env:EMPTY_PORT}` is empty)",
+            "tern.yaml:8:15: exporters.otlp_grpc.endpoint: is required (`${env:OTLP_ENDPOINT}` is unset)",
+        ]
+    );
+    // Unset variables that do no harm are warnings, as in the Collector.
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\n    verbosity: basic${env:SUFFIX}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n";
+    let config = load_sources(&[("tern.yaml".into(), text.into())], &lookup).unwrap();
+    assert_eq!(
+        config.warnings[0].to_string(),
+        "tern.yaml:7:16: `${env:SUFFIX}` is unset: it expands to the empty string"
+    );
+}
+
+#[test]
+fn stricter_where_the_collector_is() {
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n  nop:\n    protocols:\n      http:\n  otlp/a:\n    protocols:\n      grpc:\n        endpoint: localhost:1\n  otlp/ a :\n    protocols:\n      grpc:\n        endpoint: localhost:2\n  otlp/my name:\n    protocols:\n      grpc:\nprocessors:\n  memory_limiter:\n    limit_mib: 100\nexporters:\n  debug:\n    verbosity: ${env:1BAD}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n      exporters: [debug]\n",
+    );
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(
+        has(
+            "tern.yaml:12:3: receivers.otlp/ a: duplicate name `otlp/ a` (the same id as `otlp/a` at line 8)"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            "tern.yaml:16:3: receivers.otlp/my name: invalid id `otlp/my name`: invalid character(s) in name `my name`"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:20:3: processors.memory_limiter.check_interval: must be greater than zero"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("tern.yaml:24:16: environment variable `1BAD` in `${env:1BAD}` has an invalid name"),
+        "{errs:#?}"
+    );
+    // The value that could not be expanded gets no second message.
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    // A key written twice in one mapping is a YAML error (as yaml.v3's).
+    let errs = errors("receivers:\n  otlp:\n  otlp:\nexporters:\n  a: 1\n  a: 2\n");
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:3:3: mapping key `otlp` already defined at line 2",
+            "tern.yaml:6:3: mapping key `a` already defined at line 5",
+        ]
+    );
+}
+
+const PIPELINE: &str = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n";
+
+#[test]
+fn telemetry_in_the_collectors_current_form() {
+    let config = load(&format!(
+        "{PIPELINE}  telemetry:\n    logs:\n      level: WARN\n      encoding: json\n      output_paths: [stdout, /tmp/tern.log]\n      error_output_paths: [stderr]\n      sampling:\n        enabled: false\n      disable_caller: true\n    metrics:\n      level: detailed\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 0.0.0.0\n                port: 9999\n    traces:\n      level: none\n"
+    ))
+    .unwrap();
+    let t = &config.service.telemetry;
+    assert_eq!(t.logs.level, "warn");
+    assert_eq!(t.logs.encoding, tern_config::LogEncoding::Json);
+    assert_eq!(
+        t.logs.outputs,
+        [
+            tern_config::LogOutput::Stdout,
+            tern_config::LogOutput::File("/tmp/tern.log".into())
+        ]
+    );
+    assert_eq!(t.metrics.level, tern_config::MetricsLevel::Detailed);
+    assert_eq!(t.metrics.address.to_string(), "0.0.0.0:9999");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    // The removed `address` still works, with a warning.
+    let config = load(&format!(
+        "{PIPELINE}  telemetry:\n    metrics:\n      address: 127.0.0.1:7777\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.service.telemetry.metrics.address.to_string(),
+        "127.0.0.1:7777"
+    );
+    assert!(
+        config.warnings[0]
+            .to_string()
+            .starts_with("tern.yaml:14:16: service.telemetry.metrics.address: deprecated"),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
+    let errs = errors(&format!(
+        "{PIPELINE}  telemetry:\n    resource:\n      service.name: x\n    logs:\n      sampling:\n        initial: 5\n      initial_fields:\n        a: b\n      processors: []\n      lvl: x\n    metrics:\n      adress: x\n      readers:\n        - periodic:\n            exporter:\n              otlp:\n                endpoint: http://x:4318\n        - pull:\n            exporter:\n              prometheus:\n                port: 1\n                without_units: true\n    traces:\n      processors: []\n"
+    ));
+    let has = |needle: &str| errs.iter().any(|e| e.starts_with(needle));
+    for needle in [
+        "tern.yaml:14:7: service.telemetry.resource: not supported",
+        "tern.yaml:17:9: service.telemetry.logs.sampling: not supported",
+        "tern.yaml:19:9: service.telemetry.logs.initial_fields: not supported",
+        "tern.yaml:20:19: service.telemetry.logs.processors: not supported",
+        "tern.yaml:21:7: service.telemetry.logs.lvl: unknown field `lvl`",
+        "tern.yaml:23:7: service.telemetry.metrics.adress: unknown field `adress`",
+        "tern.yaml:26:13: service.telemetry.metrics.readers[0].periodic: not supported: Tern does not push its own metrics",
+        "tern.yaml:33:32: service.telemetry.metrics.readers[1].pull.exporter.prometheus.without_units: not supported",
+        "tern.yaml:35:7: service.telemetry.traces: not supported",
+    ] {
+        assert!(has(needle), "no {needle} in {errs:#?}");
+    }
+    // Hints never suggest the key the Collector removed.
+    let hint = errs.iter().find(|e| e.contains("`adress`")).unwrap();
+    assert!(
+        hint.contains("`readers`") && !hint.contains("`address`"),
+        "{hint}"
+    );
+    assert_eq!(errs.len(), 9, "{errs:#?}");
+
+    let errs = errors(&format!(
+        "{PIPELINE}  telemetry:\n    metrics:\n      readers: []\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:14:16: service.telemetry.metrics.readers: a reader is required when level is not none"
+        ]
     );
 }

@@ -129,6 +129,12 @@ fn components_and_version() {
         ("exporter", "debug"),
         ("exporter", "file"),
         ("exporter", "nop"),
+        ("exporter", "otlp_grpc"),
+        ("exporter", "otlp"),
+        ("exporter", "otlp_http"),
+        ("exporter", "otlphttp"),
+        ("exporter", "prometheus_remote_write"),
+        ("exporter", "prometheusremotewrite"),
         ("extension", "health_check"),
     ] {
         assert!(
@@ -138,6 +144,7 @@ fn components_and_version() {
         );
     }
     assert!(text.contains("traces,metrics,logs"));
+    assert!(text.contains("deprecated alias of `otlp_grpc`"), "{text}");
     let out = Command::new(tern_bin()).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tern "));
 }
