@@ -1,0 +1,3 @@
+//! Helpers shared by tern-core's integration tests.
+
+pub mod property;
