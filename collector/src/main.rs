@@ -1,6 +1,8 @@
 //! The `tern` binary: parses the command line, loads and validates the
 //! configuration, then runs the [`service::Service`] until SIGINT or SIGTERM
-//! and shuts it down in order.
+//! and shuts it down in order. The process exits within the shutdown
+//! deadline plus [`EXIT_GRACE`] whatever a pipeline is doing: 0 when
+//! everything stopped, 1 when some task had to be abandoned.
 //!
 //! - `tern [--config FILE]...`: run (the embedded default config when no file is given)
 //! - `tern validate --config FILE...`: check the configuration and exit
@@ -14,6 +16,8 @@ mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -103,16 +107,66 @@ fn components() {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => { r.context("cannot listen for SIGINT")?; Ok("SIGINT") }
-        _ = term.recv() => Ok("SIGTERM"),
-    }
+/// Time past the shutdown deadline for what follows it (tasks told to give
+/// up, endpoints closed, the runtime stopped) before the process exits
+/// regardless.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the runtime waits for its tasks once the service has shut down;
+/// a task stuck in CPU-bound work never returns, and is left behind.
+const RUNTIME_STOP: Duration = Duration::from_secs(1);
+
+/// Listens for SIGINT and SIGTERM on a thread of its own, so that a signal
+/// is seen even when every runtime worker is busy; the receiver gets the
+/// signal's name.
+fn listen_for_signals() -> anyhow::Result<mpsc::Receiver<&'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("cannot start the signal thread's runtime")?;
+    let (mut int, mut term) = {
+        let _inside = runtime.enter();
+        (
+            signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        )
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tern-signals".into())
+        .spawn(move || {
+            let name = runtime.block_on(async {
+                tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                }
+            });
+            let _ = tx.send(name);
+        })
+        .context("cannot start the signal thread")?;
+    Ok(rx)
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+/// Ends the process with status 1 if it is still running after `bound`:
+/// the last resort when every runtime worker is stuck, so that not even the
+/// shutdown's own timers fire.
+fn exit_after(bound: Duration) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("tern-exit-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(bound);
+            tracing::error!(
+                after_seconds = bound.as_secs(),
+                "shutdown did not finish: every runtime worker is stuck; the last stage logged did not complete; exiting"
+            );
+            std::process::exit(1);
+        })
+        .context("cannot start the exit watchdog")?;
+    Ok(())
+}
+
+fn run(config: Config) -> anyhow::Result<ExitCode> {
     logging::init(&config)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -127,12 +181,17 @@ fn run(config: Config) -> anyhow::Result<()> {
         .thread_name("tern-worker")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let service = service::Service::start(&config).await?;
-        let signal = wait_for_signal().await?;
-        tracing::info!(signal, "received signal");
-        service.shutdown(Config::SHUTDOWN_DEADLINE).await;
-        Ok(())
+    let signals = listen_for_signals()?;
+    let service = runtime.block_on(service::Service::start(&config))?;
+    let signal = signals.recv().context("the signal thread stopped")?;
+    tracing::info!(signal, "received signal");
+    exit_after(Config::SHUTDOWN_DEADLINE + EXIT_GRACE)?;
+    let abandoned = runtime.block_on(service.shutdown(Config::SHUTDOWN_DEADLINE));
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    Ok(if abandoned.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
@@ -162,7 +221,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
             Ok(config) => match run(config) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("tern: {e:#}");
                     ExitCode::FAILURE

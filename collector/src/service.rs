@@ -3,7 +3,7 @@
 //! fan-out, receivers pushing into pipeline entrances, the health extension
 //! and the self-metrics endpoint. [`Service::shutdown`] stops them in order:
 //! receivers, then processors (which flush), then exporters (which drain
-//! their queues) within a deadline.
+//! their queues) within one deadline, and names what it had to abandon.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use tern_core::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
 use tern_processors::memory_limiter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::admin::{self, Health};
 use crate::receiver::{Consumers, OtlpSink, grpc, http};
@@ -30,6 +31,9 @@ pub const PIPELINE_QUEUE_BATCHES: usize = 128;
 pub const PIPELINE_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Batches between two processors.
 pub const STAGE_QUEUE_BATCHES: usize = 16;
+/// How long, after the shutdown deadline, tasks get to notice that they
+/// must give up, and how long the admin endpoints get to close.
+pub const GIVE_UP_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,30 +49,48 @@ pub enum StartError {
     Tls(#[from] serve::ServerTlsError),
 }
 
+/// A spawned task and what it is, for the shutdown log.
+struct Task {
+    what: String,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    fn new(what: impl Into<String>, handle: JoinHandle<()>) -> Task {
+        Task {
+            what: what.into(),
+            handle,
+        }
+    }
+}
+
 struct ExporterTask {
     id: String,
     queue: Arc<BoundedQueue>,
     metrics: ExporterMetrics,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<Task>,
 }
 
 /// A running collector.
 pub struct Service {
     stop: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
-    pipelines: Vec<JoinHandle<()>>,
+    servers: Vec<Task>,
+    pipelines: Vec<Task>,
     exporters: Vec<ExporterTask>,
-    admin: Vec<JoinHandle<()>>,
+    admin: Vec<Task>,
     stop_admin: watch::Sender<bool>,
     abandon: watch::Sender<bool>,
     health: Arc<Health>,
 }
 
-/// Waits for every task not yet finished.
-async fn join_unfinished(tasks: &mut [JoinHandle<()>]) {
-    for task in tasks.iter_mut().filter(|t| !t.is_finished()) {
-        let _ = task.await;
-    }
+/// Waits until every task has finished or `until` passes; true if all finished.
+async fn join_until(tasks: &mut [Task], until: Instant) -> bool {
+    let all = async {
+        for task in tasks.iter_mut().filter(|t| !t.handle.is_finished()) {
+            let _ = (&mut task.handle).await;
+        }
+    };
+    tokio::time::timeout_at(until, all).await.is_ok()
 }
 
 fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
@@ -93,12 +115,15 @@ impl Service {
                 let ExtensionConfig::HealthCheck(h) = &c.config;
                 let key = format!("extensions.{}.endpoint", c.id);
                 let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
-                admin.push(tokio::spawn(admin::run_health(
-                    listener,
-                    h.path.clone(),
-                    health.clone(),
-                    admin_rx.clone(),
-                )));
+                admin.push(Task::new(
+                    format!("extension {}", c.id),
+                    tokio::spawn(admin::run_health(
+                        listener,
+                        h.path.clone(),
+                        health.clone(),
+                        admin_rx.clone(),
+                    )),
+                ));
             }
         }
         let metrics_cfg = &config.service.telemetry.metrics;
@@ -108,11 +133,14 @@ impl Service {
                 "service.telemetry.metrics.address",
             )
             .await?;
-            admin.push(tokio::spawn(admin::run_metrics(
-                listener,
-                telemetry.clone(),
-                admin_rx.clone(),
-            )));
+            admin.push(Task::new(
+                "self-metrics endpoint",
+                tokio::spawn(admin::run_metrics(
+                    listener,
+                    telemetry.clone(),
+                    admin_rx.clone(),
+                )),
+            ));
         }
 
         // Exporters used by some pipeline, each with its own queue and workers.
@@ -133,11 +161,14 @@ impl Service {
                     let key = format!("exporters.{id}.endpoint");
                     let listener = serve::bind(&endpoint.to_string(), &key).await?;
                     tracing::info!(exporter = %id, endpoint = %listener.local_addr()?, "Prometheus scrape endpoint listening");
-                    admin.push(tokio::spawn(admin::run_scrape(
-                        listener,
-                        handler.clone(),
-                        admin_rx.clone(),
-                    )));
+                    admin.push(Task::new(
+                        format!("exporter {id} scrape endpoint"),
+                        tokio::spawn(admin::run_scrape(
+                            listener,
+                            handler.clone(),
+                            admin_rx.clone(),
+                        )),
+                    ));
                 }
                 let metrics = ExporterMetrics::new(&telemetry, &id);
                 let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
@@ -146,13 +177,16 @@ impl Service {
                     .workers
                     .into_iter()
                     .map(|worker| {
-                        tokio::spawn(drive_exporter(
-                            id.clone(),
-                            worker,
-                            queue.clone(),
-                            metrics.clone(),
-                            abandon_rx.clone(),
-                        ))
+                        Task::new(
+                            format!("exporter {id}"),
+                            tokio::spawn(drive_exporter(
+                                id.clone(),
+                                worker,
+                                queue.clone(),
+                                metrics.clone(),
+                                abandon_rx.clone(),
+                            )),
+                        )
                     })
                     .collect();
                 let handle = ExporterHandle {
@@ -175,11 +209,14 @@ impl Service {
         for c in config.processors.values() {
             if let ProcessorConfig::MemoryLimiter(m) = &c.config {
                 let gate = memory_limiter::gate(&c.id.to_string(), m, &telemetry);
-                admin.push(tokio::spawn(memory_limiter::supervise(
-                    gate.clone(),
-                    m.clone(),
-                    admin_rx.clone(),
-                )));
+                admin.push(Task::new(
+                    format!("processor {} supervisor", c.id),
+                    tokio::spawn(memory_limiter::supervise(
+                        gate.clone(),
+                        m.clone(),
+                        admin_rx.clone(),
+                    )),
+                ));
                 gates.insert(c.id.clone(), gate);
             }
         }
@@ -200,24 +237,32 @@ impl Service {
                 .iter()
                 .filter_map(|r| {
                     let c = config.processors.get(&r.id)?;
-                    tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry)
+                    let stage =
+                        tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry)?;
+                    Some((&r.id, stage))
                 })
                 .collect();
             let mut output = Output::Fanout(fanout);
-            for (i, stage) in stages.into_iter().enumerate().rev() {
+            for (i, (id, stage)) in stages.into_iter().enumerate().rev() {
                 let (tx, rx) = if i == 0 {
                     inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES)
                 } else {
                     inlet(STAGE_QUEUE_BATCHES, usize::MAX)
                 };
-                pipelines.push(tokio::spawn(stage.run(rx, output)));
+                pipelines.push(Task::new(
+                    format!("pipeline {} processor {id}", pipeline.id),
+                    tokio::spawn(stage.run(rx, output)),
+                ));
                 output = Output::Next(tx);
             }
             let mut entry = match output {
                 Output::Next(tx) => tx,
                 Output::Fanout(fanout) => {
                     let (tx, rx) = inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES);
-                    pipelines.push(forward(rx, fanout));
+                    pipelines.push(Task::new(
+                        format!("pipeline {}", pipeline.id),
+                        forward(rx, fanout),
+                    ));
                     tx
                 }
             };
@@ -267,13 +312,10 @@ impl Service {
                     consumers.clone(),
                     ReceiverMetrics::new(&telemetry, &name, "grpc"),
                 );
-                servers.push(tokio::spawn(grpc::run(
-                    listener,
-                    g.clone(),
-                    tls,
-                    sink,
-                    stop_rx.clone(),
-                )));
+                servers.push(Task::new(
+                    format!("receiver {name} (grpc)"),
+                    tokio::spawn(grpc::run(listener, g.clone(), tls, sink, stop_rx.clone())),
+                ));
             }
             if let Some(h) = otlp.protocols.http.as_ref() {
                 let key = format!("receivers.{name}.protocols.http.endpoint");
@@ -292,13 +334,10 @@ impl Service {
                     consumers.clone(),
                     ReceiverMetrics::new(&telemetry, &name, "http"),
                 );
-                servers.push(tokio::spawn(http::run(
-                    listener,
-                    h.clone(),
-                    tls,
-                    sink,
-                    stop_rx.clone(),
-                )));
+                servers.push(Task::new(
+                    format!("receiver {name} (http)"),
+                    tokio::spawn(http::run(listener, h.clone(), tls, sink, stop_rx.clone())),
+                ));
             }
         }
 
@@ -319,39 +358,42 @@ impl Service {
         })
     }
 
-    /// Stops in order: receivers, processors (flush), exporters (drain)
-    /// within `deadline`. Items still queued at the deadline are counted as
-    /// failed and logged.
-    pub async fn shutdown(mut self, deadline: Duration) {
-        let started = tokio::time::Instant::now();
+    /// Stops in order: receivers, processors (flush), exporters (drain),
+    /// all within `deadline`. At the deadline, exporter queues are closed,
+    /// workers count the batch in hand as failed and stop, and what is
+    /// still queued is counted as failed and logged. A task that has still
+    /// not stopped [`GIVE_UP_GRACE`] later (one stuck in CPU-bound work
+    /// cannot be interrupted) is abandoned: logged, aborted where it can
+    /// be, and returned by name.
+    pub async fn shutdown(mut self, deadline: Duration) -> Vec<String> {
+        let until = Instant::now() + deadline;
         self.health.set_ready(false);
         tracing::info!("shutting down: stopping receivers");
         let _ = self.stop.send(true);
-        for task in self.servers {
-            let _ = task.await;
-        }
+        let mut on_time = join_until(&mut self.servers, until).await;
         tracing::info!("draining processors");
-        for task in self.pipelines {
-            let _ = task.await;
-        }
+        on_time &= join_until(&mut self.pipelines, until).await;
         tracing::info!("flushing exporters");
         for e in &self.exporters {
             e.queue.close();
         }
-        let left = deadline.saturating_sub(started.elapsed());
-        let mut tasks: Vec<JoinHandle<()>> = self
+        let mut workers: Vec<Task> = self
             .exporters
             .iter_mut()
             .flat_map(|e| e.tasks.drain(..))
             .collect();
-        if tokio::time::timeout(left, join_unfinished(&mut tasks))
-            .await
-            .is_err()
-        {
+        on_time &= join_until(&mut workers, until).await;
+        let mut running: Vec<Task> = self
+            .servers
+            .into_iter()
+            .chain(self.pipelines)
+            .chain(workers)
+            .collect();
+        if !on_time {
             // Deadline: workers count the batch in hand as failed and stop;
             // what is still queued is counted here.
             let _ = self.abandon.send(true);
-            let _ = tokio::time::timeout(Duration::from_secs(1), join_unfinished(&mut tasks)).await;
+            join_until(&mut running, Instant::now() + GIVE_UP_GRACE).await;
             for e in &self.exporters {
                 let left = e.queue.drain();
                 if left.is_empty() {
@@ -373,9 +415,84 @@ impl Service {
             }
         }
         let _ = self.stop_admin.send(true);
-        for task in self.admin {
-            let _ = task.await;
+        join_until(&mut self.admin, Instant::now() + GIVE_UP_GRACE).await;
+        let abandoned: Vec<String> = running
+            .into_iter()
+            .chain(self.admin)
+            .filter(|t| !t.handle.is_finished())
+            .map(|t| {
+                t.handle.abort();
+                tracing::error!(
+                    task = %t.what,
+                    reason = "shutdown deadline",
+                    "did not stop in time; abandoned"
+                );
+                t.what
+            })
+            .collect();
+        if abandoned.is_empty() {
+            tracing::info!("shutdown complete");
+        } else {
+            tracing::error!(
+                abandoned = abandoned.len(),
+                "shutdown complete, with tasks abandoned"
+            );
         }
-        tracing::info!("shutdown complete");
+        abandoned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn service(pipelines: Vec<Task>, abandon: watch::Sender<bool>) -> Service {
+        Service {
+            stop: watch::channel(false).0,
+            servers: Vec::new(),
+            pipelines,
+            exporters: Vec::new(),
+            admin: Vec::new(),
+            stop_admin: watch::channel(false).0,
+            abandon,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// A task spinning in CPU-bound work cannot be interrupted: shutdown
+    /// returns anyway, naming it; a task that gives up when told to at the
+    /// deadline is not abandoned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_returns_past_a_task_stuck_in_cpu_work_and_names_it() {
+        static SPIN: AtomicBool = AtomicBool::new(true);
+        let (abandon, mut told) = watch::channel(false);
+        let stuck = tokio::spawn(async {
+            while SPIN.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let waits_for_the_deadline = tokio::spawn(async move {
+            let _ = told.wait_for(|a| *a).await;
+        });
+        let tasks = vec![
+            Task::new("pipeline metrics", stuck),
+            Task::new("pipeline logs", waits_for_the_deadline),
+        ];
+        let abandoned = service(tasks, abandon)
+            .shutdown(Duration::from_millis(50))
+            .await;
+        SPIN.store(false, Ordering::Relaxed);
+        assert_eq!(abandoned, ["pipeline metrics"]);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_abandoned_when_every_task_stops() {
+        let (abandon, _) = watch::channel(false);
+        let done = tokio::spawn(async {});
+        let abandoned = service(vec![Task::new("pipeline traces", done)], abandon)
+            .shutdown(Duration::from_secs(10))
+            .await;
+        assert!(abandoned.is_empty());
     }
 }

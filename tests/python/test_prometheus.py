@@ -238,3 +238,70 @@ def test_remote_write_into_a_real_prometheus(tern_factory, tmp_path):
     finally:
         prometheus.stop()
     assert tern.stop() == 0
+
+
+ODD_CONFIG = """
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:PROM_PORT
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus]
+"""
+
+
+def test_odd_names_and_nested_values_keep_the_scrape_whole(tern_factory, tmp_path):
+    """A metric name outside Prometheus' classic set once made the real
+    Prometheus refuse the whole scrape (`up` 0, every series gone), and a
+    deeply nested array attribute made a label that doubled per level. The
+    SDK refuses such names and values, so the request is built by hand."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    prom_port = free_port()
+    tern = tern_factory(ODD_CONFIG.replace("PROM_PORT", str(prom_port)))
+    prometheus = Prometheus(tmp_path, scrape_target=f"127.0.0.1:{prom_port}")
+    try:
+        deep = AnyValue(string_value="x")
+        for _ in range(30):
+            nested = AnyValue()
+            nested.array_value.values.append(deep)
+            deep = nested
+        kvlist = AnyValue()
+        kvlist.kvlist_value.values.extend(
+            [KeyValue(key="b", value=AnyValue(int_value=2)), KeyValue(key="a", value=AnyValue(string_value="é\"<"))]
+        )
+        req = ExportMetricsServiceRequest()
+        scope = req.resource_metrics.add().scope_metrics.add()
+        now = time.time_ns()
+        for name, attrs in (
+            ("ok.gauge", [KeyValue(key="deep", value=deep), KeyValue(key="map", value=kvlist)]),
+            ("größe.temperature", []),
+            ("日本", []),
+        ):
+            metric = scope.metrics.add(name=name)
+            point = metric.gauge.data_points.add(time_unix_nano=now, as_double=1.5)
+            point.attributes.extend(attrs)
+        post = urllib.request.Request(
+            f"http://127.0.0.1:{tern.http}/v1/metrics",
+            data=req.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        with urllib.request.urlopen(post, timeout=5) as r:
+            assert r.status == 200
+
+        rows = prometheus.wait_for("ok_gauge", lambda r: len(r) == 1)
+        labels = rows[0]["metric"]
+        assert labels["deep"] == "[" * 30 + '"x"' + "]" * 30
+        assert labels["map"] == '{"a":"é\\"<","b":2}'
+        assert value(prometheus.query("gr_e_temperature")) == 1.5
+        assert value(prometheus.query('up{job="tern"}')) == 1
+        dropped = (
+            'tern_exporter_prometheus_dropped_points_total{exporter="prometheus",metric="日本",reason="invalid_name"} 1'
+        )
+        assert dropped in tern.self_metrics()
+    finally:
+        prometheus.stop()
+    assert tern.stop() == 0

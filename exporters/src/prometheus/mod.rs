@@ -1,9 +1,11 @@
 //! The `prometheus` exporter (scrape) and the pieces it shares with
 //! `prometheusremotewrite`: [`translate`] (OTLP to Prometheus names, labels
-//! and types), [`store`] (series state: delta accumulation, series cap,
+//! and types) with [`label_value`] (attribute values as bounded label
+//! values), [`store`] (series state: delta accumulation, series cap,
 //! expiry) and [`text`] (text format and OpenMetrics). The scrape endpoint
 //! itself is served by the collector with [`ScrapeHandler`].
 
+pub mod label_value;
 pub mod remote_write;
 pub mod store;
 pub mod text;
@@ -21,16 +23,19 @@ use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 use tern_core::telemetry::{LogLimiter, Telemetry};
 
+use label_value::LabelValue;
 use store::{Dropped, Store};
 use text::Format;
 use translate::{Observation, Settings};
 
-/// Counts and logs (at most once per second) points a store refused.
+/// Counts and logs (each kind at most once per second) points dropped and
+/// label values cut at [`label_value::MAX_LABEL_VALUE_BYTES`].
 #[derive(Debug)]
 pub struct DropReport {
     id: String,
     telemetry: Arc<Telemetry>,
-    log: LogLimiter,
+    drop_log: LogLimiter,
+    cut_log: LogLimiter,
 }
 
 impl DropReport {
@@ -39,57 +44,95 @@ impl DropReport {
         DropReport {
             id: id.to_string(),
             telemetry: telemetry.clone(),
-            log: LogLimiter::default(),
+            drop_log: LogLimiter::default(),
+            cut_log: LogLimiter::default(),
         }
     }
 
-    /// Records that `metric`'s point was dropped for `why`.
-    pub fn dropped(&self, metric: &str, why: Dropped) {
+    /// Records that `points` of `metric`'s points were dropped for `why`.
+    pub fn dropped(&self, metric: &str, why: Dropped, points: u64) {
         let reason = match why {
             Dropped::SeriesLimit => "series_limit",
             Dropped::TypeConflict => "type_conflict",
+            Dropped::InvalidName => "invalid_name",
         };
+        let metric = LabelValue::capped(metric).text;
         self.telemetry
             .counter(
                 "tern_exporter_prometheus_dropped_points_total",
                 "Data points a Prometheus exporter dropped, by metric and reason.",
                 &[
                     ("exporter", &self.id),
-                    ("metric", metric),
+                    ("metric", &metric),
                     ("reason", reason),
                 ],
             )
-            .add(1);
-        if let Some(held_back) = self.log.allow() {
+            .add(points);
+        if let Some(held_back) = self.drop_log.allow() {
             tracing::warn!(
                 exporter = %self.id,
                 metric,
                 reason,
+                points,
                 similar_since_last_line = held_back,
-                "dropped a data point: new series over max_series, or a name used by another type"
+                "dropped data points: new series over max_series, a name used by another type, or a name with no valid character"
+            );
+        }
+    }
+
+    /// Records that `values` label values of a `metric` point were cut.
+    pub fn truncated(&self, metric: &str, values: usize) {
+        let metric = LabelValue::capped(metric).text;
+        self.telemetry
+            .counter(
+                "tern_exporter_prometheus_truncated_label_values_total",
+                "Label values a Prometheus exporter cut at 2048 bytes, by metric.",
+                &[("exporter", &self.id), ("metric", &metric)],
+            )
+            .add(values as u64);
+        if let Some(held_back) = self.cut_log.allow() {
+            tracing::warn!(
+                exporter = %self.id,
+                metric,
+                values,
+                limit_bytes = label_value::MAX_LABEL_VALUE_BYTES,
+                similar_since_last_line = held_back,
+                "cut label values longer than the limit"
             );
         }
     }
 }
 
-/// Decodes a metrics batch and translates it; a request of the batch that
-/// does not decode is left out (see [`Batch::each_usable`]) and its data
-/// points counted in the returned [`Delivered`].
+/// Decodes a metrics batch and translates it; reports the points dropped
+/// for an invalid name and the label values cut. A request of the batch
+/// that does not decode is left out (see [`Batch::each_usable`]) and its
+/// points counted. Returns the points to store and the number dropped.
 pub fn observations(
-    id: &str,
     batch: &Batch,
     settings: &Settings,
-) -> Result<(Vec<Observation>, Delivered), ExportError> {
+    report: &DropReport,
+) -> Result<(Vec<Observation>, u64), ExportError> {
     let mut usable = batch.each_usable(|wire| {
         ExportMetricsServiceRequest::decode(wire)
             .map(|req| translate::translate(&req, settings))
             .map_err(|e| format!("cannot decode metrics: {e}"))
     });
     let parts = usable.parts_or_error()?;
-    Ok((
-        parts.into_iter().flatten().collect(),
-        usable.delivered(id, batch.signal()),
-    ))
+    let mut rejected = usable.delivered(&report.id, batch.signal()).rejected;
+    let mut observations = Vec::new();
+    for translated in parts {
+        for (name, points) in &translated.invalid_names {
+            report.dropped(name, Dropped::InvalidName, *points);
+            rejected += points;
+        }
+        for obs in &translated.observations {
+            if obs.truncated_labels > 0 {
+                report.truncated(&obs.name, obs.truncated_labels);
+            }
+        }
+        observations.extend(translated.observations);
+    }
+    Ok((observations, rejected))
 }
 
 /// Answers scrapes of one `prometheus` exporter.
@@ -192,11 +235,10 @@ impl PrometheusExporter {
 impl Exporter for PrometheusExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         Box::pin(async move {
-            let (observations, delivered) = observations(&self.drops.id, &batch, &self.settings)?;
-            let mut rejected = delivered.rejected;
-            for obs in observations {
+            let (points, mut rejected) = observations(&batch, &self.settings, &self.drops)?;
+            for obs in points {
                 if let Err(why) = self.store.apply(&obs) {
-                    self.drops.dropped(&obs.name, why);
+                    self.drops.dropped(&obs.name, why, 1);
                     rejected += u64::from(!obs.target_info);
                 }
             }
@@ -206,5 +248,104 @@ impl Exporter for PrometheusExporter {
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use label_value::MAX_LABEL_VALUE_BYTES;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    use tern_config::Endpoint;
+    use tern_core::Signal;
+    use tern_core::pdata::RequestContext;
+
+    fn gauge(name: &str, attrs: Vec<KeyValue>) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    attributes: attrs,
+                    time_unix_nano: 1_000_000_000,
+                    value: Some(number_data_point::Value::AsDouble(1.0)),
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn attr(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    fn batch(metrics: Vec<Metric>) -> Batch {
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Batch::from_wire(
+            Signal::Metrics,
+            Bytes::from(req.encode_to_vec()),
+            Arc::new(RequestContext::default()),
+        )
+        .unwrap()
+    }
+
+    /// One odd name is dropped and counted; the rest of the batch, with its
+    /// 30-deep nested array and its over-long value, is served.
+    #[tokio::test]
+    async fn odd_names_and_huge_values_do_not_spoil_the_scrape() {
+        let telemetry = Telemetry::new();
+        let config = PrometheusConfig {
+            endpoint: Some(Endpoint::new("localhost", 0)),
+            ..PrometheusConfig::default()
+        };
+        let (mut exporter, scrape) = PrometheusExporter::new("prometheus", &config, &telemetry);
+        let (_, handler) = scrape.unwrap();
+        let mut deep = any_value::Value::StringValue("x".into());
+        for _ in 0..30 {
+            deep = any_value::Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue { value: Some(deep) }],
+            });
+        }
+        let long = any_value::Value::StringValue("v".repeat(1 << 20));
+        let delivered = exporter
+            .export(batch(vec![
+                gauge("日本", vec![]),
+                gauge("größe", vec![attr("deep", deep), attr("long", long)]),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(delivered.rejected, 1);
+        let body = handler.scrape("", "").body;
+        let text = std::str::from_utf8(&body).unwrap();
+        let line = text.lines().find(|l| l.starts_with("gr_e{")).unwrap();
+        assert!(line.contains(&format!(
+            r#"deep="{}\"x\"{}""#,
+            "[".repeat(30),
+            "]".repeat(30)
+        )));
+        assert!(line.contains(&format!(r#"long="{}""#, "v".repeat(MAX_LABEL_VALUE_BYTES))));
+        assert!(line.len() < 2 * MAX_LABEL_VALUE_BYTES);
+        let metrics = telemetry.render();
+        assert!(metrics.contains(
+            r#"tern_exporter_prometheus_dropped_points_total{exporter="prometheus",metric="日本",reason="invalid_name"} 1"#
+        ), "{metrics}");
+        assert!(metrics.contains(
+            r#"tern_exporter_prometheus_truncated_label_values_total{exporter="prometheus",metric="gr_e"} 1"#
+        ), "{metrics}");
     }
 }

@@ -603,9 +603,8 @@ impl Exporter for RemoteWriteExporter {
         let inner = self.inner.clone();
         Box::pin(async move {
             let mut pending = Pending::new(&inner.external);
-            let (observations, delivered) = observations(&inner.id, &batch, &inner.settings)?;
-            let mut rejected = delivered.rejected;
-            for obs in observations {
+            let (points, mut rejected) = observations(&batch, &inner.settings, &inner.drops)?;
+            for obs in points {
                 let counts = u64::from(!obs.target_info);
                 match inner.store.apply(&obs) {
                     Ok(value) => {
@@ -622,7 +621,7 @@ impl Exporter for RemoteWriteExporter {
                         }
                     }
                     Err(why) => {
-                        inner.drops.dropped(&obs.name, why);
+                        inner.drops.dropped(&obs.name, why, 1);
                         rejected += counts;
                     }
                 }

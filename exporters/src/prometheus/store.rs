@@ -16,13 +16,16 @@ use super::translate::{Exemplar, ExpBuckets, Kind, Observation, Value};
 
 const SHARDS: usize = 16;
 
-/// Why a point was not stored.
+/// Why a point was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
     /// The series would pass `max_series`.
     SeriesLimit,
     /// The name is already used by a metric of another type.
     TypeConflict,
+    /// Nothing but underscores is left of the metric's name once escaped
+    /// (found by the translation, before the store).
+    InvalidName,
 }
 
 /// One series.
@@ -314,6 +317,7 @@ mod tests {
             delta,
             exemplars: Vec::new(),
             target_info: false,
+            truncated_labels: 0,
         }
     }
 

@@ -242,6 +242,7 @@ mod tests {
             delta: false,
             exemplars: exemplar.into_iter().collect(),
             target_info: false,
+            truncated_labels: 0,
         }
     }
 

@@ -1,16 +1,21 @@
 //! OTLP metrics to Prometheus, per the OpenTelemetry "Prometheus and
 //! OpenMetrics compatibility" specification and what the Collector's
 //! exporters produce: metric names from name + unit (UCUM to Prometheus
-//! units, `_total` on counters, `_ratio` on unit-`1` gauges, `namespace`),
-//! sanitized labels with collisions merged by `;`, `job` / `instance` from
-//! the resource, `otel_scope_name` / `otel_scope_version`, `target_info`
-//! with the other resource attributes, and the type mapping. Shared by the
-//! `prometheus` and `prometheusremotewrite` exporters.
+//! units, `_total` on counters, `_ratio` on unit-`1` gauges, `namespace`)
+//! escaped to the classic name set `[a-zA-Z0-9_:]` as the Collector's
+//! default translation strategy (`UnderscoreEscapingWithSuffixes`) does,
+//! sanitized labels with collisions merged by `;`, label values as in
+//! [`label_value`], `job` / `instance` from the resource,
+//! `otel_scope_name` / `otel_scope_version`, `target_info` with the other
+//! resource attributes, and the type mapping. Shared by the `prometheus`
+//! and `prometheusremotewrite` exporters.
 
 use std::collections::BTreeMap;
 
+use super::label_value::{LabelValue, label_value};
+
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, metric, number_data_point, summary_data_point,
 };
@@ -117,6 +122,18 @@ pub struct Observation {
     /// The `target_info` point Tern derives from a resource (not an OTLP
     /// data point, so not counted as one when dropped).
     pub target_info: bool,
+    /// Label values cut at [`super::label_value::MAX_LABEL_VALUE_BYTES`].
+    pub truncated_labels: usize,
+}
+
+/// What [`translate`] makes of a request.
+#[derive(Debug, Default)]
+pub struct Translated {
+    /// The points to store or send.
+    pub observations: Vec<Observation>,
+    /// Metrics whose name has nothing left once escaped (say, only
+    /// non-ASCII letters), with the number of their points dropped.
+    pub invalid_names: Vec<(String, u64)>,
 }
 
 /// Translation settings.
@@ -179,22 +196,39 @@ fn per_unit_name(unit: &str) -> &str {
     }
 }
 
-/// Alphanumeric runs of `s` (any other character separates tokens).
+/// Whether `c` is in the classic metric name set (`_` aside).
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == ':'
+}
+
+/// Runs of `[a-zA-Z0-9:]` in `s` (any other character separates tokens).
 fn tokens(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
+    s.split(|c: char| !name_char(c))
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect()
 }
 
-/// The Prometheus name of an OTel metric (see the module docs).
+/// `s` with each run of characters outside `[a-zA-Z0-9_:]` made one `_`
+/// (none at either end).
+fn escaped(s: &str) -> String {
+    s.split(|c: char| !(name_char(c) || c == '_'))
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// The Prometheus name of an OTel metric (see the module docs), or `None`
+/// when escaping leaves nothing but underscores, which the Collector
+/// refuses too.
 pub fn metric_name(
     name: &str,
     unit: &str,
     kind: Kind,
     monotonic: bool,
     settings: &Settings,
-) -> String {
+) -> Option<String> {
+    let namespace = escaped(&settings.namespace);
     let out = if settings.add_metric_suffixes {
         let mut parts = tokens(name);
         let mut unit_parts = unit.splitn(2, '/');
@@ -223,26 +257,25 @@ pub fn metric_name(
             parts.retain(|p| p != "ratio");
             parts.push("ratio".into());
         }
-        if !settings.namespace.is_empty() {
-            parts.insert(0, settings.namespace.clone());
+        if !namespace.is_empty() {
+            parts.insert(0, namespace);
         }
         parts.join("_")
     } else {
-        let clean: String = name
-            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join("_");
-        if settings.namespace.is_empty() {
+        let clean = escaped(name);
+        if namespace.is_empty() {
             clean
         } else {
-            format!("{}_{clean}", settings.namespace)
+            format!("{namespace}_{clean}")
         }
     };
+    if out.is_empty() || (out.chars().all(|c| c == '_') && out != name) {
+        return None;
+    }
     if out.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("_{out}")
+        Some(format!("_{out}"))
     } else {
-        out
+        Some(out)
     }
 }
 
@@ -264,35 +297,6 @@ pub fn label_name(key: &str) -> String {
         s = format!("key{s}");
     }
     s
-}
-
-/// An attribute value as a label value (arrays and maps as JSON-ish text).
-pub fn value_string(v: &Option<AnyValue>) -> String {
-    match v.as_ref().and_then(|v| v.value.as_ref()) {
-        // String-table references only mean something inside profiles.
-        None | Some(any_value::Value::StringValueStrindex(_)) => String::new(),
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => go_float(*d),
-        Some(any_value::Value::BytesValue(b)) => tern_core::hex(b),
-        Some(any_value::Value::ArrayValue(a)) => {
-            let items: Vec<String> = a
-                .values
-                .iter()
-                .map(|v| format!("{:?}", value_string(&Some(v.clone()))))
-                .collect();
-            format!("[{}]", items.join(","))
-        }
-        Some(any_value::Value::KvlistValue(kv)) => {
-            let items: Vec<String> = kv
-                .values
-                .iter()
-                .map(|p| format!("{:?}:{:?}", p.key, value_string(&p.value)))
-                .collect();
-            format!("{{{}}}", items.join(","))
-        }
-    }
 }
 
 /// Formats a float as Go's `strconv.FormatFloat(f, 'g', -1, 64)` does,
@@ -328,26 +332,36 @@ pub fn go_float(f: f64) -> String {
 
 /// Label pairs built from attributes: names sanitized, values of colliding
 /// names joined with `;` (in key order).
-fn merge_labels(out: &mut BTreeMap<String, String>, attrs: &[KeyValue]) {
+fn merge_labels(out: &mut Labels, attrs: &[KeyValue]) {
     let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut fresh: BTreeMap<String, String> = BTreeMap::new();
+    let mut fresh = Labels::new();
     for kv in sorted {
         let name = label_name(&kv.key);
-        let value = value_string(&kv.value);
+        let value = label_value(kv.value.as_ref());
         fresh
             .entry(name)
-            .and_modify(|v| {
-                v.push(';');
-                v.push_str(&value);
-            })
+            .and_modify(|v| v.join(&value))
             .or_insert(value);
     }
     out.extend(fresh);
 }
 
-fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Option<AnyValue>> {
-    attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+/// Labels being built, by name.
+type Labels = BTreeMap<String, LabelValue>;
+
+/// Sorted label pairs and how many values were cut.
+fn finish(labels: Labels) -> (Vec<(String, String)>, usize) {
+    let truncated = labels.values().filter(|v| v.truncated).count();
+    let pairs = labels.into_iter().map(|(k, v)| (k, v.text)).collect();
+    (pairs, truncated)
+}
+
+fn attr(attrs: &[KeyValue], key: &str) -> Option<LabelValue> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| label_value(kv.value.as_ref()))
 }
 
 const RESOURCE_IDENTITY: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
@@ -371,69 +385,88 @@ fn exemplars(list: &[opentelemetry_proto::tonic::metrics::v1::Exemplar]) -> Vec<
 
 /// Translates every data point of `req` (plus one `target_info` point per
 /// resource when enabled).
-pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<Observation> {
+pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Translated {
     let mut out = Vec::new();
+    let mut invalid_names = Vec::new();
     for rm in &req.resource_metrics {
         let resource_attrs: &[KeyValue] = rm
             .resource
             .as_ref()
             .map(|r| &r.attributes[..])
             .unwrap_or(&[]);
-        let mut base: BTreeMap<String, String> = BTreeMap::new();
+        let mut base = Labels::new();
         if settings.resource_to_telemetry {
             merge_labels(&mut base, resource_attrs);
         }
-        let name = attr(resource_attrs, "service.name").map(value_string);
-        let namespace = attr(resource_attrs, "service.namespace").map(value_string);
-        if let Some(name) = &name {
-            let job = match &namespace {
-                Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
-                _ => name.clone(),
+        if let Some(name) = attr(resource_attrs, "service.name") {
+            let job = match attr(resource_attrs, "service.namespace") {
+                Some(ns) if !ns.text.is_empty() => {
+                    let mut job = LabelValue::capped(&format!("{}/{}", ns.text, name.text));
+                    job.truncated |= ns.truncated || name.truncated;
+                    job
+                }
+                _ => name,
             };
             base.insert("job".into(), job);
         }
-        if let Some(instance) = attr(resource_attrs, "service.instance.id").map(value_string) {
+        if let Some(instance) = attr(resource_attrs, "service.instance.id") {
             base.insert("instance".into(), instance);
         }
         for (k, v) in &settings.const_labels {
-            base.insert(k.clone(), v.clone());
+            base.insert(k.clone(), LabelValue::capped(v));
         }
         let mut newest_ms = 0i64;
         for sm in &rm.scope_metrics {
             let mut scoped = base.clone();
             if let Some(scope) = &sm.scope {
                 if !scope.name.is_empty() {
-                    scoped.insert("otel_scope_name".into(), scope.name.clone());
+                    scoped.insert("otel_scope_name".into(), LabelValue::capped(&scope.name));
                 }
                 if !scope.version.is_empty() {
-                    scoped.insert("otel_scope_version".into(), scope.version.clone());
+                    scoped.insert(
+                        "otel_scope_version".into(),
+                        LabelValue::capped(&scope.version),
+                    );
                 }
             }
             for m in &sm.metrics {
                 let Some(data) = &m.data else { continue };
-                let mut push = |kind: Kind,
-                                monotonic: bool,
-                                attrs: &[KeyValue],
+                let (kind, monotonic) = match data {
+                    metric::Data::Gauge(_) => (Kind::Gauge, false),
+                    metric::Data::Sum(s) if s.is_monotonic => (Kind::Counter, true),
+                    metric::Data::Sum(_) => (Kind::Gauge, false),
+                    metric::Data::Histogram(_) | metric::Data::ExponentialHistogram(_) => {
+                        (Kind::Histogram, false)
+                    }
+                    metric::Data::Summary(_) => (Kind::Summary, false),
+                };
+                let Some(name) = metric_name(&m.name, &m.unit, kind, monotonic, settings) else {
+                    invalid_names.push((m.name.clone(), points(data)));
+                    continue;
+                };
+                let mut push = |attrs: &[KeyValue],
                                 time: u64,
                                 value: Value,
                                 delta: bool,
                                 ex: Vec<Exemplar>| {
-                    let mut labels = BTreeMap::new();
+                    let mut labels = Labels::new();
                     merge_labels(&mut labels, attrs);
                     // Resource, scope and constant labels win over point attributes.
                     labels.extend(scoped.clone());
+                    let (labels, truncated_labels) = finish(labels);
                     let ts = (time / 1_000_000) as i64;
                     newest_ms = newest_ms.max(ts);
                     out.push(Observation {
-                        name: metric_name(&m.name, &m.unit, kind, monotonic, settings),
+                        name: name.clone(),
                         help: m.description.clone(),
                         kind,
-                        labels: labels.into_iter().collect(),
+                        labels,
                         timestamp_ms: ts,
                         value,
                         delta,
                         exemplars: ex,
                         target_info: false,
+                        truncated_labels,
                     });
                 };
                 let delta_t = AggregationTemporality::Delta as i32;
@@ -441,8 +474,6 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                     metric::Data::Gauge(g) => {
                         for p in &g.data_points {
                             push(
-                                Kind::Gauge,
-                                false,
                                 &p.attributes,
                                 p.time_unix_nano,
                                 Value::Number(number(&p.value)),
@@ -452,15 +483,8 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                         }
                     }
                     metric::Data::Sum(s) => {
-                        let kind = if s.is_monotonic {
-                            Kind::Counter
-                        } else {
-                            Kind::Gauge
-                        };
                         for p in &s.data_points {
                             push(
-                                kind,
-                                s.is_monotonic,
                                 &p.attributes,
                                 p.time_unix_nano,
                                 Value::Number(number(&p.value)),
@@ -480,8 +504,6 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                                 counts,
                             };
                             push(
-                                Kind::Histogram,
-                                false,
                                 &p.attributes,
                                 p.time_unix_nano,
                                 value,
@@ -507,8 +529,6 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                                 negative: buckets(&p.negative),
                             };
                             push(
-                                Kind::Histogram,
-                                false,
                                 &p.attributes,
                                 p.time_unix_nano,
                                 value,
@@ -531,15 +551,7 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
                                 sum: p.sum,
                                 quantiles,
                             };
-                            push(
-                                Kind::Summary,
-                                false,
-                                &p.attributes,
-                                p.time_unix_nano,
-                                value,
-                                false,
-                                Vec::new(),
-                            );
+                            push(&p.attributes, p.time_unix_nano, value, false, Vec::new());
                         }
                     }
                 }
@@ -551,31 +563,49 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Vec<
             .cloned()
             .collect();
         if settings.target_info && !others.is_empty() && newest_ms > 0 {
-            let mut labels = BTreeMap::new();
+            let mut labels = Labels::new();
             merge_labels(&mut labels, &others);
             for k in ["job", "instance"] {
                 if let Some(v) = base.get(k) {
                     labels.insert(k.to_string(), v.clone());
                 }
             }
+            let (labels, truncated_labels) = finish(labels);
+            let namespace = escaped(&settings.namespace);
             out.push(Observation {
-                name: if settings.namespace.is_empty() {
+                name: if namespace.is_empty() {
                     "target_info".into()
                 } else {
-                    format!("{}_target_info", settings.namespace)
+                    format!("{namespace}_target_info")
                 },
                 help: "Target metadata".into(),
                 kind: Kind::Gauge,
-                labels: labels.into_iter().collect(),
+                labels,
                 timestamp_ms: newest_ms,
                 value: Value::Number(1.0),
                 delta: false,
                 exemplars: Vec::new(),
                 target_info: true,
+                truncated_labels,
             });
         }
     }
-    out
+    Translated {
+        observations: out,
+        invalid_names,
+    }
+}
+
+/// Data points in a metric.
+fn points(data: &metric::Data) -> u64 {
+    let n = match data {
+        metric::Data::Gauge(g) => g.data_points.len(),
+        metric::Data::Sum(s) => s.data_points.len(),
+        metric::Data::Histogram(h) => h.data_points.len(),
+        metric::Data::ExponentialHistogram(h) => h.data_points.len(),
+        metric::Data::Summary(s) => s.data_points.len(),
+    };
+    n as u64
 }
 
 fn number(v: &Option<number_data_point::Value>) -> f64 {
@@ -589,7 +619,10 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use crate::prometheus::label_value::MAX_LABEL_VALUE_BYTES;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, InstrumentationScope, any_value,
+    };
     use opentelemetry_proto::tonic::metrics::v1::{
         Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
     };
@@ -607,7 +640,7 @@ mod tests {
     fn names_follow_the_specification() {
         let s = on();
         let n = |name: &str, unit: &str, kind: Kind, mono: bool| {
-            metric_name(name, unit, kind, mono, &s)
+            metric_name(name, unit, kind, mono, &s).unwrap()
         };
         assert_eq!(
             n("http.server.duration", "s", Kind::Histogram, false),
@@ -665,7 +698,7 @@ mod tests {
             ..on()
         };
         assert_eq!(
-            metric_name("requests", "", Kind::Counter, true, &ns),
+            metric_name("requests", "", Kind::Counter, true, &ns).unwrap(),
             "tern_requests_total"
         );
         let raw = Settings {
@@ -673,12 +706,60 @@ mod tests {
             ..on()
         };
         assert_eq!(
-            metric_name("http.server.duration", "s", Kind::Histogram, false, &raw),
+            metric_name("http.server.duration", "s", Kind::Histogram, false, &raw).unwrap(),
             "http_server_duration"
         );
         assert_eq!(
-            metric_name("requests", "", Kind::Counter, true, &raw),
+            metric_name("requests", "", Kind::Counter, true, &raw).unwrap(),
             "requests"
+        );
+    }
+
+    /// Names are escaped to `[a-zA-Z0-9_:]` as the Collector's default
+    /// strategy does (Prometheus 2 refuses a whole scrape over one other
+    /// character); a name with nothing valid left is refused.
+    #[test]
+    fn names_outside_the_classic_set_are_escaped() {
+        let s = on();
+        let n = |name: &str, unit: &str, kind: Kind, mono: bool| {
+            metric_name(name, unit, kind, mono, &s)
+        };
+        assert_eq!(
+            n("größe.ßpeed", "", Kind::Gauge, false).as_deref(),
+            Some("gr_e_peed")
+        );
+        assert_eq!(
+            n("日本.requests", "", Kind::Counter, true).as_deref(),
+            Some("requests_total")
+        );
+        assert_eq!(
+            n("latency", "µs", Kind::Gauge, false).as_deref(),
+            Some("latency_s")
+        );
+        assert_eq!(
+            n("a:b.c", "", Kind::Gauge, false).as_deref(),
+            Some("a:b_c"),
+            "colons are valid"
+        );
+        assert_eq!(n("日本", "", Kind::Counter, true).as_deref(), Some("total"));
+        assert_eq!(n("日本", "", Kind::Gauge, false), None);
+        assert_eq!(n("", "", Kind::Gauge, false), None);
+        let raw = Settings {
+            add_metric_suffixes: false,
+            ..on()
+        };
+        let r = |name: &str| metric_name(name, "", Kind::Gauge, false, &raw);
+        assert_eq!(r("größe__x").as_deref(), Some("gr_e__x"));
+        assert_eq!(r("__x").as_deref(), Some("__x"));
+        assert_eq!(r("日本"), None);
+        assert_eq!(r("___").as_deref(), Some("___"), "valid as sent");
+        let ns = Settings {
+            namespace: "my-ns".into(),
+            ..on()
+        };
+        assert_eq!(
+            metric_name("q", "", Kind::Gauge, false, &ns).as_deref(),
+            Some("my_ns_q")
         );
     }
 
@@ -762,7 +843,7 @@ mod tests {
         };
         let mut s = on();
         s.const_labels = vec![("region".into(), "eu".into())];
-        let obs = translate(&request(vec![m]), &s);
+        let obs = translate(&request(vec![m]), &s).observations;
         assert_eq!(obs.len(), 2);
         let labels: BTreeMap<_, _> = obs[0].labels.iter().cloned().collect();
         assert_eq!(labels["a_b"], "1;2", "colliding names merged with ;");
@@ -794,7 +875,8 @@ mod tests {
                 resource_to_telemetry: true,
                 ..on()
             },
-        );
+        )
+        .observations;
         assert!(
             obs[0]
                 .labels
@@ -821,6 +903,7 @@ mod tests {
                     ..on()
                 },
             )
+            .observations
             .remove(0)
         };
         let c = one(sum(true, AggregationTemporality::Cumulative));
@@ -832,5 +915,83 @@ mod tests {
         assert_eq!((g.kind, g.name.as_str()), (Kind::Gauge, "s"));
         let d = one(sum(true, AggregationTemporality::Delta));
         assert!(d.delta, "delta sums are marked for accumulation");
+    }
+
+    fn gauge(name: &str, attrs: Vec<KeyValue>) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![point(attrs.clone(), 1.0), point(attrs, 2.0)],
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn points_of_a_name_with_nothing_valid_are_counted_not_translated() {
+        let t = translate(
+            &request(vec![gauge("日本", vec![]), gauge("ok", vec![])]),
+            &Settings {
+                target_info: false,
+                ..on()
+            },
+        );
+        assert_eq!(t.invalid_names, vec![("日本".to_string(), 2)]);
+        let names: Vec<&str> = t.observations.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["ok", "ok"]);
+    }
+
+    /// The case from the fuzzer: an array nested 30 deep used to make a
+    /// label whose size doubled per level (gigabytes); now it is its JSON.
+    #[test]
+    fn deeply_nested_attributes_become_short_json_labels() {
+        let mut v = AnyValue {
+            value: Some(any_value::Value::StringValue("x".into())),
+        };
+        for _ in 0..30 {
+            v = AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })),
+            };
+        }
+        let nested = KeyValue {
+            key: "deep".into(),
+            value: Some(v),
+            ..Default::default()
+        };
+        let t = translate(&request(vec![gauge("q", vec![nested])]), &on());
+        let labels: BTreeMap<_, _> = t.observations[0].labels.iter().cloned().collect();
+        assert_eq!(
+            labels["deep"],
+            format!("{}\"x\"{}", "[".repeat(30), "]".repeat(30))
+        );
+        assert_eq!(t.observations[0].truncated_labels, 0);
+    }
+
+    #[test]
+    fn long_label_values_are_cut_and_counted() {
+        let long = "v".repeat(MAX_LABEL_VALUE_BYTES + 10);
+        let attrs = vec![
+            kv("a", &long),
+            kv("b", "short"),
+            kv("c.d", &long),
+            kv("c_d", "x"),
+        ];
+        let t = translate(
+            &request(vec![gauge("q", attrs)]),
+            &Settings {
+                target_info: false,
+                ..on()
+            },
+        );
+        let o = &t.observations[0];
+        assert_eq!(o.truncated_labels, 2);
+        let labels: BTreeMap<_, _> = o.labels.iter().cloned().collect();
+        assert_eq!(labels["a"].len(), MAX_LABEL_VALUE_BYTES);
+        assert_eq!(labels["b"], "short");
+        assert_eq!(
+            labels["c_d"].len(),
+            MAX_LABEL_VALUE_BYTES,
+            "merged values too"
+        );
     }
 }
