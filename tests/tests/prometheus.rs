@@ -1,6 +1,7 @@
 //! The `prometheus` exporter against hostile attribute values and names:
-//! an array nested 30 deep (whose label once doubled in size per level, to
-//! gigabytes) becomes a short JSON label, memory stays bounded, a name with
+//! an array nested 28 deep, the most the receiver takes on a data point
+//! (its label once doubled in size per level, to gigabytes), becomes a
+//! short JSON label, memory stays bounded, a name with
 //! characters outside Prometheus' classic set is escaped and one with none
 //! left is dropped and counted, the scrape keeps working and the process
 //! exits cleanly.
@@ -14,6 +15,11 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any
 use opentelemetry_proto::tonic::metrics::v1::metric;
 use prost::Message;
 use tern_e2e::{HttpConn, Tern, free_port, peak_rss, sample, scrape_until};
+
+/// Array levels of a data point attribute the receiver accepts: the point
+/// is at message depth 5, its attribute's value at 7, each level adds 2, and
+/// messages nest at most 64 deep.
+const DEPTH: usize = 28;
 
 fn nested(depth: usize) -> KeyValue {
     let mut v = AnyValue {
@@ -42,7 +48,7 @@ async fn nested_attributes_and_odd_names_keep_the_scrape_working_in_bounded_memo
     let mut req = gauges(1, 3);
     let metrics = &mut req.resource_metrics[0].scope_metrics[0].metrics;
     if let Some(metric::Data::Gauge(g)) = &mut metrics[0].data {
-        g.data_points[0].attributes.push(nested(30));
+        g.data_points[0].attributes.push(nested(DEPTH));
     }
     let mut escaped = metrics[0].clone();
     escaped.name = "größe.日本".into();
@@ -56,7 +62,7 @@ async fn nested_attributes_and_odd_names_keep_the_scrape_working_in_bounded_memo
         let r = http.post_proto("/v1/metrics", body.clone()).await;
         assert_eq!(r.status, 200);
     }
-    let deep = format!(r#"deep="{}\"x\"{}""#, "[".repeat(30), "]".repeat(30));
+    let deep = format!(r#"deep="{}\"x\"{}""#, "[".repeat(DEPTH), "]".repeat(DEPTH));
     let text = scrape_until(scrape_port, "the nested-array series", |t| {
         t.contains(&deep) && t.contains("gr_e{")
     })
