@@ -1338,6 +1338,8 @@ fn what_cannot_be_written_is_an_error_and_writes_nothing() {
     for wire in [
         fields(&[(1, 2, &fields(&[(3, 2, b"\xff")]))]),
         vec![0x0a, 0x05, 0x01],
+        // Field number 0.
+        vec![0x02, 0x00],
     ] {
         let err = wire_to_json(Signal::Traces, &wire, &mut out).unwrap_err();
         assert!(matches!(err, JsonError::Proto(_)), "{err}");

@@ -13,8 +13,56 @@ pub(super) struct SyntaxError {
 
 pub(super) type Result<T> = std::result::Result<T, SyntaxError>;
 
+/// The end of the run of plain string content from `i` (up to a quote, a
+/// backslash or a control character: what JSON writes escaped), and
+/// whether the run is ASCII.
+/// Eight bytes at a time while none of them ends the run.
+pub(super) fn plain_run(src: &[u8], mut i: usize) -> (usize, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when a byte of `x` is zero (or, past one that is, maybe
+    // falsely; the byte loop below settles it).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut high = 0u64;
+    while let Some(chunk) = src.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(bytes);
+        let stop = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+        if stop != 0 {
+            break;
+        }
+        high |= w;
+        i += 8;
+    }
+    while let Some(&b) = src.get(i) {
+        if STOP[usize::from(b)] {
+            break;
+        }
+        high |= u64::from(b);
+        i += 1;
+    }
+    (i, high & HIGHS == 0)
+}
+
 /// How deep [`Lexer::skip`] follows nested values of unknown fields.
 const SKIP_DEPTH: usize = 128;
+
+/// The bytes that end a run of plain string content: the closing quote,
+/// a backslash, and control characters (which JSON requires escaped).
+const STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stop[b] = true;
+        b += 1;
+    }
+    stop[b'"' as usize] = true;
+    stop[b'\\' as usize] = true;
+    stop
+};
 
 /// The next value's type, from its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,33 +220,31 @@ impl<'a> Lexer<'a> {
     /// Consumes a string and returns its raw content (between the quotes)
     /// when it has no escapes, checked as UTF-8; otherwise appends the
     /// unescaped content to `buf` and returns `None`.
-    pub(super) fn string(&mut self, buf: &mut Vec<u8>) -> Result<Option<&'a str>> {
+    pub(super) fn string(&mut self, buf: &mut Vec<u8>) -> Result<Option<&'a [u8]>> {
         self.expect(b'"')?;
         let src = self.src;
         let start = self.pos;
         let mut seg = start;
         let mut escaped = false;
         loop {
-            let mut i = self.pos;
-            while let Some(&b) = src.get(i) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                i += 1;
-            }
+            let (i, ascii) = plain_run(src, self.pos);
             self.pos = i;
+            let segment = &src[seg..i];
+            if !ascii && let Err(e) = std::str::from_utf8(segment) {
+                self.pos = seg + e.valid_up_to();
+                return self.error("invalid UTF-8 in a string");
+            }
             match src.get(i) {
                 Some(b'"') => {
-                    let tail = self.utf8(seg, i)?;
                     self.pos = i + 1;
                     if !escaped {
-                        return Ok(Some(tail));
+                        return Ok(Some(segment));
                     }
-                    buf.extend_from_slice(tail.as_bytes());
+                    buf.extend_from_slice(segment);
                     return Ok(None);
                 }
                 Some(b'\\') => {
-                    buf.extend_from_slice(self.utf8(seg, i)?.as_bytes());
+                    buf.extend_from_slice(segment);
                     escaped = true;
                     self.pos = i + 1;
                     self.escape(buf)?;
@@ -211,14 +257,6 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
-    }
-
-    fn utf8(&self, from: usize, to: usize) -> Result<&'a str> {
-        let src = self.src;
-        std::str::from_utf8(&src[from..to]).map_err(|e| SyntaxError {
-            offset: from + e.valid_up_to(),
-            reason: "invalid UTF-8 in a string".to_string(),
-        })
     }
 
     /// One escape sequence, after its backslash.
@@ -339,10 +377,11 @@ mod tests {
     fn string(text: &str) -> Result<String> {
         let mut buf = Vec::new();
         let mut lexer = Lexer::new(text.as_bytes());
-        Ok(match lexer.string(&mut buf)? {
-            Some(s) => s.to_string(),
-            None => String::from_utf8(buf).unwrap(),
-        })
+        let bytes = match lexer.string(&mut buf)? {
+            Some(s) => s.to_vec(),
+            None => buf,
+        };
+        Ok(String::from_utf8(bytes).unwrap())
     }
 
     #[test]
@@ -360,6 +399,25 @@ mod tests {
         let mut buf = Vec::new();
         let err = Lexer::new(b"\"ab\xff\"").string(&mut buf).unwrap_err();
         assert_eq!(err.offset, 3);
+    }
+
+    #[test]
+    fn plain_runs_stop_where_the_byte_loop_would() {
+        let text = "abcdefgh ijklmnop \"rest";
+        let quote = text.find('"').unwrap();
+        for start in 0..quote {
+            assert_eq!(plain_run(text.as_bytes(), start), (quote, true), "{start}");
+        }
+        for stop in [b'\\', 0x00, 0x1f, b'"'] {
+            for at in 0..20 {
+                let mut bytes = vec![b'a'; 24];
+                bytes[at] = stop;
+                assert_eq!(plain_run(&bytes, 0), (at, true), "{stop} at {at}");
+            }
+        }
+        let mixed = "0123456789é0123456789".as_bytes();
+        assert_eq!(plain_run(mixed, 0), (mixed.len(), false));
+        assert_eq!(plain_run(b"\x7f\x20!~abcdefgh", 0), (12, true));
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Reader<'_> {
         loop {
             self.scratch.clear();
             let field = match self.lex.string(&mut self.scratch)? {
-                Some(key) => msg.by_name(key.as_bytes()),
+                Some(key) => msg.by_name(key),
                 None => msg.by_name(&self.scratch),
             };
             self.lex.expect(b':')?;
@@ -161,7 +161,7 @@ impl Reader<'_> {
                     self.lex.literal("null")?;
                 } else if self.lex.peek() == Next::String {
                     if let Some(s) = self.lex.string(&mut self.out)? {
-                        self.out.extend_from_slice(s.as_bytes());
+                        self.out.extend_from_slice(s);
                     }
                 } else {
                     return self.lex.unexpected("a string").map_err(Into::into);
@@ -220,7 +220,7 @@ impl Reader<'_> {
                 let v = if self.lex.peek() == Next::String {
                     self.scratch.clear();
                     let name = match self.lex.string(&mut self.scratch)? {
-                        Some(s) => s.as_bytes(),
+                        Some(s) => s,
                         None => &self.scratch[..],
                     };
                     match names.iter().find(|(n, _)| n.as_bytes() == name) {
@@ -280,38 +280,42 @@ impl Reader<'_> {
     fn integer(&mut self, min: i128, max: i128) -> Result<i128> {
         let offset = self.lex.offset();
         let (text, quoted) = match self.lex.peek() {
-            Next::Number => (self.lex.number()?, false),
+            Next::Number => (self.lex.number()?.as_bytes(), false),
             Next::String => {
                 self.scratch.clear();
-                let s = match self.lex.string(&mut self.scratch)? {
-                    Some(s) => s,
-                    None => std::str::from_utf8(&self.scratch).unwrap_or_default(),
-                };
-                (s, true)
+                match self.lex.string(&mut self.scratch)? {
+                    Some(s) => (s, true),
+                    None => (&self.scratch[..], true),
+                }
             }
             _ => return self.lex.unexpected("an integer").map_err(Into::into),
         };
         // Go's ParseInt takes a sign, ParseUint none; JSON numbers only '-'.
-        let (negative, digits) = match text.as_bytes().first() {
+        let (negative, digits) = match text.first() {
             Some(b'-') => (true, &text[1..]),
             Some(b'+') if quoted && min < 0 => (false, &text[1..]),
             _ => (false, text),
         };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return self.fail_at(offset, format!("\"{text}\" is not an integer"));
+        let shown = || String::from_utf8_lossy(text);
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return self.fail_at(offset, format!("\"{}\" is not an integer", shown()));
         }
         if negative && min == 0 {
-            return self.fail_at(
-                offset,
-                format!("{text}: negative value for an unsigned field"),
-            );
+            let reason = format!("{}: negative value for an unsigned field", shown());
+            return self.fail_at(offset, reason);
         }
-        match digits
-            .parse::<i128>()
-            .map(|v| if negative { -v } else { v })
-        {
-            Ok(v) if (min..=max).contains(&v) => Ok(v),
-            _ => self.fail_at(offset, format!("{text} is out of range {min}..={max}")),
+        let magnitude = digits.iter().try_fold(0u64, |v, d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        });
+        match magnitude.map(|m| {
+            if negative {
+                -i128::from(m)
+            } else {
+                i128::from(m)
+            }
+        }) {
+            Some(v) if (min..=max).contains(&v) => Ok(v),
+            _ => self.fail_at(offset, format!("{} is out of range {min}..={max}", shown())),
         }
     }
 
@@ -334,9 +338,10 @@ impl Reader<'_> {
                 self.scratch.clear();
                 let s = match self.lex.string(&mut self.scratch)? {
                     Some(s) => s,
-                    None => std::str::from_utf8(&self.scratch).unwrap_or_default(),
+                    None => &self.scratch[..],
                 };
-                (s, true)
+                // Checked as UTF-8 by the lexer.
+                (std::str::from_utf8(s).unwrap_or_default(), true)
             }
             _ => return self.lex.unexpected("a number").map_err(Into::into),
         };
@@ -367,7 +372,7 @@ impl Reader<'_> {
         }
         self.scratch.clear();
         let text = match self.lex.string(&mut self.scratch)? {
-            Some(s) => s.as_bytes(),
+            Some(s) => s,
             None => &self.scratch[..],
         };
         // Go's decoder skips line breaks.
@@ -392,7 +397,7 @@ impl Reader<'_> {
         }
         self.scratch.clear();
         let text = match self.lex.string(&mut self.scratch)? {
-            Some(s) => s.as_bytes(),
+            Some(s) => s,
             None => &self.scratch[..],
         };
         if text.is_empty() {

@@ -11,6 +11,7 @@
 //! re-encoded by prost ([`super::canonical`]).
 
 use super::MAX_DEPTH;
+use super::lexer::plain_run;
 use super::schema::{Card, I32, I64, Kind, LEN, Msg, VARINT};
 
 /// Why the walk stopped.
@@ -49,6 +50,9 @@ fn message(msg: &'static Msg, mut buf: &[u8], out: &mut Vec<u8>, depth: usize) -
     let mut elements = false;
     while !buf.is_empty() {
         let key = varint(&mut buf)?;
+        if key >> 3 == 0 || key > u64::from(u32::MAX) {
+            return stop(format!("invalid field key {key}"));
+        }
         let wire_type = (key & 7) as u8;
         let Some((index, field)) = msg.by_number(key >> 3) else {
             raw(wire_type, &mut buf)?;
@@ -211,33 +215,32 @@ fn double(out: &mut Vec<u8>, v: f64) {
 
 /// A JSON string of `b`, which must be UTF-8 (as protobuf requires).
 fn string(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
-    if std::str::from_utf8(b).is_err() {
-        return stop("invalid UTF-8 in a string");
-    }
     out.push(b'"');
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let escape: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&b[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
+    loop {
+        let (end, ascii) = plain_run(b, start);
+        if !ascii && std::str::from_utf8(&b[start..end]).is_err() {
+            return stop("invalid UTF-8 in a string");
         }
-        start = i + 1;
+        out.extend_from_slice(&b[start..end]);
+        let Some(&c) = b.get(end) else {
+            break;
+        };
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 0xf)]);
+            }
+        }
+        start = end + 1;
     }
-    out.extend_from_slice(&b[start..]);
     out.push(b'"');
     Ok(())
 }
