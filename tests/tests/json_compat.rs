@@ -546,6 +546,82 @@ fn cases() -> Vec<Case> {
         bad(Logs, "unknown severity", r#"{"severityNumber":"WARN"}"#, "unknown enum value"),
         bad(Logs, "flags not a number", r#"{"flags":"x"}"#, "\"x\" is not an integer"),
     ];
+    // The forms shared by every signal, for the other two signals as well.
+    let more = [
+        ok(
+            Metrics,
+            "metric duplicate keys",
+            r#"{"name":"first","gauge":{"dataPoints":[{"asInt":"1","asDouble":"NaN",
+                "attributes":[{"key":"a","value":{"doubleValue":"-Infinity"}}],"attributes":[]}]},"name":"dup"}"#,
+            gauge(
+                "dup",
+                vec![NumberDataPoint {
+                    attributes: vec![attr("a", V::DoubleValue(f64::NEG_INFINITY))],
+                    ..double_point(f64::NAN)
+                }],
+            ),
+        ),
+        ok(
+            Logs,
+            "log duplicate keys",
+            r#"{"severityText":"first","body":{"stringValue":"x"},"severityText":"dup","body":{"intValue":"3"}}"#,
+            LogRecord {
+                severity_text: "dup".into(),
+                body: value(V::IntValue(3)),
+                ..Default::default()
+            },
+        ),
+        bad(
+            Metrics,
+            "short exemplar trace id",
+            r#"{"name":"t","gauge":{"dataPoints":[{"asInt":"1","exemplars":[{"traceId":"abcd"}]}]}}"#,
+            "traceId: expected 32 hex digits",
+        ),
+        bad(
+            Metrics,
+            "nested metric array",
+            r#"[{"name":"x"}]"#,
+            "metrics[0]: expected '{'",
+        ),
+        bad(
+            Logs,
+            "nested log array",
+            r#"[{"severityText":"x"}]"#,
+            "logRecords[0]: expected '{'",
+        ),
+        Case {
+            signal: Metrics,
+            name: "metric trailing bytes",
+            body: Metrics.wrap(
+                "metric trailing bytes",
+                r#"{"name":"t","sum":{"dataPoints":[{"asInt":"1"}]}}"#,
+                false,
+            ) + " x",
+            expect: Ok(Metric {
+                name: "t".into(),
+                data: Some(metric::Data::Sum(Sum {
+                    data_points: vec![NumberDataPoint {
+                        value: Some(number_data_point::Value::AsInt(1)),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }
+            .encode_to_vec()),
+        },
+        Case {
+            signal: Logs,
+            name: "log trailing bytes",
+            body: Logs.wrap("log trailing bytes", r#"{"eventName":"t"}"#, false) + "\r\n}",
+            expect: Ok(LogRecord {
+                event_name: "t".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()),
+        },
+    ];
+    let cases: Vec<Case> = cases.into_iter().chain(more).collect();
     // Names are the keys items are found by.
     let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();
     names.sort();
