@@ -56,6 +56,34 @@ service:
 
 const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
+/// [`TO_FILES`], and each signal also as OTLP JSON lines to
+/// `<signal>.jsonl` and to the `otlphttp` exporter when `otlphttp` (its
+/// config, indented under `exporters`) is given.
+fn with_json_files(otlphttp: &str) -> String {
+    let to = if otlphttp.is_empty() {
+        ""
+    } else {
+        ", otlphttp"
+    };
+    let exporters = "exporters:
+  file/traces_json:
+    path: {dir}/traces.jsonl
+  file/metrics_json:
+    path: {dir}/metrics.jsonl
+  file/logs_json:
+    path: {dir}/logs.jsonl"
+        .to_string()
+        + otlphttp;
+    let mut config = TO_FILES.replacen("exporters:", &exporters, 1);
+    for signal in ["traces", "metrics", "logs"] {
+        config = config.replace(
+            &format!("[file/{signal}]"),
+            &format!("[file/{signal}, file/{signal}_json{to}]"),
+        );
+    }
+    config
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Signal {
     Traces,
@@ -870,26 +898,13 @@ fn sorted(signal: Signal, records: &[Vec<u8>]) -> Vec<Vec<u8>> {
 async fn what_tern_writes_as_json_tern_reads_back_identically() {
     // B reads JSON: from A's `otlphttp` exporter, then A's JSON files.
     let b = Tern::start(TO_FILES);
-    let a_config = TO_FILES
-        .replace("[file/traces]", "[file/traces, file/traces_json, otlphttp]")
-        .replace(
-            "[file/metrics]",
-            "[file/metrics, file/metrics_json, otlphttp]",
-        )
-        .replace("[file/logs]", "[file/logs, file/logs_json, otlphttp]")
-        + &r#"
-exporters:
-  file/traces_json:
-    path: {dir}/traces.jsonl
-  file/metrics_json:
-    path: {dir}/metrics.jsonl
-  file/logs_json:
-    path: {dir}/logs.jsonl
+    let a_config = with_json_files(&format!(
+        "
   otlphttp:
-    endpoint: http://127.0.0.1:{b_http}
-    encoding: json
-"#
-        .replace("{b_http}", &b.http.to_string());
+    endpoint: http://127.0.0.1:{}
+    encoding: json",
+        b.http
+    ));
     let a = Tern::start(&a_config);
     let mut http = HttpConn::connect(a.http).await;
     const REQUESTS: u32 = 3;
@@ -928,5 +943,115 @@ exporters:
         .filter(|l| l.starts_with("otelcol_exporter_send_failed"))
     {
         assert!(line.ends_with(" 0"), "{line}");
+    }
+}
+
+/// What the Collector's own pdata code (`tests/pdata-json`, built with Go)
+/// makes of each `(signal, "json" or "proto", body)`: the request as the
+/// Collector writes it as JSON, or its decoder's error.
+fn collector_reads(inputs: &[(Signal, &str, Vec<u8>)]) -> Vec<Result<String, String>> {
+    use std::fmt::Write as _;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pdata-json");
+    let bin = tern_e2e::tern_bin().with_file_name("pdata-json");
+    let built = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(built.success(), "go build in {}", dir.display());
+    let mut lines = String::new();
+    for (signal, format, body) in inputs {
+        let hex: String = body.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(lines, "{}\t{format}\t{hex}", signal.name()).unwrap();
+    }
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), lines).unwrap();
+    let out = std::process::Command::new(&bin)
+        .stdin(std::fs::File::open(input.path()).unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let verdicts: Vec<Result<String, String>> = text
+        .lines()
+        .map(|line| match line.split_once('\t') {
+            Some(("OK", json)) => Ok(json.to_string()),
+            Some((_, error)) => Err(error.to_string()),
+            None => Err(line.to_string()),
+        })
+        .collect();
+    assert_eq!(verdicts.len(), inputs.len());
+    verdicts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "builds tests/pdata-json with Go and the Collector's pdata module; run with -- --ignored"]
+async fn the_collectors_decoder_reads_every_case_and_tern_output_as_tern_does() {
+    let cases = cases();
+    let tern = Tern::start(&with_json_files(""));
+    let mut http = HttpConn::connect(tern.http).await;
+    let json = [("content-type", "application/json")];
+    let mut inputs = Vec::new();
+    let mut statuses = Vec::new();
+    for case in &cases {
+        let body = case.body.clone().into_bytes();
+        let r = http
+            .send("POST", &case.signal.path(), &json, body.clone())
+            .await;
+        statuses.push(r.status);
+        inputs.push((case.signal, "json", body));
+    }
+    let verdicts = collector_reads(&inputs);
+    // Tern answers 200 exactly where the Collector decodes, except for a
+    // second request in one body, which the Collector ignores and Tern
+    // refuses rather than drop.
+    for ((case, status), verdict) in cases.iter().zip(&statuses).zip(&verdicts) {
+        let expected = match case.name {
+            "two requests in one body" => 400,
+            _ if verdict.is_ok() => 200,
+            _ => 400,
+        };
+        assert_eq!(
+            *status, expected,
+            "{}: the Collector says {verdict:?}",
+            case.name
+        );
+    }
+    for signal in SIGNALS {
+        let accepted = cases
+            .iter()
+            .zip(&statuses)
+            .filter(|(c, s)| c.signal == signal && **s == 200)
+            .count();
+        let records = records(&tern, signal, accepted).await;
+        let lines =
+            String::from_utf8(read(&tern.path(&format!("{}.jsonl", signal.name())))).unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(lines.len(), accepted, "{signal:?}");
+        // Per record: what Tern kept, what Tern wrote as JSON, and the body
+        // it came from, all read by the Collector to the same request.
+        let mut inputs = Vec::new();
+        for (record, line) in records.iter().zip(&lines) {
+            let (name, _) = signal.items(record).into_iter().next().unwrap();
+            let case = cases.iter().find(|c| c.name == name).unwrap();
+            inputs.push((signal, "proto", record.clone()));
+            inputs.push((signal, "json", line.as_bytes().to_vec()));
+            inputs.push((signal, "json", case.body.clone().into_bytes()));
+        }
+        let read_back = collector_reads(&inputs);
+        for (i, three) in read_back.chunks(3).enumerate() {
+            let kept = three[0].as_ref().unwrap();
+            assert_eq!(
+                three[1].as_ref(),
+                Ok(kept),
+                "{signal:?} record {i}: Tern's JSON"
+            );
+            assert_eq!(
+                three[2].as_ref(),
+                Ok(kept),
+                "{signal:?} record {i}: the body sent"
+            );
+        }
     }
 }
