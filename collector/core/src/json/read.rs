@@ -329,7 +329,9 @@ impl Reader<'_> {
 
     /// A double given as a JSON number or a string: a decimal number, or
     /// `NaN`, `Infinity`, `-Infinity` (also `inf` and any letter case, as
-    /// the Collector's decoder reads them). Out of range is refused.
+    /// the Collector's decoder reads them). Out of range is refused, and so
+    /// are Go's hexadecimal float strings (`"0x1p-2"`), which no OTLP
+    /// writer emits.
     fn double(&mut self) -> Result<f64> {
         let offset = self.lex.offset();
         let (text, quoted) = match self.lex.peek() {
