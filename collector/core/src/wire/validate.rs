@@ -558,7 +558,7 @@ mod tests {
                         x ^= x >> 7;
                         x ^= x << 17;
                         // Mostly ASCII, now and then a high byte.
-                        if x % 16 == 0 {
+                        if x.is_multiple_of(16) {
                             0x80 | x as u8
                         } else {
                             x as u8 & 0x7f
