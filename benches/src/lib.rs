@@ -332,45 +332,21 @@ pub fn encoded_padded(signal: &str, kind: Kind, n: usize, seed: u64, pad: usize)
     }
 }
 
+/// The receive guarantee, shared with tern-core's tests and the fuzz target.
+#[cfg(test)]
+#[path = "../../collector/core/tests/common/property.rs"]
+mod property;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tern_core::Signal;
-    use tern_core::wire::{Reason, count_items, split};
+    use tern_core::wire::{count_items, split};
+
+    use crate::property;
 
     fn prost_count(signal: Signal, bytes: &[u8]) -> Option<usize> {
-        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-        Some(match signal {
-            Signal::Traces => ExportTraceServiceRequest::decode(bytes)
-                .ok()?
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum(),
-            Signal::Logs => ExportLogsServiceRequest::decode(bytes)
-                .ok()?
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len())
-                .sum(),
-            Signal::Metrics => ExportMetricsServiceRequest::decode(bytes)
-                .ok()?
-                .resource_metrics
-                .iter()
-                .flat_map(|r| &r.scope_metrics)
-                .flat_map(|s| &s.metrics)
-                .map(|m| match &m.data {
-                    Some(Data::Gauge(g)) => g.data_points.len(),
-                    Some(Data::Sum(x)) => x.data_points.len(),
-                    Some(Data::Histogram(h)) => h.data_points.len(),
-                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                    Some(Data::Summary(x)) => x.data_points.len(),
-                    None => 0,
-                })
-                .sum(),
-        })
+        property::decode(signal, bytes).map(|(items, _)| items)
     }
 
     /// The byte walk and the splitter agree with prost on realistic
@@ -402,25 +378,15 @@ mod tests {
                     total += p.items;
                 }
                 assert_eq!(total, count);
-                // Mutate: whatever the walk accepts, prost decodes with the
-                // same count, and re-encoded it is accepted again; whatever
-                // prost accepts and the walk refuses is refused for a rule
-                // beyond protobuf's (id length, nesting depth).
+                // Mutated, they keep the receive guarantee (the first byte
+                // of the check's input names the signal).
+                let selector = match signal {
+                    Signal::Traces => 0,
+                    Signal::Metrics => 1,
+                    Signal::Logs => 2,
+                };
                 for _ in 0..40 {
-                    let bad = mutate(&mut rng, &bytes);
-                    match (count_items(signal, &bad), prost_count(signal, &bad)) {
-                        (Ok(walk), Some(decoded)) => {
-                            assert_eq!(walk, decoded, "{name} round {round} mutated");
-                            let again = reencode(signal, &bad);
-                            assert_eq!(count_items(signal, &again).ok(), Some(walk));
-                        }
-                        (Ok(_), None) => panic!("{name} round {round}: accepted {bad:?}"),
-                        (Err(e), Some(_)) => assert!(
-                            matches!(e.reason(), Reason::IdLength | Reason::TooDeep),
-                            "{name} round {round}: refused what prost takes: {e}"
-                        ),
-                        (Err(_), None) => {}
-                    }
+                    property::check(&[&[selector][..], &mutate(&mut rng, &bytes)].concat());
                 }
             }
         }
@@ -450,20 +416,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn reencode(signal: Signal, bytes: &[u8]) -> Vec<u8> {
-        match signal {
-            Signal::Traces => ExportTraceServiceRequest::decode(bytes)
-                .unwrap()
-                .encode_to_vec(),
-            Signal::Logs => ExportLogsServiceRequest::decode(bytes)
-                .unwrap()
-                .encode_to_vec(),
-            Signal::Metrics => ExportMetricsServiceRequest::decode(bytes)
-                .unwrap()
-                .encode_to_vec(),
-        }
     }
 
     #[test]

@@ -95,7 +95,12 @@ impl Batch {
         context: Arc<RequestContext>,
     ) -> Result<Batch, WireError> {
         let items = wire::count_items(signal, &request)?;
-        Ok(Batch {
+        Ok(Batch::one(signal, request, items, context))
+    }
+
+    /// A batch of one request of `items` items.
+    fn one(signal: Signal, request: Bytes, items: usize, context: Arc<RequestContext>) -> Batch {
+        Batch {
             signal,
             items,
             bytes: request.len(),
@@ -103,7 +108,7 @@ impl Batch {
             chunk_items: Vec::new(),
             context,
             tickets: Vec::new(),
-        })
+        }
     }
 
     /// A batch of `request` taken as it is, without validation: for tests
@@ -115,15 +120,7 @@ impl Batch {
         items: usize,
         context: Arc<RequestContext>,
     ) -> Batch {
-        Batch {
-            signal,
-            items,
-            bytes: request.len(),
-            chunks: vec![request],
-            chunk_items: Vec::new(),
-            context,
-            tickets: Vec::new(),
-        }
+        Batch::one(signal, request, items, context)
     }
 
     /// An empty batch of `signal`.

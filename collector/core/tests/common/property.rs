@@ -1,5 +1,6 @@
 //! The receive guarantee as one check, shared by the corpus replay test
-//! (`tests/fuzz_corpus.rs`) and the cargo-fuzz target (`fuzz/`): whatever
+//! (`tests/fuzz_corpus.rs`), the cargo-fuzz target (`fuzz/`) and the
+//! property test over realistic payloads (`benches/src/lib.rs`): whatever
 //! the validating walk accepts, prost decodes with the same item count, and
 //! re-encoded it is accepted again with that count; whatever prost decodes
 //! and the walk refuses is refused for a rule beyond protobuf's (id length,
@@ -23,6 +24,11 @@ pub fn check(input: &[u8]) {
         1 => Signal::Metrics,
         _ => Signal::Logs,
     };
+    check_request(signal, request);
+}
+
+/// The guarantee for one export request of `signal`.
+fn check_request(signal: Signal, request: &[u8]) {
     match (count_items(signal, request), decode(signal, request)) {
         (Ok(walked), Some((decoded, again))) => {
             assert_eq!(walked, decoded, "item counts differ");
@@ -42,7 +48,7 @@ pub fn check(input: &[u8]) {
 }
 
 /// prost's item count and re-encoding, or `None` when it refuses.
-fn decode(signal: Signal, bytes: &[u8]) -> Option<(usize, Vec<u8>)> {
+pub fn decode(signal: Signal, bytes: &[u8]) -> Option<(usize, Vec<u8>)> {
     Some(match signal {
         Signal::Traces => {
             let req = ExportTraceServiceRequest::decode(bytes).ok()?;
