@@ -1,5 +1,5 @@
 //! Tern's core: the data that flows ([`pdata::Batch`], OTLP kept as wire
-//! bytes), protobuf walking and splitting ([`wire`]), the OTLP/JSON mapping
+//! bytes), protobuf validation, walking and splitting ([`wire`]), the OTLP/JSON mapping
 //! ([`json`]), bounded channels ([`queue`]), byte-accounted memory limits
 //! ([`memory`]), component traits and fan-out
 //! ([`component`]), the `google.rpc.Status` error shape ([`status`]) and
