@@ -1,0 +1,73 @@
+//! The Collector's exporter and `health_check` keys: accepted with the
+//! Collector's defaults, and refused at their line where Tern cannot honour
+//! a value.
+
+#![allow(clippy::unwrap_used)]
+
+use tern_config::{ComponentId, ConfigErrors, ExporterConfig, Verbosity, load_sources};
+
+fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
+    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
+}
+
+/// A config with `exporter` (YAML under `exporters:`, indented by two)
+/// used in a pipeline of `signal`.
+fn with_exporter(exporter: &str, id: &str, signal: &str) -> String {
+    format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n{exporter}service:\n  pipelines:\n    {signal}:\n      receivers: [otlp]\n      exporters: [{id}]\n"
+    )
+}
+
+fn exporter(text: &str, id: &str) -> ExporterConfig {
+    let config = load(text).unwrap();
+    config.exporters[&id.parse::<ComponentId>().unwrap()]
+        .config
+        .clone()
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_error(errs: &[String], prefix: &str, message: &str) {
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(prefix) && e.contains(message)),
+        "missing {prefix} {message} in {errs:#?}"
+    );
+}
+
+#[test]
+fn debug_verbosity_in_any_case_and_sampling() {
+    let text = with_exporter(
+        "  debug:\n    verbosity: Detailed\n    sampling_initial: 5\n    sampling_thereafter: 200\n",
+        "debug",
+        "traces",
+    );
+    let ExporterConfig::Debug(d) = exporter(&text, "debug") else {
+        panic!("not debug");
+    };
+    assert_eq!(d.verbosity, Verbosity::Detailed);
+    assert_eq!((d.sampling_initial, d.sampling_thereafter), (5, 200));
+
+    let text = with_exporter("  debug:\n    verbosity: NORMAL\n", "debug", "logs");
+    let ExporterConfig::Debug(d) = exporter(&text, "debug") else {
+        panic!("not debug");
+    };
+    assert_eq!(d.verbosity, Verbosity::Normal);
+    assert_eq!((d.sampling_initial, d.sampling_thereafter), (2, 1));
+
+    let errs = errors(&with_exporter(
+        "  debug:\n    verbosity: loud\n",
+        "debug",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:7:16: exporters.debug.verbosity:",
+        "unknown variant `loud`",
+    );
+}
