@@ -373,6 +373,9 @@ pub struct RotationConfig {
     pub max_megabytes: u64,
     /// Rotated files kept (default 100; 0 keeps all).
     pub max_backups: u64,
+    /// Backups older than this many days (by the timestamp in their name)
+    /// are removed (default 0: kept whatever their age).
+    pub max_days: u64,
     /// Name backups in local time (default false; `true` is refused by validation).
     pub localtime: bool,
 }
@@ -382,7 +385,32 @@ impl Default for RotationConfig {
         RotationConfig {
             max_megabytes: 100,
             max_backups: 100,
+            max_days: 0,
             localtime: false,
+        }
+    }
+}
+
+/// `exporters.file.group_by`: one file per value of a resource attribute.
+/// Only `enabled: false` is accepted (validation refuses the rest).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileGroupBy {
+    /// Split the output by resource (default false).
+    pub enabled: bool,
+    /// The attribute whose value replaces `*` in `path`
+    /// (default `fileexporter.path_segment`).
+    pub resource_attribute: String,
+    /// Most files open at once (default 100).
+    pub max_open_files: u64,
+}
+
+impl Default for FileGroupBy {
+    fn default() -> Self {
+        FileGroupBy {
+            enabled: false,
+            resource_attribute: "fileexporter.path_segment".into(),
+            max_open_files: 100,
         }
     }
 }
@@ -403,6 +431,26 @@ pub struct FileConfig {
     pub append: bool,
     /// How often buffered output is flushed (default 1s).
     pub flush_interval: GoDuration,
+    /// Create the output file's parent directories at start (default false).
+    pub create_directory: bool,
+    /// Octal permissions of directories `create_directory` makes, before the
+    /// umask (default `0755`; only with `create_directory`).
+    pub directory_permissions: String,
+    /// Per-resource output files (only `enabled: false`).
+    pub group_by: FileGroupBy,
+}
+
+impl FileConfig {
+    /// `directory_permissions` as mode bits, `0755` when unset; `None` when
+    /// it is not an octal number of permission bits.
+    pub fn directory_mode(&self) -> Option<u32> {
+        if self.directory_permissions.is_empty() {
+            return Some(0o755);
+        }
+        u32::from_str_radix(&self.directory_permissions, 8)
+            .ok()
+            .filter(|m| m & !0o777 == 0)
+    }
 }
 
 impl Default for FileConfig {
@@ -414,6 +462,9 @@ impl Default for FileConfig {
             compression: FileCompression::None,
             append: false,
             flush_interval: GoDuration(Duration::from_secs(1)),
+            create_directory: false,
+            directory_permissions: String::new(),
+            group_by: FileGroupBy::default(),
         }
     }
 }

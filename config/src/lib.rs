@@ -19,11 +19,11 @@ use std::time::Duration;
 
 pub use components::{
     BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
-    FileConfig, FileFormat, GrpcServerConfig, HealthCheckConfig, HttpEncoding, HttpServerConfig,
-    Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig,
-    OtlpReceiverConfig, ProcessorConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol,
-    QueueConfig, ReceiverConfig, ResourceToTelemetry, RetryConfig, RotationConfig, Sizer,
-    TargetInfo, TlsClientConfig, TlsServerConfig, Verbosity,
+    FileConfig, FileFormat, FileGroupBy, GrpcServerConfig, HealthCheckConfig, HttpEncoding,
+    HttpServerConfig, Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig,
+    OtlpHttpExporterConfig, OtlpReceiverConfig, ProcessorConfig, PrometheusConfig,
+    PrometheusRemoteWriteConfig, Protocol, QueueConfig, ReceiverConfig, ResourceToTelemetry,
+    RetryConfig, RotationConfig, Sizer, TargetInfo, TlsClientConfig, TlsServerConfig, Verbosity,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{

@@ -232,6 +232,34 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     "not supported: Tern names rotated files in UTC",
                 ));
             }
+            if f.group_by.enabled {
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["group_by", "enabled"],
+                    "not supported yet: Tern writes all data of a file exporter to one file; use one file exporter per destination",
+                ));
+            }
+            if f.create_directory {
+                if f.directory_mode().is_none() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["directory_permissions"],
+                        format!(
+                            "must be octal permission bits such as `0755`, found `{}`",
+                            f.directory_permissions
+                        ),
+                    ));
+                }
+            } else if !f.directory_permissions.is_empty() {
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["directory_permissions"],
+                    "only applies with `create_directory: true`",
+                ));
+            }
             if let Some(r) = f.rotation.as_ref()
                 && r.max_megabytes == 0
             {

@@ -71,3 +71,40 @@ fn debug_verbosity_in_any_case_and_sampling() {
         "unknown variant `loud`",
     );
 }
+
+#[test]
+fn file_create_directory_max_days_and_group_by() {
+    let text = with_exporter(
+        "  file:\n    path: /tmp/x/out.jsonl\n    create_directory: true\n    rotation:\n      max_days: 3\n    group_by:\n      enabled: false\n",
+        "file",
+        "logs",
+    );
+    let ExporterConfig::File(f) = exporter(&text, "file") else {
+        panic!("not file");
+    };
+    assert!(f.create_directory);
+    assert_eq!(f.directory_mode(), Some(0o755));
+    assert_eq!(f.rotation.as_ref().unwrap().max_days, 3);
+    assert_eq!(f.group_by.resource_attribute, "fileexporter.path_segment");
+
+    let errs = errors(&with_exporter(
+        "  file:\n    path: /tmp/*/out.jsonl\n    group_by:\n      enabled: true\n    directory_permissions: \"0755\"\n  file/2:\n    path: /tmp/out.jsonl\n    create_directory: true\n    directory_permissions: \"999\"\n",
+        "file, file/2",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:9:16: exporters.file.group_by.enabled:",
+        "not supported yet",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:10:28: exporters.file.directory_permissions:",
+        "only applies with `create_directory: true`",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:14:28: exporters.file/2.directory_permissions:",
+        "must be octal permission bits",
+    );
+}
