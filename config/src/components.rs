@@ -827,8 +827,64 @@ pub struct PrometheusRemoteWriteConfig {
     pub max_series: u64,
     /// Retry settings.
     pub retry_on_failure: RetryConfig,
-    /// Queue settings (`num_consumers` must be 1: samples go out in order).
-    pub sending_queue: QueueConfig,
+    /// Queue settings (the Collector's key for this exporter; it has no
+    /// `sending_queue`).
+    pub remote_write_queue: RemoteWriteQueue,
+    /// Send each metric family's type and help with the series (default false).
+    pub send_metadata: bool,
+    /// The Collector's write-ahead log; refused by validation (Tern keeps
+    /// no WAL), its keys read so the message can say so.
+    pub wal: Protocol<WalConfig>,
+}
+
+/// `exporters.prometheusremotewrite.remote_write_queue`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteQueue {
+    /// Queue batches (default true); when false the pipeline waits for each send.
+    pub enabled: bool,
+    /// Batches the queue holds (default 10000).
+    pub queue_size: u64,
+    /// Requests of one batch sent at once when it is split by
+    /// `max_batch_size_bytes` (default 5). Batches themselves go out one at
+    /// a time, so each series' samples stay in timestamp order.
+    pub num_consumers: u32,
+}
+
+impl Default for RemoteWriteQueue {
+    fn default() -> Self {
+        RemoteWriteQueue {
+            enabled: true,
+            queue_size: 10_000,
+            num_consumers: 5,
+        }
+    }
+}
+
+impl RemoteWriteQueue {
+    /// The exporter queue this stands for: one worker, `queue_size` batches.
+    pub fn queue(&self) -> QueueConfig {
+        QueueConfig {
+            enabled: self.enabled,
+            num_consumers: Some(1),
+            queue_size: self.queue_size,
+            ..QueueConfig::default()
+        }
+    }
+}
+
+/// `exporters.prometheusremotewrite.wal`: read only to be refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// WAL directory.
+    pub directory: String,
+    /// Requests read from the WAL at once.
+    pub buffer_size: u64,
+    /// How often the WAL is truncated.
+    pub truncate_frequency: GoDuration,
+    /// How often the WAL lag is recorded.
+    pub lag_record_frequency: u64,
 }
 
 impl Default for PrometheusRemoteWriteConfig {
@@ -847,7 +903,9 @@ impl Default for PrometheusRemoteWriteConfig {
             metric_expiration: GoDuration(Duration::from_secs(300)),
             max_series: 100_000,
             retry_on_failure: RetryConfig::default(),
-            sending_queue: QueueConfig::default(),
+            remote_write_queue: RemoteWriteQueue::default(),
+            send_metadata: false,
+            wal: Protocol::Off,
         }
     }
 }

@@ -183,12 +183,29 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 } else if let Err(e) = Target::parse_url(&p.endpoint) {
                     errors.push(setting("exporters", c, &["endpoint"], e));
                 }
-                if p.sending_queue.num_consumers.is_some_and(|n| n > 1) {
+                let q = &p.remote_write_queue;
+                if q.enabled && q.queue_size == 0 {
                     errors.push(setting(
                         "exporters",
                         c,
-                        &["sending_queue", "num_consumers"],
-                        "must be 1: remote write sends each series' samples in timestamp order",
+                        &["remote_write_queue", "queue_size"],
+                        "must be at least 1 while the queue is enabled",
+                    ));
+                }
+                if q.num_consumers == 0 {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["remote_write_queue", "num_consumers"],
+                        "must be at least 1",
+                    ));
+                }
+                if p.wal.as_ref().is_some() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["wal"],
+                        "not supported: Tern keeps no write-ahead log; unsent batches wait in `remote_write_queue` (in memory)",
                     ));
                 }
                 if p.max_batch_size_bytes < 1024 {
@@ -212,7 +229,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     &p.timeout,
                     &p.tls,
                     &p.retry_on_failure,
-                    &p.sending_queue,
+                    &q.queue(),
                     errors,
                 );
             }

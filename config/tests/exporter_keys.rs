@@ -108,3 +108,47 @@ fn file_create_directory_max_days_and_group_by() {
         "must be octal permission bits",
     );
 }
+
+#[test]
+fn remote_write_queue_send_metadata_and_wal() {
+    let text = with_exporter(
+        "  prometheusremotewrite:\n    endpoint: http://p:9090/api/v1/write\n    send_metadata: true\n    remote_write_queue:\n      queue_size: 50\n",
+        "prometheusremotewrite",
+        "metrics",
+    );
+    let ExporterConfig::PrometheusRemoteWrite(p) = exporter(&text, "prometheusremotewrite") else {
+        panic!("not prometheusremotewrite");
+    };
+    assert!(p.send_metadata);
+    let q = &p.remote_write_queue;
+    assert_eq!((q.enabled, q.queue_size, q.num_consumers), (true, 50, 5));
+    assert_eq!(q.queue().num_consumers, Some(1), "batches go out in order");
+
+    // The Collector has no `sending_queue` on this exporter.
+    let errs = errors(&with_exporter(
+        "  prometheusremotewrite:\n    endpoint: http://p:9090/api/v1/write\n    sending_queue:\n      enabled: true\n",
+        "prometheusremotewrite",
+        "metrics",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:5: exporters.prometheusremotewrite.sending_queue:",
+        "unknown field `sending_queue`",
+    );
+
+    let errs = errors(&with_exporter(
+        "  prometheusremotewrite:\n    endpoint: http://p:9090/api/v1/write\n    wal:\n      directory: /var/wal\n    remote_write_queue:\n      num_consumers: 0\n",
+        "prometheusremotewrite",
+        "metrics",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:9:7: exporters.prometheusremotewrite.wal:",
+        "not supported: Tern keeps no write-ahead log",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:11:22: exporters.prometheusremotewrite.remote_write_queue.num_consumers:",
+        "must be at least 1",
+    );
+}
