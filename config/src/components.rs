@@ -779,6 +779,36 @@ pub struct PrometheusConfig {
     pub add_metric_suffixes: bool,
     /// Most series kept; new series beyond are dropped and counted (default 100000).
     pub max_series: u64,
+    /// Leave out the `otel_scope_name` / `otel_scope_version` labels (default false).
+    pub without_scope_info: bool,
+    /// How names are translated; when set it overrides `add_metric_suffixes`.
+    pub translation_strategy: Option<TranslationStrategy>,
+}
+
+/// The Collector's `translation_strategy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TranslationStrategy {
+    /// Escape to `[a-zA-Z0-9_:]`, add unit and type suffixes.
+    UnderscoreEscapingWithSuffixes,
+    /// Escape to `[a-zA-Z0-9_:]`, no suffixes.
+    UnderscoreEscapingWithoutSuffixes,
+    /// UTF-8 names kept, with suffixes (refused by validation).
+    #[serde(rename = "NoUTF8EscapingWithSuffixes")]
+    NoUtf8EscapingWithSuffixes,
+    /// Names passed through (refused by validation).
+    NoTranslation,
+}
+
+impl PrometheusConfig {
+    /// Whether unit and type suffixes are added: `translation_strategy`
+    /// when set, else `add_metric_suffixes`.
+    pub fn metric_suffixes(&self) -> bool {
+        match self.translation_strategy {
+            Some(TranslationStrategy::UnderscoreEscapingWithoutSuffixes) => false,
+            Some(_) => true,
+            None => self.add_metric_suffixes,
+        }
+    }
 }
 
 impl Default for PrometheusConfig {
@@ -793,6 +823,8 @@ impl Default for PrometheusConfig {
             enable_open_metrics: true,
             add_metric_suffixes: true,
             max_series: 100_000,
+            without_scope_info: false,
+            translation_strategy: None,
         }
     }
 }

@@ -24,7 +24,7 @@ pub use components::{
     OtlpHttpExporterConfig, OtlpReceiverConfig, ProcessorConfig, PrometheusConfig,
     PrometheusRemoteWriteConfig, Protocol, QueueConfig, ReceiverConfig, RemoteWriteQueue,
     ResourceToTelemetry, RetryConfig, RotationConfig, Sizer, TargetInfo, TlsClientConfig,
-    TlsServerConfig, Verbosity, WalConfig,
+    TlsServerConfig, TranslationStrategy, Verbosity, WalConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{

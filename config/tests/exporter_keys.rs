@@ -152,3 +152,52 @@ fn remote_write_queue_send_metadata_and_wal() {
         "must be at least 1",
     );
 }
+
+#[test]
+fn prometheus_without_scope_info_and_translation_strategy() {
+    let prometheus = |keys: &str| {
+        with_exporter(
+            &format!("  prometheus:\n    endpoint: localhost:9464\n{keys}"),
+            "prometheus",
+            "metrics",
+        )
+    };
+    let ExporterConfig::Prometheus(p) = exporter(&prometheus(""), "prometheus") else {
+        panic!("not prometheus");
+    };
+    assert!(!p.without_scope_info && p.metric_suffixes());
+    let text = prometheus(
+        "    without_scope_info: true\n    add_metric_suffixes: true\n    translation_strategy: UnderscoreEscapingWithoutSuffixes\n",
+    );
+    let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+        panic!("not prometheus");
+    };
+    assert!(p.without_scope_info);
+    assert!(
+        !p.metric_suffixes(),
+        "the strategy wins over add_metric_suffixes"
+    );
+    let text = prometheus(
+        "    add_metric_suffixes: false\n    translation_strategy: UnderscoreEscapingWithSuffixes\n",
+    );
+    let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+        panic!("not prometheus");
+    };
+    assert!(p.metric_suffixes());
+
+    for (value, message) in [
+        ("NoTranslation", "`NoTranslation` is not supported"),
+        (
+            "NoUTF8EscapingWithSuffixes",
+            "`NoUTF8EscapingWithSuffixes` is not supported",
+        ),
+        ("Escaped", "unknown variant `Escaped`"),
+    ] {
+        let errs = errors(&prometheus(&format!("    translation_strategy: {value}\n")));
+        assert_error(
+            &errs,
+            "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
+            message,
+        );
+    }
+}

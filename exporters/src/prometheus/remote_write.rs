@@ -601,6 +601,7 @@ impl RemoteWriteExporter {
                 resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
                 const_labels: Vec::new(),
                 target_info: config.target_info.enabled,
+                without_scope_info: false,
             },
             external: config
                 .external_labels
