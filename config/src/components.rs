@@ -533,6 +533,13 @@ pub enum Compression {
     Gzip,
     /// zstd.
     Zstd,
+    /// zlib stream (RFC 1950), `Content-Encoding: zlib`; `otlphttp` only.
+    Zlib,
+    /// zlib stream (RFC 1950, as Go's and the Collector's `deflate`),
+    /// `Content-Encoding: deflate`; `otlphttp` only.
+    Deflate,
+    /// Snappy: block format over HTTP, framed format over gRPC (as the Collector).
+    Snappy,
     /// No compression.
     #[serde(alias = "")]
     None,
@@ -554,6 +561,8 @@ pub struct TlsClientConfig {
     pub key_file: String,
     /// Name to verify the server certificate against, instead of the endpoint's host.
     pub server_name_override: String,
+    /// Trust the system roots as well as `ca_file` (default false).
+    pub include_system_ca_certs_pool: bool,
 }
 
 /// `retry_on_failure`.
@@ -619,6 +628,26 @@ pub struct QueueConfig {
     pub block_on_overflow: bool,
     /// Tern's own cap on the queue's bytes, whatever the sizer (default 256).
     pub max_size_mib: u64,
+    /// Make the sender wait until its batch is exported (default false);
+    /// only `false` is accepted (validation refuses `true`).
+    pub wait_for_result: bool,
+    /// The Collector's batching inside the queue; refused by validation
+    /// (the `batch` processor does this in Tern).
+    pub batch: Protocol<QueueBatch>,
+}
+
+/// `sending_queue.batch`: read only to be refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueBatch {
+    /// Longest wait before a partial batch is sent.
+    pub flush_timeout: GoDuration,
+    /// Smallest batch.
+    pub min_size: u64,
+    /// Largest batch.
+    pub max_size: u64,
+    /// requests | items | bytes.
+    pub sizer: Option<Sizer>,
 }
 
 impl QueueConfig {
@@ -640,6 +669,8 @@ impl Default for QueueConfig {
             sizer: Sizer::Requests,
             block_on_overflow: false,
             max_size_mib: 256,
+            wait_for_result: false,
+            batch: Protocol::Off,
         }
     }
 }

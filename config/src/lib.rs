@@ -22,9 +22,9 @@ pub use components::{
     FileConfig, FileFormat, FileGroupBy, GrpcServerConfig, HealthCheckConfig, HttpEncoding,
     HttpServerConfig, Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig,
     OtlpHttpExporterConfig, OtlpReceiverConfig, ProcessorConfig, PrometheusConfig,
-    PrometheusRemoteWriteConfig, Protocol, QueueConfig, ReceiverConfig, RemoteWriteQueue,
-    ResourceToTelemetry, RetryConfig, RotationConfig, Sizer, TargetInfo, TlsClientConfig,
-    TlsServerConfig, TranslationStrategy, Verbosity, WalConfig,
+    PrometheusRemoteWriteConfig, Protocol, QueueBatch, QueueConfig, ReceiverConfig,
+    RemoteWriteQueue, ResourceToTelemetry, RetryConfig, RotationConfig, Sizer, TargetInfo,
+    TlsClientConfig, TlsServerConfig, TranslationStrategy, Verbosity, WalConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{

@@ -139,6 +139,17 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
     for c in config.exporters.values() {
         match &c.config {
             ExporterConfig::Otlp(o) => {
+                if matches!(
+                    o.compression,
+                    crate::Compression::Zlib | crate::Compression::Deflate
+                ) {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["compression"],
+                        "gRPC supports gzip, zstd, snappy or none (zlib and deflate are for otlphttp)",
+                    ));
+                }
                 if o.endpoint.trim().is_empty() {
                     errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
@@ -413,6 +424,22 @@ fn check_client(
                 "must be between 0 and 1",
             ));
         }
+    }
+    if queue.wait_for_result {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "wait_for_result"],
+            "not supported: Tern answers the sender once a batch is queued; use `sending_queue.enabled: false` to make the pipeline wait for each send",
+        ));
+    }
+    if queue.batch.as_ref().is_some() {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch"],
+            "not supported: use the `batch` processor in the pipeline instead",
+        ));
     }
     if queue.enabled {
         if queue.num_consumers == Some(0) {

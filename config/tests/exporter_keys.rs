@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tern_config::{ComponentId, ConfigErrors, ExporterConfig, Verbosity, load_sources};
+use tern_config::{
+    ComponentId, Compression, ConfigErrors, ExporterConfig, Verbosity, load_sources,
+};
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
     load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
@@ -200,4 +202,43 @@ fn prometheus_without_scope_info_and_translation_strategy() {
             message,
         );
     }
+}
+
+#[test]
+fn otlp_compression_queue_and_tls_keys() {
+    let text = with_exporter(
+        "  otlphttp:\n    endpoint: http://b:4318\n    compression: deflate\n    tls:\n      include_system_ca_certs_pool: true\n    sending_queue:\n      wait_for_result: false\n  otlp:\n    endpoint: b:4317\n    compression: snappy\n",
+        "otlphttp, otlp",
+        "traces",
+    );
+    let ExporterConfig::OtlpHttp(h) = exporter(&text, "otlphttp") else {
+        panic!("not otlphttp");
+    };
+    assert_eq!(h.compression, Compression::Deflate);
+    assert!(h.tls.include_system_ca_certs_pool);
+    let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+        panic!("not otlp");
+    };
+    assert_eq!(o.compression, Compression::Snappy);
+
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    compression: zlib\n    sending_queue:\n      wait_for_result: true\n      batch:\n        flush_timeout: 1s\n",
+        "otlp",
+        "traces",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:18: exporters.otlp.compression:",
+        "gRPC supports gzip, zstd, snappy or none",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:10:24: exporters.otlp.sending_queue.wait_for_result:",
+        "not supported",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:12:9: exporters.otlp.sending_queue.batch:",
+        "use the `batch` processor",
+    );
 }
