@@ -675,6 +675,17 @@ impl Default for QueueConfig {
     }
 }
 
+/// gRPC load balancing over the addresses an endpoint resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    /// Rotate over every address (the Collector's default).
+    #[default]
+    RoundRobin,
+    /// Use the first address only.
+    PickFirst,
+}
+
 /// `exporters.otlp`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -693,6 +704,13 @@ pub struct OtlpExporterConfig {
     pub retry_on_failure: RetryConfig,
     /// Queue settings.
     pub sending_queue: QueueConfig,
+    /// round_robin | pick_first (default round_robin).
+    pub balancer_name: Balancer,
+    /// `:authority` sent instead of the endpoint's `host:port`.
+    pub authority: String,
+    /// Wait for a connection until `timeout` instead of failing the attempt
+    /// at the first connection error (default false).
+    pub wait_for_ready: bool,
 }
 
 impl Default for OtlpExporterConfig {
@@ -705,6 +723,9 @@ impl Default for OtlpExporterConfig {
             tls: TlsClientConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
+            balancer_name: Balancer::RoundRobin,
+            authority: String::new(),
+            wait_for_ready: false,
         }
     }
 }
@@ -746,6 +767,15 @@ pub struct OtlpHttpExporterConfig {
     pub retry_on_failure: RetryConfig,
     /// Queue settings.
     pub sending_queue: QueueConfig,
+    /// An HTTP proxy; refused by validation (Tern connects directly).
+    pub proxy_url: String,
+    /// Most idle connections kept over all addresses (default 100; 0: no
+    /// limit but 32 per address).
+    pub max_idle_conns: u64,
+    /// Idle connections older than this are not reused (default 90s; 0: no limit).
+    pub idle_conn_timeout: GoDuration,
+    /// One connection per request, closed after it (default false).
+    pub disable_keep_alives: bool,
 }
 
 impl Default for OtlpHttpExporterConfig {
@@ -762,6 +792,10 @@ impl Default for OtlpHttpExporterConfig {
             tls: TlsClientConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
+            proxy_url: String::new(),
+            max_idle_conns: 100,
+            idle_conn_timeout: GoDuration(Duration::from_secs(90)),
+            disable_keep_alives: false,
         }
     }
 }

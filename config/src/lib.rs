@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use components::{
-    BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
-    FileConfig, FileFormat, FileGroupBy, GrpcServerConfig, HealthCheckConfig, HttpEncoding,
-    HttpServerConfig, Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig,
+    Balancer, BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig,
+    FileCompression, FileConfig, FileFormat, FileGroupBy, GrpcServerConfig, HealthCheckConfig,
+    HttpEncoding, HttpServerConfig, Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig,
     OtlpHttpExporterConfig, OtlpReceiverConfig, ProcessorConfig, PrometheusConfig,
     PrometheusRemoteWriteConfig, Protocol, QueueBatch, QueueConfig, ReceiverConfig,
     RemoteWriteQueue, ResourceToTelemetry, RetryConfig, RotationConfig, Sizer, TargetInfo,

@@ -165,6 +165,14 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 );
             }
             ExporterConfig::OtlpHttp(h) => {
+                if !h.proxy_url.is_empty() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["proxy_url"],
+                        "not supported: Tern connects to the endpoint directly",
+                    ));
+                }
                 check_otlphttp(config, c, h, errors);
                 check_client(
                     c,

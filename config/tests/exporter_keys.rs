@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use tern_config::{
-    ComponentId, Compression, ConfigErrors, ExporterConfig, Verbosity, load_sources,
+    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Verbosity, load_sources,
 };
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
@@ -240,5 +240,53 @@ fn otlp_compression_queue_and_tls_keys() {
         &errs,
         "tern.yaml:12:9: exporters.otlp.sending_queue.batch:",
         "use the `batch` processor",
+    );
+}
+
+#[test]
+fn otlp_connection_keys() {
+    let text = with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    balancer_name: pick_first\n    authority: gw.example\n    wait_for_ready: true\n  otlphttp:\n    endpoint: http://b:4318\n    max_idle_conns: 7\n    idle_conn_timeout: 5s\n    disable_keep_alives: true\n",
+        "otlp, otlphttp",
+        "logs",
+    );
+    let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+        panic!("not otlp");
+    };
+    assert_eq!(o.balancer_name, Balancer::PickFirst);
+    assert_eq!(o.authority, "gw.example");
+    assert!(o.wait_for_ready);
+    let ExporterConfig::OtlpHttp(h) = exporter(&text, "otlphttp") else {
+        panic!("not otlphttp");
+    };
+    assert_eq!(h.max_idle_conns, 7);
+    assert_eq!(h.idle_conn_timeout.0, std::time::Duration::from_secs(5));
+    assert!(h.disable_keep_alives);
+    let defaults = tern_config::OtlpHttpExporterConfig::default();
+    assert_eq!(defaults.max_idle_conns, 100);
+    assert_eq!(
+        defaults.idle_conn_timeout.0,
+        std::time::Duration::from_secs(90)
+    );
+
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    balancer_name: least_request\n  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: http://proxy:3128\n",
+        "otlp, otlphttp",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:20: exporters.otlp.balancer_name:",
+        "unknown variant `least_request`",
+    );
+    let errs = errors(&with_exporter(
+        "  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: http://proxy:3128\n",
+        "otlphttp",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:16: exporters.otlphttp.proxy_url:",
+        "not supported",
     );
 }

@@ -29,7 +29,7 @@ use super::{DropReport, observations};
 use crate::BuildError;
 use crate::otlp::response::classify_http;
 use crate::retry::{Failure, with_retry};
-use crate::transport::{Chunks, HttpVersion, Transport};
+use crate::transport::{Chunks, HttpVersion, Options, Transport};
 
 /// The Remote Write 1.0 messages (prometheus/prompb).
 pub mod proto {
@@ -590,7 +590,7 @@ impl RemoteWriteExporter {
         );
         let inner = Arc::new(Inner {
             id: id.to_string(),
-            transport: Transport::new(target, HttpVersion::Http1, tls),
+            transport: Transport::new(target, HttpVersion::Http1, tls, Options::default()),
             path,
             headers,
             timeout: config.timeout.0,
