@@ -555,4 +555,52 @@ mod tests {
         };
         assert_eq!(connections(one_idle, 2, 2).await, 3);
     }
+
+    /// The `:authority` an h2c server on 127.0.0.1 sees for one request.
+    async fn seen_authority(options: Options) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tx = Mutex::new(Some(tx));
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let authority = req.uri().authority().map(ToString::to_string);
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send(authority.unwrap_or_default());
+                }
+                async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(Bytes::new()),
+                    ))
+                }
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let target = Target::parse_grpc(&format!("http://{addr}"), true).unwrap();
+        let transport = Transport::new(target, HttpVersion::Http2, None, options);
+        transport
+            .post("/x", &HeaderMap::new(), Chunks::default())
+            .await
+            .unwrap();
+        let seen = rx.await.unwrap();
+        server.abort();
+        seen
+    }
+
+    #[tokio::test]
+    async fn authority_replaces_the_endpoints_host_and_port() {
+        assert!(
+            seen_authority(Options::default())
+                .await
+                .starts_with("127.0.0.1:")
+        );
+        let custom = Options {
+            authority: Some("gateway.example:443".into()),
+            ..Options::default()
+        };
+        assert_eq!(seen_authority(custom).await, "gateway.example:443");
+    }
 }
