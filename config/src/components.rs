@@ -482,6 +482,44 @@ pub struct HealthCheckConfig {
     pub endpoint: Endpoint,
     /// Path answered (default `/`).
     pub path: String,
+    /// Custom bodies instead of the JSON status; refused by validation
+    /// (not supported yet).
+    pub response_body: Option<HealthResponseBody>,
+    /// The Collector's deprecated pipeline check: only `enabled: false`.
+    pub check_collector_pipeline: CheckCollectorPipeline,
+}
+
+/// `extensions.health_check.response_body`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthResponseBody {
+    /// Body while healthy.
+    pub healthy: String,
+    /// Body while not healthy.
+    pub unhealthy: String,
+}
+
+/// `extensions.health_check.check_collector_pipeline` (deprecated in the
+/// Collector, which ignores it): accepted with `enabled: false` only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckCollectorPipeline {
+    /// Only false is accepted (default false).
+    pub enabled: bool,
+    /// Check interval (default 5m); unused while disabled.
+    pub interval: GoDuration,
+    /// Failures that make the check fail (default 5); unused while disabled.
+    pub exporter_failure_threshold: u64,
+}
+
+impl Default for CheckCollectorPipeline {
+    fn default() -> Self {
+        CheckCollectorPipeline {
+            enabled: false,
+            interval: GoDuration(Duration::from_secs(300)),
+            exporter_failure_threshold: 5,
+        }
+    }
 }
 
 impl Default for HealthCheckConfig {
@@ -489,6 +527,8 @@ impl Default for HealthCheckConfig {
         HealthCheckConfig {
             endpoint: Endpoint::new("localhost", 13133),
             path: "/".into(),
+            response_body: None,
+            check_collector_pipeline: CheckCollectorPipeline::default(),
         }
     }
 }

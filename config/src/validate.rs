@@ -136,6 +136,11 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             ));
         }
     }
+    for c in config.extensions.values() {
+        match &c.config {
+            ExtensionConfig::HealthCheck(h) => check_health_check(c, h, errors),
+        }
+    }
     for c in config.exporters.values() {
         match &c.config {
             ExporterConfig::Otlp(o) => {
@@ -324,6 +329,29 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
         }
+    }
+}
+
+fn check_health_check(
+    c: &crate::Component<ExtensionConfig>,
+    h: &crate::HealthCheckConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    if h.response_body.is_some() {
+        errors.push(setting(
+            "extensions",
+            c,
+            &["response_body"],
+            "not supported yet: Tern answers {\"status\":\"Server available\"} (200) or {\"status\":\"Server not available\"} (503)",
+        ));
+    }
+    if h.check_collector_pipeline.enabled {
+        errors.push(setting(
+            "extensions",
+            c,
+            &["check_collector_pipeline", "enabled"],
+            "not supported: the Collector deprecated this check and ignores it; remove it or set `enabled: false`",
+        ));
     }
 }
 

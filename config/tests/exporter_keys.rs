@@ -290,3 +290,33 @@ fn otlp_connection_keys() {
         "not supported",
     );
 }
+
+#[test]
+fn health_check_keys() {
+    let with_health = |keys: &str| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nextensions:\n  health_check:\n    endpoint: localhost:13133\n{keys}service:\n  extensions: [health_check]\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [nop]\n"
+        )
+    };
+    let config = load(&with_health(
+        "    check_collector_pipeline:\n      enabled: false\n      interval: 5m\n      exporter_failure_threshold: 5\n",
+    ))
+    .unwrap();
+    let tern_config::ExtensionConfig::HealthCheck(h) =
+        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config;
+    assert!(!h.check_collector_pipeline.enabled);
+
+    let errs = errors(&with_health(
+        "    response_body:\n      healthy: up\n      unhealthy: down\n    check_collector_pipeline:\n      enabled: true\n",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:11:7: extensions.health_check.response_body:",
+        "not supported yet",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:14:16: extensions.health_check.check_collector_pipeline.enabled:",
+        "the Collector deprecated this check",
+    );
+}
