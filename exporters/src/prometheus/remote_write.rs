@@ -6,7 +6,8 @@
 //! series' samples go out in timestamp order (one consumer); a batch split
 //! by `max_batch_size_bytes` sends up to `remote_write_queue.num_consumers`
 //! of its requests at once (each series is in one of them). Metric family
-//! metadata (type, help) goes with the series when `send_metadata` is set.
+//! metadata (type, and the description as help) goes with the series when
+//! `send_metadata` is set.
 //! Series that stop being updated get a staleness marker after
 //! `metric_expiration`. 5xx and 429 are retried, other 4xx are not.
 
@@ -225,6 +226,8 @@ fn labels_with(
 /// One translated point, with its cumulative value.
 struct Point<'a> {
     name: &'a str,
+    /// The family's description (sent as metadata help).
+    help: &'a str,
     kind: Kind,
     labels: &'a [(String, String)],
     value: &'a Value,
@@ -283,6 +286,7 @@ impl Pending {
     fn add(&mut self, p: Point<'_>, stale: bool) -> Result<(), &'static str> {
         let Point {
             name,
+            help,
             kind,
             labels,
             value,
@@ -389,7 +393,7 @@ impl Pending {
             .or_insert_with(|| proto::MetricMetadata {
                 r#type,
                 metric_family_name: name.to_string(),
-                help: String::new(),
+                help: help.to_string(),
             });
         Ok(())
     }
@@ -510,6 +514,7 @@ impl Inner {
             let _ = pending.add(
                 Point {
                     name,
+                    help: "",
                     kind: *kind,
                     labels,
                     value,
@@ -651,6 +656,7 @@ impl Exporter for RemoteWriteExporter {
                     Ok(value) => {
                         let point = Point {
                             name: &obs.name,
+                            help: &obs.help,
                             kind: obs.kind,
                             labels: &obs.labels,
                             value: &value,
@@ -739,6 +745,7 @@ mod tests {
             p.add(
                 Point {
                     name: "g",
+                    help: "",
                     kind: Kind::Gauge,
                     labels: &labels,
                     value: &Value::Number(1.0),
@@ -750,6 +757,7 @@ mod tests {
             p.add(
                 Point {
                     name: "g",
+                    help: "",
                     kind: Kind::Gauge,
                     labels: &labels,
                     value: &Value::Number(0.5),
@@ -784,6 +792,7 @@ mod tests {
             p.add(
                 Point {
                     name: "requests_total",
+                    help: "Requests served.",
                     kind: Kind::Counter,
                     labels: &[],
                     value: &Value::Number(3.0),
@@ -802,7 +811,7 @@ mod tests {
             [proto::MetricMetadata {
                 r#type: 1,
                 metric_family_name: "requests_total".into(),
-                help: String::new(),
+                help: "Requests served.".into(),
             }]
         );
     }
@@ -819,6 +828,7 @@ mod tests {
         p.add(
             Point {
                 name: "h",
+                help: "",
                 kind: Kind::Histogram,
                 labels: &[],
                 value: &h,
