@@ -293,9 +293,9 @@ impl Default for BatchConfig {
     }
 }
 
-/// How much the `debug` exporter prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How much the `debug` exporter prints; read case-insensitively, as the
+/// Collector does (`Detailed`, `DETAILED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Verbosity {
     /// One line per batch with counts.
     #[default]
@@ -306,12 +306,40 @@ pub enum Verbosity {
     Detailed,
 }
 
+impl<'de> Deserialize<'de> for Verbosity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const NAMES: &[&str] = &["basic", "normal", "detailed"];
+        let name = String::deserialize(d)?;
+        match name.to_ascii_lowercase().as_str() {
+            "basic" => Ok(Verbosity::Basic),
+            "normal" => Ok(Verbosity::Normal),
+            "detailed" => Ok(Verbosity::Detailed),
+            _ => Err(serde::de::Error::unknown_variant(&name, NAMES)),
+        }
+    }
+}
+
 /// `exporters.debug`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DebugConfig {
-    /// basic | normal | detailed (default basic).
+    /// basic | normal | detailed, any case (default basic).
     pub verbosity: Verbosity,
+    /// Batches logged per signal in each second before sampling starts (default 2).
+    pub sampling_initial: u64,
+    /// After the first `sampling_initial` of a second, every this-many-th
+    /// batch is logged; 0 logs none (default 1: all).
+    pub sampling_thereafter: u64,
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        DebugConfig {
+            verbosity: Verbosity::Basic,
+            sampling_initial: 2,
+            sampling_thereafter: 1,
+        }
+    }
 }
 
 /// Output encoding of the `file` exporter.
@@ -345,6 +373,9 @@ pub struct RotationConfig {
     pub max_megabytes: u64,
     /// Rotated files kept (default 100; 0 keeps all).
     pub max_backups: u64,
+    /// Backups older than this many days (by the timestamp in their name)
+    /// are removed (default 0: kept whatever their age).
+    pub max_days: u64,
     /// Name backups in local time (default false; `true` is refused by validation).
     pub localtime: bool,
 }
@@ -354,7 +385,32 @@ impl Default for RotationConfig {
         RotationConfig {
             max_megabytes: 100,
             max_backups: 100,
+            max_days: 0,
             localtime: false,
+        }
+    }
+}
+
+/// `exporters.file.group_by`: one file per value of a resource attribute.
+/// Only `enabled: false` is accepted (validation refuses the rest).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileGroupBy {
+    /// Split the output by resource (default false).
+    pub enabled: bool,
+    /// The attribute whose value replaces `*` in `path`
+    /// (default `fileexporter.path_segment`).
+    pub resource_attribute: String,
+    /// Most files open at once (default 100).
+    pub max_open_files: u64,
+}
+
+impl Default for FileGroupBy {
+    fn default() -> Self {
+        FileGroupBy {
+            enabled: false,
+            resource_attribute: "fileexporter.path_segment".into(),
+            max_open_files: 100,
         }
     }
 }
@@ -375,6 +431,26 @@ pub struct FileConfig {
     pub append: bool,
     /// How often buffered output is flushed (default 1s).
     pub flush_interval: GoDuration,
+    /// Create the output file's parent directories at start (default false).
+    pub create_directory: bool,
+    /// Octal permissions of directories `create_directory` makes, before the
+    /// umask (default `0755`; only with `create_directory`).
+    pub directory_permissions: String,
+    /// Per-resource output files (only `enabled: false`).
+    pub group_by: FileGroupBy,
+}
+
+impl FileConfig {
+    /// `directory_permissions` as mode bits, `0755` when unset; `None` when
+    /// it is not an octal number of permission bits.
+    pub fn directory_mode(&self) -> Option<u32> {
+        if self.directory_permissions.is_empty() {
+            return Some(0o755);
+        }
+        u32::from_str_radix(&self.directory_permissions, 8)
+            .ok()
+            .filter(|m| m & !0o777 == 0)
+    }
 }
 
 impl Default for FileConfig {
@@ -386,6 +462,9 @@ impl Default for FileConfig {
             compression: FileCompression::None,
             append: false,
             flush_interval: GoDuration(Duration::from_secs(1)),
+            create_directory: false,
+            directory_permissions: String::new(),
+            group_by: FileGroupBy::default(),
         }
     }
 }
@@ -403,6 +482,44 @@ pub struct HealthCheckConfig {
     pub endpoint: Endpoint,
     /// Path answered (default `/`).
     pub path: String,
+    /// Custom bodies instead of the JSON status; refused by validation
+    /// (not supported yet).
+    pub response_body: Option<HealthResponseBody>,
+    /// The Collector's deprecated pipeline check: only `enabled: false`.
+    pub check_collector_pipeline: CheckCollectorPipeline,
+}
+
+/// `extensions.health_check.response_body`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthResponseBody {
+    /// Body while healthy.
+    pub healthy: String,
+    /// Body while not healthy.
+    pub unhealthy: String,
+}
+
+/// `extensions.health_check.check_collector_pipeline` (deprecated in the
+/// Collector, which ignores it): accepted with `enabled: false` only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckCollectorPipeline {
+    /// Only false is accepted (default false).
+    pub enabled: bool,
+    /// Check interval (default 5m); unused while disabled.
+    pub interval: GoDuration,
+    /// Failures that make the check fail (default 5); unused while disabled.
+    pub exporter_failure_threshold: u64,
+}
+
+impl Default for CheckCollectorPipeline {
+    fn default() -> Self {
+        CheckCollectorPipeline {
+            enabled: false,
+            interval: GoDuration(Duration::from_secs(300)),
+            exporter_failure_threshold: 5,
+        }
+    }
 }
 
 impl Default for HealthCheckConfig {
@@ -410,6 +527,8 @@ impl Default for HealthCheckConfig {
         HealthCheckConfig {
             endpoint: Endpoint::new("localhost", 13133),
             path: "/".into(),
+            response_body: None,
+            check_collector_pipeline: CheckCollectorPipeline::default(),
         }
     }
 }
@@ -454,6 +573,13 @@ pub enum Compression {
     Gzip,
     /// zstd.
     Zstd,
+    /// zlib stream (RFC 1950), `Content-Encoding: zlib`; `otlphttp` only.
+    Zlib,
+    /// zlib stream (RFC 1950, as Go's and the Collector's `deflate`),
+    /// `Content-Encoding: deflate`; `otlphttp` only.
+    Deflate,
+    /// Snappy: block format over HTTP, framed format over gRPC (as the Collector).
+    Snappy,
     /// No compression.
     #[serde(alias = "")]
     None,
@@ -475,6 +601,8 @@ pub struct TlsClientConfig {
     pub key_file: String,
     /// Name to verify the server certificate against, instead of the endpoint's host.
     pub server_name_override: String,
+    /// Trust the system roots as well as `ca_file` (default false).
+    pub include_system_ca_certs_pool: bool,
 }
 
 /// `retry_on_failure`.
@@ -540,6 +668,26 @@ pub struct QueueConfig {
     pub block_on_overflow: bool,
     /// Tern's own cap on the queue's bytes, whatever the sizer (default 256).
     pub max_size_mib: u64,
+    /// Make the sender wait until its batch is exported (default false);
+    /// only `false` is accepted (validation refuses `true`).
+    pub wait_for_result: bool,
+    /// The Collector's batching inside the queue; refused by validation
+    /// (the `batch` processor does this in Tern).
+    pub batch: Protocol<QueueBatch>,
+}
+
+/// `sending_queue.batch`: read only to be refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueBatch {
+    /// Longest wait before a partial batch is sent.
+    pub flush_timeout: GoDuration,
+    /// Smallest batch.
+    pub min_size: u64,
+    /// Largest batch.
+    pub max_size: u64,
+    /// requests | items | bytes.
+    pub sizer: Option<Sizer>,
 }
 
 impl QueueConfig {
@@ -561,8 +709,21 @@ impl Default for QueueConfig {
             sizer: Sizer::Requests,
             block_on_overflow: false,
             max_size_mib: 256,
+            wait_for_result: false,
+            batch: Protocol::Off,
         }
     }
+}
+
+/// gRPC load balancing over the addresses an endpoint resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    /// Rotate over every address (the Collector's default).
+    #[default]
+    RoundRobin,
+    /// Use the first address only.
+    PickFirst,
 }
 
 /// `exporters.otlp`.
@@ -583,6 +744,13 @@ pub struct OtlpExporterConfig {
     pub retry_on_failure: RetryConfig,
     /// Queue settings.
     pub sending_queue: QueueConfig,
+    /// round_robin | pick_first (default round_robin).
+    pub balancer_name: Balancer,
+    /// `:authority` sent instead of the endpoint's `host:port`.
+    pub authority: String,
+    /// Wait for a connection until `timeout` instead of failing the attempt
+    /// at the first connection error (default false).
+    pub wait_for_ready: bool,
 }
 
 impl Default for OtlpExporterConfig {
@@ -595,6 +763,9 @@ impl Default for OtlpExporterConfig {
             tls: TlsClientConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
+            balancer_name: Balancer::RoundRobin,
+            authority: String::new(),
+            wait_for_ready: false,
         }
     }
 }
@@ -636,6 +807,15 @@ pub struct OtlpHttpExporterConfig {
     pub retry_on_failure: RetryConfig,
     /// Queue settings.
     pub sending_queue: QueueConfig,
+    /// An HTTP proxy; refused by validation (Tern connects directly).
+    pub proxy_url: String,
+    /// Most idle connections kept over all addresses (default 100; 0: no
+    /// limit but 32 per address).
+    pub max_idle_conns: u64,
+    /// Idle connections older than this are not reused (default 90s; 0: no limit).
+    pub idle_conn_timeout: GoDuration,
+    /// One connection per request, closed after it (default false).
+    pub disable_keep_alives: bool,
 }
 
 impl Default for OtlpHttpExporterConfig {
@@ -652,6 +832,10 @@ impl Default for OtlpHttpExporterConfig {
             tls: TlsClientConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
+            proxy_url: String::new(),
+            max_idle_conns: 100,
+            idle_conn_timeout: GoDuration(Duration::from_secs(90)),
+            disable_keep_alives: false,
         }
     }
 }
@@ -700,6 +884,36 @@ pub struct PrometheusConfig {
     pub add_metric_suffixes: bool,
     /// Most series kept; new series beyond are dropped and counted (default 100000).
     pub max_series: u64,
+    /// Leave out the `otel_scope_name` / `otel_scope_version` labels (default false).
+    pub without_scope_info: bool,
+    /// How names are translated; when set it overrides `add_metric_suffixes`.
+    pub translation_strategy: Option<TranslationStrategy>,
+}
+
+/// The Collector's `translation_strategy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TranslationStrategy {
+    /// Escape to `[a-zA-Z0-9_:]`, add unit and type suffixes.
+    UnderscoreEscapingWithSuffixes,
+    /// Escape to `[a-zA-Z0-9_:]`, no suffixes.
+    UnderscoreEscapingWithoutSuffixes,
+    /// UTF-8 names kept, with suffixes (refused by validation).
+    #[serde(rename = "NoUTF8EscapingWithSuffixes")]
+    NoUtf8EscapingWithSuffixes,
+    /// Names passed through (refused by validation).
+    NoTranslation,
+}
+
+impl PrometheusConfig {
+    /// Whether unit and type suffixes are added: `translation_strategy`
+    /// when set, else `add_metric_suffixes`.
+    pub fn metric_suffixes(&self) -> bool {
+        match self.translation_strategy {
+            Some(TranslationStrategy::UnderscoreEscapingWithoutSuffixes) => false,
+            Some(_) => true,
+            None => self.add_metric_suffixes,
+        }
+    }
 }
 
 impl Default for PrometheusConfig {
@@ -714,6 +928,8 @@ impl Default for PrometheusConfig {
             enable_open_metrics: true,
             add_metric_suffixes: true,
             max_series: 100_000,
+            without_scope_info: false,
+            translation_strategy: None,
         }
     }
 }
@@ -748,8 +964,64 @@ pub struct PrometheusRemoteWriteConfig {
     pub max_series: u64,
     /// Retry settings.
     pub retry_on_failure: RetryConfig,
-    /// Queue settings (`num_consumers` must be 1: samples go out in order).
-    pub sending_queue: QueueConfig,
+    /// Queue settings (the Collector's key for this exporter; it has no
+    /// `sending_queue`).
+    pub remote_write_queue: RemoteWriteQueue,
+    /// Send each metric family's type and help with the series (default false).
+    pub send_metadata: bool,
+    /// The Collector's write-ahead log; refused by validation (Tern keeps
+    /// no WAL), its keys read so the message can say so.
+    pub wal: Protocol<WalConfig>,
+}
+
+/// `exporters.prometheusremotewrite.remote_write_queue`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteQueue {
+    /// Queue batches (default true); when false the pipeline waits for each send.
+    pub enabled: bool,
+    /// Batches the queue holds (default 10000).
+    pub queue_size: u64,
+    /// Requests of one batch sent at once when it is split by
+    /// `max_batch_size_bytes` (default 5). Batches themselves go out one at
+    /// a time, so each series' samples stay in timestamp order.
+    pub num_consumers: u32,
+}
+
+impl Default for RemoteWriteQueue {
+    fn default() -> Self {
+        RemoteWriteQueue {
+            enabled: true,
+            queue_size: 10_000,
+            num_consumers: 5,
+        }
+    }
+}
+
+impl RemoteWriteQueue {
+    /// The exporter queue this stands for: one worker, `queue_size` batches.
+    pub fn queue(&self) -> QueueConfig {
+        QueueConfig {
+            enabled: self.enabled,
+            num_consumers: Some(1),
+            queue_size: self.queue_size,
+            ..QueueConfig::default()
+        }
+    }
+}
+
+/// `exporters.prometheusremotewrite.wal`: read only to be refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// WAL directory.
+    pub directory: String,
+    /// Requests read from the WAL at once.
+    pub buffer_size: u64,
+    /// How often the WAL is truncated.
+    pub truncate_frequency: GoDuration,
+    /// How often the WAL lag is recorded.
+    pub lag_record_frequency: u64,
 }
 
 impl Default for PrometheusRemoteWriteConfig {
@@ -768,7 +1040,9 @@ impl Default for PrometheusRemoteWriteConfig {
             metric_expiration: GoDuration(Duration::from_secs(300)),
             max_series: 100_000,
             retry_on_failure: RetryConfig::default(),
-            sending_queue: QueueConfig::default(),
+            remote_write_queue: RemoteWriteQueue::default(),
+            send_metadata: false,
+            wal: Protocol::Off,
         }
     }
 }

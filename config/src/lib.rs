@@ -18,12 +18,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use components::{
-    BatchConfig, Compression, DebugConfig, ExporterConfig, ExtensionConfig, FileCompression,
-    FileConfig, FileFormat, GrpcServerConfig, HealthCheckConfig, HttpEncoding, HttpServerConfig,
-    Kind, MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig,
-    OtlpReceiverConfig, ProcessorConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol,
-    QueueConfig, ReceiverConfig, ResourceToTelemetry, RetryConfig, RotationConfig, Sizer,
-    TargetInfo, TlsClientConfig, TlsServerConfig, Verbosity,
+    Balancer, BatchConfig, CheckCollectorPipeline, Compression, DebugConfig, ExporterConfig,
+    ExtensionConfig, FileCompression, FileConfig, FileFormat, FileGroupBy, GrpcServerConfig,
+    HealthCheckConfig, HealthResponseBody, HttpEncoding, HttpServerConfig, Kind,
+    MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig, OtlpReceiverConfig,
+    ProcessorConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol, QueueBatch,
+    QueueConfig, ReceiverConfig, RemoteWriteQueue, ResourceToTelemetry, RetryConfig,
+    RotationConfig, Sizer, TargetInfo, TlsClientConfig, TlsServerConfig, TranslationStrategy,
+    Verbosity, WalConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{

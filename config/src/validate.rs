@@ -136,9 +136,25 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
             ));
         }
     }
+    for c in config.extensions.values() {
+        match &c.config {
+            ExtensionConfig::HealthCheck(h) => check_health_check(c, h, errors),
+        }
+    }
     for c in config.exporters.values() {
         match &c.config {
             ExporterConfig::Otlp(o) => {
+                if matches!(
+                    o.compression,
+                    crate::Compression::Zlib | crate::Compression::Deflate
+                ) {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["compression"],
+                        "gRPC supports gzip, zstd, snappy or none (zlib and deflate are for otlphttp)",
+                    ));
+                }
                 if o.endpoint.trim().is_empty() {
                     errors.push(setting("exporters", c, &["endpoint"], "is required"));
                 } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
@@ -154,6 +170,14 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 );
             }
             ExporterConfig::OtlpHttp(h) => {
+                if !h.proxy_url.is_empty() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["proxy_url"],
+                        "not supported: Tern connects to the endpoint directly",
+                    ));
+                }
                 check_otlphttp(config, c, h, errors);
                 check_client(
                     c,
@@ -176,6 +200,23 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                         "must be at least 1",
                     ));
                 }
+                let unsupported = match p.translation_strategy {
+                    Some(crate::TranslationStrategy::NoUtf8EscapingWithSuffixes) => {
+                        Some("NoUTF8EscapingWithSuffixes")
+                    }
+                    Some(crate::TranslationStrategy::NoTranslation) => Some("NoTranslation"),
+                    _ => None,
+                };
+                if let Some(name) = unsupported {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["translation_strategy"],
+                        format!(
+                            "`{name}` is not supported: Tern escapes names to the classic Prometheus character set; use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes"
+                        ),
+                    ));
+                }
             }
             ExporterConfig::PrometheusRemoteWrite(p) => {
                 if p.endpoint.trim().is_empty() {
@@ -183,12 +224,29 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 } else if let Err(e) = Target::parse_url(&p.endpoint) {
                     errors.push(setting("exporters", c, &["endpoint"], e));
                 }
-                if p.sending_queue.num_consumers.is_some_and(|n| n > 1) {
+                let q = &p.remote_write_queue;
+                if q.enabled && q.queue_size == 0 {
                     errors.push(setting(
                         "exporters",
                         c,
-                        &["sending_queue", "num_consumers"],
-                        "must be 1: remote write sends each series' samples in timestamp order",
+                        &["remote_write_queue", "queue_size"],
+                        "must be at least 1 while the queue is enabled",
+                    ));
+                }
+                if q.num_consumers == 0 {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["remote_write_queue", "num_consumers"],
+                        "must be at least 1",
+                    ));
+                }
+                if p.wal.as_ref().is_some() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["wal"],
+                        "not supported: Tern keeps no write-ahead log; unsent batches wait in `remote_write_queue` (in memory)",
                     ));
                 }
                 if p.max_batch_size_bytes < 1024 {
@@ -212,7 +270,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     &p.timeout,
                     &p.tls,
                     &p.retry_on_failure,
-                    &p.sending_queue,
+                    &q.queue(),
                     errors,
                 );
             }
@@ -232,6 +290,34 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     "not supported: Tern names rotated files in UTC",
                 ));
             }
+            if f.group_by.enabled {
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["group_by", "enabled"],
+                    "not supported yet: Tern writes all data of a file exporter to one file; use one file exporter per destination",
+                ));
+            }
+            if f.create_directory {
+                if f.directory_mode().is_none() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["directory_permissions"],
+                        format!(
+                            "must be octal permission bits such as `0755`, found `{}`",
+                            f.directory_permissions
+                        ),
+                    ));
+                }
+            } else if !f.directory_permissions.is_empty() {
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["directory_permissions"],
+                    "only applies with `create_directory: true`",
+                ));
+            }
             if let Some(r) = f.rotation.as_ref()
                 && r.max_megabytes == 0
             {
@@ -243,6 +329,29 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
         }
+    }
+}
+
+fn check_health_check(
+    c: &crate::Component<ExtensionConfig>,
+    h: &crate::HealthCheckConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    if h.response_body.is_some() {
+        errors.push(setting(
+            "extensions",
+            c,
+            &["response_body"],
+            "not supported yet: Tern answers {\"status\":\"Server available\"} (200) or {\"status\":\"Server not available\"} (503)",
+        ));
+    }
+    if h.check_collector_pipeline.enabled {
+        errors.push(setting(
+            "extensions",
+            c,
+            &["check_collector_pipeline", "enabled"],
+            "not supported: the Collector deprecated this check and ignores it; remove it or set `enabled: false`",
+        ));
     }
 }
 
@@ -351,6 +460,22 @@ fn check_client(
                 "must be between 0 and 1",
             ));
         }
+    }
+    if queue.wait_for_result {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "wait_for_result"],
+            "not supported: Tern answers the sender once a batch is queued; use `sending_queue.enabled: false` to make the pipeline wait for each send",
+        ));
+    }
+    if queue.batch.as_ref().is_some() {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch"],
+            "not supported: use the `batch` processor in the pipeline instead",
+        ));
     }
     if queue.enabled {
         if queue.num_consumers == Some(0) {

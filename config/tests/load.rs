@@ -499,9 +499,9 @@ exporters:
     endpoint: localhost:4317
   prometheusremotewrite:
     endpoint: prometheus:9090/api/v1/write
-    sending_queue:
+    remote_write_queue:
       num_consumers: 4
-      queue_size: 10
+      queue_size: 0
   prometheusremotewrite/2:
     max_batch_size_bytes: 10
 service:
@@ -535,7 +535,7 @@ service:
     );
     assert!(
         has(
-            "tern.yaml:14:22: exporters.prometheusremotewrite.sending_queue.num_consumers: must be 1"
+            "tern.yaml:15:19: exporters.prometheusremotewrite.remote_write_queue.queue_size: must be at least 1"
         ),
         "{errs:#?}"
     );

@@ -1,9 +1,13 @@
 //! The `debug` exporter: writes what it receives to Tern's log. `basic`
 //! prints counts per batch, `normal` one line per item, `detailed` the
 //! request context (transport, peer, metadata kept by `include_metadata`)
-//! and every field of every item as indented OTLP JSON.
+//! and every field of every item as indented OTLP JSON. Output is sampled
+//! per signal per second as the Collector's zap sampler does
+//! (`sampling_initial`, `sampling_thereafter`); a batch left out of the log
+//! is still delivered.
 
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
@@ -17,11 +21,56 @@ use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::hex;
 use tern_core::pdata::Batch;
 
+/// Decides which batches are logged: in each one-second window (opened by
+/// the first batch after the previous one ends) the first `initial` batches
+/// of a signal, then every `thereafter`-th (none when it is 0).
+#[derive(Debug)]
+struct LogSampler {
+    initial: u64,
+    thereafter: u64,
+    /// Per signal: when its window ends and how many batches it has seen.
+    windows: [Option<(Instant, u64)>; 3],
+}
+
+impl LogSampler {
+    const TICK: Duration = Duration::from_secs(1);
+
+    fn new(initial: u64, thereafter: u64) -> Self {
+        LogSampler {
+            initial,
+            thereafter,
+            windows: [None; 3],
+        }
+    }
+
+    /// Whether a batch of `signal` arriving at `now` is logged.
+    fn allow(&mut self, signal: Signal, now: Instant) -> bool {
+        let slot = match signal {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        };
+        let seen = match &mut self.windows[slot] {
+            Some((end, seen)) if now < *end => {
+                *seen += 1;
+                *seen
+            }
+            window => {
+                *window = Some((now + Self::TICK, 1));
+                1
+            }
+        };
+        seen <= self.initial
+            || (self.thereafter > 0 && (seen - self.initial).is_multiple_of(self.thereafter))
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct DebugExporter {
     id: String,
     verbosity: Verbosity,
+    sampler: LogSampler,
 }
 
 impl DebugExporter {
@@ -30,6 +79,7 @@ impl DebugExporter {
         DebugExporter {
             id: id.to_string(),
             verbosity: config.verbosity,
+            sampler: LogSampler::new(config.sampling_initial, config.sampling_thereafter),
         }
     }
 }
@@ -119,6 +169,9 @@ impl Exporter for DebugExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         Box::pin(async move {
             let signal = batch.signal();
+            if !self.sampler.allow(signal, Instant::now()) {
+                return Ok(Delivered::ALL);
+            }
             tracing::info!(
                 exporter = %self.id,
                 %signal,
@@ -169,5 +222,52 @@ impl Exporter for DebugExporter {
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decisions(sampler: &mut LogSampler, signal: Signal, at: Instant, n: usize) -> Vec<bool> {
+        (0..n).map(|_| sampler.allow(signal, at)).collect()
+    }
+
+    #[test]
+    fn the_first_batches_of_a_second_are_logged_then_every_nth() {
+        let start = Instant::now();
+        let mut s = LogSampler::new(2, 3);
+        assert_eq!(
+            decisions(&mut s, Signal::Traces, start, 8),
+            [true, true, false, false, true, false, false, true]
+        );
+        // Each signal has its own count.
+        assert_eq!(
+            decisions(&mut s, Signal::Logs, start, 3),
+            [true, true, false]
+        );
+        // A new second starts the count again.
+        let later = start + Duration::from_millis(1500);
+        assert_eq!(
+            decisions(&mut s, Signal::Traces, later, 3),
+            [true, true, false]
+        );
+    }
+
+    #[test]
+    fn thereafter_zero_logs_only_the_initial_ones_and_the_default_logs_all() {
+        let now = Instant::now();
+        let mut none_after = LogSampler::new(1, 0);
+        assert_eq!(
+            decisions(&mut none_after, Signal::Metrics, now, 4),
+            [true, false, false, false]
+        );
+        let defaults = DebugConfig::default();
+        let mut all = LogSampler::new(defaults.sampling_initial, defaults.sampling_thereafter);
+        assert!(
+            decisions(&mut all, Signal::Metrics, now, 50)
+                .into_iter()
+                .all(|b| b)
+        );
     }
 }

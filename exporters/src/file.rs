@@ -4,7 +4,9 @@
 //! big-endian length. With `compression: zstd` each record is compressed and
 //! written length-prefixed. `rotation` renames the file to
 //! `<name>-<UTC timestamp><ext>` once it would exceed `max_megabytes` and
-//! keeps at most `max_backups` old files. Every batch is written through to
+//! keeps at most `max_backups` old files, none older than `max_days` (by the
+//! timestamp in their name). `create_directory` makes the file's parent
+//! directories at start. Every batch is written through to
 //! the OS before it counts as sent, so `flush_interval` is always met.
 
 use std::fs::{File, OpenOptions};
@@ -41,11 +43,17 @@ impl FileExporter {
     /// Opens (creating, or truncating unless `append`) the output file.
     pub fn open(id: &str, config: &FileConfig) -> Result<Self, BuildError> {
         let path = PathBuf::from(&config.path);
-        let file = open(&path, config.append).map_err(|error| BuildError::Open {
+        let open_error = |error| BuildError::Open {
             id: id.to_string(),
             path: config.path.clone(),
             error,
-        })?;
+        };
+        if config.create_directory
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            create_directory(dir, config.directory_mode().unwrap_or(0o755)).map_err(open_error)?;
+        }
+        let file = open(&path, config.append).map_err(open_error)?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(FileExporter {
             state: Some(FileState {
@@ -147,9 +155,20 @@ impl FileState {
         std::fs::rename(&self.path, &backup)?;
         self.out = BufWriter::with_capacity(256 * 1024, open(&self.path, false)?);
         self.written = 0;
-        prune_backups(&self.path, rotation.max_backups)?;
+        prune_backups(&self.path, rotation, SystemTime::now())?;
         Ok(())
     }
+}
+
+/// Creates `dir` and its missing parents with `mode` (less the umask).
+fn create_directory(dir: &Path, mode: u32) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder.create(dir)
 }
 
 fn open(path: &Path, append: bool) -> std::io::Result<File> {
@@ -187,6 +206,51 @@ pub fn backup_name(path: &Path, now: SystemTime) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The time a backup name made by [`backup_name`] encodes, from the part
+/// after `<stem>-`; `None` for anything else.
+fn backup_time(stamp: &str) -> Option<SystemTime> {
+    let b = stamp.as_bytes();
+    let number = |from: usize, len: usize| -> Option<u64> {
+        let digits = stamp.get(from..from + len)?;
+        digits
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b'-'),
+        (16, b'-'),
+        (19, b'.'),
+    ];
+    if separators.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
+        return None;
+    }
+    let (y, m, d) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    let (h, min, sec, ms) = (
+        number(11, 2)?,
+        number(14, 2)?,
+        number(17, 2)?,
+        number(20, 3)?,
+    );
+    let days = days_from_civil(y as i64, m as u32, d as u32);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + min * 60 + sec;
+    UNIX_EPOCH.checked_add(std::time::Duration::from_millis(secs * 1000 + ms))
+}
+
+/// (year, month, day), proleptic Gregorian, to days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -201,9 +265,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Removes the oldest backups of `path` beyond `keep` (0 keeps all).
-fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
-    if keep == 0 {
+/// Removes the backups of `path` older than `max_days` (0: no age limit),
+/// then the oldest beyond `max_backups` (0 keeps all).
+fn prune_backups(path: &Path, rotation: &RotationConfig, now: SystemTime) -> std::io::Result<()> {
+    if rotation.max_backups == 0 && rotation.max_days == 0 {
         return Ok(());
     }
     let dir = match path.parent() {
@@ -227,9 +292,27 @@ fn prune_backups(path: &Path, keep: u64) -> std::io::Result<()> {
         .collect();
     // Timestamps sort lexically.
     backups.sort();
-    let excess = backups.len().saturating_sub(keep as usize);
-    for old in &backups[..excess] {
-        std::fs::remove_file(old)?;
+    if rotation.max_days > 0 {
+        let max_age = std::time::Duration::from_secs(rotation.max_days.saturating_mul(86_400));
+        let cutoff = now.checked_sub(max_age).unwrap_or(UNIX_EPOCH);
+        let expired = |p: &PathBuf| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.get(prefix.len()..))
+                .and_then(backup_time)
+                .is_some_and(|t| t < cutoff)
+        };
+        let (old, kept): (Vec<PathBuf>, Vec<PathBuf>) = backups.into_iter().partition(expired);
+        for p in &old {
+            std::fs::remove_file(p)?;
+        }
+        backups = kept;
+    }
+    if rotation.max_backups > 0 {
+        let excess = backups.len().saturating_sub(rotation.max_backups as usize);
+        for old in &backups[..excess] {
+            std::fs::remove_file(old)?;
+        }
     }
     Ok(())
 }
@@ -389,7 +472,7 @@ mod tests {
         cfg.rotation = Protocol::On(RotationConfig {
             max_megabytes: 1,
             max_backups: 2,
-            localtime: false,
+            ..RotationConfig::default()
         });
         let mut e = FileExporter::open("file", &cfg).unwrap();
         let big = "z".repeat(300 * 1024);
@@ -421,5 +504,56 @@ mod tests {
         );
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+        assert_eq!(backup_time("2026-11-28T22-53-30.123.jsonl"), Some(t));
+        assert_eq!(backup_time("2026-11-28.jsonl"), None);
+    }
+
+    #[test]
+    fn max_days_removes_backups_older_than_that_by_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(20_000 * 86_400);
+        let day = std::time::Duration::from_secs(86_400);
+        let old = backup_name(&path, now - 3 * day);
+        let recent = backup_name(&path, now - day / 2);
+        let unrelated = dir.path().join("out-notes.jsonl");
+        for p in [&path, &old, &recent, &unrelated] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let rotation = RotationConfig {
+            max_days: 2,
+            max_backups: 0,
+            ..RotationConfig::default()
+        };
+        prune_backups(&path, &rotation, now).unwrap();
+        assert!(!old.exists());
+        assert!(recent.exists() && path.exists() && unrelated.exists());
+    }
+
+    #[tokio::test]
+    async fn create_directory_makes_the_parent_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/out.jsonl");
+        assert!(FileExporter::open("file", &config(&path)).is_err());
+        let cfg = FileConfig {
+            create_directory: true,
+            directory_permissions: "0750".into(),
+            ..config(&path)
+        };
+        let mut e = FileExporter::open("file", &cfg).unwrap();
+        let (a, _) = logs("a", 1);
+        e.export(a).await.unwrap();
+        e.shutdown().await.unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("a/b"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o707, 0o700);
+        }
     }
 }

@@ -147,7 +147,7 @@ pub fn build(
         }
         ExporterConfig::PrometheusRemoteWrite(c) => queued(
             prometheus::remote_write::RemoteWriteExporter::new(id, c, telemetry)?,
-            &c.sending_queue,
+            &c.remote_write_queue.queue(),
             1,
         ),
     })

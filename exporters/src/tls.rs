@@ -1,6 +1,7 @@
 //! Client TLS for the network exporters, with rustls (ring): the system
-//! roots or a `ca_file`, optional client certificate, `insecure_skip_verify`
-//! for tests, ALPN for HTTP/2 or HTTP/1.1.
+//! roots or a `ca_file` (both with `include_system_ca_certs_pool`), optional
+//! client certificate, `insecure_skip_verify` for tests, ALPN for HTTP/2 or
+//! HTTP/1.1.
 
 use std::sync::Arc;
 
@@ -44,6 +45,25 @@ pub fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .map_err(|e| TlsError::Pem(path.to_string(), e.to_string()))
 }
 
+/// The CAs a server certificate is verified with: the system's when there
+/// is no `ca_file` or `include_system_ca_certs_pool` is set, plus `ca_file`'s.
+fn roots(config: &TlsClientConfig) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    if config.ca_file.is_empty() || config.include_system_ca_certs_pool {
+        let bundle = SYSTEM_BUNDLES
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
+        roots.add_parsable_certificates(certs(bundle)?);
+    }
+    if !config.ca_file.is_empty() {
+        for cert in certs(&config.ca_file)? {
+            roots.add(cert)?;
+        }
+    }
+    Ok(roots)
+}
+
 /// Builds the connector and the name to verify for `host`.
 pub fn connector(
     config: &TlsClientConfig,
@@ -58,19 +78,7 @@ pub fn connector(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAny))
     } else {
-        let mut roots = RootCertStore::empty();
-        if config.ca_file.is_empty() {
-            let bundle = SYSTEM_BUNDLES
-                .iter()
-                .find(|p| std::path::Path::new(p).exists())
-                .ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
-            roots.add_parsable_certificates(certs(bundle)?);
-        } else {
-            for cert in certs(&config.ca_file)? {
-                roots.add(cert)?;
-            }
-        }
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(roots(config)?)
     };
     let mut client = if config.cert_file.is_empty() {
         builder.with_no_client_auth()
@@ -131,5 +139,41 @@ impl ServerCertVerifier for AcceptAny {
         rustls::crypto::ring::default_provider()
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_system_ca_certs_pool_adds_the_system_roots_to_ca_file() {
+        let Some(system) = SYSTEM_BUNDLES
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+        else {
+            // No system bundle on this machine: nothing to add.
+            return;
+        };
+        let system_count = roots(&TlsClientConfig::default()).unwrap().len();
+        assert!(system_count > 1, "{system}");
+        // A CA file with one certificate of the system bundle.
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("ca.pem");
+        let pem = std::fs::read_to_string(system).unwrap();
+        let end = "-----END CERTIFICATE-----";
+        let first = &pem[pem.find("-----BEGIN CERTIFICATE-----").unwrap()..];
+        let first = &first[..first.find(end).unwrap() + end.len()];
+        std::fs::write(&one, format!("{first}\n")).unwrap();
+        let only_file = TlsClientConfig {
+            ca_file: one.display().to_string(),
+            ..TlsClientConfig::default()
+        };
+        assert_eq!(roots(&only_file).unwrap().len(), 1);
+        let both = TlsClientConfig {
+            include_system_ca_certs_pool: true,
+            ..only_file
+        };
+        assert!(roots(&both).unwrap().len() >= system_count);
     }
 }

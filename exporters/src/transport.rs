@@ -2,8 +2,11 @@
 //! HTTP/1.1 or HTTP/2 (h2c or TLS via rustls), kept alive and reused, and
 //! spread over every address the endpoint's name resolves to (re-resolved
 //! every 30 s), so a gateway behind a DNS name gets an even share on each
-//! replica. One multiplexed connection per address for HTTP/2; a small idle
-//! pool per address for HTTP/1.1.
+//! replica (`round_robin`; `pick_first` keeps to the first address). One
+//! multiplexed connection per address for HTTP/2; a small idle pool per
+//! address for HTTP/1.1, bounded in total (`max_idle_conns`), with idle
+//! connections dropped after `idle_conn_timeout`, or none kept at all
+//! (`disable_keep_alives`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +69,38 @@ const MAX_RESPONSE: usize = 4 * 1024 * 1024;
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE_PER_ADDRESS: usize = 32;
+
+/// How a [`Transport`] picks addresses and keeps connections.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Always use the first resolved address (gRPC `pick_first`) instead of
+    /// rotating over all of them (`round_robin`).
+    pub pick_first: bool,
+    /// The HTTP/2 `:authority` sent instead of the endpoint's `host:port`.
+    pub authority: Option<String>,
+    /// Most idle HTTP/1.1 connections kept over all addresses (0: no limit
+    /// but the per-address one).
+    pub max_idle: usize,
+    /// Idle HTTP/1.1 connections older than this are not reused (`None`: no limit).
+    pub idle_timeout: Option<Duration>,
+    /// Reuse HTTP/1.1 connections; when false each request has its own
+    /// connection, asked to close with `Connection: close`.
+    pub keep_alive: bool,
+}
+
+impl Default for Options {
+    /// The Collector's client defaults: round robin, 100 idle connections
+    /// idle at most 90 s, keep-alive on.
+    fn default() -> Self {
+        Options {
+            pick_first: false,
+            authority: None,
+            max_idle: 100,
+            idle_timeout: Some(Duration::from_secs(90)),
+            keep_alive: true,
+        }
+    }
+}
 
 /// A request body made of chunks sent as they are: a batch's encoded
 /// requests go out without being copied into one buffer.
@@ -131,10 +166,13 @@ struct Resolved {
 }
 
 impl Resolved {
-    /// The next address, round robin.
-    fn next_addr(&mut self) -> Option<SocketAddr> {
+    /// The next address: round robin, or always the first with `pick_first`.
+    fn next_addr(&mut self, pick_first: bool) -> Option<SocketAddr> {
         if self.addrs.is_empty() {
             return None;
+        }
+        if pick_first {
+            return self.addrs.first().copied();
         }
         self.next = self.next.wrapping_add(1);
         Some(self.addrs[self.next % self.addrs.len()])
@@ -146,10 +184,14 @@ pub struct Transport {
     target: Target,
     version: HttpVersion,
     tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    options: Options,
     resolved: Mutex<Resolved>,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Chunks>>>,
-    h1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Chunks>>>>,
+    h1: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
 }
+
+/// An idle HTTP/1.1 connection and since when it is idle.
+type Idle = (http1::SendRequest<Chunks>, Instant);
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,11 +209,13 @@ impl Transport {
         target: Target,
         version: HttpVersion,
         tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
+        options: Options,
     ) -> Self {
         Transport {
             target,
             version,
             tls,
+            options,
             resolved: Mutex::new(Resolved::default()),
             h2: Mutex::new(HashMap::new()),
             h1: Mutex::new(HashMap::new()),
@@ -213,7 +257,7 @@ impl Transport {
             }
         }
         let mut r = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        r.next_addr().ok_or_else(|| {
+        r.next_addr(self.options.pick_first).ok_or_else(|| {
             TransportError::Resolve(
                 self.target.authority(),
                 std::io::Error::other("no addresses"),
@@ -227,10 +271,34 @@ impl Transport {
         self.h2.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_h1(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<http1::SendRequest<Chunks>>>> {
+    fn lock_h1(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
         self.h1.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an idle connection may still be used.
+    fn usable(&self, (sender, since): &Idle) -> bool {
+        !sender.is_closed()
+            && self
+                .options
+                .idle_timeout
+                .is_none_or(|t| since.elapsed() < t)
+    }
+
+    /// Keeps `sender` for reuse at `addr` if keep-alive and the limits allow.
+    fn keep_idle(&self, addr: SocketAddr, sender: http1::SendRequest<Chunks>) {
+        if !self.options.keep_alive {
+            return;
+        }
+        let mut pool = self.lock_h1();
+        for list in pool.values_mut() {
+            list.retain(|idle| self.usable(idle));
+        }
+        let total: usize = pool.values().map(Vec::len).sum();
+        let list = pool.entry(addr).or_default();
+        let room = self.options.max_idle == 0 || total < self.options.max_idle;
+        if room && list.len() < MAX_IDLE_PER_ADDRESS {
+            list.push((sender, Instant::now()));
+        }
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<Box<dyn Io>>, TransportError> {
@@ -261,11 +329,20 @@ impl Transport {
         let addr = self.pick().await?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut builder = Request::post(match self.version {
-            HttpVersion::Http2 => format!("{scheme}://{}{path}", self.target.authority()),
+            HttpVersion::Http2 => {
+                let authority = match &self.options.authority {
+                    Some(a) => a.clone(),
+                    None => self.target.authority(),
+                };
+                format!("{scheme}://{authority}{path}")
+            }
             HttpVersion::Http1 => path.to_string(),
         });
         if self.version == HttpVersion::Http1 {
             builder = builder.header(http::header::HOST, self.target.authority());
+            if !self.options.keep_alive {
+                builder = builder.header(http::header::CONNECTION, "close");
+            }
         }
         let mut req = builder
             .body(body)
@@ -305,8 +382,8 @@ impl Transport {
                 let idle = {
                     let mut pool = self.lock_h1();
                     let list = pool.entry(addr).or_default();
-                    list.retain(|s| !s.is_closed());
-                    list.pop()
+                    list.retain(|idle| self.usable(idle));
+                    list.pop().map(|(sender, _)| sender)
                 };
                 let mut sender = match idle {
                     Some(s) => s,
@@ -328,11 +405,7 @@ impl Transport {
                     .collect()
                     .await
                     .map_err(|e| TransportError::Http(addr, e.to_string()))?;
-                let mut pool = self.lock_h1();
-                let list = pool.entry(addr).or_default();
-                if list.len() < MAX_IDLE_PER_ADDRESS {
-                    list.push(sender);
-                }
+                self.keep_idle(addr, sender);
                 return Ok(Reply {
                     status: parts.status,
                     headers: parts.headers,
@@ -371,11 +444,16 @@ mod tests {
             addrs: addrs.clone(),
             ..Resolved::default()
         };
-        let picked: Vec<SocketAddr> = (0..6).map(|_| r.next_addr().unwrap()).collect();
+        let picked: Vec<SocketAddr> = (0..6).map(|_| r.next_addr(false).unwrap()).collect();
         for a in &addrs {
             assert_eq!(picked.iter().filter(|p| *p == a).count(), 2, "{picked:?}");
         }
-        assert!(Resolved::default().next_addr().is_none());
+        assert!(Resolved::default().next_addr(false).is_none());
+        let first: Vec<SocketAddr> = (0..3).map(|_| r.next_addr(true).unwrap()).collect();
+        assert_eq!(
+            first, [addrs[0]; 3],
+            "pick_first keeps to the first address"
+        );
     }
 
     #[tokio::test]
@@ -388,5 +466,141 @@ mod tests {
         assert_eq!(body.len(), 5);
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"abcde");
+    }
+
+    /// An HTTP/1.1 server on 127.0.0.1 answering 200 that counts the
+    /// connections it accepted; each request is answered once `width` are
+    /// in flight.
+    async fn counting_server(
+        width: usize,
+    ) -> (
+        SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(width));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let barrier = barrier.clone();
+                let service = hyper::service::service_fn(move |_req| {
+                    let barrier = barrier.clone();
+                    async move {
+                        barrier.wait().await;
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::new()),
+                        ))
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (addr, accepted, task)
+    }
+
+    /// Connections opened for `rounds` rounds of `width` requests in flight together.
+    async fn connections(options: Options, width: usize, rounds: usize) -> usize {
+        let (addr, accepted, server) = counting_server(width).await;
+        let target = Target::parse_url(&format!("http://{addr}/v1/logs")).unwrap();
+        let transport =
+            std::sync::Arc::new(Transport::new(target, HttpVersion::Http1, None, options));
+        for _ in 0..rounds {
+            let together: Vec<_> = (0..width)
+                .map(|_| {
+                    let t = transport.clone();
+                    tokio::spawn(async move {
+                        let body = Chunks::new([Bytes::from_static(b"x")]);
+                        t.post("/v1/logs", &HeaderMap::new(), body).await
+                    })
+                })
+                .collect();
+            for t in together {
+                assert_eq!(t.await.unwrap().unwrap().status, StatusCode::OK);
+            }
+        }
+        server.abort();
+        accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_alive_idle_timeout_and_max_idle_decide_connection_reuse() {
+        assert_eq!(connections(Options::default(), 1, 3).await, 1, "reused");
+        let no_keep_alive = Options {
+            keep_alive: false,
+            ..Options::default()
+        };
+        assert_eq!(connections(no_keep_alive, 1, 3).await, 3);
+        let instant_timeout = Options {
+            idle_timeout: Some(Duration::from_nanos(1)),
+            ..Options::default()
+        };
+        assert_eq!(connections(instant_timeout, 1, 3).await, 3);
+        // Two requests in flight need two connections; both are kept for
+        // the next two unless only one idle connection may be kept.
+        assert_eq!(connections(Options::default(), 2, 2).await, 2);
+        let one_idle = Options {
+            max_idle: 1,
+            ..Options::default()
+        };
+        assert_eq!(connections(one_idle, 2, 2).await, 3);
+    }
+
+    /// The `:authority` an h2c server on 127.0.0.1 sees for one request.
+    async fn seen_authority(options: Options) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tx = Mutex::new(Some(tx));
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let authority = req.uri().authority().map(ToString::to_string);
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send(authority.unwrap_or_default());
+                }
+                async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(Bytes::new()),
+                    ))
+                }
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let target = Target::parse_grpc(&format!("http://{addr}"), true).unwrap();
+        let transport = Transport::new(target, HttpVersion::Http2, None, options);
+        transport
+            .post("/x", &HeaderMap::new(), Chunks::default())
+            .await
+            .unwrap();
+        let seen = rx.await.unwrap();
+        server.abort();
+        seen
+    }
+
+    #[tokio::test]
+    async fn authority_replaces_the_endpoints_host_and_port() {
+        assert!(
+            seen_authority(Options::default())
+                .await
+                .starts_with("127.0.0.1:")
+        );
+        let custom = Options {
+            authority: Some("gateway.example:443".into()),
+            ..Options::default()
+        };
+        assert_eq!(seen_authority(custom).await, "gateway.example:443");
     }
 }

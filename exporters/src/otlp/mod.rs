@@ -13,15 +13,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tern_config::{
-    Compression, HttpEncoding, OtlpExporterConfig, OtlpHttpExporterConfig, RetryConfig, Signal,
-    Target, TlsClientConfig,
+    Balancer, Compression, HttpEncoding, OtlpExporterConfig, OtlpHttpExporterConfig, RetryConfig,
+    Signal, Target, TlsClientConfig,
 };
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
 use crate::BuildError;
 use crate::retry::{Failure, with_retry};
-use crate::transport::{Chunks, HttpVersion, Reply, Transport};
+use crate::transport::{Chunks, HttpVersion, Options, Reply, Transport, TransportError};
 
 const USER_AGENT: &str = concat!("tern/", env!("CARGO_PKG_VERSION"));
 
@@ -30,6 +30,7 @@ fn transport(
     target: Target,
     version: HttpVersion,
     tls: &TlsClientConfig,
+    options: Options,
 ) -> Result<Transport, BuildError> {
     let tls = if target.tls {
         let host = target.host.clone();
@@ -42,7 +43,7 @@ fn transport(
     } else {
         None
     };
-    Ok(Transport::new(target, version, tls))
+    Ok(Transport::new(target, version, tls, options))
 }
 
 pub(crate) fn header_map(
@@ -72,6 +73,28 @@ pub(crate) fn header_map(
     Ok(map)
 }
 
+/// How long `wait_for_ready` waits between connection tries.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// One POST; with `wait_for_ready`, connection failures are tried again
+/// until the attempt's timeout instead of ending it.
+async fn post(
+    transport: &Transport,
+    path: &str,
+    headers: &HeaderMap,
+    body: Chunks,
+    wait_for_ready: bool,
+) -> Result<Reply, TransportError> {
+    loop {
+        match transport.post(path, headers, body.clone()).await {
+            Err(
+                TransportError::Resolve(..) | TransportError::Connect(..) | TransportError::Tls(..),
+            ) if wait_for_ready => tokio::time::sleep(READY_POLL).await,
+            other => return other,
+        }
+    }
+}
+
 /// One POST under `timeout`, classified by `classify`.
 async fn attempt(
     transport: &Transport,
@@ -79,9 +102,11 @@ async fn attempt(
     headers: &HeaderMap,
     body: Chunks,
     timeout: Duration,
+    wait_for_ready: bool,
     classify: fn(http::StatusCode, &HeaderMap, Bytes) -> Result<Bytes, Failure>,
 ) -> Result<Bytes, Failure> {
-    match tokio::time::timeout(timeout, transport.post(path, headers, body)).await {
+    let sent = post(transport, path, headers, body, wait_for_ready);
+    match tokio::time::timeout(timeout, sent).await {
         Err(_) => Err(Failure::Retryable {
             message: format!(
                 "no answer from {} within {timeout:?}",
@@ -124,6 +149,7 @@ struct GrpcInner {
     compression: Compression,
     timeout: Duration,
     retry: RetryConfig,
+    wait_for_ready: bool,
 }
 
 /// `otlp`: OTLP over gRPC.
@@ -170,11 +196,22 @@ impl OtlpGrpcExporter {
         Ok(OtlpGrpcExporter {
             inner: Arc::new(GrpcInner {
                 id: id.to_string(),
-                transport: transport(id, target, HttpVersion::Http2, &config.tls)?,
+                transport: transport(
+                    id,
+                    target,
+                    HttpVersion::Http2,
+                    &config.tls,
+                    Options {
+                        pick_first: config.balancer_name == Balancer::PickFirst,
+                        authority: Some(config.authority.clone()).filter(|a| !a.is_empty()),
+                        ..Options::default()
+                    },
+                )?,
                 headers,
                 compression: config.compression,
                 timeout: config.timeout.0,
                 retry: config.retry_on_failure.clone(),
+                wait_for_ready: config.wait_for_ready,
             }),
         })
     }
@@ -193,6 +230,7 @@ impl Exporter for OtlpGrpcExporter {
                     &inner.headers,
                     body.clone(),
                     inner.timeout,
+                    inner.wait_for_ready,
                     response::classify_grpc,
                 )
             })
@@ -266,7 +304,19 @@ impl OtlpHttpExporter {
             let transport = match shared {
                 Some(x) => x.clone(),
                 None => {
-                    let x = Arc::new(transport(id, t.clone(), HttpVersion::Http1, &config.tls)?);
+                    let options = Options {
+                        max_idle: usize::try_from(config.max_idle_conns).unwrap_or(usize::MAX),
+                        idle_timeout: Some(config.idle_conn_timeout.0).filter(|d| !d.is_zero()),
+                        keep_alive: !config.disable_keep_alives,
+                        ..Options::default()
+                    };
+                    let x = Arc::new(transport(
+                        id,
+                        t.clone(),
+                        HttpVersion::Http1,
+                        &config.tls,
+                        options,
+                    )?);
                     transports.push(x.clone());
                     x
                 }
@@ -320,6 +370,7 @@ impl Exporter for OtlpHttpExporter {
                     &inner.headers,
                     body.clone(),
                     inner.timeout,
+                    false,
                     response::classify_http,
                 )
             })
@@ -335,5 +386,39 @@ impl Exporter for OtlpHttpExporter {
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_for_ready_waits_for_a_connection_until_the_timeout() {
+        // A port nothing listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let target = Target::parse_url(&format!("http://127.0.0.1:{port}")).unwrap();
+        let transport = Transport::new(target, HttpVersion::Http2, None, Options::default());
+        let headers = HeaderMap::new();
+        let send = |wait_for_ready| {
+            attempt(
+                &transport,
+                "/",
+                &headers,
+                Chunks::default(),
+                Duration::from_millis(300),
+                wait_for_ready,
+                response::classify_grpc,
+            )
+        };
+        let message = |r: Result<Bytes, Failure>| match r {
+            Err(Failure::Retryable { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(message(send(false).await).starts_with("cannot connect"));
+        assert!(message(send(true).await).starts_with("no answer"));
     }
 }

@@ -209,8 +209,9 @@ impl PrometheusExporter {
         ));
         let settings = Settings {
             namespace: config.namespace.clone(),
-            add_metric_suffixes: config.add_metric_suffixes,
+            add_metric_suffixes: config.metric_suffixes(),
             resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
+            without_scope_info: config.without_scope_info,
             const_labels: config
                 .const_labels
                 .iter()

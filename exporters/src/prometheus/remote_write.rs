@@ -3,9 +3,13 @@
 //! `X-Prometheus-Remote-Write-Version: 0.1.0`). Counters and gauges become
 //! samples, histograms `_bucket{le}` / `_sum` / `_count` series, summaries
 //! quantile series, and exponential histograms native histograms. Each
-//! series' samples go out in timestamp order (one consumer); series that
-//! stop being updated get a staleness marker after `metric_expiration`.
-//! 5xx and 429 are retried, other 4xx are not.
+//! series' samples go out in timestamp order (one consumer); a batch split
+//! by `max_batch_size_bytes` sends up to `remote_write_queue.num_consumers`
+//! of its requests at once (each series is in one of them). Metric family
+//! metadata (type, and the description as help) goes with the series when
+//! `send_metadata` is set.
+//! Series that stop being updated get a staleness marker after
+//! `metric_expiration`. 5xx and 429 are retried, other 4xx are not.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -26,7 +30,7 @@ use super::{DropReport, observations};
 use crate::BuildError;
 use crate::otlp::response::classify_http;
 use crate::retry::{Failure, with_retry};
-use crate::transport::{Chunks, HttpVersion, Transport};
+use crate::transport::{Chunks, HttpVersion, Options, Transport};
 
 /// The Remote Write 1.0 messages (prometheus/prompb).
 pub mod proto {
@@ -222,6 +226,8 @@ fn labels_with(
 /// One translated point, with its cumulative value.
 struct Point<'a> {
     name: &'a str,
+    /// The family's description (sent as metadata help).
+    help: &'a str,
     kind: Kind,
     labels: &'a [(String, String)],
     value: &'a Value,
@@ -280,6 +286,7 @@ impl Pending {
     fn add(&mut self, p: Point<'_>, stale: bool) -> Result<(), &'static str> {
         let Point {
             name,
+            help,
             kind,
             labels,
             value,
@@ -386,14 +393,14 @@ impl Pending {
             .or_insert_with(|| proto::MetricMetadata {
                 r#type,
                 metric_family_name: name.to_string(),
-                help: String::new(),
+                help: help.to_string(),
             });
         Ok(())
     }
 
     /// Encoded requests of at most `max` bytes each (a single larger series
-    /// goes alone).
-    fn requests(self, max: usize) -> Vec<Vec<u8>> {
+    /// goes alone); the last carries the families' metadata if `metadata`.
+    fn requests(self, max: usize, metadata: bool) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut current = proto::WriteRequest::default();
         let mut size = 0;
@@ -409,7 +416,9 @@ impl Pending {
             current.timeseries.push(ts);
         }
         if !current.timeseries.is_empty() {
-            current.metadata = self.metadata.into_values().collect();
+            if metadata {
+                current.metadata = self.metadata.into_values().collect();
+            }
             out.push(current.encode_to_vec());
         }
         out
@@ -427,46 +436,71 @@ struct Inner {
     settings: Settings,
     external: Vec<(String, String)>,
     max_batch: usize,
+    /// Requests of one batch in flight at once (`remote_write_queue.num_consumers`).
+    parallel: usize,
+    /// `send_metadata`.
+    send_metadata: bool,
     store: Store,
     drops: DropReport,
 }
 
 impl Inner {
-    async fn post_all(&self, requests: Vec<Vec<u8>>) -> Result<(), ExportError> {
+    /// Encodes `pending` and sends it, up to `parallel` requests at once.
+    async fn send(self: &Arc<Self>, pending: Pending) -> Result<(), ExportError> {
+        let requests = pending.requests(self.max_batch, self.send_metadata);
+        if requests.len() <= 1 || self.parallel <= 1 {
+            for raw in requests {
+                self.post(raw).await?;
+            }
+            return Ok(());
+        }
+        let mut in_flight = tokio::task::JoinSet::new();
         for raw in requests {
-            let body = Bytes::from(
-                snap::raw::Encoder::new()
-                    .compress_vec(&raw)
-                    .map_err(|e| ExportError::Encode(e.to_string()))?,
-            );
-            with_retry(&self.retry, &self.id, || async {
-                match tokio::time::timeout(
-                    self.timeout,
-                    self.transport
-                        .post(&self.path, &self.headers, Chunks::new([body.clone()])),
-                )
-                .await
-                {
-                    Err(_) => Err(Failure::Retryable {
-                        message: format!("no answer within {:?}", self.timeout),
-                        delay: None,
-                    }),
-                    Ok(Err(e)) => Err(Failure::Retryable {
-                        message: e.to_string(),
-                        delay: None,
-                    }),
-                    Ok(Ok(reply)) => {
-                        classify_remote_write(reply.status, &reply.headers, reply.body)
-                    }
-                }
-            })
-            .await?;
+            if in_flight.len() >= self.parallel
+                && let Some(done) = in_flight.join_next().await
+            {
+                flatten(done)?;
+            }
+            let inner = self.clone();
+            in_flight.spawn(async move { inner.post(raw).await });
+        }
+        while let Some(done) = in_flight.join_next().await {
+            flatten(done)?;
         }
         Ok(())
     }
 
+    async fn post(&self, raw: Vec<u8>) -> Result<(), ExportError> {
+        let body = Bytes::from(
+            snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .map_err(|e| ExportError::Encode(e.to_string()))?,
+        );
+        with_retry(&self.retry, &self.id, || async {
+            match tokio::time::timeout(
+                self.timeout,
+                self.transport
+                    .post(&self.path, &self.headers, Chunks::new([body.clone()])),
+            )
+            .await
+            {
+                Err(_) => Err(Failure::Retryable {
+                    message: format!("no answer within {:?}", self.timeout),
+                    delay: None,
+                }),
+                Ok(Err(e)) => Err(Failure::Retryable {
+                    message: e.to_string(),
+                    delay: None,
+                }),
+                Ok(Ok(reply)) => classify_remote_write(reply.status, &reply.headers, reply.body),
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Sends staleness markers for series that expired.
-    async fn send_stale(&self) -> Result<usize, ExportError> {
+    async fn send_stale(self: &Arc<Self>) -> Result<usize, ExportError> {
         let gone = self.store.expire(Instant::now());
         if gone.is_empty() {
             return Ok(0);
@@ -480,6 +514,7 @@ impl Inner {
             let _ = pending.add(
                 Point {
                     name,
+                    help: "",
                     kind: *kind,
                     labels,
                     value,
@@ -488,9 +523,16 @@ impl Inner {
                 true,
             );
         }
-        self.post_all(pending.requests(self.max_batch)).await?;
+        self.send(pending).await?;
         Ok(gone.len())
     }
+}
+
+/// The result of one spawned send.
+fn flatten(
+    done: Result<Result<(), ExportError>, tokio::task::JoinError>,
+) -> Result<(), ExportError> {
+    done.map_err(|e| ExportError::Encode(format!("remote write task failed: {e}")))?
 }
 
 /// Remote write answers: 5xx and 429 are retried, other 4xx are not.
@@ -553,7 +595,7 @@ impl RemoteWriteExporter {
         );
         let inner = Arc::new(Inner {
             id: id.to_string(),
-            transport: Transport::new(target, HttpVersion::Http1, tls),
+            transport: Transport::new(target, HttpVersion::Http1, tls, Options::default()),
             path,
             headers,
             timeout: config.timeout.0,
@@ -564,6 +606,7 @@ impl RemoteWriteExporter {
                 resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
                 const_labels: Vec::new(),
                 target_info: config.target_info.enabled,
+                without_scope_info: false,
             },
             external: config
                 .external_labels
@@ -571,6 +614,9 @@ impl RemoteWriteExporter {
                 .map(|(k, v)| (label_name(k), v.clone()))
                 .collect(),
             max_batch: usize::try_from(config.max_batch_size_bytes).unwrap_or(usize::MAX),
+            parallel: usize::try_from(config.remote_write_queue.num_consumers)
+                .unwrap_or(usize::MAX),
+            send_metadata: config.send_metadata,
             store: Store::new(
                 usize::try_from(config.max_series).unwrap_or(usize::MAX),
                 config.metric_expiration.0,
@@ -610,6 +656,7 @@ impl Exporter for RemoteWriteExporter {
                     Ok(value) => {
                         let point = Point {
                             name: &obs.name,
+                            help: &obs.help,
                             kind: obs.kind,
                             labels: &obs.labels,
                             value: &value,
@@ -626,7 +673,7 @@ impl Exporter for RemoteWriteExporter {
                     }
                 }
             }
-            inner.post_all(pending.requests(inner.max_batch)).await?;
+            inner.send(pending).await?;
             drop(batch);
             Ok(Delivered { rejected })
         })
@@ -698,6 +745,7 @@ mod tests {
             p.add(
                 Point {
                     name: "g",
+                    help: "",
                     kind: Kind::Gauge,
                     labels: &labels,
                     value: &Value::Number(1.0),
@@ -709,6 +757,7 @@ mod tests {
             p.add(
                 Point {
                     name: "g",
+                    help: "",
                     kind: Kind::Gauge,
                     labels: &labels,
                     value: &Value::Number(0.5),
@@ -718,7 +767,7 @@ mod tests {
             )
             .unwrap();
         }
-        let reqs = p.requests(1024);
+        let reqs = p.requests(1024, false);
         assert!(reqs.len() > 1);
         let mut series = 0;
         for r in &reqs {
@@ -737,6 +786,37 @@ mod tests {
     }
 
     #[test]
+    fn metadata_goes_out_only_with_send_metadata() {
+        let pending = || {
+            let mut p = Pending::default();
+            p.add(
+                Point {
+                    name: "requests_total",
+                    help: "Requests served.",
+                    kind: Kind::Counter,
+                    labels: &[],
+                    value: &Value::Number(3.0),
+                    ts: 1,
+                },
+                false,
+            )
+            .unwrap();
+            p
+        };
+        let without = proto::WriteRequest::decode(&pending().requests(1 << 20, false)[0][..]);
+        assert!(without.unwrap().metadata.is_empty());
+        let with = proto::WriteRequest::decode(&pending().requests(1 << 20, true)[0][..]).unwrap();
+        assert_eq!(
+            with.metadata,
+            [proto::MetricMetadata {
+                r#type: 1,
+                metric_family_name: "requests_total".into(),
+                help: "Requests served.".into(),
+            }]
+        );
+    }
+
+    #[test]
     fn stale_markers_and_external_labels() {
         let mut p = Pending::new(&[("cluster".into(), "a".into())]);
         let h = Value::Histogram {
@@ -748,6 +828,7 @@ mod tests {
         p.add(
             Point {
                 name: "h",
+                help: "",
                 kind: Kind::Histogram,
                 labels: &[],
                 value: &h,
@@ -756,7 +837,7 @@ mod tests {
             true,
         )
         .unwrap();
-        let w = proto::WriteRequest::decode(&p.requests(1 << 20)[0][..]).unwrap();
+        let w = proto::WriteRequest::decode(&p.requests(1 << 20, false)[0][..]).unwrap();
         assert_eq!(w.timeseries.len(), 4, "two buckets, sum, count");
         for ts in &w.timeseries {
             assert!(ts.samples[0].value.to_bits() == STALE_NAN.to_bits());

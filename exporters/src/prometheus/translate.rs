@@ -149,6 +149,8 @@ pub struct Settings {
     pub const_labels: Vec<(String, String)>,
     /// Emit `target_info`.
     pub target_info: bool,
+    /// Leave out the `otel_scope_name` / `otel_scope_version` labels.
+    pub without_scope_info: bool,
 }
 
 fn unit_name(unit: &str) -> &str {
@@ -418,7 +420,7 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Tran
         let mut newest_ms = 0i64;
         for sm in &rm.scope_metrics {
             let mut scoped = base.clone();
-            if let Some(scope) = &sm.scope {
+            if let Some(scope) = sm.scope.as_ref().filter(|_| !settings.without_scope_info) {
                 if !scope.name.is_empty() {
                     scoped.insert("otel_scope_name".into(), LabelValue::capped(&scope.name));
                 }
@@ -843,7 +845,7 @@ mod tests {
         };
         let mut s = on();
         s.const_labels = vec![("region".into(), "eu".into())];
-        let obs = translate(&request(vec![m]), &s).observations;
+        let obs = translate(&request(vec![m.clone()]), &s).observations;
         assert_eq!(obs.len(), 2);
         let labels: BTreeMap<_, _> = obs[0].labels.iter().cloned().collect();
         assert_eq!(labels["a_b"], "1;2", "colliding names merged with ;");
@@ -852,6 +854,19 @@ mod tests {
         assert_eq!(labels["otel_scope_name"], "lib");
         assert_eq!(labels["otel_scope_version"], "2.0");
         assert_eq!(labels["region"], "eu");
+        let without = Settings {
+            without_scope_info: true,
+            ..s.clone()
+        };
+        let bare = translate(&request(vec![m.clone()]), &without).observations;
+        assert!(
+            bare[0]
+                .labels
+                .iter()
+                .all(|(k, _)| !k.starts_with("otel_scope")),
+            "{:?}",
+            bare[0].labels
+        );
         assert!(!labels.contains_key("host_name"));
         assert_eq!(obs[0].timestamp_ms, 2000);
         let info = &obs[1];

@@ -1,0 +1,322 @@
+//! The Collector's exporter and `health_check` keys: accepted with the
+//! Collector's defaults, and refused at their line where Tern cannot honour
+//! a value.
+
+#![allow(clippy::unwrap_used)]
+
+use tern_config::{
+    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Verbosity, load_sources,
+};
+
+fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
+    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
+}
+
+/// A config with `exporter` (YAML under `exporters:`, indented by two)
+/// used in a pipeline of `signal`.
+fn with_exporter(exporter: &str, id: &str, signal: &str) -> String {
+    format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n{exporter}service:\n  pipelines:\n    {signal}:\n      receivers: [otlp]\n      exporters: [{id}]\n"
+    )
+}
+
+fn exporter(text: &str, id: &str) -> ExporterConfig {
+    let config = load(text).unwrap();
+    config.exporters[&id.parse::<ComponentId>().unwrap()]
+        .config
+        .clone()
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_error(errs: &[String], prefix: &str, message: &str) {
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(prefix) && e.contains(message)),
+        "missing {prefix} {message} in {errs:#?}"
+    );
+}
+
+#[test]
+fn debug_verbosity_in_any_case_and_sampling() {
+    let text = with_exporter(
+        "  debug:\n    verbosity: Detailed\n    sampling_initial: 5\n    sampling_thereafter: 200\n",
+        "debug",
+        "traces",
+    );
+    let ExporterConfig::Debug(d) = exporter(&text, "debug") else {
+        panic!("not debug");
+    };
+    assert_eq!(d.verbosity, Verbosity::Detailed);
+    assert_eq!((d.sampling_initial, d.sampling_thereafter), (5, 200));
+
+    let text = with_exporter("  debug:\n    verbosity: NORMAL\n", "debug", "logs");
+    let ExporterConfig::Debug(d) = exporter(&text, "debug") else {
+        panic!("not debug");
+    };
+    assert_eq!(d.verbosity, Verbosity::Normal);
+    assert_eq!((d.sampling_initial, d.sampling_thereafter), (2, 1));
+
+    let errs = errors(&with_exporter(
+        "  debug:\n    verbosity: loud\n",
+        "debug",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:7:16: exporters.debug.verbosity:",
+        "unknown variant `loud`",
+    );
+}
+
+#[test]
+fn file_create_directory_max_days_and_group_by() {
+    let text = with_exporter(
+        "  file:\n    path: /tmp/x/out.jsonl\n    create_directory: true\n    rotation:\n      max_days: 3\n    group_by:\n      enabled: false\n",
+        "file",
+        "logs",
+    );
+    let ExporterConfig::File(f) = exporter(&text, "file") else {
+        panic!("not file");
+    };
+    assert!(f.create_directory);
+    assert_eq!(f.directory_mode(), Some(0o755));
+    assert_eq!(f.rotation.as_ref().unwrap().max_days, 3);
+    assert_eq!(f.group_by.resource_attribute, "fileexporter.path_segment");
+
+    let errs = errors(&with_exporter(
+        "  file:\n    path: /tmp/*/out.jsonl\n    group_by:\n      enabled: true\n    directory_permissions: \"0755\"\n  file/2:\n    path: /tmp/out.jsonl\n    create_directory: true\n    directory_permissions: \"999\"\n",
+        "file, file/2",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:9:16: exporters.file.group_by.enabled:",
+        "not supported yet",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:10:28: exporters.file.directory_permissions:",
+        "only applies with `create_directory: true`",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:14:28: exporters.file/2.directory_permissions:",
+        "must be octal permission bits",
+    );
+}
+
+#[test]
+fn remote_write_queue_send_metadata_and_wal() {
+    let text = with_exporter(
+        "  prometheusremotewrite:\n    endpoint: http://p:9090/api/v1/write\n    send_metadata: true\n    remote_write_queue:\n      queue_size: 50\n",
+        "prometheusremotewrite",
+        "metrics",
+    );
+    let ExporterConfig::PrometheusRemoteWrite(p) = exporter(&text, "prometheusremotewrite") else {
+        panic!("not prometheusremotewrite");
+    };
+    assert!(p.send_metadata);
+    let q = &p.remote_write_queue;
+    assert_eq!((q.enabled, q.queue_size, q.num_consumers), (true, 50, 5));
+    assert_eq!(q.queue().num_consumers, Some(1), "batches go out in order");
+
+    // The Collector has no `sending_queue` on this exporter.
+    let errs = errors(&with_exporter(
+        "  prometheusremotewrite:\n    endpoint: http://p:9090/api/v1/write\n    sending_queue:\n      enabled: true\n",
+        "prometheusremotewrite",
+        "metrics",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:5: exporters.prometheusremotewrite.sending_queue:",
+        "unknown field `sending_queue`",
+    );
+
+    let errs = errors(&with_exporter(
+        "  prometheusremotewrite:\n    endpoint: http://p:9090/api/v1/write\n    wal:\n      directory: /var/wal\n    remote_write_queue:\n      num_consumers: 0\n",
+        "prometheusremotewrite",
+        "metrics",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:9:7: exporters.prometheusremotewrite.wal:",
+        "not supported: Tern keeps no write-ahead log",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:11:22: exporters.prometheusremotewrite.remote_write_queue.num_consumers:",
+        "must be at least 1",
+    );
+}
+
+#[test]
+fn prometheus_without_scope_info_and_translation_strategy() {
+    let prometheus = |keys: &str| {
+        with_exporter(
+            &format!("  prometheus:\n    endpoint: localhost:9464\n{keys}"),
+            "prometheus",
+            "metrics",
+        )
+    };
+    let ExporterConfig::Prometheus(p) = exporter(&prometheus(""), "prometheus") else {
+        panic!("not prometheus");
+    };
+    assert!(!p.without_scope_info && p.metric_suffixes());
+    let text = prometheus(
+        "    without_scope_info: true\n    add_metric_suffixes: true\n    translation_strategy: UnderscoreEscapingWithoutSuffixes\n",
+    );
+    let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+        panic!("not prometheus");
+    };
+    assert!(p.without_scope_info);
+    assert!(
+        !p.metric_suffixes(),
+        "the strategy wins over add_metric_suffixes"
+    );
+    let text = prometheus(
+        "    add_metric_suffixes: false\n    translation_strategy: UnderscoreEscapingWithSuffixes\n",
+    );
+    let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+        panic!("not prometheus");
+    };
+    assert!(p.metric_suffixes());
+
+    for (value, message) in [
+        ("NoTranslation", "`NoTranslation` is not supported"),
+        (
+            "NoUTF8EscapingWithSuffixes",
+            "`NoUTF8EscapingWithSuffixes` is not supported",
+        ),
+        ("Escaped", "unknown variant `Escaped`"),
+    ] {
+        let errs = errors(&prometheus(&format!("    translation_strategy: {value}\n")));
+        assert_error(
+            &errs,
+            "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
+            message,
+        );
+    }
+}
+
+#[test]
+fn otlp_compression_queue_and_tls_keys() {
+    let text = with_exporter(
+        "  otlphttp:\n    endpoint: http://b:4318\n    compression: deflate\n    tls:\n      include_system_ca_certs_pool: true\n    sending_queue:\n      wait_for_result: false\n  otlp:\n    endpoint: b:4317\n    compression: snappy\n",
+        "otlphttp, otlp",
+        "traces",
+    );
+    let ExporterConfig::OtlpHttp(h) = exporter(&text, "otlphttp") else {
+        panic!("not otlphttp");
+    };
+    assert_eq!(h.compression, Compression::Deflate);
+    assert!(h.tls.include_system_ca_certs_pool);
+    let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+        panic!("not otlp");
+    };
+    assert_eq!(o.compression, Compression::Snappy);
+
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    compression: zlib\n    sending_queue:\n      wait_for_result: true\n      batch:\n        flush_timeout: 1s\n",
+        "otlp",
+        "traces",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:18: exporters.otlp.compression:",
+        "gRPC supports gzip, zstd, snappy or none",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:10:24: exporters.otlp.sending_queue.wait_for_result:",
+        "not supported",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:12:9: exporters.otlp.sending_queue.batch:",
+        "use the `batch` processor",
+    );
+}
+
+#[test]
+fn otlp_connection_keys() {
+    let text = with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    balancer_name: pick_first\n    authority: gw.example\n    wait_for_ready: true\n  otlphttp:\n    endpoint: http://b:4318\n    max_idle_conns: 7\n    idle_conn_timeout: 5s\n    disable_keep_alives: true\n",
+        "otlp, otlphttp",
+        "logs",
+    );
+    let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+        panic!("not otlp");
+    };
+    assert_eq!(o.balancer_name, Balancer::PickFirst);
+    assert_eq!(o.authority, "gw.example");
+    assert!(o.wait_for_ready);
+    let ExporterConfig::OtlpHttp(h) = exporter(&text, "otlphttp") else {
+        panic!("not otlphttp");
+    };
+    assert_eq!(h.max_idle_conns, 7);
+    assert_eq!(h.idle_conn_timeout.0, std::time::Duration::from_secs(5));
+    assert!(h.disable_keep_alives);
+    let defaults = tern_config::OtlpHttpExporterConfig::default();
+    assert_eq!(defaults.max_idle_conns, 100);
+    assert_eq!(
+        defaults.idle_conn_timeout.0,
+        std::time::Duration::from_secs(90)
+    );
+
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    balancer_name: least_request\n  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: http://proxy:3128\n",
+        "otlp, otlphttp",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:20: exporters.otlp.balancer_name:",
+        "unknown variant `least_request`",
+    );
+    let errs = errors(&with_exporter(
+        "  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: http://proxy:3128\n",
+        "otlphttp",
+        "logs",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:8:16: exporters.otlphttp.proxy_url:",
+        "not supported",
+    );
+}
+
+#[test]
+fn health_check_keys() {
+    let with_health = |keys: &str| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nextensions:\n  health_check:\n    endpoint: localhost:13133\n{keys}service:\n  extensions: [health_check]\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [nop]\n"
+        )
+    };
+    let config = load(&with_health(
+        "    check_collector_pipeline:\n      enabled: false\n      interval: 5m\n      exporter_failure_threshold: 5\n",
+    ))
+    .unwrap();
+    let tern_config::ExtensionConfig::HealthCheck(h) =
+        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config;
+    assert!(!h.check_collector_pipeline.enabled);
+
+    let errs = errors(&with_health(
+        "    response_body:\n      healthy: up\n      unhealthy: down\n    check_collector_pipeline:\n      enabled: true\n",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:11:7: extensions.health_check.response_body:",
+        "not supported yet",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:14:16: extensions.health_check.check_collector_pipeline.enabled:",
+        "the Collector deprecated this check",
+    );
+}
