@@ -255,6 +255,30 @@ pub struct HttpServerConfig {
     pub logs_url_path: String,
     /// TLS; plain text when absent.
     pub tls: Option<TlsServerConfig>,
+    /// Cross-origin resource sharing for browsers; off when absent or when
+    /// `allowed_origins` is empty.
+    pub cors: Option<CorsConfig>,
+    /// Headers added to every response (name to value).
+    pub response_headers: BTreeMap<String, String>,
+}
+
+/// `receivers.otlp.protocols.http.cors`: the Collector's `confighttp` CORS
+/// settings (credentials always allowed, methods GET, POST and HEAD).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call; `*` stands for any run of characters
+    /// (`https://*.example.com`, or `*` alone for every origin).
+    pub allowed_origins: Vec<String>,
+    /// Request headers a browser may send besides the ones always allowed
+    /// (Accept, Accept-Language, Content-Type, Content-Language, Origin;
+    /// X-Requested-With too when none are listed); `*` allows any.
+    pub allowed_headers: Vec<String>,
+    /// Response headers a page may read (`Access-Control-Expose-Headers`).
+    pub exposed_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight answer
+    /// (`Access-Control-Max-Age`; 0 = not sent).
+    pub max_age: u32,
 }
 
 impl Default for HttpServerConfig {
@@ -267,6 +291,8 @@ impl Default for HttpServerConfig {
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
             tls: None,
+            cors: None,
+            response_headers: BTreeMap::new(),
         }
     }
 }

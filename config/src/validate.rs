@@ -49,6 +49,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
 fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
     for c in config.receivers.values() {
         let ReceiverConfig::Otlp(otlp) = &c.config;
+        check_receiver_keys(c, otlp, errors);
         if otlp.protocols.grpc.as_ref().is_none() && otlp.protocols.http.as_ref().is_none() {
             errors.push(at(
                 &c.loc,
@@ -241,6 +242,65 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     &["rotation", "max_megabytes"],
                     "must be at least 1",
                 ));
+            }
+        }
+    }
+}
+
+/// Whether `name` is an HTTP header name (an RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent as an HTTP header value.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// The `otlp` receiver's CORS, response header, gRPC transport and TLS keys.
+fn check_receiver_keys(
+    c: &crate::Component<ReceiverConfig>,
+    otlp: &crate::OtlpReceiverConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut error = |path: &[&str], message: String| {
+        errors.push(setting("receivers", c, path, message));
+    };
+    if let Some(http) = otlp.protocols.http.as_ref() {
+        if let Some(cors) = &http.cors {
+            if let Some(o) = cors.allowed_origins.iter().find(|o| o.trim().is_empty()) {
+                error(
+                    &["protocols", "http", "cors", "allowed_origins"],
+                    format!("`{o}` is not an origin (use `*` to allow every origin)"),
+                );
+            }
+            let lists = [
+                ("allowed_headers", &cors.allowed_headers),
+                ("exposed_headers", &cors.exposed_headers),
+            ];
+            for (key, list) in lists {
+                if let Some(h) = list.iter().find(|h| !is_header_name(h)) {
+                    error(
+                        &["protocols", "http", "cors", key],
+                        format!("`{h}` is not an HTTP header name"),
+                    );
+                }
+            }
+        }
+        for (name, value) in &http.response_headers {
+            let path = ["protocols", "http", "response_headers", name.as_str()];
+            if !is_header_name(name) {
+                error(&path, format!("`{name}` is not an HTTP header name"));
+            } else if !is_header_value(value) {
+                error(
+                    &path,
+                    "is not a valid HTTP header value (printable ASCII only)".into(),
+                );
             }
         }
     }

@@ -1,0 +1,67 @@
+//! The `otlp` receiver's server keys: CORS, response headers, gRPC buffers
+//! and transport, TLS versions, reloading and inline PEM; defaults, and
+//! every bad value reported at its line.
+
+#![allow(clippy::unwrap_used)]
+
+use tern_config::{ConfigErrors, ReceiverConfig, load_sources};
+
+fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
+    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A config whose `otlp` receiver has `protocols` (indented 6 spaces).
+fn with_protocols(protocols: &str) -> String {
+    format!(
+        "receivers:\n  otlp:\n    protocols:\n{protocols}\nexporters:\n  nop:\n\
+         service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n"
+    )
+}
+
+fn otlp(config: &tern_config::Config) -> &tern_config::OtlpReceiverConfig {
+    let ReceiverConfig::Otlp(o) = &config.receivers.values().next().unwrap().config;
+    o
+}
+
+#[test]
+fn cors_and_response_headers_load_with_defaults() {
+    let config = load(&with_protocols(
+        "      http:\n        cors:\n          allowed_origins: [\"https://*.example.com\"]\n\
+         \x20       response_headers:\n          X-A: b\n",
+    ))
+    .unwrap();
+    let http = otlp(&config).protocols.http.as_ref().unwrap();
+    let cors = http.cors.as_ref().unwrap();
+    assert_eq!(cors.allowed_origins, ["https://*.example.com"]);
+    assert!(cors.allowed_headers.is_empty());
+    assert_eq!(cors.max_age, 0);
+    assert_eq!(http.response_headers["X-A"], "b");
+    let plain = load(&with_protocols("      http:\n")).unwrap();
+    let http = otlp(&plain).protocols.http.as_ref().unwrap();
+    assert!(http.cors.is_none() && http.response_headers.is_empty());
+}
+
+#[test]
+fn bad_cors_and_response_headers_are_reported_at_their_line() {
+    let errs = errors(&with_protocols(
+        "      http:\n        cors:\n          allowed_origins: [\"\"]\n\
+         \x20         allowed_headers: [\"bad header\"]\n\
+         \x20       response_headers:\n          \"X A\": b\n          X-B: \"a\\nb\"\n",
+    ));
+    let expected = [
+        "tern.yaml:6:28: receivers.otlp.protocols.http.cors.allowed_origins: `` is not an origin",
+        "tern.yaml:7:28: receivers.otlp.protocols.http.cors.allowed_headers: `bad header` is not an HTTP header name",
+        "tern.yaml:9:18: receivers.otlp.protocols.http.response_headers.X A: `X A` is not an HTTP header name",
+        "tern.yaml:10:16: receivers.otlp.protocols.http.response_headers.X-B: is not a valid HTTP header value",
+    ];
+    for e in expected {
+        assert!(errs.iter().any(|m| m.starts_with(e)), "{e}\nin {errs:#?}");
+    }
+}
