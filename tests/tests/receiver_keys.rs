@@ -1,6 +1,6 @@
 //! The `otlp` receiver's server keys, end to end with the real binary:
 //! CORS as a browser exercises it (a preflight, then the actual request)
-//! and `response_headers` on every answer.
+//! `response_headers` on every answer, and gRPC `include_metadata`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -113,4 +113,61 @@ async fn browsers_get_cors_answers_and_every_answer_the_response_headers() {
     let missing = http_request(tern.http, "POST", "/nowhere", &[], Vec::new()).await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.header("x-served-by"), Some("tern"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_include_metadata_keeps_the_callers_metadata() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let config = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        include_metadata: true
+exporters:
+  debug:
+    verbosity: detailed
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+";
+    let mut tern = Tern::start(config);
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", tern.grpc))
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let body = tern_e2e::grpc_frame(&common::spans(7, 1).encode_to_vec(), false);
+    let req = http::Request::post(format!(
+        "http://127.0.0.1:{}{}",
+        tern.grpc,
+        tern_e2e::paths::TRACES
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("x-tenant-id", "acme")
+    .body(Full::new(body))
+    .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let trailers = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .trailers()
+        .cloned();
+    assert_eq!(trailers.unwrap().get("grpc-status").unwrap(), "0");
+    assert!(tern.stop().success());
+    let logs = tern.logs();
+    let grpc_ctx = logs
+        .lines()
+        .find(|l| l.contains("request context") && l.contains("transport=\"grpc\""))
+        .unwrap_or_else(|| panic!("no grpc context in\n{logs}"));
+    assert!(grpc_ctx.contains("x-tenant-id=acme"), "{grpc_ctx}");
 }
