@@ -42,7 +42,34 @@ pub enum Protocol {
     Http2 {
         /// Most concurrent streams per connection.
         max_concurrent_streams: Option<u32>,
+        /// Buffers between each connection and the HTTP/2 codec.
+        buffers: Buffers,
     },
+}
+
+/// Buffers between a connection (after TLS) and its HTTP/2 codec, as
+/// gRPC-Go's `ReadBufferSize` and `WriteBufferSize`: a read fills up to
+/// `read` bytes from the socket at once, for the codec to take frames
+/// from; answers are gathered up to `write` bytes (or until the codec
+/// flushes, which it does after each batch of frames) before one write to
+/// the socket. 0 means none: the codec reads and writes the socket itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Buffers {
+    /// Read buffer capacity in bytes.
+    pub read: usize,
+    /// Write buffer capacity in bytes.
+    pub write: usize,
+}
+
+/// `io` behind `buffers`.
+fn buffered(io: Box<dyn Io>, buffers: Buffers) -> Box<dyn Io> {
+    use tokio::io::{BufReader, BufStream, BufWriter};
+    match (buffers.read, buffers.write) {
+        (0, 0) => io,
+        (read, 0) => Box::new(BufReader::with_capacity(read, io)),
+        (0, write) => Box::new(BufWriter::with_capacity(write, io)),
+        (read, write) => Box::new(BufStream::with_capacity(read, write, io)),
+    }
 }
 
 /// How long a new connection may take to deliver its first complete
@@ -65,7 +92,8 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most connections one listener serves at once. Far above what a node's
 /// SDKs or a gateway's agents open; low enough that a flood of idle
 /// connections holds at most about 64 MiB (some 16 KiB each for HTTP/2,
-/// 10 KiB for a half-sent HTTP/1 head, measured).
+/// 10 KiB for a half-sent HTTP/1 head, measured), plus, on gRPC, each
+/// connection's [`Buffers`] as far as data has filled them.
 pub const MAX_CONNECTIONS: u32 = 4096;
 /// How long a connection being closed (idle, timed out, or the server
 /// stopping) gets to finish what is in flight before it is dropped.
@@ -214,6 +242,7 @@ pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     if let Protocol::Http2 {
         max_concurrent_streams,
+        ..
     } = protocol
     {
         builder = builder.http2_only();
@@ -244,6 +273,10 @@ pub async fn serve<F, S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let builder = builder(protocol);
+    let buffers = match protocol {
+        Protocol::Auto => Buffers::default(),
+        Protocol::Http2 { buffers, .. } => buffers,
+    };
     let places = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
     let at_cap_log = LogLimiter::default();
     let mut stop = shutdown.clone();
@@ -305,7 +338,7 @@ pub async fn serve<F, S, B>(
                     }
                 }
             };
-            let reason = connection(io, service, &builder, shutdown).await;
+            let reason = connection(buffered(io, buffers), service, &builder, shutdown).await;
             tracing::debug!(%peer, reason = reason.as_str(), "connection closed");
             slot.close(reason);
         });
@@ -628,6 +661,7 @@ mod tests {
         let (_stop, shutdown) = watch::channel(false);
         let h2 = builder(Protocol::Http2 {
             max_concurrent_streams: None,
+            buffers: Buffers::default(),
         });
         let served = tokio::spawn(async move {
             connection(server, answering(Duration::ZERO, b"ok"), &h2, shutdown).await
@@ -648,6 +682,91 @@ mod tests {
         driver.await.unwrap().unwrap();
         assert_eq!(served.await.unwrap(), Close::Idle);
         assert!(Instant::now() - answered >= IDLE_TIMEOUT);
+    }
+
+    /// What a [`Recorder`] saw: the size of each read asked of it and of
+    /// each write made to it.
+    type Seen = Arc<std::sync::Mutex<(Vec<usize>, Vec<usize>)>>;
+
+    /// A socket that records its reads and writes in a [`Seen`].
+    struct Recorder(Seen);
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.lock().unwrap().0.push(buf.remaining());
+            let n = buf.remaining().min(16);
+            buf.put_slice(&[7; 16][..n]);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().1.push(buf.len());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Reads 4 bytes and writes three 10-byte pieces and a flush through
+    /// `buffers`; returns what the socket saw (reads asked, writes made).
+    async fn through(buffers: Buffers) -> (Vec<usize>, Vec<usize>) {
+        let seen = Seen::default();
+        let mut io = buffered(Box::new(Recorder(seen.clone())), buffers);
+        let mut four = [0u8; 4];
+        io.read_exact(&mut four).await.unwrap();
+        for _ in 0..3 {
+            io.write_all(&[1; 10]).await.unwrap();
+        }
+        io.flush().await.unwrap();
+        seen.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn buffers_set_the_socket_reads_and_writes() {
+        // None: the socket sees the caller's own reads and writes.
+        assert_eq!(
+            through(Buffers::default()).await,
+            (vec![4], vec![10, 10, 10])
+        );
+        // A read buffer asks the socket for its whole capacity at once.
+        let read = Buffers {
+            read: 65536,
+            write: 0,
+        };
+        assert_eq!(through(read).await, (vec![65536], vec![10, 10, 10]));
+        // A write buffer gathers the pieces into one write at the flush.
+        let write = Buffers {
+            read: 0,
+            write: 4096,
+        };
+        assert_eq!(through(write).await, (vec![4], vec![30]));
+        let both = Buffers {
+            read: 1024,
+            write: 16,
+        };
+        // 16 bytes hold one piece; the second does not fit, so the first
+        // goes out, and so on.
+        assert_eq!(through(both).await, (vec![1024], vec![10, 10, 10]));
     }
 
     #[tokio::test(start_paused = true)]

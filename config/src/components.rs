@@ -223,6 +223,14 @@ pub struct GrpcServerConfig {
     pub include_metadata: bool,
     /// TLS; plain text when absent.
     pub tls: Option<TlsServerConfig>,
+    /// Bytes of the buffer each connection reads into from the socket
+    /// (default 512 KiB, as the Collector's OTLP receiver; 0 = none).
+    pub read_buffer_size: u64,
+    /// Bytes of answers gathered per connection before a write to the
+    /// socket (default 0 = none).
+    pub write_buffer_size: u64,
+    /// Network of `endpoint`; only `tcp` (the default).
+    pub transport: String,
 }
 
 impl Default for GrpcServerConfig {
@@ -233,6 +241,9 @@ impl Default for GrpcServerConfig {
             max_concurrent_streams: 0,
             include_metadata: false,
             tls: None,
+            read_buffer_size: 512 * 1024,
+            write_buffer_size: 0,
+            transport: "tcp".into(),
         }
     }
 }

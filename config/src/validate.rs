@@ -262,6 +262,10 @@ fn is_header_value(value: &str) -> bool {
         .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
+/// Largest gRPC `read_buffer_size` / `write_buffer_size`: each connection
+/// holds one of each.
+const MAX_CONNECTION_BUFFER: u64 = 64 << 20;
+
 /// The `otlp` receiver's CORS, response header, gRPC transport and TLS keys.
 fn check_receiver_keys(
     c: &crate::Component<ReceiverConfig>,
@@ -271,6 +275,30 @@ fn check_receiver_keys(
     let mut error = |path: &[&str], message: String| {
         errors.push(setting("receivers", c, path, message));
     };
+    if let Some(grpc) = otlp.protocols.grpc.as_ref()
+        && grpc.transport != "tcp"
+    {
+        error(
+            &["protocols", "grpc", "transport"],
+            format!(
+                "transport `{}` is not supported by Tern; only `tcp` is",
+                grpc.transport
+            ),
+        );
+    }
+    if let Some(grpc) = otlp.protocols.grpc.as_ref() {
+        for (key, size) in [
+            ("read_buffer_size", grpc.read_buffer_size),
+            ("write_buffer_size", grpc.write_buffer_size),
+        ] {
+            if size > MAX_CONNECTION_BUFFER {
+                error(
+                    &["protocols", "grpc", key],
+                    format!("must be at most {MAX_CONNECTION_BUFFER} (64 MiB; one per connection)"),
+                );
+            }
+        }
+    }
     if let Some(http) = otlp.protocols.http.as_ref() {
         if let Some(cors) = &http.cors {
             if let Some(o) = cors.allowed_origins.iter().find(|o| o.trim().is_empty()) {

@@ -65,3 +65,39 @@ fn bad_cors_and_response_headers_are_reported_at_their_line() {
         assert!(errs.iter().any(|m| m.starts_with(e)), "{e}\nin {errs:#?}");
     }
 }
+
+#[test]
+fn grpc_buffers_and_transport() {
+    let plain = load(&with_protocols("      grpc:\n")).unwrap();
+    let grpc = otlp(&plain).protocols.grpc.as_ref().unwrap();
+    assert_eq!(grpc.read_buffer_size, 512 * 1024);
+    assert_eq!(grpc.write_buffer_size, 0);
+    assert_eq!(grpc.transport, "tcp");
+    let set = load(&with_protocols(
+        "      grpc:\n        read_buffer_size: 0\n        write_buffer_size: 32768\n        transport: tcp\n",
+    ))
+    .unwrap();
+    let grpc = otlp(&set).protocols.grpc.as_ref().unwrap();
+    assert_eq!((grpc.read_buffer_size, grpc.write_buffer_size), (0, 32768));
+    let errs = errors(&with_protocols(
+        "      grpc:\n        transport: unix\n        read_buffer_size: 100000000\n",
+    ));
+    let expected = [
+        "tern.yaml:5:20: receivers.otlp.protocols.grpc.transport: transport `unix` is not supported by Tern; only `tcp` is",
+        "tern.yaml:6:27: receivers.otlp.protocols.grpc.read_buffer_size: must be at most 67108864",
+    ];
+    for e in expected {
+        assert!(errs.iter().any(|m| m.starts_with(e)), "{e}\nin {errs:#?}");
+    }
+}
+
+#[test]
+fn a_negative_buffer_size_is_a_type_error_at_its_line() {
+    let errs = errors(&with_protocols(
+        "      grpc:\n        write_buffer_size: -1\n",
+    ));
+    assert!(
+        errs[0].starts_with("tern.yaml:5:28: receivers.otlp.protocols.grpc.write_buffer_size:"),
+        "{errs:#?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The `otlp` receiver's server keys, end to end with the real binary:
 //! CORS as a browser exercises it (a preflight, then the actual request)
-//! `response_headers` on every answer, and gRPC `include_metadata`.
+//! `response_headers` on every answer, and gRPC `include_metadata` (over
+//! tiny connection buffers).
 
 #![allow(clippy::unwrap_used)]
 
@@ -116,7 +117,7 @@ async fn browsers_get_cors_answers_and_every_answer_the_response_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_include_metadata_keeps_the_callers_metadata() {
+async fn grpc_include_metadata_keeps_the_callers_metadata_through_tiny_buffers() {
     use http_body_util::{BodyExt, Full};
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let config = "
@@ -125,6 +126,9 @@ receivers:
     protocols:
       grpc:
         include_metadata: true
+        # Odd sizes: frames cross buffer boundaries both ways.
+        read_buffer_size: 7
+        write_buffer_size: 3
 exporters:
   debug:
     verbosity: detailed
