@@ -1,7 +1,8 @@
 //! The accept loop every Tern server uses (OTLP gRPC, OTLP HTTP, health,
 //! self-metrics): one task per connection (TLS handshake included, so a
 //! slow client never blocks accepting), served by hyper, and a graceful stop
-//! that lets requests in flight finish. Also builds server TLS settings.
+//! that lets requests in flight finish. Also builds server TLS settings
+//! (versions, client certificates, a certificate reloaded from disk).
 //!
 //! No client holds a connection for free (slowloris): a new connection must
 //! deliver a complete request head within [`HEADER_TIMEOUT`], a connection
@@ -107,13 +108,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Why server TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerTlsError {
-    /// A PEM file could not be read.
-    #[error("{key}: {error}")]
+    /// A certificate, key or CA could not be read.
+    #[error("{key}: {message}")]
     Pem {
         /// The config key.
         key: String,
         /// The problem.
-        error: tern_exporters::tls::TlsError,
+        message: String,
     },
     /// rustls refused the settings.
     #[error("{key}: invalid TLS settings: {message}")]
@@ -125,37 +126,136 @@ pub enum ServerTlsError {
     },
 }
 
+/// Reads the certificate chain and key `config` names (files or inline
+/// PEM) into a key rustls serves; `key` names the `tls` setting.
+fn certified_key(
+    config: &tern_config::TlsServerConfig,
+    key: &str,
+) -> Result<rustls::sign::CertifiedKey, ServerTlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |k: &str, message: String| ServerTlsError::Pem {
+        key: format!("{key}.{k}"),
+        message,
+    };
+    let certs = if config.cert_file.is_empty() {
+        CertificateDer::pem_slice_iter(config.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem("cert_pem", e.to_string()))?
+    } else {
+        tern_exporters::tls::certs(&config.cert_file)
+            .map_err(|e| pem("cert_file", e.to_string()))?
+    };
+    if certs.is_empty() {
+        let k = if config.cert_file.is_empty() {
+            "cert_pem"
+        } else {
+            "cert_file"
+        };
+        return Err(pem(k, "no certificate found".into()));
+    }
+    let private = if config.key_file.is_empty() {
+        PrivateKeyDer::from_pem_slice(config.key_pem.as_bytes())
+            .map_err(|e| pem("key_pem", e.to_string()))?
+    } else {
+        PrivateKeyDer::from_pem_file(&config.key_file)
+            .map_err(|e| pem("key_file", format!("cannot read {}: {e}", config.key_file)))?
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(certs, private, &provider).map_err(|e| {
+        ServerTlsError::Rustls {
+            key: key.to_string(),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Serves a receiver's certificate, reading it from disk again at the
+/// first handshake after each `reload_interval` (as the Collector does).
+/// A reload that fails keeps the certificate served so far, with a
+/// warning.
+#[derive(Debug)]
+struct Certificate {
+    config: tern_config::TlsServerConfig,
+    /// The `tls` setting, for messages.
+    key: String,
+    /// The key served, and when to read the files again (`None`: never).
+    current: std::sync::Mutex<(Arc<rustls::sign::CertifiedKey>, Option<std::time::Instant>)>,
+}
+
+impl Certificate {
+    fn new(
+        config: &tern_config::TlsServerConfig,
+        key: &str,
+    ) -> Result<Certificate, ServerTlsError> {
+        let loaded = Arc::new(certified_key(config, key)?);
+        let interval = config.reload_interval.0;
+        let files = !config.cert_file.is_empty() || !config.key_file.is_empty();
+        let next = (files && !interval.is_zero()).then(|| std::time::Instant::now() + interval);
+        Ok(Certificate {
+            config: config.clone(),
+            key: key.to_string(),
+            current: std::sync::Mutex::new((loaded, next)),
+        })
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Certificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if let Some(next) = current.1
+            && now >= next
+        {
+            match certified_key(&self.config, &self.key) {
+                Ok(loaded) => {
+                    tracing::info!(setting = %self.key, "TLS certificate reloaded");
+                    current.0 = Arc::new(loaded);
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot reload the TLS certificate; still serving the one loaded before"
+                ),
+            }
+            current.1 = Some(now + self.config.reload_interval.0);
+        }
+        Some(current.0.clone())
+    }
+}
+
 /// A TLS acceptor for `config`; `key` names the setting in messages.
 pub fn tls_acceptor(
     config: &tern_config::TlsServerConfig,
     alpn: &[&[u8]],
     key: &str,
 ) -> Result<TlsAcceptor, ServerTlsError> {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
+    use tern_config::components::TlsVersion;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pem = |k: &str, error| ServerTlsError::Pem {
-        key: format!("{key}.{k}"),
-        error,
-    };
     let rustls_err = |message: String| ServerTlsError::Rustls {
         key: key.to_string(),
         message,
     };
-    let certs = tern_exporters::tls::certs(&config.cert_file).map_err(|e| pem("cert_file", e))?;
-    let private = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| {
-        pem(
-            "key_file",
-            tern_exporters::tls::TlsError::Pem(config.key_file.clone(), e.to_string()),
-        )
-    })?;
-    let builder = rustls::ServerConfig::builder();
+    let (min, max) = config
+        .versions()
+        .map_err(|(k, message)| rustls_err(format!("{k}: {message}")))?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match (min, max) {
+        (TlsVersion::V1_2, TlsVersion::V1_2) => &[&rustls::version::TLS12],
+        (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
+        (TlsVersion::V1_2, TlsVersion::V1_3) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = rustls::ServerConfig::builder_with_protocol_versions(versions);
     let builder = if config.client_ca_file.is_empty() {
         builder.with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in tern_exporters::tls::certs(&config.client_ca_file)
-            .map_err(|e| pem("client_ca_file", e))?
+        for cert in
+            tern_exporters::tls::certs(&config.client_ca_file).map_err(|e| ServerTlsError::Pem {
+                key: format!("{key}.client_ca_file"),
+                message: e.to_string(),
+            })?
         {
             roots.add(cert).map_err(|e| rustls_err(e.to_string()))?;
         }
@@ -164,9 +264,7 @@ pub fn tls_acceptor(
             .map_err(|e| rustls_err(e.to_string()))?;
         builder.with_client_cert_verifier(verifier)
     };
-    let mut server = builder
-        .with_single_cert(certs, private)
-        .map_err(|e| rustls_err(e.to_string()))?;
+    let mut server = builder.with_cert_resolver(Arc::new(Certificate::new(config, key)?));
     server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(server)))
 }

@@ -201,12 +201,69 @@ pub struct OtlpProtocols {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsServerConfig {
-    /// Server certificate chain (PEM).
+    /// Server certificate chain (PEM file).
     pub cert_file: String,
-    /// Server private key (PEM).
+    /// Server certificate chain, inline PEM (instead of `cert_file`).
+    pub cert_pem: String,
+    /// Server private key (PEM file).
     pub key_file: String,
+    /// Server private key, inline PEM (instead of `key_file`).
+    pub key_pem: String,
     /// When set, clients must present a certificate signed by this CA (PEM).
     pub client_ca_file: String,
+    /// Accepted only to say that it has no effect on a server (validate
+    /// error): the Collector ignores it there too.
+    pub ca_file: String,
+    /// Like `ca_file`, inline.
+    pub ca_pem: String,
+    /// Lowest TLS version accepted: `1.2` (default) or `1.3`.
+    pub min_version: String,
+    /// Highest TLS version accepted: `1.2` or `1.3` (default).
+    pub max_version: String,
+    /// How often `cert_file` and `key_file` are read again (0 = never).
+    pub reload_interval: GoDuration,
+}
+
+/// A TLS protocol version Tern speaks (rustls has no 1.0 or 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+impl TlsVersion {
+    /// Reads a `min_version` / `max_version` value; empty is `default`.
+    fn parse(text: &str, default: TlsVersion) -> Result<TlsVersion, String> {
+        match text.trim() {
+            "" => Ok(default),
+            "1.2" => Ok(TlsVersion::V1_2),
+            "1.3" => Ok(TlsVersion::V1_3),
+            v @ ("1.0" | "1.1") => Err(format!(
+                "TLS {v} is not supported by Tern (rustls implements 1.2 and 1.3 only)"
+            )),
+            v => Err(format!("unknown TLS version `{v}` (use 1.2 or 1.3)")),
+        }
+    }
+}
+
+impl TlsServerConfig {
+    /// The accepted versions, lowest first; on error, the key at fault and
+    /// why.
+    pub fn versions(&self) -> Result<(TlsVersion, TlsVersion), (&'static str, String)> {
+        let min = TlsVersion::parse(&self.min_version, TlsVersion::V1_2)
+            .map_err(|e| ("min_version", e))?;
+        let max = TlsVersion::parse(&self.max_version, TlsVersion::V1_3)
+            .map_err(|e| ("max_version", e))?;
+        if min > max {
+            return Err((
+                "min_version",
+                "min_version cannot be greater than max_version".into(),
+            ));
+        }
+        Ok((min, max))
+    }
 }
 
 /// `receivers.otlp.protocols.grpc`.

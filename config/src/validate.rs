@@ -86,17 +86,23 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         ];
         for (proto, tls) in tls {
             let missing = tls.and_then(|t| {
-                [("cert_file", &t.cert_file), ("key_file", &t.key_file)]
-                    .into_iter()
-                    .find(|(_, v)| v.is_empty())
+                [
+                    ("cert_file", &t.cert_file, &t.cert_pem),
+                    ("key_file", &t.key_file, &t.key_pem),
+                ]
+                .into_iter()
+                .find(|(_, file, pem)| file.is_empty() && pem.is_empty())
             });
-            if let Some((key, _)) = missing {
+            if let Some((key, _, _)) = missing {
                 errors.push(setting(
                     "receivers",
                     c,
                     &["protocols", proto, "tls", key],
-                    "is required (cert_file and key_file)",
+                    "is required (cert_file or cert_pem, and key_file or key_pem)",
                 ));
+            }
+            if let Some(t) = tls {
+                check_server_tls(c, proto, t, errors);
             }
         }
         if let Some(grpc) = otlp.protocols.grpc.as_ref()
@@ -260,6 +266,48 @@ fn is_header_value(value: &str) -> bool {
     value
         .bytes()
         .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// The `tls` keys of receiver `c`'s protocol `proto` beyond the required
+/// certificate and key.
+fn check_server_tls(
+    c: &crate::Component<ReceiverConfig>,
+    proto: &str,
+    t: &crate::TlsServerConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut error = |key: &str, message: String| {
+        errors.push(setting(
+            "receivers",
+            c,
+            &["protocols", proto, "tls", key],
+            message,
+        ));
+    };
+    for (file, pem, file_key, pem_key) in [
+        (&t.cert_file, &t.cert_pem, "cert_file", "cert_pem"),
+        (&t.key_file, &t.key_pem, "key_file", "key_pem"),
+    ] {
+        if !file.is_empty() && !pem.is_empty() {
+            error(
+                pem_key,
+                format!("provide either {file_key} or {pem_key}, not both"),
+            );
+        }
+    }
+    for (key, value) in [("ca_file", &t.ca_file), ("ca_pem", &t.ca_pem)] {
+        if !value.is_empty() {
+            error(
+                key,
+                "has no effect on a server (the Collector ignores it there too); \
+                 to require client certificates, use client_ca_file"
+                    .into(),
+            );
+        }
+    }
+    if let Err((key, message)) = t.versions() {
+        error(key, message);
+    }
 }
 
 /// Largest gRPC `read_buffer_size` / `write_buffer_size`: each connection

@@ -101,3 +101,51 @@ fn a_negative_buffer_size_is_a_type_error_at_its_line() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn tls_versions_inline_pem_and_reload_interval() {
+    let config = load(&with_protocols(
+        "      http:\n        tls:\n          cert_pem: \"x\"\n          key_pem: \"y\"\n\
+         \x20         min_version: \"1.3\"\n          reload_interval: 10m\n",
+    ))
+    .unwrap();
+    let tls = otlp(&config)
+        .protocols
+        .http
+        .as_ref()
+        .unwrap()
+        .tls
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        tls.versions().unwrap(),
+        (
+            tern_config::components::TlsVersion::V1_3,
+            tern_config::components::TlsVersion::V1_3
+        )
+    );
+    assert_eq!(tls.reload_interval.0, std::time::Duration::from_secs(600));
+    let errs = errors(&with_protocols(
+        "      http:\n        tls:\n          cert_file: a\n          cert_pem: b\n          key_pem: c\n\
+         \x20         min_version: \"1.1\"\n          ca_pem: d\n      grpc:\n        tls:\n\
+         \x20         key_file: k\n          max_version: 1.4\n",
+    ));
+    let expected = [
+        "tern.yaml:7:21: receivers.otlp.protocols.http.tls.cert_pem: provide either cert_file or cert_pem, not both",
+        "tern.yaml:9:24: receivers.otlp.protocols.http.tls.min_version: TLS 1.1 is not supported by Tern",
+        "tern.yaml:10:19: receivers.otlp.protocols.http.tls.ca_pem: has no effect on a server",
+        "tern.yaml:13:11: receivers.otlp.protocols.grpc.tls.cert_file: is required (cert_file or cert_pem",
+        "tern.yaml:14:24: receivers.otlp.protocols.grpc.tls.max_version: unknown TLS version `1.4`",
+    ];
+    for e in expected {
+        assert!(errs.iter().any(|m| m.starts_with(e)), "{e}\nin {errs:#?}");
+    }
+    let errs = errors(&with_protocols(
+        "      http:\n        tls:\n          cert_file: a\n          key_file: b\n\
+         \x20         min_version: \"1.3\"\n          max_version: \"1.2\"\n",
+    ));
+    assert!(
+        errs[0].starts_with("tern.yaml:8:24: receivers.otlp.protocols.http.tls.min_version: min_version cannot be greater than max_version"),
+        "{errs:#?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! The `otlp` receiver's server keys, end to end with the real binary:
 //! CORS as a browser exercises it (a preflight, then the actual request)
-//! `response_headers` on every answer, and gRPC `include_metadata` (over
-//! tiny connection buffers).
+//! `response_headers` on every answer, gRPC `include_metadata` (over tiny
+//! connection buffers), and TLS versions, inline PEM and a certificate
+//! reloaded from disk (handshakes by the `openssl` command).
 
 #![allow(clippy::unwrap_used)]
 
@@ -174,4 +175,120 @@ service:
         .find(|l| l.contains("request context") && l.contains("transport=\"grpc\""))
         .unwrap_or_else(|| panic!("no grpc context in\n{logs}"));
     assert!(grpc_ctx.contains("x-tenant-id=acme"), "{grpc_ctx}");
+}
+
+/// Makes a self-signed certificate for 127.0.0.1 named `name` in `dir`:
+/// `{name}.pem` and `{name}.key`.
+fn self_signed(dir: &std::path::Path, name: &str) {
+    let subject = format!("/CN={name}");
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", &subject, "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-keyout", &key, "-out", &cert])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TLS handshake with `openssl s_client` limited to `version`
+/// (`-tls1_2`, `-tls1_3`, or `""` for any): the served certificate's
+/// subject line, or `None` when the handshake failed.
+fn handshake(port: u16, version: &str) -> Option<String> {
+    let mut command = std::process::Command::new("openssl");
+    command.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    if !version.is_empty() {
+        command.arg(version);
+    }
+    let out = command.stdin(std::process::Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return None;
+    }
+    text.lines()
+        .find(|l| l.starts_with("subject="))
+        .map(str::to_string)
+}
+
+/// `text` as a YAML block scalar indented by `indent` spaces.
+fn block(text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+#[test]
+fn tls_versions_inline_pem_and_a_reloaded_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    for name in ["one", "two", "inline"] {
+        self_signed(dir, name);
+    }
+    let (served_cert, served_key) = (dir.join("served.pem"), dir.join("served.key"));
+    std::fs::copy(dir.join("one.pem"), &served_cert).unwrap();
+    std::fs::copy(dir.join("one.key"), &served_key).unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let config = format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        tls:
+          cert_file: {}
+          key_file: {}
+          reload_interval: 1s
+          min_version: \"1.3\"
+      grpc:
+        tls:
+          max_version: \"1.2\"
+          cert_pem: |
+{}          key_pem: |
+{}exporters:
+  nop:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [nop]
+",
+        served_cert.display(),
+        served_key.display(),
+        block(&read("inline.pem"), 12),
+        block(&read("inline.key"), 12),
+    );
+    let tern = Tern::start(&config);
+
+    // min_version 1.3: a 1.2-only client is turned away.
+    let first = handshake(tern.http, "-tls1_3").unwrap();
+    assert!(first.contains("one"), "{first}");
+    assert_eq!(handshake(tern.http, "-tls1_2"), None);
+    // max_version 1.2, and the inline certificate.
+    let inline = handshake(tern.grpc, "-tls1_2").unwrap();
+    assert!(inline.contains("inline"), "{inline}");
+    assert_eq!(handshake(tern.grpc, "-tls1_3"), None);
+
+    // Replace the files: after reload_interval, new handshakes get the new
+    // certificate.
+    std::fs::copy(dir.join("two.key"), &served_key).unwrap();
+    std::fs::copy(dir.join("two.pem"), &served_cert).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let subject = handshake(tern.http, "").unwrap();
+        if subject.contains("two") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {subject}; log:\n{}",
+            tern.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(tern.logs().contains("TLS certificate reloaded"));
 }
