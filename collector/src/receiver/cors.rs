@@ -1,6 +1,7 @@
 //! Cross-origin resource sharing for the OTLP/HTTP receiver, as the
-//! Collector's `confighttp` sets up `rs/cors`: credentials allowed (so the
-//! request's origin is echoed, never `*`), methods GET, POST and HEAD, a
+//! Collector's `confighttp` sets up `rs/cors` (1.11): credentials allowed,
+//! the request's origin echoed (`*` when `*` is an allowed origin), methods
+//! GET, POST and HEAD, a
 //! preflight (`OPTIONS` with `Access-Control-Request-Method`) answered 204
 //! on any path before routing, and `Vary` always set. An origin, method or
 //! header that is not allowed gets an answer without `Access-Control-*`
@@ -26,6 +27,8 @@ const ALWAYS: [&str; 5] = [
 pub struct Cors {
     /// Lower-cased origin patterns; `*` matches any run of characters.
     origins: Vec<String>,
+    /// `*` is one of them: every origin is allowed and told `*`.
+    any_origin: bool,
     /// Lower-cased allowed request headers, [`ALWAYS`] included.
     headers: Vec<String>,
     any_header: bool,
@@ -86,6 +89,7 @@ impl Cors {
                 .iter()
                 .map(|o| o.to_ascii_lowercase())
                 .collect(),
+            any_origin: config.allowed_origins.iter().any(|o| o == "*"),
             any_header: config.allowed_headers.iter().any(|h| h == "*"),
             headers,
             exposed,
@@ -162,10 +166,14 @@ impl Cors {
         Some(response)
     }
 
-    /// The request's `Origin` when it is allowed.
+    /// The `Access-Control-Allow-Origin` for a request from `origin`, when
+    /// that origin is allowed.
     fn allowed_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         let origin = origin?;
         let text = origin.to_str().ok().filter(|o| !o.is_empty())?;
+        if self.any_origin {
+            return Some(HeaderValue::from_static("*"));
+        }
         self.origin_allowed(text).then(|| origin.clone())
     }
 
@@ -219,6 +227,18 @@ mod tests {
         .unwrap();
         assert!(cors.origin_allowed("https://app.EXAMPLE"));
         assert!(!cors.origin_allowed("https://other.example"));
+    }
+
+    #[test]
+    fn a_star_origin_is_answered_with_a_star() {
+        let cors = Cors::new(&CorsConfig {
+            allowed_origins: vec!["*".into()],
+            ..CorsConfig::default()
+        })
+        .unwrap();
+        let origin = HeaderValue::from_static("http://localhost");
+        assert_eq!(cors.allowed_origin(Some(&origin)).unwrap(), "*");
+        assert_eq!(cors.allowed_origin(None), None);
     }
 
     #[test]
