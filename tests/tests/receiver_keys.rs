@@ -23,6 +23,7 @@ receivers:
           max_age: 7200
         response_headers:
           X-Served-By: tern
+          Content-Type: text/plain
 exporters:
   nop:
 service:
@@ -105,6 +106,8 @@ async fn browsers_get_cors_answers_and_every_answer_the_response_headers() {
     );
     assert_eq!(sent.header("vary"), Some("origin"));
     assert_eq!(sent.header("x-served-by"), Some("tern"));
+    // The answer's own Content-Type wins over response_headers.
+    assert_eq!(sent.header("content-type"), Some("application/x-protobuf"));
     // From an origin not allowed the data is still taken (as by the
     // Collector); the browser just hides the answer.
     let foreign = post("https://evil.test").await;

@@ -424,8 +424,10 @@ impl Receiver {
                 }
             },
         };
+        // Set before the answer is made in the Collector, so a header the
+        // answer sets itself (Content-Type, CORS) wins.
         for (k, v) in &self.response_headers {
-            response.headers_mut().insert(k, v.clone());
+            response.headers_mut().entry(k).or_insert_with(|| v.clone());
         }
         response
     }
