@@ -4,7 +4,7 @@
 //! inflates; the body must arrive within [`serve::BODY_TIMEOUT`]. Errors are `google.rpc.Status` bodies in the request's encoding
 //! with the status codes the OTLP specification gives. With `cors` set,
 //! browsers may call from allowed origins ([`super::cors`]); `response_headers`
-//! are added to every answer, preflights included.
+//! are added to every answer (preflights included) that does not set them.
 
 use std::convert::Infallible;
 use std::io::Read;
