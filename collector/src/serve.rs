@@ -1,7 +1,8 @@
 //! The accept loop every Tern server uses (OTLP gRPC, OTLP HTTP, health,
 //! self-metrics): one task per connection (TLS handshake included, so a
 //! slow client never blocks accepting), served by hyper, and a graceful stop
-//! that lets requests in flight finish. Also builds server TLS settings.
+//! that lets requests in flight finish. Also builds server TLS settings
+//! (versions, client certificates, a certificate reloaded from disk).
 //!
 //! No client holds a connection for free (slowloris): a new connection must
 //! deliver a complete request head within [`HEADER_TIMEOUT`], a connection
@@ -42,7 +43,34 @@ pub enum Protocol {
     Http2 {
         /// Most concurrent streams per connection.
         max_concurrent_streams: Option<u32>,
+        /// Buffers between each connection and the HTTP/2 codec.
+        buffers: Buffers,
     },
+}
+
+/// Buffers between a connection (after TLS) and its HTTP/2 codec, as
+/// gRPC-Go's `ReadBufferSize` and `WriteBufferSize`: a read fills up to
+/// `read` bytes from the socket at once, for the codec to take frames
+/// from; answers are gathered up to `write` bytes (or until the codec
+/// flushes, which it does after each batch of frames) before one write to
+/// the socket. 0 means none: the codec reads and writes the socket itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Buffers {
+    /// Read buffer capacity in bytes.
+    pub read: usize,
+    /// Write buffer capacity in bytes.
+    pub write: usize,
+}
+
+/// `io` behind `buffers`.
+fn buffered(io: Box<dyn Io>, buffers: Buffers) -> Box<dyn Io> {
+    use tokio::io::{BufReader, BufStream, BufWriter};
+    match (buffers.read, buffers.write) {
+        (0, 0) => io,
+        (read, 0) => Box::new(BufReader::with_capacity(read, io)),
+        (0, write) => Box::new(BufWriter::with_capacity(write, io)),
+        (read, write) => Box::new(BufStream::with_capacity(read, write, io)),
+    }
 }
 
 /// How long a new connection may take to deliver its first complete
@@ -65,7 +93,8 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most connections one listener serves at once. Far above what a node's
 /// SDKs or a gateway's agents open; low enough that a flood of idle
 /// connections holds at most about 64 MiB (some 16 KiB each for HTTP/2,
-/// 10 KiB for a half-sent HTTP/1 head, measured).
+/// 10 KiB for a half-sent HTTP/1 head, measured), plus, on gRPC, each
+/// connection's [`Buffers`] as far as data has filled them.
 pub const MAX_CONNECTIONS: u32 = 4096;
 /// How long a connection being closed (idle, timed out, or the server
 /// stopping) gets to finish what is in flight before it is dropped.
@@ -79,13 +108,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Why server TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerTlsError {
-    /// A PEM file could not be read.
-    #[error("{key}: {error}")]
+    /// A certificate, key or CA could not be read.
+    #[error("{key}: {message}")]
     Pem {
         /// The config key.
         key: String,
         /// The problem.
-        error: tern_exporters::tls::TlsError,
+        message: String,
     },
     /// rustls refused the settings.
     #[error("{key}: invalid TLS settings: {message}")]
@@ -97,37 +126,136 @@ pub enum ServerTlsError {
     },
 }
 
+/// Reads the certificate chain and key `config` names (files or inline
+/// PEM) into a key rustls serves; `key` names the `tls` setting.
+fn certified_key(
+    config: &tern_config::TlsServerConfig,
+    key: &str,
+) -> Result<rustls::sign::CertifiedKey, ServerTlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |k: &str, message: String| ServerTlsError::Pem {
+        key: format!("{key}.{k}"),
+        message,
+    };
+    let certs = if config.cert_file.is_empty() {
+        CertificateDer::pem_slice_iter(config.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem("cert_pem", e.to_string()))?
+    } else {
+        tern_exporters::tls::certs(&config.cert_file)
+            .map_err(|e| pem("cert_file", e.to_string()))?
+    };
+    if certs.is_empty() {
+        let k = if config.cert_file.is_empty() {
+            "cert_pem"
+        } else {
+            "cert_file"
+        };
+        return Err(pem(k, "no certificate found".into()));
+    }
+    let private = if config.key_file.is_empty() {
+        PrivateKeyDer::from_pem_slice(config.key_pem.as_bytes())
+            .map_err(|e| pem("key_pem", e.to_string()))?
+    } else {
+        PrivateKeyDer::from_pem_file(&config.key_file)
+            .map_err(|e| pem("key_file", format!("cannot read {}: {e}", config.key_file)))?
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(certs, private, &provider).map_err(|e| {
+        ServerTlsError::Rustls {
+            key: key.to_string(),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Serves a receiver's certificate, reading it from disk again at the
+/// first handshake after each `reload_interval` (as the Collector does).
+/// A reload that fails keeps the certificate served so far, with a
+/// warning.
+#[derive(Debug)]
+struct Certificate {
+    config: tern_config::TlsServerConfig,
+    /// The `tls` setting, for messages.
+    key: String,
+    /// The key served, and when to read the files again (`None`: never).
+    current: std::sync::Mutex<(Arc<rustls::sign::CertifiedKey>, Option<std::time::Instant>)>,
+}
+
+impl Certificate {
+    fn new(
+        config: &tern_config::TlsServerConfig,
+        key: &str,
+    ) -> Result<Certificate, ServerTlsError> {
+        let loaded = Arc::new(certified_key(config, key)?);
+        let interval = config.reload_interval.0;
+        let files = !config.cert_file.is_empty() || !config.key_file.is_empty();
+        let next = (files && !interval.is_zero()).then(|| std::time::Instant::now() + interval);
+        Ok(Certificate {
+            config: config.clone(),
+            key: key.to_string(),
+            current: std::sync::Mutex::new((loaded, next)),
+        })
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Certificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if let Some(next) = current.1
+            && now >= next
+        {
+            match certified_key(&self.config, &self.key) {
+                Ok(loaded) => {
+                    tracing::info!(setting = %self.key, "TLS certificate reloaded");
+                    current.0 = Arc::new(loaded);
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot reload the TLS certificate; still serving the one loaded before"
+                ),
+            }
+            current.1 = Some(now + self.config.reload_interval.0);
+        }
+        Some(current.0.clone())
+    }
+}
+
 /// A TLS acceptor for `config`; `key` names the setting in messages.
 pub fn tls_acceptor(
     config: &tern_config::TlsServerConfig,
     alpn: &[&[u8]],
     key: &str,
 ) -> Result<TlsAcceptor, ServerTlsError> {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
+    use tern_config::components::TlsVersion;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let pem = |k: &str, error| ServerTlsError::Pem {
-        key: format!("{key}.{k}"),
-        error,
-    };
     let rustls_err = |message: String| ServerTlsError::Rustls {
         key: key.to_string(),
         message,
     };
-    let certs = tern_exporters::tls::certs(&config.cert_file).map_err(|e| pem("cert_file", e))?;
-    let private = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| {
-        pem(
-            "key_file",
-            tern_exporters::tls::TlsError::Pem(config.key_file.clone(), e.to_string()),
-        )
-    })?;
-    let builder = rustls::ServerConfig::builder();
+    let (min, max) = config
+        .versions()
+        .map_err(|(k, message)| rustls_err(format!("{k}: {message}")))?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match (min, max) {
+        (TlsVersion::V1_2, TlsVersion::V1_2) => &[&rustls::version::TLS12],
+        (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
+        (TlsVersion::V1_2, TlsVersion::V1_3) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = rustls::ServerConfig::builder_with_protocol_versions(versions);
     let builder = if config.client_ca_file.is_empty() {
         builder.with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in tern_exporters::tls::certs(&config.client_ca_file)
-            .map_err(|e| pem("client_ca_file", e))?
+        for cert in
+            tern_exporters::tls::certs(&config.client_ca_file).map_err(|e| ServerTlsError::Pem {
+                key: format!("{key}.client_ca_file"),
+                message: e.to_string(),
+            })?
         {
             roots.add(cert).map_err(|e| rustls_err(e.to_string()))?;
         }
@@ -136,9 +264,7 @@ pub fn tls_acceptor(
             .map_err(|e| rustls_err(e.to_string()))?;
         builder.with_client_cert_verifier(verifier)
     };
-    let mut server = builder
-        .with_single_cert(certs, private)
-        .map_err(|e| rustls_err(e.to_string()))?;
+    let mut server = builder.with_cert_resolver(Arc::new(Certificate::new(config, key)?));
     server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
@@ -214,6 +340,7 @@ pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     if let Protocol::Http2 {
         max_concurrent_streams,
+        ..
     } = protocol
     {
         builder = builder.http2_only();
@@ -244,6 +371,10 @@ pub async fn serve<F, S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let builder = builder(protocol);
+    let buffers = match protocol {
+        Protocol::Auto => Buffers::default(),
+        Protocol::Http2 { buffers, .. } => buffers,
+    };
     let places = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
     let at_cap_log = LogLimiter::default();
     let mut stop = shutdown.clone();
@@ -305,7 +436,7 @@ pub async fn serve<F, S, B>(
                     }
                 }
             };
-            let reason = connection(io, service, &builder, shutdown).await;
+            let reason = connection(buffered(io, buffers), service, &builder, shutdown).await;
             tracing::debug!(%peer, reason = reason.as_str(), "connection closed");
             slot.close(reason);
         });
@@ -628,6 +759,7 @@ mod tests {
         let (_stop, shutdown) = watch::channel(false);
         let h2 = builder(Protocol::Http2 {
             max_concurrent_streams: None,
+            buffers: Buffers::default(),
         });
         let served = tokio::spawn(async move {
             connection(server, answering(Duration::ZERO, b"ok"), &h2, shutdown).await
@@ -648,6 +780,91 @@ mod tests {
         driver.await.unwrap().unwrap();
         assert_eq!(served.await.unwrap(), Close::Idle);
         assert!(Instant::now() - answered >= IDLE_TIMEOUT);
+    }
+
+    /// What a [`Recorder`] saw: the size of each read asked of it and of
+    /// each write made to it.
+    type Seen = Arc<std::sync::Mutex<(Vec<usize>, Vec<usize>)>>;
+
+    /// A socket that records its reads and writes in a [`Seen`].
+    struct Recorder(Seen);
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.lock().unwrap().0.push(buf.remaining());
+            let n = buf.remaining().min(16);
+            buf.put_slice(&[7; 16][..n]);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().1.push(buf.len());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Reads 4 bytes and writes three 10-byte pieces and a flush through
+    /// `buffers`; returns what the socket saw (reads asked, writes made).
+    async fn through(buffers: Buffers) -> (Vec<usize>, Vec<usize>) {
+        let seen = Seen::default();
+        let mut io = buffered(Box::new(Recorder(seen.clone())), buffers);
+        let mut four = [0u8; 4];
+        io.read_exact(&mut four).await.unwrap();
+        for _ in 0..3 {
+            io.write_all(&[1; 10]).await.unwrap();
+        }
+        io.flush().await.unwrap();
+        seen.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn buffers_set_the_socket_reads_and_writes() {
+        // None: the socket sees the caller's own reads and writes.
+        assert_eq!(
+            through(Buffers::default()).await,
+            (vec![4], vec![10, 10, 10])
+        );
+        // A read buffer asks the socket for its whole capacity at once.
+        let read = Buffers {
+            read: 65536,
+            write: 0,
+        };
+        assert_eq!(through(read).await, (vec![65536], vec![10, 10, 10]));
+        // A write buffer gathers the pieces into one write at the flush.
+        let write = Buffers {
+            read: 0,
+            write: 4096,
+        };
+        assert_eq!(through(write).await, (vec![4], vec![30]));
+        let both = Buffers {
+            read: 1024,
+            write: 16,
+        };
+        // 16 bytes hold one piece; the second does not fit, so the first
+        // goes out, and so on.
+        assert_eq!(through(both).await, (vec![1024], vec![10, 10, 10]));
     }
 
     #[tokio::test(start_paused = true)]

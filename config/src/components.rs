@@ -201,12 +201,69 @@ pub struct OtlpProtocols {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsServerConfig {
-    /// Server certificate chain (PEM).
+    /// Server certificate chain (PEM file).
     pub cert_file: String,
-    /// Server private key (PEM).
+    /// Server certificate chain, inline PEM (instead of `cert_file`).
+    pub cert_pem: String,
+    /// Server private key (PEM file).
     pub key_file: String,
+    /// Server private key, inline PEM (instead of `key_file`).
+    pub key_pem: String,
     /// When set, clients must present a certificate signed by this CA (PEM).
     pub client_ca_file: String,
+    /// Accepted only to say that it has no effect on a server (validate
+    /// error): the Collector ignores it there too.
+    pub ca_file: String,
+    /// Like `ca_file`, inline.
+    pub ca_pem: String,
+    /// Lowest TLS version accepted: `1.2` (default) or `1.3`.
+    pub min_version: String,
+    /// Highest TLS version accepted: `1.2` or `1.3` (default).
+    pub max_version: String,
+    /// How often `cert_file` and `key_file` are read again (0 = never).
+    pub reload_interval: GoDuration,
+}
+
+/// A TLS protocol version Tern speaks (rustls has no 1.0 or 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+impl TlsVersion {
+    /// Reads a `min_version` / `max_version` value; empty is `default`.
+    fn parse(text: &str, default: TlsVersion) -> Result<TlsVersion, String> {
+        match text.trim() {
+            "" => Ok(default),
+            "1.2" => Ok(TlsVersion::V1_2),
+            "1.3" => Ok(TlsVersion::V1_3),
+            v @ ("1.0" | "1.1") => Err(format!(
+                "TLS {v} is not supported by Tern (rustls implements 1.2 and 1.3 only)"
+            )),
+            v => Err(format!("unknown TLS version `{v}` (use 1.2 or 1.3)")),
+        }
+    }
+}
+
+impl TlsServerConfig {
+    /// The accepted versions, lowest first; on error, the key at fault and
+    /// why.
+    pub fn versions(&self) -> Result<(TlsVersion, TlsVersion), (&'static str, String)> {
+        let min = TlsVersion::parse(&self.min_version, TlsVersion::V1_2)
+            .map_err(|e| ("min_version", e))?;
+        let max = TlsVersion::parse(&self.max_version, TlsVersion::V1_3)
+            .map_err(|e| ("max_version", e))?;
+        if min > max {
+            return Err((
+                "min_version",
+                "min_version cannot be greater than max_version".into(),
+            ));
+        }
+        Ok((min, max))
+    }
 }
 
 /// `receivers.otlp.protocols.grpc`.
@@ -223,6 +280,14 @@ pub struct GrpcServerConfig {
     pub include_metadata: bool,
     /// TLS; plain text when absent.
     pub tls: Option<TlsServerConfig>,
+    /// Bytes of the buffer each connection reads into from the socket
+    /// (default 512 KiB, as the Collector's OTLP receiver; 0 = none).
+    pub read_buffer_size: u64,
+    /// Bytes of answers gathered per connection before a write to the
+    /// socket (default 0 = none).
+    pub write_buffer_size: u64,
+    /// Network of `endpoint`; only `tcp` (the default).
+    pub transport: String,
 }
 
 impl Default for GrpcServerConfig {
@@ -233,6 +298,9 @@ impl Default for GrpcServerConfig {
             max_concurrent_streams: 0,
             include_metadata: false,
             tls: None,
+            read_buffer_size: 512 * 1024,
+            write_buffer_size: 0,
+            transport: "tcp".into(),
         }
     }
 }
@@ -255,6 +323,30 @@ pub struct HttpServerConfig {
     pub logs_url_path: String,
     /// TLS; plain text when absent.
     pub tls: Option<TlsServerConfig>,
+    /// Cross-origin resource sharing for browsers; off when absent or when
+    /// `allowed_origins` is empty.
+    pub cors: Option<CorsConfig>,
+    /// Headers added to every response (name to value).
+    pub response_headers: BTreeMap<String, String>,
+}
+
+/// `receivers.otlp.protocols.http.cors`: the Collector's `confighttp` CORS
+/// settings (credentials always allowed, methods GET, POST and HEAD).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call; `*` stands for any run of characters
+    /// (`https://*.example.com`, or `*` alone for every origin).
+    pub allowed_origins: Vec<String>,
+    /// Request headers a browser may send besides the ones always allowed
+    /// (Accept, Accept-Language, Content-Type, Content-Language, Origin;
+    /// X-Requested-With too when none are listed); `*` allows any.
+    pub allowed_headers: Vec<String>,
+    /// Response headers a page may read (`Access-Control-Expose-Headers`).
+    pub exposed_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight answer
+    /// (`Access-Control-Max-Age`; 0 = not sent).
+    pub max_age: u32,
 }
 
 impl Default for HttpServerConfig {
@@ -267,6 +359,8 @@ impl Default for HttpServerConfig {
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
             tls: None,
+            cors: None,
+            response_headers: BTreeMap::new(),
         }
     }
 }

@@ -49,6 +49,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
 fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
     for c in config.receivers.values() {
         let ReceiverConfig::Otlp(otlp) = &c.config;
+        check_receiver_keys(c, otlp, errors);
         if otlp.protocols.grpc.as_ref().is_none() && otlp.protocols.http.as_ref().is_none() {
             errors.push(at(
                 &c.loc,
@@ -85,17 +86,23 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
         ];
         for (proto, tls) in tls {
             let missing = tls.and_then(|t| {
-                [("cert_file", &t.cert_file), ("key_file", &t.key_file)]
-                    .into_iter()
-                    .find(|(_, v)| v.is_empty())
+                [
+                    ("cert_file", &t.cert_file, &t.cert_pem),
+                    ("key_file", &t.key_file, &t.key_pem),
+                ]
+                .into_iter()
+                .find(|(_, file, pem)| file.is_empty() && pem.is_empty())
             });
-            if let Some((key, _)) = missing {
+            if let Some((key, _, _)) = missing {
                 errors.push(setting(
                     "receivers",
                     c,
                     &["protocols", proto, "tls", key],
-                    "is required (cert_file and key_file)",
+                    "is required (cert_file or cert_pem, and key_file or key_pem)",
                 ));
+            }
+            if let Some(t) = tls {
+                check_server_tls(c, proto, t, errors);
             }
         }
         if let Some(grpc) = otlp.protocols.grpc.as_ref()
@@ -352,6 +359,135 @@ fn check_health_check(
             &["check_collector_pipeline", "enabled"],
             "not supported: the Collector deprecated this check and ignores it; remove it or set `enabled: false`",
         ));
+    }
+}
+
+/// Whether `name` is an HTTP header name (an RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent as an HTTP header value.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// The `tls` keys of receiver `c`'s protocol `proto` beyond the required
+/// certificate and key.
+fn check_server_tls(
+    c: &crate::Component<ReceiverConfig>,
+    proto: &str,
+    t: &crate::TlsServerConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut error = |key: &str, message: String| {
+        errors.push(setting(
+            "receivers",
+            c,
+            &["protocols", proto, "tls", key],
+            message,
+        ));
+    };
+    for (file, pem, file_key, pem_key) in [
+        (&t.cert_file, &t.cert_pem, "cert_file", "cert_pem"),
+        (&t.key_file, &t.key_pem, "key_file", "key_pem"),
+    ] {
+        if !file.is_empty() && !pem.is_empty() {
+            error(
+                pem_key,
+                format!("provide either {file_key} or {pem_key}, not both"),
+            );
+        }
+    }
+    for (key, value) in [("ca_file", &t.ca_file), ("ca_pem", &t.ca_pem)] {
+        if !value.is_empty() {
+            error(
+                key,
+                "has no effect on a server (the Collector ignores it there too); \
+                 to require client certificates, use client_ca_file"
+                    .into(),
+            );
+        }
+    }
+    if let Err((key, message)) = t.versions() {
+        error(key, message);
+    }
+}
+
+/// Largest gRPC `read_buffer_size` / `write_buffer_size`: each connection
+/// holds one of each.
+const MAX_CONNECTION_BUFFER: u64 = 64 << 20;
+
+/// The `otlp` receiver's CORS, response header, gRPC transport and TLS keys.
+fn check_receiver_keys(
+    c: &crate::Component<ReceiverConfig>,
+    otlp: &crate::OtlpReceiverConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut error = |path: &[&str], message: String| {
+        errors.push(setting("receivers", c, path, message));
+    };
+    if let Some(grpc) = otlp.protocols.grpc.as_ref()
+        && grpc.transport != "tcp"
+    {
+        error(
+            &["protocols", "grpc", "transport"],
+            format!(
+                "transport `{}` is not supported by Tern; only `tcp` is",
+                grpc.transport
+            ),
+        );
+    }
+    if let Some(grpc) = otlp.protocols.grpc.as_ref() {
+        for (key, size) in [
+            ("read_buffer_size", grpc.read_buffer_size),
+            ("write_buffer_size", grpc.write_buffer_size),
+        ] {
+            if size > MAX_CONNECTION_BUFFER {
+                error(
+                    &["protocols", "grpc", key],
+                    format!("must be at most {MAX_CONNECTION_BUFFER} (64 MiB; one per connection)"),
+                );
+            }
+        }
+    }
+    if let Some(http) = otlp.protocols.http.as_ref() {
+        if let Some(cors) = &http.cors {
+            if let Some(o) = cors.allowed_origins.iter().find(|o| o.trim().is_empty()) {
+                error(
+                    &["protocols", "http", "cors", "allowed_origins"],
+                    format!("`{o}` is not an origin (use `*` to allow every origin)"),
+                );
+            }
+            let lists = [
+                ("allowed_headers", &cors.allowed_headers),
+                ("exposed_headers", &cors.exposed_headers),
+            ];
+            for (key, list) in lists {
+                if let Some(h) = list.iter().find(|h| !is_header_name(h)) {
+                    error(
+                        &["protocols", "http", "cors", key],
+                        format!("`{h}` is not an HTTP header name"),
+                    );
+                }
+            }
+        }
+        for (name, value) in &http.response_headers {
+            let path = ["protocols", "http", "response_headers", name.as_str()];
+            if !is_header_name(name) {
+                error(&path, format!("`{name}` is not an HTTP header name"));
+            } else if !is_header_value(value) {
+                error(
+                    &path,
+                    "is not a valid HTTP header value (printable ASCII only)".into(),
+                );
+            }
+        }
     }
 }
 

@@ -403,7 +403,7 @@ service:
     let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
     assert!(
         has(
-            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls.key_file: is required (cert_file and key_file)"
+            "tern.yaml:7:11: receivers.otlp.protocols.grpc.tls.key_file: is required (cert_file or cert_pem, and key_file or key_pem)"
         ),
         "{errs:#?}"
     );

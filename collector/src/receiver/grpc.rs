@@ -259,6 +259,20 @@ fn service(
     })
 }
 
+/// The HTTP/2 settings of `config`: the stream cap (0 = hyper's own) and
+/// the connection buffers.
+fn protocol(config: &GrpcServerConfig) -> serve::Protocol {
+    let streams = config.max_concurrent_streams;
+    let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    serve::Protocol::Http2 {
+        max_concurrent_streams: (streams > 0).then_some(streams),
+        buffers: serve::Buffers {
+            read: bytes(config.read_buffer_size),
+            write: bytes(config.write_buffer_size),
+        },
+    }
+}
+
 /// Serves OTLP/gRPC on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -268,7 +282,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let connections = sink.metrics().connections();
-    let streams = config.max_concurrent_streams;
+    let protocol = protocol(&config);
     let receiver = Arc::new(Receiver {
         sink,
         max_message: usize::try_from(config.max_recv_msg_size_mib.saturating_mul(1024 * 1024))
@@ -276,9 +290,6 @@ pub async fn run(
         include_metadata: config.include_metadata,
     });
     let make = move |peer: SocketAddr| service(receiver.clone(), peer);
-    let protocol = serve::Protocol::Http2 {
-        max_concurrent_streams: (streams > 0).then_some(streams),
-    };
     serve::serve(listener, protocol, tls, Some(connections), shutdown, make).await;
 }
 
@@ -310,6 +321,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn buffer_sizes_and_stream_cap_reach_the_server() {
+        let config = GrpcServerConfig {
+            read_buffer_size: 1000,
+            write_buffer_size: 2000,
+            max_concurrent_streams: 7,
+            ..GrpcServerConfig::default()
+        };
+        let serve::Protocol::Http2 {
+            max_concurrent_streams,
+            buffers,
+        } = protocol(&config)
+        else {
+            panic!("gRPC is HTTP/2 only");
+        };
+        assert_eq!(max_concurrent_streams, Some(7));
+        assert_eq!(
+            buffers,
+            serve::Buffers {
+                read: 1000,
+                write: 2000
+            }
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_slow_message_is_answered_deadline_exceeded_and_counted() {
         let telemetry = Telemetry::new();
@@ -326,9 +362,7 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let served = tokio::spawn(async move {
-            let h2 = serve::builder(serve::Protocol::Http2 {
-                max_concurrent_streams: None,
-            });
+            let h2 = serve::builder(protocol(&GrpcServerConfig::default()));
             serve::connection(server, service(receiver, peer), &h2, shutdown).await
         });
         let (mut sender, conn) =

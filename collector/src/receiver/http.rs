@@ -2,7 +2,9 @@
 //! configurable) with protobuf or JSON bodies, gzip / deflate / zstd request
 //! compression, and a body limit enforced on the decompressed size while it
 //! inflates; the body must arrive within [`serve::BODY_TIMEOUT`]. Errors are `google.rpc.Status` bodies in the request's encoding
-//! with the status codes the OTLP specification gives.
+//! with the status codes the OTLP specification gives. With `cors` set,
+//! browsers may call from allowed origins ([`super::cors`]); `response_headers`
+//! are added to every answer (preflights included) that does not set them.
 
 use std::convert::Infallible;
 use std::io::Read;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use opentelemetry_proto::tonic::collector::{
@@ -24,6 +26,7 @@ use tern_core::pdata::RequestContext;
 use tern_core::status::{self, RpcStatus};
 use tonic::Code;
 
+use super::cors::Cors;
 use super::{OtlpSink, ReceiveError, metadata_pairs};
 use crate::serve::{self, Shutdown};
 
@@ -370,6 +373,64 @@ struct Receiver {
     routes: Routes,
     config: HttpServerConfig,
     sink: OtlpSink,
+    /// The CORS policy, when `cors.allowed_origins` is set.
+    cors: Option<Cors>,
+    /// `response_headers`, added to every answer.
+    response_headers: HeaderMap,
+}
+
+impl Receiver {
+    fn new(config: HttpServerConfig, sink: OtlpSink) -> Receiver {
+        // Validation checked every name and value.
+        let response_headers = config
+            .response_headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect();
+        Receiver {
+            routes: Routes {
+                traces: config.traces_url_path.clone(),
+                metrics: config.metrics_url_path.clone(),
+                logs: config.logs_url_path.clone(),
+            },
+            cors: config.cors.as_ref().and_then(Cors::new),
+            response_headers,
+            config,
+            sink,
+        }
+    }
+
+    /// Answers `req`: a CORS preflight here, anything else by [`handle`].
+    async fn answer(
+        &self,
+        req: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
+        let mut response = match &self.cors {
+            None => handle(req, &self.routes, &self.config, &self.sink, peer).await,
+            Some(cors) => match cors.preflight(&req) {
+                Some(preflight) => preflight,
+                None => {
+                    let method = req.method().clone();
+                    let origin = req.headers().get(header::ORIGIN).cloned();
+                    let mut r = handle(req, &self.routes, &self.config, &self.sink, peer).await;
+                    cors.decorate(&method, origin.as_ref(), r.headers_mut());
+                    r
+                }
+            },
+        };
+        // Set before the answer is made in the Collector, so a header the
+        // answer sets itself (Content-Type, CORS) wins.
+        for (k, v) in &self.response_headers {
+            response.headers_mut().entry(k).or_insert_with(|| v.clone());
+        }
+        response
+    }
 }
 
 /// The service for one connection from `peer`.
@@ -387,13 +448,12 @@ fn service(
         let receiver = receiver.clone();
         async move {
             let started = Instant::now();
-            let Receiver {
-                routes,
-                config,
-                sink,
-            } = &*receiver;
-            let response = handle(req, routes, config, sink, peer).await;
-            sink.metrics().request_duration.observe(started.elapsed());
+            let response = receiver.answer(req, peer).await;
+            receiver
+                .sink
+                .metrics()
+                .request_duration
+                .observe(started.elapsed());
             Ok(response)
         }
     })
@@ -408,15 +468,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let connections = sink.metrics().connections();
-    let receiver = Arc::new(Receiver {
-        routes: Routes {
-            traces: config.traces_url_path.clone(),
-            metrics: config.metrics_url_path.clone(),
-            logs: config.logs_url_path.clone(),
-        },
-        config,
-        sink,
-    });
+    let receiver = Arc::new(Receiver::new(config, sink));
     let make = move |peer: SocketAddr| service(receiver.clone(), peer);
     serve::serve(
         listener,
@@ -441,20 +493,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_body_is_answered_408_and_counted() {
         let telemetry = Telemetry::new();
-        let config = HttpServerConfig::default();
-        let receiver = Arc::new(Receiver {
-            routes: Routes {
-                traces: config.traces_url_path.clone(),
-                metrics: config.metrics_url_path.clone(),
-                logs: config.logs_url_path.clone(),
-            },
-            config,
-            sink: OtlpSink::new(
+        let receiver = Arc::new(Receiver::new(
+            HttpServerConfig::default(),
+            OtlpSink::new(
                 "otlp",
                 Arc::new(Consumers::default()),
                 ReceiverMetrics::new(&telemetry, "otlp", "http"),
             ),
-        });
+        ));
         let (mut client, server) = tokio::io::duplex(4096);
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));

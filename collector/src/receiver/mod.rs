@@ -3,6 +3,7 @@
 //! items, pushes the batch into every pipeline of its signal (all or none)
 //! and says what to answer: accepted, malformed, or retry later.
 
+pub mod cors;
 pub mod grpc;
 pub mod http;
 
