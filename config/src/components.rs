@@ -281,7 +281,9 @@ pub struct GrpcServerConfig {
     /// TLS; plain text when absent.
     pub tls: Option<TlsServerConfig>,
     /// Bytes of the buffer each connection reads into from the socket
-    /// (default 512 KiB, as the Collector's OTLP receiver; 0 = none).
+    /// (default 0 = none: the HTTP/2 codec buffers its reads already, and
+    /// 512 KiB per connection, the Collector's default, would let 4096
+    /// busy connections hold 2 GiB outside the memory limiter).
     pub read_buffer_size: u64,
     /// Bytes of answers gathered per connection before a write to the
     /// socket (default 0 = none).
@@ -298,7 +300,7 @@ impl Default for GrpcServerConfig {
             max_concurrent_streams: 0,
             include_metadata: false,
             tls: None,
-            read_buffer_size: 512 * 1024,
+            read_buffer_size: 0,
             write_buffer_size: 0,
             transport: "tcp".into(),
         }

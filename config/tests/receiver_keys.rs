@@ -70,15 +70,15 @@ fn bad_cors_and_response_headers_are_reported_at_their_line() {
 fn grpc_buffers_and_transport() {
     let plain = load(&with_protocols("      grpc:\n")).unwrap();
     let grpc = otlp(&plain).protocols.grpc.as_ref().unwrap();
-    assert_eq!(grpc.read_buffer_size, 512 * 1024);
+    assert_eq!(grpc.read_buffer_size, 0);
     assert_eq!(grpc.write_buffer_size, 0);
     assert_eq!(grpc.transport, "tcp");
     let set = load(&with_protocols(
-        "      grpc:\n        read_buffer_size: 0\n        write_buffer_size: 32768\n        transport: tcp\n",
+        "      grpc:\n        read_buffer_size: 65536\n        write_buffer_size: 32768\n        transport: tcp\n",
     ))
     .unwrap();
     let grpc = otlp(&set).protocols.grpc.as_ref().unwrap();
-    assert_eq!((grpc.read_buffer_size, grpc.write_buffer_size), (0, 32768));
+    assert_eq!((grpc.read_buffer_size, grpc.write_buffer_size), (65536, 32768));
     let errs = errors(&with_protocols(
         "      grpc:\n        transport: unix\n        read_buffer_size: 100000000\n",
     ));
