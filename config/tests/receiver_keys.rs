@@ -78,7 +78,10 @@ fn grpc_buffers_and_transport() {
     ))
     .unwrap();
     let grpc = otlp(&set).protocols.grpc.as_ref().unwrap();
-    assert_eq!((grpc.read_buffer_size, grpc.write_buffer_size), (65536, 32768));
+    assert_eq!(
+        (grpc.read_buffer_size, grpc.write_buffer_size),
+        (65536, 32768)
+    );
     let errs = errors(&with_protocols(
         "      grpc:\n        transport: unix\n        read_buffer_size: 100000000\n",
     ));

@@ -115,6 +115,9 @@ fn success_body(signal: Signal, encoding: Encoding) -> Vec<u8> {
     }
 }
 
+/// The stream identifier chunk that starts framed snappy.
+const SNAPPY_STREAM: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+
 /// Inflates `body` per `Content-Encoding`, refusing to produce more than
 /// `limit` bytes (so a compression bomb stops at the limit).
 pub fn decompress(encoding: &str, body: Bytes, limit: u64) -> Result<Bytes, DecompressError> {
@@ -132,7 +135,24 @@ pub fn decompress(encoding: &str, body: Bytes, limit: u64) -> Result<Bytes, Deco
     match encoding.trim().to_ascii_lowercase().as_str() {
         "" | "identity" | "none" => Ok(body),
         "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&body[..]), limit),
-        "deflate" => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit),
+        // As the Collector: `deflate` is read as zlib-wrapped, like `zlib`.
+        "deflate" | "zlib" => inflate(flate2::read::ZlibDecoder::new(&body[..]), limit),
+        // The framed format when it starts with its stream identifier,
+        // otherwise the block format, whose size is known before inflating.
+        "snappy" if body.starts_with(SNAPPY_STREAM) => {
+            inflate(snap::read::FrameDecoder::new(&body[..]), limit)
+        }
+        "snappy" => {
+            let len = snap::raw::decompress_len(&body)
+                .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
+            if len as u64 > limit {
+                return Err(DecompressError::TooLarge);
+            }
+            snap::raw::Decoder::new()
+                .decompress_vec(&body)
+                .map(Bytes::from)
+                .map_err(|e| DecompressError::Corrupt(e.to_string()))
+        }
         "zstd" => {
             let decoder = zstd::stream::read::Decoder::with_buffer(&body[..])
                 .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
@@ -152,7 +172,7 @@ pub enum DecompressError {
     #[error("cannot decompress body: {0}")]
     Corrupt(String),
     /// An encoding Tern does not read.
-    #[error("unsupported Content-Encoding `{0}` (supported: gzip, deflate, zstd)")]
+    #[error("unsupported Content-Encoding `{0}` (supported: gzip, deflate, zlib, zstd, snappy)")]
     Unsupported(String),
 }
 
@@ -545,9 +565,22 @@ mod tests {
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&data).unwrap();
         let z = Bytes::from(z.finish().unwrap());
-        assert_eq!(&decompress("deflate", z, 10_000).unwrap()[..], &data[..]);
+        assert_eq!(
+            &decompress("deflate", z.clone(), 10_000).unwrap()[..],
+            &data[..]
+        );
+        assert_eq!(&decompress("zlib", z, 10_000).unwrap()[..], &data[..]);
         let zs = Bytes::from(zstd::bulk::compress(&data, 3).unwrap());
         assert_eq!(&decompress("zstd", zs, 10_000).unwrap()[..], &data[..]);
+        let block = Bytes::from(snap::raw::Encoder::new().compress_vec(&data).unwrap());
+        assert_eq!(&decompress("snappy", block, 10_000).unwrap()[..], &data[..]);
+        let mut framed = snap::write::FrameEncoder::new(Vec::new());
+        framed.write_all(&data).unwrap();
+        let framed = Bytes::from(framed.into_inner().unwrap());
+        assert_eq!(
+            &decompress("snappy", framed, 10_000).unwrap()[..],
+            &data[..]
+        );
         assert_eq!(
             &decompress("", Bytes::from(data.clone()), 10).unwrap()[..],
             &data[..]
@@ -561,6 +594,19 @@ mod tests {
         assert!(bomb.len() < 1 << 20);
         assert_eq!(
             decompress("gzip", bomb, 1 << 20),
+            Err(DecompressError::TooLarge)
+        );
+        let snappy = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 64 << 20])
+            .unwrap();
+        assert_eq!(
+            decompress("snappy", Bytes::from(snappy), 1 << 20),
+            Err(DecompressError::TooLarge)
+        );
+        let mut framed = snap::write::FrameEncoder::new(Vec::new());
+        framed.write_all(&vec![0u8; 64 << 20]).unwrap();
+        assert_eq!(
+            decompress("snappy", Bytes::from(framed.into_inner().unwrap()), 1 << 20),
             Err(DecompressError::TooLarge)
         );
         let zbomb = Bytes::from(zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap());
