@@ -1,7 +1,9 @@
 //! Small HTTP endpoints beside the pipelines: the `health_check` extension
 //! (200 while every pipeline runs, 503 while starting or stopping) and the
-//! self-metrics endpoint (`/metrics`, Prometheus text).
+//! self-metrics endpoint (`/metrics`, Prometheus text, with Tern's own
+//! resource as `target_info`).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,6 +86,62 @@ pub async fn run_health(
         }
     })
     .await;
+}
+
+/// Tern's own resource, as the Collector builds its own: `service.name`,
+/// `service.version` and a random `service.instance.id` (a UUID v4), then
+/// `service.telemetry.resource` over them, where a null value removes one.
+pub fn own_resource(configured: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
+    let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+    // Version 4, variant 10xx.
+    let (a, b) = ((a & !0xf000) | 0x4000, (b & !(0xc << 60)) | (0x8 << 60));
+    let instance = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    );
+    let mut resource = BTreeMap::from([
+        ("service.name".to_string(), "tern".to_string()),
+        (
+            "service.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("service.instance.id".to_string(), instance),
+    ]);
+    for (key, value) in configured {
+        match value {
+            Some(value) => resource.insert(key.clone(), value.clone()),
+            None => resource.remove(key),
+        };
+    }
+    resource
+}
+
+/// Publishes `resource` as the `target_info` gauge (value 1), one label per
+/// attribute, names sanitized as the Prometheus exporter does (`.` and any
+/// other character outside `[a-zA-Z0-9_]` become `_`; a leading digit gets
+/// `key_`).
+pub fn publish_target_info(telemetry: &Telemetry, resource: &BTreeMap<String, String>) {
+    let names: Vec<(String, &str)> = resource
+        .iter()
+        .map(|(key, value)| {
+            let mut name: String = key
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            if name.starts_with(|c: char| c.is_ascii_digit()) {
+                name.insert_str(0, "key_");
+            }
+            (name, value.as_str())
+        })
+        .collect();
+    let labels: Vec<(&str, &str)> = names.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    telemetry
+        .gauge("target_info", "Target metadata", &labels)
+        .set(1);
 }
 
 /// Serves `/metrics` with Tern's own metrics.

@@ -128,6 +128,8 @@ impl Service {
         }
         let metrics_cfg = &config.service.telemetry.metrics;
         if metrics_cfg.level != MetricsLevel::None {
+            let resource = admin::own_resource(&config.service.telemetry.resource);
+            admin::publish_target_info(&telemetry, &resource);
             let listener = serve::bind(
                 &metrics_cfg.address.to_string(),
                 "service.telemetry.metrics.address",
