@@ -34,7 +34,29 @@ impl Health {
     }
 }
 
-/// Serves `path` with `respond`; anything else is a 404.
+/// Serves what `route` answers for a request; where it answers nothing, a
+/// 404.
+pub async fn serve_routes<F>(listener: tokio::net::TcpListener, shutdown: Shutdown, route: F)
+where
+    F: Fn(&http::Request<hyper::body::Incoming>) -> Option<Response<Full<Bytes>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let route = Arc::new(route);
+    let make = move |_peer: SocketAddr| {
+        let route = route.clone();
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let response = route(&req).unwrap_or_else(|| {
+                text(StatusCode::NOT_FOUND, "text/plain", "404 page not found\n")
+            });
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+}
+
+/// Serves `path` with `respond`; anything else is a 404 that names `path`.
 async fn serve_path<F>(
     listener: tokio::net::TcpListener,
     path: String,
@@ -43,24 +65,18 @@ async fn serve_path<F>(
 ) where
     F: Fn(&http::Request<hyper::body::Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    let state = Arc::new((path, respond));
-    let make = move |_peer: SocketAddr| {
-        let state = state.clone();
-        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let (path, respond) = &*state;
-            let response = if req.uri().path() == path.as_str() {
-                respond(&req)
-            } else {
-                text(
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    format!("not found; try {path}\n"),
-                )
-            };
-            std::future::ready(Ok::<_, Infallible>(response))
+    serve_routes(listener, shutdown, move |req| {
+        Some(if req.uri().path() == path.as_str() {
+            respond(req)
+        } else {
+            text(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                format!("not found; try {path}\n"),
+            )
         })
-    };
-    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+    })
+    .await;
 }
 
 /// Serves the health endpoint on `path`.

@@ -142,6 +142,20 @@ pub const CATALOG: &[ComponentInfo] = &[
         signals: &[],
         description: "HTTP health endpoint (200 when running, 503 otherwise)",
     },
+    ComponentInfo {
+        kind: Kind::Extension,
+        type_name: "pprof",
+        aliases: &[],
+        signals: &[],
+        description: "CPU profiles of Tern in pprof format (/debug/pprof/profile)",
+    },
+    ComponentInfo {
+        kind: Kind::Extension,
+        type_name: "zpages",
+        aliases: &[],
+        signals: &[],
+        description: "HTML pages describing the running service, pipelines and extensions",
+    },
 ];
 
 /// Looks a type up in the catalog, by its name or one of its aliases.
@@ -410,6 +424,48 @@ impl Default for HealthCheckConfig {
         HealthCheckConfig {
             endpoint: Endpoint::new("localhost", 13133),
             path: "/".into(),
+        }
+    }
+}
+
+/// `extensions.pprof`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PprofConfig {
+    /// Listen address (default `localhost:1777`).
+    pub endpoint: Endpoint,
+    /// Go's block profile sampling; only 0 (off) is accepted.
+    pub block_profile_fraction: i64,
+    /// Go's mutex profile sampling; only 0 (off) is accepted.
+    pub mutex_profile_fraction: i64,
+    /// The Collector's start-to-shutdown CPU profile file; only empty
+    /// (none) is accepted.
+    pub save_to_file: String,
+}
+
+impl Default for PprofConfig {
+    fn default() -> Self {
+        PprofConfig {
+            endpoint: Endpoint::new("localhost", 1777),
+            block_profile_fraction: 0,
+            mutex_profile_fraction: 0,
+            save_to_file: String::new(),
+        }
+    }
+}
+
+/// `extensions.zpages`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZPagesConfig {
+    /// Listen address (default `localhost:55679`).
+    pub endpoint: Endpoint,
+}
+
+impl Default for ZPagesConfig {
+    fn default() -> Self {
+        ZPagesConfig {
+            endpoint: Endpoint::new("localhost", 55679),
         }
     }
 }
@@ -813,4 +869,19 @@ pub enum ExporterConfig {
 pub enum ExtensionConfig {
     /// `health_check`.
     HealthCheck(HealthCheckConfig),
+    /// `pprof`.
+    Pprof(PprofConfig),
+    /// `zpages`.
+    ZPages(ZPagesConfig),
+}
+
+impl ExtensionConfig {
+    /// Where the extension listens.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            ExtensionConfig::HealthCheck(c) => &c.endpoint,
+            ExtensionConfig::Pprof(c) => &c.endpoint,
+            ExtensionConfig::ZPages(c) => &c.endpoint,
+        }
+    }
 }

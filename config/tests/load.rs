@@ -779,6 +779,37 @@ fn telemetry_resource_sets_and_removes_attributes() {
 }
 
 #[test]
+fn pprof_and_zpages_extensions() {
+    let config = load(&format!(
+        "{PIPELINE}  extensions: [pprof, zpages/2]\nextensions:\n  pprof:\n  zpages/2:\n    endpoint: :55680\n"
+    ))
+    .unwrap();
+    let endpoint = |id: &str| {
+        config.extensions[&id.parse().unwrap()]
+            .config
+            .endpoint()
+            .to_string()
+    };
+    assert_eq!(endpoint("pprof"), "localhost:1777");
+    assert_eq!(endpoint("zpages/2"), ":55680");
+
+    let errs = errors(&format!(
+        "{PIPELINE}  extensions: [pprof]\nextensions:\n  pprof:\n    block_profile_fraction: 3\n    mutex_profile_fraction: 5\n    save_to_file: /tmp/cpu.prof\n  zpages:\n    expvar: {{}}\n"
+    ));
+    for needle in [
+        "tern.yaml:15:29: extensions.pprof.block_profile_fraction: not supported",
+        "tern.yaml:16:29: extensions.pprof.mutex_profile_fraction: not supported",
+        "tern.yaml:17:19: extensions.pprof.save_to_file: not supported",
+        "tern.yaml:19:5: extensions.zpages.expvar: unknown field `expvar`",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "no {needle} in {errs:#?}"
+        );
+    }
+}
+
+#[test]
 fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
     let errs = errors(&format!(
         "{PIPELINE}  telemetry:\n    resource:\n      service.name: x\n    logs:\n      sampling:\n        initial: 5\n      initial_fields:\n        a: b\n      processors: []\n      lvl: x\n    metrics:\n      adress: x\n      readers:\n        - periodic:\n            exporter:\n              otlp:\n                endpoint: http://x:4318\n        - pull:\n            exporter:\n              prometheus:\n                port: 1\n                without_units: true\n    traces:\n      processors: []\n"
