@@ -3,8 +3,9 @@
 //! paths of Go's `net/http/pprof`: `/debug/pprof/profile?seconds=N`
 //! (default 30) samples every thread for N seconds, `/debug/pprof/` lists
 //! what is served, `/debug/pprof/cmdline` gives the command line; other
-//! paths are a 404. One CPU profile runs at a time; a second request
-//! meanwhile gets a 500, as in Go.
+//! paths are a 404. With `save_to_file`, the CPU is profiled from start to
+//! shutdown into that file, as the Collector does. One CPU profile runs at
+//! a time; a second one meanwhile gets a 500, as in Go.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -243,6 +244,31 @@ impl CpuProfile {
         let report = self.0.report().build()?;
         Ok(encode(&report)?)
     }
+}
+
+/// `save_to_file`: starts profiling now (before anything else can take
+/// the sampler) and returns the task that, at `shutdown`, writes the
+/// profile into `file` (created at start, so a bad path stops the start).
+pub fn save_to_file(
+    file: std::fs::File,
+    path: String,
+    mut shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, std::io::Error> {
+    let running = CpuProfile::start().map_err(std::io::Error::other)?;
+    Ok(tokio::spawn(async move {
+        serve::stopped(&mut shutdown).await;
+        let written = tokio::task::spawn_blocking(move || -> Result<(), ProfileError> {
+            let mut file = file;
+            file.write_all(&running.finish()?)?;
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => tracing::info!(path, "pprof: CPU profile saved"),
+            Ok(Err(e)) => tracing::error!(path, error = %e, "pprof: cannot write save_to_file"),
+            Err(e) => tracing::error!(path, error = %e, "pprof: cannot write save_to_file"),
+        }
+    }))
 }
 
 /// `seconds` from a query string (Go's default 30); `None` if it is not a

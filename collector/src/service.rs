@@ -124,7 +124,28 @@ impl Service {
                         health.clone(),
                         stop,
                     )),
-                    ExtensionConfig::Pprof(_) => tokio::spawn(pprof::run(listener, stop)),
+                    ExtensionConfig::Pprof(p) => {
+                        if !p.save_to_file.is_empty() {
+                            let failed = |e: std::io::Error| {
+                                std::io::Error::new(
+                                    e.kind(),
+                                    format!(
+                                        "extensions.{}.save_to_file: {}: {e}",
+                                        c.id, p.save_to_file
+                                    ),
+                                )
+                            };
+                            let file = std::fs::File::create(&p.save_to_file).map_err(failed)?;
+                            let saving =
+                                pprof::save_to_file(file, p.save_to_file.clone(), stop.clone())
+                                    .map_err(failed)?;
+                            admin.push(Task::new(
+                                format!("extension {} (save_to_file)", c.id),
+                                saving,
+                            ));
+                        }
+                        tokio::spawn(pprof::run(listener, stop))
+                    }
                     ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
                         listener,
                         Arc::new(zpages::Pages::new(config, &resource)),

@@ -438,8 +438,8 @@ pub struct PprofConfig {
     pub block_profile_fraction: i64,
     /// Go's mutex profile sampling; only 0 (off) is accepted.
     pub mutex_profile_fraction: i64,
-    /// The Collector's start-to-shutdown CPU profile file; only empty
-    /// (none) is accepted.
+    /// Profile the CPU from start to shutdown into this file (pprof
+    /// format); empty for none.
     pub save_to_file: String,
 }
 

@@ -622,14 +622,6 @@ fn check_extensions(config: &Config, errors: &mut Vec<ConfigError>) {
                     ));
                 }
             }
-            if !p.save_to_file.is_empty() {
-                errors.push(setting(
-                    "extensions",
-                    c,
-                    &["save_to_file"],
-                    "not supported: Tern profiles on request only; fetch /debug/pprof/profile?seconds=N instead",
-                ));
-            }
         }
     }
 }

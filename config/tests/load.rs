@@ -799,7 +799,6 @@ fn pprof_and_zpages_extensions() {
     for needle in [
         "tern.yaml:15:29: extensions.pprof.block_profile_fraction: not supported",
         "tern.yaml:16:29: extensions.pprof.mutex_profile_fraction: not supported",
-        "tern.yaml:17:19: extensions.pprof.save_to_file: not supported",
         "tern.yaml:19:5: extensions.zpages.expvar: unknown field `expvar`",
     ] {
         assert!(

@@ -72,6 +72,52 @@ mod proto {
     }
 }
 
+/// A gzip-compressed `profile.proto`, decoded and checked for what every
+/// CPU profile has: the sample and period types, a 10 ms period, and every
+/// sample's stack resolving to named functions.
+fn decode(body: &[u8]) -> proto::Profile {
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut raw)
+        .unwrap();
+    let profile: proto::Profile = prost::Message::decode(&raw[..]).unwrap();
+    let s = |i: i64| profile.string_table[i as usize].as_str();
+    assert_eq!(profile.string_table[0], "");
+    let types: Vec<(&str, &str)> = profile
+        .sample_type
+        .iter()
+        .map(|t| (s(t.r#type), s(t.unit)))
+        .collect();
+    assert_eq!(types, [("samples", "count"), ("cpu", "nanoseconds")]);
+    let period = profile.period_type.as_ref().unwrap();
+    assert_eq!((s(period.r#type), s(period.unit)), ("cpu", "nanoseconds"));
+    assert_eq!(profile.period, 10_000_000);
+    for sample in &profile.sample {
+        assert_eq!(sample.value.len(), 2);
+        assert_eq!(sample.value[1], sample.value[0] * profile.period);
+        for id in &sample.location_id {
+            let location = &profile.location[*id as usize - 1];
+            assert_eq!(location.id, *id);
+            let f = &profile.function[location.line[0].function_id as usize - 1];
+            assert!(!s(f.name).is_empty());
+        }
+    }
+    profile
+}
+
+/// One span, OTLP/JSON.
+const SPANS: &[u8] = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x"}]}]}]}"#;
+
+/// Keeps Tern busy (OTLP/HTTP exports to `port`) until aborted.
+fn load(port: u16) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let json = [("content-type", "application/json")];
+            http_request(port, "POST", "/v1/traces", &json, SPANS.to_vec()).await;
+        }
+    })
+}
+
 /// Tern with `pprof` and `zpages` on the returned ports (pprof, zpages).
 fn start() -> (Tern, u16, u16) {
     let (pprof, zpages) = (free_port(), free_port());
@@ -90,14 +136,7 @@ async fn get(port: u16, path: &str) -> (u16, String) {
 async fn pprof_serves_a_cpu_profile_in_pprof_format() {
     let (tern, pprof, _) = start();
     // Keep Tern busy while it profiles itself.
-    let http = tern.http;
-    let load = tokio::spawn(async move {
-        loop {
-            let json = [("content-type", "application/json")];
-            let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x"}]}]}]}"#;
-            http_request(http, "POST", "/v1/traces", &json, body.to_vec()).await;
-        }
-    });
+    let load = load(tern.http);
     // Two at once: one CPU profile at a time, as in Go, so one of them is
     // refused with a 500.
     let profile = || {
@@ -133,36 +172,11 @@ async fn pprof_serves_a_cpu_profile_in_pprof_format() {
         reply.header("content-type"),
         Some("application/octet-stream")
     );
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(&reply.body[..])
-        .read_to_end(&mut raw)
-        .unwrap();
-    let profile: proto::Profile = prost::Message::decode(&raw[..]).unwrap();
-    let s = |i: i64| profile.string_table[i as usize].as_str();
-    assert_eq!(profile.string_table[0], "");
-    let types: Vec<(&str, &str)> = profile
-        .sample_type
-        .iter()
-        .map(|t| (s(t.r#type), s(t.unit)))
-        .collect();
-    assert_eq!(types, [("samples", "count"), ("cpu", "nanoseconds")]);
-    let period = profile.period_type.as_ref().unwrap();
-    assert_eq!((s(period.r#type), s(period.unit)), ("cpu", "nanoseconds"));
-    assert_eq!(profile.period, 10_000_000);
+    let profile = decode(&reply.body);
     assert!(profile.duration_nanos >= 2_000_000_000);
     assert!(!profile.sample.is_empty());
-    // Every sample's stack resolves to named functions, and Tern's own
-    // code is among them.
-    for sample in &profile.sample {
-        assert_eq!(sample.value.len(), 2);
-        assert_eq!(sample.value[1], sample.value[0] * profile.period);
-        for id in &sample.location_id {
-            let location = &profile.location[*id as usize - 1];
-            assert_eq!(location.id, *id);
-            let f = &profile.function[location.line[0].function_id as usize - 1];
-            assert!(!s(f.name).is_empty());
-        }
-    }
+    // Tern's own code is among the functions sampled.
+    let s = |i: i64| profile.string_table[i as usize].as_str();
     assert!(
         profile
             .function
@@ -171,6 +185,27 @@ async fn pprof_serves_a_cpu_profile_in_pprof_format() {
         "{:?}",
         profile.string_table
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pprof_save_to_file_profiles_from_start_to_shutdown() {
+    let pprof = free_port();
+    let mut tern = Tern::start(&format!(
+        "exporters:\n  nop:\nextensions:\n  pprof:\n    endpoint: 127.0.0.1:{pprof}\n    save_to_file: \"{{dir}}/cpu.prof\"\nservice:\n  extensions: [health_check, pprof]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n"
+    ));
+    // The profile runs: another one meanwhile is refused, as in Go.
+    let (status, body) = get(pprof, "/debug/pprof/profile?seconds=1").await;
+    assert_eq!(status, 500, "{body}");
+    // Work for Tern to be sampled in.
+    for _ in 0..2000 {
+        let json = [("content-type", "application/json")];
+        let r = http_request(tern.http, "POST", "/v1/traces", &json, SPANS.to_vec()).await;
+        assert_eq!(r.status, 200);
+    }
+    assert!(tern.stop().success(), "{}", tern.logs());
+    let profile = decode(&std::fs::read(tern.path("cpu.prof")).unwrap());
+    assert!(!profile.sample.is_empty());
+    assert!(profile.duration_nanos > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
