@@ -1,7 +1,9 @@
 //! Small HTTP endpoints beside the pipelines: the `health_check` extension
 //! (200 while every pipeline runs, 503 while starting or stopping) and the
-//! self-metrics endpoint (`/metrics`, Prometheus text).
+//! self-metrics endpoint (`/metrics`, Prometheus text, with Tern's own
+//! resource as `target_info`).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +34,29 @@ impl Health {
     }
 }
 
-/// Serves `path` with `respond`; anything else is a 404.
+/// Serves what `route` answers for a request; where it answers nothing, a
+/// 404.
+pub async fn serve_routes<F>(listener: tokio::net::TcpListener, shutdown: Shutdown, route: F)
+where
+    F: Fn(&http::Request<hyper::body::Incoming>) -> Option<Response<Full<Bytes>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let route = Arc::new(route);
+    let make = move |_peer: SocketAddr| {
+        let route = route.clone();
+        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let response = route(&req).unwrap_or_else(|| {
+                text(StatusCode::NOT_FOUND, "text/plain", "404 page not found\n")
+            });
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+}
+
+/// Serves `path` with `respond`; anything else is a 404 that names `path`.
 async fn serve_path<F>(
     listener: tokio::net::TcpListener,
     path: String,
@@ -41,24 +65,18 @@ async fn serve_path<F>(
 ) where
     F: Fn(&http::Request<hyper::body::Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    let state = Arc::new((path, respond));
-    let make = move |_peer: SocketAddr| {
-        let state = state.clone();
-        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let (path, respond) = &*state;
-            let response = if req.uri().path() == path.as_str() {
-                respond(&req)
-            } else {
-                text(
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    format!("not found; try {path}\n"),
-                )
-            };
-            std::future::ready(Ok::<_, Infallible>(response))
+    serve_routes(listener, shutdown, move |req| {
+        Some(if req.uri().path() == path.as_str() {
+            respond(req)
+        } else {
+            text(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                format!("not found; try {path}\n"),
+            )
         })
-    };
-    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+    })
+    .await;
 }
 
 /// Serves the health endpoint on `path`.
@@ -84,6 +102,62 @@ pub async fn run_health(
         }
     })
     .await;
+}
+
+/// Tern's own resource, as the Collector builds its own: `service.name`,
+/// `service.version` and a random `service.instance.id` (a UUID v4), then
+/// `service.telemetry.resource` over them, where a null value removes one.
+pub fn own_resource(configured: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
+    let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+    // Version 4, variant 10xx.
+    let (a, b) = ((a & !0xf000) | 0x4000, (b & !(0xc << 60)) | (0x8 << 60));
+    let instance = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    );
+    let mut resource = BTreeMap::from([
+        ("service.name".to_string(), "tern".to_string()),
+        (
+            "service.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("service.instance.id".to_string(), instance),
+    ]);
+    for (key, value) in configured {
+        match value {
+            Some(value) => resource.insert(key.clone(), value.clone()),
+            None => resource.remove(key),
+        };
+    }
+    resource
+}
+
+/// Publishes `resource` as the `target_info` gauge (value 1), one label per
+/// attribute, names sanitized as the Prometheus exporter does (`.` and any
+/// other character outside `[a-zA-Z0-9_]` become `_`; a leading digit gets
+/// `key_`).
+pub fn publish_target_info(telemetry: &Telemetry, resource: &BTreeMap<String, String>) {
+    let names: Vec<(String, &str)> = resource
+        .iter()
+        .map(|(key, value)| {
+            let mut name: String = key
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            if name.starts_with(|c: char| c.is_ascii_digit()) {
+                name.insert_str(0, "key_");
+            }
+            (name, value.as_str())
+        })
+        .collect();
+    let labels: Vec<(&str, &str)> = names.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    telemetry
+        .gauge("target_info", "Target metadata", &labels)
+        .set(1);
 }
 
 /// Serves `/metrics` with Tern's own metrics.

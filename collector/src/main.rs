@@ -10,9 +10,11 @@
 
 mod admin;
 mod logging;
+mod pprof;
 mod receiver;
 mod serve;
 mod service;
+mod zpages;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

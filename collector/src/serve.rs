@@ -595,9 +595,14 @@ pub async fn stopped(shutdown: &mut Shutdown) {
     }
 }
 
-/// Binds `endpoint` (`host:port`), with a message that names the key.
+/// Binds `endpoint` (`host:port`; `:port` means every interface, as in
+/// Go), with a message that names the key.
 pub async fn bind(endpoint: &str, key: &str) -> Result<TcpListener, std::io::Error> {
-    TcpListener::bind(endpoint).await.map_err(|e| {
+    let address = match endpoint.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => endpoint.to_string(),
+    };
+    TcpListener::bind(address).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("{key}: cannot listen on {endpoint}: {e}"))
     })
 }

@@ -1,9 +1,10 @@
 //! Builds and runs what a [`Config`] describes: exporters with their queues
 //! and driver tasks, one chain of processor tasks per pipeline ending in a
-//! fan-out, receivers pushing into pipeline entrances, the health extension
-//! and the self-metrics endpoint. [`Service::shutdown`] stops them in order:
-//! receivers, then processors (which flush), then exporters (which drain
-//! their queues) within one deadline, and names what it had to abandon.
+//! fan-out, receivers pushing into pipeline entrances, the extensions
+//! (health check, pprof, zPages) and the self-metrics endpoint.
+//! [`Service::shutdown`] stops them in order: receivers, then processors
+//! (which flush), then exporters (which drain their queues) within one
+//! deadline, and names what it had to abandon.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::admin::{self, Health};
 use crate::receiver::{Consumers, OtlpSink, grpc, http};
-use crate::serve;
+use crate::{pprof, serve, zpages};
 
 /// Batches a pipeline entrance holds before receivers are told to retry.
 pub const PIPELINE_QUEUE_BATCHES: usize = 128;
@@ -110,24 +111,53 @@ impl Service {
         let mut admin = Vec::new();
 
         // Extensions and self-metrics first, so probes answer "starting".
+        let resource = admin::own_resource(&config.service.telemetry.resource);
         for ext in &config.service.extensions {
             if let Some(c) = config.extensions.get(&ext.id) {
-                let ExtensionConfig::HealthCheck(h) = &c.config;
                 let key = format!("extensions.{}.endpoint", c.id);
-                let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
-                admin.push(Task::new(
-                    format!("extension {}", c.id),
-                    tokio::spawn(admin::run_health(
+                let listener = serve::bind(&c.config.endpoint().to_string(), &key).await?;
+                let stop = admin_rx.clone();
+                let handle = match &c.config {
+                    ExtensionConfig::HealthCheck(h) => tokio::spawn(admin::run_health(
                         listener,
                         h.path.clone(),
                         health.clone(),
-                        admin_rx.clone(),
+                        stop,
                     )),
-                ));
+                    ExtensionConfig::Pprof(p) => {
+                        if !p.save_to_file.is_empty() {
+                            let failed = |e: std::io::Error| {
+                                std::io::Error::new(
+                                    e.kind(),
+                                    format!(
+                                        "extensions.{}.save_to_file: {}: {e}",
+                                        c.id, p.save_to_file
+                                    ),
+                                )
+                            };
+                            let file = std::fs::File::create(&p.save_to_file).map_err(failed)?;
+                            let saving =
+                                pprof::save_to_file(file, p.save_to_file.clone(), stop.clone())
+                                    .map_err(failed)?;
+                            admin.push(Task::new(
+                                format!("extension {} (save_to_file)", c.id),
+                                saving,
+                            ));
+                        }
+                        tokio::spawn(pprof::run(listener, stop))
+                    }
+                    ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
+                        listener,
+                        Arc::new(zpages::Pages::new(config, &resource)),
+                        stop,
+                    )),
+                };
+                admin.push(Task::new(format!("extension {}", c.id), handle));
             }
         }
         let metrics_cfg = &config.service.telemetry.metrics;
         if metrics_cfg.level != MetricsLevel::None {
+            admin::publish_target_info(&telemetry, &resource);
             let listener = serve::bind(
                 &metrics_cfg.address.to_string(),
                 "service.telemetry.metrics.address",

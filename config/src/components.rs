@@ -142,6 +142,20 @@ pub const CATALOG: &[ComponentInfo] = &[
         signals: &[],
         description: "HTTP health endpoint (200 when running, 503 otherwise)",
     },
+    ComponentInfo {
+        kind: Kind::Extension,
+        type_name: "pprof",
+        aliases: &[],
+        signals: &[],
+        description: "CPU profiles of Tern in pprof format (/debug/pprof/profile)",
+    },
+    ComponentInfo {
+        kind: Kind::Extension,
+        type_name: "zpages",
+        aliases: &[],
+        signals: &[],
+        description: "HTML pages describing the running service, pipelines and extensions",
+    },
 ];
 
 /// Looks a type up in the catalog, by its name or one of its aliases.
@@ -625,6 +639,48 @@ impl Default for HealthCheckConfig {
             path: "/".into(),
             response_body: None,
             check_collector_pipeline: CheckCollectorPipeline::default(),
+        }
+    }
+}
+
+/// `extensions.pprof`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PprofConfig {
+    /// Listen address (default `localhost:1777`).
+    pub endpoint: Endpoint,
+    /// Go's block profile sampling; only 0 (off) is accepted.
+    pub block_profile_fraction: i64,
+    /// Go's mutex profile sampling; only 0 (off) is accepted.
+    pub mutex_profile_fraction: i64,
+    /// Profile the CPU from start to shutdown into this file (pprof
+    /// format); empty for none.
+    pub save_to_file: String,
+}
+
+impl Default for PprofConfig {
+    fn default() -> Self {
+        PprofConfig {
+            endpoint: Endpoint::new("localhost", 1777),
+            block_profile_fraction: 0,
+            mutex_profile_fraction: 0,
+            save_to_file: String::new(),
+        }
+    }
+}
+
+/// `extensions.zpages`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZPagesConfig {
+    /// Listen address (default `localhost:55679`).
+    pub endpoint: Endpoint,
+}
+
+impl Default for ZPagesConfig {
+    fn default() -> Self {
+        ZPagesConfig {
+            endpoint: Endpoint::new("localhost", 55679),
         }
     }
 }
@@ -1183,4 +1239,19 @@ pub enum ExporterConfig {
 pub enum ExtensionConfig {
     /// `health_check`.
     HealthCheck(HealthCheckConfig),
+    /// `pprof`.
+    Pprof(PprofConfig),
+    /// `zpages`.
+    ZPages(ZPagesConfig),
+}
+
+impl ExtensionConfig {
+    /// Where the extension listens.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            ExtensionConfig::HealthCheck(c) => &c.endpoint,
+            ExtensionConfig::Pprof(c) => &c.endpoint,
+            ExtensionConfig::ZPages(c) => &c.endpoint,
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub use components::{
     RotationConfig, Sizer, TargetInfo, TlsClientConfig, TlsServerConfig, TranslationStrategy,
     Verbosity, WalConfig,
 };
+pub use components::{PprofConfig, ZPagesConfig};
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{
     LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,
@@ -274,6 +275,8 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
                     Ok(match ty {
                         "health_check" => ExtensionConfig::HealthCheck(de::from_node(node, path)?),
+                        "pprof" => ExtensionConfig::Pprof(de::from_node(node, path)?),
+                        "zpages" => ExtensionConfig::ZPages(de::from_node(node, path)?),
                         _ => return Err(None),
                     })
                 })

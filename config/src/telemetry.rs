@@ -3,6 +3,9 @@
 //! with zap's keys). Every documented Collector key is either honoured or a
 //! validate error that says Tern cannot honour it; `metrics.address` (which
 //! the Collector removed) is still read, with a deprecation warning.
+//! `resource` describes Tern's own telemetry, as in the Collector.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -98,6 +101,10 @@ pub struct TelemetryConfig {
     pub logs: LogsTelemetry,
     /// Self-metrics settings.
     pub metrics: MetricsTelemetry,
+    /// `resource`: attributes describing Tern itself, over the defaults
+    /// (`service.name`, `service.version`, `service.instance.id`); a null
+    /// value removes that attribute.
+    pub resource: BTreeMap<String, Option<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -106,7 +113,7 @@ struct Raw {
     logs: RawLogs,
     metrics: RawMetrics,
     traces: Option<IgnoredAny>,
-    resource: Option<IgnoredAny>,
+    resource: Option<BTreeMap<String, Option<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,12 +211,6 @@ pub fn parse(
             message: message.into(),
         });
     };
-    if raw.resource.is_some() {
-        problem(
-            &["resource"],
-            "not supported: Tern does not attach resource attributes to its own telemetry",
-        );
-    }
     if raw.traces.is_some() && !traces_off(node) {
         problem(
             &["traces"],
@@ -219,6 +220,7 @@ pub fn parse(
     TelemetryConfig {
         logs: logs(raw.logs, &mut problem),
         metrics: metrics(node, raw.metrics, &mut problem, warnings),
+        resource: raw.resource.unwrap_or_default(),
     }
 }
 

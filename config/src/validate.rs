@@ -41,6 +41,7 @@ fn setting<T>(
 pub fn validate(config: &Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     check_settings(config, &mut errors);
+    check_extensions(config, &mut errors);
     check_pipelines(config, &mut errors);
     check_ports(config, &mut errors);
     errors
@@ -823,10 +824,9 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
     }
     for ext in &config.service.extensions {
         if let Some(c) = config.extensions.get(&ext.id) {
-            let ExtensionConfig::HealthCheck(h) = &c.config;
             out.push((
                 format!("extensions.{}.endpoint", c.id),
-                h.endpoint.clone(),
+                c.config.endpoint().clone(),
                 loc_of(&c.node, &["endpoint"]),
             ));
         }
@@ -862,6 +862,27 @@ fn check_ports(config: &Config, errors: &mut Vec<ConfigError>) {
                 key.clone(),
                 format!("`{endpoint}` clashes with {other_key} (`{other}`)"),
             ));
+        }
+    }
+}
+
+/// Extension settings Tern cannot honour.
+fn check_extensions(config: &Config, errors: &mut Vec<ConfigError>) {
+    for c in config.extensions.values() {
+        if let ExtensionConfig::Pprof(p) = &c.config {
+            for (key, value) in [
+                ("block_profile_fraction", p.block_profile_fraction),
+                ("mutex_profile_fraction", p.mutex_profile_fraction),
+            ] {
+                if value != 0 {
+                    errors.push(setting(
+                        "extensions",
+                        c,
+                        &[key],
+                        "not supported: Go's block and mutex profiles have no counterpart in Tern (only 0 is accepted)",
+                    ));
+                }
+            }
         }
     }
 }

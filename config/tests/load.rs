@@ -765,13 +765,56 @@ fn telemetry_in_the_collectors_current_form() {
 }
 
 #[test]
+fn telemetry_resource_sets_and_removes_attributes() {
+    let config = load(&format!(
+        "{PIPELINE}  telemetry:\n    resource:\n      service.name: edge\n      host.name: \"\"\n      service.instance.id: null\n      service.version:\n"
+    ))
+    .unwrap();
+    let resource = &config.service.telemetry.resource;
+    assert_eq!(resource["service.name"].as_deref(), Some("edge"));
+    assert_eq!(resource["host.name"].as_deref(), Some(""));
+    assert_eq!(resource["service.instance.id"], None);
+    assert_eq!(resource["service.version"], None);
+    assert_eq!(resource.len(), 4);
+}
+
+#[test]
+fn pprof_and_zpages_extensions() {
+    let config = load(&format!(
+        "{PIPELINE}  extensions: [pprof, zpages/2]\nextensions:\n  pprof:\n  zpages/2:\n    endpoint: :55680\n"
+    ))
+    .unwrap();
+    let endpoint = |id: &str| {
+        config.extensions[&id.parse().unwrap()]
+            .config
+            .endpoint()
+            .to_string()
+    };
+    assert_eq!(endpoint("pprof"), "localhost:1777");
+    assert_eq!(endpoint("zpages/2"), ":55680");
+
+    let errs = errors(&format!(
+        "{PIPELINE}  extensions: [pprof]\nextensions:\n  pprof:\n    block_profile_fraction: 3\n    mutex_profile_fraction: 5\n    save_to_file: /tmp/cpu.prof\n  zpages:\n    expvar: {{}}\n"
+    ));
+    for needle in [
+        "tern.yaml:15:29: extensions.pprof.block_profile_fraction: not supported",
+        "tern.yaml:16:29: extensions.pprof.mutex_profile_fraction: not supported",
+        "tern.yaml:19:5: extensions.zpages.expvar: unknown field `expvar`",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "no {needle} in {errs:#?}"
+        );
+    }
+}
+
+#[test]
 fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
     let errs = errors(&format!(
         "{PIPELINE}  telemetry:\n    resource:\n      service.name: x\n    logs:\n      sampling:\n        initial: 5\n      initial_fields:\n        a: b\n      processors: []\n      lvl: x\n    metrics:\n      adress: x\n      readers:\n        - periodic:\n            exporter:\n              otlp:\n                endpoint: http://x:4318\n        - pull:\n            exporter:\n              prometheus:\n                port: 1\n                without_units: true\n    traces:\n      processors: []\n"
     ));
     let has = |needle: &str| errs.iter().any(|e| e.starts_with(needle));
     for needle in [
-        "tern.yaml:14:7: service.telemetry.resource: not supported",
         "tern.yaml:17:9: service.telemetry.logs.sampling: not supported",
         "tern.yaml:19:9: service.telemetry.logs.initial_fields: not supported",
         "tern.yaml:20:19: service.telemetry.logs.processors: not supported",
@@ -789,7 +832,7 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
         hint.contains("`readers`") && !hint.contains("`address`"),
         "{hint}"
     );
-    assert_eq!(errs.len(), 9, "{errs:#?}");
+    assert_eq!(errs.len(), 8, "{errs:#?}");
 
     let errs = errors(&format!(
         "{PIPELINE}  telemetry:\n    metrics:\n      readers: []\n"
