@@ -41,7 +41,6 @@ fn setting<T>(
 pub fn validate(config: &Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     check_settings(config, &mut errors);
-    check_extensions(config, &mut errors);
     check_pipelines(config, &mut errors);
     check_ports(config, &mut errors);
     errors
@@ -147,6 +146,8 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
     for c in config.extensions.values() {
         match &c.config {
             ExtensionConfig::HealthCheck(h) => check_health_check(c, h, errors),
+            ExtensionConfig::Pprof(p) => check_pprof(c, p, errors),
+            ExtensionConfig::ZPages(_) => {}
         }
     }
     for c in config.exporters.values() {
@@ -867,22 +868,23 @@ fn check_ports(config: &Config, errors: &mut Vec<ConfigError>) {
 }
 
 /// Extension settings Tern cannot honour.
-fn check_extensions(config: &Config, errors: &mut Vec<ConfigError>) {
-    for c in config.extensions.values() {
-        if let ExtensionConfig::Pprof(p) = &c.config {
-            for (key, value) in [
-                ("block_profile_fraction", p.block_profile_fraction),
-                ("mutex_profile_fraction", p.mutex_profile_fraction),
-            ] {
-                if value != 0 {
-                    errors.push(setting(
-                        "extensions",
-                        c,
-                        &[key],
-                        "not supported: Go's block and mutex profiles have no counterpart in Tern (only 0 is accepted)",
-                    ));
-                }
-            }
+/// `pprof`: Go's block and mutex profiles have no counterpart.
+fn check_pprof(
+    c: &crate::Component<ExtensionConfig>,
+    p: &crate::PprofConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (key, value) in [
+        ("block_profile_fraction", p.block_profile_fraction),
+        ("mutex_profile_fraction", p.mutex_profile_fraction),
+    ] {
+        if value != 0 {
+            errors.push(setting(
+                "extensions",
+                c,
+                &[key],
+                "not supported: Go's block and mutex profiles have no counterpart in Tern (only 0 is accepted)",
+            ));
         }
     }
 }

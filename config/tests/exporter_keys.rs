@@ -303,7 +303,10 @@ fn health_check_keys() {
     ))
     .unwrap();
     let tern_config::ExtensionConfig::HealthCheck(h) =
-        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config;
+        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config
+    else {
+        panic!("not a health_check");
+    };
     assert!(!h.check_collector_pipeline.enabled);
 
     let errs = errors(&with_health(
