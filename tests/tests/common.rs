@@ -180,13 +180,17 @@ pub fn read(path: &std::path::Path) -> Vec<u8> {
 }
 
 /// The records of a length-prefixed protobuf stream (the `file` exporter's
-/// `proto` format: 4-byte big-endian length, then the message).
+/// `proto` format: 4-byte big-endian length, then the message). A record
+/// still being written at the end (read while Tern writes) is left out.
 pub fn proto_records(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut pos = 0;
-    while pos < data.len() {
+    while pos + 4 <= data.len() {
         let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        out.push(&data[pos + 4..pos + 4 + len]);
+        let Some(record) = data.get(pos + 4..pos + 4 + len) else {
+            break;
+        };
+        out.push(record);
         pos += 4 + len;
     }
     out
