@@ -453,26 +453,23 @@ fn lean_fixed(msg: &[u8], pos: &mut usize, width: usize) -> bool {
     true
 }
 
-/// The payload of a length-delimited field.
+/// The payload of a length-delimited field: [`lean_payload`], with the
+/// reason worked out again only when it fails.
 #[inline(always)]
 fn payload<'a>(msg: &'a [u8], pos: &mut usize) -> Result<&'a [u8], Fault> {
-    let len = match msg.get(*pos) {
-        Some(&b) if b < 0x80 => {
-            *pos += 1;
-            u64::from(b)
-        }
-        _ => read_varint(msg, pos)?,
-    };
     let start = *pos;
-    match usize::try_from(len) {
-        Ok(len) if len <= msg.len() - start => {
-            *pos = start + len;
-            Ok(&msg[start..start + len])
-        }
-        _ => Err(Fault::malformed(format!(
+    lean_payload(msg, pos).ok_or_else(|| payload_fault(msg, start))
+}
+
+#[cold]
+fn payload_fault(msg: &[u8], start: usize) -> Fault {
+    let mut at = start;
+    match read_varint(msg, &mut at) {
+        Err(e) => e.into(),
+        Ok(len) => Fault::malformed(format!(
             "field declares {len} bytes but only {} remain",
-            msg.len() - start
-        ))),
+            msg.len() - at
+        )),
     }
 }
 
@@ -488,11 +485,11 @@ fn utf8(s: &[u8]) -> Result<(), Fault> {
 
 #[inline(always)]
 fn fixed(msg: &[u8], pos: &mut usize, width: usize) -> Result<(), Fault> {
-    if msg.len() - *pos < width {
-        return Err(Fault::malformed("truncated fixed-width field".into()));
+    if lean_fixed(msg, pos, width) {
+        Ok(())
+    } else {
+        Err(Fault::malformed("truncated fixed-width field".into()))
     }
-    *pos += width;
-    Ok(())
 }
 
 #[cold]
