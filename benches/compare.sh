@@ -78,7 +78,7 @@ exporters:
 service:
   telemetry:
     logs: {level: warn}
-    metrics: {address: "127.0.0.1:$5"}
+    metrics: {readers: [{pull: {exporter: {prometheus: {host: "127.0.0.1", port: $5}}}}]}
   pipelines:
     traces: {receivers: [otlp], processors: [batch], exporters: [$name]}
     logs: {receivers: [otlp], processors: [batch], exporters: [$name]}
