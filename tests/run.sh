@@ -42,6 +42,8 @@ cargo build --workspace --bins --locked
 step "cargo test"
 cargo test --workspace --locked
 
+step "deployment tools (helm, kustomize, actionlint from their Go modules)"; tests/tools/build-deploy-tools.sh
+
 step "interop tests (OpenTelemetry Python SDK -> tern -> Prometheus)"
 "$VENV/bin/python" -m pytest -q tests/python
 
