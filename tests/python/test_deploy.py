@@ -504,6 +504,17 @@ def test_gateway_overlay_renders_a_scalable_deployment(kustomize_build, release_
     assert_health_and_memory(tern_validate(release_tern, docs, tmp_path))
 
 
+def test_kubectl_apply_k_renders_the_same(kustomize_build):
+    """`kubectl apply -k` (the command docs/deployment.md gives) renders the
+    overlays with kubectl's own kustomize: the same manifests."""
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl is not installed: only the pinned kustomize renders the overlays")
+    for overlay in ("agent", "gateway"):
+        result = run(["kubectl", "kustomize", str(DEPLOY / "kubernetes" / overlay)])
+        assert result.returncode == 0, result.stderr
+        assert documents(result.stdout) == kustomize_build(overlay)
+
+
 def test_agent_forwards_to_the_gateways_headless_service(kustomize_build, release_tern, tmp_path):
     agent = tern_validate(release_tern, kustomize_build("agent"), tmp_path)
     gateway = kustomize_build("gateway")
@@ -645,15 +656,38 @@ def test_helm_config_is_deep_merged_over_the_defaults(helm, release_tern, tmp_pa
     [
         (["--set", "presets.hostMetrics.enabled=true"], "presets.hostMetrics needs the hostmetrics receiver"),
         (["--set", "presets.loadBalancing.enabled=true"], "presets.loadBalancing.endpoint: host:port of the gateway"),
-        (["--set", "mode=replicaset"], "mode"),
-        (["--set", "presets.loadBalancing.compression=brotli"], "compression"),
-        (["--set", "unknownKey=1"], "unknownKey"),
+        (["--set", "mode=replicaset"], "at '/mode': value must be one of 'daemonset', 'deployment', 'statefulset'"),
+        # A Tern gateway's gRPC receiver reads gzip and zstd.
+        (["--set", "presets.loadBalancing.compression=snappy"], "at '/presets/loadBalancing/compression'"),
+        (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
+        (["--set", "ports.metrics.containerPort=0"], "at '/ports/metrics/containerPort'"),
+        (["--set", "mode=statefulset", "--set", "headlessService.enabled=false"], "mode statefulset needs headlessService.enabled"),
+        (["--set", "serviceMonitor.enabled=true", "--set", "service.enabled=false"], "serviceMonitor needs service.enabled"),
     ],
 )
 def test_helm_refuses_what_it_cannot_render(helm, args, message):
     result = run([helm, "template", "tern", str(CHART), *args])
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_helm_notes_say_how_to_send_and_what_presets_do_not_do_yet(helm):
+    result = run(
+        [helm, "install", "tern-agent", str(CHART), "--dry-run=client", "--namespace", "observability",
+         "--set", "mode=daemonset", "--set", "presets.kubernetesAttributes.enabled=true", *LOAD_BALANCING]
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:\n", 1)[1]
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://$(NODE_IP):4317" in notes
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://tern-agent.observability.svc:4317" in notes
+    assert "that comes with the loadbalancing exporter" in notes
+    assert "Tern has no k8sattributes processor yet" in notes
+    result = run([helm, "install", "tern-gateway", str(CHART), "--dry-run=client", "--namespace", "observability"])
+    assert result.returncode == 0, result.stderr
+    assert (
+        "presets.loadBalancing.endpoint=tern-gateway-headless.observability.svc.cluster.local:4317"
+        in result.stdout.split("NOTES:\n", 1)[1]
+    )
 
 
 def test_deployment_doc_helm_commands_render(helm, release_tern, tmp_path):
