@@ -10,7 +10,11 @@ and the Dapr configuration's structure.
 helm, kustomize and actionlint are built from their Go modules by
 tests/tools/build-deploy-tools.sh (versions in tests/tools/deploy-tools.txt);
 a test whose tool did not build is skipped with the tool, the version and
-the build log named."""
+the build log named. Alone:
+
+    tests/tools/build-deploy-tools.sh
+    .venv/bin/python -m pytest -q tests/python/test_deploy.py
+"""
 
 import json
 import os
