@@ -16,7 +16,6 @@ the build log named. Alone:
     .venv/bin/python -m pytest -q tests/python/test_deploy.py
 """
 
-import json
 import os
 import pathlib
 import re
@@ -301,13 +300,14 @@ def test_dockerignore_sends_what_the_release_build_needs(tmp_path):
     ]
     assert set(needed) <= set(context), sorted(set(needed) - set(context))
     assert not [p for p in context if p.startswith(("tests/python/", "docs/", ".github/", "deploy/helm/", "fuzz/"))]
-    # The workspace loads from the context alone.
+    # The workspace loads from the context alone: every member's manifest
+    # and the targets it declares (`cargo fetch` checks them, where
+    # `cargo metadata` lets a missing bench file pass).
     for path in context:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, tmp_path / path)
-    result = run(["cargo", "metadata", "--no-deps", "--locked", "--offline", "--format-version", "1"], cwd=tmp_path)
+    result = run(["cargo", "fetch", "--locked"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "tern" in {p["name"] for p in json.loads(result.stdout)["packages"]}
 
 
 def ldd_libraries(binary: str) -> list:
