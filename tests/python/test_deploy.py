@@ -655,6 +655,24 @@ def test_helm_config_is_deep_merged_over_the_defaults(helm, release_tern, tmp_pa
     }
 
 
+def test_helm_load_balancing_preset_takes_exporter_settings_from_config(helm, release_tern, tmp_path):
+    docs = helm_template(
+        helm, "--set", "mode=daemonset", *LOAD_BALANCING,
+        "--set", "presets.loadBalancing.compression=gzip",
+        "--set", "config.exporters.otlp_grpc/gateway.sending_queue.queue_size=500",
+        "--set", "config.exporters.otlp_grpc/gateway.timeout=3s",
+    )
+    exporter = tern_validate(release_tern, docs, tmp_path)["exporters"]["otlp_grpc/gateway"]
+    assert exporter == {
+        "endpoint": "tern-gateway-headless.observability.svc.cluster.local:4317",
+        "compression": "gzip",
+        "tls": {"insecure": True},
+        "retry_on_failure": {"max_elapsed_time": 0},
+        "sending_queue": {"queue_size": 500},
+        "timeout": "3s",
+    }
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
