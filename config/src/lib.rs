@@ -402,20 +402,16 @@ fn components<T>(
 }
 
 fn refs(node: &Node, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Ref> {
-    let items: &[Node] = match &node.kind {
-        NodeKind::Seq(items) => items,
-        NodeKind::Null => &[],
-        _ => {
-            errors.push(err(
-                node,
-                path,
-                format!("expected a list of component ids, found {}", node.shape()),
-            ));
-            return Vec::new();
-        }
+    let Some(items) = node.list_items() else {
+        errors.push(err(
+            node,
+            path,
+            format!("expected a list of component ids, found {}", node.shape()),
+        ));
+        return Vec::new();
     };
     let mut out: Vec<Ref> = Vec::new();
-    for item in items {
+    for item in items.iter() {
         match item.as_str().map(str::parse::<ComponentId>) {
             Some(Ok(id)) => {
                 if out.iter().any(|r| r.id == id) {
