@@ -1047,10 +1047,10 @@ pub enum TranslationStrategy {
     UnderscoreEscapingWithSuffixes,
     /// Escape to `[a-zA-Z0-9_:]`, no suffixes.
     UnderscoreEscapingWithoutSuffixes,
-    /// UTF-8 names kept, with suffixes (refused by validation).
+    /// UTF-8 names kept, with suffixes.
     #[serde(rename = "NoUTF8EscapingWithSuffixes")]
     NoUtf8EscapingWithSuffixes,
-    /// Names passed through (refused by validation).
+    /// Names passed through: UTF-8, no suffixes.
     NoTranslation,
 }
 
@@ -1059,10 +1059,25 @@ impl PrometheusConfig {
     /// when set, else `add_metric_suffixes`.
     pub fn metric_suffixes(&self) -> bool {
         match self.translation_strategy {
-            Some(TranslationStrategy::UnderscoreEscapingWithoutSuffixes) => false,
+            Some(
+                TranslationStrategy::UnderscoreEscapingWithoutSuffixes
+                | TranslationStrategy::NoTranslation,
+            ) => false,
             Some(_) => true,
             None => self.add_metric_suffixes,
         }
+    }
+
+    /// Whether metric and label names stay UTF-8 (escaped at scrape time
+    /// for scrapers that do not take them).
+    pub fn utf8_names(&self) -> bool {
+        matches!(
+            self.translation_strategy,
+            Some(
+                TranslationStrategy::NoUtf8EscapingWithSuffixes
+                    | TranslationStrategy::NoTranslation
+            )
+        )
     }
 }
 

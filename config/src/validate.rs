@@ -209,23 +209,6 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                         "must be at least 1",
                     ));
                 }
-                let unsupported = match p.translation_strategy {
-                    Some(crate::TranslationStrategy::NoUtf8EscapingWithSuffixes) => {
-                        Some("NoUTF8EscapingWithSuffixes")
-                    }
-                    Some(crate::TranslationStrategy::NoTranslation) => Some("NoTranslation"),
-                    _ => None,
-                };
-                if let Some(name) = unsupported {
-                    errors.push(setting(
-                        "exporters",
-                        c,
-                        &["translation_strategy"],
-                        format!(
-                            "`{name}` is not supported: Tern escapes names to the classic Prometheus character set; use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes"
-                        ),
-                    ));
-                }
             }
             ExporterConfig::PrometheusRemoteWrite(p) => {
                 if p.endpoint.trim().is_empty() {

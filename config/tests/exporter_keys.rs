@@ -239,21 +239,30 @@ fn prometheus_without_scope_info_and_translation_strategy() {
     };
     assert!(p.metric_suffixes());
 
-    for (value, message) in [
-        ("NoTranslation", "`NoTranslation` is not supported"),
-        (
-            "NoUTF8EscapingWithSuffixes",
-            "`NoUTF8EscapingWithSuffixes` is not supported",
-        ),
-        ("Escaped", "unknown variant `Escaped`"),
+    assert!(!p.utf8_names());
+
+    // Prometheus 3 UTF-8 names, with and without suffixes.
+    for (value, suffixes) in [
+        ("NoUTF8EscapingWithSuffixes", true),
+        ("NoTranslation", false),
     ] {
-        let errs = errors(&prometheus(&format!("    translation_strategy: {value}\n")));
-        assert_error(
-            &errs,
-            "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
-            message,
-        );
+        let text = prometheus(&format!(
+            "    add_metric_suffixes: {}\n    translation_strategy: {value}\n",
+            !suffixes
+        ));
+        let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+            panic!("not prometheus");
+        };
+        assert!(p.utf8_names(), "{value}");
+        assert_eq!(p.metric_suffixes(), suffixes, "{value}");
     }
+
+    let errs = errors(&prometheus("    translation_strategy: Escaped\n"));
+    assert_error(
+        &errs,
+        "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
+        "unknown variant `Escaped`",
+    );
 }
 
 #[test]

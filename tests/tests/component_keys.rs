@@ -215,3 +215,169 @@ async fn file_group_by_writes_one_file_per_attribute_value() {
     let dirs = std::fs::read_dir(tern.path("groups")).unwrap().count();
     assert_eq!(dirs, 2);
 }
+
+/// What Prometheus 3 sends by default (its `scrape_protocols`), and what
+/// Prometheus 2 sends.
+const PROMETHEUS_3_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+const PROMETHEUS_2_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// A counter `http.server.requests` (unit `{request}`) with an
+/// `http.route` attribute, from service `shop`.
+fn utf8_counter() -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+        metric, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "shop")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "http.server.requests".into(),
+                    unit: "{request}".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: vec![NumberDataPoint {
+                            attributes: vec![kv("http.route", "/cart")],
+                            time_unix_nano: 1_700_000_000_000_000_000,
+                            value: Some(number_data_point::Value::AsInt(7)),
+                            ..Default::default()
+                        }],
+                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Scrapes `port` with `accept` until the counter shows; (Content-Type, body).
+async fn scrape_with(port: u16, accept: &str) -> (String, String) {
+    for _ in 0..300 {
+        let headers: Vec<(&str, &str)> = if accept.is_empty() {
+            Vec::new()
+        } else {
+            vec![("accept", accept)]
+        };
+        let reply = http_request(port, "GET", "/metrics", &headers, Vec::new()).await;
+        let body = String::from_utf8(reply.body.to_vec()).unwrap();
+        if body.contains("cart") {
+            return (reply.header("content-type").unwrap().to_string(), body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the counter never showed on {port}");
+}
+
+async fn start_prometheus(strategy: &str) -> (Tern, u16) {
+    let port = tern_e2e::free_port();
+    let tern = Tern::start(&format!(
+        "exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{port}\n    translation_strategy: {strategy}\nservice:\n  pipelines:\n    metrics:\n      receivers: [otlp]\n      exporters: [prometheus]\n"
+    ));
+    let reply = http_request(
+        tern.http,
+        "POST",
+        "/v1/metrics",
+        &[("content-type", "application/x-protobuf")],
+        utf8_counter(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    (tern, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_serves_utf8_names_to_scrapers_that_allow_them() {
+    let (mut tern, port) = start_prometheus("NoUTF8EscapingWithSuffixes").await;
+
+    // Prometheus 3: OpenMetrics with UTF-8 names, quoted.
+    let (content_type, body) = scrape_with(port, PROMETHEUS_3_ACCEPT).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+    );
+    assert!(
+        body.contains("# TYPE \"http.server.requests\" counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"{"http.server.requests_total","http.route"="/cart",job="shop"} 7"#),
+        "{body}"
+    );
+    // The text format, asked for with allow-utf-8.
+    let (content_type, body) =
+        scrape_with(port, "text/plain;version=0.0.4;escaping=allow-utf-8").await;
+    assert_eq!(
+        content_type,
+        "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"
+    );
+    assert!(
+        body.contains(r#"{"http.server.requests_total","http.route"="/cart",job="shop"} 7"#),
+        "{body}"
+    );
+
+    // Prometheus 2 and plain clients: escaped with underscores.
+    for accept in [PROMETHEUS_2_ACCEPT, ""] {
+        let (content_type, body) = scrape_with(port, accept).await;
+        assert!(
+            content_type.ends_with("; escaping=underscores"),
+            "{content_type}"
+        );
+        assert!(
+            body.contains(r#"http_server_requests_total{http_route="/cart",job="shop"} 7"#),
+            "{accept}: {body}"
+        );
+        assert!(!body.contains("http.server"), "{body}");
+    }
+    // The other schemes of the Prometheus client libraries.
+    let (_, body) = scrape_with(port, "text/plain;version=0.0.4;escaping=dots").await;
+    assert!(
+        body.contains(
+            r#"http_dot_server_dot_requests__total{http_dot_route="/cart",job="shop"} 7"#
+        ),
+        "{body}"
+    );
+    let (_, body) = scrape_with(port, "text/plain;version=0.0.4;escaping=values").await;
+    assert!(
+        body.contains(
+            r#"U__http_2e_server_2e_requests__total{U__http_2e_route="/cart",job="shop"} 7"#
+        ),
+        "{body}"
+    );
+    assert!(tern.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_no_translation_keeps_the_otel_name_without_suffixes() {
+    let (mut tern, port) = start_prometheus("NoTranslation").await;
+    let (_, body) = scrape_with(port, PROMETHEUS_3_ACCEPT).await;
+    // A counter without `_total` is typed `unknown` in OpenMetrics, as the
+    // Prometheus client libraries write it.
+    assert!(
+        body.contains("# TYPE \"http.server.requests\" unknown\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"{"http.server.requests","http.route"="/cart",job="shop"} 7"#),
+        "{body}"
+    );
+    let (_, body) = scrape_with(port, "").await;
+    assert!(
+        body.contains("# TYPE http_server_requests counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"http_server_requests{http_route="/cart",job="shop"} 7"#),
+        "{body}"
+    );
+    assert!(tern.stop().success());
+}
