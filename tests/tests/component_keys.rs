@@ -98,6 +98,10 @@ async fn grpc_reads_snappy_within_the_message_limit_and_advertises_it() {
     assert!(bomb.len() < 1 << 20);
     let (code, message, _) = grpc_raw(tern.grpc, "snappy", grpc_frame(&bomb, true)).await;
     assert_eq!(code, 8, "RESOURCE_EXHAUSTED: {message}");
+    // An encoding Tern does not read: UNIMPLEMENTED, naming what it reads.
+    let (code, message, accepted) = grpc_raw(tern.grpc, "br", grpc_frame(b"whatever", true)).await;
+    assert_eq!(code, 12, "UNIMPLEMENTED: {message}");
+    assert!(accepted.contains("snappy"), "{accepted}");
     // Not snappy at all.
     let (code, message, _) = grpc_raw(
         tern.grpc,
@@ -111,7 +115,7 @@ async fn grpc_reads_snappy_within_the_message_limit_and_advertises_it() {
         .self_metrics_until("the refusals to be counted", |m| {
             let l = |reason: &str| format!(r#"receiver="otlp",transport="grpc",reason="{reason}""#);
             sample(m, "tern_receiver_requests_refused_total", &l("too_large")) == Some(1.0)
-                && sample(m, "tern_receiver_requests_refused_total", &l("malformed")) == Some(1.0)
+                && sample(m, "tern_receiver_requests_refused_total", &l("malformed")) == Some(2.0)
         })
         .await;
     assert_eq!(

@@ -262,9 +262,9 @@ const GRPC_ENCODING: &str = "grpc-encoding";
 /// The header listing the compressions the server reads.
 const GRPC_ACCEPT_ENCODING: &str = "grpc-accept-encoding";
 
-/// Lists every compression the receiver reads on each answer, as the
-/// Collector's servers (grpc-go) do; tonic alone lists only its own, and
-/// only when it refuses one.
+/// Lists every compression the receiver reads (`grpc-accept-encoding`) on
+/// each answer, the refusal of an unknown `grpc-encoding` included, where
+/// tonic alone would list only gzip and zstd.
 fn advertise_encodings(headers: &mut http::HeaderMap) {
     headers.insert(
         GRPC_ACCEPT_ENCODING,
