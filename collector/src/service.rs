@@ -118,12 +118,9 @@ impl Service {
                 let listener = serve::bind(&c.config.endpoint().to_string(), &key).await?;
                 let stop = admin_rx.clone();
                 let handle = match &c.config {
-                    ExtensionConfig::HealthCheck(h) => tokio::spawn(admin::run_health(
-                        listener,
-                        h.path.clone(),
-                        health.clone(),
-                        stop,
-                    )),
+                    ExtensionConfig::HealthCheck(h) => {
+                        tokio::spawn(admin::run_health(listener, h.clone(), health.clone(), stop))
+                    }
                     ExtensionConfig::Pprof(p) => {
                         if !p.save_to_file.is_empty() {
                             let failed = |e: std::io::Error| {

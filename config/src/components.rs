@@ -502,7 +502,6 @@ impl Default for RotationConfig {
 }
 
 /// `exporters.file.group_by`: one file per value of a resource attribute.
-/// Only `enabled: false` is accepted (validation refuses the rest).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileGroupBy {
@@ -546,7 +545,7 @@ pub struct FileConfig {
     /// Octal permissions of directories `create_directory` makes, before the
     /// umask (default `0755`; only with `create_directory`).
     pub directory_permissions: String,
-    /// Per-resource output files (only `enabled: false`).
+    /// One output file per value of a resource attribute.
     pub group_by: FileGroupBy,
 }
 
@@ -592,8 +591,7 @@ pub struct HealthCheckConfig {
     pub endpoint: Endpoint,
     /// Path answered (default `/`).
     pub path: String,
-    /// Custom bodies instead of the JSON status; refused by validation
-    /// (not supported yet).
+    /// Plain-text bodies instead of the JSON status.
     pub response_body: Option<HealthResponseBody>,
     /// The Collector's deprecated pipeline check: only `enabled: false`.
     pub check_collector_pipeline: CheckCollectorPipeline,
@@ -1049,10 +1047,10 @@ pub enum TranslationStrategy {
     UnderscoreEscapingWithSuffixes,
     /// Escape to `[a-zA-Z0-9_:]`, no suffixes.
     UnderscoreEscapingWithoutSuffixes,
-    /// UTF-8 names kept, with suffixes (refused by validation).
+    /// UTF-8 names kept, with suffixes.
     #[serde(rename = "NoUTF8EscapingWithSuffixes")]
     NoUtf8EscapingWithSuffixes,
-    /// Names passed through (refused by validation).
+    /// Names passed through: UTF-8, no suffixes.
     NoTranslation,
 }
 
@@ -1061,10 +1059,25 @@ impl PrometheusConfig {
     /// when set, else `add_metric_suffixes`.
     pub fn metric_suffixes(&self) -> bool {
         match self.translation_strategy {
-            Some(TranslationStrategy::UnderscoreEscapingWithoutSuffixes) => false,
+            Some(
+                TranslationStrategy::UnderscoreEscapingWithoutSuffixes
+                | TranslationStrategy::NoTranslation,
+            ) => false,
             Some(_) => true,
             None => self.add_metric_suffixes,
         }
+    }
+
+    /// Whether metric and label names stay UTF-8 (escaped at scrape time
+    /// for scrapers that do not take them).
+    pub fn utf8_names(&self) -> bool {
+        matches!(
+            self.translation_strategy,
+            Some(
+                TranslationStrategy::NoUtf8EscapingWithSuffixes
+                    | TranslationStrategy::NoTranslation
+            )
+        )
     }
 }
 

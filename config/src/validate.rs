@@ -209,23 +209,6 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                         "must be at least 1",
                     ));
                 }
-                let unsupported = match p.translation_strategy {
-                    Some(crate::TranslationStrategy::NoUtf8EscapingWithSuffixes) => {
-                        Some("NoUTF8EscapingWithSuffixes")
-                    }
-                    Some(crate::TranslationStrategy::NoTranslation) => Some("NoTranslation"),
-                    _ => None,
-                };
-                if let Some(name) = unsupported {
-                    errors.push(setting(
-                        "exporters",
-                        c,
-                        &["translation_strategy"],
-                        format!(
-                            "`{name}` is not supported: Tern escapes names to the classic Prometheus character set; use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes"
-                        ),
-                    ));
-                }
             }
             ExporterConfig::PrometheusRemoteWrite(p) => {
                 if p.endpoint.trim().is_empty() {
@@ -300,12 +283,38 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
             if f.group_by.enabled {
-                errors.push(setting(
-                    "exporters",
-                    c,
-                    &["group_by", "enabled"],
-                    "not supported yet: Tern writes all data of a file exporter to one file; use one file exporter per destination",
-                ));
+                let stars = f.path.matches('*').count();
+                if stars != 1 {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["path"],
+                        format!("must contain exactly one `*` when group_by is enabled (found {stars}): the resource attribute's value replaces it"),
+                    ));
+                } else if f.path.starts_with('*') {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["path"],
+                        "must not start with `*` when group_by is enabled: files stay under the part before it",
+                    ));
+                }
+                if f.group_by.resource_attribute.is_empty() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["group_by", "resource_attribute"],
+                        "must not be empty when group_by is enabled",
+                    ));
+                }
+                if f.group_by.max_open_files == 0 {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["group_by", "max_open_files"],
+                        "must be at least 1",
+                    ));
+                }
             }
             if f.create_directory {
                 if f.directory_mode().is_none() {
@@ -346,14 +355,6 @@ fn check_health_check(
     h: &crate::HealthCheckConfig,
     errors: &mut Vec<ConfigError>,
 ) {
-    if h.response_body.is_some() {
-        errors.push(setting(
-            "extensions",
-            c,
-            &["response_body"],
-            "not supported yet: Tern answers {\"status\":\"Server available\"} (200) or {\"status\":\"Server not available\"} (503)",
-        ));
-    }
     if h.check_collector_pipeline.enabled {
         errors.push(setting(
             "extensions",

@@ -96,11 +96,6 @@ fn file_create_directory_max_days_and_group_by() {
     ));
     assert_error(
         &errs,
-        "tern.yaml:9:16: exporters.file.group_by.enabled:",
-        "not supported yet",
-    );
-    assert_error(
-        &errs,
         "tern.yaml:10:28: exporters.file.directory_permissions:",
         "only applies with `create_directory: true`",
     );
@@ -108,6 +103,63 @@ fn file_create_directory_max_days_and_group_by() {
         &errs,
         "tern.yaml:14:28: exporters.file/2.directory_permissions:",
         "must be octal permission bits",
+    );
+}
+
+#[test]
+fn file_group_by_needs_one_star_an_attribute_and_room_for_a_file() {
+    let text = with_exporter(
+        "  file:\n    path: /tmp/logs/*.jsonl\n    group_by:\n      enabled: true\n      resource_attribute: tenant\n      max_open_files: 5\n",
+        "file",
+        "logs",
+    );
+    let ExporterConfig::File(f) = exporter(&text, "file") else {
+        panic!("not file");
+    };
+    assert!(f.group_by.enabled);
+    assert_eq!(f.group_by.resource_attribute, "tenant");
+    assert_eq!(f.group_by.max_open_files, 5);
+    let text = with_exporter(
+        "  file:\n    path: /tmp/*.jsonl\n    group_by:\n      enabled: true\n",
+        "file",
+        "logs",
+    );
+    let ExporterConfig::File(f) = exporter(&text, "file") else {
+        panic!("not file");
+    };
+    assert_eq!(f.group_by.resource_attribute, "fileexporter.path_segment");
+    assert_eq!(f.group_by.max_open_files, 100);
+
+    let errs = errors(&with_exporter(
+        "  file/none:\n    path: /tmp/out.jsonl\n    group_by:\n      enabled: true\n  file/two:\n    path: /tmp/*/*.jsonl\n    group_by:\n      enabled: true\n      resource_attribute: \"\"\n      max_open_files: 0\n  file/lead:\n    path: \"*.jsonl\"\n    group_by:\n      enabled: true\n  file/off:\n    path: /tmp/**.jsonl\n",
+        "file/none, file/two, file/lead, file/off",
+        "logs",
+    ));
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert_error(
+        &errs,
+        "tern.yaml:7:11: exporters.file/none.path:",
+        "must contain exactly one `*` when group_by is enabled (found 0)",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:11:11: exporters.file/two.path:",
+        "(found 2)",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:14:27: exporters.file/two.group_by.resource_attribute:",
+        "must not be empty",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:15:23: exporters.file/two.group_by.max_open_files:",
+        "must be at least 1",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:17:11: exporters.file/lead.path:",
+        "must not start with `*`",
     );
 }
 
@@ -187,21 +239,30 @@ fn prometheus_without_scope_info_and_translation_strategy() {
     };
     assert!(p.metric_suffixes());
 
-    for (value, message) in [
-        ("NoTranslation", "`NoTranslation` is not supported"),
-        (
-            "NoUTF8EscapingWithSuffixes",
-            "`NoUTF8EscapingWithSuffixes` is not supported",
-        ),
-        ("Escaped", "unknown variant `Escaped`"),
+    assert!(!p.utf8_names());
+
+    // Prometheus 3 UTF-8 names, with and without suffixes.
+    for (value, suffixes) in [
+        ("NoUTF8EscapingWithSuffixes", true),
+        ("NoTranslation", false),
     ] {
-        let errs = errors(&prometheus(&format!("    translation_strategy: {value}\n")));
-        assert_error(
-            &errs,
-            "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
-            message,
-        );
+        let text = prometheus(&format!(
+            "    add_metric_suffixes: {}\n    translation_strategy: {value}\n",
+            !suffixes
+        ));
+        let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+            panic!("not prometheus");
+        };
+        assert!(p.utf8_names(), "{value}");
+        assert_eq!(p.metric_suffixes(), suffixes, "{value}");
     }
+
+    let errs = errors(&prometheus("    translation_strategy: Escaped\n"));
+    assert_error(
+        &errs,
+        "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
+        "unknown variant `Escaped`",
+    );
 }
 
 #[test]
@@ -308,18 +369,32 @@ fn health_check_keys() {
         panic!("not a health_check");
     };
     assert!(!h.check_collector_pipeline.enabled);
+    assert_eq!(h.response_body, None);
+
+    let config = load(&with_health(
+        "    response_body:\n      healthy: up\n      unhealthy: down\n",
+    ))
+    .unwrap();
+    let tern_config::ExtensionConfig::HealthCheck(h) =
+        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config
+    else {
+        panic!("not a health_check");
+    };
+    assert_eq!(
+        h.response_body,
+        Some(tern_config::HealthResponseBody {
+            healthy: "up".into(),
+            unhealthy: "down".into(),
+        })
+    );
 
     let errs = errors(&with_health(
-        "    response_body:\n      healthy: up\n      unhealthy: down\n    check_collector_pipeline:\n      enabled: true\n",
+        "    response_body:\n      healthy: up\n    check_collector_pipeline:\n      enabled: true\n",
     ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
     assert_error(
         &errs,
-        "tern.yaml:11:7: extensions.health_check.response_body:",
-        "not supported yet",
-    );
-    assert_error(
-        &errs,
-        "tern.yaml:14:16: extensions.health_check.check_collector_pipeline.enabled:",
+        "tern.yaml:13:16: extensions.health_check.check_collector_pipeline.enabled:",
         "the Collector deprecated this check",
     );
 }
