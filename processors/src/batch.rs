@@ -204,12 +204,14 @@ mod tests {
             size: 1000,
             unit: QueueUnit::Batches,
             max_bytes: 1 << 30,
+            batch: None,
         };
         let out = BoundedQueue::new(limits, Gauge::default());
         let fanout = Fanout::new(vec![ExporterHandle {
             id: "test".into(),
             queue: out.clone(),
             metrics: ExporterMetrics::new(&telemetry, "test"),
+            wait_for_result: false,
         }]);
         let task = tokio::spawn(p.run(rx, Output::Fanout(Arc::new(fanout))));
         Rig {
