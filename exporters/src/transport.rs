@@ -673,6 +673,52 @@ mod tests {
         seen
     }
 
+    /// A proxy that answers every CONNECT with `answer` and closes.
+    async fn refusing_proxy(
+        answer: &'static [u8],
+    ) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(stream.read_u8().await.unwrap());
+            }
+            stream.write_all(answer).await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_the_proxy_refuses_is_a_proxy_error_and_credentials_reach_it() {
+        let (proxy, asked) =
+            refusing_proxy(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
+        let options = Options {
+            proxy: Some(Proxy {
+                target: Target::parse_url(&format!("http://{proxy}")).unwrap(),
+                authorization: Some(http::HeaderValue::from_static("Basic dTpw")),
+            }),
+            ..Options::default()
+        };
+        // h2c goes through a tunnel too.
+        let target = Target::parse_grpc("http://backend.invalid:4317", true).unwrap();
+        let transport = Transport::new(target, HttpVersion::Http2, None, options);
+        let err = transport
+            .post("/x", &HeaderMap::new(), Chunks::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TransportError::Proxy(_, m) if m.contains("407")),
+            "{err}"
+        );
+        assert_eq!(
+            asked.await.unwrap(),
+            "CONNECT backend.invalid:4317 HTTP/1.1\r\nHost: backend.invalid:4317\r\nProxy-Authorization: Basic dTpw\r\n\r\n"
+        );
+    }
+
     #[tokio::test]
     async fn authority_replaces_the_endpoints_host_and_port() {
         assert!(

@@ -47,10 +47,11 @@ impl BatchProcessor {
             && pending.items() > self.send_batch_max_size
         {
             let items = pending.items();
-            match pending.split(self.send_batch_max_size) {
+            match pending.clone().split(self.send_batch_max_size) {
                 Ok(pieces) => pieces,
                 Err(e) => {
                     // Receivers validated the envelope; this is a bug, not bad input.
+                    pending.fail(true, &format!("cannot split batch: {e}"));
                     tracing::error!(processor = %self.id, items, error = %e, "cannot split batch; items dropped");
                     return None;
                 }
