@@ -806,7 +806,8 @@ pub enum Sizer {
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Queue batches and send them from `num_consumers` workers (default
-    /// true); when false the pipeline waits for each send.
+    /// true); when false the pipeline waits for each send and the sender
+    /// for its outcome.
     pub enabled: bool,
     /// Concurrent senders (default 10; 1, the only value allowed, for
     /// `prometheusremotewrite`). See [`QueueConfig::consumers`].

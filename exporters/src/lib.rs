@@ -82,7 +82,8 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32)
     let max_bytes =
         usize::try_from(queue.max_size_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     if !queue.enabled {
-        // No queue: the pipeline waits for each send.
+        // No queue: the pipeline waits for each send and, as in the
+        // Collector, the sender is answered with its outcome.
         return ExporterSpec {
             workers: vec![Box::new(exporter)],
             limits: QueueLimits {
@@ -92,7 +93,7 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32)
                 batch: None,
             },
             block_on_overflow: true,
-            wait_for_result: queue.wait_for_result,
+            wait_for_result: true,
             scrape: None,
         };
     }

@@ -110,6 +110,25 @@ async fn wait_for_result_answers_with_the_exports_outcome() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_queue_the_sender_gets_the_outcome_as_in_the_collector() {
+    let refusing = Backend::start(vec![], Step::status(400)).await;
+    let config = format!(
+        "exporters:\n{}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlphttp/direct]\n",
+        exporter(
+            "direct",
+            refusing.port,
+            "    sending_queue:\n      enabled: false\n"
+        ),
+    );
+    let tern = Tern::start(&config);
+    let mut http = HttpConn::connect(tern.http).await;
+    let reply = http
+        .post_proto("/v1/traces", spans(1, 3).encode_to_vec())
+        .await;
+    assert_eq!(reply.status, 500, "{}", tern.logs());
+}
+
 /// An OTLP/HTTP backend whose answers wait until `release` is set.
 struct GatedBackend {
     port: u16,
