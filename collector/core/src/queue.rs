@@ -134,7 +134,8 @@ impl Inlet {
     pub async fn send(&self, batch: Batch) -> Result<(), Refusal> {
         let bytes = batch.bytes();
         self.budget.in_flight.fetch_add(bytes, Ordering::AcqRel);
-        self.tx.send(batch).await.map_err(|_| {
+        self.tx.send(batch).await.map_err(|lost| {
+            lost.0.fail(false, "pipeline is shutting down");
             self.budget.release(bytes);
             Refusal::Closed
         })
@@ -206,6 +207,17 @@ struct QueueState {
     closed: bool,
     /// Since when the oldest data waits for a batch to fill (batching only).
     since: Option<Instant>,
+}
+
+impl QueueState {
+    /// What is queued, in `unit`.
+    fn total(&self, unit: QueueUnit) -> usize {
+        match unit {
+            QueueUnit::Batches => self.batches.len(),
+            QueueUnit::Items => self.items,
+            QueueUnit::Bytes => self.bytes,
+        }
+    }
 }
 
 /// What a queue's size is measured in.
@@ -328,11 +340,7 @@ impl BoundedQueue {
     }
 
     fn size(&self, s: &QueueState) -> usize {
-        match self.limits.unit {
-            QueueUnit::Batches => s.batches.len(),
-            QueueUnit::Items => s.items,
-            QueueUnit::Bytes => s.bytes,
-        }
+        s.total(self.limits.unit)
     }
 
     fn has_room(&self, s: &QueueState, batch: &Batch) -> bool {
@@ -421,11 +429,7 @@ impl BoundedQueue {
                         }
                         Some(b) => {
                             let due = s.since.map(|t| t + b.flush_timeout);
-                            let full = match b.unit {
-                                QueueUnit::Bytes => s.bytes,
-                                QueueUnit::Items => s.items,
-                                QueueUnit::Batches => s.batches.len(),
-                            } >= b.min_size;
+                            let full = s.total(b.unit) >= b.min_size;
                             if s.closed || full || due.is_none_or(|d| d <= Instant::now()) {
                                 let batch = Self::take_batch(&mut s, b);
                                 return self.taken(s, batch);
