@@ -220,6 +220,7 @@ impl Service {
                     id: id.clone(),
                     queue: queue.clone(),
                     metrics: metrics.clone(),
+                    wait_for_result: spec.wait_for_result,
                 };
                 handles.insert(r.id.clone(), (handle, spec.block_on_overflow));
                 exporters.push(ExporterTask {
@@ -302,6 +303,9 @@ impl Service {
                 if !block_on_overflow {
                     entry = entry.with_pressure(handle.queue.clone());
                 }
+            }
+            if used.iter().any(|(h, _)| h.wait_for_result) {
+                entry = entry.waiting_for_results();
             }
             for r in &pipeline.receivers {
                 consumers
@@ -427,6 +431,7 @@ impl Service {
                     continue;
                 }
                 for batch in &left {
+                    batch.fail(false, "shutdown deadline");
                     e.metrics
                         .send_failed
                         .get(batch.signal())

@@ -804,7 +804,8 @@ pub enum Sizer {
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Queue batches and send them from `num_consumers` workers (default
-    /// true); when false the pipeline waits for each send.
+    /// true); when false the pipeline waits for each send and the sender
+    /// for its outcome.
     pub enabled: bool,
     /// Concurrent senders (default 10; 1, the only value allowed, for
     /// `prometheusremotewrite`). See [`QueueConfig::consumers`].
@@ -818,26 +819,51 @@ pub struct QueueConfig {
     pub block_on_overflow: bool,
     /// Tern's own cap on the queue's bytes, whatever the sizer (default 256).
     pub max_size_mib: u64,
-    /// Make the sender wait until its batch is exported (default false);
-    /// only `false` is accepted (validation refuses `true`).
+    /// Answer the sender only once its data is exported, with the
+    /// export's outcome (default false: answered once queued).
     pub wait_for_result: bool,
-    /// The Collector's batching inside the queue; refused by validation
-    /// (the `batch` processor does this in Tern).
+    /// Batching inside the queue: on when the key is present.
     pub batch: Protocol<QueueBatch>,
 }
 
-/// `sending_queue.batch`: read only to be refused.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `sending_queue.batch` (defaults as the Collector's exporterhelper).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueBatch {
-    /// Longest wait before a partial batch is sent.
+    /// `false` turns batching off again (default true once the key is present).
+    pub enabled: bool,
+    /// Longest wait of a batch smaller than `min_size` (default 200ms).
     pub flush_timeout: GoDuration,
-    /// Smallest batch.
+    /// Smallest batch sent before `flush_timeout` (default 8192).
     pub min_size: u64,
-    /// Largest batch.
+    /// Largest batch; bigger data is split (default 0: no limit).
     pub max_size: u64,
-    /// requests | items | bytes.
+    /// items | bytes (default items, or the queue's `sizer` when that is
+    /// items or bytes and this section sets something).
     pub sizer: Option<Sizer>,
+    /// Batching per metadata value; only empty is accepted.
+    pub partition: QueuePartition,
+}
+
+/// `sending_queue.batch.partition`: read only to be refused when set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuePartition {
+    /// Metadata keys to batch by.
+    pub metadata_keys: Vec<String>,
+}
+
+impl Default for QueueBatch {
+    fn default() -> Self {
+        QueueBatch {
+            enabled: true,
+            flush_timeout: GoDuration(Duration::from_millis(200)),
+            min_size: 8192,
+            max_size: 0,
+            sizer: None,
+            partition: QueuePartition::default(),
+        }
+    }
 }
 
 impl QueueConfig {
@@ -847,6 +873,19 @@ impl QueueConfig {
     /// `num_consumers`, or the exporter's default when unset.
     pub fn consumers(&self, default: u32) -> u32 {
         self.num_consumers.unwrap_or(default)
+    }
+
+    /// The batching settings and their sizer, when batching is on. As in
+    /// the Collector, a `batch` section that sets something but no `sizer`
+    /// takes the queue's `sizer` (when that is not the default `requests`).
+    pub fn batching(&self) -> Option<(&QueueBatch, Sizer)> {
+        let b = self.batch.as_ref().filter(|b| b.enabled)?;
+        let sizer = match b.sizer {
+            Some(s) => s,
+            None if self.sizer != Sizer::Requests && *b != QueueBatch::default() => self.sizer,
+            None => Sizer::Items,
+        };
+        Some((b, sizer))
     }
 }
 
@@ -957,7 +996,9 @@ pub struct OtlpHttpExporterConfig {
     pub retry_on_failure: RetryConfig,
     /// Queue settings.
     pub sending_queue: QueueConfig,
-    /// An HTTP proxy; refused by validation (Tern connects directly).
+    /// An `http://` proxy (`http://user:password@host:port`): plain
+    /// requests go to it in absolute form, `https` ones through a CONNECT
+    /// tunnel (default none: connect directly; no environment variable is read).
     pub proxy_url: String,
     /// Most idle connections kept over all addresses (default 100; 0: no
     /// limit but 32 per address).
@@ -988,6 +1029,73 @@ impl Default for OtlpHttpExporterConfig {
             disable_keep_alives: false,
         }
     }
+}
+
+/// `proxy_url` of `otlphttp`, parsed: an `http://` proxy and the
+/// credentials in its URL (sent as `Proxy-Authorization: Basic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// The proxy's address (its path, if any, is not used).
+    pub target: crate::types::Target,
+    /// `user` and `password` from the URL, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl ProxyUrl {
+    /// Parses `http://[user[:password]@]host[:port][/]`.
+    pub fn parse(url: &str) -> Result<ProxyUrl, String> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(if url.starts_with("https://") {
+                format!(
+                    "invalid proxy URL `{url}`: only http:// proxies are supported (https endpoints reach their backend through them in a CONNECT tunnel)"
+                )
+            } else {
+                format!("invalid proxy URL `{url}`: must start with http://")
+            });
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (
+                    Some((percent_decode(user), percent_decode(password))),
+                    host_port,
+                )
+            }
+            None => (None, authority),
+        };
+        if host_port.is_empty() {
+            return Err(format!("invalid proxy URL `{url}`: no host"));
+        }
+        let target = crate::types::Target::parse_url(&format!("http://{host_port}{path}"))
+            .map_err(|e| format!("invalid proxy URL: {e}"))?;
+        Ok(ProxyUrl {
+            target,
+            credentials,
+        })
+    }
+}
+
+/// `%XX` escapes decoded (as Go's URL parser does for user info).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `resource_to_telemetry_conversion`.

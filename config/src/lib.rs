@@ -28,6 +28,7 @@ pub use components::{
     Verbosity, WalConfig,
 };
 pub use components::{PprofConfig, ZPagesConfig};
+pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{
     LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,

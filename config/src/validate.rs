@@ -179,13 +179,10 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 );
             }
             ExporterConfig::OtlpHttp(h) => {
-                if !h.proxy_url.is_empty() {
-                    errors.push(setting(
-                        "exporters",
-                        c,
-                        &["proxy_url"],
-                        "not supported: Tern connects to the endpoint directly",
-                    ));
+                if !h.proxy_url.is_empty()
+                    && let Err(e) = crate::ProxyUrl::parse(&h.proxy_url)
+                {
+                    errors.push(setting("exporters", c, &["proxy_url"], e));
                 }
                 check_otlphttp(config, c, h, errors);
                 check_client(
@@ -600,22 +597,7 @@ fn check_client(
             ));
         }
     }
-    if queue.wait_for_result {
-        errors.push(setting(
-            "exporters",
-            c,
-            &["sending_queue", "wait_for_result"],
-            "not supported: Tern answers the sender once a batch is queued; use `sending_queue.enabled: false` to make the pipeline wait for each send",
-        ));
-    }
-    if queue.batch.as_ref().is_some() {
-        errors.push(setting(
-            "exporters",
-            c,
-            &["sending_queue", "batch"],
-            "not supported: use the `batch` processor in the pipeline instead",
-        ));
-    }
+    check_queue_batch(c, queue, errors);
     if queue.enabled {
         if queue.num_consumers == Some(0) {
             errors.push(setting(
@@ -641,6 +623,68 @@ fn check_client(
                 "must be at least 1",
             ));
         }
+    }
+}
+
+/// `sending_queue.batch`, with the Collector's rules.
+fn check_queue_batch(
+    c: &crate::Component<ExporterConfig>,
+    queue: &crate::QueueConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some((b, sizer)) = queue.batching() else {
+        return;
+    };
+    if !queue.enabled {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch"],
+            "batching happens in the queue: it needs `sending_queue.enabled: true`",
+        ));
+    }
+    let mut bad = |key: &str, message: String| {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch", key],
+            message,
+        ));
+    };
+    if sizer == crate::Sizer::Requests {
+        bad(
+            "sizer",
+            "`batch` supports only `items` or `bytes` sizer, found `requests`".into(),
+        );
+    }
+    if b.flush_timeout.0.is_zero() {
+        bad("flush_timeout", "must be above 0".into());
+    }
+    if b.max_size > 0 && b.max_size < b.min_size {
+        bad(
+            "max_size",
+            format!(
+                "({}) must be at least min_size ({})",
+                b.max_size, b.min_size
+            ),
+        );
+    }
+    if sizer == queue.sizer && b.min_size > queue.queue_size {
+        bad(
+            "min_size",
+            format!(
+                "({}) must be at most sending_queue.queue_size ({}), or the queue never holds a full batch",
+                b.min_size, queue.queue_size
+            ),
+        );
+    }
+    if !b.partition.metadata_keys.is_empty() {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch", "partition", "metadata_keys"],
+            "not supported: Tern batches all of an exporter's data together",
+        ));
     }
 }
 

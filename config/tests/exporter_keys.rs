@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use tern_config::{
-    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Verbosity, load_sources,
+    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Sizer, Verbosity,
+    load_sources,
 };
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
@@ -292,15 +293,82 @@ fn otlp_compression_queue_and_tls_keys() {
         "tern.yaml:8:18: exporters.otlp.compression:",
         "gRPC supports gzip, zstd, snappy or none",
     );
-    assert_error(
-        &errs,
-        "tern.yaml:10:24: exporters.otlp.sending_queue.wait_for_result:",
-        "not supported",
+    assert_eq!(
+        errs.len(),
+        1,
+        "wait_for_result and batch are honoured: {errs:?}"
     );
+}
+
+#[test]
+fn sending_queue_batch_defaults_sizer_and_rules() {
+    let queue = |keys: &str| {
+        let text = with_exporter(
+            &format!("  otlp:\n    endpoint: b:4317\n    sending_queue:\n{keys}"),
+            "otlp",
+            "traces",
+        );
+        let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+            panic!("not otlp");
+        };
+        o.sending_queue
+    };
+    // The Collector's defaults once `batch:` is present, even empty.
+    let q = queue("      batch:\n");
+    let (b, sizer) = q.batching().unwrap();
+    assert_eq!(
+        (b.flush_timeout.0, b.min_size, b.max_size, sizer),
+        (std::time::Duration::from_millis(200), 8192, 0, Sizer::Items)
+    );
+    assert!(queue("      wait_for_result: true\n").batching().is_none());
+    assert!(
+        queue("      batch:\n        enabled: false\n")
+            .batching()
+            .is_none()
+    );
+    // A section that sets something takes the queue's sizer; an empty one does not.
+    let q = queue(
+        "      sizer: bytes\n      queue_size: 100000\n      batch:\n        min_size: 100\n",
+    );
+    assert_eq!(q.batching().unwrap().1, Sizer::Bytes);
+    let q = queue("      sizer: bytes\n      batch:\n");
+    assert_eq!(q.batching().unwrap().1, Sizer::Items);
+
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    sending_queue:\n      queue_size: 100\n      sizer: items\n      batch:\n        sizer: requests\n        flush_timeout: 0s\n        min_size: 50\n        max_size: 10\n        partition:\n          metadata_keys: [tenant]\n",
+        "otlp",
+        "traces",
+    ));
+    for (at, message) in [
+        (
+            "sending_queue.batch.sizer:",
+            "supports only `items` or `bytes`",
+        ),
+        ("sending_queue.batch.flush_timeout:", "must be above 0"),
+        (
+            "sending_queue.batch.max_size:",
+            "must be at least min_size (50)",
+        ),
+        (
+            "sending_queue.batch.partition.metadata_keys:",
+            "not supported",
+        ),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.contains(&format!(": exporters.otlp.{at}")) && e.contains(message)),
+            "missing {at} {message} in {errs:#?}"
+        );
+    }
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    sending_queue:\n      queue_size: 100\n      sizer: items\n      batch:\n        min_size: 500\n",
+        "otlp",
+        "traces",
+    ));
     assert_error(
         &errs,
-        "tern.yaml:12:9: exporters.otlp.sending_queue.batch:",
-        "use the `batch` processor",
+        "tern.yaml:12:19: exporters.otlp.sending_queue.batch.min_size:",
+        "must be at most sending_queue.queue_size (100)",
     );
 }
 
@@ -340,15 +408,39 @@ fn otlp_connection_keys() {
         "tern.yaml:8:20: exporters.otlp.balancer_name:",
         "unknown variant `least_request`",
     );
-    let errs = errors(&with_exporter(
-        "  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: http://proxy:3128\n",
-        "otlphttp",
-        "logs",
-    ));
+    let proxied = |url: &str| {
+        with_exporter(
+            &format!("  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: {url}\n"),
+            "otlphttp",
+            "logs",
+        )
+    };
+    let proxy = |url: &str| errors(&proxied(url));
+    assert!(load(&proxied("http://proxy:3128")).is_ok());
     assert_error(
-        &errs,
+        &proxy("https://proxy:3128"),
         "tern.yaml:8:16: exporters.otlphttp.proxy_url:",
-        "not supported",
+        "only http:// proxies are supported",
+    );
+    assert_error(
+        &proxy("socks5://proxy:1080"),
+        "tern.yaml:8:16: exporters.otlphttp.proxy_url:",
+        "must start with http://",
+    );
+    let p = tern_config::ProxyUrl::parse("http://us%40er:p%3Ass@proxy.example:3128/").unwrap();
+    assert_eq!(
+        (p.target.authority(), p.credentials),
+        (
+            "proxy.example:3128".to_string(),
+            Some(("us@er".to_string(), "p:ss".to_string()))
+        )
+    );
+    assert_eq!(
+        tern_config::ProxyUrl::parse("http://proxy")
+            .unwrap()
+            .target
+            .port,
+        80
     );
 }
 

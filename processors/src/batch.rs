@@ -47,10 +47,11 @@ impl BatchProcessor {
             && pending.items() > self.send_batch_max_size
         {
             let items = pending.items();
-            match pending.split(self.send_batch_max_size) {
+            match pending.clone().split(self.send_batch_max_size) {
                 Ok(pieces) => pieces,
                 Err(e) => {
                     // Receivers validated the envelope; this is a bug, not bad input.
+                    pending.fail(true, &format!("cannot split batch: {e}"));
                     tracing::error!(processor = %self.id, items, error = %e, "cannot split batch; items dropped");
                     return None;
                 }
@@ -204,12 +205,14 @@ mod tests {
             size: 1000,
             unit: QueueUnit::Batches,
             max_bytes: 1 << 30,
+            batch: None,
         };
         let out = BoundedQueue::new(limits, Gauge::default());
         let fanout = Fanout::new(vec![ExporterHandle {
             id: "test".into(),
             queue: out.clone(),
             metrics: ExporterMetrics::new(&telemetry, "test"),
+            wait_for_result: false,
         }]);
         let task = tokio::spawn(p.run(rx, Output::Fanout(Arc::new(fanout))));
         Rig {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::Signal;
+use crate::ack::Ack;
 use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
 use crate::wire::{self, WireError};
@@ -71,6 +72,10 @@ impl<T> Usable<T> {
     }
 }
 
+/// The acks a batch carries.
+#[derive(Debug, Clone, Default)]
+struct Acks(Vec<Arc<Ack>>);
+
 /// Items of one signal as one or more encoded export requests.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -85,6 +90,9 @@ pub struct Batch {
     context: Arc<RequestContext>,
     /// Memory held for this batch; released when its last copy is dropped.
     tickets: Vec<Arc<Ticket>>,
+    /// The outcomes senders wait on (`wait_for_result`); `None` otherwise
+    /// (boxed: most batches carry none, and a batch stays small to move).
+    acks: Option<Box<Acks>>,
 }
 
 impl Batch {
@@ -108,6 +116,7 @@ impl Batch {
             chunk_items: Vec::new(),
             context,
             tickets: Vec::new(),
+            acks: None,
         }
     }
 
@@ -133,12 +142,33 @@ impl Batch {
             bytes: 0,
             context,
             tickets: Vec::new(),
+            acks: None,
         }
     }
 
     /// Ties `ticket` to this batch (and every copy and piece of it).
     pub fn hold(&mut self, ticket: Arc<Ticket>) {
         self.tickets.push(ticket);
+    }
+
+    /// Ties `ack` to this batch (and every copy and piece of it): its
+    /// sender is answered once they are all done.
+    pub fn wait_on(&mut self, ack: Arc<Ack>) {
+        self.acks.get_or_insert_default().0.push(ack);
+    }
+
+    /// Takes the acks out (an exporter worker holds them through the
+    /// export, whatever the exporter does with the batch).
+    pub fn take_acks(&mut self) -> Vec<Arc<Ack>> {
+        self.acks.take().map(|a| a.0).unwrap_or_default()
+    }
+
+    /// Records a failure in every ack of this batch (it is being dropped
+    /// undelivered).
+    pub fn fail(&self, permanent: bool, message: &str) {
+        for ack in self.acks.iter().flat_map(|a| a.0.iter()) {
+            ack.fail(permanent, message);
+        }
     }
 
     /// The signal.
@@ -198,6 +228,12 @@ impl Batch {
         self.bytes += other.bytes;
         self.chunks.extend(other.chunks);
         self.tickets.extend(other.tickets);
+        if let Some(theirs) = other.acks {
+            match self.acks.as_mut() {
+                Some(ours) => ours.0.extend(theirs.0),
+                None => self.acks = Some(theirs),
+            }
+        }
     }
 
     /// Runs `use_request` (decode, translate, write) over the whole batch as
@@ -263,6 +299,7 @@ impl Batch {
                     chunk_items: Vec::new(),
                     context: self.context.clone(),
                     tickets: self.tickets.clone(),
+                    acks: self.acks.clone(),
                 }
             })
             .collect())

@@ -24,7 +24,7 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::server::{Grpc, UnaryService};
 use tonic::{Code, Status};
 
-use super::{OtlpSink, ReceiveError, metadata_pairs};
+use super::{Admitted, OtlpSink, ReceiveError, metadata_pairs};
 use crate::serve::{self, Shutdown};
 
 /// What became of one call before its handler, for counting refusals.
@@ -34,6 +34,9 @@ struct Call {
     reached: AtomicBool,
     /// A second request message came (a protocol violation).
     second_message: AtomicBool,
+    /// A request whose answer waits for its export (`wait_for_result`),
+    /// awaited after the call so that the body timeout does not cover it.
+    waiting: std::sync::Mutex<Option<Admitted>>,
 }
 
 /// Hands message bytes through untouched in both directions; as a decoder
@@ -123,7 +126,8 @@ pub fn status_of(err: &ReceiveError) -> Status {
     match err {
         ReceiveError::Malformed(m) => Status::invalid_argument(m.clone()),
         ReceiveError::NoPipeline(_) => Status::unimplemented(err.to_string()),
-        ReceiveError::Refused(_) => {
+        ReceiveError::Failed(f) if f.permanent => Status::internal(err.to_string()),
+        ReceiveError::Refused(_) | ReceiveError::Failed(_) => {
             let message = err.to_string();
             let details = status::with_retry_info(Code::Unavailable as i32, &message, 1);
             Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
@@ -159,7 +163,12 @@ impl UnaryService<Bytes> for Export {
         let result = self
             .sink
             .consume(self.signal, request.into_inner(), context)
-            .map(|_| tonic::Response::new(empty_response(self.signal)))
+            .map(|admitted| {
+                if !admitted.settled() {
+                    *self.call.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(admitted);
+                }
+                tonic::Response::new(empty_response(self.signal))
+            })
             .map_err(|e| status_of(&e));
         std::future::ready(result)
     }
@@ -251,6 +260,16 @@ async fn handle(
         };
         sink.metrics().request_refused(reason);
         tracing::debug!(%signal, grpc_status = %code, reason, "refused gRPC request");
+    }
+    let waiting = call
+        .waiting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(admitted) = waiting
+        && let Err(e) = sink.outcome(admitted).await
+    {
+        response = status_of(&e).into_http();
     }
     advertise_encodings(response.headers_mut());
     sink.metrics().request_duration.observe(started.elapsed());
