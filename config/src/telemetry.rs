@@ -284,7 +284,7 @@ struct RawLogs {
     development: Option<bool>,
     disable_caller: Option<bool>,
     disable_stacktrace: Option<bool>,
-    sampling: Option<RawSampling>,
+    sampling: Option<IgnoredAny>,
     output_paths: Option<Vec<String>>,
     error_output_paths: Option<Vec<String>>,
     initial_fields: Option<IgnoredAny>,
@@ -571,7 +571,9 @@ fn logs(
             "not supported: Tern's log lines carry no resource (only `true` is accepted)",
         );
     }
-    if let Some(s) = raw.sampling {
+    if raw.sampling.is_some()
+        && let Some(s) = section::<RawSampling>(node, &["logs", "sampling"], errors)
+    {
         // Keys left out keep the Collector's defaults.
         let defaults = LogSampling::default();
         logs.sampling = (s.enabled != Some(false)).then(|| LogSampling {
@@ -1040,4 +1042,189 @@ fn metrics(
         );
     }
     metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIPELINE: &str = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n  telemetry:\n";
+
+    fn load(telemetry: &str) -> Result<crate::Config, Vec<String>> {
+        crate::load_sources(
+            &[("tern.yaml".into(), format!("{PIPELINE}{telemetry}"))],
+            &|_| None,
+        )
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    fn telemetry(text: &str) -> TelemetryConfig {
+        match load(text) {
+            Ok(c) => c.service.telemetry,
+            Err(e) => panic!("{e:#?}"),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match load(text) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_collectors() {
+        let t = telemetry("");
+        assert_eq!(t.logs.sampling, Some(LogSampling::default()));
+        assert_eq!(
+            t.logs.sampling,
+            Some(LogSampling {
+                tick: Duration::from_secs(10),
+                initial: 10,
+                thereafter: 100
+            })
+        );
+        assert!(t.logs.initial_fields.is_empty());
+        assert!(t.logs.processors.is_empty());
+        assert_eq!(t.metrics.address, Some(Endpoint::new("localhost", 8888)));
+        assert!(t.metrics.periodic.is_empty());
+    }
+
+    #[test]
+    fn every_periodic_reader_key() {
+        let t = telemetry(
+            "    metrics:\n      readers:\n        - periodic:\n            interval: 5000\n            timeout: 2000\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: collector:4317\n                insecure: true\n                headers:\n                  - name: a\n                    value: \"1\"\n                  - name: b\n                    value: null\n                headers_list: \"a=0,c=x%20y\"\n                compression: gzip\n                timeout: 700\n                certificate: /ca.pem\n                client_certificate: /c.pem\n                client_key: /k.pem\n                temporality_preference: lowmemory\n                default_histogram_aggregation: explicit_bucket_histogram\n        - periodic:\n            exporter:\n              otlp:\n                protocol: http/json\n                endpoint: otel.example:4318/custom\n",
+        );
+        // Only push readers: no pull endpoint.
+        assert_eq!(t.metrics.address, None);
+        let [a, b] = &t.metrics.periodic[..] else {
+            panic!("{:?}", t.metrics.periodic)
+        };
+        assert_eq!(a.interval, Duration::from_secs(5));
+        assert_eq!(a.timeout, Duration::from_secs(2));
+        assert_eq!(a.temporality, Temporality::Delta);
+        assert_eq!(a.exporter.protocol, TelemetryProtocol::Grpc);
+        assert_eq!(a.exporter.endpoint, "http://collector:4317");
+        assert_eq!(
+            a.exporter.headers,
+            BTreeMap::from([
+                ("a".to_string(), "1".to_string()),
+                ("c".to_string(), "x y".to_string())
+            ])
+        );
+        assert_eq!(a.exporter.compression, Compression::Gzip);
+        assert_eq!(a.exporter.timeout, Duration::from_millis(700));
+        assert_eq!(
+            (
+                a.exporter.certificate.as_str(),
+                a.exporter.client_certificate.as_str(),
+                a.exporter.client_key.as_str()
+            ),
+            ("/ca.pem", "/c.pem", "/k.pem")
+        );
+        // The schema's defaults; without `insecure`, TLS.
+        assert_eq!(b.interval, Duration::from_secs(60));
+        assert_eq!(b.timeout, Duration::from_secs(30));
+        assert_eq!(b.temporality, Temporality::Cumulative);
+        assert_eq!(b.exporter.protocol, TelemetryProtocol::HttpJson);
+        assert_eq!(b.exporter.endpoint, "https://otel.example:4318/custom");
+        assert_eq!(b.exporter.compression, Compression::None);
+        assert_eq!(b.exporter.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_logs_key() {
+        let t = telemetry(
+            "    logs:\n      sampling:\n        tick: 1s\n        initial: 3\n      initial_fields:\n        env: prod\n        n: 2\n        ok: true\n        q: \"2\"\n        list: [1, a]\n      processors:\n        - batch:\n            schedule_delay: 200\n            export_timeout: 1000\n            max_queue_size: 100\n            max_export_batch_size: 500\n            exporter:\n              otlp:\n                protocol: http/protobuf\n                endpoint: http://localhost:4318\n        - simple:\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: https://localhost:4317\n",
+        );
+        assert_eq!(
+            t.logs.sampling,
+            Some(LogSampling {
+                tick: Duration::from_secs(1),
+                initial: 3,
+                thereafter: 100
+            })
+        );
+        let f = &t.logs.initial_fields;
+        assert_eq!(f["env"], FieldValue::String("prod".into()));
+        assert_eq!(f["n"], FieldValue::Int(2));
+        assert_eq!(f["ok"], FieldValue::Bool(true));
+        assert_eq!(f["q"], FieldValue::String("2".into()));
+        assert_eq!(
+            f["list"],
+            FieldValue::List(vec![FieldValue::Int(1), FieldValue::String("a".into())])
+        );
+        let [batch, simple] = &t.logs.processors[..] else {
+            panic!()
+        };
+        assert_eq!(
+            batch.batch,
+            Some(BatchSettings {
+                schedule_delay: Duration::from_millis(200),
+                export_timeout: Duration::from_secs(1),
+                max_queue_size: 100,
+                // Never more than the queue holds.
+                max_export_batch_size: 100,
+            })
+        );
+        assert_eq!(batch.exporter.endpoint, "http://localhost:4318");
+        assert_eq!(simple.batch, None);
+        assert_eq!(simple.exporter.protocol, TelemetryProtocol::Grpc);
+        let off = telemetry("    logs:\n      sampling:\n        enabled: false\n");
+        assert_eq!(off.logs.sampling, None);
+    }
+
+    #[test]
+    fn bad_values_are_reported_each_at_its_key() {
+        let errs = errors(
+            "    logs:\n      sampling:\n        tick: soon\n      initial_fields: [a]\n      processors:\n        - batch:\n            schedule_delay: -1\n            exporter:\n              console: {}\n        - simple:\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: x:1\n                temporality_preference: delta\n        - {}\n    metrics:\n      readers:\n        - periodic:\n            interval: 10s\n            exporter:\n              otlp:\n                protocol: http/protobuf\n                endpoint: http://x:4318\n        - periodic:\n            exporter:\n              otlp:\n                protocol: thrift\n                endpoint: http://x:4318\n                compression: zstd\n                headers:\n                  - name: \"\"\n                    value: v\n                headers_list: novalue\n                temporality_preference: sometimes\n                default_histogram_aggregation: base2_exponential_bucket_histogram\n        - periodic:\n            exporter:\n              console: {}\n        - periodic:\n            exporter:\n              otlp:\n                endpoint: http://x:4318\n        - periodic: {exporter: {otlp: {protocol: grpc}}}\n          pull: {exporter: {prometheus: {}}}\n        - producers: []\n",
+        );
+        let expected = [
+            "tern.yaml:15:15: service.telemetry.logs.sampling.tick: invalid duration `soon`",
+            "tern.yaml:16:23: service.telemetry.logs.initial_fields: expected a mapping",
+            "tern.yaml:19:29: service.telemetry.logs.processors[0].batch.schedule_delay: must not be negative",
+            "tern.yaml:21:24: service.telemetry.logs.processors[0].batch.exporter.console: not supported",
+            "tern.yaml:27:41: service.telemetry.logs.processors[1].simple.exporter.otlp.temporality_preference: only a metric exporter has this key",
+            "tern.yaml:28:11: service.telemetry.logs.processors[2]: expected `batch` or `simple`",
+            "tern.yaml:32:23: service.telemetry.metrics.readers[0].periodic.interval: expected an integer, found `10s`",
+            "tern.yaml:40:27: service.telemetry.metrics.readers[1].periodic.exporter.otlp.protocol: unsupported protocol `thrift`",
+            "tern.yaml:42:30: service.telemetry.metrics.readers[1].periodic.exporter.otlp.compression: unsupported compression `zstd` (expected gzip or none)",
+            "tern.yaml:44:21: service.telemetry.metrics.readers[1].periodic.exporter.otlp.headers[0]: invalid header: empty name",
+            "tern.yaml:46:31: service.telemetry.metrics.readers[1].periodic.exporter.otlp.headers_list: invalid headers list: `novalue` is not `name=value`",
+            "tern.yaml:47:41: service.telemetry.metrics.readers[1].periodic.exporter.otlp.temporality_preference: unsupported temporality preference `sometimes`",
+            "tern.yaml:48:48: service.telemetry.metrics.readers[1].periodic.exporter.otlp.default_histogram_aggregation: not supported",
+            "tern.yaml:51:24: service.telemetry.metrics.readers[2].periodic.exporter.console: not supported",
+            "tern.yaml:55:17: service.telemetry.metrics.readers[3].periodic.exporter.otlp: `protocol` is required",
+            "tern.yaml:56:11: service.telemetry.metrics.readers[4]: set either `pull` or `periodic`, not both",
+            "tern.yaml:58:11: service.telemetry.metrics.readers[5]: expected `pull` or `periodic`",
+            "tern.yaml:58:22: service.telemetry.metrics.readers[5].producers: not supported",
+        ];
+        for needle in expected {
+            assert!(
+                errs.iter().any(|e| e.starts_with(needle)),
+                "no {needle} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn an_endpoint_is_required_and_must_parse() {
+        let errs = errors(
+            "    metrics:\n      readers:\n        - periodic:\n            exporter:\n              otlp:\n                protocol: grpc\n        - periodic:\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: \"http://\"\n",
+        );
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].starts_with(
+                "tern.yaml:18:17: service.telemetry.metrics.readers[0].periodic.exporter.otlp: `endpoint` is required"
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].starts_with(
+                "tern.yaml:23:27: service.telemetry.metrics.readers[1].periodic.exporter.otlp.endpoint: invalid endpoint"
+            ),
+            "{errs:#?}"
+        );
+    }
 }
