@@ -273,7 +273,17 @@ struct Raw {
     logs: Option<IgnoredAny>,
     metrics: Option<IgnoredAny>,
     traces: Option<IgnoredAny>,
-    resource: Option<BTreeMap<String, Option<String>>>,
+    resource: Option<IgnoredAny>,
+}
+
+/// The schema's form of one `resource.attributes` item.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawAttribute {
+    name: String,
+    value: Option<IgnoredAny>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -482,12 +492,107 @@ pub fn parse(
         Some(raw) => metrics(node, raw, &mut problem, errors, warnings),
         None => MetricsTelemetry::default(),
     };
+    let resource = match raw.resource {
+        Some(_) => resource(node, &mut problem, errors),
+        None => BTreeMap::new(),
+    };
     errors.extend(found);
     TelemetryConfig {
         logs,
         metrics,
-        resource: raw.resource.unwrap_or_default(),
+        resource,
     }
+}
+
+/// `resource`: the legacy inline map (a null value removes a default
+/// attribute) or the schema's `attributes: [{name, value}]`, not both, as
+/// in the Collector. Tern's resource holds strings: another value type is
+/// an error, not a silent conversion.
+fn resource(
+    telemetry: &Node,
+    problem: &mut Problem<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    let Some(node) = telemetry.get("resource") else {
+        return out;
+    };
+    let entries = match &node.kind {
+        NodeKind::Map(entries) => entries,
+        NodeKind::Null => return out,
+        _ => {
+            problem(&["resource"], "expected a mapping");
+            return out;
+        }
+    };
+    let mut legacy = false;
+    let mut listed = false;
+    for (key, value) in entries {
+        let Some(key) = key.as_str() else { continue };
+        match (key, &value.kind) {
+            ("attributes", NodeKind::Seq(items)) => {
+                listed = true;
+                for i in 0..items.len() {
+                    let index = i.to_string();
+                    let path = ["resource", "attributes", index.as_str()];
+                    let Some(raw) = section::<RawAttribute>(telemetry, &path, errors) else {
+                        continue;
+                    };
+                    let item = &items[i];
+                    let string = |node: &Node| match &node.kind {
+                        NodeKind::Scalar { value, plain } => {
+                            let typed = *plain
+                                && (value.parse::<bool>().is_ok() || value.parse::<f64>().is_ok());
+                            (!typed).then(|| value.clone())
+                        }
+                        _ => None,
+                    };
+                    if raw.name.is_empty() {
+                        problem(&path, "`name` is required");
+                    } else if raw.value.is_none() {
+                        problem(&path, "`value` is required");
+                    } else if raw.kind.as_deref().is_some_and(|k| k != "string") {
+                        problem(
+                            &join(&path, &["type"]),
+                            "not supported: Tern's own resource holds strings (only `string` is accepted)",
+                        );
+                    } else if let Some(v) = item.get("value").and_then(string) {
+                        out.insert(raw.name, Some(v));
+                    } else {
+                        problem(
+                            &join(&path, &["value"]),
+                            "not supported: Tern's own resource holds strings; quote the value",
+                        );
+                    }
+                }
+            }
+            ("attributes_list" | "schema_url" | "detectors" | "detection/development", _) => {
+                problem(
+                    &["resource", key],
+                    "not supported: set the attributes in `attributes` (or inline)",
+                );
+            }
+            (_, NodeKind::Null) => {
+                legacy = true;
+                out.insert(key.to_string(), None);
+            }
+            (_, NodeKind::Scalar { value, .. }) => {
+                legacy = true;
+                out.insert(key.to_string(), Some(value.clone()));
+            }
+            _ => problem(
+                &["resource", key],
+                "a resource attribute must be a string or null",
+            ),
+        }
+    }
+    if legacy && listed {
+        problem(
+            &["resource", "attributes"],
+            "`attributes` cannot be used together with inline resource attributes",
+        );
+    }
+    out
 }
 
 /// `traces: {level: none}` (or empty) asks for nothing Tern lacks.
@@ -1198,6 +1303,40 @@ mod tests {
             "tern.yaml:56:11: service.telemetry.metrics.readers[4]: set either `pull` or `periodic`, not both",
             "tern.yaml:58:11: service.telemetry.metrics.readers[5]: expected `pull` or `periodic`",
             "tern.yaml:58:22: service.telemetry.metrics.readers[5].producers: not supported",
+        ];
+        for needle in expected {
+            assert!(
+                errs.iter().any(|e| e.starts_with(needle)),
+                "no {needle} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn resource_in_either_form() {
+        let t = telemetry(
+            "    resource:\n      attributes:\n        - name: service.name\n          value: edge\n        - name: zone\n          value: \"7\"\n          type: string\n",
+        );
+        assert_eq!(
+            t.resource,
+            BTreeMap::from([
+                ("service.name".to_string(), Some("edge".to_string())),
+                ("zone".to_string(), Some("7".to_string()))
+            ])
+        );
+        let t = telemetry("    resource:\n      service.name: edge\n      service.instance.id:\n");
+        assert_eq!(t.resource["service.name"].as_deref(), Some("edge"));
+        assert_eq!(t.resource["service.instance.id"], None);
+        let errs = errors(
+            "    resource:\n      host.name: a\n      attributes:\n        - name: n\n          value: 7\n        - name: b\n          value: x\n          type: int\n        - value: x\n      schema_url: https://x\n",
+        );
+        let expected = [
+            "tern.yaml:17:18: service.telemetry.resource.attributes[0].value: not supported: Tern's own resource holds strings",
+            "tern.yaml:20:17: service.telemetry.resource.attributes[1].type: not supported",
+            "tern.yaml:21:11: service.telemetry.resource.attributes[2]: `name` is required",
+            "tern.yaml:22:19: service.telemetry.resource.schema_url: not supported",
+            "tern.yaml:16:9: service.telemetry.resource.attributes: `attributes` cannot be used together with inline resource attributes",
         ];
         for needle in expected {
             assert!(
