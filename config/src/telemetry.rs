@@ -532,13 +532,12 @@ fn resource(
         match (key, &value.kind) {
             ("attributes", NodeKind::Seq(items)) => {
                 listed = true;
-                for i in 0..items.len() {
+                for (i, item) in items.iter().enumerate() {
                     let index = i.to_string();
                     let path = ["resource", "attributes", index.as_str()];
                     let Some(raw) = section::<RawAttribute>(telemetry, &path, errors) else {
                         continue;
                     };
-                    let item = &items[i];
                     let string = |node: &Node| match &node.kind {
                         NodeKind::Scalar { value, plain } => {
                             let typed = *plain
