@@ -194,7 +194,7 @@ async fn until<T: std::fmt::Debug>(
 async fn periodic_readers_push_self_metrics_and_processors_export_own_logs() {
     let backend = backend();
     let config = format!(
-        "exporters:\n  nop:\nservice:\n  telemetry:\n    resource:\n      service.name: tern-under-test\n    logs:\n      initial_fields:\n        deployment: e2e\n      processors:\n        - batch:\n            schedule_delay: 100\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: 127.0.0.1:{grpc}\n                insecure: true\n    metrics:\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: {{metrics}}\n        - periodic:\n            interval: 200\n            exporter:\n              otlp:\n                protocol: http/protobuf\n                endpoint: http://127.0.0.1:{http}\n                compression: gzip\n                headers:\n                  - name: x-tenant\n                    value: acme\n        - periodic:\n            interval: 3600000\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: http://127.0.0.1:{grpc}\n                temporality_preference: delta\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+        "exporters:\n  nop:\nservice:\n  telemetry:\n    resource:\n      service.name: tern-under-test\n    logs:\n      initial_fields:\n        deployment: e2e\n      processors:\n        - batch:\n            schedule_delay: 100\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: 127.0.0.1:{grpc}\n                insecure: true\n        - simple:\n            exporter:\n              otlp:\n                protocol: http/json\n                endpoint: http://127.0.0.1:{http}\n    metrics:\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: {{metrics}}\n        - periodic:\n            interval: 200\n            exporter:\n              otlp:\n                protocol: http/protobuf\n                endpoint: http://127.0.0.1:{http}\n                compression: gzip\n                headers:\n                  - name: x-tenant\n                    value: acme\n        - periodic:\n            interval: 3600000\n            exporter:\n              otlp:\n                protocol: grpc\n                endpoint: http://127.0.0.1:{grpc}\n                temporality_preference: delta\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
         grpc = backend.grpc,
         http = backend.http,
     );
@@ -274,11 +274,13 @@ async fn periodic_readers_push_self_metrics_and_processors_export_own_logs() {
     assert!(tern.stop().success());
     let pushed = accepted_spans(&metric_requests(&backend), "tern-under-test");
     assert!(pushed.contains(&(delta, 12)), "{pushed:?}");
+    // Both processors (batch over gRPC, simple over HTTP/JSON) sent it.
     let records = log_records(&backend);
-    assert!(
-        records.iter().any(|(body, ..)| body == "shutdown complete"),
-        "{records:#?}"
-    );
+    let last = records
+        .iter()
+        .filter(|(body, ..)| body == "shutdown complete")
+        .count();
+    assert_eq!(last, 2, "{records:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
