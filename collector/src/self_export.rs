@@ -783,19 +783,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_full_log_queue_drops_and_counts_without_waiting() {
-        let t = Telemetry::new();
-        let exporter = OtlpTelemetryExporter {
-            protocol: TelemetryProtocol::HttpProtobuf,
-            endpoint: "http://127.0.0.1:1".into(),
+    fn otlp(protocol: TelemetryProtocol, endpoint: &str) -> OtlpTelemetryExporter {
+        OtlpTelemetryExporter {
+            protocol,
+            endpoint: endpoint.into(),
             headers: BTreeMap::new(),
             compression: tern_config::Compression::None,
             timeout: Duration::from_secs(1),
             certificate: String::new(),
             client_certificate: String::new(),
             client_key: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn tls_files_are_read_when_the_exporter_is_built() {
+        for protocol in [TelemetryProtocol::Grpc, TelemetryProtocol::HttpProtobuf] {
+            let mut config = otlp(protocol, "https://collector:4317");
+            assert!(exporter("t", &config, Signal::Metrics).is_ok());
+            config.certificate = "/nonexistent/ca.pem".into();
+            let error = match exporter("t", &config, Signal::Metrics) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("built with a missing CA file"),
+            };
+            assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_log_queue_drops_and_counts_without_waiting() {
+        let t = Telemetry::new();
+        let exporter = otlp(TelemetryProtocol::HttpProtobuf, "http://127.0.0.1:1");
         let settings = BatchSettings {
             max_queue_size: 2,
             ..BatchSettings::default()
