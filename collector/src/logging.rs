@@ -4,12 +4,14 @@
 //! in `tern_telemetry_log_lines_sampled_out_total`), then every line written
 //! to each of `output_paths` (stderr, stdout or files appended to, as the
 //! Collector's zap logger does) in the chosen encoding with the
-//! `initial_fields` added, and handed to each OTLP log record processor
+//! `initial_fields` and Tern's resource (unless `disable_zap_resource`)
+//! added, and handed to each OTLP log record processor
 //! (`processors`; see [`crate::self_export`]). As in the Collector, a line
 //! sampled out is neither written nor exported, and `initial_fields` are on
-//! the written lines only.
+//! the written lines only (an OTLP record has the resource as its own).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
@@ -31,17 +33,35 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::self_export::{self, LogSender, PendingLogs};
 
-/// Installs the global subscriber for `config`; returns the export side of
-/// each log record processor, for the service to start.
-pub fn init(config: &Config, telemetry: &Telemetry) -> anyhow::Result<Vec<PendingLogs>> {
+/// Installs the global subscriber for `config`, `resource` being Tern's
+/// own; returns the export side of each log record processor, for the
+/// service to start.
+pub fn init(
+    config: &Config,
+    telemetry: &Telemetry,
+    resource: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<PendingLogs>> {
     let logs = &config.service.telemetry.logs;
+    // The initial fields, then the resource, as zap adds them.
+    let mut fields: Vec<(String, FieldValue)> = logs
+        .initial_fields
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if logs.resource_on_lines && !resource.is_empty() {
+        let resource = resource
+            .iter()
+            .map(|(k, v)| (k.clone(), FieldValue::String(v.clone())))
+            .collect();
+        fields.push(("resource".to_string(), FieldValue::Map(resource)));
+    }
     let filter = EnvFilter::try_new(&logs.level).with_context(|| {
         format!(
             "service.telemetry.logs.level: invalid level `{}`",
             logs.level
         )
     })?;
-    let outputs = Outputs::open(&logs.outputs, inserted(logs.encoding, &logs.initial_fields))?;
+    let outputs = Outputs::open(&logs.outputs, inserted(logs.encoding, &fields))?;
     let ansi = logs.outputs == [LogOutput::Stderr] && io::IsTerminal::is_terminal(&io::stderr());
     let written = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
@@ -327,10 +347,7 @@ fn json_value(value: &FieldValue) -> serde_json::Value {
     }
 }
 
-fn inserted(
-    encoding: LogEncoding,
-    fields: &std::collections::BTreeMap<String, FieldValue>,
-) -> Inserted {
+fn inserted(encoding: LogEncoding, fields: &[(String, FieldValue)]) -> Inserted {
     if fields.is_empty() {
         return Inserted::None;
     }
@@ -506,21 +523,31 @@ mod tests {
 
     #[test]
     fn initial_fields_go_into_json_objects_and_onto_console_lines() {
-        let fields = std::collections::BTreeMap::from([
+        let fields = [
             ("env".to_string(), FieldValue::String("prod".into())),
             ("n".to_string(), FieldValue::Int(3)),
-        ]);
+            (
+                "resource".to_string(),
+                FieldValue::Map(BTreeMap::from([(
+                    "service.name".to_string(),
+                    FieldValue::String("tern".into()),
+                )])),
+            ),
+        ];
         let Inserted::Json(json) = inserted(LogEncoding::Json, &fields) else {
             panic!()
         };
-        assert_eq!(json, br#""env":"prod","n":3,"#);
+        assert_eq!(
+            json,
+            br#""env":"prod","n":3,"resource":{"service.name":"tern"},"#
+        );
         let Inserted::Console(console) = inserted(LogEncoding::Console, &fields) else {
             panic!()
         };
-        assert_eq!(console, br#" env="prod" n=3"#);
-        assert!(matches!(
-            inserted(LogEncoding::Json, &Default::default()),
-            Inserted::None
-        ));
+        assert_eq!(
+            console,
+            br#" env="prod" n=3 resource={"service.name":"tern"}"#
+        );
+        assert!(matches!(inserted(LogEncoding::Json, &[]), Inserted::None));
     }
 }

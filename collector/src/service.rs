@@ -106,11 +106,13 @@ fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
 }
 
 impl Service {
-    /// Starts everything in `config`, counting into `telemetry`; `own_logs`
-    /// are the log record processors the logger feeds.
+    /// Starts everything in `config`, counting into `telemetry`, with
+    /// `resource` as Tern's own; `own_logs` are the log record processors
+    /// the logger feeds.
     pub async fn start(
         config: &Config,
         telemetry: Arc<Telemetry>,
+        resource: &BTreeMap<String, String>,
         own_logs: Vec<PendingLogs>,
     ) -> Result<Service, StartError> {
         let health = Arc::new(Health::default());
@@ -118,7 +120,6 @@ impl Service {
         let mut admin = Vec::new();
 
         // Extensions and self-metrics first, so probes answer "starting".
-        let resource = admin::own_resource(&config.service.telemetry.resource);
         for ext in &config.service.extensions {
             if let Some(c) = config.extensions.get(&ext.id) {
                 let key = format!("extensions.{}.endpoint", c.id);
@@ -155,7 +156,7 @@ impl Service {
                     }
                     ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
                         listener,
-                        Arc::new(zpages::Pages::new(config, &resource)),
+                        Arc::new(zpages::Pages::new(config, resource)),
                         stop,
                     )),
                 };
@@ -166,7 +167,7 @@ impl Service {
         if metrics_cfg.level != MetricsLevel::None
             && let Some(address) = &metrics_cfg.address
         {
-            admin::publish_target_info(&telemetry, &resource);
+            admin::publish_target_info(&telemetry, resource);
             let listener =
                 serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
             admin.push(Task::new(
@@ -184,7 +185,7 @@ impl Service {
         } else {
             &metrics_cfg.periodic[..]
         };
-        let self_export = SelfExport::start(periodic, own_logs, &telemetry, &resource)?;
+        let self_export = SelfExport::start(periodic, own_logs, &telemetry, resource)?;
 
         // Exporters used by some pipeline, each with its own queue and workers.
         let (abandon, abandon_rx) = watch::channel(false);

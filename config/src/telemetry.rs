@@ -198,6 +198,10 @@ pub struct LogsTelemetry {
     pub initial_fields: BTreeMap<String, FieldValue>,
     /// OTLP log export.
     pub processors: Vec<LogProcessor>,
+    /// Whether written lines carry Tern's resource as a `resource` field
+    /// (true unless `disable_zap_resource: true`, as in the Collector; OTLP
+    /// records carry it as their resource either way).
+    pub resource_on_lines: bool,
 }
 
 impl Default for LogsTelemetry {
@@ -209,6 +213,7 @@ impl Default for LogsTelemetry {
             sampling: Some(LogSampling::default()),
             initial_fields: BTreeMap::new(),
             processors: Vec::new(),
+            resource_on_lines: true,
         }
     }
 }
@@ -669,11 +674,8 @@ fn logs(
             );
         }
     }
-    if raw.disable_zap_resource == Some(false) {
-        problem(
-            &["logs", "disable_zap_resource"],
-            "not supported: Tern's log lines carry no resource (only `true` is accepted)",
-        );
+    if let Some(disable) = raw.disable_zap_resource {
+        logs.resource_on_lines = !disable;
     }
     if raw.sampling.is_some()
         && let Some(s) = section::<RawSampling>(node, &["logs", "sampling"], errors)
@@ -1190,6 +1192,7 @@ mod tests {
         );
         assert!(t.logs.initial_fields.is_empty());
         assert!(t.logs.processors.is_empty());
+        assert!(t.logs.resource_on_lines);
         assert_eq!(t.metrics.address, Some(Endpoint::new("localhost", 8888)));
         assert!(t.metrics.periodic.is_empty());
     }
@@ -1274,8 +1277,11 @@ mod tests {
         assert_eq!(batch.exporter.endpoint, "http://localhost:4318");
         assert_eq!(simple.batch, None);
         assert_eq!(simple.exporter.protocol, TelemetryProtocol::Grpc);
-        let off = telemetry("    logs:\n      sampling:\n        enabled: false\n");
+        let off = telemetry(
+            "    logs:\n      sampling:\n        enabled: false\n      disable_zap_resource: true\n",
+        );
         assert_eq!(off.logs.sampling, None);
+        assert!(!off.logs.resource_on_lines);
     }
 
     #[test]

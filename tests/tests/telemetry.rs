@@ -267,7 +267,15 @@ async fn periodic_readers_push_self_metrics_and_processors_export_own_logs() {
         .lines()
         .find(|l| l.contains("Tern is running"))
         .unwrap();
-    assert!(line.ends_with(" deployment=\"e2e\""), "{line}");
+    // Then the resource, as the Collector adds it to its lines.
+    assert!(
+        line.contains(" deployment=\"e2e\" resource={\"service.instance.id\":"),
+        "{line}"
+    );
+    assert!(
+        line.contains("\"service.name\":\"tern-under-test\""),
+        "{line}"
+    );
 
     // At shutdown: a last push from every reader (the delta one included,
     // with everything since start) and the last log lines.
@@ -319,18 +327,29 @@ async fn sampling_writes_the_first_lines_of_a_message_then_every_nth_and_counts_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_lines_carry_the_initial_fields() {
-    let mut tern = Tern::start(
-        "exporters:\n  nop:\nservice:\n  telemetry:\n    logs:\n      encoding: json\n      initial_fields:\n        deployment: e2e\n        shard: 7\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
-    );
-    assert!(tern.stop().success());
-    let logs = tern.logs();
-    assert!(!logs.is_empty());
-    for line in logs.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["deployment"], "e2e", "{line}");
-        assert_eq!(v["shard"], 7, "{line}");
-        assert!(v["fields"]["message"].is_string(), "{line}");
+async fn json_lines_carry_the_initial_fields_and_the_resource_unless_disabled() {
+    let config = |disable: bool| {
+        format!(
+            "exporters:\n  nop:\nservice:\n  telemetry:\n    resource:\n      service.name: edge\n    logs:\n      encoding: json\n      disable_zap_resource: {disable}\n      initial_fields:\n        deployment: e2e\n        shard: 7\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n"
+        )
+    };
+    for disable in [false, true] {
+        let mut tern = Tern::start(&config(disable));
+        assert!(tern.stop().success());
+        let logs = tern.logs();
+        assert!(!logs.is_empty());
+        for line in logs.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["deployment"], "e2e", "{line}");
+            assert_eq!(v["shard"], 7, "{line}");
+            assert!(v["fields"]["message"].is_string(), "{line}");
+            if disable {
+                assert!(v.get("resource").is_none(), "{line}");
+            } else {
+                assert_eq!(v["resource"]["service.name"], "edge", "{line}");
+                assert!(v["resource"]["service.instance.id"].is_string(), "{line}");
+            }
+        }
     }
 }
 
