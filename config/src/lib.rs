@@ -31,7 +31,9 @@ pub use components::{PprofConfig, ZPagesConfig};
 pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
 pub use telemetry::{
-    LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,
+    BatchSettings, FieldValue, LogEncoding, LogOutput, LogProcessor, LogSampling, LogsTelemetry,
+    MetricsLevel, MetricsTelemetry, OtlpTelemetryExporter, PeriodicReader, TelemetryConfig,
+    TelemetryProtocol, Temporality,
 };
 pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};
 use yaml::{Loc, Node, NodeKind};

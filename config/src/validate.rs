@@ -878,7 +878,9 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
         }
     }
     let telemetry = &config.service.telemetry.metrics;
-    if telemetry.level != MetricsLevel::None {
+    if telemetry.level != MetricsLevel::None
+        && let Some(address) = &telemetry.address
+    {
         let (key, loc) = match &telemetry.loc {
             Some(loc) => ("service.telemetry.metrics", loc.clone()),
             // The default reader: point at `service` (or the document).
@@ -891,7 +893,7 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
                 }),
             ),
         };
-        out.push((key.into(), telemetry.address.clone(), loc));
+        out.push((key.into(), address.clone(), loc));
     }
     out
 }
