@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod memory_limiter;
+pub mod probabilistic_sampler;
 
 use std::sync::Arc;
 
