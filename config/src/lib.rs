@@ -8,6 +8,7 @@
 
 pub mod components;
 pub mod de;
+mod probabilistic_sampler;
 mod error;
 pub mod telemetry;
 pub mod types;
@@ -29,6 +30,7 @@ pub use components::{
 };
 pub use components::{PprofConfig, ZPagesConfig};
 pub use error::{ConfigError, ConfigErrors};
+pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
 pub use telemetry::{
     LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,
 };
@@ -250,6 +252,9 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
                         "memory_limiter" => {
                             ProcessorConfig::MemoryLimiter(de::from_node(node, path)?)
+                        }
+                        "probabilistic_sampler" => {
+                            ProcessorConfig::ProbabilisticSampler(de::from_node(node, path)?)
                         }
                         _ => return Err(None),
                     })
