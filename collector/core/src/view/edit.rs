@@ -113,7 +113,7 @@ struct Op {
 /// not per item.
 #[derive(Debug, Default)]
 pub struct Change {
-    buf: Vec<u8>,
+    buf: BytesMut,
     ops: Vec<Op>,
     trace_state: Option<Range<usize>>,
 }
@@ -125,11 +125,9 @@ impl Change {
         let start = self.buf.len();
         self.buf.extend_from_slice(key.as_bytes());
         let key_end = self.buf.len();
-        let mut kv = BytesMut::new();
         if action != Action::Delete {
-            encode_key_value(&mut kv, key.as_bytes(), &value);
+            encode_key_value(&mut self.buf, key.as_bytes(), &value);
         }
-        self.buf.extend_from_slice(&kv);
         let op = Op {
             action,
             key: start..key_end,
