@@ -259,7 +259,7 @@ struct Halve {
 impl Halve {
     fn next(&mut self, change: &mut Change) -> Decision {
         self.seen += 1;
-        if self.seen % 2 == 0 {
+        if self.seen.is_multiple_of(2) {
             return Decision::Drop;
         }
         change.upsert("gen_ai.system", Value::Str("x"));
