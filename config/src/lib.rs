@@ -8,8 +8,8 @@
 
 pub mod components;
 pub mod de;
-mod probabilistic_sampler;
 mod error;
+mod probabilistic_sampler;
 pub mod telemetry;
 pub mod types;
 pub mod validate;

@@ -99,13 +99,19 @@ impl ProbabilisticSamplerConfig {
         } else if ratio > 0.0 && ratio < MIN_SAMPLING_PROBABILITY {
             problems.push((
                 "sampling_percentage",
-                format!("is too small: the smallest share is 2^-56 ({}%)", MIN_SAMPLING_PROBABILITY * 100.0),
+                format!(
+                    "is too small: the smallest share is 2^-56 ({}%)",
+                    MIN_SAMPLING_PROBABILITY * 100.0
+                ),
             ));
         }
         if self.sampling_precision == 0 {
             problems.push(("sampling_precision", "must be at least 1".to_owned()));
         } else if self.sampling_precision > 14 {
-            problems.push(("sampling_precision", "must be at most 14 (hex digits)".to_owned()));
+            problems.push((
+                "sampling_precision",
+                "must be at most 14 (hex digits)".to_owned(),
+            ));
         }
         problems
     }

@@ -7,8 +7,9 @@
 use std::io::BufRead;
 
 use serde::Deserialize;
+use tern_config::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
 use tern_processors::probabilistic_sampler::decide::{
-    LogEdit, LogInput, Mode, Priority, PriorityValue, Sampler, Settings,
+    LogEdit, LogInput, Priority, PriorityValue, Sampler, SpanInput,
 };
 
 #[derive(Deserialize)]
@@ -17,7 +18,7 @@ struct GoSettings {
     hash_seed: u32,
     mode: String,
     fail_closed: bool,
-    sampling_precision: usize,
+    sampling_precision: u32,
     attribute_source: String,
     from_attribute: String,
     sampling_priority: String,
@@ -50,20 +51,24 @@ enum Line {
     Item(Item),
 }
 
-fn settings(go: &GoSettings) -> Settings {
-    Settings {
-        percentage: go.sampling_percentage,
+fn settings(go: &GoSettings) -> ProbabilisticSamplerConfig {
+    ProbabilisticSamplerConfig {
+        sampling_percentage: go.sampling_percentage,
         hash_seed: go.hash_seed,
         mode: match go.mode.as_str() {
             "" => None,
-            "hash_seed" => Some(Mode::HashSeed),
-            "proportional" => Some(Mode::Proportional),
-            "equalizing" => Some(Mode::Equalizing),
+            "hash_seed" => Some(SamplerMode::HashSeed),
+            "proportional" => Some(SamplerMode::Proportional),
+            "equalizing" => Some(SamplerMode::Equalizing),
             other => panic!("mode {other}"),
         },
         fail_closed: go.fail_closed,
-        precision: go.sampling_precision,
-        logs_from_trace_id: go.attribute_source != "record",
+        sampling_precision: go.sampling_precision,
+        attribute_source: if go.attribute_source == "record" {
+            AttributeSource::Record
+        } else {
+            AttributeSource::TraceId
+        },
         from_attribute: go.from_attribute.clone(),
         sampling_priority: go.sampling_priority.clone(),
     }
@@ -104,10 +109,10 @@ fn string_attr<'a>(attrs: &'a [Attr], key: &str) -> Option<&'a str> {
 /// Applies a log edit as pcommon's `PutStr` and `Remove` would (remove
 /// swaps the last attribute into the removed one's place).
 fn apply(mut attrs: Vec<Attr>, edit: &LogEdit) -> Vec<Attr> {
-    if edit.remove_threshold {
-        if let Some(i) = attrs.iter().position(|a| a.key == "sampling.threshold") {
-            attrs.swap_remove(i);
-        }
+    if edit.remove_threshold
+        && let Some(i) = attrs.iter().position(|a| a.key == "sampling.threshold")
+    {
+        attrs.swap_remove(i);
     }
     let mut put = |key: &str, value: &Option<String>| {
         if let Some(v) = value {
@@ -135,7 +140,7 @@ fn decisions_match_the_collector_item_for_item() {
     ))
     .expect("golden file");
     let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
-    let mut current: Option<(Sampler, Settings)> = None;
+    let mut current: Option<(Sampler, ProbabilisticSamplerConfig)> = None;
     let (mut spans, mut logs, mut kept) = (0, 0, 0);
     let mut mismatches = Vec::new();
     for (n, line) in reader.lines().enumerate() {
@@ -159,14 +164,20 @@ fn decisions_match_the_collector_item_for_item() {
                     .find(|a| a.key == "sampling.priority")
                     .map(value),
             );
-            let outcome = sampler.span(&tern_processors::probabilistic_sampler::decide::SpanInput {
+            let outcome = sampler.span(&SpanInput {
                 trace_id: &trace_id,
                 trace_state: &item.trace_state,
                 priority,
             });
-            let ours = (outcome.sampled, outcome.sampled.then(|| {
-                outcome.edit.clone().unwrap_or_else(|| item.trace_state.clone())
-            }));
+            let ours = (
+                outcome.sampled,
+                outcome.sampled.then(|| {
+                    outcome
+                        .edit
+                        .clone()
+                        .unwrap_or_else(|| item.trace_state.clone())
+                }),
+            );
             if ours != (item.kept, item.out_trace_state.clone()) {
                 mismatches.push(format!(
                     "line {}: span {} {:?}: Collector {:?}, Tern {:?} ({:?})",
@@ -181,11 +192,19 @@ fn decisions_match_the_collector_item_for_item() {
         } else {
             logs += 1;
             let source = (!settings.from_attribute.is_empty())
-                .then(|| item.attributes.iter().find(|a| a.key == settings.from_attribute))
+                .then(|| {
+                    item.attributes
+                        .iter()
+                        .find(|a| a.key == settings.from_attribute)
+                })
                 .flatten()
                 .map(source_bytes);
             let priority = (!settings.sampling_priority.is_empty())
-                .then(|| item.attributes.iter().find(|a| a.key == settings.sampling_priority))
+                .then(|| {
+                    item.attributes
+                        .iter()
+                        .find(|a| a.key == settings.sampling_priority)
+                })
                 .flatten()
                 .map(value);
             let outcome = sampler.log(&LogInput {
@@ -222,5 +241,226 @@ fn decisions_match_the_collector_item_for_item() {
         mismatches.len(),
         spans + logs,
         mismatches[..mismatches.len().min(20)].join("\n")
+    );
+}
+
+/// The golden items grouped as the generator sent them: per configuration,
+/// one request of spans and one of log records.
+struct Group {
+    config: ProbabilisticSamplerConfig,
+    spans: Vec<Item>,
+    logs: Vec<Item>,
+}
+
+fn groups() -> Vec<Group> {
+    let file = std::fs::File::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/probabilistic_sampler_golden.jsonl.gz"
+    ))
+    .expect("golden file");
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+    let mut groups: Vec<Group> = Vec::new();
+    for line in reader.lines() {
+        match serde_json::from_str::<Line>(&line.expect("line")).expect("json") {
+            Line::Config { settings: go } => groups.push(Group {
+                config: settings(&go),
+                spans: Vec::new(),
+                logs: Vec::new(),
+            }),
+            Line::Item(item) => {
+                let group = groups.last_mut().expect("config first");
+                if item.signal == "traces" {
+                    group.spans.push(item);
+                } else {
+                    group.logs.push(item);
+                }
+            }
+        }
+    }
+    groups
+}
+
+mod wire {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+
+    use super::{Attr, hex};
+
+    pub fn key_values(attrs: &[Attr]) -> Vec<KeyValue> {
+        attrs
+            .iter()
+            .map(|a| {
+                let value = match a.kind.as_str() {
+                    "int" => any_value::Value::IntValue(a.value.parse().expect("int")),
+                    "double" => any_value::Value::DoubleValue(a.value.parse().expect("double")),
+                    "bool" => any_value::Value::BoolValue(a.value == "true"),
+                    "bytes" => any_value::Value::BytesValue(hex(&a.value)),
+                    _ => any_value::Value::StringValue(a.value.clone()),
+                };
+                KeyValue {
+                    key: a.key.clone(),
+                    value: Some(AnyValue { value: Some(value) }),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    pub fn attrs(kvs: &[KeyValue]) -> Vec<Attr> {
+        let mut out: Vec<Attr> = kvs
+            .iter()
+            .map(|kv| {
+                let (kind, value) = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::IntValue(i)) => ("int", i.to_string()),
+                    Some(any_value::Value::DoubleValue(d)) => ("double", d.to_string()),
+                    Some(any_value::Value::BoolValue(b)) => ("bool", b.to_string()),
+                    Some(any_value::Value::BytesValue(b)) => {
+                        ("bytes", b.iter().map(|x| format!("{x:02x}")).collect())
+                    }
+                    Some(any_value::Value::StringValue(s)) => ("str", s.clone()),
+                    other => panic!("unexpected value {other:?}"),
+                };
+                Attr {
+                    key: kv.key.clone(),
+                    kind: kind.to_owned(),
+                    value,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+#[test]
+fn the_wire_path_keeps_and_rewrites_what_the_collector_does() {
+    use std::sync::Arc;
+
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    use tern_config::Signal;
+    use tern_core::pdata::{Batch, RequestContext};
+    use tern_core::telemetry::Telemetry;
+    use tern_processors::probabilistic_sampler::ProbabilisticSampler;
+
+    let telemetry = Telemetry::new();
+    let groups = groups();
+    assert_eq!(groups.len(), 16);
+    for (n, group) in groups.iter().enumerate() {
+        // Spans: one request, as the Collector got them.
+        let spans = group
+            .spans
+            .iter()
+            .enumerate()
+            .map(|(i, item)| Span {
+                name: i.to_string(),
+                trace_id: hex(&item.trace_id),
+                span_id: vec![1, 2, 3, 4, 5, 6, 7, i as u8],
+                trace_state: item.trace_state.clone(),
+                attributes: wire::key_values(&item.attributes),
+                ..Default::default()
+            })
+            .collect();
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let id = format!("probabilistic_sampler/{n}");
+        let sampler = ProbabilisticSampler::new(&id, &group.config, Signal::Traces, &telemetry);
+        let batch = Batch::from_wire(
+            Signal::Traces,
+            request.encode_to_vec().into(),
+            Arc::new(RequestContext::default()),
+        )
+        .expect("valid request");
+        let kept = sampler.sample(batch);
+        let out = ExportTraceServiceRequest::decode(kept.to_wire()).expect("valid output");
+        let mut ours = vec![None; group.spans.len()];
+        for span in out
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            ours[span.name.parse::<usize>().expect("index")] = Some(span.trace_state.clone());
+        }
+        let theirs: Vec<_> = group
+            .spans
+            .iter()
+            .map(|i| i.out_trace_state.clone())
+            .collect();
+        assert_eq!(ours, theirs, "spans of configuration {n}");
+        assert_eq!(kept.items(), theirs.iter().flatten().count());
+
+        // Log records likewise.
+        let records = group
+            .logs
+            .iter()
+            .enumerate()
+            .map(|(i, item)| LogRecord {
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(i.to_string())),
+                }),
+                trace_id: hex(&item.trace_id),
+                attributes: wire::key_values(&item.attributes),
+                ..Default::default()
+            })
+            .collect();
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let sampler = ProbabilisticSampler::new(&id, &group.config, Signal::Logs, &telemetry);
+        let batch = Batch::from_wire(
+            Signal::Logs,
+            request.encode_to_vec().into(),
+            Arc::new(RequestContext::default()),
+        )
+        .expect("valid request");
+        let out = ExportLogsServiceRequest::decode(sampler.sample(batch).to_wire())
+            .expect("valid output");
+        let mut ours = vec![None; group.logs.len()];
+        for record in out
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+        {
+            let Some(any_value::Value::StringValue(index)) =
+                record.body.as_ref().and_then(|b| b.value.as_ref())
+            else {
+                panic!("body");
+            };
+            ours[index.parse::<usize>().expect("index")] = Some(wire::attrs(&record.attributes));
+        }
+        let theirs: Vec<_> = group
+            .logs
+            .iter()
+            .map(|i| {
+                i.out_attributes.clone().map(|mut a| {
+                    a.sort_by(|x, y| x.key.cmp(&y.key));
+                    a
+                })
+            })
+            .collect();
+        assert_eq!(ours, theirs, "log records of configuration {n}");
+    }
+    let text = telemetry.render();
+    assert!(
+        text.contains("otelcol_processor_probabilistic_sampler_count_traces_sampled_total{processor=\"probabilistic_sampler/0\",policy=\"trace_id_hash\",sampled=\"true\"}"),
+        "{text}"
     );
 }

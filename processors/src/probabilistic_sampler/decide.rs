@@ -6,40 +6,10 @@
 //! item carries on (`ot=rv:..;th:..` in `tracestate`, or the
 //! `sampling.randomness` / `sampling.threshold` log attributes).
 
+use tern_config::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
+
 use super::threshold::{MIN_SAMPLING_PROBABILITY, Randomness, Threshold};
 use super::tracestate::{TraceStateError, W3cTraceState};
-
-/// How the sampling threshold is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// FNV hash of the trace id (or a log attribute) with a seed; 14 bits.
-    HashSeed,
-    /// The configured ratio of whatever arrives, multiplied with an arriving threshold.
-    Proportional,
-    /// The configured threshold unless an arriving one is already lower in probability.
-    Equalizing,
-}
-
-/// What the sampler is built from (the processor's keys).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// `sampling_percentage` (above 100 means 100).
-    pub percentage: f32,
-    /// `hash_seed`.
-    pub hash_seed: u32,
-    /// `mode`; unset picks `hash_seed`, as the Collector does.
-    pub mode: Option<Mode>,
-    /// `fail_closed`: drop items whose randomness or threshold is unusable.
-    pub fail_closed: bool,
-    /// `sampling_precision`: hex digits of written thresholds.
-    pub precision: usize,
-    /// Logs: `attribute_source` is `traceID` (else `record`).
-    pub logs_from_trace_id: bool,
-    /// Logs: `from_attribute` (empty for none).
-    pub from_attribute: String,
-    /// Logs: `sampling_priority` (empty for none).
-    pub sampling_priority: String,
-}
 
 /// Why an item could not be sampled by its randomness; with
 /// `fail_closed` it is dropped, otherwise kept.
@@ -360,22 +330,22 @@ fn hash_randomness(bytes: &[u8], seed: u32) -> Randomness {
 }
 
 impl Sampler {
-    /// The sampler for `settings`.
-    pub fn new(settings: &Settings) -> Sampler {
-        let percentage = settings.percentage.min(100.0);
+    /// The sampler for `config`.
+    pub fn new(config: &ProbabilisticSamplerConfig) -> Sampler {
+        let percentage = config.sampling_percentage.min(100.0);
+        let precision = config.sampling_precision as usize;
         // Unset, the Collector (v0.161) picks `hash_seed` for every signal.
-        let mode = settings.mode.unwrap_or(Mode::HashSeed);
+        let mode = config.mode.unwrap_or(SamplerMode::HashSeed);
         let kind = if percentage == 0.0 {
             Kind::Never
         } else {
             let ratio = (f64::from(percentage) / 100.0).max(MIN_SAMPLING_PROBABILITY);
             match mode {
-                Mode::Equalizing => Kind::Equalizing(
-                    Threshold::from_probability(ratio, settings.precision)
-                        .unwrap_or(Threshold::ALWAYS),
+                SamplerMode::Equalizing => Kind::Equalizing(
+                    Threshold::from_probability(ratio, precision).unwrap_or(Threshold::ALWAYS),
                 ),
-                Mode::Proportional => Kind::Proportional(ratio),
-                Mode::HashSeed => {
+                SamplerMode::Proportional => Kind::Proportional(ratio),
+                SamplerMode::HashSeed => {
                     // In 32-bit floats and truncated, as the legacy sampler.
                     let scaled = (percentage * (HASH_BUCKETS as f32 / 100.0)) as u32;
                     if scaled == 0 {
@@ -383,9 +353,8 @@ impl Sampler {
                     } else {
                         let reject = u64::from(HASH_BUCKETS.saturating_sub(scaled)) << 42;
                         Kind::Hash {
-                            seed: settings.hash_seed,
-                            threshold: Threshold::from_unsigned(reject)
-                                .unwrap_or(Threshold::NEVER),
+                            seed: config.hash_seed,
+                            threshold: Threshold::from_unsigned(reject).unwrap_or(Threshold::NEVER),
                         }
                     }
                 }
@@ -393,11 +362,11 @@ impl Sampler {
         };
         Sampler {
             kind,
-            fail_closed: settings.fail_closed,
-            precision: settings.precision,
-            logs_from_trace_id: settings.logs_from_trace_id,
-            from_attribute: !settings.from_attribute.is_empty(),
-            priority_attribute: !settings.sampling_priority.is_empty(),
+            fail_closed: config.fail_closed,
+            precision,
+            logs_from_trace_id: config.attribute_source == AttributeSource::TraceId,
+            from_attribute: !config.from_attribute.is_empty(),
+            priority_attribute: !config.sampling_priority.is_empty(),
         }
     }
 
@@ -466,21 +435,22 @@ impl Sampler {
             ),
             Kind::Hash { seed, .. } => {
                 let mut source = Source::MISSING;
-                if self.logs_from_trace_id {
-                    if let Some(id) = trace_id(input.trace_id) {
-                        source = Source {
-                            policy: Policy::TraceIdHash,
-                            randomness: hash_randomness(id, *seed),
-                        };
-                    }
+                if self.logs_from_trace_id
+                    && let Some(id) = trace_id(input.trace_id)
+                {
+                    source = Source {
+                        policy: Policy::TraceIdHash,
+                        randomness: hash_randomness(id, *seed),
+                    };
                 }
-                if source.missing() && self.from_attribute {
-                    if let Some(bytes) = input.source.filter(|b| !b.is_empty()) {
-                        source = Source {
-                            policy: Policy::Attribute,
-                            randomness: hash_randomness(bytes, *seed),
-                        };
-                    }
+                if source.missing()
+                    && self.from_attribute
+                    && let Some(bytes) = input.source.filter(|b| !b.is_empty())
+                {
+                    source = Source {
+                        policy: Policy::Attribute,
+                        randomness: hash_randomness(bytes, *seed),
+                    };
                 }
                 (source, self.hash_carrier(parsed, source, &mut error))
             }
@@ -582,10 +552,8 @@ impl Sampler {
             None => (threshold, source.policy),
         };
         let sampled = threshold.should_sample(source.randomness);
-        if sampled {
-            if let Some(c) = carrier {
-                c.update_threshold(threshold);
-            }
+        if sampled && let Some(c) = carrier {
+            c.update_threshold(threshold);
         }
         (sampled, policy)
     }

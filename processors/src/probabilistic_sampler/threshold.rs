@@ -201,15 +201,9 @@ mod tests {
     fn trace_id_randomness_is_its_last_seven_bytes() {
         let mut id = [0xffu8; 16];
         id[8] = 0x12;
-        assert_eq!(
-            Randomness::from_trace_id(&id).rvalue(),
-            "ffffffffffffff"
-        );
+        assert_eq!(Randomness::from_trace_id(&id).rvalue(), "ffffffffffffff");
         id[9] = 0x01;
-        assert_eq!(
-            Randomness::from_trace_id(&id).rvalue(),
-            "01ffffffffffff"
-        );
+        assert_eq!(Randomness::from_trace_id(&id).rvalue(), "01ffffffffffff");
     }
 
     #[test]

@@ -245,10 +245,10 @@ fn check_key_size(key: &str) -> Result<(), TraceStateError> {
     if key.len() > MAX_KEY_LENGTH {
         return Err(TraceStateError::Size);
     }
-    if let Some((tenant, system)) = key.split_once('@') {
-        if tenant.len() > MAX_TENANT_LENGTH || system.len() > MAX_SYSTEM_LENGTH {
-            return Err(TraceStateError::Size);
-        }
+    if let Some((tenant, system)) = key.split_once('@')
+        && (tenant.len() > MAX_TENANT_LENGTH || system.len() > MAX_SYSTEM_LENGTH)
+    {
+        return Err(TraceStateError::Size);
     }
     Ok(())
 }
@@ -353,11 +353,19 @@ mod tests {
         assert_eq!(round_trip("ot=TH:8"), Err(TraceStateError::Syntax));
         // 31 members are taken, a 32nd is too many; a trailing comma is
         // not a member.
-        let members = |n: usize| (0..n).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+        let members = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         assert_eq!(round_trip(&members(32)), Err(TraceStateError::Size));
         assert!(round_trip(&members(31)).is_ok());
         assert!(round_trip(&format!("{},", members(31))).is_ok());
-        assert_eq!(round_trip(&format!("{},,", members(31))), Err(TraceStateError::Size));
+        assert_eq!(
+            round_trip(&format!("{},,", members(31))),
+            Err(TraceStateError::Size)
+        );
         assert_eq!(round_trip(&"a".repeat(1025)), Err(TraceStateError::Size));
         // What was read around a bad value is kept with the error.
         let (state, error) = W3cTraceState::parse("a=1,ot=rv:12;th:4,b=2");
@@ -373,7 +381,10 @@ mod tests {
         assert_eq!(state.otel_mut().update_threshold(eighth), Ok(()));
         assert_eq!(state.serialize(), "ot=th:e");
         let half = Threshold::from_tvalue("8").expect("valid");
-        assert_eq!(state.otel_mut().update_threshold(half), Err(InconsistentSampling));
+        assert_eq!(
+            state.otel_mut().update_threshold(half),
+            Err(InconsistentSampling)
+        );
         assert_eq!(state.serialize(), "ot=th:e");
     }
 }
