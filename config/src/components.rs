@@ -87,6 +87,13 @@ pub const CATALOG: &[ComponentInfo] = &[
         description: "groups items into batches by size and timeout",
     },
     ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "probabilistic_sampler",
+        aliases: &[],
+        signals: &[Signal::Traces, Signal::Logs],
+        description: "keeps a share of spans (whole traces) and log records, as the Collector decides",
+    },
+    ComponentInfo {
         kind: Kind::Exporter,
         type_name: "debug",
         aliases: &[],
@@ -1334,6 +1341,8 @@ pub enum ProcessorConfig {
     Batch(BatchConfig),
     /// `memory_limiter`.
     MemoryLimiter(MemoryLimiterConfig),
+    /// `probabilistic_sampler`.
+    ProbabilisticSampler(crate::ProbabilisticSamplerConfig),
 }
 
 /// An exporter's typed settings.

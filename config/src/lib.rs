@@ -9,6 +9,7 @@
 pub mod components;
 pub mod de;
 mod error;
+mod probabilistic_sampler;
 pub mod telemetry;
 pub mod types;
 pub mod validate;
@@ -30,6 +31,7 @@ pub use components::{
 pub use components::{PprofConfig, ZPagesConfig};
 pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
+pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
 pub use telemetry::{
     BatchSettings, FieldValue, LogEncoding, LogOutput, LogProcessor, LogSampling, LogsTelemetry,
     MetricsLevel, MetricsTelemetry, OtlpTelemetryExporter, PeriodicReader, TelemetryConfig,
@@ -253,6 +255,9 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
                         "memory_limiter" => {
                             ProcessorConfig::MemoryLimiter(de::from_node(node, path)?)
+                        }
+                        "probabilistic_sampler" => {
+                            ProcessorConfig::ProbabilisticSampler(de::from_node(node, path)?)
                         }
                         _ => return Err(None),
                     })

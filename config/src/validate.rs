@@ -123,6 +123,12 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 check_memory_limiter(c, m, errors);
                 continue;
             }
+            ProcessorConfig::ProbabilisticSampler(p) => {
+                for (key, problem) in p.problems() {
+                    errors.push(setting("processors", c, &[key], problem));
+                }
+                continue;
+            }
         };
         if b.send_batch_max_size != 0 && b.send_batch_max_size < b.send_batch_size {
             errors.push(setting(

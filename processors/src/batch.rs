@@ -10,7 +10,7 @@ use tern_config::{BatchConfig, Signal};
 use tern_core::component::{BoxFuture, Output, Processor};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::InletRx;
-use tern_core::telemetry::{ProcessorMetrics, Telemetry};
+use tern_core::telemetry::{Counter, ProcessorMetrics, Telemetry};
 use tokio::time::Instant;
 
 /// See the module docs.
@@ -22,6 +22,10 @@ pub struct BatchProcessor {
     timeout: Duration,
     signal: Signal,
     metrics: ProcessorMetrics,
+    /// Batches sent because `send_batch_size` was reached.
+    size_trigger: Counter,
+    /// Batches sent because `timeout` elapsed.
+    timeout_trigger: Counter,
 }
 
 impl BatchProcessor {
@@ -34,6 +38,16 @@ impl BatchProcessor {
             timeout: config.timeout.0,
             signal,
             metrics: ProcessorMetrics::new(telemetry, id, signal),
+            size_trigger: telemetry.counter(
+                "otelcol_processor_batch_batch_size_trigger_send_total",
+                "Times the batch was sent due to a size trigger.",
+                &[("processor", id)],
+            ),
+            timeout_trigger: telemetry.counter(
+                "otelcol_processor_batch_timeout_trigger_send_total",
+                "Times the batch was sent due to a timeout trigger.",
+                &[("processor", id)],
+            ),
         }
     }
 
@@ -91,7 +105,7 @@ impl BatchProcessor {
             match next {
                 // Timeout: send everything pending.
                 None => {
-                    self.metrics.timeout_trigger.add(1);
+                    self.timeout_trigger.add(1);
                     let batch = std::mem::replace(&mut pending, fresh());
                     self.emit(batch, &output, false).await;
                     deadline = None;
@@ -113,7 +127,7 @@ impl BatchProcessor {
                     }
                     pending.append(batch);
                     if self.send_batch_size > 0 && pending.items() >= self.send_batch_size {
-                        self.metrics.size_trigger.add(1);
+                        self.size_trigger.add(1);
                         let batch = std::mem::replace(&mut pending, fresh());
                         match self.emit(batch, &output, true).await {
                             Some(tail) => {

@@ -13,6 +13,7 @@ pub mod pdata;
 pub mod queue;
 pub mod status;
 pub mod telemetry;
+pub mod view;
 pub mod wire;
 
 pub use tern_config::Signal;

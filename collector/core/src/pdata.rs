@@ -10,6 +10,7 @@ use crate::Signal;
 use crate::ack::Ack;
 use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
+use crate::view::Edited;
 use crate::wire::{self, WireError};
 
 /// Who sent a batch; filled when the receiver has `include_metadata: true`
@@ -277,6 +278,46 @@ impl Batch {
             }
         }
         usable
+    }
+
+    /// Rewrites each request of the batch with `edit` (see
+    /// [`crate::view::edit`]), keeping what the batch carries (request
+    /// context, memory tickets); requests left without items are left out.
+    /// A request `edit` cannot read stays as it was (receivers validate
+    /// every request, so this is defence in depth) and its error is
+    /// returned with the batch.
+    pub fn edit(
+        mut self,
+        mut edit: impl FnMut(&[u8]) -> Result<Edited, WireError>,
+    ) -> (Batch, Vec<WireError>) {
+        let counts = if self.chunk_items.is_empty() {
+            vec![self.items]
+        } else {
+            std::mem::take(&mut self.chunk_items)
+        };
+        let mut errors = Vec::new();
+        let (mut chunks, mut chunk_items) = (Vec::new(), Vec::new());
+        for (chunk, items) in std::mem::take(&mut self.chunks).into_iter().zip(counts) {
+            let (chunk, items) = match edit(&chunk) {
+                Ok(edited) => (edited.bytes, edited.items),
+                Err(e) => {
+                    errors.push(e);
+                    (chunk, items)
+                }
+            };
+            if items > 0 {
+                chunks.push(chunk);
+                chunk_items.push(items);
+            }
+        }
+        self.items = chunk_items.iter().sum();
+        self.bytes = chunks.iter().map(Bytes::len).sum();
+        if chunks.len() < 2 {
+            chunk_items.clear();
+        }
+        self.chunks = chunks;
+        self.chunk_items = chunk_items;
+        (self, errors)
     }
 
     /// Splits into batches of at most `max` items, keeping order. Item

@@ -606,17 +606,13 @@ impl ExporterMetrics {
     }
 }
 
-/// Counters of one processor in one pipeline.
+/// Items in and out of one processor in one pipeline (every processor).
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
     /// Items that entered the processor.
     pub incoming: Counter,
     /// Items that left the processor.
     pub outgoing: Counter,
-    /// Batches sent because `send_batch_size` was reached.
-    pub size_trigger: Counter,
-    /// Batches sent because `timeout` elapsed.
-    pub timeout_trigger: Counter,
 }
 
 impl ProcessorMetrics {
@@ -633,16 +629,6 @@ impl ProcessorMetrics {
                 "otelcol_processor_outgoing_items_total",
                 "Items emitted from the processor.",
                 &labels,
-            ),
-            size_trigger: t.counter(
-                "otelcol_processor_batch_batch_size_trigger_send_total",
-                "Times the batch was sent due to a size trigger.",
-                &[("processor", id)],
-            ),
-            timeout_trigger: t.counter(
-                "otelcol_processor_batch_timeout_trigger_send_total",
-                "Times the batch was sent due to a timeout trigger.",
-                &[("processor", id)],
             ),
         }
     }
