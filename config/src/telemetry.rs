@@ -478,7 +478,7 @@ pub fn parse(
     let mut found = Vec::new();
     let mut problem = |path: &[&str], message: &str| {
         found.push(ConfigError {
-            loc: Some(node.deepest(path).loc.clone()),
+            loc: Some(node.locate(path).clone()),
             key: dotted(path),
             message: message.into(),
         });
@@ -1038,7 +1038,7 @@ fn metrics(
             "not supported: Tern's self-metrics have fixed names and labels",
         );
     }
-    let loc = |path: &[&str]| node.deepest(path).loc.clone();
+    let loc = |path: &[&str]| node.locate(path).clone();
     if let Some(address) = raw.address {
         warnings.push(ConfigError {
             loc: Some(loc(&["metrics", "address"])),
@@ -1291,9 +1291,9 @@ mod tests {
         );
         let expected = [
             "tern.yaml:15:15: service.telemetry.logs.sampling.tick: invalid duration `soon`",
-            "tern.yaml:16:23: service.telemetry.logs.initial_fields: expected a mapping",
+            "tern.yaml:16:7: service.telemetry.logs.initial_fields: expected a mapping",
             "tern.yaml:19:29: service.telemetry.logs.processors[0].batch.schedule_delay: must not be negative",
-            "tern.yaml:21:24: service.telemetry.logs.processors[0].batch.exporter.console: not supported",
+            "tern.yaml:21:15: service.telemetry.logs.processors[0].batch.exporter.console: not supported",
             "tern.yaml:27:41: service.telemetry.logs.processors[1].simple.exporter.otlp.temporality_preference: only a metric exporter has this key",
             "tern.yaml:28:11: service.telemetry.logs.processors[2]: expected `batch` or `simple`",
             "tern.yaml:32:23: service.telemetry.metrics.readers[0].periodic.interval: expected an integer, found `10s`",
@@ -1303,11 +1303,11 @@ mod tests {
             "tern.yaml:46:31: service.telemetry.metrics.readers[1].periodic.exporter.otlp.headers_list: invalid headers list: `novalue` is not `name=value`",
             "tern.yaml:47:41: service.telemetry.metrics.readers[1].periodic.exporter.otlp.temporality_preference: unsupported temporality preference `sometimes`",
             "tern.yaml:48:48: service.telemetry.metrics.readers[1].periodic.exporter.otlp.default_histogram_aggregation: not supported",
-            "tern.yaml:51:24: service.telemetry.metrics.readers[2].periodic.exporter.console: not supported",
-            "tern.yaml:55:17: service.telemetry.metrics.readers[3].periodic.exporter.otlp: `protocol` is required",
+            "tern.yaml:51:15: service.telemetry.metrics.readers[2].periodic.exporter.console: not supported",
+            "tern.yaml:54:15: service.telemetry.metrics.readers[3].periodic.exporter.otlp: `protocol` is required",
             "tern.yaml:56:11: service.telemetry.metrics.readers[4]: set either `pull` or `periodic`, not both",
             "tern.yaml:58:11: service.telemetry.metrics.readers[5]: expected `pull` or `periodic`",
-            "tern.yaml:58:22: service.telemetry.metrics.readers[5].producers: not supported",
+            "tern.yaml:58:11: service.telemetry.metrics.readers[5].producers: not supported",
         ];
         for needle in expected {
             assert!(
@@ -1341,7 +1341,7 @@ mod tests {
             "tern.yaml:20:17: service.telemetry.resource.attributes[1].type: not supported",
             "tern.yaml:21:11: service.telemetry.resource.attributes[2]: `name` is required",
             "tern.yaml:22:19: service.telemetry.resource.schema_url: not supported",
-            "tern.yaml:16:9: service.telemetry.resource.attributes: `attributes` cannot be used together with inline resource attributes",
+            "tern.yaml:15:7: service.telemetry.resource.attributes: `attributes` cannot be used together with inline resource attributes",
         ];
         for needle in expected {
             assert!(
@@ -1360,7 +1360,7 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:#?}");
         assert!(
             errs[0].starts_with(
-                "tern.yaml:18:17: service.telemetry.metrics.readers[0].periodic.exporter.otlp: `endpoint` is required"
+                "tern.yaml:17:15: service.telemetry.metrics.readers[0].periodic.exporter.otlp: `endpoint` is required"
             ),
             "{errs:#?}"
         );

@@ -28,11 +28,10 @@ fn setting<T>(
     message: impl Into<String>,
 ) -> ConfigError {
     let key = format!("{section}.{}.{}", c.id, path.join("."));
-    let node = c.node.deepest(path);
-    let loc = if std::ptr::eq(node, &c.node) {
+    let loc = if path.is_empty() || c.node.get(path[0]).is_none() {
         &c.loc
     } else {
-        &node.loc
+        c.node.locate(path)
     };
     at(loc, key, message)
 }
@@ -840,7 +839,7 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
             .values()
             .any(|p| p.receivers.iter().any(|r| &r.id == id))
     };
-    let loc_of = |node: &Node, path: &[&str]| node.deepest(path).loc.clone();
+    let loc_of = |node: &Node, path: &[&str]| node.locate(path).clone();
     for c in config.receivers.values().filter(|c| used(&c.id)) {
         let ReceiverConfig::Otlp(otlp) = &c.config;
         if let Some(grpc) = otlp.protocols.grpc.as_ref() {

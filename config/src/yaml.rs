@@ -72,6 +72,36 @@ impl Node {
         }
     }
 
+    /// Where a problem with the value at `path` is reported: the value's
+    /// own position for a scalar, the key's for a mapping or sequence (whose
+    /// position is that of its first entry, inside it), and the deepest
+    /// node found on the way when the path stops early.
+    pub fn locate(&self, path: &[&str]) -> &Loc {
+        let mut node = self;
+        let mut key_loc = None;
+        for key in path {
+            let entry = match &node.kind {
+                NodeKind::Map(entries) => entries
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k.as_str() == Some(key))
+                    .map(|(k, v)| (Some(&k.loc), v)),
+                _ => node.get(key).map(|v| (None, v)),
+            };
+            match entry {
+                Some((k, v)) => {
+                    key_loc = k;
+                    node = v;
+                }
+                None => return &node.loc,
+            }
+        }
+        match (&node.kind, key_loc) {
+            (NodeKind::Map(_) | NodeKind::Seq(_), Some(k)) => k,
+            _ => &node.loc,
+        }
+    }
+
     /// Looks up a chain of keys; returns the deepest node found on the way.
     pub fn deepest<'a>(&'a self, path: &[&str]) -> &'a Node {
         let mut node = self;

@@ -198,7 +198,7 @@ fn remote_write_queue_send_metadata_and_wal() {
     ));
     assert_error(
         &errs,
-        "tern.yaml:9:7: exporters.prometheusremotewrite.wal:",
+        "tern.yaml:8:5: exporters.prometheusremotewrite.wal:",
         "not supported: Tern keeps no write-ahead log",
     );
     assert_error(

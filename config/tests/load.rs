@@ -428,7 +428,7 @@ service:
     );
     assert!(has("exporters.otlp.endpoint: is required"), "{errs:#?}");
     assert!(
-        has("tern.yaml:20:7: exporters.otlp.tls: cert_file and key_file must be set together"),
+        has("tern.yaml:19:5: exporters.otlp.tls: cert_file and key_file must be set together"),
         "{errs:#?}"
     );
     assert!(
@@ -663,6 +663,22 @@ fn whole_config_problems_have_a_location_too() {
 }
 
 #[test]
+fn a_problem_with_a_mapping_or_list_points_at_its_key() {
+    // A mapping's own position is its first entry, inside it: the message
+    // points at the key that holds it instead.
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\n\
+         service:\n  telemetry:\n    traces:\n      processors:\n        - batch: {}\n\
+         \x20 pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("tern.yaml:9:5: service.telemetry.traces")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn a_problem_with_a_value_from_an_unset_or_empty_variable_names_it() {
     let lookup = |name: &str| (name == "EMPTY_PORT").then(String::new);
     let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:HOST}:${env:EMPTY_PORT}\nexporters:\n  otlp_grpc:\n    endpoint: ${env:OTLP_ENDPOINT}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc]\n";
@@ -829,9 +845,9 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
     for needle in [
         "tern.yaml:21:7: service.telemetry.logs.lvl: unknown field `lvl`",
         "tern.yaml:23:7: service.telemetry.metrics.adress: unknown field `adress`",
-        "tern.yaml:28:17: service.telemetry.metrics.readers[0].periodic.exporter.otlp: `protocol` is required",
+        "tern.yaml:27:15: service.telemetry.metrics.readers[0].periodic.exporter.otlp: `protocol` is required",
         "tern.yaml:33:32: service.telemetry.metrics.readers[1].pull.exporter.prometheus.without_units: not supported",
-        "tern.yaml:35:7: service.telemetry.traces: not supported",
+        "tern.yaml:34:5: service.telemetry.traces: not supported",
     ] {
         assert!(has(needle), "no {needle} in {errs:#?}");
     }
@@ -849,7 +865,7 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
     assert_eq!(
         errs,
         [
-            "tern.yaml:14:16: service.telemetry.metrics.readers: a reader is required when level is not none"
+            "tern.yaml:14:7: service.telemetry.metrics.readers: a reader is required when level is not none"
         ]
     );
 }
