@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use tern_config::HealthCheckConfig;
 use tern_core::telemetry::Telemetry;
 
 use crate::serve::{self, Shutdown, response as text};
@@ -79,26 +80,36 @@ async fn serve_path<F>(
     .await;
 }
 
-/// Serves the health endpoint on `path`.
+/// Serves the health endpoint at `config.path`: 200 while ready, 503
+/// otherwise, with the JSON status, or with `response_body.healthy` /
+/// `unhealthy` as plain text when that is set (as the Collector does).
 pub async fn run_health(
     listener: tokio::net::TcpListener,
-    path: String,
+    config: HealthCheckConfig,
     health: Arc<Health>,
     shutdown: Shutdown,
 ) {
-    serve_path(listener, path, shutdown, move |_req| {
-        if health.is_ready() {
-            text(
-                StatusCode::OK,
+    let body = config.response_body;
+    serve_path(listener, config.path, shutdown, move |_req| {
+        let ready = health.is_ready();
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        match (&body, ready) {
+            (Some(b), true) => text(status, "text/plain; charset=utf-8", b.healthy.clone()),
+            (Some(b), false) => text(status, "text/plain; charset=utf-8", b.unhealthy.clone()),
+            (None, true) => text(
+                status,
                 "application/json",
                 r#"{"status":"Server available"}"#,
-            )
-        } else {
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (None, false) => text(
+                status,
                 "application/json",
                 r#"{"status":"Server not available"}"#,
-            )
+            ),
         }
     })
     .await;
@@ -200,4 +211,53 @@ pub async fn run_scrape(
         r
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_config::HealthResponseBody;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(port: u16) -> String {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn health_answers_the_configured_body_for_each_state() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let health = Arc::new(Health::default());
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let config = HealthCheckConfig {
+            path: "/health".into(),
+            response_body: Some(HealthResponseBody {
+                healthy: "up".into(),
+                unhealthy: "down".into(),
+            }),
+            ..HealthCheckConfig::default()
+        };
+        tokio::spawn(run_health(listener, config, health.clone(), shutdown));
+        let answer = get(port).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\ndown"), "{answer}");
+        health.set_ready(true);
+        let answer = get(port).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nup"), "{answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: text/plain; charset=utf-8"),
+            "{answer}"
+        );
+    }
 }

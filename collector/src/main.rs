@@ -12,6 +12,7 @@ mod admin;
 mod logging;
 mod pprof;
 mod receiver;
+mod self_export;
 mod serve;
 mod service;
 mod zpages;
@@ -169,7 +170,9 @@ fn exit_after(bound: Duration) -> anyhow::Result<()> {
 }
 
 fn run(config: Config) -> anyhow::Result<ExitCode> {
-    logging::init(&config)?;
+    let telemetry = tern_core::telemetry::Telemetry::new();
+    let resource = admin::own_resource(&config.service.telemetry.resource);
+    let own_logs = logging::init(&config, &telemetry, &resource)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
@@ -184,7 +187,9 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let signals = listen_for_signals()?;
-    let service = runtime.block_on(service::Service::start(&config))?;
+    let service = runtime.block_on(service::Service::start(
+        &config, telemetry, &resource, own_logs,
+    ))?;
     let signal = signals.recv().context("the signal thread stopped")?;
     tracing::info!(signal, "received signal");
     exit_after(Config::SHUTDOWN_DEADLINE + EXIT_GRACE)?;

@@ -1,7 +1,8 @@
 //! Builds and runs what a [`Config`] describes: exporters with their queues
 //! and driver tasks, one chain of processor tasks per pipeline ending in a
 //! fan-out, receivers pushing into pipeline entrances, the extensions
-//! (health check, pprof, zPages) and the self-metrics endpoint.
+//! (health check, pprof, zPages), the self-metrics endpoint and the push
+//! of Tern's own metrics and logs ([`crate::self_export`]).
 //! [`Service::shutdown`] stops them in order: receivers, then processors
 //! (which flush), then exporters (which drain their queues) within one
 //! deadline, and names what it had to abandon.
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::admin::{self, Health};
 use crate::receiver::{Consumers, OtlpSink, grpc, http};
+use crate::self_export::{PendingLogs, SelfExport};
 use crate::{pprof, serve, zpages};
 
 /// Batches a pipeline entrance holds before receivers are told to retry.
@@ -82,6 +84,7 @@ pub struct Service {
     stop_admin: watch::Sender<bool>,
     abandon: watch::Sender<bool>,
     health: Arc<Health>,
+    self_export: Option<SelfExport>,
 }
 
 /// Waits until every task has finished or `until` passes; true if all finished.
@@ -103,27 +106,29 @@ fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
 }
 
 impl Service {
-    /// Starts everything in `config`.
-    pub async fn start(config: &Config) -> Result<Service, StartError> {
-        let telemetry = Telemetry::new();
+    /// Starts everything in `config`, counting into `telemetry`, with
+    /// `resource` as Tern's own; `own_logs` are the log record processors
+    /// the logger feeds.
+    pub async fn start(
+        config: &Config,
+        telemetry: Arc<Telemetry>,
+        resource: &BTreeMap<String, String>,
+        own_logs: Vec<PendingLogs>,
+    ) -> Result<Service, StartError> {
         let health = Arc::new(Health::default());
         let (stop_admin, admin_rx) = watch::channel(false);
         let mut admin = Vec::new();
 
         // Extensions and self-metrics first, so probes answer "starting".
-        let resource = admin::own_resource(&config.service.telemetry.resource);
         for ext in &config.service.extensions {
             if let Some(c) = config.extensions.get(&ext.id) {
                 let key = format!("extensions.{}.endpoint", c.id);
                 let listener = serve::bind(&c.config.endpoint().to_string(), &key).await?;
                 let stop = admin_rx.clone();
                 let handle = match &c.config {
-                    ExtensionConfig::HealthCheck(h) => tokio::spawn(admin::run_health(
-                        listener,
-                        h.path.clone(),
-                        health.clone(),
-                        stop,
-                    )),
+                    ExtensionConfig::HealthCheck(h) => {
+                        tokio::spawn(admin::run_health(listener, h.clone(), health.clone(), stop))
+                    }
                     ExtensionConfig::Pprof(p) => {
                         if !p.save_to_file.is_empty() {
                             let failed = |e: std::io::Error| {
@@ -148,7 +153,7 @@ impl Service {
                     }
                     ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
                         listener,
-                        Arc::new(zpages::Pages::new(config, &resource)),
+                        Arc::new(zpages::Pages::new(config, resource)),
                         stop,
                     )),
                 };
@@ -156,13 +161,12 @@ impl Service {
             }
         }
         let metrics_cfg = &config.service.telemetry.metrics;
-        if metrics_cfg.level != MetricsLevel::None {
-            admin::publish_target_info(&telemetry, &resource);
-            let listener = serve::bind(
-                &metrics_cfg.address.to_string(),
-                "service.telemetry.metrics.address",
-            )
-            .await?;
+        if metrics_cfg.level != MetricsLevel::None
+            && let Some(address) = &metrics_cfg.address
+        {
+            admin::publish_target_info(&telemetry, resource);
+            let listener =
+                serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
             admin.push(Task::new(
                 "self-metrics endpoint",
                 tokio::spawn(admin::run_metrics(
@@ -172,6 +176,13 @@ impl Service {
                 )),
             ));
         }
+
+        let periodic = if metrics_cfg.level == MetricsLevel::None {
+            &[][..]
+        } else {
+            &metrics_cfg.periodic[..]
+        };
+        let self_export = SelfExport::start(periodic, own_logs, &telemetry, resource)?;
 
         // Exporters used by some pipeline, each with its own queue and workers.
         let (abandon, abandon_rx) = watch::channel(false);
@@ -223,6 +234,7 @@ impl Service {
                     id: id.clone(),
                     queue: queue.clone(),
                     metrics: metrics.clone(),
+                    wait_for_result: spec.wait_for_result,
                 };
                 handles.insert(r.id.clone(), (handle, spec.block_on_overflow));
                 exporters.push(ExporterTask {
@@ -306,6 +318,9 @@ impl Service {
                     entry = entry.with_pressure(handle.queue.clone());
                 }
             }
+            if used.iter().any(|(h, _)| h.wait_for_result) {
+                entry = entry.waiting_for_results();
+            }
             for r in &pipeline.receivers {
                 consumers
                     .entry(r.id.clone())
@@ -385,6 +400,7 @@ impl Service {
             stop_admin,
             abandon,
             health,
+            self_export: Some(self_export),
         })
     }
 
@@ -430,6 +446,7 @@ impl Service {
                     continue;
                 }
                 for batch in &left {
+                    batch.fail(false, "shutdown deadline");
                     e.metrics
                         .send_failed
                         .get(batch.signal())
@@ -468,6 +485,12 @@ impl Service {
                 "shutdown complete, with tasks abandoned"
             );
         }
+        // Last: the final self-metrics and every log line up to here.
+        if let Some(self_export) = self.self_export {
+            self_export
+                .shutdown(until.max(Instant::now() + GIVE_UP_GRACE))
+                .await;
+        }
         abandoned
     }
 }
@@ -487,6 +510,7 @@ mod tests {
             stop_admin: watch::channel(false).0,
             abandon,
             health: Arc::new(Health::default()),
+            self_export: None,
         }
     }
 

@@ -87,6 +87,13 @@ pub const CATALOG: &[ComponentInfo] = &[
         description: "groups items into batches by size and timeout",
     },
     ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "probabilistic_sampler",
+        aliases: &[],
+        signals: &[Signal::Traces, Signal::Logs],
+        description: "keeps a share of spans (whole traces) and log records, as the Collector decides",
+    },
+    ComponentInfo {
         kind: Kind::Exporter,
         type_name: "debug",
         aliases: &[],
@@ -502,7 +509,6 @@ impl Default for RotationConfig {
 }
 
 /// `exporters.file.group_by`: one file per value of a resource attribute.
-/// Only `enabled: false` is accepted (validation refuses the rest).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileGroupBy {
@@ -546,7 +552,7 @@ pub struct FileConfig {
     /// Octal permissions of directories `create_directory` makes, before the
     /// umask (default `0755`; only with `create_directory`).
     pub directory_permissions: String,
-    /// Per-resource output files (only `enabled: false`).
+    /// One output file per value of a resource attribute.
     pub group_by: FileGroupBy,
 }
 
@@ -592,8 +598,7 @@ pub struct HealthCheckConfig {
     pub endpoint: Endpoint,
     /// Path answered (default `/`).
     pub path: String,
-    /// Custom bodies instead of the JSON status; refused by validation
-    /// (not supported yet).
+    /// Plain-text bodies instead of the JSON status.
     pub response_body: Option<HealthResponseBody>,
     /// The Collector's deprecated pipeline check: only `enabled: false`.
     pub check_collector_pipeline: CheckCollectorPipeline,
@@ -806,7 +811,8 @@ pub enum Sizer {
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Queue batches and send them from `num_consumers` workers (default
-    /// true); when false the pipeline waits for each send.
+    /// true); when false the pipeline waits for each send and the sender
+    /// for its outcome.
     pub enabled: bool,
     /// Concurrent senders (default 10; 1, the only value allowed, for
     /// `prometheusremotewrite`). See [`QueueConfig::consumers`].
@@ -820,26 +826,51 @@ pub struct QueueConfig {
     pub block_on_overflow: bool,
     /// Tern's own cap on the queue's bytes, whatever the sizer (default 256).
     pub max_size_mib: u64,
-    /// Make the sender wait until its batch is exported (default false);
-    /// only `false` is accepted (validation refuses `true`).
+    /// Answer the sender only once its data is exported, with the
+    /// export's outcome (default false: answered once queued).
     pub wait_for_result: bool,
-    /// The Collector's batching inside the queue; refused by validation
-    /// (the `batch` processor does this in Tern).
+    /// Batching inside the queue: on when the key is present.
     pub batch: Protocol<QueueBatch>,
 }
 
-/// `sending_queue.batch`: read only to be refused.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `sending_queue.batch` (defaults as the Collector's exporterhelper).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueBatch {
-    /// Longest wait before a partial batch is sent.
+    /// `false` turns batching off again (default true once the key is present).
+    pub enabled: bool,
+    /// Longest wait of a batch smaller than `min_size` (default 200ms).
     pub flush_timeout: GoDuration,
-    /// Smallest batch.
+    /// Smallest batch sent before `flush_timeout` (default 8192).
     pub min_size: u64,
-    /// Largest batch.
+    /// Largest batch; bigger data is split (default 0: no limit).
     pub max_size: u64,
-    /// requests | items | bytes.
+    /// items | bytes (default items, or the queue's `sizer` when that is
+    /// items or bytes and this section sets something).
     pub sizer: Option<Sizer>,
+    /// Batching per metadata value; only empty is accepted.
+    pub partition: QueuePartition,
+}
+
+/// `sending_queue.batch.partition`: read only to be refused when set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuePartition {
+    /// Metadata keys to batch by.
+    pub metadata_keys: Vec<String>,
+}
+
+impl Default for QueueBatch {
+    fn default() -> Self {
+        QueueBatch {
+            enabled: true,
+            flush_timeout: GoDuration(Duration::from_millis(200)),
+            min_size: 8192,
+            max_size: 0,
+            sizer: None,
+            partition: QueuePartition::default(),
+        }
+    }
 }
 
 impl QueueConfig {
@@ -849,6 +880,19 @@ impl QueueConfig {
     /// `num_consumers`, or the exporter's default when unset.
     pub fn consumers(&self, default: u32) -> u32 {
         self.num_consumers.unwrap_or(default)
+    }
+
+    /// The batching settings and their sizer, when batching is on. As in
+    /// the Collector, a `batch` section that sets something but no `sizer`
+    /// takes the queue's `sizer` (when that is not the default `requests`).
+    pub fn batching(&self) -> Option<(&QueueBatch, Sizer)> {
+        let b = self.batch.as_ref().filter(|b| b.enabled)?;
+        let sizer = match b.sizer {
+            Some(s) => s,
+            None if self.sizer != Sizer::Requests && *b != QueueBatch::default() => self.sizer,
+            None => Sizer::Items,
+        };
+        Some((b, sizer))
     }
 }
 
@@ -959,7 +1003,9 @@ pub struct OtlpHttpExporterConfig {
     pub retry_on_failure: RetryConfig,
     /// Queue settings.
     pub sending_queue: QueueConfig,
-    /// An HTTP proxy; refused by validation (Tern connects directly).
+    /// An `http://` proxy (`http://user:password@host:port`): plain
+    /// requests go to it in absolute form, `https` ones through a CONNECT
+    /// tunnel (default none: connect directly; no environment variable is read).
     pub proxy_url: String,
     /// Most idle connections kept over all addresses (default 100; 0: no
     /// limit but 32 per address).
@@ -990,6 +1036,73 @@ impl Default for OtlpHttpExporterConfig {
             disable_keep_alives: false,
         }
     }
+}
+
+/// `proxy_url` of `otlphttp`, parsed: an `http://` proxy and the
+/// credentials in its URL (sent as `Proxy-Authorization: Basic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// The proxy's address (its path, if any, is not used).
+    pub target: crate::types::Target,
+    /// `user` and `password` from the URL, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl ProxyUrl {
+    /// Parses `http://[user[:password]@]host[:port][/]`.
+    pub fn parse(url: &str) -> Result<ProxyUrl, String> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(if url.starts_with("https://") {
+                format!(
+                    "invalid proxy URL `{url}`: only http:// proxies are supported (https endpoints reach their backend through them in a CONNECT tunnel)"
+                )
+            } else {
+                format!("invalid proxy URL `{url}`: must start with http://")
+            });
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (
+                    Some((percent_decode(user), percent_decode(password))),
+                    host_port,
+                )
+            }
+            None => (None, authority),
+        };
+        if host_port.is_empty() {
+            return Err(format!("invalid proxy URL `{url}`: no host"));
+        }
+        let target = crate::types::Target::parse_url(&format!("http://{host_port}{path}"))
+            .map_err(|e| format!("invalid proxy URL: {e}"))?;
+        Ok(ProxyUrl {
+            target,
+            credentials,
+        })
+    }
+}
+
+/// `%XX` escapes decoded (as Go's URL parser does for user info).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `resource_to_telemetry_conversion`.
@@ -1049,10 +1162,10 @@ pub enum TranslationStrategy {
     UnderscoreEscapingWithSuffixes,
     /// Escape to `[a-zA-Z0-9_:]`, no suffixes.
     UnderscoreEscapingWithoutSuffixes,
-    /// UTF-8 names kept, with suffixes (refused by validation).
+    /// UTF-8 names kept, with suffixes.
     #[serde(rename = "NoUTF8EscapingWithSuffixes")]
     NoUtf8EscapingWithSuffixes,
-    /// Names passed through (refused by validation).
+    /// Names passed through: UTF-8, no suffixes.
     NoTranslation,
 }
 
@@ -1061,10 +1174,25 @@ impl PrometheusConfig {
     /// when set, else `add_metric_suffixes`.
     pub fn metric_suffixes(&self) -> bool {
         match self.translation_strategy {
-            Some(TranslationStrategy::UnderscoreEscapingWithoutSuffixes) => false,
+            Some(
+                TranslationStrategy::UnderscoreEscapingWithoutSuffixes
+                | TranslationStrategy::NoTranslation,
+            ) => false,
             Some(_) => true,
             None => self.add_metric_suffixes,
         }
+    }
+
+    /// Whether metric and label names stay UTF-8 (escaped at scrape time
+    /// for scrapers that do not take them).
+    pub fn utf8_names(&self) -> bool {
+        matches!(
+            self.translation_strategy,
+            Some(
+                TranslationStrategy::NoUtf8EscapingWithSuffixes
+                    | TranslationStrategy::NoTranslation
+            )
+        )
     }
 }
 
@@ -1213,6 +1341,8 @@ pub enum ProcessorConfig {
     Batch(BatchConfig),
     /// `memory_limiter`.
     MemoryLimiter(MemoryLimiterConfig),
+    /// `probabilistic_sampler`.
+    ProbabilisticSampler(crate::ProbabilisticSamplerConfig),
 }
 
 /// An exporter's typed settings.

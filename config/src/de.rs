@@ -171,6 +171,16 @@ impl<'a> NodeDe<'a> {
     }
 }
 
+/// A boolean as YAML 1.2 (and the Collector's YAML parser) writes it:
+/// `true`, `True`, `TRUE` and the same for false; `yes`/`on` are strings.
+fn yaml_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
 macro_rules! parse_number {
     ($($method:ident => $visit:ident : $ty:ty, $what:expr;)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -189,7 +199,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
             NodeKind::Null => visitor.visit_unit(),
             NodeKind::Scalar { value, plain } => {
                 if *plain {
-                    if let Ok(b) = value.parse::<bool>() {
+                    if let Some(b) = yaml_bool(value) {
                         visitor.visit_bool(b)
                     } else if let Ok(i) = value.parse::<i64>() {
                         visitor.visit_i64(i)
@@ -209,7 +219,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let value: Result<bool, DeError> = self.parse("true or false");
+        let value = self.scalar().and_then(|s| {
+            yaml_bool(s.trim())
+                .ok_or_else(|| de::Error::custom(format!("expected true or false, found `{s}`")))
+        });
         self.wrap(value.and_then(|b| visitor.visit_bool(b)))
     }
 
@@ -286,20 +299,14 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let result = match &self.node.kind {
-            NodeKind::Seq(items) => visitor.visit_seq(SeqDe {
+        let result = match self.node.list_items() {
+            Some(items) => visitor.visit_seq(SeqDe {
                 items: items.iter(),
                 path: self.path,
                 index: 0,
                 unknown: self.unknown,
             }),
-            NodeKind::Null => visitor.visit_seq(SeqDe {
-                items: [].iter(),
-                path: self.path,
-                index: 0,
-                unknown: self.unknown,
-            }),
-            _ => Err(de::Error::custom(format!(
+            None => Err(de::Error::custom(format!(
                 "expected a sequence, found {}",
                 self.node.shape()
             ))),

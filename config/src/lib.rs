@@ -9,6 +9,7 @@
 pub mod components;
 pub mod de;
 mod error;
+mod probabilistic_sampler;
 pub mod telemetry;
 pub mod types;
 pub mod validate;
@@ -28,9 +29,13 @@ pub use components::{
     Verbosity, WalConfig,
 };
 pub use components::{PprofConfig, ZPagesConfig};
+pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
+pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
 pub use telemetry::{
-    LogEncoding, LogOutput, LogsTelemetry, MetricsLevel, MetricsTelemetry, TelemetryConfig,
+    BatchSettings, FieldValue, LogEncoding, LogOutput, LogProcessor, LogSampling, LogsTelemetry,
+    MetricsLevel, MetricsTelemetry, OtlpTelemetryExporter, PeriodicReader, TelemetryConfig,
+    TelemetryProtocol, Temporality,
 };
 pub use types::{ComponentId, Endpoint, GoDuration, PipelineId, Signal, Target};
 use yaml::{Loc, Node, NodeKind};
@@ -251,6 +256,9 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         "memory_limiter" => {
                             ProcessorConfig::MemoryLimiter(de::from_node(node, path)?)
                         }
+                        "probabilistic_sampler" => {
+                            ProcessorConfig::ProbabilisticSampler(de::from_node(node, path)?)
+                        }
                         _ => return Err(None),
                     })
                 })
@@ -402,20 +410,16 @@ fn components<T>(
 }
 
 fn refs(node: &Node, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Ref> {
-    let items: &[Node] = match &node.kind {
-        NodeKind::Seq(items) => items,
-        NodeKind::Null => &[],
-        _ => {
-            errors.push(err(
-                node,
-                path,
-                format!("expected a list of component ids, found {}", node.shape()),
-            ));
-            return Vec::new();
-        }
+    let Some(items) = node.list_items() else {
+        errors.push(err(
+            node,
+            path,
+            format!("expected a list of component ids, found {}", node.shape()),
+        ));
+        return Vec::new();
     };
     let mut out: Vec<Ref> = Vec::new();
-    for item in items {
+    for item in items.iter() {
         match item.as_str().map(str::parse::<ComponentId>) {
             Some(Ok(id)) => {
                 if out.iter().any(|r| r.id == id) {

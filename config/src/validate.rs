@@ -28,11 +28,10 @@ fn setting<T>(
     message: impl Into<String>,
 ) -> ConfigError {
     let key = format!("{section}.{}.{}", c.id, path.join("."));
-    let node = c.node.deepest(path);
-    let loc = if std::ptr::eq(node, &c.node) {
+    let loc = if path.is_empty() || c.node.get(path[0]).is_none() {
         &c.loc
     } else {
-        &node.loc
+        c.node.locate(path)
     };
     at(loc, key, message)
 }
@@ -123,6 +122,12 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 check_memory_limiter(c, m, errors);
                 continue;
             }
+            ProcessorConfig::ProbabilisticSampler(p) => {
+                for (key, problem) in p.problems() {
+                    errors.push(setting("processors", c, &[key], problem));
+                }
+                continue;
+            }
         };
         if b.send_batch_max_size != 0 && b.send_batch_max_size < b.send_batch_size {
             errors.push(setting(
@@ -179,13 +184,10 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 );
             }
             ExporterConfig::OtlpHttp(h) => {
-                if !h.proxy_url.is_empty() {
-                    errors.push(setting(
-                        "exporters",
-                        c,
-                        &["proxy_url"],
-                        "not supported: Tern connects to the endpoint directly",
-                    ));
+                if !h.proxy_url.is_empty()
+                    && let Err(e) = crate::ProxyUrl::parse(&h.proxy_url)
+                {
+                    errors.push(setting("exporters", c, &["proxy_url"], e));
                 }
                 check_otlphttp(config, c, h, errors);
                 check_client(
@@ -207,23 +209,6 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                         c,
                         &["max_series"],
                         "must be at least 1",
-                    ));
-                }
-                let unsupported = match p.translation_strategy {
-                    Some(crate::TranslationStrategy::NoUtf8EscapingWithSuffixes) => {
-                        Some("NoUTF8EscapingWithSuffixes")
-                    }
-                    Some(crate::TranslationStrategy::NoTranslation) => Some("NoTranslation"),
-                    _ => None,
-                };
-                if let Some(name) = unsupported {
-                    errors.push(setting(
-                        "exporters",
-                        c,
-                        &["translation_strategy"],
-                        format!(
-                            "`{name}` is not supported: Tern escapes names to the classic Prometheus character set; use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes"
-                        ),
                     ));
                 }
             }
@@ -300,12 +285,38 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
             if f.group_by.enabled {
-                errors.push(setting(
-                    "exporters",
-                    c,
-                    &["group_by", "enabled"],
-                    "not supported yet: Tern writes all data of a file exporter to one file; use one file exporter per destination",
-                ));
+                let stars = f.path.matches('*').count();
+                if stars != 1 {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["path"],
+                        format!("must contain exactly one `*` when group_by is enabled (found {stars}): the resource attribute's value replaces it"),
+                    ));
+                } else if f.path.starts_with('*') {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["path"],
+                        "must not start with `*` when group_by is enabled: files stay under the part before it",
+                    ));
+                }
+                if f.group_by.resource_attribute.is_empty() {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["group_by", "resource_attribute"],
+                        "must not be empty when group_by is enabled",
+                    ));
+                }
+                if f.group_by.max_open_files == 0 {
+                    errors.push(setting(
+                        "exporters",
+                        c,
+                        &["group_by", "max_open_files"],
+                        "must be at least 1",
+                    ));
+                }
             }
             if f.create_directory {
                 if f.directory_mode().is_none() {
@@ -346,14 +357,6 @@ fn check_health_check(
     h: &crate::HealthCheckConfig,
     errors: &mut Vec<ConfigError>,
 ) {
-    if h.response_body.is_some() {
-        errors.push(setting(
-            "extensions",
-            c,
-            &["response_body"],
-            "not supported yet: Tern answers {\"status\":\"Server available\"} (200) or {\"status\":\"Server not available\"} (503)",
-        ));
-    }
     if h.check_collector_pipeline.enabled {
         errors.push(setting(
             "extensions",
@@ -599,22 +602,7 @@ fn check_client(
             ));
         }
     }
-    if queue.wait_for_result {
-        errors.push(setting(
-            "exporters",
-            c,
-            &["sending_queue", "wait_for_result"],
-            "not supported: Tern answers the sender once a batch is queued; use `sending_queue.enabled: false` to make the pipeline wait for each send",
-        ));
-    }
-    if queue.batch.as_ref().is_some() {
-        errors.push(setting(
-            "exporters",
-            c,
-            &["sending_queue", "batch"],
-            "not supported: use the `batch` processor in the pipeline instead",
-        ));
-    }
+    check_queue_batch(c, queue, errors);
     if queue.enabled {
         if queue.num_consumers == Some(0) {
             errors.push(setting(
@@ -640,6 +628,68 @@ fn check_client(
                 "must be at least 1",
             ));
         }
+    }
+}
+
+/// `sending_queue.batch`, with the Collector's rules.
+fn check_queue_batch(
+    c: &crate::Component<ExporterConfig>,
+    queue: &crate::QueueConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some((b, sizer)) = queue.batching() else {
+        return;
+    };
+    if !queue.enabled {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch"],
+            "batching happens in the queue: it needs `sending_queue.enabled: true`",
+        ));
+    }
+    let mut bad = |key: &str, message: String| {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch", key],
+            message,
+        ));
+    };
+    if sizer == crate::Sizer::Requests {
+        bad(
+            "sizer",
+            "`batch` supports only `items` or `bytes` sizer, found `requests`".into(),
+        );
+    }
+    if b.flush_timeout.0.is_zero() {
+        bad("flush_timeout", "must be above 0".into());
+    }
+    if b.max_size > 0 && b.max_size < b.min_size {
+        bad(
+            "max_size",
+            format!(
+                "({}) must be at least min_size ({})",
+                b.max_size, b.min_size
+            ),
+        );
+    }
+    if sizer == queue.sizer && b.min_size > queue.queue_size {
+        bad(
+            "min_size",
+            format!(
+                "({}) must be at most sending_queue.queue_size ({}), or the queue never holds a full batch",
+                b.min_size, queue.queue_size
+            ),
+        );
+    }
+    if !b.partition.metadata_keys.is_empty() {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["sending_queue", "batch", "partition", "metadata_keys"],
+            "not supported: Tern batches all of an exporter's data together",
+        ));
     }
 }
 
@@ -789,7 +839,7 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
             .values()
             .any(|p| p.receivers.iter().any(|r| &r.id == id))
     };
-    let loc_of = |node: &Node, path: &[&str]| node.deepest(path).loc.clone();
+    let loc_of = |node: &Node, path: &[&str]| node.locate(path).clone();
     for c in config.receivers.values().filter(|c| used(&c.id)) {
         let ReceiverConfig::Otlp(otlp) = &c.config;
         if let Some(grpc) = otlp.protocols.grpc.as_ref() {
@@ -833,7 +883,9 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
         }
     }
     let telemetry = &config.service.telemetry.metrics;
-    if telemetry.level != MetricsLevel::None {
+    if telemetry.level != MetricsLevel::None
+        && let Some(address) = &telemetry.address
+    {
         let (key, loc) = match &telemetry.loc {
             Some(loc) => ("service.telemetry.metrics", loc.clone()),
             // The default reader: point at `service` (or the document).
@@ -846,7 +898,7 @@ pub fn listen_endpoints(config: &Config) -> Vec<(String, Endpoint, Loc)> {
                 }),
             ),
         };
-        out.push((key.into(), telemetry.address.clone(), loc));
+        out.push((key.into(), address.clone(), loc));
     }
     out
 }

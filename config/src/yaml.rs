@@ -2,6 +2,7 @@
 //! the file, line and column it came from, so later errors can point at it.
 //! Also merges several files (later wins) and expands `${env:VAR}` references.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -71,6 +72,36 @@ impl Node {
         }
     }
 
+    /// Where a problem with the value at `path` is reported: the value's
+    /// own position for a scalar, the key's for a mapping or sequence (whose
+    /// position is that of its first entry, inside it), and the deepest
+    /// node found on the way when the path stops early.
+    pub fn locate(&self, path: &[&str]) -> &Loc {
+        let mut node = self;
+        let mut key_loc = None;
+        for key in path {
+            let entry = match &node.kind {
+                NodeKind::Map(entries) => entries
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k.as_str() == Some(key))
+                    .map(|(k, v)| (Some(&k.loc), v)),
+                _ => node.get(key).map(|v| (None, v)),
+            };
+            match entry {
+                Some((k, v)) => {
+                    key_loc = k;
+                    node = v;
+                }
+                None => return &node.loc,
+            }
+        }
+        match (&node.kind, key_loc) {
+            (NodeKind::Map(_) | NodeKind::Seq(_), Some(k)) => k,
+            _ => &node.loc,
+        }
+    }
+
     /// Looks up a chain of keys; returns the deepest node found on the way.
     pub fn deepest<'a>(&'a self, path: &[&str]) -> &'a Node {
         let mut node = self;
@@ -81,6 +112,30 @@ impl Node {
             }
         }
         node
+    }
+
+    /// The items of a list: a sequence's, none for null, and for a scalar its
+    /// comma-separated parts (the Collector's decoder turns a string into a
+    /// list that way; `""` is an empty list). `None` for a mapping.
+    pub fn list_items(&self) -> Option<Cow<'_, [Node]>> {
+        match &self.kind {
+            NodeKind::Seq(items) => Some(Cow::Borrowed(items)),
+            NodeKind::Null => Some(Cow::Borrowed(&[])),
+            NodeKind::Scalar { value, .. } if value.is_empty() => Some(Cow::Borrowed(&[])),
+            NodeKind::Scalar { value, plain } => Some(Cow::Owned(
+                value
+                    .split(',')
+                    .map(|part| Node {
+                        kind: NodeKind::Scalar {
+                            value: part.to_string(),
+                            plain: *plain,
+                        },
+                        loc: self.loc.clone(),
+                    })
+                    .collect(),
+            )),
+            NodeKind::Map(_) => None,
+        }
     }
 
     /// True for `Null`.
@@ -101,15 +156,28 @@ impl Node {
 
 /// Parses one YAML document. An empty document is an empty mapping. A key
 /// written twice in one mapping is an error, as in the Collector's YAML
-/// parser; every such key is reported.
+/// parser; every such key is reported. Merge keys (`<<: *anchor`) work as
+/// there: the mapping gets the anchored mapping's entries it does not have.
 pub fn parse(file: &str, text: &str) -> Result<Node, Vec<ConfigError>> {
     let file: Arc<str> = Arc::from(file);
+    Ok(parse_document(&file, text)?.unwrap_or(Node {
+        kind: NodeKind::Map(Vec::new()),
+        loc: Loc {
+            file,
+            line: 1,
+            col: 1,
+        },
+    }))
+}
+
+/// Parses one YAML document; `None` when it holds no value at all.
+fn parse_document(file: &Arc<str>, text: &str) -> Result<Option<Node>, Vec<ConfigError>> {
     let mut builder = TreeBuilder {
         file: file.clone(),
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
-        duplicates: Vec::new(),
+        problems: Vec::new(),
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
@@ -125,22 +193,17 @@ pub fn parse(file: &str, text: &str) -> Result<Node, Vec<ConfigError>> {
         })?;
         builder.event(event, span).map_err(|e| vec![e])?;
     }
-    if !builder.duplicates.is_empty() {
-        return Err(builder.duplicates);
+    if !builder.problems.is_empty() {
+        return Err(builder.problems);
     }
-    Ok(builder.root.unwrap_or(Node {
-        kind: NodeKind::Map(Vec::new()),
-        loc: Loc {
-            file,
-            line: 1,
-            col: 1,
-        },
-    }))
+    Ok(builder.root)
 }
 
 enum Frame {
     Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    /// A mapping, its anchor, a key waiting for its value, and the entries
+    /// its merge keys (`<<`) brought in, added at its end unless written out.
+    Map(Node, usize, Option<Node>, Vec<(Node, Node)>),
 }
 
 struct TreeBuilder {
@@ -148,7 +211,8 @@ struct TreeBuilder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
-    duplicates: Vec<ConfigError>,
+    /// Keys written twice in one mapping, merge keys with a wrong value.
+    problems: Vec<ConfigError>,
 }
 
 impl TreeBuilder {
@@ -199,15 +263,22 @@ impl TreeBuilder {
                     kind: NodeKind::Map(Vec::new()),
                     loc: self.loc(span),
                 };
-                self.stack.push(Frame::Map(node, anchor, None));
+                self.stack.push(Frame::Map(node, anchor, None, Vec::new()));
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some(Frame::Seq(node, anchor) | Frame::Map(node, anchor, _)) =
-                    self.stack.pop()
-                {
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq(node, anchor)) => self.push_value(node, anchor),
+                Some(Frame::Map(mut node, anchor, _, merged)) => {
+                    if let NodeKind::Map(entries) = &mut node.kind {
+                        for (key, value) in merged {
+                            if !entries.iter().any(|(k, _)| k.as_str() == key.as_str()) {
+                                entries.push((key, value));
+                            }
+                        }
+                    }
                     self.push_value(node, anchor);
                 }
-            }
+                None => {}
+            },
             _ => {}
         }
         Ok(())
@@ -228,15 +299,24 @@ impl TreeBuilder {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(map, _, pending)) => match pending.take() {
+            Some(Frame::Map(map, _, pending, merged)) => match pending.take() {
                 None => *pending = Some(node),
+                Some(key) if is_merge_key(&key) => {
+                    if let Err(message) = merge_sources(&node, merged) {
+                        self.problems.push(ConfigError {
+                            loc: Some(node.loc),
+                            key: String::new(),
+                            message,
+                        });
+                    }
+                }
                 Some(key) => {
                     if let NodeKind::Map(entries) = &mut map.kind {
                         let earlier = entries
                             .iter()
                             .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str());
                         match earlier {
-                            Some((first, _)) => self.duplicates.push(ConfigError {
+                            Some((first, _)) => self.problems.push(ConfigError {
                                 message: format!(
                                     "mapping key `{}` already defined at line {}",
                                     key.as_str().unwrap_or_default(),
@@ -252,6 +332,38 @@ impl TreeBuilder {
             },
         }
     }
+}
+
+/// The YAML merge key: a plain `<<` (a quoted one is an ordinary key).
+fn is_merge_key(key: &Node) -> bool {
+    matches!(&key.kind, NodeKind::Scalar { value, plain: true } if value == "<<")
+}
+
+/// Adds the entries a merge key's value brings (a mapping, or a list of
+/// mappings where an earlier one wins) to `merged`, where an entry already
+/// there wins. The mapping's own keys win over all of them (at its end).
+fn merge_sources(value: &Node, merged: &mut Vec<(Node, Node)>) -> Result<(), String> {
+    let sources: Vec<&Node> = match &value.kind {
+        NodeKind::Map(_) => vec![value],
+        NodeKind::Seq(items) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    if sources.is_empty() || sources.iter().any(|n| !matches!(n.kind, NodeKind::Map(_))) {
+        return Err(
+            "the merge key `<<` needs a mapping or a list of mappings (an alias such as `*name`)"
+                .into(),
+        );
+    }
+    for source in sources {
+        if let NodeKind::Map(entries) = &source.kind {
+            for (key, v) in entries {
+                if !merged.iter().any(|(k, _)| k.as_str() == key.as_str()) {
+                    merged.push((key.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deep-merges `over` into `base`: mappings merge key by key, anything else
@@ -297,7 +409,8 @@ impl EnvNote {
 }
 
 /// Expands `${env:VAR}`, `${env:VAR:-default}` and `${VAR}` in every scalar
-/// value (not keys) and turns `$$` into `$`. `lookup` supplies the variables,
+/// value (not keys) and turns `$$` into `$`. A value that is one whole
+/// reference to YAML for a list or a mapping becomes that list or mapping. `lookup` supplies the variables,
 /// so this stays pure and testable. Unknown providers and invalid variable
 /// names are errors. Returns the variables that were unset or empty.
 pub fn expand_env(
@@ -320,8 +433,12 @@ fn expand_node(
         NodeKind::Scalar { value, .. } => {
             if value.contains('$') {
                 let mut missing = Vec::new();
+                let whole = is_one_reference(value);
                 match expand(value, lookup, &mut missing) {
-                    Ok(expanded) => *value = expanded,
+                    Ok(expanded) => match whole.then(|| structured(&expanded, &node.loc)) {
+                        Some(Some(tree)) => node.kind = tree,
+                        _ => *value = expanded,
+                    },
                     Err(message) => errors.push(ConfigError {
                         loc: Some(node.loc.clone()),
                         key: String::new(),
@@ -346,6 +463,38 @@ fn expand_node(
             }
         }
         NodeKind::Null => {}
+    }
+}
+
+/// True when `value` is one `${...}` reference and nothing else.
+fn is_one_reference(value: &str) -> bool {
+    value.starts_with("${") && value.find('}') == Some(value.len() - 1)
+}
+
+/// A variable's value that is YAML for a list or a mapping, as a tree placed
+/// at the value that referenced it: like the Collector, a value that is one
+/// whole `${...}` reference is read as YAML (scalars stay as they are).
+fn structured(text: &str, at: &Loc) -> Option<NodeKind> {
+    let mut tree = parse_document(&at.file, text).ok()??;
+    if !matches!(tree.kind, NodeKind::Seq(_) | NodeKind::Map(_)) {
+        return None;
+    }
+    relocate(&mut tree, at);
+    Some(tree.kind)
+}
+
+/// Places `node` and everything in it at `at`.
+fn relocate(node: &mut Node, at: &Loc) {
+    node.loc = at.clone();
+    match &mut node.kind {
+        NodeKind::Seq(items) => items.iter_mut().for_each(|n| relocate(n, at)),
+        NodeKind::Map(entries) => {
+            for (key, value) in entries {
+                relocate(key, at);
+                relocate(value, at);
+            }
+        }
+        NodeKind::Null | NodeKind::Scalar { .. } => {}
     }
 }
 

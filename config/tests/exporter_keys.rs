@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use tern_config::{
-    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Verbosity, load_sources,
+    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Sizer, Verbosity,
+    load_sources,
 };
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
@@ -96,11 +97,6 @@ fn file_create_directory_max_days_and_group_by() {
     ));
     assert_error(
         &errs,
-        "tern.yaml:9:16: exporters.file.group_by.enabled:",
-        "not supported yet",
-    );
-    assert_error(
-        &errs,
         "tern.yaml:10:28: exporters.file.directory_permissions:",
         "only applies with `create_directory: true`",
     );
@@ -108,6 +104,63 @@ fn file_create_directory_max_days_and_group_by() {
         &errs,
         "tern.yaml:14:28: exporters.file/2.directory_permissions:",
         "must be octal permission bits",
+    );
+}
+
+#[test]
+fn file_group_by_needs_one_star_an_attribute_and_room_for_a_file() {
+    let text = with_exporter(
+        "  file:\n    path: /tmp/logs/*.jsonl\n    group_by:\n      enabled: true\n      resource_attribute: tenant\n      max_open_files: 5\n",
+        "file",
+        "logs",
+    );
+    let ExporterConfig::File(f) = exporter(&text, "file") else {
+        panic!("not file");
+    };
+    assert!(f.group_by.enabled);
+    assert_eq!(f.group_by.resource_attribute, "tenant");
+    assert_eq!(f.group_by.max_open_files, 5);
+    let text = with_exporter(
+        "  file:\n    path: /tmp/*.jsonl\n    group_by:\n      enabled: true\n",
+        "file",
+        "logs",
+    );
+    let ExporterConfig::File(f) = exporter(&text, "file") else {
+        panic!("not file");
+    };
+    assert_eq!(f.group_by.resource_attribute, "fileexporter.path_segment");
+    assert_eq!(f.group_by.max_open_files, 100);
+
+    let errs = errors(&with_exporter(
+        "  file/none:\n    path: /tmp/out.jsonl\n    group_by:\n      enabled: true\n  file/two:\n    path: /tmp/*/*.jsonl\n    group_by:\n      enabled: true\n      resource_attribute: \"\"\n      max_open_files: 0\n  file/lead:\n    path: \"*.jsonl\"\n    group_by:\n      enabled: true\n  file/off:\n    path: /tmp/**.jsonl\n",
+        "file/none, file/two, file/lead, file/off",
+        "logs",
+    ));
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert_error(
+        &errs,
+        "tern.yaml:7:11: exporters.file/none.path:",
+        "must contain exactly one `*` when group_by is enabled (found 0)",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:11:11: exporters.file/two.path:",
+        "(found 2)",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:14:27: exporters.file/two.group_by.resource_attribute:",
+        "must not be empty",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:15:23: exporters.file/two.group_by.max_open_files:",
+        "must be at least 1",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:17:11: exporters.file/lead.path:",
+        "must not start with `*`",
     );
 }
 
@@ -145,7 +198,7 @@ fn remote_write_queue_send_metadata_and_wal() {
     ));
     assert_error(
         &errs,
-        "tern.yaml:9:7: exporters.prometheusremotewrite.wal:",
+        "tern.yaml:8:5: exporters.prometheusremotewrite.wal:",
         "not supported: Tern keeps no write-ahead log",
     );
     assert_error(
@@ -187,21 +240,30 @@ fn prometheus_without_scope_info_and_translation_strategy() {
     };
     assert!(p.metric_suffixes());
 
-    for (value, message) in [
-        ("NoTranslation", "`NoTranslation` is not supported"),
-        (
-            "NoUTF8EscapingWithSuffixes",
-            "`NoUTF8EscapingWithSuffixes` is not supported",
-        ),
-        ("Escaped", "unknown variant `Escaped`"),
+    assert!(!p.utf8_names());
+
+    // Prometheus 3 UTF-8 names, with and without suffixes.
+    for (value, suffixes) in [
+        ("NoUTF8EscapingWithSuffixes", true),
+        ("NoTranslation", false),
     ] {
-        let errs = errors(&prometheus(&format!("    translation_strategy: {value}\n")));
-        assert_error(
-            &errs,
-            "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
-            message,
-        );
+        let text = prometheus(&format!(
+            "    add_metric_suffixes: {}\n    translation_strategy: {value}\n",
+            !suffixes
+        ));
+        let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+            panic!("not prometheus");
+        };
+        assert!(p.utf8_names(), "{value}");
+        assert_eq!(p.metric_suffixes(), suffixes, "{value}");
     }
+
+    let errs = errors(&prometheus("    translation_strategy: Escaped\n"));
+    assert_error(
+        &errs,
+        "tern.yaml:8:27: exporters.prometheus.translation_strategy:",
+        "unknown variant `Escaped`",
+    );
 }
 
 #[test]
@@ -231,15 +293,82 @@ fn otlp_compression_queue_and_tls_keys() {
         "tern.yaml:8:18: exporters.otlp.compression:",
         "gRPC supports gzip, zstd, snappy or none",
     );
-    assert_error(
-        &errs,
-        "tern.yaml:10:24: exporters.otlp.sending_queue.wait_for_result:",
-        "not supported",
+    assert_eq!(
+        errs.len(),
+        1,
+        "wait_for_result and batch are honoured: {errs:?}"
     );
+}
+
+#[test]
+fn sending_queue_batch_defaults_sizer_and_rules() {
+    let queue = |keys: &str| {
+        let text = with_exporter(
+            &format!("  otlp:\n    endpoint: b:4317\n    sending_queue:\n{keys}"),
+            "otlp",
+            "traces",
+        );
+        let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+            panic!("not otlp");
+        };
+        o.sending_queue
+    };
+    // The Collector's defaults once `batch:` is present, even empty.
+    let q = queue("      batch:\n");
+    let (b, sizer) = q.batching().unwrap();
+    assert_eq!(
+        (b.flush_timeout.0, b.min_size, b.max_size, sizer),
+        (std::time::Duration::from_millis(200), 8192, 0, Sizer::Items)
+    );
+    assert!(queue("      wait_for_result: true\n").batching().is_none());
+    assert!(
+        queue("      batch:\n        enabled: false\n")
+            .batching()
+            .is_none()
+    );
+    // A section that sets something takes the queue's sizer; an empty one does not.
+    let q = queue(
+        "      sizer: bytes\n      queue_size: 100000\n      batch:\n        min_size: 100\n",
+    );
+    assert_eq!(q.batching().unwrap().1, Sizer::Bytes);
+    let q = queue("      sizer: bytes\n      batch:\n");
+    assert_eq!(q.batching().unwrap().1, Sizer::Items);
+
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    sending_queue:\n      queue_size: 100\n      sizer: items\n      batch:\n        sizer: requests\n        flush_timeout: 0s\n        min_size: 50\n        max_size: 10\n        partition:\n          metadata_keys: [tenant]\n",
+        "otlp",
+        "traces",
+    ));
+    for (at, message) in [
+        (
+            "sending_queue.batch.sizer:",
+            "supports only `items` or `bytes`",
+        ),
+        ("sending_queue.batch.flush_timeout:", "must be above 0"),
+        (
+            "sending_queue.batch.max_size:",
+            "must be at least min_size (50)",
+        ),
+        (
+            "sending_queue.batch.partition.metadata_keys:",
+            "not supported",
+        ),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.contains(&format!(": exporters.otlp.{at}")) && e.contains(message)),
+            "missing {at} {message} in {errs:#?}"
+        );
+    }
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    sending_queue:\n      queue_size: 100\n      sizer: items\n      batch:\n        min_size: 500\n",
+        "otlp",
+        "traces",
+    ));
     assert_error(
         &errs,
-        "tern.yaml:12:9: exporters.otlp.sending_queue.batch:",
-        "use the `batch` processor",
+        "tern.yaml:12:19: exporters.otlp.sending_queue.batch.min_size:",
+        "must be at most sending_queue.queue_size (100)",
     );
 }
 
@@ -279,15 +408,39 @@ fn otlp_connection_keys() {
         "tern.yaml:8:20: exporters.otlp.balancer_name:",
         "unknown variant `least_request`",
     );
-    let errs = errors(&with_exporter(
-        "  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: http://proxy:3128\n",
-        "otlphttp",
-        "logs",
-    ));
+    let proxied = |url: &str| {
+        with_exporter(
+            &format!("  otlphttp:\n    endpoint: http://b:4318\n    proxy_url: {url}\n"),
+            "otlphttp",
+            "logs",
+        )
+    };
+    let proxy = |url: &str| errors(&proxied(url));
+    assert!(load(&proxied("http://proxy:3128")).is_ok());
     assert_error(
-        &errs,
+        &proxy("https://proxy:3128"),
         "tern.yaml:8:16: exporters.otlphttp.proxy_url:",
-        "not supported",
+        "only http:// proxies are supported",
+    );
+    assert_error(
+        &proxy("socks5://proxy:1080"),
+        "tern.yaml:8:16: exporters.otlphttp.proxy_url:",
+        "must start with http://",
+    );
+    let p = tern_config::ProxyUrl::parse("http://us%40er:p%3Ass@proxy.example:3128/").unwrap();
+    assert_eq!(
+        (p.target.authority(), p.credentials),
+        (
+            "proxy.example:3128".to_string(),
+            Some(("us@er".to_string(), "p:ss".to_string()))
+        )
+    );
+    assert_eq!(
+        tern_config::ProxyUrl::parse("http://proxy")
+            .unwrap()
+            .target
+            .port,
+        80
     );
 }
 
@@ -308,18 +461,32 @@ fn health_check_keys() {
         panic!("not a health_check");
     };
     assert!(!h.check_collector_pipeline.enabled);
+    assert_eq!(h.response_body, None);
+
+    let config = load(&with_health(
+        "    response_body:\n      healthy: up\n      unhealthy: down\n",
+    ))
+    .unwrap();
+    let tern_config::ExtensionConfig::HealthCheck(h) =
+        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config
+    else {
+        panic!("not a health_check");
+    };
+    assert_eq!(
+        h.response_body,
+        Some(tern_config::HealthResponseBody {
+            healthy: "up".into(),
+            unhealthy: "down".into(),
+        })
+    );
 
     let errs = errors(&with_health(
-        "    response_body:\n      healthy: up\n      unhealthy: down\n    check_collector_pipeline:\n      enabled: true\n",
+        "    response_body:\n      healthy: up\n    check_collector_pipeline:\n      enabled: true\n",
     ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
     assert_error(
         &errs,
-        "tern.yaml:11:7: extensions.health_check.response_body:",
-        "not supported yet",
-    );
-    assert_error(
-        &errs,
-        "tern.yaml:14:16: extensions.health_check.check_collector_pipeline.enabled:",
+        "tern.yaml:13:16: extensions.health_check.check_collector_pipeline.enabled:",
         "the Collector deprecated this check",
     );
 }

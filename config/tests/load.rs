@@ -12,6 +12,9 @@ fn env(name: &str) -> Option<String> {
     match name {
         "OTLP_PORT" => Some("5317".into()),
         "BATCH" => Some("100".into()),
+        "EXPORTERS" => Some("[debug, nop]".into()),
+        "HEADERS" => Some("{x-team: a, x-env: \"prod\"}".into()),
+        "HOST_PORT" => Some("example.com:4317".into()),
         _ => None,
     }
 }
@@ -282,7 +285,7 @@ service:
 #[test]
 fn type_errors_and_unknown_sections() {
     let errs = errors(
-        "receivers: [otlp]\nextra: 1\nconnectors:\n  spanmetrics:\nservice:\n  pipelines:\n    traces:\n      receivers: otlp\n",
+        "receivers: [otlp]\nextra: 1\nconnectors:\n  spanmetrics:\nservice:\n  pipelines:\n    traces:\n      receivers: {otlp: 1}\n",
     );
     let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
     assert!(
@@ -425,7 +428,7 @@ service:
     );
     assert!(has("exporters.otlp.endpoint: is required"), "{errs:#?}");
     assert!(
-        has("tern.yaml:20:7: exporters.otlp.tls: cert_file and key_file must be set together"),
+        has("tern.yaml:19:5: exporters.otlp.tls: cert_file and key_file must be set together"),
         "{errs:#?}"
     );
     assert!(
@@ -660,6 +663,22 @@ fn whole_config_problems_have_a_location_too() {
 }
 
 #[test]
+fn a_problem_with_a_mapping_or_list_points_at_its_key() {
+    // A mapping's own position is its first entry, inside it: the message
+    // points at the key that holds it instead.
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  nop:\n\
+         service:\n  telemetry:\n    traces:\n      processors:\n        - batch: {}\n\
+         \x20 pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nop]\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("tern.yaml:9:5: service.telemetry.traces")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn a_problem_with_a_value_from_an_unset_or_empty_variable_names_it() {
     let lookup = |name: &str| (name == "EMPTY_PORT").then(String::new);
     let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:HOST}:${env:EMPTY_PORT}\nexporters:\n  otlp_grpc:\n    endpoint: ${env:OTLP_ENDPOINT}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc]\n";
@@ -743,7 +762,10 @@ fn telemetry_in_the_collectors_current_form() {
         ]
     );
     assert_eq!(t.metrics.level, tern_config::MetricsLevel::Detailed);
-    assert_eq!(t.metrics.address.to_string(), "0.0.0.0:9999");
+    assert_eq!(
+        t.metrics.address.as_ref().unwrap().to_string(),
+        "0.0.0.0:9999"
+    );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 
     // The removed `address` still works, with a warning.
@@ -752,7 +774,13 @@ fn telemetry_in_the_collectors_current_form() {
     ))
     .unwrap();
     assert_eq!(
-        config.service.telemetry.metrics.address.to_string(),
+        config
+            .service
+            .telemetry
+            .metrics
+            .address
+            .unwrap()
+            .to_string(),
         "127.0.0.1:7777"
     );
     assert!(
@@ -815,14 +843,11 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
     ));
     let has = |needle: &str| errs.iter().any(|e| e.starts_with(needle));
     for needle in [
-        "tern.yaml:17:9: service.telemetry.logs.sampling: not supported",
-        "tern.yaml:19:9: service.telemetry.logs.initial_fields: not supported",
-        "tern.yaml:20:19: service.telemetry.logs.processors: not supported",
         "tern.yaml:21:7: service.telemetry.logs.lvl: unknown field `lvl`",
         "tern.yaml:23:7: service.telemetry.metrics.adress: unknown field `adress`",
-        "tern.yaml:26:13: service.telemetry.metrics.readers[0].periodic: not supported: Tern does not push its own metrics",
+        "tern.yaml:27:15: service.telemetry.metrics.readers[0].periodic.exporter.otlp: `protocol` is required",
         "tern.yaml:33:32: service.telemetry.metrics.readers[1].pull.exporter.prometheus.without_units: not supported",
-        "tern.yaml:35:7: service.telemetry.traces: not supported",
+        "tern.yaml:34:5: service.telemetry.traces: not supported",
     ] {
         assert!(has(needle), "no {needle} in {errs:#?}");
     }
@@ -832,7 +857,7 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
         hint.contains("`readers`") && !hint.contains("`address`"),
         "{hint}"
     );
-    assert_eq!(errs.len(), 8, "{errs:#?}");
+    assert_eq!(errs.len(), 5, "{errs:#?}");
 
     let errs = errors(&format!(
         "{PIPELINE}  telemetry:\n    metrics:\n      readers: []\n"
@@ -840,7 +865,215 @@ fn telemetry_keys_tern_cannot_honour_are_errors_that_say_so() {
     assert_eq!(
         errs,
         [
-            "tern.yaml:14:16: service.telemetry.metrics.readers: a reader is required when level is not none"
+            "tern.yaml:14:7: service.telemetry.metrics.readers: a reader is required when level is not none"
         ]
+    );
+}
+
+/// The `otlp_grpc` exporter called `name` in `config`.
+fn otlp_exporter<'a>(
+    config: &'a tern_config::Config,
+    name: &str,
+) -> &'a tern_config::OtlpExporterConfig {
+    match &config.exporters[&name.parse::<ComponentId>().unwrap()].config {
+        ExporterConfig::Otlp(e) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The ids a pipeline lists, as written.
+fn listed(refs: &[tern_config::Ref]) -> Vec<String> {
+    refs.iter().map(|r| r.id.to_string()).collect()
+}
+
+#[test]
+fn yaml_merge_keys_bring_in_an_anchored_mapping() {
+    let c = load(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  otlp_grpc/a: &common
+    endpoint: a:4317
+    timeout: 3s
+    tls:
+      insecure: true
+  otlp_grpc/b:
+    endpoint: b:4317
+    <<: *common
+  otlp_grpc/c:
+    <<: [{endpoint: c:4317, timeout: 7s}, *common]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp_grpc/a, otlp_grpc/b, otlp_grpc/c]
+",
+    )
+    .unwrap();
+    // The mapping's own keys win, wherever the merge key stands.
+    let b = otlp_exporter(&c, "otlp_grpc/b");
+    assert_eq!(b.endpoint, "b:4317");
+    assert!(b.tls.insecure);
+    assert_eq!(b.timeout.0, std::time::Duration::from_secs(3));
+    // Of several merged mappings, the earlier one wins.
+    let c3 = otlp_exporter(&c, "otlp_grpc/c");
+    assert_eq!(c3.endpoint, "c:4317");
+    assert_eq!(c3.timeout.0, std::time::Duration::from_secs(7));
+    assert!(c3.tls.insecure);
+    // A merged key the component does not have is reported at the anchor.
+    let errs = errors(
+        "exporters:\n  otlp_grpc/a: &common\n    endpoint: a:4317\n    bogus: 1\n  otlp_grpc/b:\n    <<: *common\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .starts_with("tern.yaml:4:5: exporters.otlp_grpc/b.bogus: unknown field `bogus`")),
+        "{errs:?}"
+    );
+    // A quoted `<<` is an ordinary key; a merge key needs mappings.
+    let errs = errors("exporters:\n  debug:\n    \"<<\": 1\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("tern.yaml:3:5: exporters.debug.<<: unknown field `<<`")),
+        "{errs:?}"
+    );
+    let errs = errors("exporters:\n  debug:\n    <<: 5\n");
+    assert_eq!(
+        errs,
+        [
+            "tern.yaml:3:9: the merge key `<<` needs a mapping or a list of mappings (an alias such as `*name`)"
+        ]
+    );
+}
+
+#[test]
+fn a_value_that_is_one_variable_holding_a_yaml_list_or_mapping_becomes_one() {
+    let c = load(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  debug:
+  nop:
+  otlp_grpc:
+    endpoint: ${env:HOST_PORT}
+    headers: ${env:HEADERS}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: ${env:EXPORTERS}
+    logs:
+      receivers: [otlp]
+      exporters: [otlp_grpc]
+",
+    )
+    .unwrap();
+    let traces = &c.service.pipelines[&"traces".parse().unwrap()];
+    assert_eq!(listed(&traces.exporters), ["debug", "nop"]);
+    let e = otlp_exporter(&c, "otlp_grpc");
+    // A scalar stays the text it was.
+    assert_eq!(e.endpoint, "example.com:4317");
+    assert_eq!(
+        e.headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [("x-env", "prod"), ("x-team", "a")]
+    );
+    // Inside a longer text, the value is text; a problem points at the
+    // value that named the variable.
+    let errs =
+        errors("exporters:\n  otlp_grpc:\n    endpoint: a:1\n    headers: x${env:HEADERS}\n");
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "tern.yaml:4:14: exporters.otlp_grpc.headers: expected a mapping, found a scalar"
+        )),
+        "{errs:?}"
+    );
+    let errs =
+        errors("exporters:\n  otlp_grpc:\n    endpoint: a:1\n    timeout: ${env:EXPORTERS}\n");
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "tern.yaml:4:14: exporters.otlp_grpc.timeout: expected a scalar, found a sequence"
+        )),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_string_where_a_list_goes_is_split_at_commas_as_in_the_collector() {
+    let c = load(
+        "
+receivers:
+  otlp:
+    protocols:
+      http:
+        cors:
+          allowed_origins: https://a.example
+exporters:
+  debug:
+  nop:
+extensions:
+  health_check:
+service:
+  extensions: health_check
+  pipelines:
+    traces:
+      receivers: otlp
+      exporters: debug,nop
+",
+    )
+    .unwrap();
+    let traces = &c.service.pipelines[&"traces".parse().unwrap()];
+    assert_eq!(listed(&traces.receivers), ["otlp"]);
+    assert_eq!(listed(&traces.exporters), ["debug", "nop"]);
+    assert_eq!(listed(&c.service.extensions), ["health_check"]);
+    let ReceiverConfig::Otlp(otlp) = &c.receivers[&ComponentId::new("otlp")].config;
+    let cors = otlp.protocols.http.as_ref().unwrap().cors.as_ref().unwrap();
+    assert_eq!(cors.allowed_origins, ["https://a.example"]);
+    // Spaces around an id do not count, as in the Collector; an empty part
+    // is not an id.
+    let c = load(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\n  nop:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: debug, nop\n",
+    )
+    .unwrap();
+    let traces = &c.service.pipelines[&"traces".parse().unwrap()];
+    assert_eq!(listed(&traces.exporters), ["debug", "nop"]);
+    let errs = errors(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: debug,\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("tern.yaml:11:18: service.pipelines.traces.exporters:")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn booleans_in_every_spelling_yaml_1_2_has() {
+    let text = |v: &str| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp_grpc:\n    endpoint: a:1\n    tls:\n      insecure: {v}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc]\n"
+        )
+    };
+    for (v, want) in [
+        ("True", true),
+        ("TRUE", true),
+        ("False", false),
+        ("FALSE", false),
+    ] {
+        let c = load(&text(v)).unwrap();
+        assert_eq!(otlp_exporter(&c, "otlp_grpc").tls.insecure, want, "{v}");
+    }
+    // YAML 1.1's yes/on are strings to the Collector too.
+    assert_eq!(
+        errors(&text("yes")),
+        ["tern.yaml:9:17: exporters.otlp_grpc.tls.insecure: expected true or false, found `yes`"]
     );
 }

@@ -56,8 +56,8 @@ fn bad_cors_and_response_headers_are_reported_at_their_line() {
          \x20       response_headers:\n          \"X A\": b\n          X-B: \"a\\nb\"\n",
     ));
     let expected = [
-        "tern.yaml:6:28: receivers.otlp.protocols.http.cors.allowed_origins: `` is not an origin",
-        "tern.yaml:7:28: receivers.otlp.protocols.http.cors.allowed_headers: `bad header` is not an HTTP header name",
+        "tern.yaml:6:11: receivers.otlp.protocols.http.cors.allowed_origins: `` is not an origin",
+        "tern.yaml:7:11: receivers.otlp.protocols.http.cors.allowed_headers: `bad header` is not an HTTP header name",
         "tern.yaml:9:18: receivers.otlp.protocols.http.response_headers.X A: `X A` is not an HTTP header name",
         "tern.yaml:10:16: receivers.otlp.protocols.http.response_headers.X-B: is not a valid HTTP header value",
     ];

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tern_config::{Endpoint, ExporterConfig, QueueConfig, Sizer};
 use tern_core::component::Exporter;
-use tern_core::queue::{QueueLimits, QueueUnit};
+use tern_core::queue::{QueueBatching, QueueLimits, QueueUnit};
 use tern_core::telemetry::Telemetry;
 
 /// Why an exporter could not be built.
@@ -60,6 +60,9 @@ pub struct ExporterSpec {
     pub limits: QueueLimits,
     /// Wait for room when full (true) or make receivers refuse (false).
     pub block_on_overflow: bool,
+    /// Senders are answered with the outcome of the export
+    /// (`sending_queue.wait_for_result`).
+    pub wait_for_result: bool,
     /// An endpoint to serve for scrapes (the `prometheus` exporter).
     pub scrape: Option<(Endpoint, Arc<prometheus::ScrapeHandler>)>,
 }
@@ -69,30 +72,42 @@ pub const DEFAULT_LIMITS: QueueLimits = QueueLimits {
     size: 1000,
     unit: QueueUnit::Batches,
     max_bytes: 256 * 1024 * 1024,
+    batch: None,
 };
 
-/// Exporters with `sending_queue`: `consumers` workers unless `num_consumers` says otherwise.
+/// Exporters with `sending_queue`: `consumers` workers unless
+/// `num_consumers` says otherwise, sharing a queue that batches with
+/// `sending_queue.batch`.
 fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32) -> ExporterSpec {
     let max_bytes =
         usize::try_from(queue.max_size_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     if !queue.enabled {
-        // No queue: the pipeline waits for each send.
+        // No queue: the pipeline waits for each send and, as in the
+        // Collector, the sender is answered with its outcome.
         return ExporterSpec {
             workers: vec![Box::new(exporter)],
             limits: QueueLimits {
                 size: 1,
                 unit: QueueUnit::Batches,
                 max_bytes,
+                batch: None,
             },
             block_on_overflow: true,
+            wait_for_result: true,
             scrape: None,
         };
     }
-    let unit = match queue.sizer {
+    let unit = |sizer: Sizer| match sizer {
         Sizer::Requests => QueueUnit::Batches,
         Sizer::Items => QueueUnit::Items,
         Sizer::Bytes => QueueUnit::Bytes,
     };
+    let batch = queue.batching().map(|(b, sizer)| QueueBatching {
+        flush_timeout: b.flush_timeout.0,
+        min_size: usize::try_from(b.min_size).unwrap_or(usize::MAX),
+        max_size: usize::try_from(b.max_size).unwrap_or(usize::MAX),
+        unit: unit(sizer),
+    });
     let workers = (0..queue.consumers(consumers).max(1))
         .map(|_| Box::new(exporter.clone()) as Box<dyn Exporter>)
         .collect();
@@ -100,10 +115,12 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32)
         workers,
         limits: QueueLimits {
             size: usize::try_from(queue.queue_size).unwrap_or(usize::MAX),
-            unit,
+            unit: unit(queue.sizer),
             max_bytes,
+            batch,
         },
         block_on_overflow: queue.block_on_overflow,
+        wait_for_result: queue.wait_for_result,
         scrape: None,
     }
 }
@@ -113,6 +130,7 @@ fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
         workers: vec![exporter],
         limits: DEFAULT_LIMITS,
         block_on_overflow: true,
+        wait_for_result: false,
         scrape: None,
     }
 }

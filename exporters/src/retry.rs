@@ -1,7 +1,9 @@
 //! `retry_on_failure`: exponential backoff with jitter around one send,
 //! honouring the delay a backend asks for (`Retry-After`, gRPC `RetryInfo`),
-//! giving up after `max_elapsed_time` (0 = never). Time comes from tokio, so
-//! tests run it on virtual time.
+//! giving up after `max_elapsed_time` (0 = never). A permanent failure
+//! ends as [`ExportError::Send`], a retryable one that retries did not
+//! overcome as [`ExportError::Retryable`] (what a waiting sender is told).
+//! Time comes from tokio, so tests run it on virtual time.
 
 use std::future::Future;
 use std::time::Duration;
@@ -61,7 +63,7 @@ where
             Err(Failure::Retryable { message, delay }) => (message, delay),
         };
         if !config.enabled {
-            return Err(ExportError::Send(format!(
+            return Err(ExportError::Retryable(format!(
                 "{message} (retry_on_failure is disabled)"
             )));
         }
@@ -69,7 +71,7 @@ where
         let wait = asked.map_or(backoff, |d| d.max(backoff));
         let max_elapsed = config.max_elapsed_time.0;
         if !max_elapsed.is_zero() && start.elapsed() + wait > max_elapsed {
-            return Err(ExportError::Send(format!(
+            return Err(ExportError::Retryable(format!(
                 "gave up after {} attempts over {:?}: {message}",
                 n + 1,
                 start.elapsed()
@@ -166,7 +168,9 @@ mod tests {
         let c = config(100, 500, 0, 0.0);
         let (r, times) = run(&c, vec![Failure::Permanent("400 bad".into())]).await;
         assert_eq!(times.len(), 1);
-        assert!(r.unwrap_err().to_string().contains("400 bad"));
+        let e = r.unwrap_err();
+        assert!(e.is_permanent());
+        assert!(e.to_string().contains("400 bad"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -174,11 +178,9 @@ mod tests {
         let c = config(100, 100, 350, 0.0);
         let (r, times) = run(&c, vec![retryable(None); 100]).await;
         assert_eq!(times.len(), 4, "attempts at 0, 100, 200, 300 ms");
-        assert!(
-            r.unwrap_err()
-                .to_string()
-                .contains("gave up after 4 attempts")
-        );
+        let e = r.unwrap_err();
+        assert!(!e.is_permanent());
+        assert!(e.to_string().contains("gave up after 4 attempts"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,10 @@
 //! multiplexed connection per address for HTTP/2; a small idle pool per
 //! address for HTTP/1.1, bounded in total (`max_idle_conns`), with idle
 //! connections dropped after `idle_conn_timeout`, or none kept at all
-//! (`disable_keep_alives`).
+//! (`disable_keep_alives`). Through an HTTP proxy (`proxy_url`), plain
+//! HTTP/1.1 requests go to the proxy in absolute form and everything else
+//! (TLS, HTTP/2) through a CONNECT tunnel; the proxy's addresses are the
+//! ones resolved and pooled.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +27,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tern_config::Target;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
 /// HTTP version spoken to the backend.
@@ -51,6 +54,9 @@ pub enum TransportError {
     /// The HTTP exchange failed.
     #[error("HTTP error talking to {0}: {1}")]
     Http(SocketAddr, String),
+    /// The proxy did not open a tunnel.
+    #[error("proxy {0} refused the tunnel: {1}")]
+    Proxy(SocketAddr, String),
 }
 
 /// A response, read whole.
@@ -86,6 +92,51 @@ pub struct Options {
     /// Reuse HTTP/1.1 connections; when false each request has its own
     /// connection, asked to close with `Connection: close`.
     pub keep_alive: bool,
+    /// Connect through this HTTP proxy.
+    pub proxy: Option<Proxy>,
+}
+
+/// An HTTP proxy.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Its host and port.
+    pub target: Target,
+    /// `Proxy-Authorization` sent to it (`Basic` with the URL's credentials).
+    pub authorization: Option<http::HeaderValue>,
+}
+
+/// Largest CONNECT answer head read from a proxy.
+const MAX_PROXY_HEAD: usize = 8 * 1024;
+
+/// Asks the proxy on `io` for a tunnel to `authority` and reads its answer
+/// (byte by byte, so nothing of the tunnelled stream is consumed).
+async fn open_tunnel(
+    io: &mut tokio::net::TcpStream,
+    authority: &str,
+    authorization: Option<&http::HeaderValue>,
+) -> Result<(), String> {
+    let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
+    if let Some(a) = authorization {
+        head.extend_from_slice(b"Proxy-Authorization: ");
+        head.extend_from_slice(a.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    io.write_all(&head).await.map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() >= MAX_PROXY_HEAD {
+            return Err("answer head too long".into());
+        }
+        let byte = io.read_u8().await.map_err(|e| e.to_string())?;
+        answer.push(byte);
+    }
+    let status_line = String::from_utf8_lossy(&answer);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    match status_line.split(' ').nth(1) {
+        Some(code) if code.starts_with('2') && code.len() == 3 => Ok(()),
+        _ => Err(status_line.to_string()),
+    }
 }
 
 impl Default for Options {
@@ -98,6 +149,7 @@ impl Default for Options {
             max_idle: 100,
             idle_timeout: Some(Duration::from_secs(90)),
             keep_alive: true,
+            proxy: None,
         }
     }
 }
@@ -233,7 +285,11 @@ impl Transport {
             r.addrs.is_empty() || r.at.is_none_or(|at| at.elapsed() > RESOLVE_EVERY)
         };
         if stale {
-            let authority = self.target.authority();
+            // Through a proxy, connections go to the proxy.
+            let authority = match &self.options.proxy {
+                Some(p) => p.target.authority(),
+                None => self.target.authority(),
+            };
             match tokio::net::lookup_host(authority.clone()).await {
                 Ok(addrs) => {
                     let mut addrs: Vec<SocketAddr> = addrs.collect();
@@ -301,12 +357,28 @@ impl Transport {
         }
     }
 
+    /// Whether requests go to the proxy in absolute form (plain HTTP/1.1
+    /// through a proxy); everything else through a proxy is tunnelled.
+    fn absolute_form(&self) -> bool {
+        self.options.proxy.is_some() && self.tls.is_none() && self.version == HttpVersion::Http1
+    }
+
     async fn connect(&self, addr: SocketAddr) -> Result<TokioIo<Box<dyn Io>>, TransportError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        let mut tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
             .map_err(|_| TransportError::Connect(addr, std::io::ErrorKind::TimedOut.into()))?
             .map_err(|e| TransportError::Connect(addr, e))?;
         let _ = tcp.set_nodelay(true);
+        if let Some(proxy) = &self.options.proxy
+            && !self.absolute_form()
+        {
+            let authority = self.target.authority();
+            let tunnel = open_tunnel(&mut tcp, &authority, proxy.authorization.as_ref());
+            tokio::time::timeout(CONNECT_TIMEOUT, tunnel)
+                .await
+                .map_err(|_| TransportError::Proxy(addr, "no answer".into()))?
+                .map_err(|e| TransportError::Proxy(addr, e))?;
+        }
         let io: Box<dyn Io> = match &self.tls {
             None => Box::new(tcp),
             Some((connector, name)) => Box::new(
@@ -336,8 +408,19 @@ impl Transport {
                 };
                 format!("{scheme}://{authority}{path}")
             }
+            HttpVersion::Http1 if self.absolute_form() => {
+                format!("http://{}{path}", self.target.authority())
+            }
             HttpVersion::Http1 => path.to_string(),
         });
+        if let Some(Proxy {
+            authorization: Some(a),
+            ..
+        }) = &self.options.proxy
+            && self.absolute_form()
+        {
+            builder = builder.header(http::header::PROXY_AUTHORIZATION, a.clone());
+        }
         if self.version == HttpVersion::Http1 {
             builder = builder.header(http::header::HOST, self.target.authority());
             if !self.options.keep_alive {
@@ -588,6 +671,52 @@ mod tests {
         let seen = rx.await.unwrap();
         server.abort();
         seen
+    }
+
+    /// A proxy that answers every CONNECT with `answer` and closes.
+    async fn refusing_proxy(
+        answer: &'static [u8],
+    ) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(stream.read_u8().await.unwrap());
+            }
+            stream.write_all(answer).await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_the_proxy_refuses_is_a_proxy_error_and_credentials_reach_it() {
+        let (proxy, asked) =
+            refusing_proxy(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
+        let options = Options {
+            proxy: Some(Proxy {
+                target: Target::parse_url(&format!("http://{proxy}")).unwrap(),
+                authorization: Some(http::HeaderValue::from_static("Basic dTpw")),
+            }),
+            ..Options::default()
+        };
+        // h2c goes through a tunnel too.
+        let target = Target::parse_grpc("http://backend.invalid:4317", true).unwrap();
+        let transport = Transport::new(target, HttpVersion::Http2, None, options);
+        let err = transport
+            .post("/x", &HeaderMap::new(), Chunks::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TransportError::Proxy(_, m) if m.contains("407")),
+            "{err}"
+        );
+        assert_eq!(
+            asked.await.unwrap(),
+            "CONNECT backend.invalid:4317 HTTP/1.1\r\nHost: backend.invalid:4317\r\nProxy-Authorization: Basic dTpw\r\n\r\n"
+        );
     }
 
     #[tokio::test]

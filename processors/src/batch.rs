@@ -10,7 +10,7 @@ use tern_config::{BatchConfig, Signal};
 use tern_core::component::{BoxFuture, Output, Processor};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::InletRx;
-use tern_core::telemetry::{ProcessorMetrics, Telemetry};
+use tern_core::telemetry::{Counter, ProcessorMetrics, Telemetry};
 use tokio::time::Instant;
 
 /// See the module docs.
@@ -22,6 +22,10 @@ pub struct BatchProcessor {
     timeout: Duration,
     signal: Signal,
     metrics: ProcessorMetrics,
+    /// Batches sent because `send_batch_size` was reached.
+    size_trigger: Counter,
+    /// Batches sent because `timeout` elapsed.
+    timeout_trigger: Counter,
 }
 
 impl BatchProcessor {
@@ -34,6 +38,16 @@ impl BatchProcessor {
             timeout: config.timeout.0,
             signal,
             metrics: ProcessorMetrics::new(telemetry, id, signal),
+            size_trigger: telemetry.counter(
+                "otelcol_processor_batch_batch_size_trigger_send_total",
+                "Times the batch was sent due to a size trigger.",
+                &[("processor", id)],
+            ),
+            timeout_trigger: telemetry.counter(
+                "otelcol_processor_batch_timeout_trigger_send_total",
+                "Times the batch was sent due to a timeout trigger.",
+                &[("processor", id)],
+            ),
         }
     }
 
@@ -47,10 +61,11 @@ impl BatchProcessor {
             && pending.items() > self.send_batch_max_size
         {
             let items = pending.items();
-            match pending.split(self.send_batch_max_size) {
+            match pending.clone().split(self.send_batch_max_size) {
                 Ok(pieces) => pieces,
                 Err(e) => {
                     // Receivers validated the envelope; this is a bug, not bad input.
+                    pending.fail(true, &format!("cannot split batch: {e}"));
                     tracing::error!(processor = %self.id, items, error = %e, "cannot split batch; items dropped");
                     return None;
                 }
@@ -90,7 +105,7 @@ impl BatchProcessor {
             match next {
                 // Timeout: send everything pending.
                 None => {
-                    self.metrics.timeout_trigger.add(1);
+                    self.timeout_trigger.add(1);
                     let batch = std::mem::replace(&mut pending, fresh());
                     self.emit(batch, &output, false).await;
                     deadline = None;
@@ -112,7 +127,7 @@ impl BatchProcessor {
                     }
                     pending.append(batch);
                     if self.send_batch_size > 0 && pending.items() >= self.send_batch_size {
-                        self.metrics.size_trigger.add(1);
+                        self.size_trigger.add(1);
                         let batch = std::mem::replace(&mut pending, fresh());
                         match self.emit(batch, &output, true).await {
                             Some(tail) => {
@@ -204,12 +219,14 @@ mod tests {
             size: 1000,
             unit: QueueUnit::Batches,
             max_bytes: 1 << 30,
+            batch: None,
         };
         let out = BoundedQueue::new(limits, Gauge::default());
         let fanout = Fanout::new(vec![ExporterHandle {
             id: "test".into(),
             queue: out.clone(),
             metrics: ExporterMetrics::new(&telemetry, "test"),
+            wait_for_result: false,
         }]);
         let task = tokio::spawn(p.run(rx, Output::Fanout(Arc::new(fanout))));
         Rig {

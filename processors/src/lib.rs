@@ -1,4 +1,4 @@
-//! Tern's processors. `batch` runs as one task per pipeline, reading an
+//! Tern's processors. `batch` and `probabilistic_sampler` run as one task per pipeline, reading an
 //! [`tern_core::queue::InletRx`] and writing an
 //! [`tern_core::component::Output`]; `memory_limiter` works at admission
 //! (a [`tern_core::memory::MemoryGate`] on the pipeline's entrance) and so
@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod memory_limiter;
+pub mod probabilistic_sampler;
 
 use std::sync::Arc;
 
@@ -26,5 +27,8 @@ pub fn build(
             id, c, signal, telemetry,
         ))),
         ProcessorConfig::MemoryLimiter(_) => None,
+        ProcessorConfig::ProbabilisticSampler(c) => Some(Box::new(
+            probabilistic_sampler::ProbabilisticSampler::new(id, c, signal, telemetry),
+        )),
     }
 }

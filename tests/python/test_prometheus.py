@@ -306,3 +306,43 @@ def test_odd_names_and_nested_values_keep_the_scrape_whole(tern_factory, tmp_pat
     finally:
         prometheus.stop()
     assert tern.stop() == 0
+
+
+UTF8_CONFIG = """
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:PROM_PORT
+    translation_strategy: NoUTF8EscapingWithSuffixes
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus]
+"""
+
+
+def test_utf8_names_reach_a_prometheus_without_utf8_escaped(tern_factory, tmp_path):
+    """With `NoUTF8EscapingWithSuffixes` Tern keeps OTel names in UTF-8 and
+    serves them so to scrapers that ask with `escaping=allow-utf-8`
+    (Prometheus 3). The Prometheus here asks without it (2.x), so it gets
+    the names escaped with underscores, as from the Collector, and stores
+    them."""
+    prom_port = free_port()
+    tern = tern_factory(UTF8_CONFIG.replace("PROM_PORT", str(prom_port)))
+    prometheus = Prometheus(tmp_path, scrape_target=f"127.0.0.1:{prom_port}")
+    try:
+        provider, reader = sdk(f"http://127.0.0.1:{tern.grpc}")
+        meter = provider.get_meter("shop")
+        meter.create_counter("http.server.requests", unit="{request}").add(3, {"http.route": "/cart"})
+        meter.create_histogram("http.server.duration", unit="s").record(0.25, {"http.route": "/cart"})
+        reader.collect()
+
+        rows = prometheus.wait_for('http_server_requests_total{http_route="/cart"}', lambda r: len(r) == 1)
+        assert value(rows) == 3
+        count = prometheus.query('http_server_duration_seconds_count{http_route="/cart"}')
+        assert value(count) == 1
+        assert value(prometheus.query('up{job="tern"}')) == 1
+        provider.shutdown()
+    finally:
+        prometheus.stop()
+    assert tern.stop() == 0

@@ -23,9 +23,23 @@ pub enum ExportError {
     /// The data could not be encoded as asked.
     #[error("encoding failed: {0}")]
     Encode(String),
-    /// The backend refused it for good (not retryable), or retries ran out.
+    /// The backend refused it for good (not retryable).
     #[error("{0}")]
     Send(String),
+    /// A retryable failure that retries did not overcome (they ran out or
+    /// are disabled).
+    #[error("{0}")]
+    Retryable(String),
+}
+
+impl ExportError {
+    /// Whether sending the same data again cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ExportError::Encode(_) | ExportError::Send(_) => true,
+            ExportError::Io(_) | ExportError::Retryable(_) => false,
+        }
+    }
 }
 
 /// What a backend said about an exported batch.
@@ -92,6 +106,9 @@ pub struct ExporterHandle {
     pub queue: Arc<BoundedQueue>,
     /// Its counters.
     pub metrics: ExporterMetrics,
+    /// Senders wait for its exports (`sending_queue.wait_for_result`);
+    /// other exporters' copies do not carry the senders' acks.
+    pub wait_for_result: bool,
 }
 
 /// Copies each batch into every exporter's queue.
@@ -118,7 +135,10 @@ impl Fanout {
             } else {
                 batch.clone()
             };
-            let Some(b) = b else { continue };
+            let Some(mut b) = b else { continue };
+            if !e.wait_for_result {
+                drop(b.take_acks());
+            }
             match e.queue.try_push(b) {
                 Ok(()) => {}
                 Err((b, Refusal::Full)) => waiting.push((e, b)),
@@ -133,6 +153,7 @@ impl Fanout {
     }
 
     fn lost(e: &ExporterHandle, b: &Batch) {
+        b.fail(false, "exporter queue closed");
         e.metrics
             .enqueue_failed
             .get(b.signal())
@@ -151,7 +172,8 @@ impl Fanout {
 /// closed and empty, then shuts the exporter down. Several workers may share
 /// a queue. Counts sent and failed items; when `abandon` turns true (the
 /// shutdown deadline), the batch in hand is counted as failed and the
-/// worker stops.
+/// worker stops. The batch's acks are held until its export is over and
+/// get its failure, so waiting senders learn the outcome.
 pub async fn drive_exporter(
     id: String,
     mut exporter: Box<dyn Exporter>,
@@ -160,17 +182,24 @@ pub async fn drive_exporter(
     mut abandon: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let batch = tokio::select! {
+        let mut batch = tokio::select! {
             b = queue.pop() => match b {
                 Some(b) => b,
                 None => break,
             },
             _ = abandon.wait_for(|a| *a) => return,
         };
+        let acks = batch.take_acks();
+        let fail = |permanent: bool, message: &str| {
+            for ack in &acks {
+                ack.fail(permanent, message);
+            }
+        };
         let (signal, items) = (batch.signal(), batch.items() as u64);
         let result = tokio::select! {
             r = exporter.export(batch) => r,
             _ = abandon.wait_for(|a| *a) => {
+                fail(false, "shutdown deadline");
                 metrics.send_failed.get(signal).add(items);
                 tracing::error!(exporter = %id, %signal, items, reason = "shutdown deadline", "dropped items");
                 return;
@@ -184,10 +213,12 @@ pub async fn drive_exporter(
                 }
             }
             Err(e) => {
+                fail(e.is_permanent(), &e.to_string());
                 metrics.send_failed.get(signal).add(items);
                 tracing::error!(exporter = %id, %signal, items, error = %e, "export failed; items dropped");
             }
         }
+        drop(acks);
     }
     if let Err(e) = exporter.shutdown().await {
         tracing::error!(exporter = %id, error = %e, "exporter shutdown failed");

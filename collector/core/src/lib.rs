@@ -1,10 +1,11 @@
 //! Tern's core: the data that flows ([`pdata::Batch`], OTLP kept as wire
-//! bytes), protobuf validation, walking and splitting ([`wire`]), the OTLP/JSON mapping
+//! bytes, with the [`ack`]s of senders waiting for its export), protobuf validation, walking and splitting ([`wire`]), the OTLP/JSON mapping
 //! ([`json`]), bounded channels ([`queue`]), byte-accounted memory limits
 //! ([`memory`]), component traits and fan-out
 //! ([`component`]), the `google.rpc.Status` error shape ([`status`]) and
 //! self-telemetry ([`telemetry`]).
 
+pub mod ack;
 pub mod component;
 pub mod json;
 pub mod memory;
@@ -12,6 +13,7 @@ pub mod pdata;
 pub mod queue;
 pub mod status;
 pub mod telemetry;
+pub mod view;
 pub mod wire;
 
 pub use tern_config::Signal;

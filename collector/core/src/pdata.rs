@@ -7,8 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::Signal;
+use crate::ack::Ack;
 use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
+use crate::view::Edited;
 use crate::wire::{self, WireError};
 
 /// Who sent a batch; filled when the receiver has `include_metadata: true`
@@ -71,6 +73,10 @@ impl<T> Usable<T> {
     }
 }
 
+/// The acks a batch carries.
+#[derive(Debug, Clone, Default)]
+struct Acks(Vec<Arc<Ack>>);
+
 /// Items of one signal as one or more encoded export requests.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -85,6 +91,9 @@ pub struct Batch {
     context: Arc<RequestContext>,
     /// Memory held for this batch; released when its last copy is dropped.
     tickets: Vec<Arc<Ticket>>,
+    /// The outcomes senders wait on (`wait_for_result`); `None` otherwise
+    /// (boxed: most batches carry none, and a batch stays small to move).
+    acks: Option<Box<Acks>>,
 }
 
 impl Batch {
@@ -108,6 +117,7 @@ impl Batch {
             chunk_items: Vec::new(),
             context,
             tickets: Vec::new(),
+            acks: None,
         }
     }
 
@@ -133,12 +143,33 @@ impl Batch {
             bytes: 0,
             context,
             tickets: Vec::new(),
+            acks: None,
         }
     }
 
     /// Ties `ticket` to this batch (and every copy and piece of it).
     pub fn hold(&mut self, ticket: Arc<Ticket>) {
         self.tickets.push(ticket);
+    }
+
+    /// Ties `ack` to this batch (and every copy and piece of it): its
+    /// sender is answered once they are all done.
+    pub fn wait_on(&mut self, ack: Arc<Ack>) {
+        self.acks.get_or_insert_default().0.push(ack);
+    }
+
+    /// Takes the acks out (an exporter worker holds them through the
+    /// export, whatever the exporter does with the batch).
+    pub fn take_acks(&mut self) -> Vec<Arc<Ack>> {
+        self.acks.take().map(|a| a.0).unwrap_or_default()
+    }
+
+    /// Records a failure in every ack of this batch (it is being dropped
+    /// undelivered).
+    pub fn fail(&self, permanent: bool, message: &str) {
+        for ack in self.acks.iter().flat_map(|a| a.0.iter()) {
+            ack.fail(permanent, message);
+        }
     }
 
     /// The signal.
@@ -198,6 +229,12 @@ impl Batch {
         self.bytes += other.bytes;
         self.chunks.extend(other.chunks);
         self.tickets.extend(other.tickets);
+        if let Some(theirs) = other.acks {
+            match self.acks.as_mut() {
+                Some(ours) => ours.0.extend(theirs.0),
+                None => self.acks = Some(theirs),
+            }
+        }
     }
 
     /// Runs `use_request` (decode, translate, write) over the whole batch as
@@ -243,6 +280,46 @@ impl Batch {
         usable
     }
 
+    /// Rewrites each request of the batch with `edit` (see
+    /// [`crate::view::edit`]), keeping what the batch carries (request
+    /// context, memory tickets); requests left without items are left out.
+    /// A request `edit` cannot read stays as it was (receivers validate
+    /// every request, so this is defence in depth) and its error is
+    /// returned with the batch.
+    pub fn edit(
+        mut self,
+        mut edit: impl FnMut(&[u8]) -> Result<Edited, WireError>,
+    ) -> (Batch, Vec<WireError>) {
+        let counts = if self.chunk_items.is_empty() {
+            vec![self.items]
+        } else {
+            std::mem::take(&mut self.chunk_items)
+        };
+        let mut errors = Vec::new();
+        let (mut chunks, mut chunk_items) = (Vec::new(), Vec::new());
+        for (chunk, items) in std::mem::take(&mut self.chunks).into_iter().zip(counts) {
+            let (chunk, items) = match edit(&chunk) {
+                Ok(edited) => (edited.bytes, edited.items),
+                Err(e) => {
+                    errors.push(e);
+                    (chunk, items)
+                }
+            };
+            if items > 0 {
+                chunks.push(chunk);
+                chunk_items.push(items);
+            }
+        }
+        self.items = chunk_items.iter().sum();
+        self.bytes = chunks.iter().map(Bytes::len).sum();
+        if chunks.len() < 2 {
+            chunk_items.clear();
+        }
+        self.chunks = chunks;
+        self.chunk_items = chunk_items;
+        (self, errors)
+    }
+
     /// Splits into batches of at most `max` items, keeping order. Item
     /// bytes are copied as they are; only envelopes are re-written.
     pub fn split(self, max: usize) -> Result<Vec<Batch>, WireError> {
@@ -263,6 +340,7 @@ impl Batch {
                     chunk_items: Vec::new(),
                     context: self.context.clone(),
                     tickets: self.tickets.clone(),
+                    acks: self.acks.clone(),
                 }
             })
             .collect())

@@ -3,7 +3,11 @@
 //! and bytes), when a memory limiter of the pipeline is over its limit, or
 //! when an exporter queue that refuses on overflow is full.
 //! [`BoundedQueue`] is an exporter's queue, bounded in batches, items or
-//! bytes: the fan-out waits for room, the exporter's workers pop.
+//! bytes: the fan-out waits for room, the exporter's workers pop. With
+//! [`QueueBatching`] (`sending_queue.batch`) a pop merges queued batches
+//! into one of at least `min_size` (or whatever is there once the oldest
+//! waited `flush_timeout`) and at most `max_size`, splitting the batch at
+//! the boundary with [`Batch::split`], as the `batch` processor does.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
+use tokio::time::{Duration, Instant};
 
 use crate::memory::MemoryGate;
 use crate::pdata::Batch;
@@ -69,6 +74,7 @@ pub struct Inlet {
     budget: Arc<ByteBudget>,
     gates: Vec<Arc<MemoryGate>>,
     pressure: Vec<Arc<BoundedQueue>>,
+    waits: bool,
 }
 
 /// The receiving side of a pipeline stage.
@@ -91,6 +97,7 @@ pub fn inlet(max_batches: usize, max_bytes: usize) -> (Inlet, InletRx) {
             budget: budget.clone(),
             gates: Vec::new(),
             pressure: Vec::new(),
+            waits: false,
         },
         InletRx { rx, budget },
     )
@@ -110,12 +117,25 @@ impl Inlet {
         self
     }
 
+    /// Senders wait for the outcome of the export (an exporter of the
+    /// pipeline has `sending_queue.wait_for_result: true`).
+    pub fn waiting_for_results(mut self) -> Self {
+        self.waits = true;
+        self
+    }
+
+    /// Whether senders wait for the outcome of the export.
+    pub fn waits(&self) -> bool {
+        self.waits
+    }
+
     /// Sends, waiting for room in batches (used between processors, where
     /// waiting is the backpressure).
     pub async fn send(&self, batch: Batch) -> Result<(), Refusal> {
         let bytes = batch.bytes();
         self.budget.in_flight.fetch_add(bytes, Ordering::AcqRel);
-        self.tx.send(batch).await.map_err(|_| {
+        self.tx.send(batch).await.map_err(|lost| {
+            lost.0.fail(false, "pipeline is shutting down");
             self.budget.release(bytes);
             Refusal::Closed
         })
@@ -185,6 +205,19 @@ struct QueueState {
     items: usize,
     bytes: usize,
     closed: bool,
+    /// Since when the oldest data waits for a batch to fill (batching only).
+    since: Option<Instant>,
+}
+
+impl QueueState {
+    /// What is queued, in `unit`.
+    fn total(&self, unit: QueueUnit) -> usize {
+        match unit {
+            QueueUnit::Batches => self.batches.len(),
+            QueueUnit::Items => self.items,
+            QueueUnit::Bytes => self.bytes,
+        }
+    }
 }
 
 /// What a queue's size is measured in.
@@ -207,6 +240,75 @@ pub struct QueueLimits {
     pub unit: QueueUnit,
     /// Byte cap whatever the unit.
     pub max_bytes: usize,
+    /// Merge queued batches on pop.
+    pub batch: Option<QueueBatching>,
+}
+
+/// Batching inside an exporter queue (`sending_queue.batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBatching {
+    /// A batch smaller than `min_size` goes out once its oldest data waited this long.
+    pub flush_timeout: Duration,
+    /// Smallest batch sent before `flush_timeout`, in `unit`.
+    pub min_size: usize,
+    /// Largest batch, in `unit` (0: no limit); bigger data is split.
+    pub max_size: usize,
+    /// `Items` or `Bytes`.
+    pub unit: QueueUnit,
+}
+
+fn measure(unit: QueueUnit, batch: &Batch) -> usize {
+    match unit {
+        QueueUnit::Batches => 1,
+        QueueUnit::Items => batch.items(),
+        QueueUnit::Bytes => batch.bytes(),
+    }
+}
+
+/// Splits `batch` into a front of at most `room` in `unit` and the rest;
+/// the front is never empty (a single item bigger than `room` goes alone).
+fn split_front(
+    batch: Batch,
+    room: usize,
+    unit: QueueUnit,
+) -> Result<(Batch, Option<Batch>), crate::wire::WireError> {
+    let size = measure(unit, &batch);
+    let items = batch.items();
+    if size <= room || items <= 1 {
+        return Ok((batch, None));
+    }
+    let take = match unit {
+        QueueUnit::Items => room,
+        // Items in proportion to the bytes; a front still too big is split again.
+        QueueUnit::Bytes => {
+            usize::try_from(items as u128 * room as u128 / size as u128).unwrap_or(items)
+        }
+        QueueUnit::Batches => items,
+    }
+    .clamp(1, items - 1);
+    let (signal, context) = (batch.signal(), batch.context().clone());
+    let mut pieces = batch.split(take)?;
+    let rest = if pieces.len() > 1 {
+        pieces.split_off(1).into_iter().reduce(|mut a, b| {
+            a.append(b);
+            a
+        })
+    } else {
+        None
+    };
+    // `split` gives at least one piece for a batch with items.
+    let front = pieces
+        .pop()
+        .unwrap_or_else(|| Batch::empty(signal, context));
+    let (front, more) = split_front(front, room, unit)?;
+    let rest = match (more, rest) {
+        (Some(mut m), Some(r)) => {
+            m.append(r);
+            Some(m)
+        }
+        (m, r) => m.or(r),
+    };
+    Ok((front, rest))
 }
 
 /// An exporter's queue, bounded by [`QueueLimits`].
@@ -238,11 +340,7 @@ impl BoundedQueue {
     }
 
     fn size(&self, s: &QueueState) -> usize {
-        match self.limits.unit {
-            QueueUnit::Batches => s.batches.len(),
-            QueueUnit::Items => s.items,
-            QueueUnit::Bytes => s.bytes,
-        }
+        s.total(self.limits.unit)
     }
 
     fn has_room(&self, s: &QueueState, batch: &Batch) -> bool {
@@ -277,6 +375,9 @@ impl BoundedQueue {
         if !self.has_room(&s, &batch) {
             return Err((batch, Refusal::Full));
         }
+        if s.batches.is_empty() {
+            s.since = Some(Instant::now());
+        }
         s.bytes += batch.bytes();
         s.items += batch.items();
         s.batches.push_back(batch);
@@ -301,28 +402,117 @@ impl BoundedQueue {
         }
     }
 
-    /// Takes the oldest batch, waiting for one; `None` once closed and empty.
+    /// Takes the oldest batch (with batching: a batch merged from the
+    /// oldest ones once it is due), waiting for one; `None` once closed
+    /// and empty.
     pub async fn pop(&self) -> Option<Batch> {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
+            let due = {
                 let mut s = self.lock();
-                if let Some(batch) = s.batches.pop_front() {
-                    s.bytes -= batch.bytes();
-                    s.items -= batch.items();
-                    self.publish(&s);
-                    drop(s);
-                    self.changed.notify_waiters();
-                    return Some(batch);
+                if s.batches.is_empty() {
+                    if s.closed {
+                        return None;
+                    }
+                    None
+                } else {
+                    match self.limits.batch {
+                        None => {
+                            let batch = s.batches.pop_front();
+                            if let Some(b) = &batch {
+                                s.bytes -= b.bytes();
+                                s.items -= b.items();
+                            }
+                            return self.taken(s, batch);
+                        }
+                        Some(b) => {
+                            let due = s.since.map(|t| t + b.flush_timeout);
+                            let full = s.total(b.unit) >= b.min_size;
+                            if s.closed || full || due.is_none_or(|d| d <= Instant::now()) {
+                                let batch = Self::take_batch(&mut s, b);
+                                return self.taken(s, batch);
+                            }
+                            due
+                        }
+                    }
                 }
-                if s.closed {
-                    return None;
+            };
+            match due {
+                Some(at) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
                 }
+                None => notified.await,
             }
-            notified.await;
         }
+    }
+
+    /// Publishes the size after `batch` left the queue and hands it out.
+    fn taken(
+        &self,
+        s: std::sync::MutexGuard<'_, QueueState>,
+        batch: Option<Batch>,
+    ) -> Option<Batch> {
+        self.publish(&s);
+        drop(s);
+        self.changed.notify_waiters();
+        batch
+    }
+
+    /// Merges the oldest batches into one of at most `b.max_size`,
+    /// splitting the one at the boundary; what is left waits anew.
+    fn take_batch(s: &mut QueueState, b: QueueBatching) -> Option<Batch> {
+        let mut out: Option<Batch> = None;
+        let mut size = 0usize;
+        while let Some(front) = s.batches.pop_front() {
+            s.bytes -= front.bytes();
+            s.items -= front.items();
+            let room = b.max_size.saturating_sub(size);
+            let (piece, rest) = if b.max_size == 0 || measure(b.unit, &front) <= room {
+                (front, None)
+            } else {
+                let items = front.items();
+                match split_front(front.clone(), room, b.unit) {
+                    Ok(split) => split,
+                    Err(e) => {
+                        // Receivers validated it: send it whole rather than drop it.
+                        tracing::error!(items, error = %e, "cannot split a queued batch; sent whole");
+                        (front, None)
+                    }
+                }
+            };
+            let n = measure(b.unit, &piece);
+            if b.max_size != 0 && out.is_some() && n > room {
+                // Not even one item fits in what is left: it opens the next batch.
+                let mut back = piece;
+                if let Some(rest) = rest {
+                    back.append(rest);
+                }
+                s.bytes += back.bytes();
+                s.items += back.items();
+                s.batches.push_front(back);
+                break;
+            }
+            if let Some(rest) = rest {
+                s.bytes += rest.bytes();
+                s.items += rest.items();
+                s.batches.push_front(rest);
+            }
+            size += n;
+            match out.as_mut() {
+                Some(o) => o.append(piece),
+                None => out = Some(piece),
+            }
+            if b.max_size != 0 && size >= b.max_size {
+                break;
+            }
+        }
+        s.since = (!s.batches.is_empty()).then(Instant::now);
+        out
     }
 
     /// Stops new pushes; what is queued can still be popped.
@@ -336,6 +526,7 @@ impl BoundedQueue {
         let mut s = self.lock();
         s.bytes = 0;
         s.items = 0;
+        s.since = None;
         self.size_gauge.set(0);
         s.batches.drain(..).collect()
     }
@@ -364,6 +555,137 @@ mod tests {
             Arc::new(RequestContext::default()),
         )
         .unwrap()
+    }
+
+    /// A traces request of `n` spans named `first`, `first + 1`, ...
+    fn spans(first: usize, n: usize) -> Batch {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message;
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (first..first + n)
+                        .map(|i| Span {
+                            name: format!("s{i}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Batch::from_wire(
+            Signal::Traces,
+            Bytes::from(req.encode_to_vec()),
+            Arc::new(RequestContext::default()),
+        )
+        .unwrap()
+    }
+
+    fn names(b: &Batch) -> Vec<String> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        ExportTraceServiceRequest::decode(b.to_wire())
+            .unwrap()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    fn batching(unit: QueueUnit, min_size: usize, max_size: usize) -> Arc<BoundedQueue> {
+        let limits = QueueLimits {
+            size: 1000,
+            unit: QueueUnit::Batches,
+            max_bytes: 1 << 20,
+            batch: Some(QueueBatching {
+                flush_timeout: Duration::from_secs(1),
+                min_size,
+                max_size,
+                unit,
+            }),
+        };
+        BoundedQueue::new(limits, Gauge::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batching_merges_until_min_size_and_flushes_the_rest_on_timeout() {
+        let q = batching(QueueUnit::Items, 10, 0);
+        let start = Instant::now();
+        for i in 0..3 {
+            q.try_push(spans(i * 4, 4)).unwrap();
+        }
+        let merged = q.pop().await.unwrap();
+        assert_eq!(merged.items(), 12, "three requests in one batch");
+        assert_eq!(start.elapsed(), Duration::ZERO, "min_size reached: no wait");
+        assert_eq!(
+            names(&merged),
+            (0..12).map(|i| format!("s{i}")).collect::<Vec<_>>()
+        );
+        q.try_push(spans(12, 3)).unwrap();
+        let rest = q.pop().await.unwrap();
+        assert_eq!(rest.items(), 3);
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "flush_timeout");
+        q.try_push(spans(15, 2)).unwrap();
+        q.close();
+        assert_eq!(q.pop().await.unwrap().items(), 2, "closing flushes at once");
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(q.pop().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batching_splits_at_max_size_keeping_order() {
+        let q = batching(QueueUnit::Items, 10, 10);
+        q.try_push(spans(0, 7)).unwrap();
+        q.try_push(spans(7, 18)).unwrap();
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            let b = q.pop().await.unwrap();
+            sizes.push(b.items());
+            seen.extend(names(&b));
+        }
+        assert_eq!(sizes, [10, 10, 5]);
+        assert_eq!(seen, (0..25).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batching_by_bytes_keeps_each_batch_under_max_size() {
+        let one = spans(0, 1).bytes();
+        let q = batching(QueueUnit::Bytes, 1, one * 10);
+        q.try_push(spans(0, 40)).unwrap();
+        let mut items = 0;
+        while items < 40 {
+            let b = q.pop().await.unwrap();
+            assert!(b.bytes() <= one * 10, "{} > {}", b.bytes(), one * 10);
+            items += b.items();
+        }
+        assert_eq!(items, 40);
+    }
+
+    #[tokio::test]
+    async fn an_ack_is_settled_only_when_every_piece_is_done() {
+        let q = batching(QueueUnit::Items, 1, 5);
+        let (ack, pending) = crate::ack::Ack::new();
+        let mut b = spans(0, 12);
+        b.wait_on(ack);
+        q.try_push(b).unwrap();
+        let mut pieces = Vec::new();
+        for _ in 0..3 {
+            pieces.push(q.pop().await.unwrap());
+        }
+        pieces[1].fail(true, "refused");
+        let last = pieces.pop().unwrap();
+        drop(pieces);
+        let outcome = tokio::spawn(pending.outcome());
+        tokio::task::yield_now().await;
+        assert!(!outcome.is_finished(), "one piece is still out");
+        drop(last);
+        assert!(outcome.await.unwrap().unwrap_err().permanent);
     }
 
     #[tokio::test]
@@ -404,6 +726,7 @@ mod tests {
             size: 10,
             unit: QueueUnit::Bytes,
             max_bytes: 1 << 20,
+            batch: None,
         };
         let q = BoundedQueue::new(limits, Gauge::default());
         q.try_push(batch(8)).unwrap();
@@ -446,6 +769,7 @@ mod tests {
             size: 2,
             unit: QueueUnit::Batches,
             max_bytes: 1 << 20,
+            batch: None,
         };
         let q = BoundedQueue::new(limits, gauge.clone());
         q.try_push(batch(4)).unwrap();

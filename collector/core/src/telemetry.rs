@@ -1,6 +1,7 @@
 //! Tern's own metrics, named like the OpenTelemetry Collector's
 //! (`otelcol_receiver_accepted_spans_total`, ...) so existing dashboards work,
-//! rendered in the Prometheus text format. Components get typed handles
+//! rendered in the Prometheus text format for the pull reader and read as a
+//! [`Snapshot`] for the periodic OTLP push. Components get typed handles
 //! ([`ReceiverMetrics`], [`ExporterMetrics`], ...) when they are built; no
 //! global state.
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::Signal;
 
@@ -78,6 +79,17 @@ impl Histogram {
         self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// Counts per bucket (not cumulative; the last is above every bound)
+    /// and the sum in seconds.
+    pub fn buckets(&self) -> ([u64; DURATION_BOUNDS.len() + 1], f64) {
+        let mut out = [0; DURATION_BOUNDS.len() + 1];
+        for (o, b) in out.iter_mut().zip(&self.0.buckets) {
+            *o = b.load(Ordering::Relaxed);
+        }
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        (out, sum)
+    }
+
     /// Cumulative counts, one per bound and then `+Inf` (the total).
     pub fn cumulative(&self) -> [u64; DURATION_BOUNDS.len() + 1] {
         let mut out = [0; DURATION_BOUNDS.len() + 1];
@@ -116,16 +128,85 @@ enum Cell {
 }
 
 #[derive(Debug)]
+struct Series {
+    labels: Arc<[(String, String)]>,
+    cell: Cell,
+}
+
+#[derive(Debug)]
 struct Family {
     help: &'static str,
     kind: &'static str,
-    series: BTreeMap<String, Cell>,
+    /// By rendered label string.
+    series: BTreeMap<String, Series>,
 }
 
 /// The registry of self-metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Telemetry {
     families: Mutex<BTreeMap<&'static str, Family>>,
+    /// When the registry was made: the start of every cumulative series.
+    start: SystemTime,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            families: Mutex::default(),
+            start: SystemTime::now(),
+        }
+    }
+}
+
+/// The value of one series when a [`Snapshot`] was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A counter's total.
+    Counter(u64),
+    /// A gauge's value.
+    Gauge(i64),
+    /// A histogram over [`DURATION_BOUNDS`]: counts per bucket (not
+    /// cumulative) and the sum in seconds.
+    Histogram {
+        /// Per bucket; the last one is above every bound.
+        buckets: [u64; DURATION_BOUNDS.len() + 1],
+        /// Sum of the observations, in seconds.
+        sum: f64,
+    },
+}
+
+/// One series of a [`SnapshotFamily`].
+#[derive(Debug, Clone)]
+pub struct SnapshotSeries {
+    /// Label names and values.
+    pub labels: Arc<[(String, String)]>,
+    /// The labels as rendered for Prometheus: the series' identity.
+    pub key: String,
+    /// Its value.
+    pub value: Value,
+}
+
+/// One metric (a name) of a [`Snapshot`].
+#[derive(Debug, Clone)]
+pub struct SnapshotFamily {
+    /// Prometheus name (`_total` on counters).
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Its series.
+    pub series: Vec<SnapshotSeries>,
+}
+
+/// Every self-metric at one moment, for pushing elsewhere than the
+/// Prometheus text.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// When the registry was made.
+    pub start: SystemTime,
+    /// When the snapshot was taken.
+    pub time: SystemTime,
+    /// The metrics, by name.
+    pub families: Vec<SnapshotFamily>,
 }
 
 fn label_string(labels: &[(&str, &str)]) -> String {
@@ -166,8 +247,47 @@ impl Telemetry {
         family
             .series
             .entry(label_string(labels))
-            .or_insert_with(make)
+            .or_insert_with(|| Series {
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                cell: make(),
+            })
+            .cell
             .clone()
+    }
+
+    /// Every series' current value.
+    pub fn snapshot(&self) -> Snapshot {
+        let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        Snapshot {
+            start: self.start,
+            time: SystemTime::now(),
+            families: families
+                .iter()
+                .map(|(name, family)| SnapshotFamily {
+                    name,
+                    help: family.help,
+                    series: family
+                        .series
+                        .iter()
+                        .map(|(key, series)| SnapshotSeries {
+                            labels: series.labels.clone(),
+                            key: key.clone(),
+                            value: match &series.cell {
+                                Cell::Counter(c) => Value::Counter(c.get()),
+                                Cell::Gauge(g) => Value::Gauge(g.get()),
+                                Cell::Histogram(h) => {
+                                    let (buckets, sum) = h.buckets();
+                                    Value::Histogram { buckets, sum }
+                                }
+                            },
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 
     /// A counter; the same name and labels always give the same counter.
@@ -221,7 +341,7 @@ impl Telemetry {
         for (name, family) in families.iter() {
             let _ = writeln!(out, "# HELP {name} {}", family.help);
             let _ = writeln!(out, "# TYPE {name} {}", family.kind);
-            for (labels, cell) in &family.series {
+            for (labels, Series { cell, .. }) in &family.series {
                 let value = match cell {
                     Cell::Counter(c) => c.get() as i128,
                     Cell::Gauge(g) => g.get() as i128,
@@ -252,7 +372,7 @@ pub struct LogLimiter {
 impl LogLimiter {
     /// `Some(held back since the last one)` when this occurrence may be logged.
     pub fn allow(&self) -> Option<u64> {
-        let now = std::time::SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
@@ -486,17 +606,13 @@ impl ExporterMetrics {
     }
 }
 
-/// Counters of one processor in one pipeline.
+/// Items in and out of one processor in one pipeline (every processor).
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
     /// Items that entered the processor.
     pub incoming: Counter,
     /// Items that left the processor.
     pub outgoing: Counter,
-    /// Batches sent because `send_batch_size` was reached.
-    pub size_trigger: Counter,
-    /// Batches sent because `timeout` elapsed.
-    pub timeout_trigger: Counter,
 }
 
 impl ProcessorMetrics {
@@ -513,16 +629,6 @@ impl ProcessorMetrics {
                 "otelcol_processor_outgoing_items_total",
                 "Items emitted from the processor.",
                 &labels,
-            ),
-            size_trigger: t.counter(
-                "otelcol_processor_batch_batch_size_trigger_send_total",
-                "Times the batch was sent due to a size trigger.",
-                &[("processor", id)],
-            ),
-            timeout_trigger: t.counter(
-                "otelcol_processor_batch_timeout_trigger_send_total",
-                "Times the batch was sent due to a timeout trigger.",
-                &[("processor", id)],
             ),
         }
     }
@@ -555,6 +661,45 @@ mod tests {
             .get(Signal::Traces)
             .add(1);
         assert_eq!(r.accepted.get(Signal::Traces).get(), 4);
+    }
+
+    #[test]
+    fn a_snapshot_holds_every_series_with_its_labels() {
+        let t = Telemetry::new();
+        let r = ReceiverMetrics::new(&t, "otlp", "http");
+        r.accepted.get(Signal::Logs).add(7);
+        r.request_duration.observe(Duration::from_millis(2));
+        t.gauge("g", "A gauge.", &[]).set(-3);
+        let snapshot = t.snapshot();
+        let family = |name: &str| {
+            snapshot
+                .families
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let accepted = family("otelcol_receiver_accepted_log_records_total");
+        assert_eq!(accepted.series.len(), 1);
+        let series = &accepted.series[0];
+        assert_eq!(series.value, Value::Counter(7));
+        assert_eq!(
+            &series.labels[..],
+            [
+                ("receiver".to_string(), "otlp".to_string()),
+                ("transport".to_string(), "http".to_string())
+            ]
+        );
+        assert_eq!(series.key, "receiver=\"otlp\",transport=\"http\"");
+        assert_eq!(family("g").series[0].value, Value::Gauge(-3));
+        match &family("tern_receiver_request_duration_seconds").series[0].value {
+            Value::Histogram { buckets, sum } => {
+                assert_eq!(buckets.iter().sum::<u64>(), 1);
+                assert_eq!(buckets[3], 1); // le 2 ms
+                assert!((sum - 0.002).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(snapshot.start <= snapshot.time);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The hot path allocates per request or per batch, never per item:
 //! checking and counting a request, batching requests, concatenating and
-//! splitting a batch allocate as often for a few items as for thousands.
+//! splitting a batch allocate as often for a few items as for thousands;
+//! reading through the views allocates nothing, and the editor allocates
+//! per request.
 //! Allocations are counted on the test's own thread (allocation-counter).
 
 #![allow(clippy::unwrap_used)]
@@ -22,6 +24,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tern_core::Signal;
 use tern_core::pdata::{Batch, RequestContext};
+use tern_core::view::{
+    self, Change, DataPoint, Decision, Edit, Logs, Metrics, RequestView, ResourceView, Traces,
+    Value,
+};
+use tern_core::wire::WireError;
 
 fn attrs() -> Vec<KeyValue> {
     ["gen_ai.system", "gen_ai.request.model", "service.name"]
@@ -181,6 +188,160 @@ fn splitting_allocates_per_piece_not_per_item() {
         assert_eq!(
             few, many,
             "{signal}: {few} allocations to split 80 items, {many} for 8000"
+        );
+    }
+}
+
+#[test]
+fn reading_views_does_not_allocate() {
+    for signal in SIGNALS {
+        let body = request(signal, 100);
+        let mut seen = 0;
+        let info = measure(|| {
+            seen = read_all(signal, &body).unwrap();
+        });
+        assert_eq!(seen, 100, "{signal}");
+        assert_eq!(info.count_total, 0, "{signal}: views allocated");
+    }
+}
+
+/// Reads one field and one attribute of every item; returns the items read.
+fn read_all(signal: Signal, body: &[u8]) -> Result<usize, WireError> {
+    let mut n = 0;
+    let attribute = |v: Option<Value<'_>>| assert!(matches!(v, Some(Value::Str(_))));
+    match signal {
+        Signal::Traces => {
+            for r in RequestView::<Traces>::new(body).resources() {
+                for s in r?.scopes() {
+                    for span in s?.items() {
+                        let span = span?;
+                        attribute(span.attributes().get("gen_ai.system")?);
+                        n += usize::from(span.name.starts_with("chat"));
+                    }
+                }
+            }
+        }
+        Signal::Logs => {
+            for r in RequestView::<Logs>::new(body).resources() {
+                for s in r?.scopes() {
+                    for record in s?.items() {
+                        let record = record?;
+                        attribute(record.attributes().get("service.name")?);
+                        n += usize::from(matches!(record.body, Some(Value::Str(_))));
+                    }
+                }
+            }
+        }
+        Signal::Metrics => {
+            for r in RequestView::<Metrics>::new(body).resources() {
+                for s in r?.scopes() {
+                    for metric in s?.items() {
+                        for point in metric?.data_points() {
+                            let point = point?;
+                            attribute(point.attributes().get("service.name")?);
+                            n += usize::from(matches!(point, DataPoint::Number(_)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Drops every second item (data point for metrics), updates an attribute
+/// of the others and upserts one on the resource.
+#[derive(Default)]
+struct Halve {
+    seen: usize,
+}
+
+impl Halve {
+    fn next(&mut self, change: &mut Change) -> Decision {
+        self.seen += 1;
+        if self.seen.is_multiple_of(2) {
+            return Decision::Drop;
+        }
+        change.upsert("gen_ai.system", Value::Str("x"));
+        Decision::Keep
+    }
+
+    fn resource(change: &mut Change) -> Result<Decision, WireError> {
+        change.upsert("k8s.pod.ip", Value::Str("10.1.2.3"));
+        Ok(Decision::Visit)
+    }
+}
+
+impl Edit<Traces> for Halve {
+    fn resource(
+        &mut self,
+        _: &ResourceView<'_, Traces>,
+        c: &mut Change,
+    ) -> Result<Decision, WireError> {
+        Halve::resource(c)
+    }
+    fn item(&mut self, _: &view::Span<'_>, c: &mut Change) -> Result<Decision, WireError> {
+        Ok(self.next(c))
+    }
+}
+
+impl Edit<Logs> for Halve {
+    fn resource(
+        &mut self,
+        _: &ResourceView<'_, Logs>,
+        c: &mut Change,
+    ) -> Result<Decision, WireError> {
+        Halve::resource(c)
+    }
+    fn item(&mut self, _: &view::LogRecord<'_>, c: &mut Change) -> Result<Decision, WireError> {
+        Ok(self.next(c))
+    }
+}
+
+impl Edit<Metrics> for Halve {
+    fn resource(
+        &mut self,
+        _: &ResourceView<'_, Metrics>,
+        c: &mut Change,
+    ) -> Result<Decision, WireError> {
+        Halve::resource(c)
+    }
+    fn item(&mut self, _: &view::Metric<'_>, _: &mut Change) -> Result<Decision, WireError> {
+        Ok(Decision::Visit)
+    }
+    fn data_point(
+        &mut self,
+        _: &view::Metric<'_>,
+        _: &DataPoint<'_>,
+        c: &mut Change,
+    ) -> Result<Decision, WireError> {
+        Ok(self.next(c))
+    }
+}
+
+#[test]
+fn editing_allocates_per_request_not_per_item() {
+    for signal in SIGNALS {
+        let count = |items: usize| {
+            let body = request(signal, items);
+            let mut kept = 0;
+            let info = measure(|| {
+                let mut halve = Halve::default();
+                kept = match signal {
+                    Signal::Traces => view::edit::<Traces, _>(&body, &mut halve),
+                    Signal::Logs => view::edit::<Logs, _>(&body, &mut halve),
+                    Signal::Metrics => view::edit::<Metrics, _>(&body, &mut halve),
+                }
+                .unwrap()
+                .items;
+            });
+            assert_eq!(kept, items / 2);
+            info.count_total
+        };
+        let (few, many) = (count(10), count(1000));
+        assert_eq!(
+            few, many,
+            "{signal}: {few} allocations to edit 10 items, {many} for 1000"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! OTLP/gRPC: the three `Export` services, served over HTTP/2 by hyper with
 //! tonic's gRPC framing and a pass-through codec, so the request reaches the
 //! pipeline as the bytes the client sent (gzip and zstd are undone by tonic,
-//! within `max_recv_msg_size_mib`). A call carries exactly one message, read
+//! snappy, which tonic lacks, by [`unsnappy`] before it, all within
+//! `max_recv_msg_size_mib`). A call carries exactly one message, read
 //! within [`serve::BODY_TIMEOUT`].
 
 use std::convert::Infallible;
@@ -23,7 +24,7 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::server::{Grpc, UnaryService};
 use tonic::{Code, Status};
 
-use super::{OtlpSink, ReceiveError, metadata_pairs};
+use super::{Admitted, OtlpSink, ReceiveError, metadata_pairs};
 use crate::serve::{self, Shutdown};
 
 /// What became of one call before its handler, for counting refusals.
@@ -33,6 +34,9 @@ struct Call {
     reached: AtomicBool,
     /// A second request message came (a protocol violation).
     second_message: AtomicBool,
+    /// A request whose answer waits for its export (`wait_for_result`),
+    /// awaited after the call so that the body timeout does not cover it.
+    waiting: std::sync::Mutex<Option<Admitted>>,
 }
 
 /// Hands message bytes through untouched in both directions; as a decoder
@@ -122,7 +126,8 @@ pub fn status_of(err: &ReceiveError) -> Status {
     match err {
         ReceiveError::Malformed(m) => Status::invalid_argument(m.clone()),
         ReceiveError::NoPipeline(_) => Status::unimplemented(err.to_string()),
-        ReceiveError::Refused(_) => {
+        ReceiveError::Failed(f) if f.permanent => Status::internal(err.to_string()),
+        ReceiveError::Refused(_) | ReceiveError::Failed(_) => {
             let message = err.to_string();
             let details = status::with_retry_info(Code::Unavailable as i32, &message, 1);
             Status::with_details(Code::Unavailable, message, details.encode_to_vec().into())
@@ -158,7 +163,12 @@ impl UnaryService<Bytes> for Export {
         let result = self
             .sink
             .consume(self.signal, request.into_inner(), context)
-            .map(|_| tonic::Response::new(empty_response(self.signal)))
+            .map(|admitted| {
+                if !admitted.settled() {
+                    *self.call.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(admitted);
+                }
+                tonic::Response::new(empty_response(self.signal))
+            })
             .map_err(|e| status_of(&e));
         std::future::ready(result)
     }
@@ -197,10 +207,23 @@ async fn handle(
         .send_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(receiver.max_message);
+    let snappy = req
+        .headers()
+        .get(GRPC_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"snappy"));
+    let answer = async {
+        if snappy {
+            match unsnappy(req, receiver.max_message).await {
+                Ok(req) => grpc.unary(export, req).await,
+                Err(status) => status.into_http(),
+            }
+        } else {
+            grpc.unary(export, req).await
+        }
+    };
     // The handler answers at once, so a call still pending at the deadline
     // is still reading its body and nothing of it was accepted.
-    let Ok(mut response) = tokio::time::timeout(serve::BODY_TIMEOUT, grpc.unary(export, req)).await
-    else {
+    let Ok(mut response) = tokio::time::timeout(serve::BODY_TIMEOUT, answer).await else {
         sink.metrics().request_refused("body_timeout");
         tracing::debug!(%signal, %peer, "refused gRPC request: body too slow");
         sink.metrics().request_duration.observe(started.elapsed());
@@ -238,8 +261,92 @@ async fn handle(
         sink.metrics().request_refused(reason);
         tracing::debug!(%signal, grpc_status = %code, reason, "refused gRPC request");
     }
+    let waiting = call
+        .waiting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(admitted) = waiting
+        && let Err(e) = sink.outcome(admitted).await
+    {
+        response = status_of(&e).into_http();
+    }
+    advertise_encodings(response.headers_mut());
     sink.metrics().request_duration.observe(started.elapsed());
     response
+}
+
+/// The header naming a request's message compression.
+const GRPC_ENCODING: &str = "grpc-encoding";
+/// The header listing the compressions the server reads.
+const GRPC_ACCEPT_ENCODING: &str = "grpc-accept-encoding";
+
+/// Lists every compression the receiver reads (`grpc-accept-encoding`) on
+/// each answer, the refusal of an unknown `grpc-encoding` included, where
+/// tonic alone would list only gzip and zstd.
+fn advertise_encodings(headers: &mut http::HeaderMap) {
+    headers.insert(
+        GRPC_ACCEPT_ENCODING,
+        http::HeaderValue::from_static("gzip,zstd,snappy"),
+    );
+}
+
+/// Reads a `grpc-encoding: snappy` request (the Collector's configgrpc
+/// codec: framed snappy; the block format is read as well) and hands it on
+/// uncompressed. The body may hold at most `max_message` bytes plus one
+/// message header, and each message inflates to at most `max_message`
+/// bytes, so a compression bomb stops there with `RESOURCE_EXHAUSTED`;
+/// data that is not snappy is `INTERNAL`, as grpc-go answers a message it
+/// cannot decompress.
+async fn unsnappy(
+    req: http::Request<hyper::body::Incoming>,
+    max_message: usize,
+) -> Result<http::Request<http_body_util::Full<Bytes>>, Status> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = req.into_parts();
+    let limit = max_message.saturating_add(5);
+    let too_large = || {
+        Status::resource_exhausted(format!(
+            "grpc: received message larger than max ({max_message} bytes)"
+        ))
+    };
+    let mut body = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => return Err(Status::cancelled(format!("request body not received: {e}"))),
+    };
+    let mut framed = bytes::BytesMut::with_capacity(body.len());
+    while !body.is_empty() {
+        if body.len() < 5 {
+            return Err(Status::internal("truncated gRPC message header"));
+        }
+        let compressed = body.get_u8() != 0;
+        let len = body.get_u32() as usize;
+        if body.len() < len {
+            return Err(Status::internal(
+                "gRPC message shorter than its header says",
+            ));
+        }
+        let message = body.split_to(len);
+        let message = if compressed {
+            super::http::decompress("snappy", message, max_message as u64).map_err(|e| match e {
+                super::http::DecompressError::TooLarge => too_large(),
+                other => Status::internal(format!(
+                    "grpc: failed to decompress the received message: {other}"
+                )),
+            })?
+        } else {
+            message
+        };
+        framed.put_u8(0);
+        framed.put_u32(u32::try_from(message.len()).map_err(|_| too_large())?);
+        framed.extend_from_slice(&message);
+    }
+    parts.headers.remove(GRPC_ENCODING);
+    Ok(http::Request::from_parts(
+        parts,
+        http_body_util::Full::new(framed.freeze()),
+    ))
 }
 
 /// The service for one connection from `peer`.

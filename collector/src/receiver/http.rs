@@ -366,26 +366,29 @@ async fn receive(
         metadata,
     });
     // The sink counts its own refusals, hence `reason: None`.
-    sink.consume(signal, wire, context)
-        .map(|_| ())
-        .map_err(|e| {
-            let (http, code, retry_after) = match e {
-                ReceiveError::Malformed(_) => {
-                    (StatusCode::BAD_REQUEST, Code::InvalidArgument, false)
-                }
-                ReceiveError::NoPipeline(_) => (StatusCode::NOT_FOUND, Code::Unimplemented, false),
-                ReceiveError::Refused(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, true)
-                }
-            };
-            Failure {
-                http,
-                code,
-                message: e.to_string(),
-                reason: None,
-                retry_after,
+    let answer = match sink.consume(signal, wire, context) {
+        Ok(admitted) => sink.outcome(admitted).await,
+        Err(e) => Err(e),
+    };
+    answer.map(|_| ()).map_err(|e| {
+        let (http, code, retry_after) = match &e {
+            ReceiveError::Malformed(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument, false),
+            ReceiveError::NoPipeline(_) => (StatusCode::NOT_FOUND, Code::Unimplemented, false),
+            ReceiveError::Failed(f) if f.permanent => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, false)
             }
-        })
+            ReceiveError::Refused(_) | ReceiveError::Failed(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, true)
+            }
+        };
+        Failure {
+            http,
+            code,
+            message: e.to_string(),
+            reason: None,
+            retry_after,
+        }
+    })
 }
 
 /// What every connection of one HTTP receiver shares.

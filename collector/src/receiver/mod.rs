@@ -1,7 +1,10 @@
 //! The `otlp` receiver: [`grpc`] and [`http`] servers that hand each export
 //! request, still as wire bytes, to an [`OtlpSink`]. The sink counts the
 //! items, pushes the batch into every pipeline of its signal (all or none)
-//! and says what to answer: accepted, malformed, or retry later.
+//! and says what to answer: accepted, malformed, or retry later. When an
+//! exporter of those pipelines has `sending_queue.wait_for_result`, the
+//! answer waits for the export ([`OtlpSink::outcome`]) and carries its
+//! failure: permanent or retryable.
 
 pub mod cors;
 pub mod grpc;
@@ -11,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tern_config::Signal;
+use tern_core::ack::{Ack, ExportFailure, Pending};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::{Inlet, Refusal, admit_all};
 use tern_core::telemetry::ReceiverMetrics;
@@ -58,6 +62,25 @@ pub enum ReceiveError {
     /// The pipelines cannot take it now.
     #[error("{0}; retry later")]
     Refused(Refusal),
+    /// Its export failed (the sender waited for it: `wait_for_result`).
+    #[error("export failed: {0}")]
+    Failed(ExportFailure),
+}
+
+/// A request the pipelines took.
+#[derive(Debug)]
+pub struct Admitted {
+    items: usize,
+    signal: Signal,
+    /// What to await before answering, when the sender waits for the export.
+    pending: Option<Pending>,
+}
+
+impl Admitted {
+    /// Whether it can be answered now (nobody waits for its export).
+    pub fn settled(&self) -> bool {
+        self.pending.is_none()
+    }
 }
 
 /// Hands requests to the pipelines and counts them.
@@ -84,31 +107,44 @@ impl OtlpSink {
     }
 
     /// Counts the items of `request` and pushes it into every pipeline of
-    /// `signal`. Returns the item count on success.
+    /// `signal`. Unless [`Admitted::settled`], the answer must wait for
+    /// [`OtlpSink::outcome`].
     pub fn consume(
         &self,
         signal: Signal,
         request: Bytes,
         context: Arc<RequestContext>,
-    ) -> Result<usize, ReceiveError> {
+    ) -> Result<Admitted, ReceiveError> {
         let inlets = self.consumers.get(signal);
         if inlets.is_empty() {
             self.metrics.request_refused("no_pipeline");
             return Err(ReceiveError::NoPipeline(signal));
         }
-        let batch = Batch::from_wire(signal, request, context).map_err(|e| {
+        let mut batch = Batch::from_wire(signal, request, context).map_err(|e| {
             self.metrics.request_refused(e.reason().as_str());
             tracing::debug!(receiver = %self.id, %signal, error = %e, "refused invalid request");
             ReceiveError::Malformed(e.to_string())
         })?;
         let items = batch.items();
+        let mut admitted = Admitted {
+            items,
+            signal,
+            pending: None,
+        };
         if items == 0 {
-            return Ok(0);
+            return Ok(admitted);
+        }
+        if inlets.iter().any(Inlet::waits) {
+            let (ack, pending) = Ack::new();
+            batch.wait_on(ack);
+            admitted.pending = Some(pending);
         }
         match admit_all(inlets, batch) {
             Ok(()) => {
-                self.metrics.accepted.get(signal).add(items as u64);
-                Ok(items)
+                if admitted.settled() {
+                    self.metrics.accepted.get(signal).add(items as u64);
+                }
+                Ok(admitted)
             }
             Err(refusal) => {
                 self.metrics.refused.get(signal).add(items as u64);
@@ -128,6 +164,31 @@ impl OtlpSink {
                     );
                 }
                 Err(ReceiveError::Refused(refusal))
+            }
+        }
+    }
+
+    /// Waits for the export of an admitted request and counts it as
+    /// accepted or, when its export failed, refused. Returns its items.
+    pub async fn outcome(&self, admitted: Admitted) -> Result<usize, ReceiveError> {
+        let Admitted {
+            items,
+            signal,
+            pending,
+        } = admitted;
+        let Some(pending) = pending else {
+            return Ok(items);
+        };
+        match pending.outcome().await {
+            Ok(()) => {
+                self.metrics.accepted.get(signal).add(items as u64);
+                Ok(items)
+            }
+            Err(failure) => {
+                self.metrics.refused.get(signal).add(items as u64);
+                self.metrics.request_refused("export_failed");
+                tracing::debug!(receiver = %self.id, %signal, items, error = %failure, "export failed; told the waiting client");
+                Err(ReceiveError::Failed(failure))
             }
         }
     }

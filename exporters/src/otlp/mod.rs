@@ -2,7 +2,8 @@
 //! shares one [`Transport`] (kept-alive connections spread over the
 //! backend's addresses); a send is: build the request once
 //! ([`request`]), then POST it under `timeout`, retrying what
-//! [`response`] calls retryable per `retry_on_failure`.
+//! [`response`] calls retryable per `retry_on_failure`. `otlphttp` may
+//! go through an HTTP proxy (`proxy_url`).
 
 pub mod request;
 pub mod response;
@@ -21,7 +22,7 @@ use tern_core::pdata::Batch;
 
 use crate::BuildError;
 use crate::retry::{Failure, with_retry};
-use crate::transport::{Chunks, HttpVersion, Options, Reply, Transport, TransportError};
+use crate::transport::{Chunks, HttpVersion, Options, Proxy, Reply, Transport, TransportError};
 
 const USER_AGENT: &str = concat!("tern/", env!("CARGO_PKG_VERSION"));
 
@@ -71,6 +72,37 @@ pub(crate) fn header_map(
         HeaderValue::from_static(USER_AGENT),
     );
     Ok(map)
+}
+
+/// The proxy of `proxy_url`, with its credentials as `Proxy-Authorization: Basic`.
+fn proxy(id: &str, url: &str) -> Result<Option<Proxy>, BuildError> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let parsed = tern_config::ProxyUrl::parse(url).map_err(|message| BuildError::Config {
+        id: id.to_string(),
+        message,
+    })?;
+    let authorization = match &parsed.credentials {
+        None => None,
+        Some((user, password)) => {
+            use base64::Engine;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            Some(
+                HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| {
+                    BuildError::Config {
+                        id: id.to_string(),
+                        message: format!("proxy_url credentials: {e}"),
+                    }
+                })?,
+            )
+        }
+    };
+    Ok(Some(Proxy {
+        target: parsed.target,
+        authorization,
+    }))
 }
 
 /// How long `wait_for_ready` waits between connection tries.
@@ -295,6 +327,7 @@ impl OtlpHttpExporter {
             url_for(Signal::Metrics, &config.metrics_endpoint)?,
             url_for(Signal::Logs, &config.logs_endpoint)?,
         ];
+        let proxy = proxy(id, &config.proxy_url)?;
         let mut transports: Vec<Arc<Transport>> = Vec::new();
         let mut route = |t: &Target| -> Result<(Arc<Transport>, String), BuildError> {
             let shared = transports.iter().find(|x| {
@@ -308,6 +341,7 @@ impl OtlpHttpExporter {
                         max_idle: usize::try_from(config.max_idle_conns).unwrap_or(usize::MAX),
                         idle_timeout: Some(config.idle_conn_timeout.0).filter(|d| !d.is_zero()),
                         keep_alive: !config.disable_keep_alives,
+                        proxy: proxy.clone(),
                         ..Options::default()
                     };
                     let x = Arc::new(transport(

@@ -2,9 +2,11 @@
 //! `prometheusremotewrite`: [`translate`] (OTLP to Prometheus names, labels
 //! and types) with [`label_value`] (attribute values as bounded label
 //! values), [`store`] (series state: delta accumulation, series cap,
-//! expiry) and [`text`] (text format and OpenMetrics). The scrape endpoint
-//! itself is served by the collector with [`ScrapeHandler`].
+//! expiry), [`text`] (text format and OpenMetrics) and [`escaping`] (format
+//! and name escaping negotiated with the scraper, for UTF-8 names). The
+//! scrape endpoint itself is served by the collector with [`ScrapeHandler`].
 
+pub mod escaping;
 pub mod label_value;
 pub mod remote_write;
 pub mod store;
@@ -25,7 +27,6 @@ use tern_core::telemetry::{LogLimiter, Telemetry};
 
 use label_value::LabelValue;
 use store::{Dropped, Store};
-use text::Format;
 use translate::{Observation, Settings};
 
 /// Counts and logs (each kind at most once per second) points dropped and
@@ -155,15 +156,17 @@ pub struct Scrape {
 }
 
 impl ScrapeHandler {
-    /// Renders for a request with these `Accept` and `Accept-Encoding` headers.
+    /// Renders for a request with these `Accept` and `Accept-Encoding`
+    /// headers (format and name escaping negotiated from `Accept`).
     pub fn scrape(&self, accept: &str, accept_encoding: &str) -> Scrape {
         self.store.expire(Instant::now());
-        let format = if self.open_metrics && accept.contains("application/openmetrics-text") {
-            Format::OpenMetrics
-        } else {
-            Format::Text
-        };
-        let body = text::render(&self.store, format, self.timestamps);
+        let negotiated = escaping::negotiate(accept, self.open_metrics);
+        let body = text::render(
+            &self.store,
+            negotiated.format,
+            negotiated.escaping,
+            self.timestamps,
+        );
         let gzip = accept_encoding
             .split(',')
             .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"));
@@ -173,14 +176,14 @@ impl ScrapeHandler {
                 && let Ok(compressed) = e.finish()
             {
                 return Scrape {
-                    content_type: format.content_type(),
+                    content_type: negotiated.content_type(),
                     content_encoding: Some("gzip"),
                     body: Bytes::from(compressed),
                 };
             }
         }
         Scrape {
-            content_type: format.content_type(),
+            content_type: negotiated.content_type(),
             content_encoding: None,
             body: Bytes::from(body),
         }
@@ -207,15 +210,17 @@ impl PrometheusExporter {
             usize::try_from(config.max_series).unwrap_or(usize::MAX),
             config.metric_expiration.0,
         ));
+        let utf8_names = config.utf8_names();
         let settings = Settings {
             namespace: config.namespace.clone(),
             add_metric_suffixes: config.metric_suffixes(),
+            utf8_names,
             resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
             without_scope_info: config.without_scope_info,
             const_labels: config
                 .const_labels
                 .iter()
-                .map(|(k, v)| (translate::label_name(k), v.clone()))
+                .map(|(k, v)| (translate::label_key(k, utf8_names), v.clone()))
                 .collect(),
             target_info: true,
         };

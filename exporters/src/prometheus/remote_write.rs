@@ -603,6 +603,9 @@ impl RemoteWriteExporter {
             settings: Settings {
                 namespace: config.namespace.clone(),
                 add_metric_suffixes: config.add_metric_suffixes,
+                // Remote Write 1.0 carries classic names (the Collector's
+                // exporter has no `translation_strategy`).
+                utf8_names: false,
                 resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
                 const_labels: Vec::new(),
                 target_info: config.target_info.enabled,

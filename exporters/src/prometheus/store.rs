@@ -63,7 +63,7 @@ pub struct Store {
     expiration: Duration,
 }
 
-/// `k="v",...` with Prometheus escaping.
+/// `k="v",...` with Prometheus escaping: a series' key in its family.
 pub fn label_text(labels: &[(String, String)]) -> String {
     let mut s = String::new();
     for (i, (k, v)) in labels.iter().enumerate() {
@@ -72,14 +72,7 @@ pub fn label_text(labels: &[(String, String)]) -> String {
         }
         s.push_str(k);
         s.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => s.push_str("\\\\"),
-                '"' => s.push_str("\\\""),
-                '\n' => s.push_str("\\n"),
-                c => s.push(c),
-            }
-        }
+        super::escaping::write_escaped(&mut s, v);
         s.push('"');
     }
     s

@@ -1,12 +1,14 @@
 //! Rendering the store in the Prometheus text format (0.0.4) or, when the
-//! scraper asks for it, OpenMetrics 1.0 with exemplars. Exponential
-//! histograms are rendered as classic histograms whose `le` bounds are the
-//! exponential bucket boundaries (lossless for the counts; the text formats
-//! cannot carry native histograms).
+//! scraper asks for it, OpenMetrics 1.0 with exemplars, names written as
+//! the negotiated [`Escaping`] says. Exponential histograms are rendered as
+//! classic histograms whose `le` bounds are the exponential bucket
+//! boundaries (lossless for the counts; the text formats cannot carry
+//! native histograms).
 
 use std::fmt::Write;
 
-use super::store::{Family, Series, Store, label_text};
+use super::escaping::{Escaping, escape, is_classic, write_escaped, write_name};
+use super::store::{Family, Series, Store};
 use super::translate::{Exemplar, ExpBuckets, Kind, Value, go_float};
 
 /// Which exposition format.
@@ -16,16 +18,6 @@ pub enum Format {
     Text,
     /// `application/openmetrics-text; version=1.0.0`.
     OpenMetrics,
-}
-
-impl Format {
-    /// The Content-Type to answer with.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        }
-    }
 }
 
 /// Cumulative (upper bound, count) pairs, ending with +Inf, of a histogram value.
@@ -85,6 +77,22 @@ fn with_label(labels: &str, name: &str, value: &str) -> String {
     }
 }
 
+/// `name="value",...`, names escaped by `escaping` (quoted where they stay
+/// UTF-8), values escaped.
+fn label_text(labels: &[(String, String)], escaping: Escaping) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        write_name(&mut s, &escape(k, escaping));
+        s.push_str("=\"");
+        write_escaped(&mut s, v);
+        s.push('"');
+    }
+    s
+}
+
 struct Line<'a> {
     out: &'a mut String,
     /// Timestamp to write (milliseconds), when timestamps are on.
@@ -94,11 +102,24 @@ struct Line<'a> {
 
 fn sample(line: &mut Line<'_>, name: &str, labels: &str, value: f64, exemplar: Option<&Exemplar>) {
     let out = &mut *line.out;
-    if labels.is_empty() {
-        let _ = write!(out, "{name} {}", go_float(value));
-    } else {
-        let _ = write!(out, "{name}{{{labels}}} {}", go_float(value));
+    // A name that is not classic (only under `allow-utf-8`) goes quoted
+    // inside the braces.
+    match (is_classic(name), labels.is_empty()) {
+        (true, true) => out.push_str(name),
+        (true, false) => {
+            let _ = write!(out, "{name}{{{labels}}}");
+        }
+        (false, no_labels) => {
+            out.push('{');
+            write_name(out, name);
+            if !no_labels {
+                out.push(',');
+                out.push_str(labels);
+            }
+            out.push('}');
+        }
     }
+    let _ = write!(out, " {}", go_float(value));
     if let Some(ts) = line.ts_ms {
         if line.open_metrics {
             let _ = write!(out, " {}", ts as f64 / 1000.0);
@@ -119,8 +140,21 @@ fn sample(line: &mut Line<'_>, name: &str, labels: &str, value: f64, exemplar: O
     out.push('\n');
 }
 
-fn series(out: &mut String, name: &str, kind: Kind, s: &Series, format: Format, timestamps: bool) {
-    let labels = label_text(&s.labels);
+/// How one scrape is written.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    format: Format,
+    escaping: Escaping,
+    timestamps: bool,
+}
+
+fn series(out: &mut String, name: &str, kind: Kind, s: &Series, style: Style) {
+    let Style {
+        format,
+        escaping,
+        timestamps,
+    } = style;
+    let labels = label_text(&s.labels, escaping);
     let om = format == Format::OpenMetrics;
     let out = &mut Line {
         out,
@@ -129,15 +163,7 @@ fn series(out: &mut String, name: &str, kind: Kind, s: &Series, format: Format, 
     };
     match (&s.value, kind) {
         (Value::Number(v), Kind::Counter) => {
-            let (n, ex) = if om {
-                (
-                    format!("{}_total", name.strip_suffix("_total").unwrap_or(name)),
-                    s.exemplar.as_ref(),
-                )
-            } else {
-                (name.to_string(), None)
-            };
-            sample(out, &n, &labels, *v, ex);
+            sample(out, name, &labels, *v, s.exemplar.as_ref().filter(|_| om));
         }
         (Value::Number(v), _) => sample(out, name, &labels, *v, None),
         (Value::Histogram { count, sum, .. } | Value::Exponential { count, sum, .. }, _) => {
@@ -182,35 +208,48 @@ fn series(out: &mut String, name: &str, kind: Kind, s: &Series, format: Format, 
     }
 }
 
-fn family(out: &mut String, name: &str, f: &Family, format: Format, timestamps: bool) {
-    let kind = match f.kind {
-        Kind::Counter => "counter",
-        Kind::Gauge => "gauge",
-        Kind::Histogram => "histogram",
-        Kind::Summary => "summary",
-    };
-    let family_name = if format == Format::OpenMetrics && f.kind == Kind::Counter {
-        name.strip_suffix("_total").unwrap_or(name)
-    } else {
-        name
+fn family(out: &mut String, name: &str, f: &Family, style: Style) {
+    let format = style.format;
+    let name = &*escape(name, style.escaping);
+    // OpenMetrics names a counter's family without `_total`; a counter
+    // whose name lacks it (no suffixes) is typed `unknown` there, as the
+    // Prometheus client libraries write it.
+    let (family_name, kind) = match (f.kind, format) {
+        (Kind::Counter, Format::OpenMetrics) => match name.strip_suffix("_total") {
+            Some(family) => (family, "counter"),
+            None => (name, "unknown"),
+        },
+        (Kind::Counter, Format::Text) => (name, "counter"),
+        (Kind::Gauge, _) => (name, "gauge"),
+        (Kind::Histogram, _) => (name, "histogram"),
+        (Kind::Summary, _) => (name, "summary"),
     };
     if !f.help.is_empty() {
         let help = f.help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(out, "# HELP {family_name} {help}");
+        out.push_str("# HELP ");
+        write_name(out, family_name);
+        let _ = writeln!(out, " {help}");
     }
-    let _ = writeln!(out, "# TYPE {family_name} {kind}");
+    out.push_str("# TYPE ");
+    write_name(out, family_name);
+    let _ = writeln!(out, " {kind}");
     let mut keys: Vec<&String> = f.series.keys().collect();
     keys.sort();
     for k in keys {
-        series(out, name, f.kind, &f.series[k], format, timestamps);
+        series(out, name, f.kind, &f.series[k], style);
     }
 }
 
-/// Renders every series in `store` (with each sample's timestamp when
-/// `timestamps`).
-pub fn render(store: &Store, format: Format, timestamps: bool) -> String {
+/// Renders every series in `store`, names written as `escaping` says (with
+/// each sample's timestamp when `timestamps`).
+pub fn render(store: &Store, format: Format, escaping: Escaping, timestamps: bool) -> String {
     let mut out = String::with_capacity(64 * 1024);
-    store.for_each_family(|name, f| family(&mut out, name, f, format, timestamps));
+    let style = Style {
+        format,
+        escaping,
+        timestamps,
+    };
+    store.for_each_family(|name, f| family(&mut out, name, f, style));
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
@@ -257,6 +296,7 @@ mod tests {
         let text = render(
             &store_with(vec![o("lat_seconds", Kind::Histogram, h, None)]),
             Format::Text,
+            Escaping::Underscores,
             false,
         );
         assert_eq!(
@@ -284,14 +324,14 @@ mod tests {
             Value::Number(3.0),
             Some(ex),
         )]);
-        let om = render(&s, Format::OpenMetrics, false);
+        let om = render(&s, Format::OpenMetrics, Escaping::Underscores, false);
         assert!(om.contains("# TYPE req counter\n"), "{om}");
         assert!(
             om.contains("req_total{job=\"svc\"} 3 # {trace_id=\"ab\",span_id=\"cd\"} 1 1.5\n"),
             "{om}"
         );
         assert!(om.ends_with("# EOF\n"));
-        let text = render(&s, Format::Text, false);
+        let text = render(&s, Format::Text, Escaping::Underscores, false);
         assert!(
             text.contains("# TYPE req_total counter\nreq_total{job=\"svc\"} 3\n"),
             "{text}"
@@ -332,6 +372,7 @@ mod tests {
         let text = render(
             &store_with(vec![o("rpc", Kind::Summary, v, None)]),
             Format::Text,
+            Escaping::Underscores,
             false,
         );
         assert!(
@@ -343,5 +384,75 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rpc_count{job=\"svc\"} 4\n"), "{text}");
+    }
+
+    #[test]
+    fn utf8_names_are_quoted_under_allow_utf8_and_escaped_otherwise() {
+        let mut obs = o(
+            "http.duration_seconds",
+            Kind::Histogram,
+            Value::Histogram {
+                count: 1,
+                sum: 0.5,
+                bounds: vec![1.0],
+                counts: vec![1, 0],
+            },
+            None,
+        );
+        obs.labels = vec![
+            ("http.route".into(), "/a\"b".into()),
+            ("job".into(), "svc".into()),
+        ];
+        let s = store_with(vec![obs]);
+        let text = render(&s, Format::Text, Escaping::AllowUtf8, false);
+        assert_eq!(
+            text,
+            "# HELP \"http.duration_seconds\" Some help\n\
+             # TYPE \"http.duration_seconds\" histogram\n\
+             {\"http.duration_seconds_bucket\",\"http.route\"=\"/a\\\"b\",job=\"svc\",le=\"1\"} 1\n\
+             {\"http.duration_seconds_bucket\",\"http.route\"=\"/a\\\"b\",job=\"svc\",le=\"+Inf\"} 1\n\
+             {\"http.duration_seconds_sum\",\"http.route\"=\"/a\\\"b\",job=\"svc\"} 0.5\n\
+             {\"http.duration_seconds_count\",\"http.route\"=\"/a\\\"b\",job=\"svc\"} 1\n"
+        );
+        let text = render(&s, Format::Text, Escaping::Underscores, false);
+        assert!(
+            text.contains("# TYPE http_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "http_duration_seconds_bucket{http_route=\"/a\\\"b\",job=\"svc\",le=\"1\"} 1\n"
+            ),
+            "{text}"
+        );
+        let counter = store_with(vec![o(
+            "a.b_total",
+            Kind::Counter,
+            Value::Number(2.0),
+            None,
+        )]);
+        let om = render(&counter, Format::OpenMetrics, Escaping::AllowUtf8, false);
+        assert!(
+            om.contains("# TYPE \"a.b\" counter\n{\"a.b_total\",job=\"svc\"} 2\n"),
+            "{om}"
+        );
+        let om = render(&counter, Format::OpenMetrics, Escaping::Values, false);
+        // As client_golang: the family name is escaped, then `_total` cut.
+        assert!(
+            om.contains("# TYPE U__a_2e_b_ counter\nU__a_2e_b__total{job=\"svc\"} 2\n"),
+            "{om}"
+        );
+    }
+
+    #[test]
+    fn openmetrics_types_a_counter_without_total_unknown() {
+        let s = store_with(vec![o("requests", Kind::Counter, Value::Number(3.0), None)]);
+        let om = render(&s, Format::OpenMetrics, Escaping::Underscores, false);
+        assert!(
+            om.contains("# TYPE requests unknown\nrequests{job=\"svc\"} 3\n"),
+            "{om}"
+        );
+        let text = render(&s, Format::Text, Escaping::Underscores, false);
+        assert!(text.contains("# TYPE requests counter\n"), "{text}");
     }
 }

@@ -3,7 +3,9 @@
 //! exporters produce: metric names from name + unit (UCUM to Prometheus
 //! units, `_total` on counters, `_ratio` on unit-`1` gauges, `namespace`)
 //! escaped to the classic name set `[a-zA-Z0-9_:]` as the Collector's
-//! default translation strategy (`UnderscoreEscapingWithSuffixes`) does,
+//! default translation strategy (`UnderscoreEscapingWithSuffixes`) does, or
+//! kept in UTF-8 (`NoUTF8EscapingWithSuffixes`, `NoTranslation`: the
+//! scrape endpoint escapes them for scrapers that cannot take them),
 //! sanitized labels with collisions merged by `;`, label values as in
 //! [`label_value`], `job` / `instance` from the resource,
 //! `otel_scope_name` / `otel_scope_version`, `target_info` with the other
@@ -143,6 +145,9 @@ pub struct Settings {
     pub namespace: String,
     /// Add unit and type suffixes (default true).
     pub add_metric_suffixes: bool,
+    /// Keep metric and label names in UTF-8 instead of escaping them to
+    /// the classic name set.
+    pub utf8_names: bool,
     /// Copy every resource attribute onto every series.
     pub resource_to_telemetry: bool,
     /// Labels added to every series.
@@ -220,6 +225,66 @@ fn escaped(s: &str) -> String {
         .join("_")
 }
 
+/// `name` less `_<suffix>` (any one character before `suffix`) when it
+/// ends so and something is left.
+fn trim_suffix(name: &mut String, suffix: &str) {
+    if name.ends_with(suffix) && name.len() > suffix.len() + 1 {
+        let mut cut = name.len() - suffix.len() - 1;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+}
+
+/// The UTF-8 name of an OTel metric, as the Collector builds it for
+/// `NoUTF8EscapingWithSuffixes` and `NoTranslation`: the name as it is
+/// after `namespace_`, then (with suffixes) the unit, `per_` unit, and
+/// `_total` or `_ratio`, each once. `None` for an empty name.
+fn utf8_metric_name(name: &str, unit: &str, kind: Kind, settings: &Settings) -> Option<String> {
+    let mut out = if settings.namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}_{name}", settings.namespace)
+    };
+    if settings.add_metric_suffixes {
+        let total = kind == Kind::Counter;
+        let ratio = unit == "1" && kind == Kind::Gauge;
+        for (on, suffix) in [(total, "total"), (ratio, "ratio")] {
+            if on {
+                trim_suffix(&mut out, suffix);
+            }
+        }
+        let mut parts = unit.splitn(2, '/');
+        let usable = |u: &str| !u.is_empty() && !u.contains(['{', '}']);
+        let main = parts.next().map(str::trim).filter(|u| usable(u));
+        let per = parts
+            .next()
+            .map(str::trim)
+            .filter(|u| usable(u))
+            .map(|u| format!("per_{}", per_unit_name(u)));
+        if let Some(per) = &per {
+            trim_suffix(&mut out, per);
+        }
+        if let Some(main) = main.map(unit_name).filter(|m| !m.is_empty())
+            && !out.ends_with(main)
+        {
+            out.push('_');
+            out.push_str(main);
+        }
+        if let Some(per) = per {
+            out.push('_');
+            out.push_str(&per);
+        }
+        if total {
+            out.push_str("_total");
+        } else if ratio {
+            out.push_str("_ratio");
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// The Prometheus name of an OTel metric (see the module docs), or `None`
 /// when escaping leaves nothing but underscores, which the Collector
 /// refuses too.
@@ -230,6 +295,9 @@ pub fn metric_name(
     monotonic: bool,
     settings: &Settings,
 ) -> Option<String> {
+    if settings.utf8_names {
+        return utf8_metric_name(name, unit, kind, settings);
+    }
     let namespace = escaped(&settings.namespace);
     let out = if settings.add_metric_suffixes {
         let mut parts = tokens(name);
@@ -278,6 +346,17 @@ pub fn metric_name(
         Some(format!("_{out}"))
     } else {
         Some(out)
+    }
+}
+
+/// The label name of an attribute key: the key itself when names stay
+/// UTF-8 (unless it is empty or only underscores, which Prometheus
+/// refuses), else [`label_name`].
+pub fn label_key(key: &str, utf8_names: bool) -> String {
+    if utf8_names && key.chars().any(|c| c != '_') {
+        key.to_string()
+    } else {
+        label_name(key)
     }
 }
 
@@ -334,12 +413,12 @@ pub fn go_float(f: f64) -> String {
 
 /// Label pairs built from attributes: names sanitized, values of colliding
 /// names joined with `;` (in key order).
-fn merge_labels(out: &mut Labels, attrs: &[KeyValue]) {
+fn merge_labels(out: &mut Labels, attrs: &[KeyValue], utf8_names: bool) {
     let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut fresh = Labels::new();
     for kv in sorted {
-        let name = label_name(&kv.key);
+        let name = label_key(&kv.key, utf8_names);
         let value = label_value(kv.value.as_ref());
         fresh
             .entry(name)
@@ -398,7 +477,7 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Tran
             .unwrap_or(&[]);
         let mut base = Labels::new();
         if settings.resource_to_telemetry {
-            merge_labels(&mut base, resource_attrs);
+            merge_labels(&mut base, resource_attrs, settings.utf8_names);
         }
         if let Some(name) = attr(resource_attrs, "service.name") {
             let job = match attr(resource_attrs, "service.namespace") {
@@ -452,7 +531,7 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Tran
                                 delta: bool,
                                 ex: Vec<Exemplar>| {
                     let mut labels = Labels::new();
-                    merge_labels(&mut labels, attrs);
+                    merge_labels(&mut labels, attrs, settings.utf8_names);
                     // Resource, scope and constant labels win over point attributes.
                     labels.extend(scoped.clone());
                     let (labels, truncated_labels) = finish(labels);
@@ -566,14 +645,18 @@ pub fn translate(req: &ExportMetricsServiceRequest, settings: &Settings) -> Tran
             .collect();
         if settings.target_info && !others.is_empty() && newest_ms > 0 {
             let mut labels = Labels::new();
-            merge_labels(&mut labels, &others);
+            merge_labels(&mut labels, &others, settings.utf8_names);
             for k in ["job", "instance"] {
                 if let Some(v) = base.get(k) {
                     labels.insert(k.to_string(), v.clone());
                 }
             }
             let (labels, truncated_labels) = finish(labels);
-            let namespace = escaped(&settings.namespace);
+            let namespace = if settings.utf8_names {
+                settings.namespace.clone()
+            } else {
+                escaped(&settings.namespace)
+            };
             out.push(Observation {
                 name: if namespace.is_empty() {
                     "target_info".into()
@@ -1008,5 +1091,59 @@ mod tests {
             MAX_LABEL_VALUE_BYTES,
             "merged values too"
         );
+    }
+
+    #[test]
+    fn utf8_names_keep_their_characters_and_get_the_collectors_suffixes() {
+        let s = Settings {
+            utf8_names: true,
+            ..on()
+        };
+        let n = |name: &str, unit: &str, kind: Kind| {
+            metric_name(name, unit, kind, kind == Kind::Counter, &s).unwrap()
+        };
+        assert_eq!(
+            n("http.server.duration", "s", Kind::Histogram),
+            "http.server.duration_seconds"
+        );
+        assert_eq!(
+            n("http.server.duration_seconds", "s", Kind::Histogram),
+            "http.server.duration_seconds",
+            "unit not repeated"
+        );
+        assert_eq!(
+            n("cpu.utilization", "1", Kind::Gauge),
+            "cpu.utilization_ratio"
+        );
+        assert_eq!(n("requests.total", "", Kind::Counter), "requests_total");
+        assert_eq!(
+            n("net.io", "By/s", Kind::Counter),
+            "net.io_bytes_per_second_total"
+        );
+        assert_eq!(n("größe", "{item}", Kind::Gauge), "größe");
+        assert_eq!(n("2xx", "", Kind::Gauge), "2xx");
+        let plain = Settings {
+            add_metric_suffixes: false,
+            namespace: "my.app".into(),
+            ..s.clone()
+        };
+        assert_eq!(
+            metric_name("http.requests", "s", Kind::Counter, true, &plain).unwrap(),
+            "my.app_http.requests"
+        );
+        assert_eq!(
+            metric_name("", "", Kind::Gauge, false, &plain.clone()),
+            Some("my.app_".into())
+        );
+        let bare = Settings {
+            namespace: String::new(),
+            ..plain
+        };
+        assert_eq!(metric_name("", "", Kind::Gauge, false, &bare), None);
+
+        assert_eq!(label_key("http.route", true), "http.route");
+        assert_eq!(label_key("2fa", true), "2fa");
+        assert_eq!(label_key("__", true), "__");
+        assert_eq!(label_key("http.route", false), "http_route");
     }
 }

@@ -143,6 +143,7 @@ pub struct Field<'a> {
 }
 
 /// Iterates the fields of one message.
+#[derive(Debug, Clone)]
 pub struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,

@@ -117,11 +117,40 @@ impl Message {
         Message { fields, fast }
     }
 
+    /// The number of the field called `name` (as in the `.proto` file), for
+    /// code that reads or writes fields by number ([`crate::view`]); a name
+    /// not in the message fails the build where it is used in a constant.
+    pub const fn number(&self, name: &str) -> u32 {
+        let mut i = 1;
+        while i < self.fields.len() {
+            if eq(self.fields[i].name.as_bytes(), name.as_bytes()) {
+                return i as u32;
+            }
+            i += 1;
+        }
+        panic!("no field of that name in the message")
+    }
+
     /// The spec of field `number`; [`Kind::Unknown`] when not in the schema.
     #[inline]
     pub fn field(&self, number: u32) -> &FieldSpec {
         self.fields.get(number as usize).unwrap_or(&UNKNOWN)
     }
+}
+
+/// Byte-wise equality in a `const fn`.
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 const NONE: FieldSpec = FieldSpec {

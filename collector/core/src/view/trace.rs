@@ -1,0 +1,236 @@
+//! A span and what it holds (status, events, links), read from its bytes.
+
+use super::{
+    Attributes, FromWire, ItemView, Repeated, fixed32, fixed64, message, repeated, string, varint,
+};
+use crate::wire::{WireError, fields, schema};
+
+const TRACE_ID: u32 = schema::SPAN.number("trace_id");
+const SPAN_ID: u32 = schema::SPAN.number("span_id");
+const TRACE_STATE: u32 = schema::SPAN.number("trace_state");
+const PARENT_SPAN_ID: u32 = schema::SPAN.number("parent_span_id");
+const NAME: u32 = schema::SPAN.number("name");
+const KIND: u32 = schema::SPAN.number("kind");
+const START: u32 = schema::SPAN.number("start_time_unix_nano");
+const END: u32 = schema::SPAN.number("end_time_unix_nano");
+const ATTRIBUTES: u32 = schema::SPAN.number("attributes");
+const DROPPED_ATTRIBUTES: u32 = schema::SPAN.number("dropped_attributes_count");
+const EVENTS: u32 = schema::SPAN.number("events");
+const DROPPED_EVENTS: u32 = schema::SPAN.number("dropped_events_count");
+const LINKS: u32 = schema::SPAN.number("links");
+const DROPPED_LINKS: u32 = schema::SPAN.number("dropped_links_count");
+const STATUS: u32 = schema::SPAN.number("status");
+const FLAGS: u32 = schema::SPAN.number("flags");
+
+const EVENT_TIME: u32 = schema::EVENT.number("time_unix_nano");
+const EVENT_NAME: u32 = schema::EVENT.number("name");
+const EVENT_ATTRIBUTES: u32 = schema::EVENT.number("attributes");
+const EVENT_DROPPED: u32 = schema::EVENT.number("dropped_attributes_count");
+
+const LINK_TRACE_ID: u32 = schema::LINK.number("trace_id");
+const LINK_SPAN_ID: u32 = schema::LINK.number("span_id");
+const LINK_TRACE_STATE: u32 = schema::LINK.number("trace_state");
+const LINK_ATTRIBUTES: u32 = schema::LINK.number("attributes");
+const LINK_DROPPED: u32 = schema::LINK.number("dropped_attributes_count");
+const LINK_FLAGS: u32 = schema::LINK.number("flags");
+
+const STATUS_MESSAGE: u32 = schema::STATUS.number("message");
+const STATUS_CODE: u32 = schema::STATUS.number("code");
+
+/// A `Span`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Span<'a> {
+    /// The message's bytes.
+    pub raw: &'a [u8],
+    /// `trace_id`: 16 bytes, or empty.
+    pub trace_id: &'a [u8],
+    /// `span_id`: 8 bytes, or empty.
+    pub span_id: &'a [u8],
+    /// `trace_state` (W3C `tracestate`).
+    pub trace_state: &'a str,
+    /// `parent_span_id`: 8 bytes, or empty for a root span.
+    pub parent_span_id: &'a [u8],
+    /// `flags`.
+    pub flags: u32,
+    /// `name`.
+    pub name: &'a str,
+    /// `kind` (`SpanKind`: 0 unspecified, 1 internal, 2 server, 3 client,
+    /// 4 producer, 5 consumer).
+    pub kind: i32,
+    /// `start_time_unix_nano`.
+    pub start_time_unix_nano: u64,
+    /// `end_time_unix_nano`.
+    pub end_time_unix_nano: u64,
+    /// `dropped_attributes_count`.
+    pub dropped_attributes_count: u32,
+    /// `dropped_events_count`.
+    pub dropped_events_count: u32,
+    /// `dropped_links_count`.
+    pub dropped_links_count: u32,
+    /// `status`, when set.
+    pub status: Option<Status<'a>>,
+}
+
+impl<'a> FromWire<'a> for Span<'a> {
+    fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
+        let mut span = Span {
+            raw,
+            ..Span::default()
+        };
+        for f in fields(raw) {
+            let f = f?;
+            match f.number {
+                TRACE_ID => span.trace_id = message(&f)?,
+                SPAN_ID => span.span_id = message(&f)?,
+                TRACE_STATE => span.trace_state = string(&f)?,
+                PARENT_SPAN_ID => span.parent_span_id = message(&f)?,
+                NAME => span.name = string(&f)?,
+                KIND => span.kind = varint(&f)? as i32,
+                START => span.start_time_unix_nano = fixed64(&f)?,
+                END => span.end_time_unix_nano = fixed64(&f)?,
+                DROPPED_ATTRIBUTES => span.dropped_attributes_count = varint(&f)? as u32,
+                DROPPED_EVENTS => span.dropped_events_count = varint(&f)? as u32,
+                DROPPED_LINKS => span.dropped_links_count = varint(&f)? as u32,
+                STATUS => span.status = Some(Status::from_wire(message(&f)?)?),
+                FLAGS => span.flags = fixed32(&f)?,
+                _ => {}
+            }
+        }
+        Ok(span)
+    }
+}
+
+impl<'a> ItemView<'a> for Span<'a> {
+    const ATTRIBUTES: u32 = ATTRIBUTES;
+    const TRACE_STATE: Option<u32> = Some(TRACE_STATE);
+    const HAS_POINTS: bool = false;
+
+    fn count(_: &[u8]) -> Result<usize, WireError> {
+        Ok(1)
+    }
+}
+
+impl<'a> Span<'a> {
+    /// Its attributes.
+    pub fn attributes(&self) -> Attributes<'a> {
+        Attributes::new(self.raw, ATTRIBUTES)
+    }
+
+    /// Its events.
+    pub fn events(&self) -> Repeated<'a, Event<'a>> {
+        repeated(self.raw, EVENTS)
+    }
+
+    /// Its links.
+    pub fn links(&self) -> Repeated<'a, Link<'a>> {
+        repeated(self.raw, LINKS)
+    }
+}
+
+/// A span's `Status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Status<'a> {
+    /// `code` (0 unset, 1 ok, 2 error).
+    pub code: i32,
+    /// `message`.
+    pub message: &'a str,
+}
+
+impl<'a> FromWire<'a> for Status<'a> {
+    fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
+        let mut status = Status::default();
+        for f in fields(raw) {
+            let f = f?;
+            match f.number {
+                STATUS_CODE => status.code = varint(&f)? as i32,
+                STATUS_MESSAGE => status.message = string(&f)?,
+                _ => {}
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// A span `Event`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Event<'a> {
+    /// The message's bytes.
+    pub raw: &'a [u8],
+    /// `time_unix_nano`.
+    pub time_unix_nano: u64,
+    /// `name`.
+    pub name: &'a str,
+    /// `dropped_attributes_count`.
+    pub dropped_attributes_count: u32,
+}
+
+impl<'a> FromWire<'a> for Event<'a> {
+    fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
+        let mut event = Event {
+            raw,
+            ..Event::default()
+        };
+        for f in fields(raw) {
+            let f = f?;
+            match f.number {
+                EVENT_TIME => event.time_unix_nano = fixed64(&f)?,
+                EVENT_NAME => event.name = string(&f)?,
+                EVENT_DROPPED => event.dropped_attributes_count = varint(&f)? as u32,
+                _ => {}
+            }
+        }
+        Ok(event)
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Its attributes.
+    pub fn attributes(&self) -> Attributes<'a> {
+        Attributes::new(self.raw, EVENT_ATTRIBUTES)
+    }
+}
+
+/// A span `Link`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Link<'a> {
+    /// The message's bytes.
+    pub raw: &'a [u8],
+    /// `trace_id`.
+    pub trace_id: &'a [u8],
+    /// `span_id`.
+    pub span_id: &'a [u8],
+    /// `trace_state`.
+    pub trace_state: &'a str,
+    /// `dropped_attributes_count`.
+    pub dropped_attributes_count: u32,
+    /// `flags`.
+    pub flags: u32,
+}
+
+impl<'a> FromWire<'a> for Link<'a> {
+    fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
+        let mut link = Link {
+            raw,
+            ..Link::default()
+        };
+        for f in fields(raw) {
+            let f = f?;
+            match f.number {
+                LINK_TRACE_ID => link.trace_id = message(&f)?,
+                LINK_SPAN_ID => link.span_id = message(&f)?,
+                LINK_TRACE_STATE => link.trace_state = string(&f)?,
+                LINK_DROPPED => link.dropped_attributes_count = varint(&f)? as u32,
+                LINK_FLAGS => link.flags = fixed32(&f)?,
+                _ => {}
+            }
+        }
+        Ok(link)
+    }
+}
+
+impl<'a> Link<'a> {
+    /// Its attributes.
+    pub fn attributes(&self) -> Attributes<'a> {
+        Attributes::new(self.raw, LINK_ATTRIBUTES)
+    }
+}
