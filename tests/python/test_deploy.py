@@ -679,8 +679,7 @@ def test_helm_load_balancing_preset_takes_exporter_settings_from_config(helm, re
         (["--set", "presets.hostMetrics.enabled=true"], "presets.hostMetrics needs the hostmetrics receiver"),
         (["--set", "presets.loadBalancing.enabled=true"], "presets.loadBalancing.endpoint: host:port of the gateway"),
         (["--set", "mode=replicaset"], "at '/mode': value must be one of 'daemonset', 'deployment', 'statefulset'"),
-        # A Tern gateway's gRPC receiver reads gzip and zstd.
-        (["--set", "presets.loadBalancing.compression=snappy"], "at '/presets/loadBalancing/compression'"),
+        (["--set", "presets.loadBalancing.compression=brotli"], "at '/presets/loadBalancing/compression'"),
         (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
         (["--set", "ports.metrics.containerPort=0"], "at '/ports/metrics/containerPort'"),
         (["--set", "mode=statefulset", "--set", "headlessService.enabled=false"], "mode statefulset needs headlessService.enabled"),
