@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Side-by-side race: Tern and rotel on the same machine, one after the
-# other, with the same pre-encoded payloads from tern-loadgen.
+# Side-by-side race: Tern, rotel and the reference OpenTelemetry Collector
+# on the same machine, one after the other, with the same pre-encoded
+# payloads from tern-loadgen.
 #
 #   benches/compare.sh [seconds-per-case] [items-per-request] [sections]
 #
@@ -9,7 +10,8 @@
 #
 # Each collector is pinned to CPU 0; the load generator (and, for the
 # forwarding pipelines, the counting sink) to CPU 1. Pipelines:
-#   1. OTLP gRPC in -> batch -> discard   (Tern `nop`, rotel `blackhole`)
+#   1. OTLP gRPC in -> batch -> discard   (Tern and the Collector `nop`,
+#      rotel `blackhole`)
 #   2. OTLP gRPC in -> batch -> OTLP gRPC out to a counting sink
 #   3. the same as 2 with gzip on both sides
 # For each pipeline and signal it prints items/s, collector CPU seconds
@@ -18,13 +20,16 @@
 # due), the hypervisor's steal time on the collector's CPU, for Tern the
 # share of requests answered within 5 ms and the p99 from its own
 # tern_receiver_request_duration_seconds histogram, what the sink received,
-# and the Tern/rotel ratios. Then: latency at half load (with the load
+# and the ratios of Tern to each peer. Then: latency at half load (with the load
 # generator's own floor against a sink that only counts), pipeline 2 at a
 # rate both collectors sustain (peak RSS under load, not overload),
 # pipeline 1 with ~430-byte spans, and Tern's scaling from one CPU to two
 # ("1z": gzip in -> batch -> discard, where the collector, not the load
 # generator, does most of the work).
-# rotel comes from its PyPI wheel (installed into benches/.venv).
+# rotel comes from its PyPI wheel (installed into benches/.venv); the
+# reference Collector ("otelcol" in the tables) is the pinned build of
+# tests/refcol (v0.161.0), built by tests/refcol/build.sh into its cache
+# folder, and left out, saying so, where Go is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +50,17 @@ VENV=benches/.venv
 "$VENV/bin/pip" install -q --disable-pip-version-check "rotel==$ROTEL_VERSION" >&2
 ROTEL="$("$VENV/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 chmod +x "$ROTEL"
+
+# The peers Tern races: rotel, and the reference Collector where Go builds it.
+PEERS="rotel"
+OTELCOL=""
+refcol_rc=0
+refcol_dir=$(tests/refcol/build.sh) || refcol_rc=$?
+case $refcol_rc in
+  0) OTELCOL="$refcol_dir/otelcol"; PEERS="rotel otelcol" ;;
+  3) echo "Go is not installed: the reference Collector is left out" >&2 ;;
+  *) exit "$refcol_rc" ;;
+esac
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -79,6 +95,35 @@ service:
   telemetry:
     logs: {level: warn}
     metrics: {readers: [{pull: {exporter: {prometheus: {host: "127.0.0.1", port: $5}}}}]}
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [$name]}
+    logs: {receivers: [otlp], processors: [batch], exporters: [$name]}
+YAML
+}
+
+# The same pipelines for the reference Collector: the same receiver and
+# `batch`, its own telemetry off.
+otelcol_config() { # pipeline grpc_port http_port sink_port
+  local exporter
+  case "$1" in
+    1|1z) exporter="nop: {}" ; name=nop ;;
+    2) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp_grpc ;;
+    3) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp_grpc ;;
+  esac
+  cat <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:$2"}
+      http: {endpoint: "127.0.0.1:$3"}
+processors:
+  batch: {}
+exporters:
+  $exporter
+service:
+  telemetry:
+    logs: {level: warn}
+    metrics: {level: none}
   pipelines:
     traces: {receivers: [otlp], processors: [batch], exporters: [$name]}
     logs: {receivers: [otlp], processors: [batch], exporters: [$name]}
@@ -134,6 +179,9 @@ run_case() { # collector pipeline signal [rate] [items] [span padding]
   if [ "$collector" = tern ]; then
     tern_config "$pipeline" "$grpc" "$http" "$sink" "$metrics" > "$OUT/tern.yaml"
     taskset -c "$C_CPUS" "$TERN" --config "$OUT/tern.yaml" 2> "$OUT/collector.log" &
+  elif [ "$collector" = otelcol ]; then
+    otelcol_config "$pipeline" "$grpc" "$http" "$sink" > "$OUT/otelcol.yaml"
+    taskset -c "$C_CPUS" "$OTELCOL" --config "$OUT/otelcol.yaml" > "$OUT/collector.log" 2>&1 &
   else
     local args=(--otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$http")
     case "$pipeline" in
@@ -193,7 +241,7 @@ section_saturation() {
   echo "$COLUMNS"
   for pipeline in 1 2 3; do
     for signal in traces logs; do
-      for collector in tern rotel; do
+      for collector in tern $PEERS; do
         run_case "$collector" "$pipeline" "$signal" | tee -a "$OUT/results"
         if [ "$collector" = rotel ] && [ "$pipeline" = 2 ] && [ "$signal" = traces ]; then
           cp "$OUT/last_rps" "$OUT/rotel_p2_rps"
@@ -208,7 +256,7 @@ section_latency() {
   echo "load generator alone against the counting sink on the collector's CPU at Tern's rate:"
   echo "$COLUMNS"
   local collector half tern_half="" sink sink_pid report
-  for collector in tern rotel; do
+  for collector in tern $PEERS; do
     run_case "$collector" 1 traces > /dev/null
     half=$(python3 -c "print(float(open('$OUT/last_rps').read()) / 2)")
     run_case "$collector" 1 traces "$half"
@@ -226,14 +274,14 @@ section_latency() {
 
 section_load() {
   echo "pipeline 2, traces, at saturation with Tern's sending queue at 20 batches (about what rotel"
-  echo "holds: 10 requests in flight, 20 being encoded), then under load, not overload: both"
-  echo "collectors at 80 % of rotel's saturation request rate:"
+  echo "holds: 10 requests in flight, 20 being encoded), then under load, not overload: every"
+  echo "collector at 80 % of rotel's saturation request rate:"
   echo "$COLUMNS"
   TERN_QUEUE=", sending_queue: {queue_size: 20}" run_case tern 2 traces
   [ -f "$OUT/rotel_p2_rps" ] || { run_case rotel 2 traces > /dev/null; cp "$OUT/last_rps" "$OUT/rotel_p2_rps"; }
   local rate collector
   rate=$(python3 -c "print(float(open('$OUT/rotel_p2_rps').read()) * 0.8)")
-  for collector in tern rotel; do
+  for collector in tern $PEERS; do
     run_case "$collector" 2 traces "$rate"
   done
 }
@@ -242,7 +290,7 @@ section_padded() {
   echo "bigger spans (~430 bytes: --span-padding 130), pipeline 1, traces:"
   echo "$COLUMNS"
   local collector
-  for collector in tern rotel; do
+  for collector in tern $PEERS; do
     run_case "$collector" 1 traces 0 "$ITEMS" 130 | tee -a "$OUT/results_padded"
   done
 }
@@ -269,7 +317,7 @@ PY
 }
 
 section_ratios() {
-  echo "ratios (tern / rotel): pipeline signal items/s items/cpu_s peak_rss"
+  echo "ratios (tern / peer): peer pipeline signal items/s items/cpu_s peak_rss"
   touch "$OUT/results" "$OUT/results_padded"
   python3 - "$OUT/results" "$OUT/results_padded" <<'PY'
 import sys
@@ -278,15 +326,16 @@ for path, tag in ((sys.argv[1], ""), (sys.argv[2], " (430-byte spans)")):
     for line in open(path):
         c, p, s, ips, cpu, ipc, rss = line.split()[:7]
         rows[(c, p + tag, s)] = (float(ips), float(ipc), float(rss))
-for (c, p, s), (ips, ipc, rss) in sorted(rows.items()):
-    if c != "tern" or ("rotel", p, s) not in rows:
-        continue
-    r = rows[("rotel", p, s)]
-    print(f"{p} {s} {ips / r[0]:.2f}x {ipc / r[1]:.2f}x {rss / r[2]:.2f}x")
+for peer in ("rotel", "otelcol"):
+    for (c, p, s), (ips, ipc, rss) in sorted(rows.items()):
+        if c != "tern" or (peer, p, s) not in rows:
+            continue
+        r = rows[(peer, p, s)]
+        print(f"{peer} {p} {s} {ips / r[0]:.2f}x {ipc / r[1]:.2f}x {rss / r[2]:.2f}x")
 PY
 }
 
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r); tern $("$TERN" --version | cut -d' ' -f2), rotel $ROTEL_VERSION; ${SECONDS_PER_CASE}s per case, $ITEMS items per request"
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r); tern $("$TERN" --version | cut -d' ' -f2), rotel $ROTEL_VERSION${OTELCOL:+, otelcol $("$OTELCOL" --version | cut -d' ' -f3)}; ${SECONDS_PER_CASE}s per case, $ITEMS items per request"
 for section in $SECTIONS; do
   "section_$section"
   echo

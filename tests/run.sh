@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Tern's full test suite, from a fresh clone: formatting, lints, Rust unit
 # and end-to-end tests, and the interop tests against real parts (the
-# OpenTelemetry Python SDK, a Prometheus server, promtool). Sets up what it
-# needs on its own: Debian packages and a Python venv with pinned packages.
+# OpenTelemetry Python SDK, a Prometheus server, promtool, the reference
+# OpenTelemetry Collector built from its Go modules). Sets up what it needs
+# on its own: Debian packages, a Python venv with pinned packages, and the
+# Collector in a cache folder (tests/refcol/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+step "reference OpenTelemetry Collector (tests/refcol, Go)"
+refcol_rc=0
+refcol_dir=$(tests/refcol/build.sh) || refcol_rc=$?
+case $refcol_rc in
+  0) export TERN_REFCOL="$refcol_dir/otelcol"
+     "$TERN_REFCOL" --version ;;
+  3) echo "SKIP: Go is not installed: the comparisons with the reference Collector (tests/tests/reference.rs, json_compat.rs) are skipped" ;;
+  *) exit "$refcol_rc" ;;
+esac
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

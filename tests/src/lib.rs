@@ -14,6 +14,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+pub mod refcol;
+
 /// The `tern` binary: `$TERN_BIN`, or `tern` next to the test's target dir.
 pub fn tern_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TERN_BIN") {

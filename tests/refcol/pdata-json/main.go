@@ -1,7 +1,9 @@
 // Command pdata-json reads OTLP export requests with the OpenTelemetry
 // Collector's own pdata code and writes them back as the Collector's
 // OTLP/JSON, so that Tern's end-to-end tests can compare Tern's JSON
-// decoding with the Collector's (tests/tests/json_compat.rs).
+// decoding with the Collector's (tests/tests/json_compat.rs). It shares the
+// reference Collector's module (../go.mod), so both read OTLP with the same
+// pdata release.
 //
 // Input, one request per line: signal (traces, metrics, logs), a tab,
 // format (json or proto), a tab, the body in hex. Output, one line per
