@@ -179,12 +179,10 @@ async fn file_group_by_writes_one_file_per_attribute_value() {
     // reopened and appended to.
     post_logs(tern.http, vec![a2.clone()]).await;
     let m = tern
-        .self_metrics_until("the dropped resource to be counted", |m| {
-            sample(
-                m,
-                "otelcol_exporter_send_failed_log_records_total",
-                r#"exporter="file""#,
-            ) == Some(4.0)
+        .self_metrics_until("the dropped resource and both posts to be counted", |m| {
+            let count = |name: &str| sample(m, name, r#"exporter="file""#);
+            count("otelcol_exporter_send_failed_log_records_total") == Some(4.0)
+                && count("otelcol_exporter_sent_log_records_total") == Some(6.0)
         })
         .await;
     assert_eq!(
