@@ -193,12 +193,12 @@ impl<'a> ItemView<'a> for Metric<'a> {
     const HAS_POINTS: bool = true;
 
     fn count(raw: &[u8]) -> Result<usize, WireError> {
-        // Only the last data field counts (a oneof).
+        // Every data field's points, as the validating walk counts them
+        // (a metric has one; a second would be a repeated oneof).
         let mut n = 0;
         for f in fields(raw) {
             let f = f?;
             if MetricType::of_field(f.number).is_some() {
-                n = 0;
                 for g in fields(message(&f)?) {
                     if g?.number == DATA_POINTS {
                         n += 1;

@@ -37,6 +37,7 @@ pub use metric::{
 pub use trace::{Event, Link, Span, Status};
 pub use value::{ArrayValue, Attribute, Attributes, KvList, Value};
 
+use crate::Signal;
 use crate::wire::{Field, Fields, Reason, WireError, fields, read_varint, schema};
 
 /// A message that a view can be read from (its encoded bytes, no tag or length).
@@ -62,6 +63,8 @@ pub trait ItemView<'a>: FromWire<'a> {
 
 /// What tells the signals apart at the request, resource and scope levels.
 pub trait SignalView {
+    /// The signal.
+    const SIGNAL: Signal;
     /// The request's field holding one resource's data (`resource_spans`).
     const RESOURCES: u32;
     /// That message's field holding one scope's data (`scope_spans`).
@@ -85,6 +88,7 @@ pub struct Logs;
 pub struct Metrics;
 
 impl SignalView for Traces {
+    const SIGNAL: Signal = Signal::Traces;
     const RESOURCES: u32 = schema::TRACES_REQUEST.number("resource_spans");
     const SCOPES: u32 = schema::RESOURCE_SPANS.number("scope_spans");
     const ITEMS: u32 = schema::SCOPE_SPANS.number("spans");
@@ -92,6 +96,7 @@ impl SignalView for Traces {
 }
 
 impl SignalView for Logs {
+    const SIGNAL: Signal = Signal::Logs;
     const RESOURCES: u32 = schema::LOGS_REQUEST.number("resource_logs");
     const SCOPES: u32 = schema::RESOURCE_LOGS.number("scope_logs");
     const ITEMS: u32 = schema::SCOPE_LOGS.number("log_records");
@@ -99,6 +104,7 @@ impl SignalView for Logs {
 }
 
 impl SignalView for Metrics {
+    const SIGNAL: Signal = Signal::Metrics;
     const RESOURCES: u32 = schema::METRICS_REQUEST.number("resource_metrics");
     const SCOPES: u32 = schema::RESOURCE_METRICS.number("scope_metrics");
     const ITEMS: u32 = schema::SCOPE_METRICS.number("metrics");
@@ -352,6 +358,7 @@ fn wrong_type(f: &Field<'_>, want: &str) -> WireError {
 }
 
 /// A length-delimited field's payload (a message, bytes or a string).
+#[inline]
 fn message<'a>(f: &Field<'a>) -> Result<&'a [u8], WireError> {
     if f.wire_type != 2 {
         return Err(wrong_type(f, "length-delimited"));
@@ -360,6 +367,7 @@ fn message<'a>(f: &Field<'a>) -> Result<&'a [u8], WireError> {
 }
 
 /// A `string` field.
+#[inline]
 fn string<'a>(f: &Field<'a>) -> Result<&'a str, WireError> {
     std::str::from_utf8(message(f)?).map_err(|e| {
         WireError::new(
@@ -371,6 +379,7 @@ fn string<'a>(f: &Field<'a>) -> Result<&'a str, WireError> {
 }
 
 /// A varint field (`int32`, `uint64`, `bool`, an enum...).
+#[inline]
 fn varint(f: &Field<'_>) -> Result<u64, WireError> {
     if f.wire_type != 0 {
         return Err(wrong_type(f, "varint"));
@@ -379,12 +388,14 @@ fn varint(f: &Field<'_>) -> Result<u64, WireError> {
 }
 
 /// A `sint32` field (zigzag-encoded).
+#[inline]
 fn sint32(f: &Field<'_>) -> Result<i32, WireError> {
     let n = varint(f)? as u32;
     Ok(((n >> 1) as i32) ^ -((n & 1) as i32))
 }
 
 /// A `fixed64`, `sfixed64` or `double` field, as its bits.
+#[inline]
 fn fixed64(f: &Field<'_>) -> Result<u64, WireError> {
     match (f.wire_type, <[u8; 8]>::try_from(f.payload)) {
         (1, Ok(bytes)) => Ok(u64::from_le_bytes(bytes)),
@@ -393,11 +404,13 @@ fn fixed64(f: &Field<'_>) -> Result<u64, WireError> {
 }
 
 /// A `double` field.
+#[inline]
 fn double(f: &Field<'_>) -> Result<f64, WireError> {
     fixed64(f).map(f64::from_bits)
 }
 
 /// A `fixed32` field.
+#[inline]
 fn fixed32(f: &Field<'_>) -> Result<u32, WireError> {
     match (f.wire_type, <[u8; 4]>::try_from(f.payload)) {
         (5, Ok(bytes)) => Ok(u32::from_le_bytes(bytes)),

@@ -157,9 +157,31 @@ pub fn fields(buf: &[u8]) -> Fields<'_> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<Field<'a>, WireError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
+        let start = self.pos;
+        let tag = *self.buf.get(start)?;
+        // The everyday field, inline: a one-byte tag, then a one-byte
+        // length, a one-byte varint or a fixed-width value.
+        if (0x08..0x80).contains(&tag) {
+            let (value_start, end) = match (tag & 7, self.buf.get(start + 1)) {
+                (2, Some(&len)) if len < 0x80 => (start + 2, start + 2 + usize::from(len)),
+                (0, Some(&byte)) if byte < 0x80 => (start + 1, start + 2),
+                (1, _) => (start + 1, start + 9),
+                (5, _) => (start + 1, start + 5),
+                _ => (0, usize::MAX),
+            };
+            if let (Some(payload), Some(raw)) =
+                (self.buf.get(value_start..end), self.buf.get(start..end))
+            {
+                self.pos = end;
+                return Some(Ok(Field {
+                    number: u32::from(tag >> 3),
+                    wire_type: tag & 7,
+                    payload,
+                    raw,
+                }));
+            }
         }
         Some(self.step())
     }
@@ -306,8 +328,20 @@ pub struct Piece {
 /// The split is planned on borrowed slices and each piece written once:
 /// allocations grow with the pieces, resources and scopes, not the items.
 pub fn split(signal: Signal, request: &[u8], max: usize) -> Result<Vec<Piece>, WireError> {
+    split_after(signal, request, max, max)
+}
+
+/// Like [`split`], the first piece holding at most `first` items (the room
+/// left in a piece being filled from another request).
+pub fn split_after(
+    signal: Signal,
+    request: &[u8],
+    first: usize,
+    max: usize,
+) -> Result<Vec<Piece>, WireError> {
     let max = max.max(1);
-    let drafts = split_level(request, layout(signal).levels, max, max)?;
+    let first = first.clamp(1, max);
+    let drafts = split_level(request, layout(signal).levels, first, max)?;
     Ok(drafts
         .into_iter()
         .map(|draft| {
