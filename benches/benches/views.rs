@@ -9,8 +9,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use tern_bench::{Kind, encoded};
+use tern_core::Signal;
 use tern_core::view::{self, Change, Decision, Edit, RequestView, ResourceView, Traces, Value};
-use tern_core::wire::WireError;
+use tern_core::wire::{WireError, count_items};
 
 /// Reads the name, kind and `gen_ai.operation.name` of every span.
 fn read_views(request: &[u8]) -> Result<usize, WireError> {
@@ -88,6 +89,9 @@ fn views_vs_prost(c: &mut Criterion) {
     let req = encoded("traces", Kind::GenAi, 512, 1);
     let mut g = c.benchmark_group("views_512_spans");
     g.throughput(Throughput::Elements(512));
+    g.bench_function("validating walk (what receiving already costs)", |b| {
+        b.iter(|| count_items(Signal::Traces, black_box(&req)))
+    });
     g.bench_function("read name+kind+attribute: views", |b| {
         b.iter(|| read_views(black_box(&req)))
     });

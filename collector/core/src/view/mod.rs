@@ -38,7 +38,7 @@ pub use trace::{Event, Link, Span, Status};
 pub use value::{ArrayValue, Attribute, Attributes, KvList, Value};
 
 use crate::Signal;
-use crate::wire::{Field, Fields, Reason, WireError, fields, read_varint, schema};
+use crate::wire::{Field, Fields, Reason, WireError, fields, read_varint, schema, walk_fields};
 
 /// A message that a view can be read from (its encoded bytes, no tag or length).
 pub trait FromWire<'a>: Sized {
@@ -181,14 +181,14 @@ impl<'a, S: SignalView> FromWire<'a> for ResourceView<'a, S> {
             schema_url: "",
             signal: PhantomData,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 RESOURCE => view.resource = Some(Resource::from_wire(message(&f)?)?),
                 RESOURCE_SCHEMA_URL => view.schema_url = string(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -220,14 +220,14 @@ impl<'a, S: SignalView> FromWire<'a> for ScopeView<'a, S> {
             schema_url: "",
             signal: PhantomData,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 SCOPE => view.scope = Some(Scope::from_wire(message(&f)?)?),
                 SCOPE_SCHEMA_URL => view.schema_url = string(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -254,12 +254,12 @@ impl<'a> FromWire<'a> for Resource<'a> {
             raw,
             dropped_attributes_count: 0,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             if f.number == RESOURCE_DROPPED {
                 view.dropped_attributes_count = varint(&f)? as u32;
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -290,15 +290,15 @@ impl<'a> FromWire<'a> for Scope<'a> {
             raw,
             ..Scope::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 SCOPE_NAME => view.name = string(&f)?,
                 SCOPE_VERSION => view.version = string(&f)?,
                 SCOPE_DROPPED => view.dropped_attributes_count = varint(&f)? as u32,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -335,7 +335,11 @@ impl<'a, T: FromWire<'a>> Iterator for Repeated<'a, T> {
         loop {
             match self.fields.next()? {
                 Ok(f) if f.number == self.number => {
-                    return Some(message(&f).and_then(T::from_wire));
+                    let view = message(&f).and_then(T::from_wire);
+                    if view.is_err() {
+                        self.fields = fields(&[]);
+                    }
+                    return Some(view);
                 }
                 Ok(_) => {}
                 Err(e) => return Some(Err(e)),
