@@ -211,3 +211,200 @@ async fn all_zero_ids_are_kept_by_tern_and_dropped_by_the_collector() {
     assert!(tern[0].contains(zeros), "{}", tern[0]);
     assert_eq!(refcol[0], tern[0].replace(zeros, ""));
 }
+
+/// `probabilistic_sampler` in three set-ups (the default `hash_seed` mode
+/// with a seed, `proportional` at a 2-digit precision, and logs hashed by an
+/// attribute with a priority attribute), one pipeline each.
+const SAMPLERS: &str = "
+processors:
+  probabilistic_sampler/hash:
+    sampling_percentage: 25
+    hash_seed: 7
+  probabilistic_sampler/proportional:
+    sampling_percentage: 30
+    mode: proportional
+    sampling_precision: 2
+  probabilistic_sampler/logs:
+    sampling_percentage: 40
+    attribute_source: record
+    from_attribute: user.id
+    sampling_priority: priority
+exporters:
+  file/hash:
+    path: {dir}/hash.jsonl
+  file/proportional:
+    path: {dir}/proportional.jsonl
+  file/logs:
+    path: {dir}/logs.jsonl
+service:
+  pipelines:
+    traces/hash:
+      receivers: [otlp]
+      processors: [probabilistic_sampler/hash]
+      exporters: [file/hash]
+    traces/proportional:
+      receivers: [otlp]
+      processors: [probabilistic_sampler/proportional]
+      exporters: [file/proportional]
+    logs:
+      receivers: [otlp]
+      processors: [probabilistic_sampler/logs]
+      exporters: [file/logs]
+";
+
+fn string_attr(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn int_attr(key: &str, value: i64) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A trace id that is never all zeros, spread over all 16 bytes.
+fn sampled_trace_id(n: u64) -> Vec<u8> {
+    let mut id = (n + 1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .to_be_bytes()
+        .to_vec();
+    id.extend(
+        (n + 1)
+            .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            .rotate_left(23)
+            .to_be_bytes(),
+    );
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probabilistic_sampler_keeps_and_rewrites_what_the_collector_does() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    let Some(mut both) = SideBySide::start("probabilistic_sampler", SAMPLERS) else {
+        return;
+    };
+    const STATES: [&str; 7] = [
+        "",
+        "",
+        "vendor=a",
+        "ot=th:8",
+        "ot=rv:0123456789abcd,vendor=b",
+        "ot=th:xyz",
+        "a=1, ot=th:c;p:q",
+    ];
+    let traces: Vec<Vec<u8>> = (0..4u64)
+        .map(|part| {
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: (part * 150..(part + 1) * 150)
+                            .map(|n| Span {
+                                trace_id: sampled_trace_id(n / 3),
+                                span_id: (n + 1).to_be_bytes().to_vec(),
+                                name: format!("span {n}"),
+                                trace_state: STATES[(n % 7) as usize].into(),
+                                attributes: match n % 23 {
+                                    0 => vec![int_attr("sampling.priority", 1)],
+                                    1 => vec![int_attr("sampling.priority", 0)],
+                                    2 => vec![string_attr("sampling.priority", "5")],
+                                    _ => Vec::new(),
+                                },
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..400u64)
+                    .map(|n| LogRecord {
+                        trace_id: if n % 4 == 0 {
+                            Vec::new()
+                        } else {
+                            sampled_trace_id(n)
+                        },
+                        body: Some(AnyValue {
+                            value: Some(Value::StringValue(format!("record {n}"))),
+                        }),
+                        attributes: match n % 5 {
+                            0 => vec![string_attr("user.id", &format!("user-{}", n % 37))],
+                            1 => vec![
+                                int_attr("user.id", (n % 41) as i64),
+                                int_attr("priority", 100),
+                            ],
+                            2 => vec![string_attr("user.id", "x"), int_attr("priority", 0)],
+                            3 => vec![string_attr("sampling.threshold", "8")],
+                            _ => Vec::new(),
+                        },
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    for (grpc, http) in [
+        (both.tern.grpc, both.tern.http),
+        (both.refcol.grpc, both.refcol.http),
+    ] {
+        let mut conn = HttpConn::connect(http).await;
+        for body in &traces {
+            assert_eq!(
+                conn.post_proto("/v1/traces", body.clone()).await.status,
+                200
+            );
+        }
+        let r = grpc_call(grpc, paths::LOGS, logs.clone(), None).await;
+        assert_eq!(r.code, 0, "{}", r.message);
+    }
+    let files = both.stop_and_read(&["hash.jsonl", "proportional.jsonl", "logs.jsonl"]);
+    let mut report = String::new();
+    let mut kept = Vec::new();
+    for ((name, signal), (tern, refcol)) in [
+        ("hash", "traces"),
+        ("proportional", "traces"),
+        ("logs", "logs"),
+    ]
+    .iter()
+    .zip(&files)
+    {
+        let (tern, refcol) = (items(signal, tern), items(signal, refcol));
+        let (only_tern, only_refcol) = difference(&tern, &refcol);
+        for item in &only_tern {
+            report += &format!("\n{name} only from Tern:      {item}");
+        }
+        for item in &only_refcol {
+            report += &format!("\n{name} only from Collector: {item}");
+        }
+        kept.push(refcol.len());
+    }
+    assert!(report.is_empty(), "the samplers differ:{report}");
+    // Each set-up kept some and dropped some of the 600 spans / 400 records.
+    assert!(kept.iter().all(|k| *k > 40 && *k < 400), "{kept:?}");
+}

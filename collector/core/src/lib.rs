@@ -1,5 +1,7 @@
 //! Tern's core: the data that flows ([`pdata::Batch`], OTLP kept as wire
-//! bytes, with the [`ack`]s of senders waiting for its export), protobuf validation, walking and splitting ([`wire`]), the OTLP/JSON mapping
+//! bytes, with the [`ack`]s of senders waiting for its export), protobuf
+//! validation, walking and splitting ([`wire`]), views of a request's fields
+//! and the editor that writes a changed one ([`view`]), the OTLP/JSON mapping
 //! ([`json`]), bounded channels ([`queue`]), byte-accounted memory limits
 //! ([`memory`]), component traits and fan-out
 //! ([`component`]), the `google.rpc.Status` error shape ([`status`]) and

@@ -1,5 +1,7 @@
 //! The unit that flows through pipelines: a [`Batch`] of one signal, kept as
-//! OTLP wire bytes, with its item count, byte size and request context.
+//! OTLP wire bytes, with its item count, byte size, the context of each
+//! request it was made of, and the memory-limiter tickets it holds; both
+//! stay with the items through batching, splitting and edits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use crate::Signal;
 use crate::ack::Ack;
 use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
-use crate::view::Edited;
+use crate::view::{self, Edit, SignalView};
 use crate::wire::{self, WireError};
 
 /// Who sent a batch; filled when the receiver has `include_metadata: true`
@@ -82,12 +84,14 @@ struct Acks(Vec<Arc<Ack>>);
 pub struct Batch {
     signal: Signal,
     chunks: Vec<Bytes>,
-    /// Items in each chunk once there are several; empty while the batch
-    /// is at most one request (that chunk holds `items`), so that receiving
-    /// a request allocates nothing for it.
-    chunk_items: Vec<usize>,
+    /// The items and context of each chunk once there are several; empty
+    /// while the batch is at most one request (that chunk holds `items`,
+    /// received with `context`), so that receiving a request allocates
+    /// nothing for it.
+    members: Vec<(usize, Arc<RequestContext>)>,
     items: usize,
     bytes: usize,
+    /// The context of the first request.
     context: Arc<RequestContext>,
     /// Memory held for this batch; released when its last copy is dropped.
     tickets: Vec<Arc<Ticket>>,
@@ -114,7 +118,7 @@ impl Batch {
             items,
             bytes: request.len(),
             chunks: vec![request],
-            chunk_items: Vec::new(),
+            members: Vec::new(),
             context,
             tickets: Vec::new(),
             acks: None,
@@ -138,7 +142,7 @@ impl Batch {
         Batch {
             signal,
             chunks: Vec::new(),
-            chunk_items: Vec::new(),
+            members: Vec::new(),
             items: 0,
             bytes: 0,
             context,
@@ -197,6 +201,35 @@ impl Batch {
         &self.context
     }
 
+    /// The requests this batch is made of, each with its items and the
+    /// context it was received with.
+    pub fn requests(&self) -> impl Iterator<Item = Request<'_>> {
+        let single = match self.chunks.as_slice() {
+            [bytes] => Some(Request {
+                bytes,
+                items: self.items,
+                context: &self.context,
+            }),
+            _ => None,
+        };
+        let several = if single.is_some() {
+            0
+        } else {
+            self.chunks.len()
+        };
+        let each =
+            self.chunks
+                .iter()
+                .zip(&self.members)
+                .take(several)
+                .map(|(bytes, (items, context))| Request {
+                    bytes,
+                    items: *items,
+                    context,
+                });
+        single.into_iter().chain(each)
+    }
+
     /// The encoded requests; concatenated they form one valid request.
     pub fn chunks(&self) -> &[Bytes] {
         &self.chunks
@@ -210,20 +243,18 @@ impl Batch {
     /// Appends `other` (same signal) to this batch.
     pub fn append(&mut self, other: Batch) {
         debug_assert_eq!(self.signal, other.signal);
-        if self.chunks.is_empty() {
-            self.context = other.context;
-        }
         if !self.chunks.is_empty() && !other.chunks.is_empty() {
-            if self.chunk_items.is_empty() {
-                self.chunk_items.push(self.items);
+            if self.members.is_empty() {
+                self.members.push((self.items, self.context.clone()));
             }
-            if other.chunk_items.is_empty() {
-                self.chunk_items.push(other.items);
+            if other.members.is_empty() {
+                self.members.push((other.items, other.context));
             } else {
-                self.chunk_items.extend(other.chunk_items);
+                self.members.extend(other.members);
             }
         } else if self.chunks.is_empty() {
-            self.chunk_items = other.chunk_items;
+            self.context = other.context;
+            self.members = other.members;
         }
         self.items += other.items;
         self.bytes += other.bytes;
@@ -268,11 +299,11 @@ impl Batch {
             parts: Vec::new(),
             unusable: Vec::new(),
         };
-        for (chunk, &items) in self.chunks.iter().zip(&self.chunk_items) {
-            match use_request(chunk) {
+        for request in self.requests() {
+            match use_request(request.bytes) {
                 Ok(part) => usable.parts.push(part),
                 Err(e) => usable.unusable.push(Unusable {
-                    items,
+                    items: request.items,
                     error: e.to_string(),
                 }),
             }
@@ -280,71 +311,104 @@ impl Batch {
         usable
     }
 
-    /// Rewrites each request of the batch with `edit` (see
-    /// [`crate::view::edit`]), keeping what the batch carries (request
-    /// context, memory tickets); requests left without items are left out.
-    /// A request `edit` cannot read stays as it was (receivers validate
-    /// every request, so this is defence in depth) and its error is
-    /// returned with the batch.
-    pub fn edit(
-        mut self,
-        mut edit: impl FnMut(&[u8]) -> Result<Edited, WireError>,
-    ) -> (Batch, Vec<WireError>) {
-        let counts = if self.chunk_items.is_empty() {
-            vec![self.items]
-        } else {
-            std::mem::take(&mut self.chunk_items)
-        };
-        let mut errors = Vec::new();
-        let (mut chunks, mut chunk_items) = (Vec::new(), Vec::new());
-        for (chunk, items) in std::mem::take(&mut self.chunks).into_iter().zip(counts) {
-            let (chunk, items) = match edit(&chunk) {
-                Ok(edited) => (edited.bytes, edited.items),
-                Err(e) => {
-                    errors.push(e);
-                    (chunk, items)
-                }
-            };
-            if items > 0 {
-                chunks.push(chunk);
-                chunk_items.push(items);
-            }
-        }
-        self.items = chunk_items.iter().sum();
-        self.bytes = chunks.iter().map(Bytes::len).sum();
-        if chunks.len() < 2 {
-            chunk_items.clear();
-        }
-        self.chunks = chunks;
-        self.chunk_items = chunk_items;
-        (self, errors)
-    }
-
     /// Splits into batches of at most `max` items, keeping order. Item
-    /// bytes are copied as they are; only envelopes are re-written.
+    /// bytes are copied as they are; only envelopes are re-written. Each
+    /// request is split on its own, so every piece keeps the context of the
+    /// request it came from; every batch holds the tickets.
     pub fn split(self, max: usize) -> Result<Vec<Batch>, WireError> {
+        let max = max.max(1);
         if self.items <= max {
             return Ok(vec![self]);
         }
-        let whole = self.to_wire();
-        let pieces = wire::split(self.signal, &whole, max)?;
-        Ok(pieces
-            .into_iter()
-            .map(|p| {
-                let bytes = p.bytes.freeze();
-                Batch {
-                    signal: self.signal,
-                    items: p.items,
-                    bytes: bytes.len(),
-                    chunks: vec![bytes],
-                    chunk_items: Vec::new(),
-                    context: self.context.clone(),
-                    tickets: self.tickets.clone(),
-                    acks: self.acks.clone(),
+        let mut out = Vec::new();
+        let mut filling = Batch::empty(self.signal, self.context.clone());
+        for request in self.requests() {
+            if filling.items == max {
+                out.push(std::mem::replace(
+                    &mut filling,
+                    Batch::empty(self.signal, self.context.clone()),
+                ));
+            }
+            let pieces = wire::split_after(self.signal, request.bytes, max - filling.items, max)?;
+            for (i, piece) in pieces.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(std::mem::replace(
+                        &mut filling,
+                        Batch::empty(self.signal, self.context.clone()),
+                    ));
                 }
-            })
-            .collect())
+                filling.append(Batch::one(
+                    self.signal,
+                    piece.bytes.freeze(),
+                    piece.items,
+                    request.context.clone(),
+                ));
+            }
+        }
+        if !filling.is_empty() {
+            out.push(filling);
+        }
+        for batch in &mut out {
+            batch.tickets.clone_from(&self.tickets);
+            batch.acks.clone_from(&self.acks);
+        }
+        Ok(out)
     }
+
+    /// Writes each request of the batch through `edit` (one `edit` for all,
+    /// in order; see [`view::edit`]): each request keeps its context, a
+    /// request left with nothing is left out, and the new batch holds this
+    /// one's memory tickets.
+    pub fn edit<S: SignalView, E: Edit<S>>(self, edit: &mut E) -> Result<Batch, EditError> {
+        if S::SIGNAL != self.signal {
+            return Err(EditError::Signal {
+                edit: S::SIGNAL,
+                batch: self.signal,
+            });
+        }
+        let mut out = Batch::empty(self.signal, self.context.clone());
+        for request in self.requests() {
+            let edited = view::edit::<S, E>(request.bytes, edit)?;
+            if !edited.bytes.is_empty() {
+                out.append(Batch::one(
+                    self.signal,
+                    edited.bytes,
+                    edited.items,
+                    request.context.clone(),
+                ));
+            }
+        }
+        out.tickets = self.tickets;
+        out.acks = self.acks;
+        Ok(out)
+    }
+}
+
+/// One request of a batch (see [`Batch::requests`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Its encoded bytes.
+    pub bytes: &'a Bytes,
+    /// Items in it.
+    pub items: usize,
+    /// The context it was received with.
+    pub context: &'a Arc<RequestContext>,
+}
+
+/// Why [`Batch::edit`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The edit is for another signal.
+    #[error("an edit of {edit} cannot change a batch of {batch}")]
+    Signal {
+        /// The edit's signal.
+        edit: Signal,
+        /// The batch's.
+        batch: Signal,
+    },
+    /// A request of the batch is not valid protobuf.
+    #[error(transparent)]
+    Wire(#[from] WireError),
 }
 
 #[cfg(test)]
@@ -428,6 +492,112 @@ mod tests {
             usable.unusable
         );
         assert_eq!(usable.delivered("file", Signal::Logs).rejected, 4);
+    }
+
+    fn from(peer: &str, n: usize) -> Batch {
+        let context = Arc::new(RequestContext {
+            transport: "grpc",
+            peer: peer.parse().ok(),
+            metadata: vec![("x-tenant".into(), peer.into())],
+        });
+        Batch::from_wire(Signal::Logs, logs(n), context).unwrap()
+    }
+
+    /// (peer, items) of each request.
+    fn members(b: &Batch) -> Vec<(String, usize)> {
+        b.requests()
+            .map(|r| {
+                let peer = r.context.peer.map(|p| p.to_string()).unwrap_or_default();
+                assert_eq!(wire::count_items(Signal::Logs, r.bytes).unwrap(), r.items);
+                (peer, r.items)
+            })
+            .collect()
+    }
+
+    const A: &str = "10.0.0.1:5000";
+    const B: &str = "10.0.0.2:5000";
+    const C: &str = "10.0.0.3:5000";
+
+    #[test]
+    fn each_request_keeps_its_context_through_batching_and_splitting() {
+        let mut b = Batch::empty(Signal::Logs, Arc::new(RequestContext::default()));
+        for (peer, n) in [(A, 3), (B, 4), (C, 5)] {
+            b.append(from(peer, n));
+        }
+        assert_eq!(b.context().peer, A.parse().ok());
+        let expected = |v: &[(&str, usize)]| {
+            v.iter()
+                .map(|(p, n)| (p.to_string(), *n))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(members(&b), expected(&[(A, 3), (B, 4), (C, 5)]));
+        let pieces = b.split(5).unwrap();
+        let got: Vec<_> = pieces.iter().map(members).collect();
+        assert_eq!(
+            got,
+            vec![
+                expected(&[(A, 3), (B, 2)]),
+                expected(&[(B, 2), (C, 3)]),
+                expected(&[(C, 2)]),
+            ]
+        );
+        assert_eq!(pieces[1].context().peer, B.parse().ok());
+        // Appending a batch of several requests keeps each one's context.
+        let mut again = Batch::empty(Signal::Logs, Arc::new(RequestContext::default()));
+        for piece in pieces {
+            again.append(piece);
+        }
+        assert_eq!(again.items(), 12);
+        assert_eq!(members(&again).len(), 5);
+    }
+
+    /// Drops every second log record.
+    struct Halve(usize);
+
+    impl Edit<view::Logs> for Halve {
+        fn item(
+            &mut self,
+            _: &view::LogRecord<'_>,
+            _: &mut view::Change,
+        ) -> Result<view::Decision, WireError> {
+            self.0 += 1;
+            Ok(if self.0.is_multiple_of(2) {
+                view::Decision::Drop
+            } else {
+                view::Decision::Keep
+            })
+        }
+    }
+
+    #[test]
+    fn an_edit_keeps_contexts_and_tickets() {
+        let telemetry = crate::telemetry::Telemetry::new();
+        let gate = crate::memory::MemoryGate::new("memory_limiter", 1 << 20, 0, &telemetry);
+        let mut b = from(A, 1);
+        b.append(from(B, 4));
+        b.append(from(C, 3));
+        b.hold(gate.try_admit(100).unwrap());
+        let edited = b.edit(&mut Halve(0)).unwrap();
+        // One count runs over all requests: A keeps 1 of 1, B 2 of 4, C 1 of 3.
+        assert_eq!(
+            members(&edited),
+            vec![(A.to_string(), 1), (B.to_string(), 2), (C.to_string(), 1)]
+        );
+        assert_eq!(edited.items(), 4);
+        assert_eq!(gate.used(), 100, "the tickets moved to the edited batch");
+        // A request left with nothing is left out.
+        let emptied = from(A, 1).edit(&mut Halve(1)).unwrap();
+        assert_eq!((emptied.items(), emptied.requests().count()), (0, 0));
+        drop(edited);
+        assert_eq!(gate.used(), 0);
+    }
+
+    #[test]
+    fn an_edit_of_another_signal_is_an_error() {
+        struct Nothing;
+        impl Edit<view::Traces> for Nothing {}
+        let err = from(A, 1).edit(&mut Nothing).unwrap_err();
+        assert!(matches!(err, EditError::Signal { .. }), "{err}");
     }
 
     #[test]

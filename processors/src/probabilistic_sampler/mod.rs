@@ -20,7 +20,7 @@ use tern_core::queue::InletRx;
 use tern_core::telemetry::{Counter, LogLimiter, ProcessorMetrics, Telemetry};
 use tern_core::view::{
     Change, Decision, Edit, LogRecord, Logs, ResourceView, ScopeView, SignalView, Span, Traces,
-    Value, edit,
+    Value,
 };
 use tern_core::wire::WireError;
 
@@ -103,23 +103,19 @@ impl ProbabilisticSampler {
 
     /// Samples one batch: what is kept, as a batch (possibly empty).
     pub fn sample(&self, batch: Batch) -> Batch {
-        let (kept, errors) = match self.signal {
-            Signal::Logs => batch.edit(|request| {
-                edit::<Logs, _>(
-                    request,
-                    &mut LogSampling {
-                        processor: self,
-                        source: String::new(),
-                    },
-                )
+        let (signal, items) = (batch.signal(), batch.items());
+        let kept = match self.signal {
+            Signal::Logs => batch.edit::<Logs, _>(&mut LogSampling {
+                processor: self,
+                source: String::new(),
             }),
-            _ => batch.edit(|request| edit::<Traces, _>(request, &mut SpanSampling(self))),
+            _ => batch.edit::<Traces, _>(&mut SpanSampling(self)),
         };
-        for e in errors {
+        kept.unwrap_or_else(|e| {
             // Receivers validated every request: this is a bug, not bad input.
-            tracing::error!(processor = %self.id, error = %e, "cannot read a request; it passes unsampled");
-        }
-        kept
+            tracing::error!(processor = %self.id, %signal, items, error = %e, reason = "unreadable request", "dropped items");
+            Batch::empty(signal, Arc::default())
+        })
     }
 
     fn count<E>(&self, outcome: &Outcome<E>) {

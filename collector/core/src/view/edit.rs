@@ -22,7 +22,7 @@ use super::{
     DataPoint, FromWire, ItemView, RESOURCE, RESOURCE_ATTRIBUTES, ResourceView, SCOPE,
     SCOPE_ATTRIBUTES, ScopeView, SignalView, Value, message,
 };
-use crate::wire::{Field, WireError, fields, put_varint, varint_len};
+use crate::wire::{Field, WireError, fields, put_varint, varint_len, walk_fields};
 
 /// What to do with a resource, scope, item or data point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,8 +372,8 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
         }
         let open = Open::new(&mut self.out, S::SCOPES);
         let (mut had, mut kept) = (false, false);
-        for g in fields(view.raw) {
-            let g = g?;
+        // The loop over the items: fields read in place (`walk_fields`).
+        walk_fields(view.raw, |g| {
             if g.number == SCOPE && !self.scope.is_empty() {
                 self.scope
                     .message(&mut self.out, SCOPE, message(&g)?, SCOPE_ATTRIBUTES, None)?;
@@ -388,7 +388,8 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
                 }
                 self.out.extend_from_slice(g.raw);
             }
-        }
+            Ok(true)
+        })?;
         if view.scope.is_none() && self.scope.adds() {
             self.scope
                 .message(&mut self.out, SCOPE, &[], SCOPE_ATTRIBUTES, None)?;

@@ -1,7 +1,7 @@
 //! A log record, read from its bytes.
 
 use super::{Attributes, FromWire, ItemView, Value, fixed32, fixed64, message, string, varint};
-use crate::wire::{WireError, fields, schema};
+use crate::wire::{WireError, schema, walk_fields};
 
 const TIME: u32 = schema::LOG_RECORD.number("time_unix_nano");
 const OBSERVED_TIME: u32 = schema::LOG_RECORD.number("observed_time_unix_nano");
@@ -48,8 +48,7 @@ impl<'a> FromWire<'a> for LogRecord<'a> {
             raw,
             ..LogRecord::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 TIME => record.time_unix_nano = fixed64(&f)?,
                 OBSERVED_TIME => record.observed_time_unix_nano = fixed64(&f)?,
@@ -63,7 +62,8 @@ impl<'a> FromWire<'a> for LogRecord<'a> {
                 EVENT_NAME => record.event_name = string(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(record)
     }
 }

@@ -5,7 +5,7 @@ use super::{
     Attributes, FromWire, ItemView, Repeated, double, fixed64, message, repeated, sint32, string,
     varint,
 };
-use crate::wire::{Field, Fields, WireError, fields, read_varint, schema};
+use crate::wire::{Field, Fields, WireError, fields, read_varint, schema, walk_fields};
 
 const NAME: u32 = schema::METRIC.number("name");
 const DESCRIPTION: u32 = schema::METRIC.number("description");
@@ -131,24 +131,23 @@ impl<'a> FromWire<'a> for Metric<'a> {
             raw,
             ..Metric::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             let metric_type = match f.number {
                 NAME => {
                     metric.name = string(&f)?;
-                    continue;
+                    return Ok(true);
                 }
                 DESCRIPTION => {
                     metric.description = string(&f)?;
-                    continue;
+                    return Ok(true);
                 }
                 UNIT => {
                     metric.unit = string(&f)?;
-                    continue;
+                    return Ok(true);
                 }
                 number => match MetricType::of_field(number) {
                     Some(t) => t,
-                    None => continue,
+                    None => return Ok(true),
                 },
             };
             // A oneof: the last member on the wire wins.
@@ -168,7 +167,8 @@ impl<'a> FromWire<'a> for Metric<'a> {
                     _ => {}
                 }
             }
-        }
+            Ok(true)
+        })?;
         Ok(metric)
     }
 }
@@ -193,19 +193,19 @@ impl<'a> ItemView<'a> for Metric<'a> {
     const HAS_POINTS: bool = true;
 
     fn count(raw: &[u8]) -> Result<usize, WireError> {
-        // Only the last data field counts (a oneof).
+        // Every data field's points, as the validating walk counts them
+        // (a metric has one; a second would be a repeated oneof).
         let mut n = 0;
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             if MetricType::of_field(f.number).is_some() {
-                n = 0;
                 for g in fields(message(&f)?) {
                     if g?.number == DATA_POINTS {
                         n += 1;
                     }
                 }
             }
-        }
+            Ok(true)
+        })?;
         Ok(n)
     }
 }
@@ -240,9 +240,11 @@ impl<'a> Iterator for DataPoints<'a> {
         loop {
             match self.fields.next()? {
                 Ok(f) if f.number == DATA_POINTS => {
-                    return Some(
-                        message(&f).and_then(|raw| DataPoint::read(self.metric_type, raw)),
-                    );
+                    let point = message(&f).and_then(|raw| DataPoint::read(self.metric_type, raw));
+                    if point.is_err() {
+                        self.fields = fields(&[]);
+                    }
+                    return Some(point);
                 }
                 Ok(_) => {}
                 Err(e) => return Some(Err(e)),
@@ -376,8 +378,7 @@ impl<'a> FromWire<'a> for NumberPoint<'a> {
             raw,
             ..NumberPoint::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 NUMBER_START => p.start_time_unix_nano = fixed64(&f)?,
                 NUMBER_TIME => p.time_unix_nano = fixed64(&f)?,
@@ -386,7 +387,8 @@ impl<'a> FromWire<'a> for NumberPoint<'a> {
                 NUMBER_FLAGS => p.flags = varint(&f)? as u32,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(p)
     }
 }
@@ -418,8 +420,7 @@ impl<'a> FromWire<'a> for HistogramPoint<'a> {
             raw,
             ..HistogramPoint::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 HISTOGRAM_START => p.start_time_unix_nano = fixed64(&f)?,
                 HISTOGRAM_TIME => p.time_unix_nano = fixed64(&f)?,
@@ -430,7 +431,8 @@ impl<'a> FromWire<'a> for HistogramPoint<'a> {
                 HISTOGRAM_FLAGS => p.flags = varint(&f)? as u32,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(p)
     }
 }
@@ -484,8 +486,7 @@ impl<'a> FromWire<'a> for ExponentialHistogramPoint<'a> {
             raw,
             ..ExponentialHistogramPoint::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 EXP_START => p.start_time_unix_nano = fixed64(&f)?,
                 EXP_TIME => p.time_unix_nano = fixed64(&f)?,
@@ -501,7 +502,8 @@ impl<'a> FromWire<'a> for ExponentialHistogramPoint<'a> {
                 EXP_ZERO_THRESHOLD => p.zero_threshold = double(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(p)
     }
 }
@@ -518,12 +520,12 @@ pub struct Buckets<'a> {
 impl<'a> FromWire<'a> for Buckets<'a> {
     fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
         let mut b = Buckets { raw, offset: 0 };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             if f.number == BUCKETS_OFFSET {
                 b.offset = sint32(&f)?;
             }
-        }
+            Ok(true)
+        })?;
         Ok(b)
     }
 }
@@ -558,8 +560,7 @@ impl<'a> FromWire<'a> for SummaryPoint<'a> {
             raw,
             ..SummaryPoint::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 SUMMARY_START => p.start_time_unix_nano = fixed64(&f)?,
                 SUMMARY_TIME => p.time_unix_nano = fixed64(&f)?,
@@ -568,7 +569,8 @@ impl<'a> FromWire<'a> for SummaryPoint<'a> {
                 SUMMARY_FLAGS => p.flags = varint(&f)? as u32,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(p)
     }
 }
@@ -592,14 +594,14 @@ pub struct Quantile {
 impl FromWire<'_> for Quantile {
     fn from_wire(raw: &[u8]) -> Result<Self, WireError> {
         let mut q = Quantile::default();
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 QUANTILE => q.quantile = double(&f)?,
                 QUANTILE_VALUE => q.value = double(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(q)
     }
 }
@@ -625,8 +627,7 @@ impl<'a> FromWire<'a> for Exemplar<'a> {
             raw,
             ..Exemplar::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 EXEMPLAR_TIME => e.time_unix_nano = fixed64(&f)?,
                 EXEMPLAR_DOUBLE => e.value = Some(Number::Double(double(&f)?)),
@@ -635,7 +636,8 @@ impl<'a> FromWire<'a> for Exemplar<'a> {
                 EXEMPLAR_TRACE_ID => e.trace_id = message(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(e)
     }
 }

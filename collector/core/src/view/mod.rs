@@ -37,7 +37,8 @@ pub use metric::{
 pub use trace::{Event, Link, Span, Status};
 pub use value::{ArrayValue, Attribute, Attributes, KvList, Value};
 
-use crate::wire::{Field, Fields, Reason, WireError, fields, read_varint, schema};
+use crate::Signal;
+use crate::wire::{Field, Fields, Reason, WireError, fields, read_varint, schema, walk_fields};
 
 /// A message that a view can be read from (its encoded bytes, no tag or length).
 pub trait FromWire<'a>: Sized {
@@ -62,6 +63,8 @@ pub trait ItemView<'a>: FromWire<'a> {
 
 /// What tells the signals apart at the request, resource and scope levels.
 pub trait SignalView {
+    /// The signal.
+    const SIGNAL: Signal;
     /// The request's field holding one resource's data (`resource_spans`).
     const RESOURCES: u32;
     /// That message's field holding one scope's data (`scope_spans`).
@@ -85,6 +88,7 @@ pub struct Logs;
 pub struct Metrics;
 
 impl SignalView for Traces {
+    const SIGNAL: Signal = Signal::Traces;
     const RESOURCES: u32 = schema::TRACES_REQUEST.number("resource_spans");
     const SCOPES: u32 = schema::RESOURCE_SPANS.number("scope_spans");
     const ITEMS: u32 = schema::SCOPE_SPANS.number("spans");
@@ -92,6 +96,7 @@ impl SignalView for Traces {
 }
 
 impl SignalView for Logs {
+    const SIGNAL: Signal = Signal::Logs;
     const RESOURCES: u32 = schema::LOGS_REQUEST.number("resource_logs");
     const SCOPES: u32 = schema::RESOURCE_LOGS.number("scope_logs");
     const ITEMS: u32 = schema::SCOPE_LOGS.number("log_records");
@@ -99,6 +104,7 @@ impl SignalView for Logs {
 }
 
 impl SignalView for Metrics {
+    const SIGNAL: Signal = Signal::Metrics;
     const RESOURCES: u32 = schema::METRICS_REQUEST.number("resource_metrics");
     const SCOPES: u32 = schema::RESOURCE_METRICS.number("scope_metrics");
     const ITEMS: u32 = schema::SCOPE_METRICS.number("metrics");
@@ -175,14 +181,14 @@ impl<'a, S: SignalView> FromWire<'a> for ResourceView<'a, S> {
             schema_url: "",
             signal: PhantomData,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 RESOURCE => view.resource = Some(Resource::from_wire(message(&f)?)?),
                 RESOURCE_SCHEMA_URL => view.schema_url = string(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -214,14 +220,14 @@ impl<'a, S: SignalView> FromWire<'a> for ScopeView<'a, S> {
             schema_url: "",
             signal: PhantomData,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 SCOPE => view.scope = Some(Scope::from_wire(message(&f)?)?),
                 SCOPE_SCHEMA_URL => view.schema_url = string(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -248,12 +254,12 @@ impl<'a> FromWire<'a> for Resource<'a> {
             raw,
             dropped_attributes_count: 0,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             if f.number == RESOURCE_DROPPED {
                 view.dropped_attributes_count = varint(&f)? as u32;
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -284,15 +290,15 @@ impl<'a> FromWire<'a> for Scope<'a> {
             raw,
             ..Scope::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 SCOPE_NAME => view.name = string(&f)?,
                 SCOPE_VERSION => view.version = string(&f)?,
                 SCOPE_DROPPED => view.dropped_attributes_count = varint(&f)? as u32,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(view)
     }
 }
@@ -329,7 +335,11 @@ impl<'a, T: FromWire<'a>> Iterator for Repeated<'a, T> {
         loop {
             match self.fields.next()? {
                 Ok(f) if f.number == self.number => {
-                    return Some(message(&f).and_then(T::from_wire));
+                    let view = message(&f).and_then(T::from_wire);
+                    if view.is_err() {
+                        self.fields = fields(&[]);
+                    }
+                    return Some(view);
                 }
                 Ok(_) => {}
                 Err(e) => return Some(Err(e)),
@@ -352,6 +362,7 @@ fn wrong_type(f: &Field<'_>, want: &str) -> WireError {
 }
 
 /// A length-delimited field's payload (a message, bytes or a string).
+#[inline]
 fn message<'a>(f: &Field<'a>) -> Result<&'a [u8], WireError> {
     if f.wire_type != 2 {
         return Err(wrong_type(f, "length-delimited"));
@@ -360,6 +371,7 @@ fn message<'a>(f: &Field<'a>) -> Result<&'a [u8], WireError> {
 }
 
 /// A `string` field.
+#[inline]
 fn string<'a>(f: &Field<'a>) -> Result<&'a str, WireError> {
     std::str::from_utf8(message(f)?).map_err(|e| {
         WireError::new(
@@ -371,6 +383,7 @@ fn string<'a>(f: &Field<'a>) -> Result<&'a str, WireError> {
 }
 
 /// A varint field (`int32`, `uint64`, `bool`, an enum...).
+#[inline]
 fn varint(f: &Field<'_>) -> Result<u64, WireError> {
     if f.wire_type != 0 {
         return Err(wrong_type(f, "varint"));
@@ -379,12 +392,14 @@ fn varint(f: &Field<'_>) -> Result<u64, WireError> {
 }
 
 /// A `sint32` field (zigzag-encoded).
+#[inline]
 fn sint32(f: &Field<'_>) -> Result<i32, WireError> {
     let n = varint(f)? as u32;
     Ok(((n >> 1) as i32) ^ -((n & 1) as i32))
 }
 
 /// A `fixed64`, `sfixed64` or `double` field, as its bits.
+#[inline]
 fn fixed64(f: &Field<'_>) -> Result<u64, WireError> {
     match (f.wire_type, <[u8; 8]>::try_from(f.payload)) {
         (1, Ok(bytes)) => Ok(u64::from_le_bytes(bytes)),
@@ -393,11 +408,13 @@ fn fixed64(f: &Field<'_>) -> Result<u64, WireError> {
 }
 
 /// A `double` field.
+#[inline]
 fn double(f: &Field<'_>) -> Result<f64, WireError> {
     fixed64(f).map(f64::from_bits)
 }
 
 /// A `fixed32` field.
+#[inline]
 fn fixed32(f: &Field<'_>) -> Result<u32, WireError> {
     match (f.wire_type, <[u8; 4]>::try_from(f.payload)) {
         (5, Ok(bytes)) => Ok(u32::from_le_bytes(bytes)),

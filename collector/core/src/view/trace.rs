@@ -3,7 +3,7 @@
 use super::{
     Attributes, FromWire, ItemView, Repeated, fixed32, fixed64, message, repeated, string, varint,
 };
-use crate::wire::{WireError, fields, schema};
+use crate::wire::{WireError, schema, walk_fields};
 
 const TRACE_ID: u32 = schema::SPAN.number("trace_id");
 const SPAN_ID: u32 = schema::SPAN.number("span_id");
@@ -77,8 +77,7 @@ impl<'a> FromWire<'a> for Span<'a> {
             raw,
             ..Span::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 TRACE_ID => span.trace_id = message(&f)?,
                 SPAN_ID => span.span_id = message(&f)?,
@@ -95,7 +94,8 @@ impl<'a> FromWire<'a> for Span<'a> {
                 FLAGS => span.flags = fixed32(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(span)
     }
 }
@@ -139,14 +139,14 @@ pub struct Status<'a> {
 impl<'a> FromWire<'a> for Status<'a> {
     fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
         let mut status = Status::default();
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 STATUS_CODE => status.code = varint(&f)? as i32,
                 STATUS_MESSAGE => status.message = string(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(status)
     }
 }
@@ -170,15 +170,15 @@ impl<'a> FromWire<'a> for Event<'a> {
             raw,
             ..Event::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 EVENT_TIME => event.time_unix_nano = fixed64(&f)?,
                 EVENT_NAME => event.name = string(&f)?,
                 EVENT_DROPPED => event.dropped_attributes_count = varint(&f)? as u32,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(event)
     }
 }
@@ -213,8 +213,7 @@ impl<'a> FromWire<'a> for Link<'a> {
             raw,
             ..Link::default()
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 LINK_TRACE_ID => link.trace_id = message(&f)?,
                 LINK_SPAN_ID => link.span_id = message(&f)?,
@@ -223,7 +222,8 @@ impl<'a> FromWire<'a> for Link<'a> {
                 LINK_FLAGS => link.flags = fixed32(&f)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(link)
     }
 }

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 
 use super::{FromWire, Repeated, double, message, repeated, string, varint};
-use crate::wire::{WireError, fields, put_varint, schema, varint_len};
+use crate::wire::{WireError, put_varint, schema, varint_len, walk_fields};
 
 const KEY: u32 = schema::KEY_VALUE.number("key");
 const VALUE: u32 = schema::KEY_VALUE.number("value");
@@ -44,8 +44,7 @@ impl<'a> FromWire<'a> for Value<'a> {
     fn from_wire(raw: &'a [u8]) -> Result<Self, WireError> {
         let mut value = Value::Empty;
         // A oneof: the last member on the wire wins.
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             value = match f.number {
                 STRING => Value::Str(string(&f)?),
                 BOOL => Value::Bool(varint(&f)? != 0),
@@ -54,9 +53,10 @@ impl<'a> FromWire<'a> for Value<'a> {
                 ARRAY => Value::Array(ArrayValue { raw: message(&f)? }),
                 KVLIST => Value::KvList(KvList { raw: message(&f)? }),
                 BYTES => Value::Bytes(message(&f)?),
-                _ => continue,
+                _ => return Ok(true),
             };
-        }
+            Ok(true)
+        })?;
         Ok(value)
     }
 }
@@ -157,14 +157,14 @@ impl<'a> FromWire<'a> for Attribute<'a> {
             key: "",
             value: Value::Empty,
         };
-        for f in fields(raw) {
-            let f = f?;
+        walk_fields(raw, |f| {
             match f.number {
                 KEY => attribute.key = string(&f)?,
                 VALUE => attribute.value = Value::from_wire(message(&f)?)?,
                 _ => {}
             }
-        }
+            Ok(true)
+        })?;
         Ok(attribute)
     }
 }
@@ -187,31 +187,32 @@ impl<'a> Attributes<'a> {
     /// The value of the first attribute called `key` (as the Collector's
     /// `Map.Get`), reading values only of the key that matches.
     pub fn get(self, key: &str) -> Result<Option<Value<'a>>, WireError> {
-        let mut all = self.inner.fields;
         let number = self.inner.number;
-        for f in &mut all {
-            let f = f?;
+        let mut found = None;
+        walk_fields(self.inner.fields.rest(), |f| {
             if f.number != number {
-                continue;
+                return Ok(true);
             }
             let kv = message(&f)?;
-            if key_of(kv)? == key.as_bytes() {
-                return Attribute::from_wire(kv).map(|a| Some(a.value));
+            if key_of(kv)? != key.as_bytes() {
+                return Ok(true);
             }
-        }
-        Ok(None)
+            found = Some(Attribute::from_wire(kv)?.value);
+            Ok(false)
+        })?;
+        Ok(found)
     }
 }
 
 /// The key of an encoded `KeyValue`, as bytes (the last `key` field wins).
 pub(super) fn key_of(kv: &[u8]) -> Result<&[u8], WireError> {
     let mut key: &[u8] = &[];
-    for f in fields(kv) {
-        let f = f?;
+    walk_fields(kv, |f| {
         if f.number == KEY {
             key = message(&f)?;
         }
-    }
+        Ok(true)
+    })?;
     Ok(key)
 }
 

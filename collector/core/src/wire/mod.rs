@@ -44,10 +44,14 @@ impl Reason {
 }
 
 /// A problem in the protobuf bytes: why, where (a field path, empty at the
-/// top level) and what.
+/// top level) and what. One pointer wide, so that the `Result`s of the
+/// field walks stay small.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.describe())]
-pub struct WireError {
+pub struct WireError(Box<Problem>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Problem {
     reason: Reason,
     path: String,
     detail: String,
@@ -55,38 +59,39 @@ pub struct WireError {
 
 impl WireError {
     /// An error of `reason` at field `path`.
+    #[cold]
     pub fn new(reason: Reason, path: String, detail: String) -> WireError {
-        WireError {
+        WireError(Box::new(Problem {
             reason,
             path,
             detail,
-        }
+        }))
     }
 
     /// Why.
     pub fn reason(&self) -> Reason {
-        self.reason
+        self.0.reason
     }
 
     /// The field path, e.g. `resource_spans[0].scope_spans[0].spans[3].name`.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.0.path
     }
 
     /// What is wrong there.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.0.detail
     }
 
     fn describe(&self) -> String {
-        let what = match self.reason {
+        let what = match self.0.reason {
             Reason::Malformed => "malformed protobuf",
             _ => "invalid protobuf",
         };
-        if self.path.is_empty() {
-            format!("{what}: {}", self.detail)
+        if self.0.path.is_empty() {
+            format!("{what}: {}", self.0.detail)
         } else {
-            format!("{what} at {}: {}", self.path, self.detail)
+            format!("{what} at {}: {}", self.0.path, self.0.detail)
         }
     }
 }
@@ -157,15 +162,80 @@ pub fn fields(buf: &[u8]) -> Fields<'_> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<Field<'a>, WireError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos >= self.buf.len() {
             return None;
+        }
+        if let Some(field) = everyday_field(self.buf, self.pos) {
+            self.pos += field.raw.len();
+            return Some(Ok(field));
         }
         Some(self.step())
     }
 }
 
+/// The field at `buf[start..]` when it is of the everyday shape, read
+/// inline: a one-byte tag, then a one-byte length, a one-byte varint or a
+/// fixed-width value; `None` for anything else (left to the full read).
+#[inline(always)]
+fn everyday_field(buf: &[u8], start: usize) -> Option<Field<'_>> {
+    let tag = *buf.get(start)?;
+    if !(0x08..0x80).contains(&tag) {
+        return None;
+    }
+    let (value_start, end) = match (tag & 7, buf.get(start + 1)) {
+        (2, Some(&len)) if len < 0x80 => (start + 2, start + 2 + usize::from(len)),
+        (0, Some(&byte)) if byte < 0x80 => (start + 1, start + 2),
+        (1, _) => (start + 1, start + 9),
+        (5, _) => (start + 1, start + 5),
+        _ => return None,
+    };
+    Some(Field {
+        number: u32::from(tag >> 3),
+        wire_type: tag & 7,
+        payload: buf.get(value_start..end)?,
+        raw: buf.get(start..end)?,
+    })
+}
+
+/// Calls `visit` with each field of `buf` in order until it returns
+/// `Ok(false)`. Unlike [`Fields`], a field of the everyday shape reaches
+/// `visit` without being moved through an `Option<Result<..>>`, which keeps
+/// it in registers: the loop behind every view.
+#[inline(always)]
+pub fn walk_fields<'a>(
+    buf: &'a [u8],
+    mut visit: impl FnMut(Field<'a>) -> Result<bool, WireError>,
+) -> Result<(), WireError> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let more = match everyday_field(buf, pos) {
+            Some(field) => {
+                pos += field.raw.len();
+                visit(field)?
+            }
+            None => {
+                let mut rest = Fields { buf, pos };
+                let field = rest.step()?;
+                pos = rest.pos;
+                visit(field)?
+            }
+        };
+        if !more {
+            break;
+        }
+    }
+    Ok(())
+}
+
 impl<'a> Fields<'a> {
+    /// The bytes not walked yet.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    #[inline(never)]
     fn step(&mut self) -> Result<Field<'a>, WireError> {
         let start = self.pos;
         let walked = read_tag(self.buf, &mut self.pos)
@@ -306,8 +376,20 @@ pub struct Piece {
 /// The split is planned on borrowed slices and each piece written once:
 /// allocations grow with the pieces, resources and scopes, not the items.
 pub fn split(signal: Signal, request: &[u8], max: usize) -> Result<Vec<Piece>, WireError> {
+    split_after(signal, request, max, max)
+}
+
+/// Like [`split`], the first piece holding at most `first` items (the room
+/// left in a piece being filled from another request).
+pub fn split_after(
+    signal: Signal,
+    request: &[u8],
+    first: usize,
+    max: usize,
+) -> Result<Vec<Piece>, WireError> {
     let max = max.max(1);
-    let drafts = split_level(request, layout(signal).levels, max, max)?;
+    let first = first.clamp(1, max);
+    let drafts = split_level(request, layout(signal).levels, first, max)?;
     Ok(drafts
         .into_iter()
         .map(|draft| {
