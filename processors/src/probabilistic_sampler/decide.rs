@@ -253,12 +253,15 @@ impl Carrier for W3cTraceState<'_> {
     }
 }
 
-/// The log attributes as read, and the changes to make.
+/// The log attributes as read, and the changes to make (rendered into a
+/// [`LogEdit`] only for a kept record).
 #[derive(Debug, Default)]
 struct LogCarrier {
     randomness: Option<Randomness>,
     threshold: Option<Threshold>,
-    edit: LogEdit,
+    remove_threshold: bool,
+    put_randomness: Option<Randomness>,
+    put_threshold: Option<Threshold>,
 }
 
 impl Carrier for LogCarrier {
@@ -271,17 +274,17 @@ impl Carrier for LogCarrier {
     }
     fn set_randomness(&mut self, randomness: Randomness) {
         self.randomness = Some(randomness);
-        self.edit.randomness = Some(randomness.rvalue());
+        self.put_randomness = Some(randomness);
     }
     fn clear_threshold(&mut self) {
         self.threshold = None;
-        self.edit.remove_threshold = true;
+        self.remove_threshold = true;
     }
     fn update_threshold(&mut self, threshold: Threshold) {
         if matches!(self.threshold, Some(existing) if threshold < existing) {
             return;
         }
-        self.edit.threshold = Some(threshold.tvalue());
+        self.put_threshold = Some(threshold);
     }
 }
 
@@ -472,7 +475,11 @@ impl Sampler {
         let priority = self.log_priority(input.priority);
         let (sampled, policy) = self.common(source, carrier.as_mut(), &mut error, priority);
         let edit = match carrier {
-            Some(c) if sampled => c.edit,
+            Some(c) if sampled => LogEdit {
+                remove_threshold: c.remove_threshold,
+                randomness: c.put_randomness.map(Randomness::rvalue),
+                threshold: c.put_threshold.map(Threshold::tvalue),
+            },
             _ => LogEdit::default(),
         };
         Outcome {

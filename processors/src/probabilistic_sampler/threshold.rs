@@ -43,16 +43,21 @@ impl Threshold {
     /// The T-value: `0` for always, empty for never, otherwise the
     /// 14-digit form without trailing zeros.
     pub fn tvalue(self) -> String {
+        let mut out = String::new();
+        self.write_tvalue(&mut out);
+        out
+    }
+
+    /// Appends the T-value to `out` (see [`Threshold::tvalue`]).
+    pub fn write_tvalue(self, out: &mut String) {
         if self == Threshold::ALWAYS {
-            return "0".to_owned();
+            out.push('0');
+        } else if self.0 < MAX_ADJUSTED_COUNT {
+            let start = out.len();
+            Randomness(self.0).write_rvalue(out);
+            let kept = out[start..].trim_end_matches('0').len();
+            out.truncate(start + kept);
         }
-        if self.0 >= MAX_ADJUSTED_COUNT {
-            return String::new();
-        }
-        let mut digits = Randomness(self.0).rvalue();
-        let kept = digits.trim_end_matches('0').len();
-        digits.truncate(kept);
-        digits
     }
 
     /// Whether an item with this randomness is sampled.
@@ -126,7 +131,21 @@ impl Randomness {
 
     /// The R-value: 14 lowercase hex digits.
     pub fn rvalue(self) -> String {
-        format!("{:014x}", self.0)
+        let mut out = String::with_capacity(14);
+        self.write_rvalue(&mut out);
+        out
+    }
+
+    /// Appends the R-value to `out`.
+    pub fn write_rvalue(self, out: &mut String) {
+        for shift in (0..14).rev() {
+            let digit = ((self.0 >> (4 * shift)) & 0xf) as u8;
+            out.push(char::from(if digit < 10 {
+                b'0' + digit
+            } else {
+                b'a' + digit - 10
+            }));
+        }
     }
 }
 

@@ -40,9 +40,9 @@ impl std::fmt::Display for TraceStateError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct OtelTraceState<'a> {
     /// The R-value as written, and its randomness.
-    rvalue: Option<(String, Randomness)>,
+    rvalue: Option<(Option<&'a str>, Randomness)>,
     /// The T-value as written, and its threshold.
-    tvalue: Option<(String, Threshold)>,
+    tvalue: Option<(Option<&'a str>, Threshold)>,
     extra: Vec<(&'a str, &'a str)>,
 }
 
@@ -144,13 +144,13 @@ impl<'a> OtelTraceState<'a> {
             };
             match key {
                 "rv" => {
-                    state.rvalue = Randomness::from_rvalue(value).map(|r| (value.to_owned(), r));
+                    state.rvalue = Randomness::from_rvalue(value).map(|r| (Some(value), r));
                     if state.rvalue.is_none() {
                         first_error.get_or_insert(TraceStateError::RValue);
                     }
                 }
                 "th" => {
-                    state.tvalue = Threshold::from_tvalue(value).map(|t| (value.to_owned(), t));
+                    state.tvalue = Threshold::from_tvalue(value).map(|t| (Some(value), t));
                     if state.tvalue.is_none() {
                         first_error.get_or_insert(TraceStateError::TValue);
                     }
@@ -173,7 +173,7 @@ impl<'a> OtelTraceState<'a> {
 
     /// Sets `rv`.
     pub fn set_randomness(&mut self, randomness: Randomness) {
-        self.rvalue = Some((randomness.rvalue(), randomness));
+        self.rvalue = Some((None, randomness));
     }
 
     /// Removes `th`.
@@ -189,8 +189,7 @@ impl<'a> OtelTraceState<'a> {
             return Err(InconsistentSampling);
         }
         // The never threshold has no T-value: writing it removes `th`.
-        let tvalue = threshold.tvalue();
-        self.tvalue = (!tvalue.is_empty()).then_some((tvalue, threshold));
+        self.tvalue = (threshold != Threshold::NEVER).then_some((None, threshold));
         Ok(())
     }
 
@@ -205,15 +204,22 @@ impl<'a> OtelTraceState<'a> {
                 out.push(';');
             }
         };
-        if let Some((rvalue, _)) = &self.rvalue {
+        // As written when read, else in the canonical form.
+        if let Some((text, randomness)) = &self.rvalue {
             separate(out);
             out.push_str("rv:");
-            out.push_str(rvalue);
+            match text {
+                Some(text) => out.push_str(text),
+                None => randomness.write_rvalue(out),
+            }
         }
-        if let Some((tvalue, _)) = &self.tvalue {
+        if let Some((text, threshold)) = &self.tvalue {
             separate(out);
             out.push_str("th:");
-            out.push_str(tvalue);
+            match text {
+                Some(text) => out.push_str(text),
+                None => threshold.write_tvalue(out),
+            }
         }
         for (key, value) in &self.extra {
             separate(out);

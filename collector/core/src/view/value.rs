@@ -206,6 +206,19 @@ impl<'a> Attributes<'a> {
 
 /// The key of an encoded `KeyValue`, as bytes (the last `key` field wins).
 pub(super) fn key_of(kv: &[u8]) -> Result<&[u8], WireError> {
+    // Fast path for the layout every SDK writes: `key` then `value`, each
+    // with a one-byte length, and nothing after.
+    const KEY_TAG: u8 = (KEY << 3 | 2) as u8;
+    const VALUE_TAG: u8 = (VALUE << 3 | 2) as u8;
+    if let [KEY_TAG, len, rest @ ..] = kv
+        && *len < 0x80
+        && let Some((key, after)) = rest.split_at_checked(usize::from(*len))
+        && let [VALUE_TAG, value_len, value @ ..] = after
+        && *value_len < 0x80
+        && value.len() == usize::from(*value_len)
+    {
+        return Ok(key);
+    }
     let mut key: &[u8] = &[];
     walk_fields(kv, |f| {
         if f.number == KEY {
