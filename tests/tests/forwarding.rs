@@ -520,3 +520,24 @@ async fn memory_stays_bounded_under_3x_overload_with_a_stalled_backend() {
     );
     drop(backend);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exporter_with_only_its_traces_endpoint_starts_and_delivers() {
+    // Valid in the Collector: no `endpoint`, only the URL of the one signal
+    // the exporter is used for. `tern validate` passes it, so it must start.
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let config = format!(
+        "exporters:\n  otlp_http:\n    traces_endpoint: http://127.0.0.1:{}/custom/traces\n    \
+         compression: none\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      \
+         exporters: [otlp_http]\n",
+        backend.port
+    );
+    let mut tern = Tern::start(&config);
+    assert_eq!(send_spans(tern.http, 3, 5).await, 200);
+    wait_until("the backend to get the spans", || {
+        !backend.received().is_empty()
+    })
+    .await;
+    assert_eq!(backend.received()[0].path, "/custom/traces");
+    assert!(tern.stop().success());
+}

@@ -284,7 +284,10 @@ impl Exporter for OtlpGrpcExporter {
 struct HttpInner {
     id: String,
     /// Per signal: where to send.
-    routes: [(Arc<Transport>, String); 3],
+    /// Per signal: the transport and path, `None` for a signal with no URL
+    /// (neither `endpoint` nor its own; validation keeps such a signal out
+    /// of this exporter's pipelines).
+    routes: [Option<(Arc<Transport>, String)>; 3],
     headers: HeaderMap,
     encoding: HttpEncoding,
     compression: Compression,
@@ -308,19 +311,24 @@ fn signal_index(signal: Signal) -> usize {
 
 impl OtlpHttpExporter {
     /// Builds exporter `id`. A signal without a URL (neither `endpoint`
-    /// nor its own) is caught by validation; it fails its sends here.
+    /// nor its own, valid in the Collector for an exporter that only some
+    /// signals use) gets no route; validation keeps it out of pipelines of
+    /// that signal, and a send of it would fail.
     pub fn new(id: &str, config: &OtlpHttpExporterConfig) -> Result<Self, BuildError> {
         let bad = |message: String| BuildError::Config {
             id: id.to_string(),
             message,
         };
-        let url_for = |signal: Signal, own: &str| -> Result<Target, BuildError> {
+        let url_for = |signal: Signal, own: &str| -> Result<Option<Target>, BuildError> {
             if !own.is_empty() {
-                return Target::parse_url(own).map_err(bad);
+                return Target::parse_url(own).map(Some).map_err(bad);
+            }
+            if config.endpoint.is_empty() {
+                return Ok(None);
             }
             let mut base = Target::parse_url(&config.endpoint).map_err(bad)?;
             base.path = format!("{}/v1/{}", base.path.trim_end_matches('/'), signal.as_str());
-            Ok(base)
+            Ok(Some(base))
         };
         let targets = [
             url_for(Signal::Traces, &config.traces_endpoint)?,
@@ -357,11 +365,12 @@ impl OtlpHttpExporter {
             };
             Ok((transport, t.path.clone()))
         };
-        let routes = [
-            route(&targets[0])?,
-            route(&targets[1])?,
-            route(&targets[2])?,
-        ];
+        let mut routes = [None, None, None];
+        for (slot, target) in routes.iter_mut().zip(&targets) {
+            if let Some(t) = target {
+                *slot = Some(route(t)?);
+            }
+        }
         let mut headers = header_map(id, &config.headers)?;
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -396,7 +405,11 @@ impl Exporter for OtlpHttpExporter {
         Box::pin(async move {
             let signal = batch.signal();
             let body = request::http_body(&batch, inner.encoding, inner.compression)?;
-            let (transport, path) = &inner.routes[signal_index(signal)];
+            let Some((transport, path)) = &inner.routes[signal_index(signal)] else {
+                return Err(ExportError::Send(format!(
+                    "no URL for {signal}: set `endpoint` or `{signal}_endpoint`"
+                )));
+            };
             let reply = with_retry(&inner.retry, &inner.id, || {
                 attempt(
                     transport,
