@@ -20,6 +20,8 @@ pub enum Kind {
     Exporter,
     /// Runs beside the pipelines (health check).
     Extension,
+    /// An exporter in one pipeline and a receiver in another.
+    Connector,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Processor => "processors",
             Kind::Exporter => "exporters",
             Kind::Extension => "extensions",
+            Kind::Connector => "connectors",
         }
     }
 
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Processor => "processor",
             Kind::Exporter => "exporter",
             Kind::Extension => "extension",
+            Kind::Connector => "connector",
         }
     }
 }
@@ -143,6 +147,13 @@ pub const CATALOG: &[ComponentInfo] = &[
         description: "accepts and discards everything",
     },
     ComponentInfo {
+        kind: Kind::Connector,
+        type_name: "forward",
+        aliases: &[],
+        signals: ALL,
+        description: "passes data unchanged from one pipeline to others of the same signal",
+    },
+    ComponentInfo {
         kind: Kind::Extension,
         type_name: "health_check",
         aliases: &[],
@@ -170,6 +181,16 @@ pub fn lookup(kind: Kind, type_name: &str) -> Option<&'static ComponentInfo> {
     CATALOG
         .iter()
         .find(|c| c.kind == kind && (c.type_name == type_name || c.aliases.contains(&type_name)))
+}
+
+/// Whether a connector of type `type_name` (already resolved from its
+/// aliases) can take `from` data as an exporter and emit `to` data as a
+/// receiver: the Collector's "supported pairs of data types".
+pub fn connects(type_name: &str, from: Signal, to: Signal) -> bool {
+    match type_name {
+        "forward" => from == to,
+        _ => false,
+    }
 }
 
 /// A protocol section that is on when present, even if empty (`grpc:`).
@@ -589,6 +610,11 @@ impl Default for FileConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NopConfig {}
+
+/// `connectors.forward`: no settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {}
 
 /// `extensions.health_check`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -1362,6 +1388,13 @@ pub enum ExporterConfig {
     Prometheus(PrometheusConfig),
     /// `prometheusremotewrite`.
     PrometheusRemoteWrite(PrometheusRemoteWriteConfig),
+}
+
+/// A connector's typed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorConfig {
+    /// `forward`.
+    Forward(ForwardConfig),
 }
 
 /// An extension's typed settings.

@@ -9,6 +9,7 @@
 pub mod components;
 pub mod de;
 mod error;
+pub mod graph;
 mod probabilistic_sampler;
 pub mod telemetry;
 pub mod types;
@@ -28,6 +29,7 @@ pub use components::{
     RotationConfig, Sizer, TargetInfo, TlsClientConfig, TlsServerConfig, TranslationStrategy,
     Verbosity, WalConfig,
 };
+pub use components::{ConnectorConfig, ForwardConfig};
 pub use components::{PprofConfig, ZPagesConfig};
 pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
@@ -105,6 +107,8 @@ pub struct Config {
     pub exporters: BTreeMap<ComponentId, Component<ExporterConfig>>,
     /// `extensions`.
     pub extensions: BTreeMap<ComponentId, Component<ExtensionConfig>>,
+    /// `connectors`.
+    pub connectors: BTreeMap<ComponentId, Component<ConnectorConfig>>,
     /// `service`.
     pub service: ServiceConfig,
     /// Components that are declared but whose settings did not type-check;
@@ -290,20 +294,12 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                 })
             }
             "connectors" => {
-                for (id, _) in entries(value, "connectors", errors) {
-                    let name = id.as_str().unwrap_or_default();
-                    errors.push(err(
-                        id,
-                        &format!("connectors.{name}"),
-                        format!("unknown connector type `{name}` (Tern has no connectors yet)"),
-                    ));
-                    // Reported once: pipelines that use it as an exporter
-                    // or a receiver get no "not defined" line.
-                    if let Ok(id) = name.parse::<ComponentId>() {
-                        config.invalid.insert((Kind::Exporter, id.clone()));
-                        config.invalid.insert((Kind::Receiver, id));
-                    }
-                }
+                config.connectors = components(value, Kind::Connector, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
+                    Ok(match ty {
+                        "forward" => ConnectorConfig::Forward(de::from_node(node, path)?),
+                        _ => return Err(None),
+                    })
+                })
             }
             "service" => {
                 config.service = service(value, errors, &mut config.warnings);

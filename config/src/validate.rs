@@ -751,22 +751,32 @@ fn check_refs(
     errors: &mut Vec<ConfigError>,
 ) {
     let key = format!("service.pipelines.{}.{}", pipeline.id, kind.section());
+    // Receivers and exporters may also be connectors (checked as one graph
+    // by `graph::check`).
+    let connector = matches!(kind, Kind::Receiver | Kind::Exporter);
     for r in refs {
         let defined = match kind {
             Kind::Receiver => config.receivers.contains_key(&r.id),
             Kind::Processor => config.processors.contains_key(&r.id),
             Kind::Exporter => config.exporters.contains_key(&r.id),
             Kind::Extension => config.extensions.contains_key(&r.id),
+            Kind::Connector => config.connectors.contains_key(&r.id),
         };
-        if config.invalid.contains(&(kind, r.id.clone())) {
+        if config.invalid.contains(&(kind, r.id.clone()))
+            || (connector && config.invalid.contains(&(Kind::Connector, r.id.clone())))
+        {
+            continue;
+        }
+        if connector && !defined && config.connectors.contains_key(&r.id) {
             continue;
         }
         if !defined {
+            let also = if connector { " or `connectors`" } else { "" };
             errors.push(at(
                 &r.loc,
                 key.clone(),
                 format!(
-                    "{} `{}` is not defined in `{}`",
+                    "{} `{}` is not defined in `{}`{also}",
                     kind.noun(),
                     r.id,
                     kind.section()
@@ -827,6 +837,7 @@ fn check_pipelines(config: &Config, errors: &mut Vec<ConfigError>) {
         check_refs(config, &p.processors, Kind::Processor, p, errors);
         check_refs(config, &p.exporters, Kind::Exporter, p, errors);
     }
+    crate::graph::check(config, errors);
 }
 
 /// Every address Tern will listen on with this config, with where it is set.
