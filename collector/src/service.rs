@@ -1,6 +1,8 @@
 //! Builds and runs what a [`Config`] describes: exporters with their queues
 //! and driver tasks, one chain of processor tasks per pipeline ending in a
-//! fan-out, receivers pushing into pipeline entrances, the extensions
+//! fan-out (started in reverse topological order of the pipeline graph, so
+//! the pipelines a connector feeds exist before the ones feeding it),
+//! receivers pushing into pipeline entrances, the extensions
 //! (health check, pprof, zPages), the self-metrics endpoint and the push
 //! of Tern's own metrics and logs ([`crate::self_export`]).
 //! [`Service::shutdown`] stops them in order: receivers, then processors
@@ -12,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_config::{
-    ComponentId, Config, ExtensionConfig, MetricsLevel, ProcessorConfig, ReceiverConfig,
+    ComponentId, Config, ExtensionConfig, MetricsLevel, PipelineConfig, PipelineId,
+    ProcessorConfig, ReceiverConfig, graph,
 };
-use tern_core::component::{ExporterHandle, Fanout, Output, drive_exporter};
+use tern_core::component::{ConnectorHandle, ExporterHandle, Fanout, Output, drive_exporter};
 use tern_core::memory::MemoryGate;
-use tern_core::queue::{BoundedQueue, InletRx, inlet};
+use tern_core::queue::{BoundedQueue, Inlet, InletRx, inlet};
 use tern_core::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
 use tern_processors::memory_limiter;
 use tokio::sync::watch;
@@ -103,6 +106,80 @@ fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
             fanout.send(batch).await;
         }
     })
+}
+
+/// Starts one pipeline: entrance (admission) -> processor tasks -> fan-out
+/// to its exporters' queues and to the entrances its connectors feed
+/// (`connectors`, already started). Returns the entrance.
+fn start_pipeline(
+    config: &Config,
+    pipeline: &PipelineConfig,
+    handles: &BTreeMap<ComponentId, (ExporterHandle, bool)>,
+    connectors: Vec<ConnectorHandle>,
+    gates: &BTreeMap<ComponentId, Arc<MemoryGate>>,
+    telemetry: &Arc<Telemetry>,
+    tasks: &mut Vec<Task>,
+) -> Inlet {
+    let signal = pipeline.id.signal;
+    let used: Vec<&(ExporterHandle, bool)> = pipeline
+        .exporters
+        .iter()
+        .filter_map(|r| handles.get(&r.id))
+        .collect();
+    // Senders wait for the export when an exporter, or a pipeline a
+    // connector feeds, makes them wait.
+    let waits = used.iter().any(|(h, _)| h.wait_for_result)
+        || connectors.iter().flat_map(|c| &c.inlets).any(Inlet::waits);
+    let fanout = Arc::new(
+        Fanout::new(used.iter().map(|(h, _)| h.clone()).collect()).with_connectors(connectors),
+    );
+    let stages: Vec<_> = pipeline
+        .processors
+        .iter()
+        .filter_map(|r| {
+            let c = config.processors.get(&r.id)?;
+            let stage = tern_processors::build(&r.id.to_string(), &c.config, signal, telemetry)?;
+            Some((&r.id, stage))
+        })
+        .collect();
+    let mut output = Output::Fanout(fanout);
+    for (i, (id, stage)) in stages.into_iter().enumerate().rev() {
+        let (tx, rx) = if i == 0 {
+            inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES)
+        } else {
+            inlet(STAGE_QUEUE_BATCHES, usize::MAX)
+        };
+        tasks.push(Task::new(
+            format!("pipeline {} processor {id}", pipeline.id),
+            tokio::spawn(stage.run(rx, output)),
+        ));
+        output = Output::Next(tx);
+    }
+    let mut entry = match output {
+        Output::Next(tx) => tx,
+        Output::Fanout(fanout) => {
+            let (tx, rx) = inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES);
+            tasks.push(Task::new(
+                format!("pipeline {}", pipeline.id),
+                forward(rx, fanout),
+            ));
+            tx
+        }
+    };
+    for r in &pipeline.processors {
+        if let Some(gate) = gates.get(&r.id) {
+            entry = entry.with_gate(gate.clone());
+        }
+    }
+    for (handle, block_on_overflow) in &used {
+        if !block_on_overflow {
+            entry = entry.with_pressure(handle.queue.clone());
+        }
+    }
+    if waits {
+        entry = entry.waiting_for_results();
+    }
+    entry
 }
 
 impl Service {
@@ -263,72 +340,51 @@ impl Service {
             }
         }
 
-        // Pipelines: entrance (admission) -> processor tasks -> fan-out.
+        // Pipelines, each after the pipelines its connectors feed.
         let mut pipelines = Vec::new();
         let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
-        for pipeline in config.service.pipelines.values() {
-            let signal = pipeline.id.signal;
-            let used: Vec<&(ExporterHandle, bool)> = pipeline
+        let edges = graph::edges(config);
+        let mut entrances: BTreeMap<&PipelineId, Inlet> = BTreeMap::new();
+        for id in graph::order(config).into_iter().rev() {
+            let Some(pipeline) = config.service.pipelines.get(id) else {
+                continue;
+            };
+            let connectors = pipeline
                 .exporters
                 .iter()
-                .filter_map(|r| handles.get(&r.id))
-                .collect();
-            let fanout = Arc::new(Fanout::new(used.iter().map(|(h, _)| h.clone()).collect()));
-            let stages: Vec<_> = pipeline
-                .processors
-                .iter()
-                .filter_map(|r| {
-                    let c = config.processors.get(&r.id)?;
-                    let stage =
-                        tern_processors::build(&r.id.to_string(), &c.config, signal, &telemetry)?;
-                    Some((&r.id, stage))
+                .filter(|r| config.connectors.contains_key(&r.id))
+                .map(|r| ConnectorHandle {
+                    id: r.id.to_string(),
+                    inlets: edges
+                        .iter()
+                        .filter(|e| e.from == id && e.via.id == r.id)
+                        .filter_map(|e| entrances.get(e.to).cloned())
+                        .collect(),
                 })
                 .collect();
-            let mut output = Output::Fanout(fanout);
-            for (i, (id, stage)) in stages.into_iter().enumerate().rev() {
-                let (tx, rx) = if i == 0 {
-                    inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES)
-                } else {
-                    inlet(STAGE_QUEUE_BATCHES, usize::MAX)
-                };
-                pipelines.push(Task::new(
-                    format!("pipeline {} processor {id}", pipeline.id),
-                    tokio::spawn(stage.run(rx, output)),
-                ));
-                output = Output::Next(tx);
-            }
-            let mut entry = match output {
-                Output::Next(tx) => tx,
-                Output::Fanout(fanout) => {
-                    let (tx, rx) = inlet(PIPELINE_QUEUE_BATCHES, PIPELINE_QUEUE_BYTES);
-                    pipelines.push(Task::new(
-                        format!("pipeline {}", pipeline.id),
-                        forward(rx, fanout),
-                    ));
-                    tx
-                }
-            };
-            for r in &pipeline.processors {
-                if let Some(gate) = gates.get(&r.id) {
-                    entry = entry.with_gate(gate.clone());
-                }
-            }
-            for (handle, block_on_overflow) in &used {
-                if !block_on_overflow {
-                    entry = entry.with_pressure(handle.queue.clone());
-                }
-            }
-            if used.iter().any(|(h, _)| h.wait_for_result) {
-                entry = entry.waiting_for_results();
-            }
+            let entry = start_pipeline(
+                config,
+                pipeline,
+                &handles,
+                connectors,
+                &gates,
+                &telemetry,
+                &mut pipelines,
+            );
             for r in &pipeline.receivers {
-                consumers
-                    .entry(r.id.clone())
-                    .or_default()
-                    .get_mut(signal)
-                    .push(entry.clone());
+                if !config.connectors.contains_key(&r.id) {
+                    consumers
+                        .entry(r.id.clone())
+                        .or_default()
+                        .get_mut(pipeline.id.signal)
+                        .push(entry.clone());
+                }
             }
+            entrances.insert(id, entry);
         }
+        // Only receivers and upstream fan-outs hold entrances now, so a
+        // pipeline closes once everything feeding it has stopped.
+        drop(entrances);
 
         // Receivers.
         let (stop, stop_rx) = watch::channel(false);

@@ -1,7 +1,9 @@
 //! What components implement and how pipelines connect them: the
 //! [`Exporter`] and [`Processor`] traits, the [`Output`] a processor emits to,
-//! the [`Fanout`] that copies a batch into each exporter's own queue, and
-//! [`drive_exporter`], the task that feeds an exporter from its queue.
+//! the [`Fanout`] that copies a batch into each exporter's own queue and
+//! into the entrances of the pipelines a connector feeds
+//! ([`ConnectorHandle`]), and [`drive_exporter`], the task that feeds an
+//! exporter from its queue.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -111,31 +113,66 @@ pub struct ExporterHandle {
     pub wait_for_result: bool,
 }
 
-/// Copies each batch into every exporter's queue.
+/// A connector (`forward`) as seen by the fan-out of a pipeline that
+/// exports to it: the entrances of the pipelines it feeds. A batch crossing
+/// it keeps its memory tickets and request contexts; it keeps its senders'
+/// acks only into pipelines whose senders wait for the export, as an
+/// exporter queue does; and it waits for room in each entrance, so a full
+/// pipeline downstream slows the one upstream (no queue of its own).
+#[derive(Debug, Clone)]
+pub struct ConnectorHandle {
+    /// Connector id.
+    pub id: String,
+    /// Entrances of the pipelines it feeds.
+    pub inlets: Vec<Inlet>,
+}
+
+/// Copies each batch into every exporter's queue and every connector's
+/// pipelines.
 #[derive(Debug)]
 pub struct Fanout {
     exporters: Vec<ExporterHandle>,
+    connectors: Vec<ConnectorHandle>,
 }
 
 impl Fanout {
     /// A fan-out to `exporters`.
     pub fn new(exporters: Vec<ExporterHandle>) -> Self {
-        Fanout { exporters }
+        Fanout {
+            exporters,
+            connectors: Vec::new(),
+        }
     }
 
-    /// Delivers to every queue with room at once, then waits for room in the
-    /// full ones, so a slow exporter delays only its own copy.
+    /// Also fans out to the pipelines `connectors` feed.
+    pub fn with_connectors(mut self, connectors: Vec<ConnectorHandle>) -> Self {
+        self.connectors = connectors;
+        self
+    }
+
+    /// Delivers to every queue with room at once, then to the connectors'
+    /// pipelines, then waits for room in the full queues, so a slow
+    /// exporter delays only its own copy.
     pub async fn send(&self, batch: Batch) {
         let mut waiting = Vec::new();
-        let n = self.exporters.len();
+        let n = self.exporters.len()
+            + self
+                .connectors
+                .iter()
+                .map(|c| c.inlets.len())
+                .sum::<usize>();
         let mut batch = Some(batch);
-        for (i, e) in self.exporters.iter().enumerate() {
-            let b = if i + 1 == n {
+        let mut sent = 0;
+        let mut copy = || {
+            sent += 1;
+            if sent == n {
                 batch.take()
             } else {
                 batch.clone()
-            };
-            let Some(mut b) = b else { continue };
+            }
+        };
+        for e in &self.exporters {
+            let Some(mut b) = copy() else { continue };
             if !e.wait_for_result {
                 drop(b.take_acks());
             }
@@ -143,6 +180,25 @@ impl Fanout {
                 Ok(()) => {}
                 Err((b, Refusal::Full)) => waiting.push((e, b)),
                 Err((b, _)) => Self::lost(e, &b),
+            }
+        }
+        for c in &self.connectors {
+            for inlet in &c.inlets {
+                let Some(mut b) = copy() else { continue };
+                if !inlet.waits() {
+                    drop(b.take_acks());
+                }
+                let (signal, items) = (b.signal(), b.items());
+                // A closed entrance has failed the batch's acks already.
+                if inlet.send(b).await.is_err() {
+                    tracing::error!(
+                        connector = %c.id,
+                        %signal,
+                        items,
+                        reason = "pipeline is shutting down",
+                        "dropped items"
+                    );
+                }
             }
         }
         for (e, b) in waiting {
