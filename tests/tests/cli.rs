@@ -89,6 +89,79 @@ fn validate_accepts_a_good_config_and_lists_every_problem_of_a_bad_one() {
 }
 
 #[test]
+fn validate_reports_every_pipeline_graph_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        &dir,
+        "graph.yaml",
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  nop:
+connectors:
+  forward:
+  forward/one_sided:
+  forward/loop:
+  forward/metrics:
+  spanmetrics:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, forward/loop]
+      exporters: [nop, forward/one_sided, forward/loop, forward/metrics]
+    metrics:
+      receivers: [forward/metrics, forward/missing]
+      exporters: [nop]
+",
+    );
+    let out = Command::new(tern_bin())
+        .args(["validate", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = bad.display().to_string();
+    for (at, message) in [
+        (
+            "12:3: connectors.spanmetrics",
+            "unknown connector type `spanmetrics`",
+        ),
+        (
+            "17:24: service.pipelines.traces.exporters",
+            "connector `forward/one_sided` is used as exporter in pipeline `traces` but not used in any supported receiver pipeline",
+        ),
+        (
+            "17:43: service.pipelines.traces.exporters",
+            "cycle in the pipeline graph: pipeline `traces` -> connector `forward/loop` -> pipeline `traces`",
+        ),
+        (
+            "17:57: service.pipelines.traces.exporters",
+            "connector `forward/metrics` is used as exporter in pipeline `traces` but not used in any supported receiver pipeline",
+        ),
+        (
+            "19:19: service.pipelines.metrics.receivers",
+            "connector `forward/metrics` is used as receiver in pipeline `metrics` but not used in any supported exporter pipeline",
+        ),
+        (
+            "19:36: service.pipelines.metrics.receivers",
+            "receiver `forward/missing` is not defined in `receivers` or `connectors`",
+        ),
+    ] {
+        let prefix = format!("{file}:{at}: ");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(message)),
+            "no `{message}` at {prefix} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("6 problems found"), "{stderr}");
+}
+
+#[test]
 fn validate_expands_environment_variables() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
@@ -136,6 +209,7 @@ fn components_and_version() {
         ("exporter", "prometheus_remote_write"),
         ("exporter", "prometheusremotewrite"),
         ("extension", "health_check"),
+        ("connector", "forward"),
     ] {
         assert!(
             text.lines()
