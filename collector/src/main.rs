@@ -1,8 +1,9 @@
 //! The `tern` binary: parses the command line, loads and validates the
-//! configuration, then runs the [`service::Service`] until SIGINT or SIGTERM
-//! and shuts it down in order. The process exits within the shutdown
-//! deadline plus [`EXIT_GRACE`] whatever a pipeline is doing: 0 when
-//! everything stopped, 1 when some task had to be abandoned.
+//! configuration, then runs the [`service::Service`] until SIGINT, SIGTERM
+//! or a panicking task, and shuts it down in order. The process exits
+//! within the shutdown deadline plus [`EXIT_GRACE`] whatever a pipeline is
+//! doing: 0 when everything stopped, 1 when some task panicked or had to be
+//! abandoned.
 //!
 //! - `tern [--config FILE]...`: run (the embedded default config when no file is given)
 //! - `tern validate --config FILE...`: check the configuration and exit
@@ -119,10 +120,14 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// a task stuck in CPU-bound work never returns, and is left behind.
 const RUNTIME_STOP: Duration = Duration::from_secs(1);
 
+/// What the stop channel carries when a task panicked.
+const PANIC: &str = "panic";
+
 /// Listens for SIGINT and SIGTERM on a thread of its own, so that a signal
 /// is seen even when every runtime worker is busy; the receiver gets the
-/// signal's name.
-fn listen_for_signals() -> anyhow::Result<mpsc::Receiver<&'static str>> {
+/// signal's name, and whatever else is sent on the returned sender.
+fn listen_for_signals() -> anyhow::Result<(mpsc::Receiver<&'static str>, mpsc::Sender<&'static str>)>
+{
     use tokio::signal::unix::{SignalKind, signal};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -136,6 +141,7 @@ fn listen_for_signals() -> anyhow::Result<mpsc::Receiver<&'static str>> {
         )
     };
     let (tx, rx) = mpsc::channel();
+    let stop = tx.clone();
     std::thread::Builder::new()
         .name("tern-signals".into())
         .spawn(move || {
@@ -148,7 +154,7 @@ fn listen_for_signals() -> anyhow::Result<mpsc::Receiver<&'static str>> {
             let _ = tx.send(name);
         })
         .context("cannot start the signal thread")?;
-    Ok(rx)
+    Ok((rx, stop))
 }
 
 /// Ends the process with status 1 if it is still running after `bound`:
@@ -186,16 +192,25 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
         .thread_name("tern-worker")
         .build()
         .context("cannot start the async runtime")?;
-    let signals = listen_for_signals()?;
+    let (signals, stop) = listen_for_signals()?;
+    // A panicking task is logged and stops the process, which then exits 1
+    // (as a panic ends the Collector): shut down in order, since the rest
+    // of the graph can still deliver what it holds.
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "a task panicked; shutting down");
+        let _ = stop.send(PANIC);
+    }));
     let service = runtime.block_on(service::Service::start(
         &config, telemetry, &resource, own_logs,
     ))?;
     let signal = signals.recv().context("the signal thread stopped")?;
-    tracing::info!(signal, "received signal");
+    if signal != PANIC {
+        tracing::info!(signal, "received signal");
+    }
     exit_after(Config::SHUTDOWN_DEADLINE + EXIT_GRACE)?;
-    let abandoned = runtime.block_on(service.shutdown(Config::SHUTDOWN_DEADLINE));
+    let stopped = runtime.block_on(service.shutdown(Config::SHUTDOWN_DEADLINE));
     runtime.shutdown_timeout(RUNTIME_STOP);
-    Ok(if abandoned.is_empty() {
+    Ok(if stopped.is_clean() && signal != PANIC {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

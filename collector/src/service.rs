@@ -59,6 +59,8 @@ pub enum StartError {
 struct Task {
     what: String,
     handle: JoinHandle<()>,
+    /// Its outcome has been collected (a `JoinHandle` is awaited once).
+    joined: bool,
 }
 
 impl Task {
@@ -66,7 +68,37 @@ impl Task {
         Task {
             what: what.into(),
             handle,
+            joined: false,
         }
+    }
+
+    /// Collects the outcome of a finished task; a panic is logged and
+    /// added to `panicked`.
+    async fn join(&mut self, panicked: &mut Vec<String>) {
+        let outcome = (&mut self.handle).await;
+        self.joined = true;
+        if let Err(e) = outcome
+            && e.is_panic()
+        {
+            tracing::error!(task = %self.what, "task panicked");
+            panicked.push(self.what.clone());
+        }
+    }
+}
+
+/// How a shutdown went.
+#[derive(Debug, Default, PartialEq)]
+pub struct Stopped {
+    /// Tasks that had not stopped by the deadline (and its grace).
+    pub abandoned: Vec<String>,
+    /// Tasks that had panicked.
+    pub panicked: Vec<String>,
+}
+
+impl Stopped {
+    /// Every task stopped on time and none panicked.
+    pub fn is_clean(&self) -> bool {
+        self.abandoned.is_empty() && self.panicked.is_empty()
     }
 }
 
@@ -90,11 +122,12 @@ pub struct Service {
     self_export: Option<SelfExport>,
 }
 
-/// Waits until every task has finished or `until` passes; true if all finished.
-async fn join_until(tasks: &mut [Task], until: Instant) -> bool {
+/// Waits until every task has finished or `until` passes; true if all
+/// finished. Tasks that panicked are logged and added to `panicked`.
+async fn join_until(tasks: &mut [Task], until: Instant, panicked: &mut Vec<String>) -> bool {
     let all = async {
-        for task in tasks.iter_mut().filter(|t| !t.handle.is_finished()) {
-            let _ = (&mut task.handle).await;
+        for task in tasks.iter_mut().filter(|t| !t.joined) {
+            task.join(panicked).await;
         }
     };
     tokio::time::timeout_at(until, all).await.is_ok()
@@ -467,14 +500,17 @@ impl Service {
     /// not stopped [`GIVE_UP_GRACE`] later (one stuck in CPU-bound work
     /// cannot be interrupted) is abandoned: logged, aborted where it can
     /// be, and returned by name.
-    pub async fn shutdown(mut self, deadline: Duration) -> Vec<String> {
+    pub async fn shutdown(mut self, deadline: Duration) -> Stopped {
         let until = Instant::now() + deadline;
+        let mut panicked = Vec::new();
         self.health.set_ready(false);
         tracing::info!("shutting down: stopping receivers");
         let _ = self.stop.send(true);
-        let mut on_time = join_until(&mut self.servers, until).await;
-        tracing::info!("draining processors");
-        on_time &= join_until(&mut self.pipelines, until).await;
+        let mut on_time = join_until(&mut self.servers, until, &mut panicked).await;
+        // Pipelines were started downstream first; each drains once
+        // everything feeding it (receivers, upstream connectors) has.
+        tracing::info!("draining pipelines");
+        on_time &= join_until(&mut self.pipelines, until, &mut panicked).await;
         tracing::info!("flushing exporters");
         for e in &self.exporters {
             e.queue.close();
@@ -484,7 +520,7 @@ impl Service {
             .iter_mut()
             .flat_map(|e| e.tasks.drain(..))
             .collect();
-        on_time &= join_until(&mut workers, until).await;
+        on_time &= join_until(&mut workers, until, &mut panicked).await;
         let mut running: Vec<Task> = self
             .servers
             .into_iter()
@@ -495,7 +531,7 @@ impl Service {
             // Deadline: workers count the batch in hand as failed and stop;
             // what is still queued is counted here.
             let _ = self.abandon.send(true);
-            join_until(&mut running, Instant::now() + GIVE_UP_GRACE).await;
+            join_until(&mut running, Instant::now() + GIVE_UP_GRACE, &mut panicked).await;
             for e in &self.exporters {
                 let left = e.queue.drain();
                 if left.is_empty() {
@@ -518,11 +554,25 @@ impl Service {
             }
         }
         let _ = self.stop_admin.send(true);
-        join_until(&mut self.admin, Instant::now() + GIVE_UP_GRACE).await;
-        let abandoned: Vec<String> = running
+        join_until(
+            &mut self.admin,
+            Instant::now() + GIVE_UP_GRACE,
+            &mut panicked,
+        )
+        .await;
+        let mut left = Vec::new();
+        for mut t in running.into_iter().chain(self.admin) {
+            if t.joined {
+                continue;
+            }
+            if t.handle.is_finished() {
+                t.join(&mut panicked).await;
+            } else {
+                left.push(t);
+            }
+        }
+        let abandoned: Vec<String> = left
             .into_iter()
-            .chain(self.admin)
-            .filter(|t| !t.handle.is_finished())
             .map(|t| {
                 t.handle.abort();
                 tracing::error!(
@@ -533,12 +583,13 @@ impl Service {
                 t.what
             })
             .collect();
-        if abandoned.is_empty() {
+        if abandoned.is_empty() && panicked.is_empty() {
             tracing::info!("shutdown complete");
         } else {
             tracing::error!(
                 abandoned = abandoned.len(),
-                "shutdown complete, with tasks abandoned"
+                panicked = panicked.len(),
+                "shutdown complete, with tasks abandoned or panicked"
             );
         }
         // Last: the final self-metrics and every log line up to here.
@@ -547,7 +598,10 @@ impl Service {
                 .shutdown(until.max(Instant::now() + GIVE_UP_GRACE))
                 .await;
         }
-        abandoned
+        Stopped {
+            abandoned,
+            panicked,
+        }
     }
 }
 
@@ -593,16 +647,55 @@ mod tests {
             .shutdown(Duration::from_millis(50))
             .await;
         SPIN.store(false, Ordering::Relaxed);
-        assert_eq!(abandoned, ["pipeline metrics"]);
+        assert_eq!(abandoned.abandoned, ["pipeline metrics"]);
+        assert!(abandoned.panicked.is_empty());
     }
 
     #[tokio::test]
     async fn nothing_is_abandoned_when_every_task_stops() {
         let (abandon, _) = watch::channel(false);
         let done = tokio::spawn(async {});
-        let abandoned = service(vec![Task::new("pipeline traces", done)], abandon)
+        let stopped = service(vec![Task::new("pipeline traces", done)], abandon)
             .shutdown(Duration::from_secs(10))
             .await;
-        assert!(abandoned.is_empty());
+        assert!(stopped.is_clean());
+    }
+
+    /// A task that panicked, before shutdown or during it, is named and
+    /// makes the shutdown unclean (the process exits non-zero).
+    #[tokio::test]
+    async fn panicked_tasks_are_named() {
+        let (abandon, _) = watch::channel(false);
+        let early = tokio::spawn(async { panic!("a component bug") });
+        tokio::task::yield_now().await;
+        let (go, gone) = tokio::sync::oneshot::channel::<()>();
+        let late = tokio::spawn(async move {
+            let _ = gone.await;
+            panic!("another component bug");
+        });
+        let drained = tokio::spawn(async move {
+            let _ = go.send(());
+        });
+        let stopped = service(
+            vec![
+                Task::new("pipeline traces processor batch", early),
+                Task::new("pipeline logs", drained),
+                Task::new("pipeline metrics", late),
+            ],
+            abandon,
+        )
+        .shutdown(Duration::from_secs(10))
+        .await;
+        assert_eq!(
+            stopped,
+            Stopped {
+                abandoned: Vec::new(),
+                panicked: vec![
+                    "pipeline traces processor batch".to_string(),
+                    "pipeline metrics".to_string()
+                ],
+            }
+        );
+        assert!(!stopped.is_clean());
     }
 }
