@@ -509,7 +509,7 @@ impl Service {
         let mut on_time = join_until(&mut self.servers, until, &mut panicked).await;
         // Pipelines were started downstream first; each drains once
         // everything feeding it (receivers, upstream connectors) has.
-        tracing::info!("draining pipelines");
+        tracing::info!("draining processors");
         on_time &= join_until(&mut self.pipelines, until, &mut panicked).await;
         tracing::info!("flushing exporters");
         for e in &self.exporters {
