@@ -102,6 +102,10 @@ impl Stopped {
     }
 }
 
+/// Each exporter's handle, and whether its queue blocks when full
+/// (`sending_queue.block_on_overflow`).
+type Handles = BTreeMap<ComponentId, (ExporterHandle, bool)>;
+
 struct ExporterTask {
     id: String,
     queue: Arc<BoundedQueue>,
@@ -141,13 +145,296 @@ fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
     })
 }
 
+/// Extensions and the self-metrics endpoint: started first, so probes
+/// answer "starting" while the rest starts.
+async fn start_admin(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    resource: &BTreeMap<String, String>,
+    health: &Arc<Health>,
+    admin_rx: &watch::Receiver<bool>,
+    admin: &mut Vec<Task>,
+) -> Result<(), StartError> {
+    for ext in &config.service.extensions {
+        if let Some(c) = config.extensions.get(&ext.id) {
+            let key = format!("extensions.{}.endpoint", c.id);
+            let listener = serve::bind(&c.config.endpoint().to_string(), &key).await?;
+            let stop = admin_rx.clone();
+            let handle = match &c.config {
+                ExtensionConfig::HealthCheck(h) => {
+                    tokio::spawn(admin::run_health(listener, h.clone(), health.clone(), stop))
+                }
+                ExtensionConfig::Pprof(p) => {
+                    if !p.save_to_file.is_empty() {
+                        let failed = |e: std::io::Error| {
+                            std::io::Error::new(
+                                e.kind(),
+                                format!(
+                                    "extensions.{}.save_to_file: {}: {e}",
+                                    c.id, p.save_to_file
+                                ),
+                            )
+                        };
+                        let file = std::fs::File::create(&p.save_to_file).map_err(failed)?;
+                        let saving =
+                            pprof::save_to_file(file, p.save_to_file.clone(), stop.clone())
+                                .map_err(failed)?;
+                        admin.push(Task::new(
+                            format!("extension {} (save_to_file)", c.id),
+                            saving,
+                        ));
+                    }
+                    tokio::spawn(pprof::run(listener, stop))
+                }
+                ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
+                    listener,
+                    Arc::new(zpages::Pages::new(config, resource)),
+                    stop,
+                )),
+            };
+            admin.push(Task::new(format!("extension {}", c.id), handle));
+        }
+    }
+    let metrics_cfg = &config.service.telemetry.metrics;
+    if metrics_cfg.level != MetricsLevel::None
+        && let Some(address) = &metrics_cfg.address
+    {
+        admin::publish_target_info(telemetry, resource);
+        let listener =
+            serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
+        admin.push(Task::new(
+            "self-metrics endpoint",
+            tokio::spawn(admin::run_metrics(
+                listener,
+                telemetry.clone(),
+                admin_rx.clone(),
+            )),
+        ));
+    }
+
+    Ok(())
+}
+
+/// Exporters used by some pipeline, each with its own queue, workers and
+/// (Prometheus) scrape endpoint; returns the handles pipelines fan out to.
+async fn start_exporters(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    abandon_rx: &watch::Receiver<bool>,
+    admin_rx: &watch::Receiver<bool>,
+    admin: &mut Vec<Task>,
+) -> Result<(Handles, Vec<ExporterTask>), StartError> {
+    let mut handles = Handles::new();
+    let mut exporters = Vec::new();
+    for pipeline in config.service.pipelines.values() {
+        for r in &pipeline.exporters {
+            if handles.contains_key(&r.id) {
+                continue;
+            }
+            let Some(c) = config.exporters.get(&r.id) else {
+                continue;
+            };
+            let id = r.id.to_string();
+            let spec = tern_exporters::build(&id, &c.config, telemetry)?;
+            if let Some((endpoint, handler)) = &spec.scrape {
+                let key = format!("exporters.{id}.endpoint");
+                let listener = serve::bind(&endpoint.to_string(), &key).await?;
+                tracing::info!(exporter = %id, endpoint = %listener.local_addr()?, "Prometheus scrape endpoint listening");
+                admin.push(Task::new(
+                    format!("exporter {id} scrape endpoint"),
+                    tokio::spawn(admin::run_scrape(
+                        listener,
+                        handler.clone(),
+                        admin_rx.clone(),
+                    )),
+                ));
+            }
+            let metrics = ExporterMetrics::new(telemetry, &id);
+            let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
+            metrics.queue_capacity.set(queue.capacity() as i64);
+            let tasks = spec
+                .workers
+                .into_iter()
+                .map(|worker| {
+                    Task::new(
+                        format!("exporter {id}"),
+                        tokio::spawn(drive_exporter(
+                            id.clone(),
+                            worker,
+                            queue.clone(),
+                            metrics.clone(),
+                            abandon_rx.clone(),
+                        )),
+                    )
+                })
+                .collect();
+            let handle = ExporterHandle {
+                id: id.clone(),
+                queue: queue.clone(),
+                metrics: metrics.clone(),
+                wait_for_result: spec.wait_for_result,
+            };
+            handles.insert(r.id.clone(), (handle, spec.block_on_overflow));
+            exporters.push(ExporterTask {
+                id,
+                queue,
+                metrics,
+                tasks,
+            });
+        }
+    }
+
+    Ok((handles, exporters))
+}
+
+/// Memory limiters: one budget per id, shared by the pipelines listing it,
+/// each with its supervisor task.
+fn start_memory_limiters(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    admin_rx: &watch::Receiver<bool>,
+    admin: &mut Vec<Task>,
+) -> BTreeMap<ComponentId, Arc<MemoryGate>> {
+    let mut gates: BTreeMap<ComponentId, Arc<MemoryGate>> = BTreeMap::new();
+    for c in config.processors.values() {
+        if let ProcessorConfig::MemoryLimiter(m) = &c.config {
+            let gate = memory_limiter::gate(&c.id.to_string(), m, telemetry);
+            admin.push(Task::new(
+                format!("processor {} supervisor", c.id),
+                tokio::spawn(memory_limiter::supervise(
+                    gate.clone(),
+                    m.clone(),
+                    admin_rx.clone(),
+                )),
+            ));
+            gates.insert(c.id.clone(), gate);
+        }
+    }
+
+    gates
+}
+
+/// Pipelines, each after the pipelines its connectors feed (reverse
+/// topological order); returns each receiver's pipeline entrances.
+fn start_pipelines(
+    config: &Config,
+    handles: &Handles,
+    gates: &BTreeMap<ComponentId, Arc<MemoryGate>>,
+    telemetry: &Arc<Telemetry>,
+    pipelines: &mut Vec<Task>,
+) -> BTreeMap<ComponentId, Consumers> {
+    let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
+    let edges = graph::edges(config);
+    let mut entrances: BTreeMap<&PipelineId, Inlet> = BTreeMap::new();
+    for id in graph::order(config).into_iter().rev() {
+        let Some(pipeline) = config.service.pipelines.get(id) else {
+            continue;
+        };
+        let connectors = pipeline
+            .exporters
+            .iter()
+            .filter(|r| config.connectors.contains_key(&r.id))
+            .map(|r| ConnectorHandle {
+                id: r.id.to_string(),
+                inlets: edges
+                    .iter()
+                    .filter(|e| e.from == id && e.via.id == r.id)
+                    .filter_map(|e| entrances.get(e.to).cloned())
+                    .collect(),
+            })
+            .collect();
+        let entry = start_pipeline(
+            config, pipeline, handles, connectors, gates, telemetry, pipelines,
+        );
+        for r in &pipeline.receivers {
+            if !config.connectors.contains_key(&r.id) {
+                consumers
+                    .entry(r.id.clone())
+                    .or_default()
+                    .get_mut(pipeline.id.signal)
+                    .push(entry.clone());
+            }
+        }
+        entrances.insert(id, entry);
+    }
+    // Only receivers and upstream fan-outs hold entrances now, so a
+    // pipeline closes once everything feeding it has stopped.
+    drop(entrances);
+
+    consumers
+}
+
+/// Receivers, last: each listens and pushes into its pipelines' entrances.
+async fn start_receivers(
+    config: &Config,
+    consumers: BTreeMap<ComponentId, Consumers>,
+    telemetry: &Arc<Telemetry>,
+    stop_rx: &watch::Receiver<bool>,
+) -> Result<Vec<Task>, StartError> {
+    let mut servers = Vec::new();
+    for (id, consumers) in consumers {
+        let Some(c) = config.receivers.get(&id) else {
+            continue;
+        };
+        let ReceiverConfig::Otlp(otlp) = &c.config;
+        let consumers = Arc::new(consumers);
+        let name = id.to_string();
+        if let Some(g) = otlp.protocols.grpc.as_ref() {
+            let key = format!("receivers.{name}.protocols.grpc.endpoint");
+            let tls = match &g.tls {
+                Some(t) => Some(serve::tls_acceptor(
+                    t,
+                    &[b"h2"],
+                    &format!("receivers.{name}.protocols.grpc.tls"),
+                )?),
+                None => None,
+            };
+            let listener = serve::bind(&g.endpoint.to_string(), &key).await?;
+            tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/gRPC listening");
+            let sink = OtlpSink::new(
+                &name,
+                consumers.clone(),
+                ReceiverMetrics::new(telemetry, &name, "grpc"),
+            );
+            servers.push(Task::new(
+                format!("receiver {name} (grpc)"),
+                tokio::spawn(grpc::run(listener, g.clone(), tls, sink, stop_rx.clone())),
+            ));
+        }
+        if let Some(h) = otlp.protocols.http.as_ref() {
+            let key = format!("receivers.{name}.protocols.http.endpoint");
+            let tls = match &h.tls {
+                Some(t) => Some(serve::tls_acceptor(
+                    t,
+                    &[b"h2", b"http/1.1"],
+                    &format!("receivers.{name}.protocols.http.tls"),
+                )?),
+                None => None,
+            };
+            let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
+            tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/HTTP listening");
+            let sink = OtlpSink::new(
+                &name,
+                consumers.clone(),
+                ReceiverMetrics::new(telemetry, &name, "http"),
+            );
+            servers.push(Task::new(
+                format!("receiver {name} (http)"),
+                tokio::spawn(http::run(listener, h.clone(), tls, sink, stop_rx.clone())),
+            ));
+        }
+    }
+
+    Ok(servers)
+}
+
 /// Starts one pipeline: entrance (admission) -> processor tasks -> fan-out
 /// to its exporters' queues and to the entrances its connectors feed
 /// (`connectors`, already started). Returns the entrance.
 fn start_pipeline(
     config: &Config,
     pipeline: &PipelineConfig,
-    handles: &BTreeMap<ComponentId, (ExporterHandle, bool)>,
+    handles: &Handles,
     connectors: Vec<ConnectorHandle>,
     gates: &BTreeMap<ComponentId, Arc<MemoryGate>>,
     telemetry: &Arc<Telemetry>,
@@ -229,251 +516,24 @@ impl Service {
         let (stop_admin, admin_rx) = watch::channel(false);
         let mut admin = Vec::new();
 
-        // Extensions and self-metrics first, so probes answer "starting".
-        for ext in &config.service.extensions {
-            if let Some(c) = config.extensions.get(&ext.id) {
-                let key = format!("extensions.{}.endpoint", c.id);
-                let listener = serve::bind(&c.config.endpoint().to_string(), &key).await?;
-                let stop = admin_rx.clone();
-                let handle = match &c.config {
-                    ExtensionConfig::HealthCheck(h) => {
-                        tokio::spawn(admin::run_health(listener, h.clone(), health.clone(), stop))
-                    }
-                    ExtensionConfig::Pprof(p) => {
-                        if !p.save_to_file.is_empty() {
-                            let failed = |e: std::io::Error| {
-                                std::io::Error::new(
-                                    e.kind(),
-                                    format!(
-                                        "extensions.{}.save_to_file: {}: {e}",
-                                        c.id, p.save_to_file
-                                    ),
-                                )
-                            };
-                            let file = std::fs::File::create(&p.save_to_file).map_err(failed)?;
-                            let saving =
-                                pprof::save_to_file(file, p.save_to_file.clone(), stop.clone())
-                                    .map_err(failed)?;
-                            admin.push(Task::new(
-                                format!("extension {} (save_to_file)", c.id),
-                                saving,
-                            ));
-                        }
-                        tokio::spawn(pprof::run(listener, stop))
-                    }
-                    ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
-                        listener,
-                        Arc::new(zpages::Pages::new(config, resource)),
-                        stop,
-                    )),
-                };
-                admin.push(Task::new(format!("extension {}", c.id), handle));
-            }
-        }
+        start_admin(config, &telemetry, resource, &health, &admin_rx, &mut admin).await?;
         let metrics_cfg = &config.service.telemetry.metrics;
-        if metrics_cfg.level != MetricsLevel::None
-            && let Some(address) = &metrics_cfg.address
-        {
-            admin::publish_target_info(&telemetry, resource);
-            let listener =
-                serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
-            admin.push(Task::new(
-                "self-metrics endpoint",
-                tokio::spawn(admin::run_metrics(
-                    listener,
-                    telemetry.clone(),
-                    admin_rx.clone(),
-                )),
-            ));
-        }
-
         let periodic = if metrics_cfg.level == MetricsLevel::None {
             &[][..]
         } else {
             &metrics_cfg.periodic[..]
         };
         let self_export = SelfExport::start(periodic, own_logs, &telemetry, resource)?;
-
-        // Exporters used by some pipeline, each with its own queue and workers.
+        // Then the graph in reverse topological order: exporters, memory
+        // limiters, pipelines (downstream first), receivers.
         let (abandon, abandon_rx) = watch::channel(false);
-        let mut handles: BTreeMap<ComponentId, (ExporterHandle, bool)> = BTreeMap::new();
-        let mut exporters = Vec::new();
-        for pipeline in config.service.pipelines.values() {
-            for r in &pipeline.exporters {
-                if handles.contains_key(&r.id) {
-                    continue;
-                }
-                let Some(c) = config.exporters.get(&r.id) else {
-                    continue;
-                };
-                let id = r.id.to_string();
-                let spec = tern_exporters::build(&id, &c.config, &telemetry)?;
-                if let Some((endpoint, handler)) = &spec.scrape {
-                    let key = format!("exporters.{id}.endpoint");
-                    let listener = serve::bind(&endpoint.to_string(), &key).await?;
-                    tracing::info!(exporter = %id, endpoint = %listener.local_addr()?, "Prometheus scrape endpoint listening");
-                    admin.push(Task::new(
-                        format!("exporter {id} scrape endpoint"),
-                        tokio::spawn(admin::run_scrape(
-                            listener,
-                            handler.clone(),
-                            admin_rx.clone(),
-                        )),
-                    ));
-                }
-                let metrics = ExporterMetrics::new(&telemetry, &id);
-                let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
-                metrics.queue_capacity.set(queue.capacity() as i64);
-                let tasks = spec
-                    .workers
-                    .into_iter()
-                    .map(|worker| {
-                        Task::new(
-                            format!("exporter {id}"),
-                            tokio::spawn(drive_exporter(
-                                id.clone(),
-                                worker,
-                                queue.clone(),
-                                metrics.clone(),
-                                abandon_rx.clone(),
-                            )),
-                        )
-                    })
-                    .collect();
-                let handle = ExporterHandle {
-                    id: id.clone(),
-                    queue: queue.clone(),
-                    metrics: metrics.clone(),
-                    wait_for_result: spec.wait_for_result,
-                };
-                handles.insert(r.id.clone(), (handle, spec.block_on_overflow));
-                exporters.push(ExporterTask {
-                    id,
-                    queue,
-                    metrics,
-                    tasks,
-                });
-            }
-        }
-
-        // Memory limiters: one budget per id, shared by the pipelines listing it.
-        let mut gates: BTreeMap<ComponentId, Arc<MemoryGate>> = BTreeMap::new();
-        for c in config.processors.values() {
-            if let ProcessorConfig::MemoryLimiter(m) = &c.config {
-                let gate = memory_limiter::gate(&c.id.to_string(), m, &telemetry);
-                admin.push(Task::new(
-                    format!("processor {} supervisor", c.id),
-                    tokio::spawn(memory_limiter::supervise(
-                        gate.clone(),
-                        m.clone(),
-                        admin_rx.clone(),
-                    )),
-                ));
-                gates.insert(c.id.clone(), gate);
-            }
-        }
-
-        // Pipelines, each after the pipelines its connectors feed.
+        let (handles, exporters) =
+            start_exporters(config, &telemetry, &abandon_rx, &admin_rx, &mut admin).await?;
+        let gates = start_memory_limiters(config, &telemetry, &admin_rx, &mut admin);
         let mut pipelines = Vec::new();
-        let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
-        let edges = graph::edges(config);
-        let mut entrances: BTreeMap<&PipelineId, Inlet> = BTreeMap::new();
-        for id in graph::order(config).into_iter().rev() {
-            let Some(pipeline) = config.service.pipelines.get(id) else {
-                continue;
-            };
-            let connectors = pipeline
-                .exporters
-                .iter()
-                .filter(|r| config.connectors.contains_key(&r.id))
-                .map(|r| ConnectorHandle {
-                    id: r.id.to_string(),
-                    inlets: edges
-                        .iter()
-                        .filter(|e| e.from == id && e.via.id == r.id)
-                        .filter_map(|e| entrances.get(e.to).cloned())
-                        .collect(),
-                })
-                .collect();
-            let entry = start_pipeline(
-                config,
-                pipeline,
-                &handles,
-                connectors,
-                &gates,
-                &telemetry,
-                &mut pipelines,
-            );
-            for r in &pipeline.receivers {
-                if !config.connectors.contains_key(&r.id) {
-                    consumers
-                        .entry(r.id.clone())
-                        .or_default()
-                        .get_mut(pipeline.id.signal)
-                        .push(entry.clone());
-                }
-            }
-            entrances.insert(id, entry);
-        }
-        // Only receivers and upstream fan-outs hold entrances now, so a
-        // pipeline closes once everything feeding it has stopped.
-        drop(entrances);
-
-        // Receivers.
+        let consumers = start_pipelines(config, &handles, &gates, &telemetry, &mut pipelines);
         let (stop, stop_rx) = watch::channel(false);
-        let mut servers = Vec::new();
-        for (id, consumers) in consumers {
-            let Some(c) = config.receivers.get(&id) else {
-                continue;
-            };
-            let ReceiverConfig::Otlp(otlp) = &c.config;
-            let consumers = Arc::new(consumers);
-            let name = id.to_string();
-            if let Some(g) = otlp.protocols.grpc.as_ref() {
-                let key = format!("receivers.{name}.protocols.grpc.endpoint");
-                let tls = match &g.tls {
-                    Some(t) => Some(serve::tls_acceptor(
-                        t,
-                        &[b"h2"],
-                        &format!("receivers.{name}.protocols.grpc.tls"),
-                    )?),
-                    None => None,
-                };
-                let listener = serve::bind(&g.endpoint.to_string(), &key).await?;
-                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/gRPC listening");
-                let sink = OtlpSink::new(
-                    &name,
-                    consumers.clone(),
-                    ReceiverMetrics::new(&telemetry, &name, "grpc"),
-                );
-                servers.push(Task::new(
-                    format!("receiver {name} (grpc)"),
-                    tokio::spawn(grpc::run(listener, g.clone(), tls, sink, stop_rx.clone())),
-                ));
-            }
-            if let Some(h) = otlp.protocols.http.as_ref() {
-                let key = format!("receivers.{name}.protocols.http.endpoint");
-                let tls = match &h.tls {
-                    Some(t) => Some(serve::tls_acceptor(
-                        t,
-                        &[b"h2", b"http/1.1"],
-                        &format!("receivers.{name}.protocols.http.tls"),
-                    )?),
-                    None => None,
-                };
-                let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
-                tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/HTTP listening");
-                let sink = OtlpSink::new(
-                    &name,
-                    consumers.clone(),
-                    ReceiverMetrics::new(&telemetry, &name, "http"),
-                );
-                servers.push(Task::new(
-                    format!("receiver {name} (http)"),
-                    tokio::spawn(http::run(listener, h.clone(), tls, sink, stop_rx.clone())),
-                ));
-            }
-        }
+        let servers = start_receivers(config, consumers, &telemetry, &stop_rx).await?;
 
         health.set_ready(true);
         tracing::info!(
