@@ -171,3 +171,44 @@ service:
     );
     assert_eq!(refusing.received().len(), 1);
 }
+
+/// Shutdown drains through connectors: what a `batch` processor holds on
+/// each side of a `forward` (each waiting an hour) reaches the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_pipelines_through_connectors_in_order() {
+    let mut tern = Tern::start(
+        "
+processors:
+  batch:
+    timeout: 1h
+    send_batch_size: 100000
+connectors:
+  forward:
+exporters:
+  file:
+    path: {dir}/out.jsonl
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [forward]
+    traces/out:
+      receivers: [forward]
+      processors: [batch]
+      exporters: [file]
+",
+    );
+    let req = common::spans(4, 17);
+    let r = grpc_call(tern.grpc, paths::TRACES, req.encode_to_vec(), None).await;
+    assert_eq!(r.code, 0, "{}", r.message);
+    let status = tern.stop();
+    assert!(status.success(), "{status}; log:\n{}", tern.logs());
+    let written = std::fs::read_to_string(tern.path("out.jsonl")).unwrap();
+    let mut want: Vec<String> = common::span_ids(&req)
+        .iter()
+        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    want.sort();
+    assert_eq!(span_ids_in(&written), want);
+}
