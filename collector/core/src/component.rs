@@ -280,3 +280,84 @@ pub async fn drive_exporter(
         tracing::error!(exporter = %id, error = %e, "exporter shutdown failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Signal;
+    use crate::ack::Ack;
+    use crate::pdata::RequestContext;
+    use crate::queue::inlet;
+
+    fn batch(items: usize) -> Batch {
+        Batch::from_wire_unchecked(
+            Signal::Traces,
+            bytes::Bytes::from(vec![0u8; items]),
+            items,
+            Arc::new(RequestContext::default()),
+        )
+    }
+
+    /// A connector copies each batch into every pipeline it feeds; the
+    /// sender's ack travels only into pipelines whose senders wait.
+    #[tokio::test]
+    async fn connectors_copy_into_each_pipeline_with_acks_where_senders_wait() {
+        let (waits, mut waits_rx) = inlet(4, usize::MAX);
+        let waits = waits.waiting_for_results();
+        let (plain, mut plain_rx) = inlet(4, usize::MAX);
+        let fanout = Fanout::new(Vec::new()).with_connectors(vec![ConnectorHandle {
+            id: "forward".into(),
+            inlets: vec![plain, waits],
+        }]);
+        let (ack, pending) = Ack::new();
+        let mut b = batch(3);
+        b.wait_on(ack);
+        fanout.send(b).await;
+        let mut plain_copy = plain_rx.recv().await.unwrap();
+        let mut waiting_copy = waits_rx.recv().await.unwrap();
+        assert_eq!((plain_copy.items(), waiting_copy.items()), (3, 3));
+        assert!(plain_copy.take_acks().is_empty());
+        let acks = waiting_copy.take_acks();
+        assert_eq!(acks.len(), 1);
+        acks[0].fail(true, "refused downstream");
+        drop(acks);
+        let failure = pending.outcome().await.unwrap_err();
+        assert_eq!(failure.message, "refused downstream");
+    }
+
+    /// A full pipeline behind a connector makes the fan-out wait (no queue
+    /// of its own), and a closed one fails the batch.
+    #[tokio::test]
+    async fn a_full_pipeline_behind_a_connector_makes_the_sender_wait() {
+        let (tx, mut rx) = inlet(1, usize::MAX);
+        let fanout = Arc::new(
+            Fanout::new(Vec::new()).with_connectors(vec![ConnectorHandle {
+                id: "forward".into(),
+                inlets: vec![tx],
+            }]),
+        );
+        fanout.send(batch(1)).await;
+        let second = tokio::spawn({
+            let fanout = fanout.clone();
+            async move { fanout.send(batch(2)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "waits for room downstream");
+        assert_eq!(rx.recv().await.unwrap().items(), 1);
+        second.await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().items(), 2);
+        drop(rx);
+        let (ack, pending) = Ack::new();
+        let mut b = batch(1);
+        b.wait_on(ack);
+        let fanout = Fanout::new(Vec::new()).with_connectors(vec![ConnectorHandle {
+            id: "forward".into(),
+            inlets: vec![fanout.connectors[0].inlets[0].clone().waiting_for_results()],
+        }]);
+        fanout.send(b).await;
+        assert!(
+            pending.outcome().await.is_err(),
+            "a closed pipeline fails it"
+        );
+    }
+}

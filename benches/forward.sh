@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# What a `forward` connector costs: Tern with OTLP gRPC in -> OTLP gRPC out
+# to a counting sink, once as one pipeline and once as two pipelines joined
+# by a `forward` connector, with the same load, alternating.
+#
+#   benches/forward.sh [seconds-per-case] [rounds]
+#
+# Tern is pinned to CPU 0, tern-loadgen (sender and sink) to CPU 1. For
+# each case it prints items/s as the sender counted them, Tern's CPU
+# seconds (utime + stime from /proc), items per CPU-second and what the
+# sink received.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_CASE="${1:-10}"
+ROUNDS="${2:-2}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+OUT="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+cargo build --release --locked -p tern --bin tern -p tern-bench --bin tern-loadgen >&2
+TERN="$TARGET_DIR/release/tern"
+LOADGEN="$TARGET_DIR/release/tern-loadgen"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+config() { # $1: direct | forward
+  local grpc=$2 sink=$3
+  cat <<EOF
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$grpc
+exporters:
+  otlp_grpc:
+    endpoint: 127.0.0.1:$sink
+    tls: {insecure: true}
+    compression: none
+connectors:
+  forward:
+service:
+  telemetry:
+    metrics: {level: none}
+  pipelines:
+EOF
+  if [ "$1" = direct ]; then
+    printf '    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc]\n'
+  else
+    printf '    traces:\n      receivers: [otlp]\n      exporters: [forward]\n'
+    printf '    traces/out:\n      receivers: [forward]\n      exporters: [otlp_grpc]\n'
+  fi
+}
+
+printf '%-8s %12s %8s %14s %12s\n' case items/s cpu_s items/cpu_s sink_items
+for round in $(seq "$ROUNDS"); do
+  for case in direct forward; do
+    grpc=$(port); sink=$(port)
+    config "$case" "$grpc" "$sink" > "$OUT/tern.yaml"
+    taskset -c 1 "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
+    sink_pid=$!
+    wait_port "$sink"
+    taskset -c 0 "$TERN" --config "$OUT/tern.yaml" 2> "$OUT/tern.log" &
+    tern_pid=$!
+    wait_port "$grpc"
+    before=$(cpu_ticks "$tern_pid")
+    report=$(taskset -c 1 "$LOADGEN" send --target "127.0.0.1:$grpc" --signal traces \
+      --duration "$SECONDS_PER_CASE")
+    after=$(cpu_ticks "$tern_pid")
+    kill -TERM "$tern_pid"; wait "$tern_pid" || true
+    kill -TERM "$sink_pid"; wait "$sink_pid" || true
+    rate=$(json "$report" items_per_sec)
+    cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK))")
+    per_cpu=$(python3 -c "print(round($rate * $SECONDS_PER_CASE / $cpu) if $cpu > 0 else 0)")
+    printf '%-8s %12.0f %8.2f %14s %12s\n' "$case" "$rate" "$cpu" "$per_cpu" \
+      "$(json "$(cat "$OUT/sink.json")" traces)"
+  done
+done
