@@ -102,6 +102,7 @@ impl Pages {
                 vec!["receivers".into(), ids(config.receivers.keys())],
                 vec!["processors".into(), ids(config.processors.keys())],
                 vec!["exporters".into(), ids(config.exporters.keys())],
+                vec!["connectors".into(), ids(config.connectors.keys())],
                 vec!["extensions".into(), ids(config.extensions.keys())],
                 vec![
                     "service.pipelines".into(),

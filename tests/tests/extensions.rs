@@ -122,7 +122,7 @@ fn load(port: u16) -> tokio::task::JoinHandle<()> {
 fn start() -> (Tern, u16, u16) {
     let (pprof, zpages) = (free_port(), free_port());
     let tern = Tern::start(&format!(
-        "exporters:\n  nop:\n  debug/out:\nprocessors:\n  batch:\nextensions:\n  pprof:\n    endpoint: 127.0.0.1:{pprof}\n  zpages:\n    endpoint: 127.0.0.1:{zpages}\nservice:\n  extensions: [health_check, pprof, zpages]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [nop]\n    logs/audit:\n      receivers: [otlp]\n      exporters: [nop, debug/out]\n"
+        "exporters:\n  nop:\n  debug/out:\nprocessors:\n  batch:\nextensions:\n  pprof:\n    endpoint: 127.0.0.1:{pprof}\n  zpages:\n    endpoint: 127.0.0.1:{zpages}\nservice:\n  extensions: [health_check, pprof, zpages]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [nop]\n    logs/audit:\n      receivers: [otlp]\n      exporters: [nop, debug/out, forward]\n    logs/after:\n      receivers: [forward]\n      exporters: [nop]\nconnectors:\n  forward:\n"
     ));
     (tern, pprof, zpages)
 }
@@ -242,7 +242,8 @@ async fn zpages_describe_the_service_pipelines_and_extensions() {
         "<td>receivers</td><td>otlp</td>",
         "<td>processors</td><td>batch</td>",
         "<td>exporters</td><td>debug/out, nop</td>",
-        "<td>service.pipelines</td><td>traces, logs/audit</td>",
+        "<td>connectors</td><td>forward</td>",
+        "<td>service.pipelines</td><td>traces, logs/after, logs/audit</td>",
         "<td>service.extensions</td><td>health_check, pprof, zpages</td>",
     ] {
         assert!(page.contains(needle), "no {needle} in\n{page}");
@@ -252,7 +253,8 @@ async fn zpages_describe_the_service_pipelines_and_extensions() {
     assert_eq!(status, 200);
     for row in [
         "<tr><td>traces</td><td>traces</td><td>otlp</td><td>batch</td><td>nop</td></tr>",
-        "<tr><td>logs/audit</td><td>logs</td><td>otlp</td><td></td><td>nop, debug/out</td></tr>",
+        "<tr><td>logs/audit</td><td>logs</td><td>otlp</td><td></td><td>nop, debug/out, forward</td></tr>",
+        "<tr><td>logs/after</td><td>logs</td><td>forward</td><td></td><td>nop</td></tr>",
     ] {
         assert!(page.contains(row), "no {row} in\n{page}");
     }
