@@ -128,6 +128,13 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 }
                 continue;
             }
+            ProcessorConfig::TailSampling(t) => {
+                for (path, problem) in t.problems() {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    errors.push(setting("processors", c, &path, problem));
+                }
+                continue;
+            }
         };
         if b.send_batch_max_size != 0 && b.send_batch_max_size < b.send_batch_size {
             errors.push(setting(
