@@ -366,21 +366,26 @@ impl Policy {
                 threshold_ms,
                 upper_threshold_ms,
             } => {
-                let start = trace
-                    .spans
-                    .iter()
-                    .map(|(s, _)| s.start_time_unix_nano)
-                    .min();
-                let end = trace.spans.iter().map(|(s, _)| s.end_time_unix_nano).max();
-                let ms = match (start, end) {
-                    (Some(s), Some(e)) => (e.saturating_sub(s) / 1_000_000) as i64,
-                    _ => 0,
-                };
-                sampled(if *upper_threshold_ms == 0 {
-                    ms >= *threshold_ms
-                } else {
-                    *threshold_ms <= ms && ms <= *upper_threshold_ms
-                })
+                // As the Collector: a running first start and last end over
+                // the spans in arrival order, sampled as soon as the
+                // duration so far is in range (strictly above the lower
+                // bound when there is an upper one).
+                let (lo, hi) = (*threshold_ms, *upper_threshold_ms);
+                let (mut min, mut max) = (0u64, 0u64);
+                sampled(trace.spans.iter().any(|(s, _)| {
+                    if min == 0 || s.start_time_unix_nano < min {
+                        min = s.start_time_unix_nano;
+                    }
+                    if max == 0 || s.end_time_unix_nano > max {
+                        max = s.end_time_unix_nano;
+                    }
+                    let ms = (max as i64).wrapping_sub(min as i64) / 1_000_000;
+                    if hi == 0 {
+                        ms >= lo
+                    } else {
+                        lo < ms && ms <= hi
+                    }
+                }))
             }
             Kind::Numeric {
                 key,

@@ -147,17 +147,26 @@ async fn status_code_keeps_traces_with_an_error_span_whole() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn latency_uses_the_trace_duration_and_upper_bound() {
-    let cfg = config(vec![policy("latency", |p| {
+async fn latency_uses_the_running_trace_duration_and_bounds() {
+    let lower = config(vec![policy("latency", |p| p.latency.threshold_ms = 500)]);
+    let spans = vec![span(1, 0, 499, 0, vec![]), span(2, 0, 500, 0, vec![])];
+    assert_eq!(run(&lower, spans).1, vec![2]);
+    let bounded = config(vec![policy("latency", |p| {
         p.latency.threshold_ms = 500;
         p.latency.upper_threshold_ms = 1000;
     })]);
+    // With an upper bound the lower one is exclusive; a trace is sampled
+    // as soon as its duration so far (spans in arrival order) is in range.
+    let mut late_end = span(4, 1, 1001, 0, vec![]);
+    late_end.start_time_unix_nano += 1_000_000;
     let spans = vec![
-        span(1, 0, 499, 0, vec![]),
-        span(2, 0, 500, 0, vec![]),
+        span(1, 0, 500, 0, vec![]),
+        span(2, 0, 501, 0, vec![]),
         span(3, 0, 1001, 0, vec![]),
+        span(4, 0, 900, 0, vec![]),
+        late_end,
     ];
-    assert_eq!(run(&cfg, spans).1, vec![2]);
+    assert_eq!(run(&bounded, spans).1, vec![2, 4]);
 }
 
 #[tokio::test(start_paused = true)]
