@@ -43,11 +43,11 @@ const TRACES: u8 = 100;
 const SPANS_PER_TRACE: u8 = 3;
 
 fn errors(t: u8) -> bool {
-    t % 5 == 0
+    t.is_multiple_of(5)
 }
 
 fn slow(t: u8) -> bool {
-    t % 7 == 0
+    t.is_multiple_of(7)
 }
 
 /// Span `part` of traces `traces`: part 0 is the agent's root, 1 a chat
