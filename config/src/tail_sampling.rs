@@ -26,6 +26,19 @@ pub struct TailSamplingConfig {
     /// Tern extension: encoded bytes of held requests past which the oldest
     /// traces are decided early (default 256 MiB; 0 means no byte bound).
     pub max_held_bytes: u64,
+    /// Drop the traces still held at shutdown instead of deciding them
+    /// (default false).
+    pub drop_pending_traces_on_shutdown: bool,
+    /// Not supported yet (`true` is an error).
+    pub sample_on_first_match: bool,
+    /// Not supported yet (a non-zero value is an error).
+    pub decision_wait_after_root_received: GoDuration,
+    /// Not supported yet (a non-zero value is an error).
+    pub maximum_trace_size_bytes: u64,
+    /// Not supported yet (`true` is an error).
+    pub block_on_overflow: bool,
+    /// Not supported (a storage extension for held traces; an error).
+    pub tail_storage: Option<IgnoredAny>,
 }
 
 impl Default for TailSamplingConfig {
@@ -37,6 +50,12 @@ impl Default for TailSamplingConfig {
             decision_cache: DecisionCacheConfig::default(),
             policies: Vec::new(),
             max_held_bytes: 256 << 20,
+            drop_pending_traces_on_shutdown: false,
+            sample_on_first_match: false,
+            decision_wait_after_root_received: GoDuration(std::time::Duration::ZERO),
+            maximum_trace_size_bytes: 0,
+            block_on_overflow: false,
+            tail_storage: None,
         }
     }
 }
@@ -271,6 +290,27 @@ impl TailSamplingConfig {
                 vec!["decision_wait".into()],
                 "must be greater than 0".into(),
             ));
+        }
+        let unsupported = [
+            ("sample_on_first_match", self.sample_on_first_match),
+            (
+                "decision_wait_after_root_received",
+                !self.decision_wait_after_root_received.0.is_zero(),
+            ),
+            (
+                "maximum_trace_size_bytes",
+                self.maximum_trace_size_bytes != 0,
+            ),
+            ("block_on_overflow", self.block_on_overflow),
+            ("tail_storage", self.tail_storage.is_some()),
+        ];
+        for (key, set) in unsupported {
+            if set {
+                out.push((
+                    vec![key.into()],
+                    format!("{key} is not supported by Tern yet; remove it"),
+                ));
+            }
         }
         if self.policies.is_empty() {
             out.push((vec!["policies".into()], "no policies configured".into()));

@@ -105,6 +105,25 @@ fn refusals_name_the_key_and_line() {
         &errors(&with("    bogus: 1\n", "traces")),
         "unknown field `bogus`",
     );
+    let errs = errors(&with(
+        &format!(
+            "    sample_on_first_match: true\n    maximum_trace_size_bytes: 10\n    tail_storage: file_storage\n{ERRORS}"
+        ),
+        "traces",
+    ));
+    has(
+        &errs,
+        "tern.yaml:7:28: processors.tail_sampling.sample_on_first_match: sample_on_first_match is not supported by Tern yet",
+    );
+    has(
+        &errs,
+        "processors.tail_sampling.maximum_trace_size_bytes: maximum_trace_size_bytes is not supported",
+    );
+    has(
+        &errs,
+        "processors.tail_sampling.tail_storage: tail_storage is not supported",
+    );
+    assert!(load(&with(&format!("    drop_pending_traces_on_shutdown: true\n    sample_on_first_match: false\n{ERRORS}"), "traces")).is_ok());
     has(
         &errors(&with(ERRORS, "metrics")),
         "does not support metrics",

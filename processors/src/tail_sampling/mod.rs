@@ -58,6 +58,7 @@ pub struct TailSampling {
     decision_wait: Duration,
     num_traces: usize,
     max_held_bytes: usize,
+    drop_pending_on_shutdown: bool,
     policies: Vec<Policy>,
     store: Store,
     sampled: Decided,
@@ -155,6 +156,7 @@ impl TailSampling {
             decision_wait: config.decision_wait.0,
             num_traces: usize::try_from(config.num_traces).unwrap_or(usize::MAX),
             max_held_bytes: usize::try_from(config.max_held_bytes).unwrap_or(usize::MAX),
+            drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
             policies,
             store: Store::with_capacity(capacity),
             sampled: Decided::new(config.decision_cache.sampled_cache_size),
@@ -338,7 +340,14 @@ impl TailSampling {
             let out = self.ingest(batch, Instant::now());
             self.emit(out, &output).await;
         }
-        // Input closed (shutdown): decide what is held now rather than lose it.
+        // Input closed (shutdown): decide what is held now rather than lose
+        // it, unless told to drop it.
+        if self.drop_pending_on_shutdown {
+            if !self.store.is_empty() {
+                tracing::warn!(processor = %self.id, traces = self.store.len(), reason = "drop_pending_traces_on_shutdown", "dropped traces held at shutdown");
+            }
+            return;
+        }
         let mut out = Vec::new();
         let now = Instant::now();
         while let Some((id, trace)) = self.store.pop_oldest() {
