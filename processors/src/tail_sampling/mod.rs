@@ -185,7 +185,7 @@ impl TailSampling {
         let mut out = Vec::new();
         let mut late = Vec::new();
         let mut incoming = Vec::new();
-        let read = store::spans(&origin, &chunks, |id, held, _| incoming.push((id, held)));
+        let read = store::spans(&origin, &chunks, |id, held| incoming.push((id, held)));
         drop(origin);
         if let Err(e) = read {
             // Receivers validated every request: this is a bug, not bad input.

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 const RESOURCE_SPANS: u32 = schema::TRACES_REQUEST.number("resource_spans");
 const SCOPE_SPANS: u32 = schema::RESOURCE_SPANS.number("scope_spans");
 const SPANS: u32 = schema::SCOPE_SPANS.number("spans");
+const TRACE_ID: u32 = schema::SPAN.number("trace_id");
 
 /// A received batch, kept while any of its spans is held; its bytes count
 /// towards the held total until then.
@@ -79,16 +80,12 @@ fn head(raw: &[u8], child: u32) -> Result<Bytes, WireError> {
     Ok(out.freeze())
 }
 
-/// The 16-byte trace id of a span (zeros when it has none).
-pub fn trace_id(span: &Span<'_>) -> [u8; 16] {
-    <[u8; 16]>::try_from(span.trace_id).unwrap_or_default()
-}
-
-/// Calls `each` with every span of `origin`'s requests.
+/// Calls `each` with every span of `origin`'s requests and its 16-byte
+/// trace id (zeros when it has none).
 pub fn spans(
     origin: &Arc<Origin>,
     chunks: &[Bytes],
-    mut each: impl FnMut([u8; 16], HeldSpan, &Span<'_>),
+    mut each: impl FnMut([u8; 16], HeldSpan),
 ) -> Result<(), WireError> {
     for chunk in chunks {
         for resource in tern_core::view::RequestView::<Traces>::new(chunk).resources() {
@@ -105,13 +102,25 @@ pub fn spans(
                     parent: Some(r.clone()),
                     _origin: origin.clone(),
                 });
-                for span in scope.items() {
-                    let span = span?;
+                // Only the trace id is needed here: walk each span's fields
+                // without reading (or checking) the rest.
+                for f in fields(scope.raw) {
+                    let f = f?;
+                    if f.number != SPANS || f.wire_type != 2 {
+                        continue;
+                    }
+                    let mut id = [0u8; 16];
+                    for g in fields(f.payload) {
+                        let g = g?;
+                        if g.number == TRACE_ID && g.wire_type == 2 {
+                            id = <[u8; 16]>::try_from(g.payload).unwrap_or_default();
+                        }
+                    }
                     let held = HeldSpan {
-                        span: chunk.slice_ref(span.raw),
+                        span: chunk.slice_ref(f.payload),
                         scope: s.clone(),
                     };
-                    each(trace_id(&span), held, &span);
+                    each(id, held);
                 }
             }
         }
