@@ -26,6 +26,7 @@ use tern_core::component::{BoxFuture, Output, Processor};
 use tern_core::pdata::Batch;
 use tern_core::queue::InletRx;
 use tern_core::telemetry::{Counter, Gauge, Histogram, LogLimiter, ProcessorMetrics, Telemetry};
+use tern_core::view::{FromWire, Resource, Span};
 use tern_core::wire;
 use tokio::time::Instant;
 
@@ -274,9 +275,18 @@ impl TailSampling {
             span_count: trace.spans.len() as u64,
             bytes: trace.bytes,
         };
+        // Spans of one scope share their resource: read it once per scope.
+        let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
         for held in &trace.spans {
-            match store::read(held) {
-                Ok(s) => data.spans.push(s),
+            let r = match resource {
+                Some((scope, r)) if Arc::ptr_eq(scope, &held.scope) => Ok(r),
+                _ => store::resource(held),
+            };
+            match r.and_then(|r| Ok((Span::from_wire(&held.span)?, r))) {
+                Ok((span, r)) => {
+                    resource = Some((&held.scope, r));
+                    data.spans.push((span, r));
+                }
                 Err(e) => {
                     tracing::error!(processor = %self.id, error = %e, "unreadable held span");
                 }

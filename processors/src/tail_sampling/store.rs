@@ -5,12 +5,13 @@
 //! is what the byte bound (`max_held_bytes`) compares against.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tern_core::pdata::Batch;
-use tern_core::view::{FromWire, ResourceView, Span, Traces};
+use tern_core::view::{FromWire, ResourceView, Traces};
 use tern_core::wire::{WireError, fields, put_varint, schema};
 use tokio::time::Instant;
 
@@ -128,16 +129,12 @@ pub fn spans(
     Ok(())
 }
 
-/// Reads a held span and its resource back.
-pub fn read(
-    held: &HeldSpan,
-) -> Result<(Span<'_>, Option<tern_core::view::Resource<'_>>), WireError> {
-    let span = Span::from_wire(&held.span)?;
-    let resource = match &held.scope.parent {
+/// The resource of a held span.
+pub fn resource(held: &HeldSpan) -> Result<Option<tern_core::view::Resource<'_>>, WireError> {
+    Ok(match &held.scope.parent {
         Some(r) => ResourceView::<Traces>::from_wire(&r.head)?.resource,
         None => None,
-    };
-    Ok((span, resource))
+    })
 }
 
 fn put_len_field(out: &mut BytesMut, number: u32, len: usize) {
@@ -196,6 +193,51 @@ pub fn encode<'a>(spans: impl IntoIterator<Item = &'a HeldSpan>) -> Bytes {
     out.freeze()
 }
 
+/// Hashes trace ids (already random) with one multiply per word, keyed by
+/// a per-process seed so that chosen ids cannot be made to collide.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHash(u64);
+
+impl Default for IdHash {
+    fn default() -> Self {
+        IdHash(std::collections::hash_map::RandomState::new().hash_one(0u8) | 1)
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+/// See [`IdHash`].
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+        }
+    }
+
+    fn write_usize(&mut self, _: usize) {}
+
+    fn finish(&self) -> u64 {
+        let h = self.0 ^ (self.0 >> 32);
+        h.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ (h >> 29)
+    }
+}
+
+/// A map keyed by trace id.
+type IdMap<V> = HashMap<[u8; 16], V, IdHash>;
+
 /// A trace waiting for its decision.
 #[derive(Debug)]
 pub struct Trace {
@@ -209,9 +251,9 @@ pub struct Trace {
 }
 
 /// Traces waiting, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
-    traces: HashMap<[u8; 16], Trace>,
+    traces: IdMap<Trace>,
     /// Arrival order: (first span time, id, generation).
     order: VecDeque<(Instant, [u8; 16], u64)>,
     next_generation: u64,
@@ -221,7 +263,7 @@ impl Store {
     /// An empty store sized for `capacity` traces.
     pub fn with_capacity(capacity: usize) -> Store {
         Store {
-            traces: HashMap::with_capacity(capacity),
+            traces: HashMap::with_capacity_and_hasher(capacity, IdHash::default()),
             order: VecDeque::with_capacity(capacity),
             next_generation: 0,
         }
@@ -290,7 +332,7 @@ impl Store {
 /// Decided trace ids, forgotten oldest first past a capacity.
 #[derive(Debug)]
 pub struct Decided {
-    ids: HashMap<[u8; 16], Instant>,
+    ids: IdMap<Instant>,
     order: VecDeque<[u8; 16]>,
     capacity: usize,
 }
@@ -299,7 +341,7 @@ impl Decided {
     /// Remembers at most `capacity` ids (0: none).
     pub fn new(capacity: usize) -> Decided {
         Decided {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             order: VecDeque::new(),
             capacity,
         }
