@@ -1,7 +1,8 @@
 //! `tail_sampling` in the running binary: agent traces whose spans arrive in
 //! different requests are kept whole when a policy samples them (an error
 //! span, a slow tool call) and absent otherwise; a late span follows its
-//! trace's remembered decision; the Collector's counters add up.
+//! trace's remembered decision; the Collector's counters add up; past
+//! `max_held_bytes` the oldest traces are decided early and nothing is lost.
 
 #![allow(clippy::unwrap_used)]
 
@@ -175,4 +176,77 @@ async fn traces_are_kept_whole_or_dropped_whole() {
         let whole = usize::from(SPANS_PER_TRACE) + usize::from(*t == 0);
         assert_eq!(spans.len(), whole, "trace {t} is whole");
     }
+}
+
+const BOUNDED: &str = r#"
+processors:
+  tail_sampling:
+    decision_wait: 60s
+    max_held_bytes: 100000
+    policies: [{name: all, type: always_sample}]
+exporters:
+  file/traces:
+    path: {dir}/traces.pb
+    format: proto
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [file/traces]
+"#;
+
+/// Past `max_held_bytes` the oldest traces are decided at once (here: long
+/// before a 60 s `decision_wait`), counted with their reason, and the bytes
+/// held stay under the bound; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_bound_decides_the_oldest_traces_early() {
+    let mut tern = Tern::start(BOUNDED);
+    let mut conn = HttpConn::connect(tern.http).await;
+    let requests = 40u8;
+    let mut sent = 0;
+    for r in 0..requests {
+        // Each request: one span of each of 100 traces of its own.
+        let mut req = part(0, 0..100);
+        for s in &mut req.resource_spans[0].scope_spans[0].spans {
+            s.trace_id[1] = r;
+            sent += 1;
+        }
+        assert_eq!(
+            conn.post_proto("/v1/traces", req.encode_to_vec())
+                .await
+                .status,
+            200
+        );
+    }
+    let early = "tern_processor_tail_sampling_early_decisions_total";
+    let metrics = tern
+        .self_metrics_until("early decisions", |m| {
+            counter(
+                m,
+                early,
+                "processor=\"tail_sampling\",reason=\"max_held_bytes\"",
+            ) > 0
+        })
+        .await;
+    let held = counter(
+        &metrics,
+        "tern_processor_tail_sampling_held_bytes",
+        "processor=\"tail_sampling\"",
+    );
+    assert!(held <= 100_000, "held {held} bytes");
+    assert_eq!(tern.stop().code(), Some(0));
+    let spans: usize = proto_records(&std::fs::read(tern.path("traces.pb")).unwrap())
+        .into_iter()
+        .map(|r| {
+            ExportTraceServiceRequest::decode(r)
+                .unwrap()
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(spans, sent, "every span written (early, or at shutdown)");
 }
