@@ -214,7 +214,11 @@ run_case() { # collector pipeline signal [rate] [items] [span padding]
   steal_before=$(steal_ticks "$C_CPUS")
   # RSS halfway through, to compare with the end: flat under overload.
   (sleep "$(python3 -c "print($SECONDS_PER_CASE / 2)")"; rss_mib "$pid" > "$OUT/rss_mid") &
-  report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" \
+  # The tail pipeline gets whole agent traces of 10-50 spans (some failed
+  # or slow), with enough distinct requests that ids do not repeat soon.
+  local traffic=(--traffic genai)
+  [ "$pipeline" = tail ] && traffic=(--traffic agent-traces --distinct 4096)
+  report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" "${traffic[@]}" \
     --items-per-request "$items_per_request" --connections "$CONNECTIONS" --in-flight 8 --duration "$SECONDS_PER_CASE" \
     --compression "$compression" --rate "$rate" --span-padding "$padding")
   after=$(cpu_ticks "$pid")

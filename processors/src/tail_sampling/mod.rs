@@ -257,10 +257,13 @@ impl TailSampling {
                 out.extend(trace.spans);
             }
         }
+        // Written out first, so that the requests they held are let go.
+        let requests = encoded(&out);
+        drop(out);
         self.metrics.decision_latency.observe(began.elapsed());
         self.metrics.on_memory.set(self.store.len() as i64);
         self.metrics.held_bytes.set(self.held_bytes() as i64);
-        encoded(&out)
+        requests
     }
 
     /// When the next trace is due.

@@ -376,4 +376,5 @@ async fn the_byte_bound_decides_the_oldest_traces_early() {
     assert_eq!(p.metrics.early_decisions.get(), 1);
     assert_eq!(kept(&p.tick(now + Duration::from_secs(5))), vec![2, 3]);
     assert_eq!(p.held_bytes(), 0, "nothing held once decided");
+    assert_eq!(p.metrics.held_bytes.get(), 0, "the gauge says so");
 }
