@@ -6,7 +6,7 @@
 #   benches/compare.sh [seconds-per-case] [items-per-request] [sections]
 #
 # sections (default: all of them, in this order): saturation latency load
-# padded scaling ratios.
+# padded scaling tail ratios.
 #
 # Each collector is pinned to CPU 0; the load generator (and, for the
 # forwarding pipelines, the counting sink) to CPU 1. Pipelines:
@@ -14,6 +14,9 @@
 #      rotel `blackhole`)
 #   2. OTLP gRPC in -> batch -> OTLP gRPC out to a counting sink
 #   3. the same as 2 with gzip on both sides
+#   tail. OTLP gRPC in -> tail_sampling (status_code ERROR, latency > 500 ms,
+#      10% probabilistic; decision_wait 5s) -> OTLP gRPC out (Tern and the
+#      Collector; rotel has no tail sampling)
 # For each pipeline and signal it prints items/s, collector CPU seconds
 # (utime + stime from /proc), items per CPU-second, peak RSS (VmHWM), p99
 # request latency as the load generator saw it (from when each request was
@@ -35,7 +38,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_CASE="${1:-10}"
 ITEMS="${2:-512}"
-SECTIONS="${3:-saturation latency load padded scaling ratios}"
+SECTIONS="${3:-saturation latency load padded scaling tail ratios}"
 ROTEL_VERSION="0.0.1a15"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$(mktemp -d)"
@@ -74,13 +77,18 @@ wait_port() {
 }
 json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
+TAIL_SAMPLING='tail_sampling: {decision_wait: 5s, policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}, {name: slow, type: latency, latency: {threshold_ms: 500}}, {name: share, type: probabilistic, probabilistic: {sampling_percentage: 10}}]}'
+
 tern_config() { # pipeline grpc_port http_port sink_port metrics_port
   local exporter
   case "$1" in
     1|1z) exporter="nop: {}" ; name=nop ;;
     2) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}$TERN_QUEUE}" ; name=otlp ;;
     3) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp ;;
+    tail) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp ;;
   esac
+  local procs=batch tail=""
+  if [ "$1" = tail ]; then procs=tail_sampling; tail=$TAIL_SAMPLING; fi
   cat <<YAML
 receivers:
   otlp:
@@ -89,6 +97,7 @@ receivers:
       http: {endpoint: "127.0.0.1:$3"}
 processors:
   batch: {}
+  $tail
 exporters:
   $exporter
 service:
@@ -96,7 +105,7 @@ service:
     logs: {level: warn}
     metrics: {readers: [{pull: {exporter: {prometheus: {host: "127.0.0.1", port: $5}}}}]}
   pipelines:
-    traces: {receivers: [otlp], processors: [batch], exporters: [$name]}
+    traces: {receivers: [otlp], processors: [$procs], exporters: [$name]}
     logs: {receivers: [otlp], processors: [batch], exporters: [$name]}
 YAML
 }
@@ -109,7 +118,10 @@ otelcol_config() { # pipeline grpc_port http_port sink_port
     1|1z) exporter="nop: {}" ; name=nop ;;
     2) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp_grpc ;;
     3) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp_grpc ;;
+    tail) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp_grpc ;;
   esac
+  local procs=batch tail=""
+  if [ "$1" = tail ]; then procs=tail_sampling; tail=$TAIL_SAMPLING; fi
   cat <<YAML
 receivers:
   otlp:
@@ -118,6 +130,7 @@ receivers:
       http: {endpoint: "127.0.0.1:$3"}
 processors:
   batch: {}
+  $tail
 exporters:
   $exporter
 service:
@@ -125,7 +138,7 @@ service:
     logs: {level: warn}
     metrics: {level: none}
   pipelines:
-    traces: {receivers: [otlp], processors: [batch], exporters: [$name]}
+    traces: {receivers: [otlp], processors: [$procs], exporters: [$name]}
     logs: {receivers: [otlp], processors: [batch], exporters: [$name]}
 YAML
 }
@@ -171,7 +184,7 @@ run_case() { # collector pipeline signal [rate] [items] [span padding]
   grpc=$(free_port); http=$(free_port); sink=$(free_port); metrics=$(free_port)
   local compression=none
   case "$pipeline" in 3|1z) compression=gzip ;; esac
-  if [ "$pipeline" = 2 ] || [ "$pipeline" = 3 ]; then
+  if [ "$pipeline" = 2 ] || [ "$pipeline" = 3 ] || [ "$pipeline" = tail ]; then
     taskset -c "$L_CPUS" "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
     sink_pid=$!
     wait_port "$sink"
@@ -201,7 +214,11 @@ run_case() { # collector pipeline signal [rate] [items] [span padding]
   steal_before=$(steal_ticks "$C_CPUS")
   # RSS halfway through, to compare with the end: flat under overload.
   (sleep "$(python3 -c "print($SECONDS_PER_CASE / 2)")"; rss_mib "$pid" > "$OUT/rss_mid") &
-  report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" \
+  # The tail pipeline gets whole agent traces of 10-50 spans (some failed
+  # or slow), with enough distinct requests that ids do not repeat soon.
+  local traffic=(--traffic genai)
+  [ "$pipeline" = tail ] && traffic=(--traffic agent-traces --distinct 4096)
+  report=$(taskset -c "$L_CPUS" "$LOADGEN" send --target "127.0.0.1:$grpc" --signal "$signal" "${traffic[@]}" \
     --items-per-request "$items_per_request" --connections "$CONNECTIONS" --in-flight 8 --duration "$SECONDS_PER_CASE" \
     --compression "$compression" --rate "$rate" --span-padding "$padding")
   after=$(cpu_ticks "$pid")
@@ -333,6 +350,14 @@ for peer in ("rotel", "otelcol"):
         r = rows[(peer, p, s)]
         print(f"{peer} {p} {s} {ips / r[0]:.2f}x {ipc / r[1]:.2f}x {rss / r[2]:.2f}x")
 PY
+}
+
+section_tail() {
+  echo "tail_sampling (pipeline tail, traces, at saturation; decision_wait 5s holds every trace in flight):"
+  echo "$COLUMNS"
+  for collector in tern ${OTELCOL:+otelcol}; do
+    run_case "$collector" tail traces | tee -a "$OUT/results"
+  done
 }
 
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r); tern $("$TERN" --version | cut -d' ' -f2), rotel $ROTEL_VERSION${OTELCOL:+, otelcol $("$OTELCOL" --version | cut -d' ' -f3)}; ${SECONDS_PER_CASE}s per case, $ITEMS items per request"

@@ -59,6 +59,10 @@ pub enum Kind {
     GenAi,
     /// HTTP service spans.
     Service,
+    /// Whole GenAI agent traces of 10-50 spans, for tail sampling: about
+    /// 2 % have a failed tool call and 5 % a tool call over 500 ms; the
+    /// rest finish within 200 ms.
+    AgentTraces,
 }
 
 const MODELS: [&str; 3] = ["gpt-4o", "claude-sonnet-4", "llama-3.1-70b"];
@@ -71,6 +75,9 @@ const TOOLS: [&str; 4] = [
 
 /// `n` spans in one request; `seed` makes ids unique across requests.
 pub fn traces(kind: Kind, n: usize, seed: u64) -> ExportTraceServiceRequest {
+    if kind == Kind::AgentTraces {
+        return agent_traces(n, seed);
+    }
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut spans = Vec::with_capacity(n);
     let base: u64 = 1_764_000_000_000_000_000 + seed * 1_000_000;
@@ -121,7 +128,7 @@ pub fn traces(kind: Kind, n: usize, seed: u64) -> ExportTraceServiceRequest {
                     ],
                 )
             }
-            (Kind::Service, _) => (
+            (Kind::Service | Kind::AgentTraces, _) => (
                 "GET /api/v1/orders/{id}".to_string(),
                 span::SpanKind::Server,
                 vec![
@@ -158,6 +165,82 @@ pub fn traces(kind: Kind, n: usize, seed: u64) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource(service),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "opentelemetry.instrumentation.openai".into(),
+                    version: "0.48b0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// [`Kind::AgentTraces`]: `n` spans in one request, whole traces of 10-50
+/// spans (the last one cut at `n`).
+fn agent_traces(n: usize, seed: u64) -> ExportTraceServiceRequest {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let base: u64 = 1_764_000_000_000_000_000 + seed * 1_000_000;
+    let mut spans = Vec::with_capacity(n);
+    while spans.len() < n {
+        let trace_id = rng.u128(..).to_be_bytes().to_vec();
+        let root = rng.u64(..).to_be_bytes().to_vec();
+        let len = rng.usize(10..=50).min(n - spans.len());
+        let (failed, slow) = (rng.u32(..100) < 2, rng.u32(..100) < 5);
+        let bad = rng.usize(1..len.max(2));
+        for k in 0..len {
+            let tool = k % 3 == 2 || k == bad;
+            let duration = if slow && k == bad {
+                rng.u64(600_000_000..2_000_000_000)
+            } else {
+                rng.u64(200_000..150_000_000)
+            };
+            let start = base + (k as u64) * 1_000_000;
+            let model = MODELS[rng.usize(..MODELS.len())];
+            let tool_name = TOOLS[rng.usize(..TOOLS.len())];
+            spans.push(Span {
+                trace_id: trace_id.clone(),
+                span_id: rng.u64(..).to_be_bytes().to_vec(),
+                parent_span_id: if k == 0 { Vec::new() } else { root.clone() },
+                name: match (k, tool) {
+                    (0, _) => "invoke_agent research-agent".to_string(),
+                    (_, true) => format!("execute_tool {tool_name}"),
+                    _ => format!("chat {model}"),
+                },
+                kind: if tool || k == 0 {
+                    span::SpanKind::Internal
+                } else {
+                    span::SpanKind::Client
+                } as i32,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + duration,
+                attributes: if tool {
+                    vec![
+                        s("gen_ai.operation.name", "execute_tool"),
+                        s("gen_ai.tool.name", tool_name),
+                    ]
+                } else {
+                    vec![
+                        s("gen_ai.operation.name", "chat"),
+                        s("gen_ai.request.model", model),
+                        i("gen_ai.usage.input_tokens", rng.i64(100..20_000)),
+                        i("gen_ai.usage.output_tokens", rng.i64(10..2_000)),
+                    ]
+                },
+                status: Some(Status {
+                    code: if failed && k == bad { 2 } else { 1 },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource("research-agent"),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope {
                     name: "opentelemetry.instrumentation.openai".into(),

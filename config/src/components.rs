@@ -98,6 +98,13 @@ pub const CATALOG: &[ComponentInfo] = &[
         description: "keeps a share of spans (whole traces) and log records, as the Collector decides",
     },
     ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "tail_sampling",
+        aliases: &[],
+        signals: &[Signal::Traces],
+        description: "holds whole traces and keeps those its policies sample, as the Collector decides",
+    },
+    ComponentInfo {
         kind: Kind::Exporter,
         type_name: "debug",
         aliases: &[],
@@ -1369,6 +1376,8 @@ pub enum ProcessorConfig {
     MemoryLimiter(MemoryLimiterConfig),
     /// `probabilistic_sampler`.
     ProbabilisticSampler(crate::ProbabilisticSamplerConfig),
+    /// `tail_sampling`.
+    TailSampling(crate::TailSamplingConfig),
 }
 
 /// An exporter's typed settings.

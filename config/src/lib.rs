@@ -11,6 +11,7 @@ pub mod de;
 mod error;
 pub mod graph;
 mod probabilistic_sampler;
+mod tail_sampling;
 pub mod telemetry;
 pub mod types;
 pub mod validate;
@@ -34,6 +35,12 @@ pub use components::{PprofConfig, ZPagesConfig};
 pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
 pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
+pub use tail_sampling::{
+    AndConfig, BooleanAttributeConfig, BytesLimitingConfig, CompositeConfig, DecisionCacheConfig,
+    DropConfig, LatencyConfig, NumericAttributeConfig, PolicyConfig, ProbabilisticConfig,
+    RateAllocationConfig, RateLimitingConfig, SpanCountConfig, StatusCodeConfig,
+    StringAttributeConfig, TailSamplingConfig, TraceStateConfig,
+};
 pub use telemetry::{
     BatchSettings, FieldValue, LogEncoding, LogOutput, LogProcessor, LogSampling, LogsTelemetry,
     MetricsLevel, MetricsTelemetry, OtlpTelemetryExporter, PeriodicReader, TelemetryConfig,
@@ -262,6 +269,9 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                         }
                         "probabilistic_sampler" => {
                             ProcessorConfig::ProbabilisticSampler(de::from_node(node, path)?)
+                        }
+                        "tail_sampling" => {
+                            ProcessorConfig::TailSampling(de::from_node(node, path)?)
                         }
                         _ => return Err(None),
                     })

@@ -128,6 +128,23 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                 }
                 continue;
             }
+            ProcessorConfig::TailSampling(t) => {
+                for (path, problem) in t.problems() {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    // Sequence indices as the parser writes them: `policies[1].name`.
+                    let mut key = format!("processors.{}", c.id);
+                    for p in &path {
+                        if p.bytes().all(|b| b.is_ascii_digit()) {
+                            key.push_str(&format!("[{p}]"));
+                        } else {
+                            key.push('.');
+                            key.push_str(p);
+                        }
+                    }
+                    errors.push(at(c.node.locate(&path), key, problem));
+                }
+                continue;
+            }
         };
         if b.send_batch_max_size != 0 && b.send_batch_max_size < b.send_batch_size {
             errors.push(setting(

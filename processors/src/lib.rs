@@ -1,4 +1,4 @@
-//! Tern's processors. `batch` and `probabilistic_sampler` run as one task per pipeline, reading an
+//! Tern's processors. `batch`, `probabilistic_sampler` and `tail_sampling` run as one task per pipeline, reading an
 //! [`tern_core::queue::InletRx`] and writing an
 //! [`tern_core::component::Output`]; `memory_limiter` works at admission
 //! (a [`tern_core::memory::MemoryGate`] on the pipeline's entrance) and so
@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod memory_limiter;
 pub mod probabilistic_sampler;
+pub mod tail_sampling;
 
 use std::sync::Arc;
 
@@ -30,5 +31,8 @@ pub fn build(
         ProcessorConfig::ProbabilisticSampler(c) => Some(Box::new(
             probabilistic_sampler::ProbabilisticSampler::new(id, c, signal, telemetry),
         )),
+        ProcessorConfig::TailSampling(c) => {
+            Some(Box::new(tail_sampling::TailSampling::new(id, c, telemetry)))
+        }
     }
 }

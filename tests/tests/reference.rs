@@ -408,3 +408,151 @@ async fn probabilistic_sampler_keeps_and_rewrites_what_the_collector_does() {
     // Each set-up kept some and dropped some of the 600 spans / 400 records.
     assert!(kept.iter().all(|k| *k > 40 && *k < 400), "{kept:?}");
 }
+
+/// `tail_sampling` with each deterministic policy in its own pipeline.
+const TAIL: &str = "
+processors:
+  tail_sampling/status:
+    decision_wait: 1s
+    policies: [{name: e, type: status_code, status_code: {status_codes: [ERROR, OK]}}]
+  tail_sampling/latency:
+    decision_wait: 1s
+    policies: [{name: l, type: latency, latency: {threshold_ms: 300, upper_threshold_ms: 900}}]
+  tail_sampling/string:
+    decision_wait: 1s
+    policies:
+      - {name: s, type: string_attribute, string_attribute: {key: tool, values: ['^sea.*'], enabled_regex_matching: true}}
+      - {name: i, type: string_attribute, string_attribute: {key: tool, values: [delete], invert_match: true}}
+  tail_sampling/numeric:
+    decision_wait: 1s
+    policies: [{name: n, type: numeric_attribute, numeric_attribute: {key: tokens, min_value: 100, max_value: 500}}]
+  tail_sampling/probabilistic:
+    decision_wait: 1s
+    policies: [{name: p, type: probabilistic, probabilistic: {sampling_percentage: 30}}]
+  tail_sampling/and:
+    decision_wait: 1s
+    policies:
+      - name: a
+        type: and
+        and: {and_sub_policy: [{name: e, type: status_code, status_code: {status_codes: [ERROR]}}, {name: l, type: latency, latency: {threshold_ms: 300}}]}
+      - name: c
+        type: composite
+        composite:
+          max_total_spans_per_second: 1000000
+          policy_order: [n]
+          composite_sub_policy: [{name: n, type: numeric_attribute, numeric_attribute: {key: tokens, min_value: 400}}]
+          rate_allocation: [{policy: n, percent: 100}]
+exporters:
+  file/status:
+    path: {dir}/status.jsonl
+  file/latency:
+    path: {dir}/latency.jsonl
+  file/string:
+    path: {dir}/string.jsonl
+  file/numeric:
+    path: {dir}/numeric.jsonl
+  file/probabilistic:
+    path: {dir}/probabilistic.jsonl
+  file/and:
+    path: {dir}/and.jsonl
+service:
+  pipelines:
+    traces/status: {receivers: [otlp], processors: [tail_sampling/status], exporters: [file/status]}
+    traces/latency: {receivers: [otlp], processors: [tail_sampling/latency], exporters: [file/latency]}
+    traces/string: {receivers: [otlp], processors: [tail_sampling/string], exporters: [file/string]}
+    traces/numeric: {receivers: [otlp], processors: [tail_sampling/numeric], exporters: [file/numeric]}
+    traces/probabilistic: {receivers: [otlp], processors: [tail_sampling/probabilistic], exporters: [file/probabilistic]}
+    traces/and: {receivers: [otlp], processors: [tail_sampling/and], exporters: [file/and]}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_sampling_keeps_the_traces_the_collector_keeps() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+    let Some(mut both) = SideBySide::start("tail_sampling", TAIL) else {
+        return;
+    };
+    const TOOLS: [&str; 4] = ["search", "delete", "fetch", "seal"];
+    // 120 traces of 3 spans, each span in its own request.
+    let start = 1_700_000_000_000_000_000u64;
+    let requests: Vec<Vec<u8>> = (0..3u64)
+        .map(|part| {
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: (0..120u64)
+                            .map(|t| {
+                                let n = t * 3 + part;
+                                Span {
+                                    trace_id: sampled_trace_id(t),
+                                    span_id: (n + 1).to_be_bytes().to_vec(),
+                                    name: format!("span {n}"),
+                                    start_time_unix_nano: start + part * 1_000_000,
+                                    end_time_unix_nano: start
+                                        + part * 1_000_000
+                                        + (t % 11) * 100_000_000,
+                                    status: Some(Status {
+                                        code: if part == 2 { (t % 3) as i32 } else { 0 },
+                                        message: String::new(),
+                                    }),
+                                    attributes: if part == 1 {
+                                        vec![
+                                            string_attr("tool", TOOLS[(t % 4) as usize]),
+                                            int_attr("tokens", ((t * 37) % 700) as i64),
+                                        ]
+                                    } else {
+                                        Vec::new()
+                                    },
+                                    ..Default::default()
+                                }
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    for http in [both.tern.http, both.refcol.http] {
+        let mut conn = HttpConn::connect(http).await;
+        for body in &requests {
+            assert_eq!(
+                conn.post_proto("/v1/traces", body.clone()).await.status,
+                200
+            );
+        }
+    }
+    // Both decide one second after the first span; give them three.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let names = [
+        "status.jsonl",
+        "latency.jsonl",
+        "string.jsonl",
+        "numeric.jsonl",
+        "probabilistic.jsonl",
+        "and.jsonl",
+    ];
+    let files = both.stop_and_read(&names);
+    let mut report = String::new();
+    let mut kept = Vec::new();
+    for (name, (tern, refcol)) in names.iter().zip(&files) {
+        let (tern, refcol) = (items("traces", tern), items("traces", refcol));
+        let (only_tern, only_refcol) = difference(&tern, &refcol);
+        for item in &only_tern {
+            report += &format!("\n{name} only from Tern:      {item}");
+        }
+        for item in &only_refcol {
+            report += &format!("\n{name} only from Collector: {item}");
+        }
+        kept.push(refcol.len());
+    }
+    assert!(report.is_empty(), "tail_sampling differs:{report}");
+    // Each policy kept some and dropped some of the 360 spans, in whole traces.
+    assert!(
+        kept.iter().all(|k| *k > 0 && *k < 360 && k % 3 == 0),
+        "{kept:?}"
+    );
+}

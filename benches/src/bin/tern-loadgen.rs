@@ -54,6 +54,8 @@ enum Compression {
 enum Traffic {
     Genai,
     Service,
+    /// Whole agent traces of 10-50 spans, some failed or slow (tail sampling).
+    AgentTraces,
 }
 
 #[derive(Debug, clap::Args)]
@@ -303,6 +305,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let kind = match traffic {
         Traffic::Genai => Kind::GenAi,
         Traffic::Service => Kind::Service,
+        Traffic::AgentTraces => Kind::AgentTraces,
     };
     let sig: Signal = signal.parse().map_err(anyhow::Error::msg)?;
     if distinct == 0 || connections == 0 || in_flight == 0 {
