@@ -9,6 +9,7 @@
 pub mod components;
 pub mod de;
 mod error;
+mod loadbalancing;
 mod probabilistic_sampler;
 pub mod telemetry;
 pub mod types;
@@ -31,6 +32,10 @@ pub use components::{
 pub use components::{PprofConfig, ZPagesConfig};
 pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
+pub use loadbalancing::{
+    AwsCloudMapResolverConfig, DnsResolverConfig, K8sResolverConfig, LbProtocol,
+    LoadBalancingConfig, ResolverConfig, RoutingKey, StaticResolverConfig, k8s_service,
+};
 pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
 pub use telemetry::{
     BatchSettings, FieldValue, LogEncoding, LogOutput, LogProcessor, LogSampling, LogsTelemetry,
@@ -268,6 +273,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                     Ok(match ty {
                         "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
                         "file" => ExporterConfig::File(de::from_node(node, path)?),
+                        "load_balancing" => ExporterConfig::LoadBalancing(de::from_node(node, path)?),
                         "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
                         "otlp_grpc" => ExporterConfig::Otlp(de::from_node(node, path)?),
                         "otlp_http" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),

@@ -1,0 +1,369 @@
+//! Splitting a batch by routing key without decoding it: one pass over the
+//! wire bytes ([`plan`]) finds the owner of each resource, item or data
+//! point (whichever the key works on), then one [`Batch::edit`] per owner
+//! keeps only that owner's part ([`split`]); a batch with one owner is
+//! passed on untouched. The keys are the Collector's (v0.161), so the
+//! same data lands on the same backend as behind it:
+//!
+//! | signal | `traceID` | `service` | `resource` | `metric` | `streamID` |
+//! |---|---|---|---|---|---|
+//! | traces | the 16 id bytes, per span | `service.name=<value>\|`, per resource | | | |
+//! | logs | the id in hex, per record (a random id when it has none) | the `service.name` string, per resource | the resource's attributes | | |
+//! | metrics | | the `service.name` string, per resource (none: not routable) | the resource's attributes | the name, per metric | resource, scope, metric and point attributes, per point |
+
+use tern_config::{RoutingKey, Signal};
+use tern_core::pdata::{Batch, EditError};
+use tern_core::view::{
+    self, Attributes, Change, DataPoint, Decision, Edit, Metric, RequestView, ResourceView,
+    ScopeView, SignalView, Value,
+};
+use tern_core::wire::WireError;
+
+use super::ring::Ring;
+
+/// The owner of data that cannot be routed (a metric resource without
+/// `service.name` under `routing_key: service`).
+pub const UNROUTABLE: u16 = u16::MAX;
+
+/// What the owners are listed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Resource,
+    Item,
+    Point,
+}
+
+/// The owner of each routed unit of a batch, in wire order.
+#[derive(Debug)]
+pub struct Plan {
+    level: Level,
+    owners: Vec<u16>,
+}
+
+impl Plan {
+    /// The distinct owners, in order of first appearance.
+    pub fn distinct(&self) -> Vec<u16> {
+        let mut out: Vec<u16> = Vec::new();
+        for o in &self.owners {
+            if !out.contains(o) {
+                out.push(*o);
+            }
+        }
+        out
+    }
+}
+
+/// The owner of each resource, item or point of `batch` under `key`
+/// (one the signal supports: validation refuses the others).
+pub fn plan(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Plan, WireError> {
+    match batch.signal() {
+        Signal::Traces => plan_of::<view::Traces>(batch, key, ring),
+        Signal::Logs => plan_of::<view::Logs>(batch, key, ring),
+        Signal::Metrics => plan_of::<view::Metrics>(batch, key, ring),
+    }
+}
+
+fn level(key: RoutingKey) -> Level {
+    match key {
+        RoutingKey::TraceId | RoutingKey::Metric => Level::Item,
+        RoutingKey::StreamId => Level::Point,
+        _ => Level::Resource,
+    }
+}
+
+/// The keys of a signal's items and data points.
+trait Keyed: SignalView + Sized {
+    /// The key of an item (`traceID`, `metric`).
+    fn item_key(item: &Self::Item<'_>, key: RoutingKey, out: &mut Vec<u8>)
+    -> Result<(), WireError>;
+
+    /// The key of each data point of an item (`streamID`; metrics only).
+    fn point_keys(
+        _resource_id: &[u8],
+        _scope: &ScopeView<'_, Self>,
+        _item: &Self::Item<'_>,
+        _buf: &mut Vec<u8>,
+        _each: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), WireError> {
+        Ok(())
+    }
+}
+
+impl Keyed for view::Traces {
+    fn item_key(span: &view::Span<'_>, _: RoutingKey, out: &mut Vec<u8>) -> Result<(), WireError> {
+        out.extend_from_slice(span.trace_id);
+        Ok(())
+    }
+}
+
+impl Keyed for view::Logs {
+    fn item_key(
+        record: &view::LogRecord<'_>,
+        _: RoutingKey,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WireError> {
+        let mut id = [0u8; 16];
+        if record.trace_id.iter().any(|b| *b != 0) {
+            let n = record.trace_id.len().min(16);
+            id[..n].copy_from_slice(&record.trace_id[..n]);
+        } else {
+            // The Collector spreads records without a trace id at random.
+            id[..4].copy_from_slice(&fastrand::u32(..).to_le_bytes());
+        }
+        for b in id {
+            out.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+        Ok(())
+    }
+}
+
+impl Keyed for view::Metrics {
+    fn item_key(metric: &Metric<'_>, _: RoutingKey, out: &mut Vec<u8>) -> Result<(), WireError> {
+        out.extend_from_slice(metric.name.as_bytes());
+        Ok(())
+    }
+
+    /// The resource, the scope, the metric's identity and the point's
+    /// attributes.
+    fn point_keys(
+        resource_id: &[u8],
+        scope: &ScopeView<'_, Self>,
+        metric: &Metric<'_>,
+        buf: &mut Vec<u8>,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), WireError> {
+        buf.clear();
+        buf.extend_from_slice(resource_id);
+        buf.push(1);
+        if let Some(s) = scope.scope {
+            buf.extend_from_slice(s.name.as_bytes());
+            buf.push(0);
+            buf.extend_from_slice(s.version.as_bytes());
+            buf.push(0);
+            identity(Some(s.attributes()), buf)?;
+        }
+        buf.push(1);
+        buf.extend_from_slice(metric.name.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(metric.unit.as_bytes());
+        buf.push(metric.metric_type as u8);
+        buf.push(metric.aggregation_temporality as u8);
+        buf.push(u8::from(metric.is_monotonic));
+        let prefix = buf.len();
+        for point in metric.data_points() {
+            let point = point?;
+            buf.truncate(prefix);
+            identity(Some(point.attributes()), buf)?;
+            each(buf);
+        }
+        Ok(())
+    }
+}
+
+fn plan_of<S: Keyed>(
+    batch: &Batch,
+    key: RoutingKey,
+    ring: &Ring,
+) -> Result<Plan, WireError> {
+    let level = level(key);
+    let mut owners = Vec::new();
+    let mut buf = Vec::with_capacity(64);
+    let mut last: Option<(Vec<u8>, u16)> = None;
+    let mut owner = |k: &[u8]| -> u16 {
+        if let Some((prev, o)) = &last
+            && prev.as_slice() == k
+        {
+            return *o;
+        }
+        let o = ring.owner(k).unwrap_or(UNROUTABLE);
+        last = Some((k.to_vec(), o));
+        o
+    };
+    for request in batch.requests() {
+        for resource in RequestView::<S>::new(request.bytes).resources() {
+            let resource = resource?;
+            if level == Level::Resource {
+                owners.push(match resource_key(S::SIGNAL, key, &resource, &mut buf)? {
+                    true => owner(&buf),
+                    false => UNROUTABLE,
+                });
+                continue;
+            }
+            let resource_id = if level == Level::Point {
+                let mut id = Vec::new();
+                identity(resource.resource.map(|r| r.attributes()), &mut id)?;
+                id
+            } else {
+                Vec::new()
+            };
+            for scope in resource.scopes() {
+                let scope = scope?;
+                for item in scope.items() {
+                    let item = item?;
+                    buf.clear();
+                    if level == Level::Item {
+                        S::item_key(&item, key, &mut buf)?;
+                        owners.push(owner(&buf));
+                    } else {
+                        S::point_keys(&resource_id, &scope, &item, &mut buf, &mut |k| {
+                            owners.push(owner(k))
+                        })?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Plan { level, owners })
+}
+
+/// The key of a resource into `out`; false when it has none (a metric
+/// resource without `service.name`).
+fn resource_key<S: SignalView>(
+    signal: Signal,
+    key: RoutingKey,
+    resource: &ResourceView<'_, S>,
+    out: &mut Vec<u8>,
+) -> Result<bool, WireError> {
+    out.clear();
+    let attributes = resource.resource.map(|r| r.attributes());
+    if key == RoutingKey::Resource {
+        identity(attributes, out)?;
+        return Ok(true);
+    }
+    let service = match attributes {
+        Some(a) => a.get("service.name")?,
+        None => None,
+    };
+    match (signal, service) {
+        (Signal::Traces, service) => {
+            out.extend_from_slice(b"service.name=");
+            if let Some(v) = service {
+                as_string(&v, out);
+            }
+            out.push(b'|');
+        }
+        (Signal::Metrics, None) => return Ok(false),
+        (_, Some(Value::Str(s))) => out.extend_from_slice(s.as_bytes()),
+        (_, _) => {}
+    }
+    Ok(true)
+}
+
+/// A set of attributes as `key=value` pairs sorted by key: the same for
+/// the same attributes in any order.
+fn identity(attributes: Option<Attributes<'_>>, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mut pairs = Vec::new();
+    for a in attributes.into_iter().flatten() {
+        let a = a?;
+        let mut v = Vec::new();
+        as_string(&a.value, &mut v);
+        pairs.push((a.key, v));
+    }
+    pairs.sort();
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(&v);
+        out.push(0);
+    }
+    Ok(())
+}
+
+/// An attribute value as text, as the Collector's `AsString` writes the
+/// scalar ones.
+fn as_string(value: &Value<'_>, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = match value {
+        Value::Empty => Ok(()),
+        Value::Str(s) => out.write_all(s.as_bytes()),
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::Int(i) => write!(out, "{i}"),
+        Value::Double(d) => write!(out, "{d}"),
+        Value::Bytes(b) => {
+            use base64::Engine;
+            out.write_all(base64::engine::general_purpose::STANDARD.encode(b).as_bytes())
+        }
+        Value::Array(a) => write!(out, "{a:?}"),
+        Value::KvList(k) => write!(out, "{k:?}"),
+    };
+}
+
+/// Keeps one owner's part of a batch.
+struct Pick<'p> {
+    plan: &'p Plan,
+    want: u16,
+    next: usize,
+}
+
+impl Pick<'_> {
+    fn decide(&mut self) -> Decision {
+        let owner = self.plan.owners.get(self.next).copied();
+        self.next += 1;
+        if owner == Some(self.want) {
+            Decision::Keep
+        } else {
+            Decision::Drop
+        }
+    }
+}
+
+impl<S: SignalView> Edit<S> for Pick<'_> {
+    fn resource(
+        &mut self,
+        _: &ResourceView<'_, S>,
+        _: &mut Change,
+    ) -> Result<Decision, WireError> {
+        Ok(match self.plan.level {
+            Level::Resource => self.decide(),
+            _ => Decision::Visit,
+        })
+    }
+
+    fn item(&mut self, _: &S::Item<'_>, _: &mut Change) -> Result<Decision, WireError> {
+        Ok(match self.plan.level {
+            Level::Item => self.decide(),
+            Level::Point => Decision::Visit,
+            Level::Resource => Decision::Keep,
+        })
+    }
+
+    fn data_point(
+        &mut self,
+        _: &Metric<'_>,
+        _: &DataPoint<'_>,
+        _: &mut Change,
+    ) -> Result<Decision, WireError> {
+        Ok(match self.plan.level {
+            Level::Point => self.decide(),
+            _ => Decision::Keep,
+        })
+    }
+}
+
+/// Each owner's part of `batch` (its acks and tickets go with every part);
+/// the unroutable part is left out.
+pub fn split(batch: Batch, plan: &Plan) -> Result<Vec<(u16, Batch)>, EditError> {
+    let owners = plan.distinct();
+    if let [only] = owners.as_slice() {
+        return Ok(if *only == UNROUTABLE {
+            Vec::new()
+        } else {
+            vec![(*only, batch)]
+        });
+    }
+    let mut out = Vec::with_capacity(owners.len());
+    for owner in owners.into_iter().filter(|o| *o != UNROUTABLE) {
+        let mut pick = Pick {
+            plan,
+            want: owner,
+            next: 0,
+        };
+        let part = match batch.signal() {
+            Signal::Traces => batch.clone().edit::<view::Traces, _>(&mut pick)?,
+            Signal::Logs => batch.clone().edit::<view::Logs, _>(&mut pick)?,
+            Signal::Metrics => batch.clone().edit::<view::Metrics, _>(&mut pick)?,
+        };
+        out.push((owner, part));
+    }
+    Ok(out)
+}
