@@ -31,7 +31,12 @@ pub async fn lookup(
         }
     })
     .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("lookup of {hostname} timed out")))??;
+    .map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("lookup of {hostname} timed out"),
+        )
+    })??;
     let mut found = found;
     found.sort();
     found.dedup();
@@ -59,6 +64,7 @@ async fn ask(hostname: &str, server: SocketAddr) -> io::Result<Vec<IpAddr>> {
     }
     let mut answered = [false; 2];
     let mut out = Vec::new();
+    let mut failure = None;
     let mut buf = vec![0u8; 4096];
     while !answered.iter().all(|a| *a) {
         let n = socket.recv(&mut buf).await?;
@@ -74,9 +80,17 @@ async fn ask(hostname: &str, server: SocketAddr) -> io::Result<Vec<IpAddr>> {
             continue;
         }
         answered[which] = true;
-        out.extend(answers(reply)?);
+        match answers(reply) {
+            Ok(found) => out.extend(found),
+            Err(e) => failure = Some(e),
+        }
     }
-    Ok(out)
+    // As Go's resolver: one of the two queries failing is no failure when
+    // the other found addresses.
+    match failure {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 fn bad(message: &str) -> io::Error {
@@ -173,10 +187,7 @@ mod tests {
         let got = answers(&msg).unwrap();
         assert_eq!(
             got,
-            vec![
-                IpAddr::from([127, 0, 0, 2]),
-                IpAddr::from([127, 0, 0, 3])
-            ]
+            vec![IpAddr::from([127, 0, 0, 2]), IpAddr::from([127, 0, 0, 3])]
         );
         msg[3] = 0x82; // SERVFAIL
         assert!(answers(&msg).is_err());

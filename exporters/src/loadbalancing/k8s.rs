@@ -108,9 +108,15 @@ impl Api {
         let mut request = http::Request::get(path_and_query)
             .header(http::header::HOST, &authority)
             .header(http::header::ACCEPT, "application/json")
-            .header(http::header::USER_AGENT, concat!("tern/", env!("CARGO_PKG_VERSION")));
+            .header(
+                http::header::USER_AGENT,
+                concat!("tern/", env!("CARGO_PKG_VERSION")),
+            );
         if let Ok(token) = std::fs::read_to_string(&self.token_file) {
-            request = request.header(http::header::AUTHORIZATION, format!("Bearer {}", token.trim()));
+            request = request.header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.trim()),
+            );
         }
         let request = request
             .body(Empty::<Bytes>::new())
@@ -174,7 +180,10 @@ impl Slices {
     /// Reads one EndpointSlice object: its name and ready endpoints
     /// (addresses, or hostnames with `return_hostnames`).
     fn read(object: &Json, hostnames: bool) -> (String, BTreeSet<String>) {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let mut out = BTreeSet::new();
         for e in object["endpoints"].as_array().into_iter().flatten() {
             if e["conditions"]["ready"].as_bool() == Some(false) {
@@ -281,10 +290,24 @@ async fn resolve(
         publish(&slices);
         loop {
             let path = format!("{base}&watch=1&allowWatchBookmarks=true&resourceVersion={version}");
-            match watch_once(&api, &path, config.return_hostnames, &mut slices, &mut version, &publish).await {
-                Ok(()) => tracing::debug!(exporter, %version, "k8s resolver: watch ended; resuming"),
+            match watch_once(
+                &api,
+                &path,
+                config.return_hostnames,
+                &mut slices,
+                &mut version,
+                &publish,
+            )
+            .await
+            {
+                Ok(()) => {
+                    tracing::debug!(exporter, %version, "k8s resolver: watch ended; resuming")
+                }
                 Err(ApiError::Gone) => {
-                    tracing::info!(exporter, "k8s resolver: watched version expired; listing again");
+                    tracing::info!(
+                        exporter,
+                        "k8s resolver: watched version expired; listing again"
+                    );
                     break;
                 }
                 Err(e) => {
@@ -298,7 +321,12 @@ async fn resolve(
 }
 
 /// Lists the slices into `slices`; returns the list's `resourceVersion`.
-async fn list(api: &Api, path: &str, hostnames: bool, slices: &mut Slices) -> Result<String, ApiError> {
+async fn list(
+    api: &Api,
+    path: &str,
+    hostnames: bool,
+    slices: &mut Slices,
+) -> Result<String, ApiError> {
     let body = api
         .get(path)
         .await?
@@ -330,7 +358,9 @@ async fn watch_once(
     let mut pending = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::Http(e.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         pending.extend_from_slice(&data);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line = pending.split_to(end + 1);
@@ -405,7 +435,10 @@ mod tests {
         });
         let (name, eps) = Slices::read(&slice, false);
         assert_eq!(name, "gw-abc");
-        assert_eq!(eps.into_iter().collect::<Vec<_>>(), ["10.0.0.1", "10.0.0.3"]);
+        assert_eq!(
+            eps.into_iter().collect::<Vec<_>>(),
+            ["10.0.0.1", "10.0.0.3"]
+        );
         let mut slices = Slices::default();
         slices.by_name.insert(name, Slices::read(&slice, false).1);
         let config = K8sResolverConfig {
@@ -414,7 +447,12 @@ mod tests {
         };
         assert_eq!(
             slices.endpoints(&config, "gw", "obs"),
-            ["10.0.0.1:4317", "10.0.0.1:4318", "10.0.0.3:4317", "10.0.0.3:4318"]
+            [
+                "10.0.0.1:4317",
+                "10.0.0.1:4318",
+                "10.0.0.3:4317",
+                "10.0.0.3:4318"
+            ]
         );
         let (_, names) = Slices::read(&slice, true);
         let mut by_host = Slices::default();

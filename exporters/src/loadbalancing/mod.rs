@@ -56,7 +56,9 @@ const REROUTES: usize = 4;
 /// `host:port` to dial for a ring endpoint.
 fn dial(endpoint: &str) -> String {
     let has_port = match endpoint.rsplit_once(':') {
-        Some((host, port)) => port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']')),
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
         None => false,
     };
     if has_port {
@@ -76,6 +78,8 @@ struct Backend {
     workers: Mutex<Vec<JoinHandle<()>>>,
     succeeded: Counter,
     failed: Counter,
+    /// Items whose export failed, per signal.
+    failed_items: [Counter; 3],
     latency: Histogram,
 }
 
@@ -96,6 +100,8 @@ struct Shared {
     /// Bumped at each ring change (exports wait for the first).
     generation: watch::Sender<u64>,
     rerouted: [Counter; 3],
+    /// Exports wait for the backends' outcome (see [`waits`]).
+    wait: bool,
     /// Exporter workers not yet shut down; the last one stops everything.
     live: AtomicUsize,
     stop: watch::Sender<bool>,
@@ -139,6 +145,7 @@ pub fn build(
         state: RwLock::new(State::default()),
         generation: watch::channel(0).0,
         rerouted,
+        wait: waits(config),
         live: AtomicUsize::new(0),
         stop,
         tasks: Mutex::new(Vec::new()),
@@ -173,9 +180,24 @@ pub fn build(
     let exporter = LoadBalancingExporter {
         shared: shared.clone(),
     };
-    let spec = queued(exporter, &config.sending_queue, QueueConfig::DEFAULT_CONSUMERS);
+    let spec = queued(
+        exporter,
+        &config.sending_queue,
+        QueueConfig::DEFAULT_CONSUMERS,
+    );
     shared.live.store(spec.workers.len(), Ordering::SeqCst);
     Ok(spec)
+}
+
+/// Whether an export waits until its parts are sent, not only queued at
+/// their backends: when a sender waits for the outcome (the exporter's
+/// `sending_queue.wait_for_result`, or no queue) or the backends' queues
+/// answer only once sent (`protocol.otlp.sending_queue` likewise). As in
+/// the Collector, an export otherwise succeeds once every part is queued.
+fn waits(config: &LoadBalancingConfig) -> bool {
+    let q = &config.sending_queue;
+    let b = &config.protocol.otlp.sending_queue;
+    q.wait_for_result || !q.enabled || b.wait_for_result || !b.enabled
 }
 
 impl Shared {
@@ -192,7 +214,11 @@ impl Shared {
         let mut otlp = self.config.protocol.otlp.clone();
         otlp.endpoint = dial(endpoint);
         let exporter = crate::otlp::OtlpGrpcExporter::new(&self.id, &otlp)?;
-        let spec = queued(exporter, &otlp.sending_queue, QueueConfig::DEFAULT_CONSUMERS);
+        let spec = queued(
+            exporter,
+            &otlp.sending_queue,
+            QueueConfig::DEFAULT_CONSUMERS,
+        );
         let outcome = |success| {
             self.telemetry.counter(
                 "otelcol_loadbalancer_backend_outcome_total",
@@ -208,6 +234,13 @@ impl Shared {
             workers: Mutex::new(Vec::new()),
             succeeded: outcome("true"),
             failed: outcome("false"),
+            failed_items: Signal::ALL.map(|s| {
+                self.telemetry.counter(
+                    "tern_loadbalancer_backend_failed_items_total",
+                    "Items a backend failed to take after its retries.",
+                    &[("endpoint", endpoint), ("signal", s.as_str())],
+                )
+            }),
             latency: self.telemetry.histogram(
                 "otelcol_loadbalancer_backend_latency_seconds",
                 "Response latency of the backends (the Collector's is in ms).",
@@ -217,13 +250,7 @@ impl Shared {
         let handles = spec
             .workers
             .into_iter()
-            .map(|w| {
-                tokio::spawn(send_to_backend(
-                    Arc::downgrade(self),
-                    backend.clone(),
-                    w,
-                ))
-            })
+            .map(|w| tokio::spawn(send_to_backend(Arc::downgrade(self), backend.clone(), w)))
             .collect();
         *backend.workers.lock().unwrap_or_else(|e| e.into_inner()) = handles;
         Ok(backend)
@@ -264,9 +291,12 @@ impl Shared {
             for gone in old.into_values() {
                 gone.removed.send_replace(true);
                 gone.queue.close();
-                state
-                    .retired
-                    .extend(gone.workers.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+                state.retired.extend(
+                    gone.workers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .drain(..),
+                );
                 left.push(gone);
             }
         }
@@ -365,13 +395,13 @@ impl Shared {
         if state.ring.is_empty() {
             return Err(ExportError::Retryable("no backends resolved yet".into()));
         }
-        let plan = route::plan(batch, key, &state.ring)
-            .map_err(|e| ExportError::Encode(e.to_string()))?;
+        let plan =
+            route::plan(batch, key, &state.ring).map_err(|e| ExportError::Encode(e.to_string()))?;
         let backends = state.backends.clone();
         let endpoints = state.ring.endpoints().to_vec();
         drop(state);
-        let parts = route::split(batch.clone(), &plan)
-            .map_err(|e| ExportError::Encode(e.to_string()))?;
+        let parts =
+            route::split(batch.clone(), &plan).map_err(|e| ExportError::Encode(e.to_string()))?;
         let routed: usize = parts.iter().map(|(_, p)| p.items()).sum();
         let unroutable = batch.items().saturating_sub(routed) as u64;
         let mut out = Vec::with_capacity(parts.len());
@@ -379,7 +409,10 @@ impl Shared {
             match backends.get(usize::from(owner)).cloned().flatten() {
                 Some(b) => out.push((b, part)),
                 None => {
-                    let endpoint = endpoints.get(usize::from(owner)).cloned().unwrap_or_default();
+                    let endpoint = endpoints
+                        .get(usize::from(owner))
+                        .cloned()
+                        .unwrap_or_default();
                     return Err(ExportError::Retryable(format!(
                         "couldn't find the exporter for the endpoint {endpoint:?}"
                     )));
@@ -396,7 +429,7 @@ impl Shared {
             return Ok(0);
         };
         self.wait_for_backends().await;
-        let sent = match self.deliver(batch, true).await {
+        let sent = match self.deliver(batch, self.wait).await {
             Ok(sent) => sent,
             Err((batch, e)) => {
                 let permanent = e.is_permanent();
@@ -468,7 +501,12 @@ impl Shared {
         let mut workers = retired;
         for b in backends.into_iter().flatten() {
             b.queue.close();
-            workers.extend(b.workers.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+            workers.extend(
+                b.workers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..),
+            );
         }
         for w in workers {
             let _ = w.await;
@@ -498,7 +536,11 @@ fn signal_index(signal: Signal) -> usize {
 /// A backend's worker: sends what its queue holds. A failure is recorded
 /// in the part's acks; a part in hand when the backend leaves the ring is
 /// routed again instead.
-async fn send_to_backend(shared: Weak<Shared>, backend: Arc<Backend>, mut exporter: Box<dyn Exporter>) {
+async fn send_to_backend(
+    shared: Weak<Shared>,
+    backend: Arc<Backend>,
+    mut exporter: Box<dyn Exporter>,
+) {
     let mut removed = backend.removed.subscribe();
     while let Some(mut batch) = backend.queue.pop().await {
         let acks = batch.take_acks();
@@ -526,11 +568,12 @@ async fn send_to_backend(shared: Weak<Shared>, backend: Arc<Backend>, mut export
             Some(Err(e)) => {
                 backend.latency.observe(start.elapsed());
                 backend.failed.add(1);
+                backend.failed_items[signal_index(kept.signal())].add(kept.items() as u64);
                 let reason = format!("backend {}: {e}", backend.endpoint);
                 for ack in &acks {
                     ack.fail(e.is_permanent(), &reason);
                 }
-                tracing::warn!(endpoint = %backend.endpoint, items = kept.items(), error = %e, "export to backend failed");
+                tracing::error!(endpoint = %backend.endpoint, signal = %kept.signal(), items = kept.items(), error = %e, "export to backend failed; items dropped");
             }
         }
     }

@@ -129,7 +129,8 @@ async fn run_dns(
     mut stop: watch::Receiver<bool>,
 ) {
     let nameserver: Option<SocketAddr> = config.nameserver.parse().ok();
-    let mut tick = tokio::time::interval(config.interval.0.max(std::time::Duration::from_millis(1)));
+    let mut tick =
+        tokio::time::interval(config.interval.0.max(std::time::Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -138,8 +139,10 @@ async fn run_dns(
         }
         match dns::lookup(&config.hostname, nameserver, config.timeout.0).await {
             Ok(ips) => {
-                let mut list: Vec<String> =
-                    ips.into_iter().map(|ip| endpoint(ip, &config.port)).collect();
+                let mut list: Vec<String> = ips
+                    .into_iter()
+                    .map(|ip| endpoint(ip, &config.port))
+                    .collect();
                 list.sort();
                 metrics.resolved(list, tx);
             }

@@ -31,7 +31,11 @@ impl Ring {
     /// The ring of `endpoints` (as the resolver lists them, sorted; at most
     /// 65535).
     pub fn new(endpoints: &[String]) -> Ring {
-        let endpoints: Vec<String> = endpoints.iter().take(usize::from(u16::MAX)).cloned().collect();
+        let endpoints: Vec<String> = endpoints
+            .iter()
+            .take(usize::from(u16::MAX))
+            .cloned()
+            .collect();
         let mut candidates: Vec<(u32, u32, u16)> =
             Vec::with_capacity(endpoints.len() * WEIGHT as usize);
         for (index, endpoint) in endpoints.iter().enumerate() {
@@ -174,7 +178,11 @@ mod tests {
             ("frontend", "2"),
             ("service.name=checkout|", "4"),
         ] {
-            assert_eq!(owner(key.as_bytes()), format!("127.0.0.{want}:4317"), "{key}");
+            assert_eq!(
+                owner(key.as_bytes()),
+                format!("127.0.0.{want}:4317"),
+                "{key}"
+            );
         }
     }
 

@@ -160,11 +160,7 @@ impl Keyed for view::Metrics {
     }
 }
 
-fn plan_of<S: Keyed>(
-    batch: &Batch,
-    key: RoutingKey,
-    ring: &Ring,
-) -> Result<Plan, WireError> {
+fn plan_of<S: Keyed>(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Plan, WireError> {
     let level = level(key);
     let mut owners = Vec::new();
     let mut buf = Vec::with_capacity(64);
@@ -281,7 +277,11 @@ fn as_string(value: &Value<'_>, out: &mut Vec<u8>) {
         Value::Double(d) => write!(out, "{d}"),
         Value::Bytes(b) => {
             use base64::Engine;
-            out.write_all(base64::engine::general_purpose::STANDARD.encode(b).as_bytes())
+            out.write_all(
+                base64::engine::general_purpose::STANDARD
+                    .encode(b)
+                    .as_bytes(),
+            )
         }
         Value::Array(a) => write!(out, "{a:?}"),
         Value::KvList(k) => write!(out, "{k:?}"),
@@ -308,11 +308,7 @@ impl Pick<'_> {
 }
 
 impl<S: SignalView> Edit<S> for Pick<'_> {
-    fn resource(
-        &mut self,
-        _: &ResourceView<'_, S>,
-        _: &mut Change,
-    ) -> Result<Decision, WireError> {
+    fn resource(&mut self, _: &ResourceView<'_, S>, _: &mut Change) -> Result<Decision, WireError> {
         Ok(match self.plan.level {
             Level::Resource => self.decide(),
             _ => Decision::Visit,
