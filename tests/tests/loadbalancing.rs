@@ -394,3 +394,152 @@ async fn a_gateway_leaving_dns_loses_nothing_and_moves_only_its_traces() {
     eprintln!("{moved} traces moved from the gateway that left");
     assert_eq!(moved, on_third.len());
 }
+
+/// An EndpointSlice of Service `gw` with `endpoints` (address, ready).
+fn slice(name: &str, version: u32, endpoints: &[(&str, bool)]) -> serde_json::Value {
+    let endpoints: Vec<serde_json::Value> = endpoints
+        .iter()
+        .map(|(ip, ready)| {
+            serde_json::json!({"addresses": [ip], "conditions": {"ready": ready}})
+        })
+        .collect();
+    serde_json::json!({
+        "kind": "EndpointSlice",
+        "apiVersion": "discovery.k8s.io/v1",
+        "metadata": {
+            "name": name,
+            "namespace": "obs",
+            "resourceVersion": version.to_string(),
+            "labels": {"kubernetes.io/service-name": "gw"}
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints
+    })
+}
+
+fn event(kind: &str, object: serde_json::Value) -> String {
+    serde_json::json!({"type": kind, "object": object}).to_string() + "\n"
+}
+
+/// What the test's Kubernetes API saw: the path of each call.
+type Calls = mpsc::UnboundedSender<String>;
+
+/// Serves the EndpointSlice list (`list`) and watches: each watch streams
+/// the lines sent on `events` until a `None`, which drops it.
+async fn kubernetes_api(
+    listener: tokio::net::TcpListener,
+    list: String,
+    calls: Calls,
+    events: mpsc::UnboundedReceiver<Option<String>>,
+) {
+    let events = std::sync::Arc::new(tokio::sync::Mutex::new(events));
+    loop {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let (list, calls, events) = (list.clone(), calls.clone(), events.clone());
+        tokio::spawn(async move {
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+            let _ = calls.send(path.clone());
+            if !path.contains("watch=1") {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{list}",
+                    list.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                return;
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            let mut events = events.lock().await;
+            while let Some(Some(line)) = events.recv().await {
+                let chunk = format!("{:x}\r\n{line}\r\n", line.len());
+                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // Dropped without the closing chunk, as a broken connection.
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
+    let port = free_port();
+    let mut gw = gateway("127.0.0.2", port);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    let list = serde_json::json!({
+        "kind": "EndpointSliceList",
+        "apiVersion": "discovery.k8s.io/v1",
+        "metadata": {"resourceVersion": "10"},
+        "items": [slice("gw-a", 9, &[("127.0.0.2", true), ("127.0.0.3", true)])]
+    })
+    .to_string();
+    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    let (events, events_rx) = mpsc::unbounded_channel();
+    tokio::spawn(kubernetes_api(listener, list, calls_tx, events_rx));
+    let mut agent = Tern::start_with_env(
+        &[("TERN_K8S_API", &format!("http://{api}"))],
+        &agent_config(&format!(
+            "      k8s:\n        service: gw.obs\n        ports: [{port}]\n        timeout: 30s"
+        )),
+    );
+    let backends = |n: f64| {
+        move |m: &str| sample(m, "otelcol_loadbalancer_num_backends", r#"resolver="k8s""#) == Some(n)
+    };
+    let first = calls.recv().await.unwrap();
+    assert!(
+        first.starts_with("/apis/discovery.k8s.io/v1/namespaces/obs/endpointslices?")
+            && first.contains("labelSelector=kubernetes.io%2Fservice-name%3Dgw")
+            && !first.contains("watch=1"),
+        "{first}"
+    );
+    agent.self_metrics_until("2 backends from the list", backends(2.0)).await;
+    let watch = calls.recv().await.unwrap();
+    assert!(watch.contains("watch=1") && watch.contains("resourceVersion=10"), "{watch}");
+
+    events
+        .send(Some(event("ADDED", slice("gw-b", 11, &[("127.0.0.4", true)]))))
+        .unwrap();
+    agent.self_metrics_until("3 backends after ADDED", backends(3.0)).await;
+    // The watch drops; the resolver resumes from the last version it saw.
+    events.send(None).unwrap();
+    let resumed = calls.recv().await.unwrap();
+    assert!(
+        resumed.contains("watch=1") && resumed.contains("resourceVersion=11"),
+        "{resumed}"
+    );
+    events
+        .send(Some(event(
+            "MODIFIED",
+            slice("gw-a", 12, &[("127.0.0.2", true), ("127.0.0.3", false)]),
+        )))
+        .unwrap();
+    events
+        .send(Some(event("DELETED", slice("gw-b", 13, &[("127.0.0.4", true)]))))
+        .unwrap();
+    agent
+        .self_metrics_until("1 backend after MODIFIED and DELETED", backends(1.0))
+        .await;
+
+    let sent = send_phase(&agent, 1, 10, 20).await;
+    let n = sent.len() as f64;
+    agent
+        .self_metrics_until("every span sent", |m| {
+            sample(m, "otelcol_exporter_sent_spans_total", r#"exporter="loadbalancing""#) == Some(n)
+        })
+        .await;
+    assert!(agent.stop().success(), "{}", agent.logs());
+    assert!(gw.stop().success());
+    let (spans, _) = gathered(&[gw.path("spans.pb")]);
+    assert_eq!(spans, sorted(sent), "every span on the one ready backend");
+}
