@@ -133,10 +133,13 @@ fn received(path: &Path) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
     out
 }
 
+/// The gateways (indexes) each trace id was found on.
+type Owners = BTreeMap<Vec<u8>, BTreeSet<usize>>;
+
 /// Span ids written by all gateways, sorted; and the gateways of each trace.
-fn gathered(files: &[PathBuf]) -> (Vec<Vec<u8>>, BTreeMap<Vec<u8>, BTreeSet<usize>>) {
+fn gathered(files: &[PathBuf]) -> (Vec<Vec<u8>>, Owners) {
     let mut spans = Vec::new();
-    let mut owners: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
+    let mut owners = Owners::new();
     for (g, f) in files.iter().enumerate() {
         for (trace, ids) in received(f) {
             owners.entry(trace).or_default().insert(g);
@@ -399,9 +402,7 @@ async fn a_gateway_leaving_dns_loses_nothing_and_moves_only_its_traces() {
 fn slice(name: &str, version: u32, endpoints: &[(&str, bool)]) -> serde_json::Value {
     let endpoints: Vec<serde_json::Value> = endpoints
         .iter()
-        .map(|(ip, ready)| {
-            serde_json::json!({"addresses": [ip], "conditions": {"ready": ready}})
-        })
+        .map(|(ip, ready)| serde_json::json!({"addresses": [ip], "conditions": {"ready": ready}}))
         .collect();
     serde_json::json!({
         "kind": "EndpointSlice",
@@ -494,7 +495,9 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
         )),
     );
     let backends = |n: f64| {
-        move |m: &str| sample(m, "otelcol_loadbalancer_num_backends", r#"resolver="k8s""#) == Some(n)
+        move |m: &str| {
+            sample(m, "otelcol_loadbalancer_num_backends", r#"resolver="k8s""#) == Some(n)
+        }
     };
     let first = calls.recv().await.unwrap();
     assert!(
@@ -503,14 +506,24 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
             && !first.contains("watch=1"),
         "{first}"
     );
-    agent.self_metrics_until("2 backends from the list", backends(2.0)).await;
+    agent
+        .self_metrics_until("2 backends from the list", backends(2.0))
+        .await;
     let watch = calls.recv().await.unwrap();
-    assert!(watch.contains("watch=1") && watch.contains("resourceVersion=10"), "{watch}");
+    assert!(
+        watch.contains("watch=1") && watch.contains("resourceVersion=10"),
+        "{watch}"
+    );
 
     events
-        .send(Some(event("ADDED", slice("gw-b", 11, &[("127.0.0.4", true)]))))
+        .send(Some(event(
+            "ADDED",
+            slice("gw-b", 11, &[("127.0.0.4", true)]),
+        )))
         .unwrap();
-    agent.self_metrics_until("3 backends after ADDED", backends(3.0)).await;
+    agent
+        .self_metrics_until("3 backends after ADDED", backends(3.0))
+        .await;
     // The watch drops; the resolver resumes from the last version it saw.
     events.send(None).unwrap();
     let resumed = calls.recv().await.unwrap();
@@ -525,7 +538,10 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
         )))
         .unwrap();
     events
-        .send(Some(event("DELETED", slice("gw-b", 13, &[("127.0.0.4", true)]))))
+        .send(Some(event(
+            "DELETED",
+            slice("gw-b", 13, &[("127.0.0.4", true)]),
+        )))
         .unwrap();
     agent
         .self_metrics_until("1 backend after MODIFIED and DELETED", backends(1.0))
@@ -535,7 +551,11 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
     let n = sent.len() as f64;
     agent
         .self_metrics_until("every span sent", |m| {
-            sample(m, "otelcol_exporter_sent_spans_total", r#"exporter="loadbalancing""#) == Some(n)
+            sample(
+                m,
+                "otelcol_exporter_sent_spans_total",
+                r#"exporter="loadbalancing""#,
+            ) == Some(n)
         })
         .await;
     assert!(agent.stop().success(), "{}", agent.logs());

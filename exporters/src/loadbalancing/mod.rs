@@ -389,7 +389,7 @@ impl Shared {
 
     /// Each owner's part of `batch` with its backend, and the items that
     /// cannot be routed.
-    fn split(&self, batch: &Batch) -> Result<(Vec<(Arc<Backend>, Batch)>, u64), ExportError> {
+    fn split(&self, batch: &Batch) -> Result<(Parts, u64), ExportError> {
         let key = self.config.routing_key_for(batch.signal());
         let state = self.read();
         if state.ring.is_empty() {
@@ -513,6 +513,9 @@ impl Shared {
         }
     }
 }
+
+/// The parts of a batch, each with its backend.
+type Parts = Vec<(Arc<Backend>, Batch)>;
 
 /// What [`Shared::deliver`] did with the parts of a batch.
 #[derive(Default)]

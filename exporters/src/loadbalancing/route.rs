@@ -363,3 +363,186 @@ pub fn split(batch: Batch, plan: &Plan) -> Result<Vec<(u16, Batch)>, EditError> 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric as PMetric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    use tern_core::pdata::RequestContext;
+
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn ring() -> Ring {
+        Ring::new(&["a:4317".to_string(), "b:4317".into(), "c:4317".into()])
+    }
+
+    fn batch(signal: Signal, bytes: Vec<u8>) -> Batch {
+        Batch::from_wire(
+            signal,
+            Bytes::from(bytes),
+            Arc::new(RequestContext::default()),
+        )
+        .unwrap()
+    }
+
+    /// Every part holds only its owner's items, and all items are in some part.
+    #[test]
+    fn spans_go_to_the_owner_of_their_trace() {
+        let spans: Vec<Span> = (0..60u8)
+            .map(|i| Span {
+                trace_id: vec![i % 20; 16],
+                span_id: vec![i; 8],
+                ..Default::default()
+            })
+            .collect();
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "agent")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let ring = ring();
+        let b = batch(Signal::Traces, req.encode_to_vec());
+        let by_trace = plan(&b, RoutingKey::TraceId, &ring).unwrap();
+        let parts = split(b, &by_trace).unwrap();
+        assert_eq!(parts.len(), 3);
+        let mut total = 0;
+        for (owner, part) in parts {
+            let got = ExportTraceServiceRequest::decode(part.to_wire()).unwrap();
+            for rs in &got.resource_spans {
+                assert_eq!(
+                    rs.resource.as_ref().unwrap().attributes[0].key,
+                    "service.name"
+                );
+                for s in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+                    assert_eq!(ring.owner(&s.trace_id), Some(owner));
+                    total += 1;
+                }
+            }
+        }
+        assert_eq!(total, 60);
+    }
+
+    #[test]
+    fn logs_go_by_service_name_and_one_owner_keeps_the_batch_whole() {
+        let resource = |svc: &str| ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", svc)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); 3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let ring = ring();
+        let services = ["checkout", "cart", "frontend", "ads", "email"];
+        let req = ExportLogsServiceRequest {
+            resource_logs: services.iter().map(|s| resource(s)).collect(),
+        };
+        let b = batch(Signal::Logs, req.encode_to_vec());
+        let by_service = plan(&b, RoutingKey::Service, &ring).unwrap();
+        for (owner, part) in split(b, &by_service).unwrap() {
+            let got = ExportLogsServiceRequest::decode(part.to_wire()).unwrap();
+            for rl in got.resource_logs {
+                let attrs = &rl.resource.unwrap().attributes;
+                let Some(any_value::Value::StringValue(svc)) =
+                    attrs[0].value.as_ref().and_then(|v| v.value.clone())
+                else {
+                    panic!("no service")
+                };
+                assert_eq!(ring.owner(svc.as_bytes()), Some(owner));
+                assert_eq!(rl.scope_logs[0].log_records.len(), 3);
+            }
+        }
+        // One service: the batch goes on as it is.
+        let one = batch(
+            Signal::Logs,
+            ExportLogsServiceRequest {
+                resource_logs: vec![resource("cart")],
+            }
+            .encode_to_vec(),
+        );
+        let wire = one.to_wire();
+        let whole = plan(&one, RoutingKey::Service, &ring).unwrap();
+        let parts = split(one, &whole).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].1.to_wire(), wire);
+    }
+
+    #[test]
+    fn metric_points_go_by_stream_and_resources_without_a_service_are_unroutable() {
+        let point = |host: &str| NumberDataPoint {
+            attributes: vec![kv("host", host)],
+            ..Default::default()
+        };
+        let metrics = |resource: Option<Resource>| ResourceMetrics {
+            resource,
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![PMetric {
+                    name: "load".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: (0..30).map(|i| point(&format!("h{i}"))).collect(),
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                metrics(Some(Resource {
+                    attributes: vec![kv("service.name", "db")],
+                    ..Default::default()
+                })),
+                metrics(None),
+            ],
+        };
+        let ring = ring();
+        let b = batch(Signal::Metrics, req.encode_to_vec());
+        let streams = plan(&b, RoutingKey::StreamId, &ring).unwrap();
+        assert_eq!(streams.owners.len(), 60);
+        assert_eq!(streams.distinct().len(), 3);
+        let parts = split(b.clone(), &streams).unwrap();
+        assert_eq!(parts.iter().map(|(_, p)| p.items()).sum::<usize>(), 60);
+        let by_service = plan(&b, RoutingKey::Service, &ring).unwrap();
+        let parts = split(b, &by_service).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(
+            parts[0].1.items(),
+            30,
+            "the resource without service.name is left out"
+        );
+    }
+}
