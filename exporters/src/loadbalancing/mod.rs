@@ -322,7 +322,7 @@ impl Shared {
     async fn reroute(self: &Arc<Self>, batch: Batch) {
         let (signal, items) = (batch.signal(), batch.items() as u64);
         self.rerouted[signal_index(signal)].add(items);
-        match self.deliver(batch, false).await {
+        match self.deliver(batch, false, false).await {
             Ok(sent) => {
                 for (part, reason) in sent.refused {
                     part.fail(false, &reason);
@@ -338,12 +338,19 @@ impl Shared {
 
     /// Splits `batch` by owner and queues each part at its backend (with
     /// `track`, each part gets an ack to await). Parts whose backend left
-    /// meanwhile are routed again.
+    /// meanwhile are routed again. A full backend queue is waited for:
+    /// without end when the backend's `sending_queue.block_on_overflow`
+    /// says so, or when rerouting (`bounded` false: the part carries its
+    /// senders' acks); otherwise up to `protocol.otlp.timeout`, after which
+    /// the part is refused, so that a stuck backend does not stall the
+    /// others.
     async fn deliver(
         self: &Arc<Self>,
         batch: Batch,
         track: bool,
+        bounded: bool,
     ) -> Result<Sent, (Batch, ExportError)> {
+        let wait = self.config.protocol.otlp.timeout.0;
         let mut sent = Sent::default();
         let mut todo = vec![batch];
         for round in 0..REROUTES {
@@ -355,27 +362,34 @@ impl Shared {
                 };
                 sent.unroutable += unroutable;
                 for (backend, mut part) in parts {
-                    let kept = track.then(|| part.clone());
-                    let pending = kept.as_ref().map(|_| {
+                    let kept = part.clone();
+                    let pending = track.then(|| {
                         let (ack, pending) = Ack::new();
                         part.wait_on(ack);
                         pending
                     });
-                    let pushed = if backend.block_on_overflow {
-                        backend.queue.push(part).await
+                    let pushed = if backend.block_on_overflow || !bounded {
+                        backend.queue.push(part).await.map_err(|(_, r)| r)
                     } else {
-                        backend.queue.try_push(part)
-                    };
-                    match (pushed, kept, pending) {
-                        (Ok(()), Some(kept), Some(pending)) => sent.pending.push((kept, pending)),
-                        (Ok(()), _, _) => {}
-                        (Err((part, Refusal::Closed)), kept, _) if round + 1 < REROUTES => {
-                            again.push(kept.unwrap_or(part));
+                        match tokio::time::timeout(wait, backend.queue.push(part)).await {
+                            Ok(pushed) => pushed.map_err(|(_, r)| r),
+                            Err(_) => Err(Refusal::Full),
                         }
-                        (Err((part, refusal)), kept, _) => sent.refused.push((
-                            kept.unwrap_or(part),
-                            format!("backend {}: {refusal}", backend.endpoint),
+                    };
+                    match (pushed, pending) {
+                        (Ok(()), Some(pending)) => sent.pending.push((kept, pending)),
+                        (Ok(()), None) => {}
+                        (Err(Refusal::Closed), _) if round + 1 < REROUTES => again.push(kept),
+                        (Err(Refusal::Full), _) => sent.refused.push((
+                            kept,
+                            format!(
+                                "the queue of backend {} stayed full for {wait:?}",
+                                backend.endpoint
+                            ),
                         )),
+                        (Err(refusal), _) => sent
+                            .refused
+                            .push((kept, format!("backend {}: {refusal}", backend.endpoint))),
                     }
                 }
             }
@@ -429,7 +443,7 @@ impl Shared {
             return Ok(0);
         };
         self.wait_for_backends().await;
-        let sent = match self.deliver(batch, self.wait).await {
+        let sent = match self.deliver(batch, self.wait, true).await {
             Ok(sent) => sent,
             Err((batch, e)) => {
                 let permanent = e.is_permanent();
