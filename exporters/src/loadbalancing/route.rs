@@ -17,7 +17,7 @@ use tern_core::view::{
     self, Attributes, Change, DataPoint, Decision, Edit, Metric, RequestView, ResourceView,
     ScopeView, SignalView, Value,
 };
-use tern_core::wire::WireError;
+use tern_core::wire::{WireError, fields, schema, walk_fields};
 
 use super::ring::Ring;
 
@@ -73,9 +73,11 @@ fn level(key: RoutingKey) -> Level {
 
 /// The keys of a signal's items and data points.
 trait Keyed: SignalView + Sized {
-    /// The key of an item (`traceID`, `metric`).
-    fn item_key(item: &Self::Item<'_>, key: RoutingKey, out: &mut Vec<u8>)
-    -> Result<(), WireError>;
+    /// The item's field the key is made of.
+    const KEY_FIELD: u32;
+
+    /// The key of an item (`traceID`, `metric`) from its field `KEY_FIELD`.
+    fn item_key(field: Option<&[u8]>, out: &mut Vec<u8>);
 
     /// The key of each data point of an item (`streamID`; metrics only).
     fn point_keys(
@@ -90,37 +92,37 @@ trait Keyed: SignalView + Sized {
 }
 
 impl Keyed for view::Traces {
-    fn item_key(span: &view::Span<'_>, _: RoutingKey, out: &mut Vec<u8>) -> Result<(), WireError> {
-        out.extend_from_slice(span.trace_id);
-        Ok(())
+    const KEY_FIELD: u32 = schema::SPAN.number("trace_id");
+
+    fn item_key(trace_id: Option<&[u8]>, out: &mut Vec<u8>) {
+        out.extend_from_slice(trace_id.unwrap_or_default());
     }
 }
 
 impl Keyed for view::Logs {
-    fn item_key(
-        record: &view::LogRecord<'_>,
-        _: RoutingKey,
-        out: &mut Vec<u8>,
-    ) -> Result<(), WireError> {
+    const KEY_FIELD: u32 = schema::LOG_RECORD.number("trace_id");
+
+    fn item_key(trace_id: Option<&[u8]>, out: &mut Vec<u8>) {
         let mut id = [0u8; 16];
-        if record.trace_id.iter().any(|b| *b != 0) {
-            let n = record.trace_id.len().min(16);
-            id[..n].copy_from_slice(&record.trace_id[..n]);
-        } else {
+        match trace_id.filter(|t| t.iter().any(|b| *b != 0)) {
+            Some(t) => {
+                let n = t.len().min(16);
+                id[..n].copy_from_slice(&t[..n]);
+            }
             // The Collector spreads records without a trace id at random.
-            id[..4].copy_from_slice(&fastrand::u32(..).to_le_bytes());
+            None => id[..4].copy_from_slice(&fastrand::u32(..).to_le_bytes()),
         }
         for b in id {
             out.extend_from_slice(format!("{b:02x}").as_bytes());
         }
-        Ok(())
     }
 }
 
 impl Keyed for view::Metrics {
-    fn item_key(metric: &Metric<'_>, _: RoutingKey, out: &mut Vec<u8>) -> Result<(), WireError> {
-        out.extend_from_slice(metric.name.as_bytes());
-        Ok(())
+    const KEY_FIELD: u32 = schema::METRIC.number("name");
+
+    fn item_key(name: Option<&[u8]>, out: &mut Vec<u8>) {
+        out.extend_from_slice(name.unwrap_or_default());
     }
 
     /// The resource, the scope, the metric's identity and the point's
@@ -194,22 +196,40 @@ fn plan_of<S: Keyed>(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Plan
             };
             for scope in resource.scopes() {
                 let scope = scope?;
-                for item in scope.items() {
-                    let item = item?;
-                    buf.clear();
-                    if level == Level::Item {
-                        S::item_key(&item, key, &mut buf)?;
-                        owners.push(owner(&buf));
-                    } else {
-                        S::point_keys(&resource_id, &scope, &item, &mut buf, &mut |k| {
-                            owners.push(owner(k))
-                        })?;
+                if level == Level::Item {
+                    // Only the key field of each item is read.
+                    for f in fields(scope.raw) {
+                        let f = f?;
+                        if f.number == S::ITEMS && f.wire_type == 2 {
+                            buf.clear();
+                            S::item_key(first(f.payload, S::KEY_FIELD)?, &mut buf);
+                            owners.push(owner(&buf));
+                        }
                     }
+                    continue;
+                }
+                for item in scope.items() {
+                    S::point_keys(&resource_id, &scope, &item?, &mut buf, &mut |k| {
+                        owners.push(owner(k))
+                    })?;
                 }
             }
         }
     }
     Ok(Plan { level, owners })
+}
+
+/// The first length-delimited field `number` of message `raw`.
+fn first(raw: &[u8], number: u32) -> Result<Option<&[u8]>, WireError> {
+    let mut found = None;
+    walk_fields(raw, |f| {
+        if f.number == number && f.wire_type == 2 {
+            found = Some(f.payload);
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    Ok(found)
 }
 
 /// The key of a resource into `out`; false when it has none (a metric
