@@ -563,3 +563,60 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
     let (spans, _) = gathered(&[gw.path("spans.pb")]);
     assert_eq!(spans, sorted(sent), "every span on the one ready backend");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_backend_that_stays_down_fails_its_share_and_waiting_senders_learn_why() {
+    let port = free_port();
+    let mut up = gateway("127.0.0.2", port);
+    // Nothing listens on 127.0.0.3.
+    let down = format!("127.0.0.3:{port}");
+    let mut agent = Tern::start(&format!(
+        r#"
+exporters:
+  loadbalancing:
+    sending_queue:
+      wait_for_result: true
+    protocol:
+      otlp:
+        tls:
+          insecure: true
+        retry_on_failure:
+          initial_interval: 10ms
+          max_interval: 20ms
+          max_elapsed_time: 300ms
+    resolver:
+      static:
+        hostnames: [127.0.0.2:{port}, {down}]
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [loadbalancing]
+"#
+    ));
+    let req = request(1, 0, 50);
+    let reply = grpc_call(agent.grpc, paths::TRACES, req.encode_to_vec(), None).await;
+    assert_eq!(reply.code, 14, "UNAVAILABLE: {}", reply.message);
+    assert!(reply.message.contains(&down), "{}", reply.message);
+    let metrics = agent.self_metrics().await;
+    let failed = sample(
+        &metrics,
+        "tern_loadbalancer_backend_failed_items_total",
+        &format!(r#"endpoint="{down}",signal="traces""#),
+    )
+    .unwrap_or(0.0);
+    assert!(failed > 0.0 && failed < 15.0, "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            "otelcol_loadbalancer_backend_outcome_total",
+            &format!(r#"endpoint="{down}",success="false""#)
+        ),
+        Some(1.0)
+    );
+    assert!(agent.stop().success());
+    assert!(up.stop().success());
+    // The live backend got its share all the same.
+    let (spans, _) = gathered(&[up.path("spans.pb")]);
+    assert_eq!(spans.len() as f64, 15.0 - failed);
+}
