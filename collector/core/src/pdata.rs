@@ -355,6 +355,26 @@ impl Batch {
         Ok(out)
     }
 
+    /// A batch of this one's signal, memory tickets and acks, made of
+    /// `requests` (encoded export request, its items, the context it was
+    /// received with) that the caller cut from this batch's own requests
+    /// (a split by owner): they are not checked again; empty ones are left
+    /// out.
+    pub fn derive(
+        &self,
+        requests: impl IntoIterator<Item = (Bytes, usize, Arc<RequestContext>)>,
+    ) -> Batch {
+        let mut out = Batch::empty(self.signal, self.context.clone());
+        for (bytes, items, context) in requests {
+            if !bytes.is_empty() {
+                out.append(Batch::one(self.signal, bytes, items, context));
+            }
+        }
+        out.tickets.clone_from(&self.tickets);
+        out.acks.clone_from(&self.acks);
+        out
+    }
+
     /// Writes each request of the batch through `edit` (one `edit` for all,
     /// in order; see [`view::edit`]): each request keeps its context, a
     /// request left with nothing is left out, and the new batch holds this

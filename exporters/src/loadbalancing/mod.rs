@@ -409,21 +409,16 @@ impl Shared {
         if state.ring.is_empty() {
             return Err(ExportError::Retryable("no backends resolved yet".into()));
         }
-        let plan =
-            route::plan(batch, key, &state.ring).map_err(|e| ExportError::Encode(e.to_string()))?;
-        let backends = state.backends.clone();
-        let endpoints = state.ring.endpoints().to_vec();
-        drop(state);
-        let parts =
-            route::split(batch.clone(), &plan).map_err(|e| ExportError::Encode(e.to_string()))?;
-        let routed: usize = parts.iter().map(|(_, p)| p.items()).sum();
-        let unroutable = batch.items().saturating_sub(routed) as u64;
-        let mut out = Vec::with_capacity(parts.len());
-        for (owner, part) in parts {
-            match backends.get(usize::from(owner)).cloned().flatten() {
+        let split = route::split(batch, key, &state.ring)
+            .map_err(|e| ExportError::Encode(e.to_string()))?;
+        let mut out = Vec::with_capacity(split.parts.len());
+        for (owner, part) in split.parts {
+            match state.backends.get(usize::from(owner)).cloned().flatten() {
                 Some(b) => out.push((b, part)),
                 None => {
-                    let endpoint = endpoints
+                    let endpoint = state
+                        .ring
+                        .endpoints()
                         .get(usize::from(owner))
                         .cloned()
                         .unwrap_or_default();
@@ -433,7 +428,7 @@ impl Shared {
                 }
             }
         }
-        Ok((out, unroutable))
+        Ok((out, split.unroutable as u64))
     }
 
     /// One attempt: sends what is left in `left`, waits for every part,
@@ -538,7 +533,8 @@ struct Sent {
     pending: Vec<(Batch, Pending)>,
     /// Parts no queue took, and why.
     refused: Vec<(Batch, String)>,
-    /// Items no backend can take (see [`route::UNROUTABLE`]).
+    /// Items no backend can take (a metric resource without `service.name`
+    /// under `routing_key: service`).
     unroutable: u64,
 }
 

@@ -1,9 +1,13 @@
-//! Splitting a batch by routing key without decoding it: one pass over the
-//! wire bytes ([`plan`]) finds the owner of each resource, item or data
-//! point (whichever the key works on), then one [`Batch::edit`] per owner
-//! keeps only that owner's part ([`split`]); a batch with one owner is
-//! passed on untouched. The keys are the Collector's (v0.161), so the
-//! same data lands on the same backend as behind it:
+//! Splitting a batch by routing key without decoding it. For keys that
+//! work on resources or items ([`split`]), one walk over each request's
+//! wire bytes reads the key of each resource (its attributes) or item (one
+//! field of it: the trace id, the metric name), and copies each resource
+//! or item as it is into its owner's part, under a copy of its resource and
+//! scope envelopes. For `streamID`, whose owners are data points, the owner
+//! of each point is listed first, then one [`Batch::edit`] per owner keeps
+//! that owner's points. A batch with a single owner is passed on untouched.
+//! The keys are the Collector's (v0.161), so the same data lands on the
+//! same backend as behind it:
 //!
 //! | signal | `traceID` | `service` | `resource` | `metric` | `streamID` |
 //! |---|---|---|---|---|---|
@@ -11,63 +15,39 @@
 //! | logs | the id in hex, per record (a random id when it has none) | the `service.name` string, per resource | the resource's attributes | | |
 //! | metrics | | the `service.name` string, per resource (none: not routable) | the resource's attributes | the name, per metric | resource, scope, metric and point attributes, per point |
 
+use bytes::{Bytes, BytesMut};
 use tern_config::{RoutingKey, Signal};
 use tern_core::pdata::{Batch, EditError};
 use tern_core::view::{
-    self, Attributes, Change, DataPoint, Decision, Edit, Metric, RequestView, ResourceView,
-    ScopeView, SignalView, Value,
+    self, Attributes, Change, DataPoint, Decision, Edit, FromWire, ItemView, Metric, RequestView,
+    ResourceView, ScopeView, SignalView, Value,
 };
-use tern_core::wire::{WireError, fields, schema, walk_fields};
+use tern_core::wire::{WireError, fields, put_varint, schema, varint_len, walk_fields};
 
 use super::ring::Ring;
 
 /// The owner of data that cannot be routed (a metric resource without
 /// `service.name` under `routing_key: service`).
-pub const UNROUTABLE: u16 = u16::MAX;
+const UNROUTABLE: u16 = u16::MAX;
 
-/// What the owners are listed for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Resource,
-    Item,
-    Point,
-}
-
-/// The owner of each routed unit of a batch, in wire order.
+/// A batch split by owner.
 #[derive(Debug)]
-pub struct Plan {
-    level: Level,
-    owners: Vec<u16>,
+pub struct Split {
+    /// Each owner (index into the ring's endpoints) with its part; the
+    /// parts hold the batch's acks and memory tickets.
+    pub parts: Vec<(u16, Batch)>,
+    /// Items no backend can take.
+    pub unroutable: usize,
 }
 
-impl Plan {
-    /// The distinct owners, in order of first appearance.
-    pub fn distinct(&self) -> Vec<u16> {
-        let mut out: Vec<u16> = Vec::new();
-        for o in &self.owners {
-            if !out.contains(o) {
-                out.push(*o);
-            }
-        }
-        out
-    }
-}
-
-/// The owner of each resource, item or point of `batch` under `key`
-/// (one the signal supports: validation refuses the others).
-pub fn plan(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Plan, WireError> {
-    match batch.signal() {
-        Signal::Traces => plan_of::<view::Traces>(batch, key, ring),
-        Signal::Logs => plan_of::<view::Logs>(batch, key, ring),
-        Signal::Metrics => plan_of::<view::Metrics>(batch, key, ring),
-    }
-}
-
-fn level(key: RoutingKey) -> Level {
-    match key {
-        RoutingKey::TraceId | RoutingKey::Metric => Level::Item,
-        RoutingKey::StreamId => Level::Point,
-        _ => Level::Resource,
+/// Splits `batch` by the owners of its data under `key` (one the signal
+/// supports: validation refuses the others).
+pub fn split(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Split, EditError> {
+    match (batch.signal(), key) {
+        (Signal::Metrics, RoutingKey::StreamId) => by_points(batch, ring),
+        (Signal::Traces, _) => Ok(walk::<view::Traces>(batch, key, ring)?),
+        (Signal::Logs, _) => Ok(walk::<view::Logs>(batch, key, ring)?),
+        (Signal::Metrics, _) => Ok(walk::<view::Metrics>(batch, key, ring)?),
     }
 }
 
@@ -78,17 +58,6 @@ trait Keyed: SignalView + Sized {
 
     /// The key of an item (`traceID`, `metric`) from its field `KEY_FIELD`.
     fn item_key(field: Option<&[u8]>, out: &mut Vec<u8>);
-
-    /// The key of each data point of an item (`streamID`; metrics only).
-    fn point_keys(
-        _resource_id: &[u8],
-        _scope: &ScopeView<'_, Self>,
-        _item: &Self::Item<'_>,
-        _buf: &mut Vec<u8>,
-        _each: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), WireError> {
-        Ok(())
-    }
 }
 
 impl Keyed for view::Traces {
@@ -124,99 +93,340 @@ impl Keyed for view::Metrics {
     fn item_key(name: Option<&[u8]>, out: &mut Vec<u8>) {
         out.extend_from_slice(name.unwrap_or_default());
     }
-
-    /// The resource, the scope, the metric's identity and the point's
-    /// attributes.
-    fn point_keys(
-        resource_id: &[u8],
-        scope: &ScopeView<'_, Self>,
-        metric: &Metric<'_>,
-        buf: &mut Vec<u8>,
-        each: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), WireError> {
-        buf.clear();
-        buf.extend_from_slice(resource_id);
-        buf.push(1);
-        if let Some(s) = scope.scope {
-            buf.extend_from_slice(s.name.as_bytes());
-            buf.push(0);
-            buf.extend_from_slice(s.version.as_bytes());
-            buf.push(0);
-            identity(Some(s.attributes()), buf)?;
-        }
-        buf.push(1);
-        buf.extend_from_slice(metric.name.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(metric.unit.as_bytes());
-        buf.push(metric.metric_type as u8);
-        buf.push(metric.aggregation_temporality as u8);
-        buf.push(u8::from(metric.is_monotonic));
-        let prefix = buf.len();
-        for point in metric.data_points() {
-            let point = point?;
-            buf.truncate(prefix);
-            identity(Some(point.attributes()), buf)?;
-            each(buf);
-        }
-        Ok(())
-    }
 }
 
-fn plan_of<S: Keyed>(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Plan, WireError> {
-    let level = level(key);
-    let mut owners = Vec::new();
-    let mut buf = Vec::with_capacity(64);
-    let mut last: Option<(Vec<u8>, u16)> = None;
-    let mut owner = |k: &[u8]| -> u16 {
-        if let Some((prev, o)) = &last
-            && prev.as_slice() == k
+/// The owner of a key, remembering the last one (consecutive spans of a
+/// trace share it).
+struct Owners<'r> {
+    ring: &'r Ring,
+    last: Option<(Vec<u8>, u16)>,
+}
+
+impl Owners<'_> {
+    fn of(&mut self, key: &[u8]) -> u16 {
+        if let Some((prev, o)) = &self.last
+            && prev.as_slice() == key
         {
             return *o;
         }
-        let o = ring.owner(k).unwrap_or(UNROUTABLE);
-        last = Some((k.to_vec(), o));
+        let o = self.ring.owner(key).unwrap_or(UNROUTABLE);
+        self.last = Some((key.to_vec(), o));
         o
-    };
+    }
+}
+
+/// One owner's part of a request: its resources, each whole or with the
+/// scopes and items that are the owner's (all borrowed from the request).
+#[derive(Default)]
+struct Part<'a> {
+    resources: Vec<Group<'a>>,
+    items: usize,
+}
+
+struct Group<'a> {
+    /// The request's resource index.
+    index: usize,
+    /// The resource message.
+    resource: &'a [u8],
+    /// `None`: the whole resource; otherwise the scopes kept.
+    scopes: Option<Vec<ScopeGroup<'a>>>,
+}
+
+/// A scope kept in a part: its index in the resource, its message and the
+/// items kept (whole fields).
+type ScopeGroup<'a> = (usize, &'a [u8], Vec<&'a [u8]>);
+
+/// A request cut for one owner: its bytes, items and the sender's context.
+type Cut = (
+    Bytes,
+    usize,
+    std::sync::Arc<tern_core::pdata::RequestContext>,
+);
+
+/// Splits by resource or item keys in one walk of each request.
+fn walk<S: Keyed>(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Split, WireError> {
+    let by_resource = !matches!(key, RoutingKey::TraceId | RoutingKey::Metric);
+    let mut owners = Owners { ring, last: None };
+    let mut per_owner: Vec<Vec<Cut>> = vec![Vec::new(); ring.endpoints().len()];
+    let mut unroutable = 0;
+    let mut buf = Vec::with_capacity(64);
     for request in batch.requests() {
-        for resource in RequestView::<S>::new(request.bytes).resources() {
-            let resource = resource?;
-            if level == Level::Resource {
-                owners.push(match resource_key(S::SIGNAL, key, &resource, &mut buf)? {
-                    true => owner(&buf),
-                    false => UNROUTABLE,
-                });
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        parts.resize_with(ring.endpoints().len(), Part::default);
+        for (index, f) in fields(request.bytes).enumerate() {
+            let f = f?;
+            if f.number != S::RESOURCES || f.wire_type != 2 {
                 continue;
             }
-            let resource_id = if level == Level::Point {
-                let mut id = Vec::new();
-                identity(resource.resource.map(|r| r.attributes()), &mut id)?;
-                id
-            } else {
-                Vec::new()
-            };
-            for scope in resource.scopes() {
-                let scope = scope?;
-                if level == Level::Item {
-                    // Only the key field of each item is read.
-                    for f in fields(scope.raw) {
-                        let f = f?;
-                        if f.number == S::ITEMS && f.wire_type == 2 {
-                            buf.clear();
-                            S::item_key(first(f.payload, S::KEY_FIELD)?, &mut buf);
-                            owners.push(owner(&buf));
-                        }
+            let resource = f.payload;
+            if by_resource {
+                let view = ResourceView::<S>::from_wire(resource)?;
+                let items = resource_items::<S>(resource)?;
+                let owner = match resource_key(S::SIGNAL, key, &view, &mut buf)? {
+                    true => owners.of(&buf),
+                    false => UNROUTABLE,
+                };
+                match parts.get_mut(usize::from(owner)) {
+                    Some(part) => {
+                        part.resources.push(Group {
+                            index,
+                            resource,
+                            scopes: None,
+                        });
+                        part.items += items;
                     }
+                    None => unroutable += items,
+                }
+                continue;
+            }
+            for (scope_index, sf) in fields(resource).enumerate() {
+                let sf = sf?;
+                if sf.number != S::SCOPES || sf.wire_type != 2 {
                     continue;
                 }
-                for item in scope.items() {
-                    S::point_keys(&resource_id, &scope, &item?, &mut buf, &mut |k| {
-                        owners.push(owner(k))
-                    })?;
+                for item in fields(sf.payload) {
+                    let item = item?;
+                    if item.number != S::ITEMS || item.wire_type != 2 {
+                        continue;
+                    }
+                    buf.clear();
+                    S::item_key(first(item.payload, S::KEY_FIELD)?, &mut buf);
+                    let owner = owners.of(&buf);
+                    let items = <S::Item<'_> as ItemView<'_>>::count(item.payload)?;
+                    let Some(part) = parts.get_mut(usize::from(owner)) else {
+                        unroutable += items;
+                        continue;
+                    };
+                    part.items += items;
+                    if part.resources.last().is_none_or(|g| g.index != index) {
+                        part.resources.push(Group {
+                            index,
+                            resource,
+                            scopes: Some(Vec::new()),
+                        });
+                    }
+                    if let Some(Group {
+                        scopes: Some(scopes),
+                        ..
+                    }) = part.resources.last_mut()
+                    {
+                        if scopes.last().is_none_or(|s| s.0 != scope_index) {
+                            scopes.push((scope_index, sf.payload, Vec::new()));
+                        }
+                        if let Some(s) = scopes.last_mut() {
+                            s.2.push(item.raw);
+                        }
+                    }
+                }
+            }
+        }
+        let owned: Vec<usize> = (0..parts.len()).filter(|o| parts[*o].items > 0).collect();
+        if let [only] = owned.as_slice()
+            && parts[*only].items == request.items
+        {
+            // The whole request is one owner's: passed on as it is.
+            per_owner[*only].push((
+                request.bytes.clone(),
+                request.items,
+                request.context.clone(),
+            ));
+            continue;
+        }
+        for o in owned {
+            let bytes = encode::<S>(&parts[o])?;
+            per_owner[o].push((bytes, parts[o].items, request.context.clone()));
+        }
+    }
+    let parts = per_owner
+        .into_iter()
+        .enumerate()
+        .filter(|(_, requests)| !requests.is_empty())
+        .map(|(o, requests)| (u16::try_from(o).unwrap_or(UNROUTABLE), requests))
+        .collect::<Vec<_>>();
+    if let [(owner, _)] = parts.as_slice()
+        && unroutable == 0
+    {
+        return Ok(Split {
+            parts: vec![(*owner, batch.clone())],
+            unroutable,
+        });
+    }
+    Ok(Split {
+        parts: parts
+            .into_iter()
+            .map(|(o, requests)| (o, batch.derive(requests)))
+            .collect(),
+        unroutable,
+    })
+}
+
+/// Items of a resource message (data points for metrics).
+fn resource_items<S: SignalView>(resource: &[u8]) -> Result<usize, WireError> {
+    let mut n = 0;
+    for sf in fields(resource) {
+        let sf = sf?;
+        if sf.number != S::SCOPES || sf.wire_type != 2 {
+            continue;
+        }
+        for item in fields(sf.payload) {
+            let item = item?;
+            if item.number == S::ITEMS && item.wire_type == 2 {
+                n += <S::Item<'_> as ItemView<'_>>::count(item.payload)?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Writes field `number` holding a message of `len` bytes: its tag and length.
+fn open(out: &mut BytesMut, number: u32, len: usize) {
+    put_varint(out, u64::from(number << 3 | 2));
+    put_varint(out, len as u64);
+}
+
+/// The length of field `number` holding a message of `len` bytes.
+fn field_len(number: u32, len: usize) -> usize {
+    varint_len(u64::from(number << 3 | 2)) + varint_len(len as u64) + len
+}
+
+/// The fields of `message` other than `number`, as they are.
+fn others(message: &[u8], number: u32) -> Result<Vec<&[u8]>, WireError> {
+    let mut out = Vec::new();
+    for f in fields(message) {
+        let f = f?;
+        if f.number != number {
+            out.push(f.raw);
+        }
+    }
+    Ok(out)
+}
+
+/// One owner's part of a request as an encoded export request.
+fn encode<S: SignalView>(part: &Part<'_>) -> Result<Bytes, WireError> {
+    let mut out = BytesMut::new();
+    for g in &part.resources {
+        let Some(scopes) = &g.scopes else {
+            open(&mut out, S::RESOURCES, g.resource.len());
+            out.extend_from_slice(g.resource);
+            continue;
+        };
+        let header = others(g.resource, S::SCOPES)?;
+        let mut bodies = Vec::with_capacity(scopes.len());
+        for (_, scope, items) in scopes {
+            let scope_header = others(scope, S::ITEMS)?;
+            let len = scope_header.iter().map(|f| f.len()).sum::<usize>()
+                + items.iter().map(|i| i.len()).sum::<usize>();
+            bodies.push((scope_header, items, len));
+        }
+        let len = header.iter().map(|f| f.len()).sum::<usize>()
+            + bodies
+                .iter()
+                .map(|(_, _, len)| field_len(S::SCOPES, *len))
+                .sum::<usize>();
+        out.reserve(field_len(S::RESOURCES, len));
+        open(&mut out, S::RESOURCES, len);
+        for f in header {
+            out.extend_from_slice(f);
+        }
+        for (scope_header, items, len) in bodies {
+            open(&mut out, S::SCOPES, len);
+            for f in scope_header {
+                out.extend_from_slice(f);
+            }
+            for i in items {
+                out.extend_from_slice(i);
+            }
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// `streamID`: the owner of each data point, then one edit per owner.
+fn by_points(batch: &Batch, ring: &Ring) -> Result<Split, EditError> {
+    let owners = point_owners(batch, ring)?;
+    let mut distinct: Vec<u16> = Vec::new();
+    for o in &owners {
+        if !distinct.contains(o) {
+            distinct.push(*o);
+        }
+    }
+    if let [only] = distinct.as_slice() {
+        return Ok(Split {
+            parts: vec![(*only, batch.clone())],
+            unroutable: 0,
+        });
+    }
+    let mut parts = Vec::with_capacity(distinct.len());
+    for owner in distinct {
+        let mut pick = Pick {
+            owners: &owners,
+            want: owner,
+            next: 0,
+        };
+        parts.push((owner, batch.clone().edit::<view::Metrics, _>(&mut pick)?));
+    }
+    Ok(Split {
+        parts,
+        unroutable: 0,
+    })
+}
+
+/// The owner of each data point of a metrics batch, in wire order: its
+/// stream is the resource, the scope, the metric's identity and the
+/// point's attributes.
+fn point_owners(batch: &Batch, ring: &Ring) -> Result<Vec<u16>, WireError> {
+    let mut owners = Owners { ring, last: None };
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for request in batch.requests() {
+        for resource in RequestView::<view::Metrics>::new(request.bytes).resources() {
+            let resource = resource?;
+            let mut resource_id = Vec::new();
+            identity(resource.resource.map(|r| r.attributes()), &mut resource_id)?;
+            for scope in resource.scopes() {
+                let scope = scope?;
+                for metric in scope.items() {
+                    let metric = metric?;
+                    stream_prefix(&resource_id, &scope, &metric, &mut buf)?;
+                    let prefix = buf.len();
+                    for point in metric.data_points() {
+                        let point = point?;
+                        buf.truncate(prefix);
+                        identity(Some(point.attributes()), &mut buf)?;
+                        out.push(owners.of(&buf));
+                    }
                 }
             }
         }
     }
-    Ok(Plan { level, owners })
+    Ok(out)
+}
+
+/// The part of a stream key shared by a metric's points.
+fn stream_prefix(
+    resource_id: &[u8],
+    scope: &ScopeView<'_, view::Metrics>,
+    metric: &Metric<'_>,
+    buf: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    buf.clear();
+    buf.extend_from_slice(resource_id);
+    buf.push(1);
+    if let Some(s) = scope.scope {
+        buf.extend_from_slice(s.name.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(s.version.as_bytes());
+        buf.push(0);
+        identity(Some(s.attributes()), buf)?;
+    }
+    buf.push(1);
+    buf.extend_from_slice(metric.name.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(metric.unit.as_bytes());
+    buf.push(metric.metric_type as u8);
+    buf.push(metric.aggregation_temporality as u8);
+    buf.push(u8::from(metric.is_monotonic));
+    Ok(())
 }
 
 /// The first length-delimited field `number` of message `raw`.
@@ -308,39 +518,16 @@ fn as_string(value: &Value<'_>, out: &mut Vec<u8>) {
     };
 }
 
-/// Keeps one owner's part of a batch.
+/// Keeps one owner's data points of a metrics batch.
 struct Pick<'p> {
-    plan: &'p Plan,
+    owners: &'p [u16],
     want: u16,
     next: usize,
 }
 
-impl Pick<'_> {
-    fn decide(&mut self) -> Decision {
-        let owner = self.plan.owners.get(self.next).copied();
-        self.next += 1;
-        if owner == Some(self.want) {
-            Decision::Keep
-        } else {
-            Decision::Drop
-        }
-    }
-}
-
-impl<S: SignalView> Edit<S> for Pick<'_> {
-    fn resource(&mut self, _: &ResourceView<'_, S>, _: &mut Change) -> Result<Decision, WireError> {
-        Ok(match self.plan.level {
-            Level::Resource => self.decide(),
-            _ => Decision::Visit,
-        })
-    }
-
-    fn item(&mut self, _: &S::Item<'_>, _: &mut Change) -> Result<Decision, WireError> {
-        Ok(match self.plan.level {
-            Level::Item => self.decide(),
-            Level::Point => Decision::Visit,
-            Level::Resource => Decision::Keep,
-        })
+impl Edit<view::Metrics> for Pick<'_> {
+    fn item(&mut self, _: &Metric<'_>, _: &mut Change) -> Result<Decision, WireError> {
+        Ok(Decision::Visit)
     }
 
     fn data_point(
@@ -349,39 +536,14 @@ impl<S: SignalView> Edit<S> for Pick<'_> {
         _: &DataPoint<'_>,
         _: &mut Change,
     ) -> Result<Decision, WireError> {
-        Ok(match self.plan.level {
-            Level::Point => self.decide(),
-            _ => Decision::Keep,
+        let owner = self.owners.get(self.next).copied();
+        self.next += 1;
+        Ok(if owner == Some(self.want) {
+            Decision::Keep
+        } else {
+            Decision::Drop
         })
     }
-}
-
-/// Each owner's part of `batch` (its acks and tickets go with every part);
-/// the unroutable part is left out.
-pub fn split(batch: Batch, plan: &Plan) -> Result<Vec<(u16, Batch)>, EditError> {
-    let owners = plan.distinct();
-    if let [only] = owners.as_slice() {
-        return Ok(if *only == UNROUTABLE {
-            Vec::new()
-        } else {
-            vec![(*only, batch)]
-        });
-    }
-    let mut out = Vec::with_capacity(owners.len());
-    for owner in owners.into_iter().filter(|o| *o != UNROUTABLE) {
-        let mut pick = Pick {
-            plan,
-            want: owner,
-            next: 0,
-        };
-        let part = match batch.signal() {
-            Signal::Traces => batch.clone().edit::<view::Traces, _>(&mut pick)?,
-            Signal::Logs => batch.clone().edit::<view::Logs, _>(&mut pick)?,
-            Signal::Metrics => batch.clone().edit::<view::Metrics, _>(&mut pick)?,
-        };
-        out.push((owner, part));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -451,10 +613,21 @@ mod tests {
             }],
         };
         let ring = ring();
-        let b = batch(Signal::Traces, req.encode_to_vec());
-        let by_trace = plan(&b, RoutingKey::TraceId, &ring).unwrap();
-        let parts = split(b, &by_trace).unwrap();
+        // Two requests from two senders: each part keeps them apart.
+        let mut b = batch(Signal::Traces, req.encode_to_vec());
+        let other = Arc::new(RequestContext {
+            transport: "http",
+            ..RequestContext::default()
+        });
+        b.append(
+            Batch::from_wire(Signal::Traces, Bytes::from(req.encode_to_vec()), other).unwrap(),
+        );
+        let parts = split(&b, RoutingKey::TraceId, &ring).unwrap().parts;
         assert_eq!(parts.len(), 3);
+        for (_, part) in &parts {
+            let transports: Vec<&str> = part.requests().map(|r| r.context.transport).collect();
+            assert_eq!(transports, ["", "http"]);
+        }
         let mut total = 0;
         for (owner, part) in parts {
             let got = ExportTraceServiceRequest::decode(part.to_wire()).unwrap();
@@ -469,7 +642,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(total, 60);
+        assert_eq!(total, 120);
     }
 
     #[test]
@@ -491,8 +664,7 @@ mod tests {
             resource_logs: services.iter().map(|s| resource(s)).collect(),
         };
         let b = batch(Signal::Logs, req.encode_to_vec());
-        let by_service = plan(&b, RoutingKey::Service, &ring).unwrap();
-        for (owner, part) in split(b, &by_service).unwrap() {
+        for (owner, part) in split(&b, RoutingKey::Service, &ring).unwrap().parts {
             let got = ExportLogsServiceRequest::decode(part.to_wire()).unwrap();
             for rl in got.resource_logs {
                 let attrs = &rl.resource.unwrap().attributes;
@@ -514,8 +686,7 @@ mod tests {
             .encode_to_vec(),
         );
         let wire = one.to_wire();
-        let whole = plan(&one, RoutingKey::Service, &ring).unwrap();
-        let parts = split(one, &whole).unwrap();
+        let parts = split(&one, RoutingKey::Service, &ring).unwrap().parts;
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].1.to_wire(), wire);
     }
@@ -551,18 +722,32 @@ mod tests {
         };
         let ring = ring();
         let b = batch(Signal::Metrics, req.encode_to_vec());
-        let streams = plan(&b, RoutingKey::StreamId, &ring).unwrap();
-        assert_eq!(streams.owners.len(), 60);
-        assert_eq!(streams.distinct().len(), 3);
-        let parts = split(b.clone(), &streams).unwrap();
-        assert_eq!(parts.iter().map(|(_, p)| p.items()).sum::<usize>(), 60);
-        let by_service = plan(&b, RoutingKey::Service, &ring).unwrap();
-        let parts = split(b, &by_service).unwrap();
-        assert_eq!(parts.len(), 1);
+        let owners = point_owners(&b, &ring).unwrap();
+        assert_eq!(owners.len(), 60);
+        let by_stream = split(&b, RoutingKey::StreamId, &ring).unwrap().parts;
+        assert_eq!(by_stream.len(), 3);
+        for (owner, part) in &by_stream {
+            let got = ExportMetricsServiceRequest::decode(part.to_wire()).unwrap();
+            let points: usize = got
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| match &m.data {
+                    Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(points, part.items());
+            assert_eq!(part.items(), owners.iter().filter(|o| *o == owner).count());
+        }
+        assert_eq!(by_stream.iter().map(|(_, p)| p.items()).sum::<usize>(), 60);
+        let by_service = split(&b, RoutingKey::Service, &ring).unwrap();
+        assert_eq!(by_service.parts.len(), 1);
         assert_eq!(
-            parts[0].1.items(),
-            30,
-            "the resource without service.name is left out"
+            by_service.unroutable, 30,
+            "the resource without service.name"
         );
+        assert_eq!(by_service.parts[0].1.items(), 30);
     }
 }
