@@ -109,6 +109,8 @@ cpu = (int(after) - int(before)) / os.sysconf("SC_CLK_TCK")
 items = r["items_ok"]
 print(f"{exporter} {rnd} {items / r['seconds']:.0f} {cpu:.2f} {items / max(cpu, 1e-9):.0f} {delivered}/{items}")
 EOF
+  # Tern's log of each run stays in KEEP_OUT (when given).
+  cp "$OUT/tern.log" "$OUT/tern-$exporter-$round.log"
 }
 
 echo "exporter round spans/s cpu_s spans/cpu_s delivered/sent"

@@ -29,7 +29,7 @@ pub mod ring;
 pub mod route;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,8 @@ struct Backend {
     workers: Mutex<Vec<JoinHandle<()>>>,
     succeeded: Counter,
     failed: Counter,
+    /// Exports finished (either way): whether the backend is moving.
+    sent: AtomicU64,
     /// Items whose export failed, per signal.
     failed_items: [Counter; 3],
     latency: Histogram,
@@ -234,6 +236,7 @@ impl Shared {
             workers: Mutex::new(Vec::new()),
             succeeded: outcome("true"),
             failed: outcome("false"),
+            sent: AtomicU64::new(0),
             failed_items: Signal::ALL.map(|s| {
                 self.telemetry.counter(
                     "tern_loadbalancer_backend_failed_items_total",
@@ -337,13 +340,8 @@ impl Shared {
     }
 
     /// Splits `batch` by owner and queues each part at its backend (with
-    /// `track`, each part gets an ack to await). Parts whose backend left
-    /// meanwhile are routed again. A full backend queue is waited for:
-    /// without end when the backend's `sending_queue.block_on_overflow`
-    /// says so, or when rerouting (`bounded` false: the part carries its
-    /// senders' acks); otherwise up to `protocol.otlp.timeout`, after which
-    /// the part is refused, so that a stuck backend does not stall the
-    /// others.
+    /// `track`, each part gets an ack to await; see [`push`] for a full
+    /// queue). Parts whose backend left meanwhile are routed again.
     async fn deliver(
         self: &Arc<Self>,
         batch: Batch,
@@ -361,21 +359,8 @@ impl Shared {
                     Err(e) => return Err((batch, e)),
                 };
                 sent.unroutable += unroutable;
-                for (backend, mut part) in parts {
-                    let kept = part.clone();
-                    let pending = track.then(|| {
-                        let (ack, pending) = Ack::new();
-                        part.wait_on(ack);
-                        pending
-                    });
-                    let pushed = if backend.block_on_overflow || !bounded {
-                        backend.queue.push(part).await.map_err(|(_, r)| r)
-                    } else {
-                        match tokio::time::timeout(wait, backend.queue.push(part)).await {
-                            Ok(pushed) => pushed.map_err(|(_, r)| r),
-                            Err(_) => Err(Refusal::Full),
-                        }
-                    };
+                for (backend, kept) in parts {
+                    let (pushed, pending) = push(&backend, &kept, track, bounded, wait).await;
                     match (pushed, pending) {
                         (Ok(()), Some(pending)) => sent.pending.push((kept, pending)),
                         (Ok(()), None) => {}
@@ -383,7 +368,7 @@ impl Shared {
                         (Err(Refusal::Full), _) => sent.refused.push((
                             kept,
                             format!(
-                                "the queue of backend {} stayed full for {wait:?}",
+                                "the queue of backend {} stayed full while it sent nothing for {wait:?}",
                                 backend.endpoint
                             ),
                         )),
@@ -526,6 +511,39 @@ impl Shared {
 /// The parts of a batch, each with its backend.
 type Parts = Vec<(Arc<Backend>, Batch)>;
 
+/// Queues a copy of `part` at `backend` (with `track`, tied to a new ack
+/// whose outcome is returned). A full queue is waited for: without end
+/// when the backend's `sending_queue.block_on_overflow` says so, or when
+/// `bounded` is false (rerouting: the part carries its senders' acks);
+/// otherwise for as long as the backend keeps sending, and refused once
+/// it has sent nothing for `wait` (`protocol.otlp.timeout`), so that a
+/// stuck backend does not stall the others.
+async fn push(
+    backend: &Backend,
+    part: &Batch,
+    track: bool,
+    bounded: bool,
+    wait: Duration,
+) -> (Result<(), Refusal>, Option<Pending>) {
+    loop {
+        let mut copy = part.clone();
+        let pending = track.then(|| {
+            let (ack, pending) = Ack::new();
+            copy.wait_on(ack);
+            pending
+        });
+        if backend.block_on_overflow || !bounded {
+            return (backend.queue.push(copy).await.map_err(|(_, r)| r), pending);
+        }
+        let sent = backend.sent.load(Ordering::Relaxed);
+        match tokio::time::timeout(wait, backend.queue.push(copy)).await {
+            Ok(pushed) => return (pushed.map_err(|(_, r)| r), pending),
+            Err(_) if backend.sent.load(Ordering::Relaxed) != sent => {}
+            Err(_) => return (Err(Refusal::Full), None),
+        }
+    }
+}
+
 /// What [`Shared::deliver`] did with the parts of a batch.
 #[derive(Default)]
 struct Sent {
@@ -563,6 +581,7 @@ async fn send_to_backend(
             r = exporter.export(batch) => Some(r),
             _ = removed.wait_for(|r| *r) => None,
         };
+        backend.sent.fetch_add(1, Ordering::Relaxed);
         match outcome {
             None => {
                 let mut again = kept;
