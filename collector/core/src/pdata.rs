@@ -613,6 +613,38 @@ mod tests {
     }
 
     #[test]
+    fn a_derived_batch_keeps_tickets_and_acks() {
+        let telemetry = crate::telemetry::Telemetry::new();
+        let gate = crate::memory::MemoryGate::new("memory_limiter", 1 << 20, 0, &telemetry);
+        let mut b = from(A, 2);
+        b.hold(gate.try_admit(100).unwrap());
+        let (ack, pending) = Ack::new();
+        b.wait_on(ack);
+        let ctx = Arc::new(RequestContext::default());
+        let part = b.derive([(logs(1), 1, ctx.clone()), (Bytes::new(), 0, ctx)]);
+        assert_eq!((part.items(), part.requests().count()), (1, 1));
+        drop(b);
+        assert_eq!(gate.used(), 100, "the part holds the memory");
+        part.fail(false, "backend down");
+        drop(part);
+        assert_eq!(gate.used(), 0);
+        assert_eq!(
+            futures_ready(pending.outcome()).unwrap_err().message,
+            "backend down"
+        );
+    }
+
+    /// The output of a future that is ready at once.
+    fn futures_ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("not ready"),
+        }
+    }
+
+    #[test]
     fn an_edit_of_another_signal_is_an_error() {
         struct Nothing;
         impl Edit<view::Traces> for Nothing {}
