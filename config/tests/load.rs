@@ -1093,7 +1093,7 @@ fn loadbalancing_keys_and_checks() {
     ))
     .unwrap();
     let c = &config.exporters[&"loadbalancing".parse().unwrap()];
-    let tern_config::ExporterConfig::LoadBalancing(lb) = &c.config else {
+    let ExporterConfig::LoadBalancing(lb) = &c.config else {
         panic!("{:?}", c.config)
     };
     let dns = lb.resolver.dns.as_ref().unwrap();
@@ -1101,7 +1101,7 @@ fn loadbalancing_keys_and_checks() {
     assert_eq!(lb.protocol.otlp.timeout.0.as_secs(), 5);
     assert!(!lb.retry_on_failure.enabled);
     assert_eq!(
-        lb.routing_key_for(tern_config::Signal::Metrics),
+        lb.routing_key_for(Signal::Metrics),
         tern_config::RoutingKey::Service
     );
     // A key a signal does not take, two resolvers, AWS, nested otlp checks.
