@@ -225,14 +225,13 @@ impl Dns {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let hosts = dir.path().join("hosts");
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         std::fs::write(&hosts, hosts_file(ips)).unwrap();
-        Some(Dns {
-            child: Command::new(binary)
+        // dnsmasq listens on UDP and TCP: a port another test holds for
+        // TCP makes it exit, so it is started again on another one until
+        // it answers.
+        for _ in 0..10 {
+            let port = free_port();
+            let mut child = Command::new(binary)
                 .args([
                     "--keep-in-foreground",
                     "--no-resolv",
@@ -248,11 +247,19 @@ impl Dns {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap(),
-            hosts,
-            port,
-            _dir: dir,
-        })
+                .unwrap();
+            if answers(port) {
+                return Some(Dns {
+                    child,
+                    hosts,
+                    port,
+                    _dir: dir,
+                });
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("dnsmasq did not start");
     }
 
     /// Makes `gw.tern.test` resolve to `ips` (rewrites the file, SIGHUP).
@@ -263,6 +270,27 @@ impl Dns {
             .status()
             .unwrap();
     }
+}
+
+/// Whether a DNS server on 127.0.0.1:`port` answers a query (within ~5 s).
+fn answers(port: u16) -> bool {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    // A query for the A records of gw.tern.test.
+    let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02gw\x04tern\x04test\x00\x00\x01\x00\x01";
+    let mut buf = [0u8; 512];
+    for _ in 0..50 {
+        let _ = socket.send_to(query, ("127.0.0.1", port));
+        if let Ok(n) = socket.recv(&mut buf)
+            && n >= 2
+            && buf[..2] == [0x12, 0x34]
+        {
+            return true;
+        }
+    }
+    false
 }
 
 fn hosts_file(ips: &[&str]) -> String {

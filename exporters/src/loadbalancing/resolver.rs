@@ -88,7 +88,8 @@ pub fn name(config: &ResolverConfig) -> &'static str {
     }
 }
 
-/// Runs the configured resolver until `stop` turns true, publishing on `tx`.
+/// Runs the `dns` or `k8s` resolver until `stop` turns true, publishing on
+/// `tx` (the `static` list is published once, when the exporter is built).
 pub async fn run(
     exporter: String,
     config: ResolverConfig,
@@ -100,10 +101,6 @@ pub async fn run(
         run_dns(&exporter, d, &metrics, &tx, stop).await;
     } else if let Some(k) = config.k8s.as_ref() {
         k8s::run(&exporter, k, &metrics, &tx, stop).await;
-    } else if let Some(s) = config.static_list.as_ref() {
-        let mut list = s.hostnames.clone();
-        list.sort();
-        metrics.resolved(list, &tx);
     }
 }
 
