@@ -605,7 +605,7 @@ async fn send_to_backend(
                 for ack in &acks {
                     ack.fail(e.is_permanent(), &reason);
                 }
-                tracing::error!(endpoint = %backend.endpoint, signal = %kept.signal(), items = kept.items(), error = %e, "export to backend failed; items dropped");
+                tracing::error!(endpoint = %backend.endpoint, signal = %kept.signal(), items = kept.items(), error = %e, "export to backend failed after its retries");
             }
         }
     }
