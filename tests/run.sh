@@ -14,10 +14,12 @@ VENV="${TERN_VENV:-$PWD/.venv}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "system packages (prometheus, promtool, openssl)"
+step "system packages (prometheus, promtool, openssl, dnsmasq)"
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v openssl >/dev/null || missing+=(openssl)
+# The loadbalancing exporter's dns resolver test asks a real DNS server.
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -148,6 +148,13 @@ pub const CATALOG: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "load_balancing",
+        aliases: &["loadbalancing"],
+        signals: ALL,
+        description: "OTLP/gRPC to backends chosen by trace id, service, resource, metric or stream (consistent hashing)",
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "nop",
         aliases: &[],
         signals: ALL,
@@ -1387,6 +1394,8 @@ pub enum ExporterConfig {
     Debug(DebugConfig),
     /// `file`.
     File(FileConfig),
+    /// `loadbalancing`.
+    LoadBalancing(Box<crate::LoadBalancingConfig>),
     /// `nop`.
     Nop(NopConfig),
     /// `otlp`.

@@ -10,6 +10,7 @@ pub mod components;
 pub mod de;
 mod error;
 pub mod graph;
+mod loadbalancing;
 mod probabilistic_sampler;
 mod tail_sampling;
 pub mod telemetry;
@@ -34,6 +35,10 @@ pub use components::{ConnectorConfig, ForwardConfig};
 pub use components::{PprofConfig, ZPagesConfig};
 pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
+pub use loadbalancing::{
+    AwsCloudMapResolverConfig, DnsResolverConfig, K8sResolverConfig, LbProtocol,
+    LoadBalancingConfig, ResolverConfig, RoutingKey, StaticResolverConfig, k8s_service,
+};
 pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
 pub use tail_sampling::{
     AndConfig, BooleanAttributeConfig, BytesLimitingConfig, CompositeConfig, DecisionCacheConfig,
@@ -282,6 +287,7 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
                     Ok(match ty {
                         "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
                         "file" => ExporterConfig::File(de::from_node(node, path)?),
+                        "load_balancing" => ExporterConfig::LoadBalancing(de::from_node(node, path)?),
                         "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
                         "otlp_grpc" => ExporterConfig::Otlp(de::from_node(node, path)?),
                         "otlp_http" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),

@@ -285,6 +285,7 @@ fn check_settings(config: &Config, errors: &mut Vec<ConfigError>) {
                     errors,
                 );
             }
+            ExporterConfig::LoadBalancing(lb) => check_loadbalancing(config, c, lb, errors),
             ExporterConfig::File(_) | ExporterConfig::Debug(_) | ExporterConfig::Nop(_) => {}
         }
         if let ExporterConfig::File(f) = &c.config {
@@ -646,6 +647,99 @@ fn check_client(
             ));
         }
     }
+}
+
+/// `exporters.loadbalancing`: its own rules, the routing key of each
+/// pipeline's signal, the `otlp` exporter's rules for `protocol.otlp`
+/// (whose `endpoint` each backend replaces), and the queue and retry
+/// rules for its own `sending_queue` and `retry_on_failure`.
+fn check_loadbalancing(
+    config: &Config,
+    c: &crate::Component<ExporterConfig>,
+    lb: &crate::LoadBalancingConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (path, message) in lb.problems() {
+        errors.push(setting("exporters", c, &path, message));
+    }
+    if let Some(key) = lb.routing_key {
+        for p in config.service.pipelines.values() {
+            let signal = p.id.signal;
+            if p.exporters.iter().any(|r| r.id == c.id) && !key.signals().contains(&signal) {
+                errors.push(setting(
+                    "exporters",
+                    c,
+                    &["routing_key"],
+                    format!(
+                        "`{}` does not route {signal} (pipeline `{}`); the Collector routes {signal} by {}",
+                        key.as_str(),
+                        p.id,
+                        [
+                            crate::RoutingKey::TraceId,
+                            crate::RoutingKey::Service,
+                            crate::RoutingKey::Resource,
+                            crate::RoutingKey::Metric,
+                            crate::RoutingKey::StreamId,
+                        ]
+                        .iter()
+                        .filter(|k| k.signals().contains(&signal))
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let otlp = &lb.protocol.otlp;
+    if matches!(
+        otlp.compression,
+        crate::Compression::Zlib | crate::Compression::Deflate
+    ) {
+        errors.push(setting(
+            "exporters",
+            c,
+            &["protocol", "otlp", "compression"],
+            "gRPC supports gzip, zstd, snappy or none (zlib and deflate are for otlphttp)",
+        ));
+    }
+    // The otlp exporter's checks, run on `protocol.otlp` as if it were a
+    // component of its own and reported under its real key.
+    let node = c.node.get("protocol").and_then(|p| p.get("otlp"));
+    let inner = crate::Component {
+        id: c.id.clone(),
+        config: ExporterConfig::Otlp(otlp.clone()),
+        loc: node.map_or_else(|| c.loc.clone(), |n| n.loc.clone()),
+        node: node.cloned().unwrap_or_else(|| Node {
+            kind: crate::yaml::NodeKind::Null,
+            loc: c.loc.clone(),
+        }),
+    };
+    let mut found = Vec::new();
+    check_client(
+        &inner,
+        &otlp.timeout,
+        &otlp.tls,
+        &otlp.retry_on_failure,
+        &otlp.sending_queue,
+        &mut found,
+    );
+    let own = format!("exporters.{}.", c.id);
+    let nested = format!("exporters.{}.protocol.otlp.", c.id);
+    errors.extend(found.into_iter().map(|mut e| {
+        e.key = e.key.replacen(&own, &nested, 1);
+        e
+    }));
+    // Its own queue and retry; its `timeout` may be 0 (none), which
+    // `check_client` would refuse, so that check is given a set one.
+    check_client(
+        c,
+        &crate::GoDuration(std::time::Duration::from_secs(1)),
+        &otlp.tls,
+        &lb.retry_on_failure,
+        &lb.sending_queue,
+        errors,
+    );
 }
 
 /// `sending_queue.batch`, with the Collector's rules.

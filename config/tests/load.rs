@@ -1077,3 +1077,59 @@ fn booleans_in_every_spelling_yaml_1_2_has() {
         ["tern.yaml:9:17: exporters.otlp_grpc.tls.insecure: expected true or false, found `yes`"]
     );
 }
+
+#[test]
+fn loadbalancing_keys_and_checks() {
+    let base = |exporter: &str, pipelines: &str| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  loadbalancing:\n{exporter}service:\n  pipelines:\n{pipelines}"
+        )
+    };
+    let traces_and_metrics = "    traces:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n    metrics:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n";
+    // Defaults: the otlp exporter's for each backend, the Collector's dns defaults.
+    let config = load(&base(
+        "    resolver:\n      dns:\n        hostname: gw.example\n",
+        traces_and_metrics,
+    ))
+    .unwrap();
+    let c = &config.exporters[&"loadbalancing".parse().unwrap()];
+    let ExporterConfig::LoadBalancing(lb) = &c.config else {
+        panic!("{:?}", c.config)
+    };
+    let dns = lb.resolver.dns.as_ref().unwrap();
+    assert_eq!((dns.interval.0.as_secs(), dns.timeout.0.as_secs()), (5, 1));
+    assert_eq!(lb.protocol.otlp.timeout.0.as_secs(), 5);
+    assert!(!lb.retry_on_failure.enabled);
+    assert_eq!(
+        lb.routing_key_for(Signal::Metrics),
+        tern_config::RoutingKey::Service
+    );
+    // A key a signal does not take, two resolvers, AWS, nested otlp checks.
+    let e = errors(&base(
+        "    routing_key: metric\n    protocol:\n      otlp:\n        timeout: 0s\n    resolver:\n      static:\n        hostnames: [a:4317]\n      aws_cloud_map:\n        namespace: x\n",
+        traces_and_metrics,
+    ));
+    let expect = [
+        "tern.yaml:7:18: exporters.loadbalancing.routing_key: `metric` does not route traces (pipeline `traces`); the Collector routes traces by traceID, service",
+        "tern.yaml:10:18: exporters.loadbalancing.protocol.otlp.timeout: must be above 0",
+        "tern.yaml:11:5: exporters.loadbalancing.resolver: only one resolver should be specified",
+        "tern.yaml:14:7: exporters.loadbalancing.resolver.aws_cloud_map: not supported",
+    ];
+    assert_eq!(e.len(), expect.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(expect) {
+        assert!(got.starts_with(want), "{got}\n  wanted {want}");
+    }
+    let e = errors(&base(
+        "    routing_key: shard\n    resolver:\n      k8s:\n        service: gw.obs.svc\n",
+        traces_and_metrics,
+    ));
+    assert!(e[0].contains("unsupported routing_key \"shard\""), "{e:#?}");
+    let e = errors(&base(
+        "    resolver:\n      k8s:\n        service: gw.obs.svc\n",
+        traces_and_metrics,
+    ));
+    assert!(
+        e[0].contains("resolver.k8s.service: invalid Kubernetes service FQDN"),
+        "{e:#?}"
+    );
+}

@@ -1,4 +1,5 @@
-//! Tern's exporters: `otlp`, `otlphttp`, `file`, `debug` and `nop`. Each is
+//! Tern's exporters: `otlp`, `otlphttp`, `file`, `debug`, `nop` and
+//! `loadbalancing` (`otlp` to backends chosen by routing key). Each is
 //! built from its typed config into an [`ExporterSpec`]: one or more
 //! [`tern_core::component::Exporter`] workers and the limits of the queue
 //! they share. Network exporters are split by concern: [`transport`]
@@ -7,6 +8,7 @@
 
 pub mod debug;
 pub mod file;
+pub mod loadbalancing;
 pub mod nop;
 pub mod otlp;
 pub mod prometheus;
@@ -145,6 +147,7 @@ pub fn build(
     Ok(match config {
         ExporterConfig::Debug(c) => single(Box::new(debug::DebugExporter::new(id, c))),
         ExporterConfig::File(c) => single(Box::new(file::FileExporter::open(id, c)?)),
+        ExporterConfig::LoadBalancing(c) => loadbalancing::build(id, c, telemetry)?,
         ExporterConfig::Nop(_) => single(Box::new(nop::NopExporter)),
         ExporterConfig::Otlp(c) => queued(
             otlp::OtlpGrpcExporter::new(id, c)?,

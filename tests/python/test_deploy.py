@@ -525,10 +525,10 @@ def test_agent_forwards_to_the_gateways_headless_service(kustomize_build, releas
     (headless,) = [d for d in gateway if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"]
     (grpc,) = [p for p in headless["spec"]["ports"] if p["name"] == "otlp-grpc"]
     host = f"{headless['metadata']['name']}.{headless['metadata']['namespace']}.svc.cluster.local"
-    exporter = agent["exporters"]["otlp_grpc/gateway"]
-    assert exporter["endpoint"] == f"{host}:{grpc['port']}"
+    exporter = agent["exporters"]["load_balancing/gateway"]
+    assert exporter["resolver"]["dns"] == {"hostname": host, "port": str(grpc["port"])}
     for pipeline in agent["service"]["pipelines"].values():
-        assert pipeline["exporters"] == ["otlp_grpc/gateway"]
+        assert pipeline["exporters"] == ["load_balancing/gateway"]
 
 
 # ---------------------------------------------------------------- helm
@@ -600,9 +600,11 @@ def test_helm_template_renders_valid_manifests_and_config(helm, release_tern, tm
 
     exporters = sorted({e for p in config["service"]["pipelines"].values() for e in p["exporters"]})
     if values.get("presets.loadBalancing.enabled") == "true":
-        assert exporters == ["otlp_grpc/gateway"]
-        assert set(config["exporters"]) == {"otlp_grpc/gateway"}
-        assert config["exporters"]["otlp_grpc/gateway"]["endpoint"] == values["presets.loadBalancing.endpoint"]
+        assert exporters == ["load_balancing/gateway"]
+        assert set(config["exporters"]) == {"load_balancing/gateway"}
+        host, port = values["presets.loadBalancing.endpoint"].split(":")
+        dns = config["exporters"]["load_balancing/gateway"]["resolver"]["dns"]
+        assert dns == {"hostname": host, "port": port}
     else:
         assert exporters == ["debug"]
 
@@ -659,17 +661,25 @@ def test_helm_load_balancing_preset_takes_exporter_settings_from_config(helm, re
     docs = helm_template(
         helm, "--set", "mode=daemonset", *LOAD_BALANCING,
         "--set", "presets.loadBalancing.compression=gzip",
-        "--set", "config.exporters.otlp_grpc/gateway.sending_queue.queue_size=500",
-        "--set", "config.exporters.otlp_grpc/gateway.timeout=3s",
+        "--set", "presets.loadBalancing.routingKey=service",
+        "--set", "config.exporters.load_balancing/gateway.protocol.otlp.sending_queue.queue_size=500",
+        "--set", "config.exporters.load_balancing/gateway.protocol.otlp.timeout=3s",
     )
-    exporter = tern_validate(release_tern, docs, tmp_path)["exporters"]["otlp_grpc/gateway"]
+    exporter = tern_validate(release_tern, docs, tmp_path)["exporters"]["load_balancing/gateway"]
     assert exporter == {
-        "endpoint": "tern-gateway-headless.observability.svc.cluster.local:4317",
-        "compression": "gzip",
-        "tls": {"insecure": True},
-        "retry_on_failure": {"max_elapsed_time": 0},
-        "sending_queue": {"queue_size": 500},
-        "timeout": "3s",
+        "routing_key": "service",
+        "protocol": {
+            "otlp": {
+                "compression": "gzip",
+                "tls": {"insecure": True},
+                "retry_on_failure": {"max_elapsed_time": 0},
+                "sending_queue": {"queue_size": 500},
+                "timeout": "3s",
+            }
+        },
+        "resolver": {
+            "dns": {"hostname": "tern-gateway-headless.observability.svc.cluster.local", "port": "4317"}
+        },
     }
 
 
@@ -701,7 +711,7 @@ def test_helm_notes_say_how_to_send_and_what_presets_do_not_do_yet(helm):
     notes = result.stdout.split("NOTES:\n", 1)[1]
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://$(NODE_IP):4317" in notes
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://tern-agent.observability.svc:4317" in notes
-    assert "that comes with the loadbalancing exporter" in notes
+    assert "each trace to one pod" in notes
     assert "Tern has no k8sattributes processor yet" in notes
     result = run([helm, "install", "tern-gateway", str(CHART), "--dry-run=client", "--namespace", "observability"])
     assert result.returncode == 0, result.stderr

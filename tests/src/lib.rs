@@ -80,19 +80,26 @@ impl Tern {
 
     /// Like [`Tern::start_layered`] without waiting for health.
     pub fn spawn(templates: &[&str]) -> Tern {
-        Tern::spawn_wrapped(&[], templates)
+        Tern::spawn_wrapped(&[], templates, &[])
+    }
+
+    /// Like [`Tern::start`] with extra environment variables.
+    pub fn start_with_env(env: &[(&str, &str)], template: &str) -> Tern {
+        let tern = Tern::spawn_wrapped(&[], &[template], env);
+        tern.wait_healthy();
+        tern
     }
 
     /// Like [`Tern::start`], run through `wrapper` (a command that ends by
     /// exec'ing its arguments, such as `taskset -c 0`), so the process
     /// keeps the pid. Waits until healthy.
     pub fn start_wrapped(wrapper: &[&str], template: &str) -> Tern {
-        let tern = Tern::spawn_wrapped(wrapper, &[template]);
+        let tern = Tern::spawn_wrapped(wrapper, &[template], &[]);
         tern.wait_healthy();
         tern
     }
 
-    fn spawn_wrapped(wrapper: &[&str], templates: &[&str]) -> Tern {
+    fn spawn_wrapped(wrapper: &[&str], templates: &[&str], env: &[(&str, &str)]) -> Tern {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
         let fill = |text: &str| {
@@ -116,6 +123,7 @@ impl Tern {
             command.arg("--config").arg(path);
         }
         let log = dir.path().join("tern.log");
+        command.envs(env.iter().copied());
         let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -201,6 +201,8 @@ fn components_and_version() {
         ("processor", "batch"),
         ("exporter", "debug"),
         ("exporter", "file"),
+        ("exporter", "load_balancing"),
+        ("exporter", "loadbalancing"),
         ("exporter", "nop"),
         ("exporter", "otlp_grpc"),
         ("exporter", "otlp"),

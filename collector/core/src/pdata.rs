@@ -355,6 +355,26 @@ impl Batch {
         Ok(out)
     }
 
+    /// A batch of this one's signal, memory tickets and acks, made of
+    /// `requests` (encoded export request, its items, the context it was
+    /// received with) that the caller cut from this batch's own requests
+    /// (a split by owner): they are not checked again; empty ones are left
+    /// out.
+    pub fn derive(
+        &self,
+        requests: impl IntoIterator<Item = (Bytes, usize, Arc<RequestContext>)>,
+    ) -> Batch {
+        let mut out = Batch::empty(self.signal, self.context.clone());
+        for (bytes, items, context) in requests {
+            if !bytes.is_empty() {
+                out.append(Batch::one(self.signal, bytes, items, context));
+            }
+        }
+        out.tickets.clone_from(&self.tickets);
+        out.acks.clone_from(&self.acks);
+        out
+    }
+
     /// Writes each request of the batch through `edit` (one `edit` for all,
     /// in order; see [`view::edit`]): each request keeps its context, a
     /// request left with nothing is left out, and the new batch holds this
@@ -590,6 +610,38 @@ mod tests {
         assert_eq!((emptied.items(), emptied.requests().count()), (0, 0));
         drop(edited);
         assert_eq!(gate.used(), 0);
+    }
+
+    #[test]
+    fn a_derived_batch_keeps_tickets_and_acks() {
+        let telemetry = crate::telemetry::Telemetry::new();
+        let gate = crate::memory::MemoryGate::new("memory_limiter", 1 << 20, 0, &telemetry);
+        let mut b = from(A, 2);
+        b.hold(gate.try_admit(100).unwrap());
+        let (ack, pending) = Ack::new();
+        b.wait_on(ack);
+        let ctx = Arc::new(RequestContext::default());
+        let part = b.derive([(logs(1), 1, ctx.clone()), (Bytes::new(), 0, ctx)]);
+        assert_eq!((part.items(), part.requests().count()), (1, 1));
+        drop(b);
+        assert_eq!(gate.used(), 100, "the part holds the memory");
+        part.fail(false, "backend down");
+        drop(part);
+        assert_eq!(gate.used(), 0);
+        assert_eq!(
+            futures_ready(pending.outcome()).unwrap_err().message,
+            "backend down"
+        );
+    }
+
+    /// The output of a future that is ready at once.
+    fn futures_ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("not ready"),
+        }
     }
 
     #[test]

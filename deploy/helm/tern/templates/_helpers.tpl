@@ -62,22 +62,32 @@ user's values over the defaults of values.yaml) with the presets applied.
 {{- end -}}
 
 {{/*
-The loadBalancing preset: an otlp_grpc/gateway exporter to the gateway's
-headless Service (settings given under config.exporters["otlp_grpc/gateway"]
-win), in place of `debug` in every pipeline (and `debug` removed).
+The loadBalancing preset: a load_balancing/gateway exporter that finds the
+gateway pods through their headless Service (the dns resolver) and keeps
+each trace (logs and metrics: each service) on one pod; settings given
+under config.exporters["load_balancing/gateway"] win. It replaces `debug`
+in every pipeline (and `debug` is removed).
 */}}
 {{- define "tern.config.loadBalancing" -}}
 {{- $config := .config -}}
 {{- $preset := .preset -}}
 {{- $endpoint := required "presets.loadBalancing.endpoint: host:port of the gateway's headless Service (e.g. tern-gateway-headless.observability.svc.cluster.local:4317)" $preset.endpoint -}}
-{{- $exporter := dict "endpoint" $endpoint "compression" $preset.compression "tls" (dict "insecure" $preset.insecure) "retry_on_failure" (dict "max_elapsed_time" 0) -}}
+{{- $parts := splitList ":" $endpoint -}}
+{{- if ne (len $parts) 2 -}}
+{{- fail (printf "presets.loadBalancing.endpoint: host:port of the gateway's headless Service, found %q" $endpoint) -}}
+{{- end -}}
+{{- $otlp := dict "compression" $preset.compression "tls" (dict "insecure" $preset.insecure) "retry_on_failure" (dict "max_elapsed_time" 0) -}}
+{{- $exporter := dict "protocol" (dict "otlp" $otlp) "resolver" (dict "dns" (dict "hostname" (index $parts 0) "port" (index $parts 1))) -}}
+{{- with $preset.routingKey -}}
+{{- $_ := set $exporter "routing_key" . -}}
+{{- end -}}
 {{- $exporters := default dict $config.exporters -}}
-{{- $given := default dict (get $exporters "otlp_grpc/gateway") -}}
-{{- $_ := set $exporters "otlp_grpc/gateway" (mustMergeOverwrite $exporter $given) -}}
+{{- $given := default dict (get $exporters "load_balancing/gateway") -}}
+{{- $_ := set $exporters "load_balancing/gateway" (mustMergeOverwrite $exporter $given) -}}
 {{- range $name, $pipeline := $config.service.pipelines -}}
 {{- $list := without (default list $pipeline.exporters) "debug" -}}
-{{- if not (has "otlp_grpc/gateway" $list) -}}
-{{- $list = append $list "otlp_grpc/gateway" -}}
+{{- if not (has "load_balancing/gateway" $list) -}}
+{{- $list = append $list "load_balancing/gateway" -}}
 {{- end -}}
 {{- $_ := set $pipeline "exporters" $list -}}
 {{- end -}}
