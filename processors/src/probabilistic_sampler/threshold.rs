@@ -138,14 +138,12 @@ impl Randomness {
 
     /// Appends the R-value to `out`.
     pub fn write_rvalue(self, out: &mut String) {
-        for shift in (0..14).rev() {
-            let digit = ((self.0 >> (4 * shift)) & 0xf) as u8;
-            out.push(char::from(if digit < 10 {
-                b'0' + digit
-            } else {
-                b'a' + digit - 10
-            }));
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 14];
+        for (i, digit) in digits.iter_mut().enumerate() {
+            *digit = HEX[((self.0 >> (4 * (13 - i))) & 0xf) as usize];
         }
+        out.extend(digits.iter().map(|&d| char::from(d)));
     }
 }
 

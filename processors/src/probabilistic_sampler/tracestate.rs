@@ -109,7 +109,9 @@ impl<'a> W3cTraceState<'a> {
     /// The `tracestate` as the Collector writes it: `ot=` first (when it
     /// has anything), then the other members.
     pub fn serialize(&self) -> String {
-        let mut out = String::new();
+        // Room for `ot=rv:<14>;th:<14>` and a short vendor member, so the
+        // usual state is written without growing the string.
+        let mut out = String::with_capacity(64);
         if self.otel.has_any_value() {
             out.push_str("ot=");
             self.otel.serialize_into(&mut out);

@@ -245,8 +245,24 @@ impl Change {
         trace_state: Option<u32>,
     ) -> Result<(), WireError> {
         let open = Open::new(out, number);
-        for f in fields(raw) {
-            self.field(out, &f?, attributes, trace_state)?;
+        if self.ops.is_empty() {
+            // Only the `trace_state` changes: the fields around the old one
+            // are copied in runs, not one by one.
+            let replaced = trace_state.filter(|_| self.trace_state.is_some());
+            let (mut pos, mut run) = (0, 0);
+            walk_fields(raw, |f| {
+                if Some(f.number) == replaced {
+                    out.extend_from_slice(&raw[run..pos]);
+                    run = pos + f.raw.len();
+                }
+                pos += f.raw.len();
+                Ok(true)
+            })?;
+            out.extend_from_slice(&raw[run..]);
+        } else {
+            for f in fields(raw) {
+                self.field(out, &f?, attributes, trace_state)?;
+            }
         }
         self.finish(out, attributes, trace_state);
         open.close(out);

@@ -69,6 +69,9 @@ pub struct Span<'a> {
     pub dropped_links_count: u32,
     /// `status`, when set.
     pub status: Option<Status<'a>>,
+    /// The run of fields from the first attribute to the last, so that
+    /// reading attributes walks only them.
+    attributes_run: &'a [u8],
 }
 
 impl<'a> FromWire<'a> for Span<'a> {
@@ -77,8 +80,15 @@ impl<'a> FromWire<'a> for Span<'a> {
             raw,
             ..Span::default()
         };
+        let mut first_attribute = None;
         walk_fields(raw, |f| {
             match f.number {
+                ATTRIBUTES => {
+                    // Where the field lies in `raw`: it is a slice of it.
+                    let start = f.raw.as_ptr() as usize - raw.as_ptr() as usize;
+                    let first = *first_attribute.get_or_insert(start);
+                    span.attributes_run = &raw[first..start + f.raw.len()];
+                }
                 TRACE_ID => span.trace_id = message(&f)?,
                 SPAN_ID => span.span_id = message(&f)?,
                 TRACE_STATE => span.trace_state = string(&f)?,
@@ -113,7 +123,7 @@ impl<'a> ItemView<'a> for Span<'a> {
 impl<'a> Span<'a> {
     /// Its attributes.
     pub fn attributes(&self) -> Attributes<'a> {
-        Attributes::new(self.raw, ATTRIBUTES)
+        Attributes::new(self.attributes_run, ATTRIBUTES)
     }
 
     /// Its events.

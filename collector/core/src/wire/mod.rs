@@ -210,19 +210,13 @@ pub fn walk_fields<'a>(
 ) -> Result<(), WireError> {
     let mut pos = 0;
     while pos < buf.len() {
-        let more = match everyday_field(buf, pos) {
-            Some(field) => {
-                pos += field.raw.len();
-                visit(field)?
-            }
-            None => {
-                let mut rest = Fields { buf, pos };
-                let field = rest.step()?;
-                pos = rest.pos;
-                visit(field)?
-            }
+        // One call site of `visit`, so that it is inlined into the loop.
+        let field = match everyday_field(buf, pos) {
+            Some(field) => field,
+            None => Fields { buf, pos }.step()?,
         };
-        if !more {
+        pos += field.raw.len();
+        if !visit(field)? {
             break;
         }
     }
