@@ -17,6 +17,12 @@ fn minimal(kind: &str, ty: &str) -> Option<&'static str> {
         ("processor", "batch") => "{}",
         ("processor", "memory_limiter") => "{check_interval: 1s, limit_mib: 512}",
         ("processor", "probabilistic_sampler") => "{sampling_percentage: 50}",
+        ("processor", "tail_sampling") => {
+            "{decision_wait: 1s, policies: [{name: all, type: always_sample}]}"
+        }
+        ("exporter", "load_balancing") => {
+            "{protocol: {otlp: {tls: {insecure: true}}}, resolver: {static: {hostnames: ['127.0.0.1:{port}']}}}"
+        }
         ("exporter", "debug" | "nop") => "{}",
         ("exporter", "file") => "{path: '{dir}/out.jsonl'}",
         ("exporter", "otlp_grpc") => "{endpoint: '127.0.0.1:{port}'}",
