@@ -6,7 +6,7 @@
 #   benches/compare.sh [seconds-per-case] [items-per-request] [sections]
 #
 # sections (default: all of them, in this order): saturation latency load
-# padded scaling tail ratios.
+# padded scaling sampler tail ratios.
 #
 # Each collector is pinned to CPU 0; the load generator (and, for the
 # forwarding pipelines, the counting sink) to CPU 1. Pipelines:
@@ -14,6 +14,8 @@
 #      rotel `blackhole`)
 #   2. OTLP gRPC in -> batch -> OTLP gRPC out to a counting sink
 #   3. the same as 2 with gzip on both sides
+#   sampler. OTLP gRPC in -> probabilistic_sampler 25% -> batch -> OTLP gRPC
+#      out (Tern and the Collector)
 #   tail. OTLP gRPC in -> tail_sampling (status_code ERROR, latency > 500 ms,
 #      10% probabilistic; decision_wait 5s) -> OTLP gRPC out (Tern and the
 #      Collector; rotel has no tail sampling)
@@ -38,7 +40,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_CASE="${1:-10}"
 ITEMS="${2:-512}"
-SECTIONS="${3:-saturation latency load padded scaling tail ratios}"
+SECTIONS="${3:-saturation latency load padded scaling sampler tail ratios}"
 ROTEL_VERSION="0.0.1a15"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$(mktemp -d)"
@@ -79,16 +81,28 @@ json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 
 TAIL_SAMPLING='tail_sampling: {decision_wait: 5s, policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}, {name: slow, type: latency, latency: {threshold_ms: 500}}, {name: share, type: probabilistic, probabilistic: {sampling_percentage: 10}}]}'
 
+SAMPLER='probabilistic_sampler: {sampling_percentage: 25}'
+
+# The traces processors of a pipeline, and the settings they need beyond
+# `batch` (the same for Tern and the Collector).
+pipeline_processors() { # pipeline
+  procs=batch extra=""
+  case "$1" in
+    tail) procs=tail_sampling; extra=$TAIL_SAMPLING ;;
+    sampler) procs="probabilistic_sampler, batch"; extra=$SAMPLER ;;
+  esac
+}
+
 tern_config() { # pipeline grpc_port http_port sink_port metrics_port
   local exporter
   case "$1" in
     1|1z) exporter="nop: {}" ; name=nop ;;
     2) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}$TERN_QUEUE}" ; name=otlp ;;
     3) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp ;;
-    tail) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp ;;
+    tail|sampler) exporter="otlp: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp ;;
   esac
-  local procs=batch tail=""
-  if [ "$1" = tail ]; then procs=tail_sampling; tail=$TAIL_SAMPLING; fi
+  local procs extra
+  pipeline_processors "$1"
   cat <<YAML
 receivers:
   otlp:
@@ -97,7 +111,7 @@ receivers:
       http: {endpoint: "127.0.0.1:$3"}
 processors:
   batch: {}
-  $tail
+  $extra
 exporters:
   $exporter
 service:
@@ -118,10 +132,10 @@ otelcol_config() { # pipeline grpc_port http_port sink_port
     1|1z) exporter="nop: {}" ; name=nop ;;
     2) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp_grpc ;;
     3) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: gzip, tls: {insecure: true}}" ; name=otlp_grpc ;;
-    tail) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp_grpc ;;
+    tail|sampler) exporter="otlp_grpc: {endpoint: \"127.0.0.1:$4\", compression: none, tls: {insecure: true}}" ; name=otlp_grpc ;;
   esac
-  local procs=batch tail=""
-  if [ "$1" = tail ]; then procs=tail_sampling; tail=$TAIL_SAMPLING; fi
+  local procs extra
+  pipeline_processors "$1"
   cat <<YAML
 receivers:
   otlp:
@@ -130,7 +144,7 @@ receivers:
       http: {endpoint: "127.0.0.1:$3"}
 processors:
   batch: {}
-  $tail
+  $extra
 exporters:
   $exporter
 service:
@@ -184,7 +198,7 @@ run_case() { # collector pipeline signal [rate] [items] [span padding]
   grpc=$(free_port); http=$(free_port); sink=$(free_port); metrics=$(free_port)
   local compression=none
   case "$pipeline" in 3|1z) compression=gzip ;; esac
-  if [ "$pipeline" = 2 ] || [ "$pipeline" = 3 ] || [ "$pipeline" = tail ]; then
+  if [ "$pipeline" != 1 ] && [ "$pipeline" != 1z ]; then
     taskset -c "$L_CPUS" "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
     sink_pid=$!
     wait_port "$sink"
@@ -350,6 +364,16 @@ for peer in ("rotel", "otelcol"):
         r = rows[(peer, p, s)]
         print(f"{peer} {p} {s} {ips / r[0]:.2f}x {ipc / r[1]:.2f}x {rss / r[2]:.2f}x")
 PY
+}
+
+section_sampler() {
+  echo "probabilistic_sampler 25% -> batch -> OTLP gRPC (pipeline sampler) next to pass-through (pipeline 2), traces, at saturation:"
+  echo "$COLUMNS"
+  for collector in tern ${OTELCOL:+otelcol}; do
+    for pipeline in 2 sampler; do
+      run_case "$collector" "$pipeline" traces | tee -a "$OUT/results"
+    done
+  done
 }
 
 section_tail() {
