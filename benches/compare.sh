@@ -42,13 +42,10 @@ SECONDS_PER_CASE="${1:-10}"
 ITEMS="${2:-512}"
 SECTIONS="${3:-saturation latency load padded scaling sampler tail ratios}"
 ROTEL_VERSION="0.0.1a15"
-TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-cargo build --release --locked -p tern --bin tern -p tern-bench --bin tern-loadgen >&2
-TERN="$TARGET_DIR/release/tern"
-LOADGEN="$TARGET_DIR/release/tern-loadgen"
+source benches/common.sh
 
 VENV=benches/.venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -67,17 +64,6 @@ case $refcol_rc in
   *) exit "$refcol_rc" ;;
 esac
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listening on $1" >&2; return 1
-}
-json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 TAIL_SAMPLING='tail_sampling: {decision_wait: 5s, policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}, {name: slow, type: latency, latency: {threshold_ms: 500}}, {name: share, type: probabilistic, probabilistic: {sampling_percentage: 10}}]}'
 

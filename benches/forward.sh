@@ -14,18 +14,10 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_CASE="${1:-10}"
 ROUNDS="${2:-2}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-cargo build --release --locked -p tern --bin tern -p tern-bench --bin tern-loadgen >&2
-TERN="$TARGET_DIR/release/tern"
-LOADGEN="$TARGET_DIR/release/tern-loadgen"
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+source benches/common.sh
 
 config() { # $1: direct | forward
   local grpc=$2 sink=$3
@@ -58,7 +50,7 @@ EOF
 printf '%-8s %12s %8s %14s %12s\n' case items/s cpu_s items/cpu_s sink_items
 for round in $(seq "$ROUNDS"); do
   for case in direct forward; do
-    grpc=$(port); sink=$(port)
+    grpc=$(free_port); sink=$(free_port)
     config "$case" "$grpc" "$sink" > "$OUT/tern.yaml"
     taskset -c 1 "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
     sink_pid=$!

@@ -8,32 +8,19 @@
 #   exporter round spans/s cpu_s spans/cpu_s delivered
 #
 # Usage: benches/loadbalancing.sh [ROUNDS] [SECONDS_PER_CASE]
-# Needs release builds: cargo build --release -p tern --bin tern -p tern-bench --bin tern-loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS="${1:-2}"
 SECONDS_PER_CASE="${2:-6}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-TERN="$TARGET_DIR/release/tern"
-LOADGEN="$TARGET_DIR/release/tern-loadgen"
 OUT=${KEEP_OUT:-$(mktemp -d)}
 [ -n "${KEEP_OUT:-}" ] || trap 'rm -rf "$OUT"' EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1:$2" >&2
-  exit 1
-}
+source benches/common.sh
 
-SINK_PORT=$(port)
-GRPC=$(port)
-HEALTH=$(port)
+SINK_PORT=$(free_port)
+GRPC=$(free_port)
+HEALTH=$(free_port)
 
 config() {
   local exporter
@@ -84,11 +71,11 @@ run_case() {
     pids+=($!)
     sinks+=("$ip")
   done
-  for ip in "${sinks[@]}"; do wait_port "$ip" "$SINK_PORT"; done
+  for ip in "${sinks[@]}"; do wait_port "$SINK_PORT" "$ip"; done
   config "$exporter" > "$OUT/tern.yaml"
   taskset -c 0 "$TERN" --config "$OUT/tern.yaml" > "$OUT/tern.log" 2>&1 &
   local tern=$!
-  wait_port 127.0.0.1 "$GRPC"
+  wait_port "$GRPC"
   local before after report
   before=$(cpu_ticks "$tern")
   report=$(taskset -c 1 "$LOADGEN" send --target "127.0.0.1:$GRPC" --signal traces \
