@@ -162,21 +162,7 @@ pub fn traces(kind: Kind, n: usize, seed: u64) -> ExportTraceServiceRequest {
     } else {
         "orders"
     };
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(service),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "opentelemetry.instrumentation.openai".into(),
-                    version: "0.48b0".into(),
-                    ..Default::default()
-                }),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    traces_request(service, spans)
 }
 
 /// [`Kind::AgentTraces`]: `n` spans in one request, whole traces of 10-50
@@ -238,9 +224,15 @@ fn agent_traces(n: usize, seed: u64) -> ExportTraceServiceRequest {
             });
         }
     }
+    traces_request("research-agent", spans)
+}
+
+/// One request holding `spans` of `service` under the instrumentation
+/// scope the generators use.
+fn traces_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: resource("research-agent"),
+            resource: resource(service),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope {
                     name: "opentelemetry.instrumentation.openai".into(),
