@@ -29,6 +29,11 @@ const GATEWAYS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
 
 /// A gateway: OTLP/gRPC on `ip:port`, every span to `spans.pb`.
 fn gateway(ip: &str, port: u16) -> Tern {
+    gateway_with(ip, port, "", "[]")
+}
+
+/// A gateway with `processors` (YAML of the section) in its pipeline.
+fn gateway_with(ip: &str, port: u16, section: &str, pipeline: &str) -> Tern {
     Tern::start(&format!(
         r#"
 receivers:
@@ -36,6 +41,7 @@ receivers:
     protocols:
       grpc:
         endpoint: {ip}:{port}
+{section}
 exporters:
   file:
     path: "{{dir}}/spans.pb"
@@ -44,6 +50,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
+      processors: {pipeline}
       exporters: [file]
 "#
     ))
@@ -647,4 +654,121 @@ service:
     // The live backend got its share all the same.
     let (spans, _) = gathered(&[up.path("spans.pb")]);
     assert_eq!(spans.len() as f64, 15.0 - failed);
+}
+
+/// The gateway tier as deployed: the agent keeps each trace on one gateway,
+/// so `tail_sampling` there sees whole traces although their spans arrive
+/// spread over many requests; traces with an error span are kept whole on
+/// exactly one gateway, the others dropped everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_sampling_gateways_behind_the_agent_keep_whole_traces() {
+    let port = free_port();
+    let tail = r#"
+processors:
+  tail_sampling:
+    decision_wait: 1s
+    policies:
+      - name: errors
+        type: status_code
+        status_code:
+          status_codes: [ERROR]
+"#;
+    let mut gateways: Vec<Tern> = GATEWAYS
+        .iter()
+        .map(|ip| gateway_with(ip, port, tail, "[tail_sampling]"))
+        .collect();
+    let hostnames: Vec<String> = GATEWAYS.iter().map(|ip| format!("{ip}:{port}")).collect();
+    let mut agent = Tern::start(&agent_config(&format!(
+        "      static:\n        hostnames: [{}]",
+        hostnames.join(", ")
+    )));
+    // 60 traces, each spread over several of the 40 requests; the span with
+    // index 3 of every third trace failed.
+    let traces = 60;
+    let mut all: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+    for r in 0..40 {
+        let mut req = request(1, r, traces);
+        for span in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_spans)
+            .flat_map(|s| &mut s.spans)
+        {
+            let trace = u32::from_be_bytes(span.trace_id[4..8].try_into().unwrap());
+            let n = all.entry(span.trace_id.clone()).or_default();
+            if trace % 3 == 0 && n.len() == 3 {
+                span.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+                    code: 2,
+                    message: "tool call failed".into(),
+                });
+            }
+            n.push(span.span_id.clone());
+        }
+        let reply = grpc_call(agent.grpc, paths::TRACES, req.encode_to_vec(), None).await;
+        assert_eq!(reply.code, 0, "{}", reply.message);
+    }
+    let failed: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = all
+        .iter()
+        .filter(|(t, spans)| {
+            u32::from_be_bytes(t[4..8].try_into().unwrap()) % 3 == 0 && spans.len() > 3
+        })
+        .map(|(t, spans)| (t.clone(), sorted(spans.clone())))
+        .collect();
+    assert!(
+        failed.len() >= 15,
+        "the traffic has failed traces: {}",
+        failed.len()
+    );
+    let total: usize = all.values().map(Vec::len).sum();
+    agent
+        .self_metrics_until("every span sent", |m| {
+            sample(
+                m,
+                "otelcol_exporter_sent_spans_total",
+                r#"exporter="loadbalancing""#,
+            ) == Some(total as f64)
+        })
+        .await;
+    for g in &gateways {
+        g.self_metrics_until("every trace decided", |m| {
+            let p = r#"processor="tail_sampling""#;
+            sample(
+                m,
+                "otelcol_processor_tail_sampling_new_trace_id_received_total",
+                p,
+            )
+            .is_some_and(|n| n > 0.0)
+                && sample(
+                    m,
+                    "otelcol_processor_tail_sampling_sampling_traces_on_memory",
+                    p,
+                ) == Some(0.0)
+        })
+        .await;
+    }
+    assert!(agent.stop().success(), "{}", agent.logs());
+    for g in &mut gateways {
+        assert!(g.stop().success(), "{}", g.logs());
+    }
+    let mut kept: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut owners = Owners::new();
+    for (g, gw) in gateways.iter().enumerate() {
+        for (trace, ids) in received(&gw.path("spans.pb")) {
+            owners.entry(trace.clone()).or_default().insert(g);
+            kept.entry(trace).or_default().extend(ids);
+        }
+    }
+    for ids in kept.values_mut() {
+        ids.sort();
+    }
+    assert_eq!(kept, failed, "exactly the failed traces, each whole");
+    for (trace, gs) in &owners {
+        assert_eq!(gs.len(), 1, "trace {trace:x?} on gateways {gs:?}");
+    }
+    let used: BTreeSet<usize> = owners.values().flatten().copied().collect();
+    assert_eq!(
+        used.len(),
+        3,
+        "every gateway sampled some traces: {owners:?}"
+    );
 }
