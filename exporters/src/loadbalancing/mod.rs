@@ -23,6 +23,7 @@
 //! `otelcol_loadbalancer_backend_latency{endpoint}` (in seconds).
 
 pub mod dns;
+pub mod identity;
 pub mod k8s;
 pub mod resolver;
 pub mod ring;
