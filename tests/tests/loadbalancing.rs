@@ -198,7 +198,15 @@ async fn static_resolver_keeps_each_trace_on_one_gateway() {
             &format!(r#"endpoint="{h}",success="true""#),
         );
         assert!(ok.unwrap_or(0.0) > 0.0, "{h}: {metrics}");
+        // The Collector's latency histogram: milliseconds, its buckets.
+        let exports = sample(
+            &metrics,
+            "otelcol_loadbalancer_backend_latency_bucket",
+            &format!(r#"endpoint="{h}",le="5000""#),
+        );
+        assert!(exports.unwrap_or(0.0) > 0.0, "{h}: {metrics}");
     }
+    assert!(metrics.contains("# TYPE otelcol_loadbalancer_backend_latency histogram"));
     assert!(agent.stop().success(), "{}", agent.logs());
     for g in &mut gateways {
         assert!(g.stop().success());
@@ -804,7 +812,11 @@ fn routing_metrics(n: u32) -> ExportMetricsServiceRequest {
         };
         Metric {
             name: format!("metric.{}", (r + m) % 7),
-            unit: if m % 2 == 0 { "ms".into() } else { String::new() },
+            unit: if m % 2 == 0 {
+                "ms".into()
+            } else {
+                String::new()
+            },
             data: Some(data),
             ..Default::default()
         }

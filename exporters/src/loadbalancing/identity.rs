@@ -151,11 +151,7 @@ pub fn metric_hash(
 }
 
 /// `stream/<hex>` of a data point of the metric hashed by [`metric_hash`].
-pub fn stream(
-    metric: u64,
-    point: Attributes<'_>,
-    out: &mut Vec<u8>,
-) -> Result<(), WireError> {
+pub fn stream(metric: u64, point: Attributes<'_>, out: &mut Vec<u8>) -> Result<(), WireError> {
     let mut h = Fnv(metric);
     h.write(&map_hash(Some(point))?);
     hex_key("stream", h.0, out);
@@ -211,12 +207,7 @@ fn merge(acc: u64, v: u64) -> u64 {
 pub fn xxh64(input: &[u8]) -> u64 {
     let mut rest = input;
     let mut h = if input.len() >= 32 {
-        let mut v = [
-            P1.wrapping_add(P2),
-            P2,
-            0,
-            0u64.wrapping_sub(P1),
-        ];
+        let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
         while rest.len() >= 32 {
             for (i, lane) in v.iter_mut().enumerate() {
                 *lane = round(*lane, read64(&rest[i * 8..]));
@@ -391,10 +382,10 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{
         AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
     };
+    use opentelemetry_proto::tonic::metrics::v1::Metric as PMetric;
     use opentelemetry_proto::tonic::metrics::v1::{
         AggregationTemporality, NumberDataPoint, Sum, metric,
     };
-    use opentelemetry_proto::tonic::metrics::v1::Metric as PMetric;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use prost::Message;
     use tern_core::view::{self, FromWire};
@@ -439,7 +430,9 @@ mod tests {
         );
         let list = ArrayValue {
             values: vec![
-                AnyValue { value: Some(s("a")) },
+                AnyValue {
+                    value: Some(s("a")),
+                },
                 AnyValue {
                     value: Some(any_value::Value::IntValue(7)),
                 },
@@ -498,7 +491,11 @@ mod tests {
         let m = Metric::from_wire(&m).unwrap();
         let hash = metric_hash(
             &map_hash(Some(r.attributes())).unwrap(),
-            (sc.name, sc.version, &map_hash(Some(sc.attributes())).unwrap()),
+            (
+                sc.name,
+                sc.version,
+                &map_hash(Some(sc.attributes())).unwrap(),
+            ),
             &m,
         );
         let p = m.data_points().next().unwrap().unwrap();

@@ -20,7 +20,8 @@
 //! `otelcol_loadbalancer_num_resolutions`,
 //! `otelcol_loadbalancer_num_backend_updates`,
 //! `otelcol_loadbalancer_backend_outcome{endpoint,success}` and
-//! `otelcol_loadbalancer_backend_latency{endpoint}` (in seconds).
+//! `otelcol_loadbalancer_backend_latency{endpoint}` (whole milliseconds on
+//! the Collector's buckets, 5 ms to 5 s).
 
 pub mod dns;
 pub mod identity;
@@ -39,7 +40,7 @@ use tern_core::ack::{Ack, Pending};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 use tern_core::queue::{BoundedQueue, Refusal};
-use tern_core::telemetry::{Counter, Gauge, Histogram, Telemetry};
+use tern_core::telemetry::{Counter, Gauge, Histogram, HistogramUnit, Telemetry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -51,6 +52,10 @@ use ring::Ring;
 const DEFAULT_PORT: &str = "4317";
 /// How long an export waits for the first resolution before failing.
 const FIRST_RESOLUTION: Duration = Duration::from_secs(5);
+/// Buckets (ms) of `otelcol_loadbalancer_backend_latency`, the Collector's.
+const LATENCY_BOUNDS_MS: [f64; 10] = [
+    5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+];
 /// Times a part is routed again when its backend left meanwhile.
 const REROUTES: usize = 4;
 
@@ -245,10 +250,12 @@ impl Shared {
                     &[("endpoint", endpoint), ("signal", s.as_str())],
                 )
             }),
-            latency: self.telemetry.histogram(
-                "otelcol_loadbalancer_backend_latency_seconds",
-                "Response latency of the backends (the Collector's is in ms).",
+            latency: self.telemetry.histogram_in(
+                "otelcol_loadbalancer_backend_latency",
+                "Response latency in ms for the backends.",
                 &[("endpoint", endpoint)],
+                HistogramUnit::Milliseconds,
+                &LATENCY_BOUNDS_MS,
             ),
         });
         let handles = spec

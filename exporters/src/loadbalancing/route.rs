@@ -29,8 +29,8 @@ use bytes::{Bytes, BytesMut};
 use tern_config::{RoutingKey, Signal};
 use tern_core::pdata::{Batch, EditError};
 use tern_core::view::{
-    self, Change, DataPoint, Decision, Edit, FromWire, ItemView, Metric, RequestView,
-    ResourceView, ScopeView, SignalView, Value,
+    self, Change, DataPoint, Decision, Edit, FromWire, ItemView, Metric, RequestView, ResourceView,
+    ScopeView, SignalView, Value,
 };
 use tern_core::wire::{WireError, fields, put_varint, schema, varint_len, walk_fields};
 
@@ -656,14 +656,18 @@ mod tests {
         let span = |trace: u8, id: u8, service: Option<&str>| Span {
             trace_id: vec![trace; 16],
             span_id: vec![id; 8],
-            attributes: service.map(|s| vec![kv("service.name", s)]).unwrap_or_default(),
+            attributes: service
+                .map(|s| vec![kv("service.name", s)])
+                .unwrap_or_default(),
             ..Default::default()
         };
         let scoped = ScopeSpans {
-            scope: Some(opentelemetry_proto::tonic::common::v1::InstrumentationScope {
-                attributes: vec![kv("service.name", "from-scope")],
-                ..Default::default()
-            }),
+            scope: Some(
+                opentelemetry_proto::tonic::common::v1::InstrumentationScope {
+                    attributes: vec![kv("service.name", "from-scope")],
+                    ..Default::default()
+                },
+            ),
             spans: (0..10).map(|i| span(i, i, Some("ignored"))).collect(),
             ..Default::default()
         };
@@ -691,7 +695,11 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let ring = Ring::new(&(0..8).map(|i| format!("10.0.0.{i}:4317")).collect::<Vec<_>>());
+        let ring = Ring::new(
+            &(0..8)
+                .map(|i| format!("10.0.0.{i}:4317"))
+                .collect::<Vec<_>>(),
+        );
         let b = batch(Signal::Traces, req.encode_to_vec());
         let parts = split(&b, RoutingKey::Service, &ring).unwrap().parts;
         let mut seen = 0;
