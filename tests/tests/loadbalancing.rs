@@ -6,8 +6,11 @@
 //! changes), a gateway that goes down and then leaves the records loses
 //! nothing that was acknowledged: its share is routed to the others, and
 //! only its traces move; the `k8s` resolver follows the EndpointSlices a
-//! local server serves as the Kubernetes API does (list, then a watch
-//! that drops and must resume from the last resourceVersion).
+//! local HTTPS server serves as the Kubernetes API does (list, then a
+//! watch that drops and must resume from the last resourceVersion), found
+//! through a kubeconfig or, as in a pod, through the service account. The
+//! same traffic through Tern and the reference Collector lands on the same
+//! backends for every routing key.
 
 #![allow(clippy::unwrap_used)]
 
@@ -467,22 +470,45 @@ fn event(kind: &str, object: serde_json::Value) -> String {
     serde_json::json!({"type": kind, "object": object}).to_string() + "\n"
 }
 
-/// What the test's Kubernetes API saw: the path of each call.
-type Calls = mpsc::UnboundedSender<String>;
+/// What the test's Kubernetes API saw: the path and `Authorization` of
+/// each call.
+type Calls = mpsc::UnboundedSender<(String, String)>;
 
-/// Serves the EndpointSlice list (`list`) and watches: each watch streams
-/// the lines sent on `events` until a `None`, which drops it.
+/// A TLS acceptor for `dir`'s `server.pem` and `server.key` (see
+/// [`make_certs`]).
+fn tls_acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// Serves, over HTTPS, the EndpointSlice list (`list`) and watches: each
+/// watch streams the lines sent on `events` until a `None`, which drops it.
 async fn kubernetes_api(
     listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
     list: String,
     calls: Calls,
     events: mpsc::UnboundedReceiver<Option<String>>,
 ) {
     let events = std::sync::Arc::new(tokio::sync::Mutex::new(events));
     loop {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let (list, calls, events) = (list.clone(), calls.clone(), events.clone());
+        let (tcp, _) = listener.accept().await.unwrap();
+        let (list, calls, events, tls) = (list.clone(), calls.clone(), events.clone(), tls.clone());
         tokio::spawn(async move {
+            let Ok(mut stream) = tls.accept(tcp).await else {
+                return;
+            };
             let mut head = Vec::new();
             while !head.ends_with(b"\r\n\r\n") {
                 let mut byte = [0u8; 1];
@@ -493,22 +519,34 @@ async fn kubernetes_api(
             }
             let head = String::from_utf8_lossy(&head).into_owned();
             let path = head.split(' ').nth(1).unwrap_or_default().to_string();
-            let _ = calls.send(path.clone());
+            let authorization = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("authorization")
+                        .then(|| value.trim().to_string())
+                })
+                .unwrap_or_default();
+            let _ = calls.send((path.clone(), authorization));
             if !path.contains("watch=1") {
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{list}",
                     list.len()
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.flush().await;
                 return;
             }
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
                 .await;
+            let _ = stream.flush().await;
             let mut events = events.lock().await;
             while let Some(Some(line)) = events.recv().await {
                 let chunk = format!("{:x}\r\n{line}\r\n", line.len());
-                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                if stream.write_all(chunk.as_bytes()).await.is_err()
+                    || stream.flush().await.is_err()
+                {
                     return;
                 }
             }
@@ -517,10 +555,17 @@ async fn kubernetes_api(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
-    let port = free_port();
-    let mut gw = gateway("127.0.0.2", port);
+/// The test's Kubernetes API with one slice (127.0.0.2 and .3 ready) at
+/// version 10: its address, the calls it sees, the watch events to send,
+/// and the directory of its certificates (`ca.pem` verifies it).
+async fn start_kubernetes_api() -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<(String, String)>,
+    mpsc::UnboundedSender<Option<String>>,
+    tempfile::TempDir,
+) {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     let list = serde_json::json!({
@@ -530,11 +575,34 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
         "items": [slice("gw-a", 9, &[("127.0.0.2", true), ("127.0.0.3", true)])]
     })
     .to_string();
-    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    let (calls_tx, calls) = mpsc::unbounded_channel();
     let (events, events_rx) = mpsc::unbounded_channel();
-    tokio::spawn(kubernetes_api(listener, list, calls_tx, events_rx));
+    tokio::spawn(kubernetes_api(
+        listener,
+        tls_acceptor(certs.path()),
+        list,
+        calls_tx,
+        events_rx,
+    ));
+    (api, calls, events, certs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
+    let port = free_port();
+    let mut gw = gateway("127.0.0.2", port);
+    let (api, mut calls, events, certs) = start_kubernetes_api().await;
+    // A kubeconfig as kubectl writes one, the CA file named relative to it.
+    let kubeconfig = certs.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: local\n  cluster:\n    server: https://{api}\n    certificate-authority: ca.pem\nusers:\n- name: agent\n  user:\n    token: kube-token\ncontexts:\n- name: test\n  context:\n    cluster: local\n    user: agent\n"
+        ),
+    )
+    .unwrap();
     let mut agent = Tern::start_with_env(
-        &[("TERN_K8S_API", &format!("http://{api}"))],
+        &[("KUBECONFIG", &kubeconfig.display().to_string())],
         &agent_config(&format!(
             "      k8s:\n        service: gw.obs\n        ports: [{port}]\n        timeout: 30s"
         )),
@@ -544,7 +612,8 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
             sample(m, "otelcol_loadbalancer_num_backends", r#"resolver="k8s""#) == Some(n)
         }
     };
-    let first = calls.recv().await.unwrap();
+    let (first, authorization) = calls.recv().await.unwrap();
+    assert_eq!(authorization, "Bearer kube-token");
     assert!(
         first.starts_with("/apis/discovery.k8s.io/v1/namespaces/obs/endpointslices?")
             && first.contains("labelSelector=kubernetes.io%2Fservice-name%3Dgw")
@@ -554,7 +623,7 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
     agent
         .self_metrics_until("2 backends from the list", backends(2.0))
         .await;
-    let watch = calls.recv().await.unwrap();
+    let (watch, _) = calls.recv().await.unwrap();
     assert!(
         watch.contains("watch=1") && watch.contains("resourceVersion=10"),
         "{watch}"
@@ -571,7 +640,7 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
         .await;
     // The watch drops; the resolver resumes from the last version it saw.
     events.send(None).unwrap();
-    let resumed = calls.recv().await.unwrap();
+    let (resumed, _) = calls.recv().await.unwrap();
     assert!(
         resumed.contains("watch=1") && resumed.contains("resourceVersion=11"),
         "{resumed}"
@@ -607,6 +676,65 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
     assert!(gw.stop().success());
     let (spans, _) = gathered(&[gw.path("spans.pb")]);
     assert_eq!(spans, sorted(sent), "every span on the one ready backend");
+}
+
+/// In a pod: the API at `KUBERNETES_SERVICE_HOST:PORT` over HTTPS verified
+/// with the service account's `ca.crt`, its `token` as bearer (read again
+/// for each call: a rotated token is used at the next one), and its
+/// `namespace` for a service named without one. The resolver runs as the
+/// exporter runs it, with the standard paths pointed at the test's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_resolver_in_a_pod_uses_the_service_account() {
+    use tern_exporters::loadbalancing::k8s;
+    use tern_exporters::loadbalancing::resolver::ResolverMetrics;
+    let (api, mut calls, events, certs) = start_kubernetes_api().await;
+    let account = tempfile::tempdir().unwrap();
+    std::fs::copy(certs.path().join("ca.pem"), account.path().join("ca.crt")).unwrap();
+    std::fs::write(account.path().join("token"), "sa-token-1\n").unwrap();
+    std::fs::write(account.path().join("namespace"), "obs").unwrap();
+    let env = k8s::Environment {
+        kubeconfig: None,
+        service_host: Some(api.ip().to_string()),
+        service_port: Some(api.port().to_string()),
+        service_account: account.path().to_path_buf(),
+        home: None,
+    };
+    let config = tern_config::K8sResolverConfig {
+        service: "gw".into(),
+        ports: vec![4317],
+        ..Default::default()
+    };
+    let metrics = ResolverMetrics::new(&tern_core::telemetry::Telemetry::new(), "k8s");
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let resolver = tokio::spawn(async move {
+        k8s::run_in(&env, "loadbalancing", &config, &metrics, &tx, stop_rx).await;
+    });
+    let (list, authorization) = calls.recv().await.unwrap();
+    assert!(
+        list.starts_with("/apis/discovery.k8s.io/v1/namespaces/obs/endpointslices?"),
+        "{list}"
+    );
+    assert_eq!(authorization, "Bearer sa-token-1");
+    let endpoints = rx.wait_for(Option::is_some).await.unwrap().clone();
+    assert_eq!(
+        endpoints,
+        Some(vec![
+            "127.0.0.2:4317".to_string(),
+            "127.0.0.3:4317".to_string()
+        ])
+    );
+    let (watch, authorization) = calls.recv().await.unwrap();
+    assert!(watch.contains("watch=1"), "{watch}");
+    assert_eq!(authorization, "Bearer sa-token-1");
+    // The kubelet rotates the token; the watch drops and resumes with it.
+    std::fs::write(account.path().join("token"), "sa-token-2\n").unwrap();
+    events.send(None).unwrap();
+    let (resumed, authorization) = calls.recv().await.unwrap();
+    assert!(resumed.contains("resourceVersion=10"), "{resumed}");
+    assert_eq!(authorization, "Bearer sa-token-2");
+    stop.send_replace(true);
+    resolver.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -812,7 +940,7 @@ fn routing_metrics(n: u32) -> ExportMetricsServiceRequest {
         };
         Metric {
             name: format!("metric.{}", (r + m) % 7),
-            unit: if m % 2 == 0 {
+            unit: if m.is_multiple_of(2) {
                 "ms".into()
             } else {
                 String::new()
