@@ -30,7 +30,7 @@ use tern_config::{
 };
 use tern_core::component::Exporter;
 use tern_core::pdata::{Batch, RequestContext};
-use tern_core::telemetry::{Counter, DURATION_BOUNDS, LogLimiter, Snapshot, Telemetry, Value};
+use tern_core::telemetry::{Counter, LogLimiter, Snapshot, Telemetry, Value};
 use tern_exporters::BuildError;
 use tern_exporters::otlp::{OtlpGrpcExporter, OtlpHttpExporter};
 use tokio::sync::{mpsc, watch};
@@ -164,16 +164,24 @@ fn since(previous: Option<&Value>, value: &Value) -> Value {
             Some(Value::Histogram {
                 buckets: before,
                 sum: sum_before,
+                ..
             }),
-            Value::Histogram { buckets, sum },
+            Value::Histogram {
+                buckets,
+                sum,
+                bounds,
+                unit,
+            },
         ) => {
-            let mut diff = *buckets;
+            let mut diff = buckets.clone();
             for (d, b) in diff.iter_mut().zip(before) {
                 *d = d.saturating_sub(*b);
             }
             Value::Histogram {
                 buckets: diff,
                 sum: sum - sum_before,
+                bounds,
+                unit: *unit,
             }
         }
         _ => value.clone(),
@@ -209,6 +217,7 @@ fn metrics_request(
         let mut numbers = Vec::new();
         let mut histograms = Vec::new();
         let mut monotonic = false;
+        let mut histogram_unit = "";
         for series in &family.series {
             let attributes: Vec<KeyValue> =
                 series.labels.iter().map(|(k, v)| string_kv(k, v)).collect();
@@ -240,27 +249,30 @@ fn metrics_request(
                     value: Some(number_data_point::Value::AsInt(v)),
                     ..NumberDataPoint::default()
                 }),
-                Value::Histogram { buckets, sum } => histograms.push(HistogramDataPoint {
-                    attributes,
-                    start_time_unix_nano: start,
-                    time_unix_nano: time,
-                    count: buckets.iter().sum(),
-                    sum: Some(sum),
-                    bucket_counts: buckets.to_vec(),
-                    explicit_bounds: DURATION_BOUNDS.to_vec(),
-                    ..HistogramDataPoint::default()
-                }),
+                Value::Histogram {
+                    buckets,
+                    sum,
+                    bounds,
+                    unit,
+                } => {
+                    histogram_unit = unit.symbol();
+                    histograms.push(HistogramDataPoint {
+                        attributes,
+                        start_time_unix_nano: start,
+                        time_unix_nano: time,
+                        count: buckets.iter().sum(),
+                        sum: Some(sum),
+                        bucket_counts: buckets,
+                        explicit_bounds: bounds.to_vec(),
+                        ..HistogramDataPoint::default()
+                    })
+                }
             }
         }
         let (name, unit, data) = if !histograms.is_empty() {
-            let unit = if family.name.ends_with("_seconds") {
-                "s"
-            } else {
-                ""
-            };
             (
                 family.name,
-                unit,
+                histogram_unit,
                 metric::Data::Histogram(Histogram {
                     data_points: histograms,
                     aggregation_temporality: temporality as i32,

@@ -1,7 +1,8 @@
 //! Client TLS for the network exporters, with rustls (ring): the system
 //! roots or a `ca_file` (both with `include_system_ca_certs_pool`), optional
 //! client certificate, `insecure_skip_verify` for tests, ALPN for HTTP/2 or
-//! HTTP/1.1.
+//! HTTP/1.1; or, for credentials that come as data, from PEM in memory
+//! ([`connector_pem`]).
 
 use std::sync::Arc;
 
@@ -98,6 +99,49 @@ pub fn connector(
     };
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|_| TlsError::ServerName(name.to_string()))?;
+    Ok((TlsConnector::from(Arc::new(client)), server_name))
+}
+
+/// A client TLS connector (HTTP/1.1) from PEM held in memory: `ca` (the
+/// only roots trusted), an optional client certificate and key, or no
+/// verification at all (`skip_verify`). For credentials that come as data
+/// rather than settings (a kubeconfig's `*-data` fields).
+pub fn connector_pem(
+    ca: &[u8],
+    client: Option<(&[u8], &[u8])>,
+    skip_verify: bool,
+    host: &str,
+) -> Result<(TlsConnector, ServerName<'static>), TlsError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = ClientConfig::builder();
+    let builder = if skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    } else {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca) {
+            roots.add(cert.map_err(|e| TlsError::Pem("the CA data".into(), e.to_string()))?)?;
+        }
+        if roots.is_empty() {
+            return Err(TlsError::NoRoots("the CA data".into()));
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut client = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TlsError::Pem("the client certificate".into(), e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| TlsError::Pem("the client key".into(), e.to_string()))?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+    };
+    client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server_name = ServerName::try_from(host.to_string())
+        .map_err(|_| TlsError::ServerName(host.to_string()))?;
     Ok((TlsConnector::from(Arc::new(client)), server_name))
 }
 

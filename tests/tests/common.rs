@@ -14,6 +14,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use std::io::Write;
+use std::path::Path;
+use std::process::Command;
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
@@ -175,7 +177,7 @@ pub fn sorted_span_ids<'a>(
 }
 
 /// A file's bytes; none when it does not exist.
-pub fn read(path: &std::path::Path) -> Vec<u8> {
+pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 
@@ -203,4 +205,80 @@ pub fn span_ids_in(data: &[u8]) -> Vec<Vec<u8>> {
         .map(|r| ExportTraceServiceRequest::decode(r).unwrap())
         .collect();
     sorted_span_ids(&reqs)
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.pem`), a server certificate for localhost/127.0.0.1
+/// (`server.pem`, `server.key`) and a client certificate (`client.pem`,
+/// `client.key`), made by the `openssl` command in `dir`.
+pub fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Tern Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend_from_slice(&ec);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        let key = format!("{who}.key");
+        let csr = format!("{who}.csr");
+        let pem = format!("{who}.pem");
+        let ext = format!("{who}.ext");
+        let subj = format!("/CN={who}");
+        let mut req = vec!["req", "-subj", &subj, "-keyout", &key, "-out", &csr];
+        req.extend_from_slice(&ec);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
 }

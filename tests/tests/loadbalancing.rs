@@ -6,8 +6,11 @@
 //! changes), a gateway that goes down and then leaves the records loses
 //! nothing that was acknowledged: its share is routed to the others, and
 //! only its traces move; the `k8s` resolver follows the EndpointSlices a
-//! local server serves as the Kubernetes API does (list, then a watch
-//! that drops and must resume from the last resourceVersion).
+//! local HTTPS server serves as the Kubernetes API does (list, then a
+//! watch that drops and must resume from the last resourceVersion), found
+//! through a kubeconfig or, as in a pod, through the service account. The
+//! same traffic through Tern and the reference Collector lands on the same
+//! backends for every routing key.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,7 +21,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    Sum, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tern_e2e::{Tern, free_port, grpc_call, paths, sample};
@@ -196,7 +208,15 @@ async fn static_resolver_keeps_each_trace_on_one_gateway() {
             &format!(r#"endpoint="{h}",success="true""#),
         );
         assert!(ok.unwrap_or(0.0) > 0.0, "{h}: {metrics}");
+        // The Collector's latency histogram: milliseconds, its buckets.
+        let exports = sample(
+            &metrics,
+            "otelcol_loadbalancer_backend_latency_bucket",
+            &format!(r#"endpoint="{h}",le="5000""#),
+        );
+        assert!(exports.unwrap_or(0.0) > 0.0, "{h}: {metrics}");
     }
+    assert!(metrics.contains("# TYPE otelcol_loadbalancer_backend_latency histogram"));
     assert!(agent.stop().success(), "{}", agent.logs());
     for g in &mut gateways {
         assert!(g.stop().success());
@@ -457,22 +477,45 @@ fn event(kind: &str, object: serde_json::Value) -> String {
     serde_json::json!({"type": kind, "object": object}).to_string() + "\n"
 }
 
-/// What the test's Kubernetes API saw: the path of each call.
-type Calls = mpsc::UnboundedSender<String>;
+/// What the test's Kubernetes API saw: the path and `Authorization` of
+/// each call.
+type Calls = mpsc::UnboundedSender<(String, String)>;
 
-/// Serves the EndpointSlice list (`list`) and watches: each watch streams
-/// the lines sent on `events` until a `None`, which drops it.
+/// A TLS acceptor for `dir`'s `server.pem` and `server.key` (see
+/// [`make_certs`]).
+fn tls_acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// Serves, over HTTPS, the EndpointSlice list (`list`) and watches: each
+/// watch streams the lines sent on `events` until a `None`, which drops it.
 async fn kubernetes_api(
     listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
     list: String,
     calls: Calls,
     events: mpsc::UnboundedReceiver<Option<String>>,
 ) {
     let events = std::sync::Arc::new(tokio::sync::Mutex::new(events));
     loop {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let (list, calls, events) = (list.clone(), calls.clone(), events.clone());
+        let (tcp, _) = listener.accept().await.unwrap();
+        let (list, calls, events, tls) = (list.clone(), calls.clone(), events.clone(), tls.clone());
         tokio::spawn(async move {
+            let Ok(mut stream) = tls.accept(tcp).await else {
+                return;
+            };
             let mut head = Vec::new();
             while !head.ends_with(b"\r\n\r\n") {
                 let mut byte = [0u8; 1];
@@ -483,22 +526,34 @@ async fn kubernetes_api(
             }
             let head = String::from_utf8_lossy(&head).into_owned();
             let path = head.split(' ').nth(1).unwrap_or_default().to_string();
-            let _ = calls.send(path.clone());
+            let authorization = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("authorization")
+                        .then(|| value.trim().to_string())
+                })
+                .unwrap_or_default();
+            let _ = calls.send((path.clone(), authorization));
             if !path.contains("watch=1") {
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{list}",
                     list.len()
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.flush().await;
                 return;
             }
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
                 .await;
+            let _ = stream.flush().await;
             let mut events = events.lock().await;
             while let Some(Some(line)) = events.recv().await {
                 let chunk = format!("{:x}\r\n{line}\r\n", line.len());
-                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                if stream.write_all(chunk.as_bytes()).await.is_err()
+                    || stream.flush().await.is_err()
+                {
                     return;
                 }
             }
@@ -507,10 +562,17 @@ async fn kubernetes_api(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
-    let port = free_port();
-    let mut gw = gateway("127.0.0.2", port);
+/// The test's Kubernetes API with one slice (127.0.0.2 and .3 ready) at
+/// version 10: its address, the calls it sees, the watch events to send,
+/// and the directory of its certificates (`ca.pem` verifies it).
+async fn start_kubernetes_api() -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<(String, String)>,
+    mpsc::UnboundedSender<Option<String>>,
+    tempfile::TempDir,
+) {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     let list = serde_json::json!({
@@ -520,11 +582,34 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
         "items": [slice("gw-a", 9, &[("127.0.0.2", true), ("127.0.0.3", true)])]
     })
     .to_string();
-    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    let (calls_tx, calls) = mpsc::unbounded_channel();
     let (events, events_rx) = mpsc::unbounded_channel();
-    tokio::spawn(kubernetes_api(listener, list, calls_tx, events_rx));
+    tokio::spawn(kubernetes_api(
+        listener,
+        tls_acceptor(certs.path()),
+        list,
+        calls_tx,
+        events_rx,
+    ));
+    (api, calls, events, certs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
+    let port = free_port();
+    let mut gw = gateway("127.0.0.2", port);
+    let (api, mut calls, events, certs) = start_kubernetes_api().await;
+    // A kubeconfig as kubectl writes one, the CA file named relative to it.
+    let kubeconfig = certs.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: local\n  cluster:\n    server: https://{api}\n    certificate-authority: ca.pem\nusers:\n- name: agent\n  user:\n    token: kube-token\ncontexts:\n- name: test\n  context:\n    cluster: local\n    user: agent\n"
+        ),
+    )
+    .unwrap();
     let mut agent = Tern::start_with_env(
-        &[("TERN_K8S_API", &format!("http://{api}"))],
+        &[("KUBECONFIG", &kubeconfig.display().to_string())],
         &agent_config(&format!(
             "      k8s:\n        service: gw.obs\n        ports: [{port}]\n        timeout: 30s"
         )),
@@ -534,7 +619,8 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
             sample(m, "otelcol_loadbalancer_num_backends", r#"resolver="k8s""#) == Some(n)
         }
     };
-    let first = calls.recv().await.unwrap();
+    let (first, authorization) = calls.recv().await.unwrap();
+    assert_eq!(authorization, "Bearer kube-token");
     assert!(
         first.starts_with("/apis/discovery.k8s.io/v1/namespaces/obs/endpointslices?")
             && first.contains("labelSelector=kubernetes.io%2Fservice-name%3Dgw")
@@ -544,7 +630,7 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
     agent
         .self_metrics_until("2 backends from the list", backends(2.0))
         .await;
-    let watch = calls.recv().await.unwrap();
+    let (watch, _) = calls.recv().await.unwrap();
     assert!(
         watch.contains("watch=1") && watch.contains("resourceVersion=10"),
         "{watch}"
@@ -561,7 +647,7 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
         .await;
     // The watch drops; the resolver resumes from the last version it saw.
     events.send(None).unwrap();
-    let resumed = calls.recv().await.unwrap();
+    let (resumed, _) = calls.recv().await.unwrap();
     assert!(
         resumed.contains("watch=1") && resumed.contains("resourceVersion=11"),
         "{resumed}"
@@ -597,6 +683,65 @@ async fn k8s_resolver_follows_endpoint_slices_and_resumes_its_watch() {
     assert!(gw.stop().success());
     let (spans, _) = gathered(&[gw.path("spans.pb")]);
     assert_eq!(spans, sorted(sent), "every span on the one ready backend");
+}
+
+/// In a pod: the API at `KUBERNETES_SERVICE_HOST:PORT` over HTTPS verified
+/// with the service account's `ca.crt`, its `token` as bearer (read again
+/// for each call: a rotated token is used at the next one), and its
+/// `namespace` for a service named without one. The resolver runs as the
+/// exporter runs it, with the standard paths pointed at the test's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8s_resolver_in_a_pod_uses_the_service_account() {
+    use tern_exporters::loadbalancing::k8s;
+    use tern_exporters::loadbalancing::resolver::ResolverMetrics;
+    let (api, mut calls, events, certs) = start_kubernetes_api().await;
+    let account = tempfile::tempdir().unwrap();
+    std::fs::copy(certs.path().join("ca.pem"), account.path().join("ca.crt")).unwrap();
+    std::fs::write(account.path().join("token"), "sa-token-1\n").unwrap();
+    std::fs::write(account.path().join("namespace"), "obs").unwrap();
+    let env = k8s::Environment {
+        kubeconfig: None,
+        service_host: Some(api.ip().to_string()),
+        service_port: Some(api.port().to_string()),
+        service_account: account.path().to_path_buf(),
+        home: None,
+    };
+    let config = tern_config::K8sResolverConfig {
+        service: "gw".into(),
+        ports: vec![4317],
+        ..Default::default()
+    };
+    let metrics = ResolverMetrics::new(&tern_core::telemetry::Telemetry::new(), "k8s");
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let resolver = tokio::spawn(async move {
+        k8s::run_in(&env, "loadbalancing", &config, &metrics, &tx, stop_rx).await;
+    });
+    let (list, authorization) = calls.recv().await.unwrap();
+    assert!(
+        list.starts_with("/apis/discovery.k8s.io/v1/namespaces/obs/endpointslices?"),
+        "{list}"
+    );
+    assert_eq!(authorization, "Bearer sa-token-1");
+    let endpoints = rx.wait_for(Option::is_some).await.unwrap().clone();
+    assert_eq!(
+        endpoints,
+        Some(vec![
+            "127.0.0.2:4317".to_string(),
+            "127.0.0.3:4317".to_string()
+        ])
+    );
+    let (watch, authorization) = calls.recv().await.unwrap();
+    assert!(watch.contains("watch=1"), "{watch}");
+    assert_eq!(authorization, "Bearer sa-token-1");
+    // The kubelet rotates the token; the watch drops and resumes with it.
+    std::fs::write(account.path().join("token"), "sa-token-2\n").unwrap();
+    events.send(None).unwrap();
+    let (resumed, authorization) = calls.recv().await.unwrap();
+    assert!(resumed.contains("resourceVersion=10"), "{resumed}");
+    assert_eq!(authorization, "Bearer sa-token-2");
+    stop.send_replace(true);
+    resolver.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -771,4 +916,390 @@ processors:
         3,
         "every gateway sampled some traces: {owners:?}"
     );
+}
+
+/// The routing keys compared with the reference Collector: (signal, key).
+const KEYS: [(&str, &str); 9] = [
+    ("traces", "traceID"),
+    ("traces", "service"),
+    ("logs", "traceID"),
+    ("logs", "service"),
+    ("logs", "resource"),
+    ("metrics", "service"),
+    ("metrics", "resource"),
+    ("metrics", "metric"),
+    ("metrics", "streamID"),
+];
+
+fn any(v: any_value::Value) -> Option<AnyValue> {
+    Some(AnyValue { value: Some(v) })
+}
+
+fn kv_of(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: any(v),
+        ..Default::default()
+    }
+}
+
+fn str_kv(key: &str, v: &str) -> KeyValue {
+    kv_of(key, any_value::Value::StringValue(v.into()))
+}
+
+/// Resource attributes of resource `r`: a service name (a string, an
+/// integer or none) and attributes of several types.
+fn routing_resource(r: u32) -> Option<Resource> {
+    let mut attributes = vec![
+        kv_of("pod.index", any_value::Value::IntValue(i64::from(r))),
+        kv_of("ratio", any_value::Value::DoubleValue(f64::from(r) / 4.0)),
+        str_kv("host.name", &format!("node-{}", r % 3)),
+    ];
+    match r % 5 {
+        0 => {}
+        1 => attributes.push(kv_of("service.name", any_value::Value::IntValue(7))),
+        _ => attributes.push(str_kv("service.name", &format!("svc-{}", r % 4))),
+    }
+    Some(Resource {
+        attributes,
+        ..Default::default()
+    })
+}
+
+/// Traces in which every way the Collector finds a trace's service
+/// happens: on the resource, on the scope, on the first span of each trace
+/// (later spans say otherwise), and nowhere.
+fn routing_traces(n: u32) -> ExportTraceServiceRequest {
+    let span = |r: u32, s: u32, i: u32, service: Option<String>| Span {
+        trace_id: trace_id((r * 13 + i * 5) % 40),
+        span_id: [r, s * 1000 + i].map(u32::to_be_bytes).concat(),
+        name: format!("op-{i}"),
+        attributes: service
+            .map(|v| vec![str_kv("service.name", &v)])
+            .unwrap_or_default(),
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_100_000_000,
+        ..Default::default()
+    };
+    let resource_spans = (0..n)
+        .map(|r| {
+            let scope_service = ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
+                    attributes: vec![str_kv("service.name", &format!("scope-{}", r % 3))],
+                    ..Default::default()
+                }),
+                spans: (0..6).map(|i| span(r, 1, i, None)).collect(),
+                ..Default::default()
+            };
+            let span_service = ScopeSpans {
+                spans: (0..12)
+                    .map(|i| span(r, 2, i, (i % 4 != 3).then(|| format!("span-{}", i % 5))))
+                    .collect(),
+                ..Default::default()
+            };
+            ResourceSpans {
+                resource: routing_resource(r),
+                scope_spans: vec![scope_service, span_service],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }
+}
+
+/// Log records, each with a trace id and a body naming it.
+fn routing_logs(n: u32) -> ExportLogsServiceRequest {
+    let resource_logs = (0..n)
+        .map(|r| ResourceLogs {
+            resource: routing_resource(r),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..8)
+                    .map(|i| LogRecord {
+                        trace_id: trace_id(r * 8 + i),
+                        body: any(any_value::Value::StringValue(format!("log {r}/{i}"))),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
+}
+
+/// Gauges, sums and histograms whose points each carry a `point` id.
+fn routing_metrics(n: u32) -> ExportMetricsServiceRequest {
+    let number = |r: u32, m: u32, p: u32| NumberDataPoint {
+        attributes: vec![
+            str_kv("point", &format!("{r}/{m}/{p}")),
+            str_kv("host", &format!("h{}", p % 3)),
+        ],
+        value: Some(number_data_point::Value::AsInt(i64::from(p))),
+        ..Default::default()
+    };
+    let metric = |r: u32, m: u32| {
+        let points: Vec<NumberDataPoint> = (0..4).map(|p| number(r, m, p)).collect();
+        let data = match m % 3 {
+            0 => metric::Data::Gauge(Gauge {
+                data_points: points,
+            }),
+            1 => metric::Data::Sum(Sum {
+                data_points: points,
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            }),
+            _ => metric::Data::Histogram(Histogram {
+                data_points: (0..4)
+                    .map(|p| HistogramDataPoint {
+                        attributes: vec![str_kv("point", &format!("{r}/{m}/{p}"))],
+                        count: 1,
+                        bucket_counts: vec![1],
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: 1,
+            }),
+        };
+        Metric {
+            name: format!("metric.{}", (r + m) % 7),
+            unit: if m.is_multiple_of(2) {
+                "ms".into()
+            } else {
+                String::new()
+            },
+            data: Some(data),
+            ..Default::default()
+        }
+    };
+    let resource_metrics = (0..n)
+        .map(|r| ResourceMetrics {
+            resource: routing_resource(r),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: format!("meter-{}", r % 2),
+                    version: "1.2".into(),
+                    attributes: vec![str_kv("tier", "gold")],
+                    ..Default::default()
+                }),
+                metrics: (0..6).map(|m| metric(r, m)).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest { resource_metrics }
+}
+
+/// A gateway for the comparison: one OTLP/gRPC receiver per routing key
+/// on `ip:ports[k]`, each written to `k.pb`.
+fn routing_gateway(ip: &str, ports: &[u16]) -> Tern {
+    let mut receivers = String::new();
+    let mut exporters = String::new();
+    let mut pipelines = String::new();
+    for (k, ((signal, _), port)) in KEYS.iter().zip(ports).enumerate() {
+        receivers.push_str(&format!(
+            "  otlp/{k}:\n    protocols:\n      grpc:\n        endpoint: {ip}:{port}\n"
+        ));
+        exporters.push_str(&format!(
+            "  file/{k}:\n    path: \"{{dir}}/{k}.pb\"\n    format: proto\n"
+        ));
+        pipelines.push_str(&format!(
+            "    {signal}/{k}:\n      receivers: [otlp/{k}]\n      exporters: [file/{k}]\n"
+        ));
+    }
+    Tern::start(&format!(
+        "receivers:\n{receivers}exporters:\n{exporters}service:\n  pipelines:\n{pipelines}"
+    ))
+}
+
+/// The agent (Tern's or the Collector's): one `load_balancing` exporter per
+/// routing key, to the three gateways on that key's port.
+fn routing_agent(ports: &[u16]) -> String {
+    let mut exporters = String::new();
+    let mut by_signal: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (k, ((signal, key), port)) in KEYS.iter().zip(ports).enumerate() {
+        let hostnames: Vec<String> = GATEWAYS.iter().map(|ip| format!("{ip}:{port}")).collect();
+        exporters.push_str(&format!(
+            "  load_balancing/{k}:\n    routing_key: {key}\n    protocol:\n      otlp:\n        tls:\n          insecure: true\n    resolver:\n      static:\n        hostnames: [{}]\n",
+            hostnames.join(", ")
+        ));
+        by_signal
+            .entry(signal)
+            .or_default()
+            .push(format!("load_balancing/{k}"));
+    }
+    let mut pipelines = String::new();
+    for (signal, names) in by_signal {
+        pipelines.push_str(&format!(
+            "    {signal}:\n      receivers: [otlp]\n      exporters: [{}]\n",
+            names.join(", ")
+        ));
+    }
+    format!("exporters:\n{exporters}service:\n  pipelines:\n{pipelines}")
+}
+
+/// The items (span ids, log bodies, metric name and point id) in a
+/// gateway's file for routing key `k`.
+fn routed_items(path: &Path, signal: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for record in proto_records(&read(path)) {
+        match signal {
+            "traces" => {
+                let req = ExportTraceServiceRequest::decode(record).unwrap();
+                for s in req
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                {
+                    out.push(format!("{:x?}", s.span_id));
+                }
+            }
+            "logs" => {
+                let req = ExportLogsServiceRequest::decode(record).unwrap();
+                for l in req
+                    .resource_logs
+                    .iter()
+                    .flat_map(|r| &r.scope_logs)
+                    .flat_map(|s| &s.log_records)
+                {
+                    out.push(format!("{:?}", l.body));
+                }
+            }
+            _ => {
+                let req = ExportMetricsServiceRequest::decode(record).unwrap();
+                for m in req
+                    .resource_metrics
+                    .iter()
+                    .flat_map(|r| &r.scope_metrics)
+                    .flat_map(|s| &s.metrics)
+                {
+                    let points: Vec<&Vec<KeyValue>> = match &m.data {
+                        Some(metric::Data::Gauge(g)) => {
+                            g.data_points.iter().map(|p| &p.attributes).collect()
+                        }
+                        Some(metric::Data::Sum(s)) => {
+                            s.data_points.iter().map(|p| &p.attributes).collect()
+                        }
+                        Some(metric::Data::Histogram(h)) => {
+                            h.data_points.iter().map(|p| &p.attributes).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    for attributes in points {
+                        let id = attributes.iter().find(|a| a.key == "point");
+                        out.push(format!("{} {:?}", m.name, id.and_then(|a| a.value.clone())));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An agent under test: its OTLP/gRPC port, and how to stop it (flushing).
+trait Agent {
+    fn grpc(&self) -> u16;
+    fn stop_flushing(&mut self);
+}
+
+impl Agent for Tern {
+    fn grpc(&self) -> u16 {
+        self.grpc
+    }
+
+    fn stop_flushing(&mut self) {
+        assert!(self.stop().success(), "{}", self.logs());
+    }
+}
+
+impl Agent for tern_e2e::refcol::RefCol {
+    fn grpc(&self) -> u16 {
+        self.grpc
+    }
+
+    fn stop_flushing(&mut self) {
+        self.stop();
+    }
+}
+
+/// (key index, item) -> gateways, after sending the routing traffic
+/// through the agent `start` starts once the gateways listen.
+async fn route_through<A: Agent>(
+    ports: &[u16],
+    start: impl FnOnce() -> A,
+) -> (BTreeMap<(usize, String), BTreeSet<usize>>, A) {
+    let mut gateways: Vec<Tern> = GATEWAYS
+        .iter()
+        .map(|ip| routing_gateway(ip, ports))
+        .collect();
+    let mut agent = start();
+    for n in [3, 10] {
+        for (path, body) in [
+            (paths::TRACES, routing_traces(n).encode_to_vec()),
+            (paths::LOGS, routing_logs(n).encode_to_vec()),
+            (paths::METRICS, routing_metrics(n).encode_to_vec()),
+        ] {
+            let reply = grpc_call(agent.grpc(), path, body, None).await;
+            assert_eq!(reply.code, 0, "{path}: {}", reply.message);
+        }
+    }
+    agent.stop_flushing();
+    let mut placed: BTreeMap<(usize, String), BTreeSet<usize>> = BTreeMap::new();
+    for (g, gateway) in gateways.iter_mut().enumerate() {
+        assert!(gateway.stop().success(), "{}", gateway.logs());
+        for (k, (signal, _)) in KEYS.iter().enumerate() {
+            for item in routed_items(&gateway.path(&format!("{k}.pb")), signal) {
+                placed.entry((k, item)).or_default().insert(g);
+            }
+        }
+    }
+    (placed, agent)
+}
+
+/// The same traffic through Tern's `load_balancing` and the reference
+/// Collector's, to the same three backends, for every routing key: each
+/// span, log record and data point lands on the same backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_routing_key_picks_the_backend_the_collector_picks() {
+    let Some(bin) = tern_e2e::refcol::refcol_bin() else {
+        println!("skipped: TERN_REFCOL is not set (tests/run.sh builds it where Go is installed)");
+        return;
+    };
+    let ports: Vec<u16> = KEYS.iter().map(|_| free_port()).collect();
+    let config = routing_agent(&ports);
+    let (by_tern, _) = route_through(&ports, || Tern::start(&config)).await;
+    let (by_refcol, refcol) =
+        route_through(&ports, || tern_e2e::refcol::RefCol::start(&bin, &config)).await;
+    let refcol_log = refcol.logs();
+    for (k, (signal, key)) in KEYS.iter().enumerate() {
+        let of = |placed: &BTreeMap<(usize, String), BTreeSet<usize>>| {
+            placed
+                .iter()
+                .filter(|((i, _), _)| *i == k)
+                .map(|((_, item), g)| (item.clone(), g.clone()))
+                .collect::<BTreeMap<String, BTreeSet<usize>>>()
+        };
+        let (tern, refcol) = (of(&by_tern), of(&by_refcol));
+        assert!(
+            !refcol.is_empty(),
+            "{signal} by {key}: nothing arrived; the Collector's log:\n{refcol_log}"
+        );
+        let differ: Vec<_> = refcol
+            .iter()
+            .filter(|(item, g)| tern.get(*item) != Some(*g))
+            .map(|(item, g)| (item, g, tern.get(item)))
+            .take(5)
+            .collect();
+        assert!(
+            differ.is_empty() && tern.len() == refcol.len(),
+            "{signal} by {key}: {} items placed, {} by the Collector; (item, Collector's, Tern's): {differ:?}",
+            tern.len(),
+            refcol.len()
+        );
+        let used: BTreeSet<usize> = refcol.values().flatten().copied().collect();
+        assert!(used.len() > 1, "{signal} by {key}: one backend only");
+    }
 }

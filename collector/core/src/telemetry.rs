@@ -57,64 +57,134 @@ pub const DURATION_BOUNDS: [f64; 16] = [
     1.0, 5.0,
 ];
 
-#[derive(Debug, Default)]
-struct HistogramCells {
-    /// Per bucket (not cumulative); the last one is `+Inf`.
-    buckets: [AtomicU64; DURATION_BOUNDS.len() + 1],
-    sum_nanos: AtomicU64,
+/// What a [`Histogram`] records durations in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramUnit {
+    /// Seconds, as a fraction (the sum keeps nanoseconds).
+    Seconds,
+    /// Whole milliseconds, cut down as the Collector's Go
+    /// `Duration.Milliseconds()` does (a sub-millisecond duration is 0).
+    Milliseconds,
 }
 
-/// A distribution of durations over [`DURATION_BOUNDS`]; recording is two
-/// relaxed atomic adds.
+impl HistogramUnit {
+    /// The unit as UCUM writes it (`s`, `ms`).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            HistogramUnit::Seconds => "s",
+            HistogramUnit::Milliseconds => "ms",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct HistogramCells {
+    unit: HistogramUnit,
+    /// Upper bounds, in `unit`.
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative); the last one is `+Inf`.
+    buckets: Box<[AtomicU64]>,
+    /// Nanoseconds (seconds) or whole milliseconds.
+    sum: AtomicU64,
+}
+
+impl HistogramCells {
+    fn new(unit: HistogramUnit, bounds: &'static [f64]) -> Self {
+        HistogramCells {
+            unit,
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for HistogramCells {
+    fn default() -> Self {
+        HistogramCells::new(HistogramUnit::Seconds, &DURATION_BOUNDS)
+    }
+}
+
+/// A distribution of durations over bucket bounds (by default
+/// [`DURATION_BOUNDS`] in seconds); recording is two relaxed atomic adds.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram(Arc<HistogramCells>);
 
 impl Histogram {
     /// Records one duration.
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = DURATION_BOUNDS.partition_point(|&b| b < secs);
+        let (value, raw) = match self.0.unit {
+            HistogramUnit::Seconds => (
+                d.as_secs_f64(),
+                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            ),
+            HistogramUnit::Milliseconds => {
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                (ms as f64, ms)
+            }
+        };
+        let i = self.0.bounds.partition_point(|&b| b < value);
         self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.0.sum.fetch_add(raw, Ordering::Relaxed);
+    }
+
+    /// The upper bounds of its buckets, in [`Histogram::unit`].
+    pub fn bounds(&self) -> &'static [f64] {
+        self.0.bounds
+    }
+
+    /// What it records in.
+    pub fn unit(&self) -> HistogramUnit {
+        self.0.unit
+    }
+
+    fn sum(&self) -> f64 {
+        let raw = self.0.sum.load(Ordering::Relaxed) as f64;
+        match self.0.unit {
+            HistogramUnit::Seconds => raw / 1e9,
+            HistogramUnit::Milliseconds => raw,
+        }
     }
 
     /// Counts per bucket (not cumulative; the last is above every bound)
-    /// and the sum in seconds.
-    pub fn buckets(&self) -> ([u64; DURATION_BOUNDS.len() + 1], f64) {
-        let mut out = [0; DURATION_BOUNDS.len() + 1];
-        for (o, b) in out.iter_mut().zip(&self.0.buckets) {
-            *o = b.load(Ordering::Relaxed);
-        }
-        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        (out, sum)
+    /// and the sum in its unit.
+    pub fn buckets(&self) -> (Vec<u64>, f64) {
+        let out = self
+            .0
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        (out, self.sum())
     }
 
     /// Cumulative counts, one per bound and then `+Inf` (the total).
-    pub fn cumulative(&self) -> [u64; DURATION_BOUNDS.len() + 1] {
-        let mut out = [0; DURATION_BOUNDS.len() + 1];
+    pub fn cumulative(&self) -> Vec<u64> {
         let mut total = 0;
-        for (o, b) in out.iter_mut().zip(&self.0.buckets) {
-            total += b.load(Ordering::Relaxed);
-            *o = total;
-        }
-        out
+        self.0
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect()
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let cumulative = self.cumulative();
-        for (bound, count) in DURATION_BOUNDS.iter().zip(&cumulative) {
+        for (bound, count) in self.0.bounds.iter().zip(&cumulative) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
         }
-        let total = cumulative[DURATION_BOUNDS.len()];
+        let total = cumulative.last().copied().unwrap_or(0);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
         let braces = if labels.is_empty() {
             String::new()
         } else {
             format!("{{{labels}}}")
         };
-        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = self.sum();
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {total}");
     }
@@ -165,13 +235,17 @@ pub enum Value {
     Counter(u64),
     /// A gauge's value.
     Gauge(i64),
-    /// A histogram over [`DURATION_BOUNDS`]: counts per bucket (not
-    /// cumulative) and the sum in seconds.
+    /// A histogram: counts per bucket (not cumulative), the sum, the
+    /// bounds and the unit they are in.
     Histogram {
         /// Per bucket; the last one is above every bound.
-        buckets: [u64; DURATION_BOUNDS.len() + 1],
-        /// Sum of the observations, in seconds.
+        buckets: Vec<u64>,
+        /// Sum of the observations, in `unit`.
         sum: f64,
+        /// Upper bounds of the buckets, in `unit`.
+        bounds: &'static [f64],
+        /// What the observations are in.
+        unit: HistogramUnit,
     },
 }
 
@@ -280,7 +354,12 @@ impl Telemetry {
                                 Cell::Gauge(g) => Value::Gauge(g.get()),
                                 Cell::Histogram(h) => {
                                     let (buckets, sum) = h.buckets();
-                                    Value::Histogram { buckets, sum }
+                                    Value::Histogram {
+                                        buckets,
+                                        sum,
+                                        bounds: h.bounds(),
+                                        unit: h.unit(),
+                                    }
                                 }
                             },
                         })
@@ -319,18 +398,31 @@ impl Telemetry {
         }
     }
 
-    /// A duration histogram; the same name and labels always give the same one.
+    /// A duration histogram in seconds over [`DURATION_BOUNDS`]; the same
+    /// name and labels always give the same one.
     pub fn histogram(
         &self,
         name: &'static str,
         help: &'static str,
         labels: &[(&str, &str)],
     ) -> Histogram {
-        match self.cell(name, help, "histogram", labels, || {
-            Cell::Histogram(Histogram::default())
-        }) {
+        self.histogram_in(name, help, labels, HistogramUnit::Seconds, &DURATION_BOUNDS)
+    }
+
+    /// A duration histogram in `unit` over `bounds` (in that unit), for a
+    /// metric whose unit and buckets are fixed elsewhere (the Collector's).
+    pub fn histogram_in(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        unit: HistogramUnit,
+        bounds: &'static [f64],
+    ) -> Histogram {
+        let make = || Histogram(Arc::new(HistogramCells::new(unit, bounds)));
+        match self.cell(name, help, "histogram", labels, || Cell::Histogram(make())) {
             Cell::Histogram(h) => h,
-            _ => Histogram::default(),
+            _ => make(),
         }
     }
 
@@ -692,7 +784,7 @@ mod tests {
         assert_eq!(series.key, "receiver=\"otlp\",transport=\"http\"");
         assert_eq!(family("g").series[0].value, Value::Gauge(-3));
         match &family("tern_receiver_request_duration_seconds").series[0].value {
-            Value::Histogram { buckets, sum } => {
+            Value::Histogram { buckets, sum, .. } => {
                 assert_eq!(buckets.iter().sum::<u64>(), 1);
                 assert_eq!(buckets[3], 1); // le 2 ms
                 assert!((sum - 0.002).abs() < 1e-9);
@@ -700,6 +792,42 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(snapshot.start <= snapshot.time);
+    }
+
+    /// A histogram in milliseconds records whole milliseconds (as Go's
+    /// `Duration.Milliseconds()`) on its own bounds, and says so.
+    #[test]
+    fn a_millisecond_histogram_uses_its_own_bounds_and_whole_milliseconds() {
+        let t = Telemetry::new();
+        let h = t.histogram_in(
+            "latency",
+            "Latency.",
+            &[],
+            HistogramUnit::Milliseconds,
+            &[5.0, 10.0],
+        );
+        h.observe(Duration::from_micros(10_900));
+        h.observe(Duration::from_micros(900));
+        h.observe(Duration::from_millis(30));
+        let text = t.render();
+        assert!(text.contains("latency_bucket{le=\"5\"} 1\n"), "{text}");
+        assert!(text.contains("latency_bucket{le=\"10\"} 2\n"), "{text}");
+        assert!(text.contains("latency_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("latency_sum 40\n"), "{text}");
+        let snapshot = t.snapshot();
+        match &snapshot.families[0].series[0].value {
+            Value::Histogram {
+                buckets,
+                bounds,
+                unit,
+                ..
+            } => {
+                assert_eq!(buckets, &[1, 1, 1]);
+                assert_eq!(bounds, &[5.0, 10.0]);
+                assert_eq!(unit.symbol(), "ms");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

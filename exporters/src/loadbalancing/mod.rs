@@ -14,15 +14,20 @@
 //! [`dns`]); when it changes, the ring is rebuilt, new backends start,
 //! and a backend that left is closed: what was queued for it, and what it
 //! was still sending, is routed again to the new owners, never dropped
-//! (`tern_loadbalancer_rerouted_items_total` counts it).
+//! (`tern_loadbalancer_rerouted_items_total` counts it), waiting for a new
+//! list while there is no backend. An export keeps what its backends have
+//! not taken yet (`Left`), so a retry after a `timeout` resends only that
+//! and nothing is answered as exported that was not handed over.
 //!
 //! Self-metrics are the Collector's: `otelcol_loadbalancer_num_backends`,
 //! `otelcol_loadbalancer_num_resolutions`,
 //! `otelcol_loadbalancer_num_backend_updates`,
 //! `otelcol_loadbalancer_backend_outcome{endpoint,success}` and
-//! `otelcol_loadbalancer_backend_latency{endpoint}` (in seconds).
+//! `otelcol_loadbalancer_backend_latency{endpoint}` (whole milliseconds on
+//! the Collector's buckets, 5 ms to 5 s).
 
 pub mod dns;
+pub mod identity;
 pub mod k8s;
 pub mod resolver;
 pub mod ring;
@@ -38,7 +43,7 @@ use tern_core::ack::{Ack, Pending};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 use tern_core::queue::{BoundedQueue, Refusal};
-use tern_core::telemetry::{Counter, Gauge, Histogram, Telemetry};
+use tern_core::telemetry::{Counter, Gauge, Histogram, HistogramUnit, Telemetry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -50,6 +55,10 @@ use ring::Ring;
 const DEFAULT_PORT: &str = "4317";
 /// How long an export waits for the first resolution before failing.
 const FIRST_RESOLUTION: Duration = Duration::from_secs(5);
+/// Buckets (ms) of `otelcol_loadbalancer_backend_latency`, the Collector's.
+const LATENCY_BOUNDS_MS: [f64; 10] = [
+    5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+];
 /// Times a part is routed again when its backend left meanwhile.
 const REROUTES: usize = 4;
 
@@ -85,6 +94,30 @@ struct Backend {
     latency: Histogram,
 }
 
+impl Drop for Backend {
+    /// What is still queued when the backend goes without its workers
+    /// having sent it (the exporter was abandoned at the shutdown deadline)
+    /// is failed, counted and logged, not lost without a word.
+    fn drop(&mut self) {
+        let left = self.queue.drain();
+        if left.is_empty() {
+            return;
+        }
+        let items: usize = left.iter().map(Batch::items).sum();
+        for batch in &left {
+            batch.fail(false, "shutdown deadline");
+            self.failed_items[signal_index(batch.signal())].add(batch.items() as u64);
+        }
+        tracing::error!(
+            endpoint = %self.endpoint,
+            batches = left.len(),
+            items,
+            reason = "shutdown deadline",
+            "backend queue not sent; items dropped"
+        );
+    }
+}
+
 /// The ring and the backend of each of its endpoints.
 #[derive(Default)]
 struct State {
@@ -94,14 +127,22 @@ struct State {
     retired: Vec<JoinHandle<()>>,
 }
 
+/// Makes the exporter (workers and queue limits) of one backend endpoint.
+type Connect = dyn Fn(&str) -> Result<ExporterSpec, BuildError> + Send + Sync;
+
 struct Shared {
     id: String,
     config: LoadBalancingConfig,
     telemetry: Arc<Telemetry>,
+    connect: Box<Connect>,
     state: RwLock<State>,
     /// Bumped at each ring change (exports wait for the first).
     generation: watch::Sender<u64>,
     rerouted: [Counter; 3],
+    /// Items dropped, per signal, because no backend could take them.
+    dropped: [Counter; 3],
+    /// Routing again what backends that left held (awaited at shutdown).
+    reroutes: Mutex<Vec<JoinHandle<()>>>,
     /// Exports wait for the backends' outcome (see [`waits`]).
     wait: bool,
     /// Exporter workers not yet shut down; the last one stops everything.
@@ -132,6 +173,28 @@ pub fn build(
     config: &LoadBalancingConfig,
     telemetry: &Arc<Telemetry>,
 ) -> Result<ExporterSpec, BuildError> {
+    let (exporter_id, otlp) = (id.to_string(), config.protocol.otlp.clone());
+    let connect = move |endpoint: &str| {
+        let mut otlp = otlp.clone();
+        otlp.endpoint = dial(endpoint);
+        let exporter = crate::otlp::OtlpGrpcExporter::new(&exporter_id, &otlp)?;
+        Ok(queued(
+            exporter,
+            &otlp.sending_queue,
+            QueueConfig::DEFAULT_CONSUMERS,
+        ))
+    };
+    Ok(build_with(id, config, telemetry, Box::new(connect)).0)
+}
+
+/// [`build`] with the backends' exporters made by `connect`; also returns
+/// what the exporter's workers share.
+fn build_with(
+    id: &str,
+    config: &LoadBalancingConfig,
+    telemetry: &Arc<Telemetry>,
+    connect: Box<Connect>,
+) -> (ExporterSpec, Arc<Shared>) {
     let (stop, stop_rx) = watch::channel(false);
     let rerouted = Signal::ALL.map(|s| {
         telemetry.counter(
@@ -140,13 +203,23 @@ pub fn build(
             &[("exporter", id), ("signal", s.as_str())],
         )
     });
+    let dropped = Signal::ALL.map(|s| {
+        telemetry.counter(
+            "tern_loadbalancer_dropped_items_total",
+            "Items dropped because no backend could take them (none left at shutdown, or not routable).",
+            &[("exporter", id), ("signal", s.as_str())],
+        )
+    });
     let shared = Arc::new(Shared {
         id: id.to_string(),
         config: config.clone(),
         telemetry: telemetry.clone(),
+        connect,
         state: RwLock::new(State::default()),
         generation: watch::channel(0).0,
         rerouted,
+        dropped,
+        reroutes: Mutex::new(Vec::new()),
         wait: waits(config),
         live: AtomicUsize::new(0),
         stop,
@@ -188,7 +261,7 @@ pub fn build(
         QueueConfig::DEFAULT_CONSUMERS,
     );
     shared.live.store(spec.workers.len(), Ordering::SeqCst);
-    Ok(spec)
+    (spec, shared)
 }
 
 /// Whether an export waits until its parts are sent, not only queued at
@@ -213,14 +286,7 @@ impl Shared {
 
     /// Starts the backend for `endpoint`.
     fn start_backend(self: &Arc<Self>, endpoint: &str) -> Result<Arc<Backend>, BuildError> {
-        let mut otlp = self.config.protocol.otlp.clone();
-        otlp.endpoint = dial(endpoint);
-        let exporter = crate::otlp::OtlpGrpcExporter::new(&self.id, &otlp)?;
-        let spec = queued(
-            exporter,
-            &otlp.sending_queue,
-            QueueConfig::DEFAULT_CONSUMERS,
-        );
+        let spec = (self.connect)(endpoint)?;
         let outcome = |success| {
             self.telemetry.counter(
                 "otelcol_loadbalancer_backend_outcome_total",
@@ -244,10 +310,12 @@ impl Shared {
                     &[("endpoint", endpoint), ("signal", s.as_str())],
                 )
             }),
-            latency: self.telemetry.histogram(
-                "otelcol_loadbalancer_backend_latency_seconds",
-                "Response latency of the backends (the Collector's is in ms).",
+            latency: self.telemetry.histogram_in(
+                "otelcol_loadbalancer_backend_latency",
+                "Response latency in ms for the backends.",
                 &[("endpoint", endpoint)],
+                HistogramUnit::Milliseconds,
+                &LATENCY_BOUNDS_MS,
             ),
         });
         let handles = spec
@@ -313,77 +381,101 @@ impl Shared {
                 "backend left; its queued data goes to the new owners"
             );
             let this = self.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 for batch in queued {
                     this.reroute(batch).await;
                 }
             });
+            let mut reroutes = self.reroutes.lock().unwrap_or_else(|e| e.into_inner());
+            reroutes.retain(|t| !t.is_finished());
+            reroutes.push(task);
         }
     }
 
-    /// Routes again a part whose backend left (it keeps its acks).
+    /// Routes again a part whose backend left (it keeps its acks): queued
+    /// at the new owners, waiting as long as it takes for room, and for a
+    /// new backend list while there is no backend to take it (the resolver
+    /// found none, or the new owner's exporter could not be made). Dropped,
+    /// counted and logged only when the exporter stops with no backend for
+    /// it.
     async fn reroute(self: &Arc<Self>, batch: Batch) {
         let (signal, items) = (batch.signal(), batch.items() as u64);
         self.rerouted[signal_index(signal)].add(items);
-        match self.deliver(batch, false, false).await {
-            Ok(sent) => {
-                for (part, reason) in sent.refused {
-                    part.fail(false, &reason);
-                    tracing::error!(exporter = %self.id, %signal, items = part.items(), %reason, "rerouted items dropped");
-                }
-            }
-            Err((batch, e)) => {
-                batch.fail(e.is_permanent(), &e.to_string());
-                tracing::error!(exporter = %self.id, %signal, items, error = %e, "rerouted items dropped");
-            }
-        }
-    }
-
-    /// Splits `batch` by owner and queues each part at its backend (with
-    /// `track`, each part gets an ack to await; see [`push`] for a full
-    /// queue). Parts whose backend left meanwhile are routed again.
-    async fn deliver(
-        self: &Arc<Self>,
-        batch: Batch,
-        track: bool,
-        bounded: bool,
-    ) -> Result<Sent, (Batch, ExportError)> {
         let wait = self.config.protocol.otlp.timeout.0;
-        let mut sent = Sent::default();
         let mut todo = vec![batch];
-        for round in 0..REROUTES {
+        loop {
+            let seen = *self.generation.borrow();
             let mut again = Vec::new();
-            for batch in todo {
-                let (parts, unroutable) = match self.split(&batch) {
-                    Ok(split) => split,
-                    Err(e) => return Err((batch, e)),
-                };
-                sent.unroutable += unroutable;
-                for (backend, kept) in parts {
-                    let (pushed, pending) = push(&backend, &kept, track, bounded, wait).await;
-                    match (pushed, pending) {
-                        (Ok(()), Some(pending)) => sent.pending.push((kept, pending)),
-                        (Ok(()), None) => {}
-                        (Err(Refusal::Closed), _) if round + 1 < REROUTES => again.push(kept),
-                        (Err(Refusal::Full), _) => sent.refused.push((
-                            kept,
-                            format!(
-                                "the queue of backend {} stayed full while it sent nothing for {wait:?}",
-                                backend.endpoint
-                            ),
-                        )),
-                        (Err(refusal), _) => sent
-                            .refused
-                            .push((kept, format!("backend {}: {refusal}", backend.endpoint))),
+            let mut why = String::new();
+            for piece in todo {
+                match self.split(&piece) {
+                    Ok((parts, unroutable)) => {
+                        self.drop_unroutable(signal, unroutable);
+                        for (backend, part) in parts {
+                            // Unbounded: only a backend that left refuses.
+                            if let (Err(refusal), _) =
+                                push(&backend, &part, false, false, wait).await
+                            {
+                                why = format!("backend {}: {refusal}", backend.endpoint);
+                                again.push(part);
+                            }
+                        }
+                    }
+                    Err(e) if e.is_permanent() => self.drop_items(&piece, &e.to_string()),
+                    Err(e) => {
+                        why = e.to_string();
+                        again.push(piece);
                     }
                 }
             }
             if again.is_empty() {
-                break;
+                return;
+            }
+            if !self.next_ring(seen).await {
+                let reason =
+                    format!("the exporter stopped with no backend for rerouted items ({why})");
+                for piece in again {
+                    self.drop_items(&piece, &reason);
+                }
+                return;
             }
             todo = again;
         }
-        Ok(sent)
+    }
+
+    /// Waits for a ring newer than generation `seen`; false when the
+    /// exporter stops without one (no newer ring will come).
+    async fn next_ring(&self, seen: u64) -> bool {
+        let mut generation = self.generation.subscribe();
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            // A new ring wins over the stop that may follow it at once.
+            biased;
+            r = generation.wait_for(|g| *g > seen) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+
+    /// Fails, counts and logs items no backend can take.
+    fn drop_items(&self, batch: &Batch, reason: &str) {
+        let (signal, items) = (batch.signal(), batch.items());
+        batch.fail(false, reason);
+        self.dropped[signal_index(signal)].add(items as u64);
+        tracing::error!(exporter = %self.id, %signal, items, %reason, "dropped items");
+    }
+
+    /// Counts items that cannot be routed (the Collector drops them too).
+    fn drop_unroutable(&self, signal: Signal, items: u64) {
+        if items > 0 {
+            self.dropped[signal_index(signal)].add(items);
+            tracing::warn!(
+                exporter = %self.id,
+                %signal,
+                items,
+                reason = "resource without service.name",
+                "items cannot be routed and were dropped"
+            );
+        }
     }
 
     /// Each owner's part of `batch` with its backend, and the items that
@@ -416,52 +508,81 @@ impl Shared {
         Ok((out, split.unroutable as u64))
     }
 
-    /// One attempt: sends what is left in `left`, waits for every part,
-    /// and leaves the parts that failed in `left` for the next attempt.
-    async fn attempt(self: &Arc<Self>, left: &Mutex<Option<Batch>>) -> Result<u64, Failure> {
-        let Some(batch) = left.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return Ok(0);
-        };
+    /// One attempt: hands what is left in `left` to the backends (queued
+    /// there; with [`Shared::wait`], sent), and fails with the reasons of
+    /// what is still left. `left` only ever loses a part once its backend
+    /// has it, so an attempt cut short (the exporter's `timeout`) leaves
+    /// the rest for the next one: nothing is answered as exported that was
+    /// not. Parts whose backend left meanwhile are routed again at once.
+    async fn attempt(self: &Arc<Self>, left: &Left) -> Result<(), Failure> {
         self.wait_for_backends().await;
-        let sent = match self.deliver(batch, self.wait, true).await {
-            Ok(sent) => sent,
-            Err((batch, e)) => {
-                let permanent = e.is_permanent();
-                *left.lock().unwrap_or_else(|e| e.into_inner()) = Some(batch);
-                return Err(if permanent {
-                    Failure::Permanent(e.to_string())
-                } else {
-                    Failure::Retryable {
-                        message: e.to_string(),
-                        delay: None,
-                    }
-                });
-            }
-        };
-        let mut failed: Option<Batch> = None;
+        let wait = self.config.protocol.otlp.timeout.0;
+        let mut todo: Vec<usize> = left.remaining();
+        let mut pending = Vec::new();
         let mut reasons = Vec::new();
         let mut permanent = true;
-        let mut add = |part: Batch, reason: String, perm: bool, failed: &mut Option<Batch>| {
-            permanent &= perm;
-            reasons.push(format!("{} items: {reason}", part.items()));
-            match failed {
-                Some(f) => f.append(part),
-                None => *failed = Some(part),
+        for _ in 0..REROUTES {
+            let mut closed = Vec::new();
+            for i in todo {
+                let Some(piece) = left.get(i) else { continue };
+                let (parts, unroutable) = match self.split(&piece) {
+                    Ok(split) => split,
+                    Err(e) => {
+                        permanent &= e.is_permanent();
+                        reasons.push(e.to_string());
+                        continue;
+                    }
+                };
+                self.drop_unroutable(piece.signal(), unroutable);
+                left.unroutable.fetch_add(unroutable, Ordering::Relaxed);
+                let first = left.replace(i, parts.iter().map(|(_, p)| p.clone()));
+                for (k, (backend, part)) in parts.into_iter().enumerate() {
+                    let j = first + k;
+                    match push(&backend, &part, self.wait, true, wait).await {
+                        (Ok(()), Some(p)) => pending.push((j, p)),
+                        (Ok(()), None) => left.done(j),
+                        (Err(Refusal::Closed), _) => closed.push(j),
+                        (Err(Refusal::Full), _) => {
+                            permanent = false;
+                            reasons.push(format!(
+                                "{} items: the queue of backend {} stayed full while it sent nothing for {wait:?}",
+                                part.items(),
+                                backend.endpoint
+                            ));
+                        }
+                        (Err(refusal), _) => {
+                            permanent = false;
+                            reasons.push(format!(
+                                "{} items: backend {}: {refusal}",
+                                part.items(),
+                                backend.endpoint
+                            ));
+                        }
+                    }
+                }
             }
-        };
-        for (part, reason) in sent.refused {
-            add(part, reason, false, &mut failed);
+            if closed.is_empty() {
+                break;
+            }
+            todo = closed;
         }
-        for (part, pending) in sent.pending {
-            if let Err(f) = pending.outcome().await {
-                add(part, f.message, f.permanent, &mut failed);
+        for (j, p) in pending {
+            match p.outcome().await {
+                Ok(()) => left.done(j),
+                Err(f) => {
+                    permanent &= f.permanent;
+                    reasons.push(format!("{} items: {}", left.items(j), f.message));
+                }
             }
         }
-        let Some(failed) = failed else {
-            return Ok(sent.unroutable);
-        };
+        if left.remaining().is_empty() {
+            return Ok(());
+        }
+        if reasons.is_empty() {
+            permanent = false;
+            reasons.push("the backend list kept changing".into());
+        }
         let message = reasons.join("; ");
-        *left.lock().unwrap_or_else(|e| e.into_inner()) = Some(failed);
         Err(if permanent {
             Failure::Permanent(message)
         } else {
@@ -478,21 +599,49 @@ impl Shared {
         let _ = tokio::time::timeout(FIRST_RESOLUTION, generation.wait_for(|g| *g > 0)).await;
     }
 
-    /// Stops the resolver and lets every backend send what it holds.
+    /// Stops the resolver, lets what is being routed again reach its new
+    /// owners, then lets every backend send what it holds.
     async fn close(&self) {
         self.stop.send_replace(true);
         let tasks: Vec<_> = self.lock_tasks().drain(..).collect();
         for t in tasks {
             let _ = t.await;
         }
-        let (backends, retired) = {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            (
-                std::mem::take(&mut state.backends),
-                std::mem::take(&mut state.retired),
-            )
-        };
-        let mut workers = retired;
+        // Backends that left route what they had in hand again, as do the
+        // reroutes of their queues: both need the live backends' queues
+        // open.
+        let retired = std::mem::take(
+            &mut self
+                .state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .retired,
+        );
+        for w in retired {
+            let _ = w.await;
+        }
+        loop {
+            let reroutes: Vec<_> = self
+                .reroutes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+                .collect();
+            if reroutes.is_empty() {
+                break;
+            }
+            for t in reroutes {
+                let _ = t.await;
+            }
+        }
+        let backends = std::mem::take(
+            &mut self
+                .state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .backends,
+        );
+        let mut workers = Vec::new();
         for b in backends.into_iter().flatten() {
             b.queue.close();
             workers.extend(
@@ -544,16 +693,60 @@ async fn push(
     }
 }
 
-/// What [`Shared::deliver`] did with the parts of a batch.
-#[derive(Default)]
-struct Sent {
-    /// Queued parts (a copy) and their outcome.
-    pending: Vec<(Batch, Pending)>,
-    /// Parts no queue took, and why.
-    refused: Vec<(Batch, String)>,
-    /// Items no backend can take (a metric resource without `service.name`
-    /// under `routing_key: service`).
-    unroutable: u64,
+/// The parts of one export not yet handed to their backends, by index
+/// (a part split again is replaced by its pieces, appended; a part handed
+/// over is emptied), and the items that could not be routed.
+struct Left {
+    parts: Mutex<Vec<Option<Batch>>>,
+    unroutable: AtomicU64,
+}
+
+impl Left {
+    fn new(batch: Batch) -> Left {
+        Left {
+            parts: Mutex::new(vec![Some(batch)]),
+            unroutable: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Batch>>> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Indexes of the parts still to hand over.
+    fn remaining(&self) -> Vec<usize> {
+        let parts = self.lock();
+        (0..parts.len()).filter(|i| parts[*i].is_some()).collect()
+    }
+
+    fn get(&self, i: usize) -> Option<Batch> {
+        self.lock().get(i).cloned().flatten()
+    }
+
+    fn items(&self, i: usize) -> usize {
+        self.lock()
+            .get(i)
+            .and_then(|p| p.as_ref().map(Batch::items))
+            .unwrap_or(0)
+    }
+
+    /// Replaces part `i` with `pieces`; returns the index of the first.
+    fn replace(&self, i: usize, pieces: impl Iterator<Item = Batch>) -> usize {
+        let mut parts = self.lock();
+        if let Some(p) = parts.get_mut(i) {
+            *p = None;
+        }
+        let first = parts.len();
+        parts.extend(pieces.map(Some));
+        first
+    }
+
+    /// Part `i` is with its backend.
+    fn done(&self, i: usize) {
+        if let Some(p) = self.lock().get_mut(i) {
+            *p = None;
+        }
+    }
 }
 
 fn signal_index(signal: Signal) -> usize {
@@ -618,7 +811,7 @@ impl Exporter for LoadBalancingExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let left = Mutex::new(Some(batch));
+            let left = Left::new(batch);
             let once = || async {
                 let timeout = shared.config.timeout.0;
                 if timeout.is_zero() {
@@ -632,17 +825,9 @@ impl Exporter for LoadBalancingExporter {
                     }),
                 }
             };
-            let unroutable = with_retry(&shared.config.retry_on_failure, &shared.id, once).await?;
-            if unroutable > 0 {
-                tracing::warn!(
-                    exporter = %shared.id,
-                    items = unroutable,
-                    reason = "resource without service.name",
-                    "items cannot be routed and were dropped"
-                );
-            }
+            with_retry(&shared.config.retry_on_failure, &shared.id, once).await?;
             Ok(Delivered {
-                rejected: unroutable,
+                rejected: left.unroutable.load(Ordering::Relaxed),
             })
         })
     }
@@ -660,6 +845,16 @@ impl Exporter for LoadBalancingExporter {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use bytes::Bytes;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    use tern_config::{GoDuration, StaticResolverConfig};
+    use tern_core::pdata::RequestContext;
+    use tern_core::queue::QueueUnit;
+
     use super::*;
 
     #[test]
@@ -668,5 +863,207 @@ mod tests {
         assert_eq!(dial("gw:5317"), "gw:5317");
         assert_eq!(dial("[::1]"), "[::1]:4317");
         assert_eq!(dial("[::1]:4000"), "[::1]:4000");
+    }
+
+    /// (endpoint, span ids) of each batch a fake backend sent.
+    type Sent = Arc<Mutex<Vec<(String, Vec<Vec<u8>>)>>>;
+
+    /// Backends in memory: each takes one batch at a time (a queue of one
+    /// batch, one worker) and sends only while its gate is open.
+    #[derive(Clone, Default)]
+    struct Fakes {
+        gates: Arc<Mutex<HashMap<String, watch::Sender<bool>>>>,
+        sent: Sent,
+    }
+
+    struct Fake {
+        endpoint: String,
+        gate: watch::Receiver<bool>,
+        sent: Sent,
+    }
+
+    impl Exporter for Fake {
+        fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
+            Box::pin(async move {
+                let _ = self.gate.wait_for(|open| *open).await;
+                let req = ExportTraceServiceRequest::decode(batch.to_wire()).unwrap();
+                let ids = req
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .map(|s| s.span_id.clone())
+                    .collect();
+                self.sent.lock().unwrap().push((self.endpoint.clone(), ids));
+                Ok(Delivered::ALL)
+            })
+        }
+
+        fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    impl Fakes {
+        fn gate(&self, endpoint: &str) -> watch::Sender<bool> {
+            self.gates
+                .lock()
+                .unwrap()
+                .entry(endpoint.to_string())
+                .or_insert_with(|| watch::channel(false).0)
+                .clone()
+        }
+
+        fn connect(&self) -> Box<Connect> {
+            let fakes = self.clone();
+            Box::new(move |endpoint: &str| {
+                Ok(ExporterSpec {
+                    workers: vec![Box::new(Fake {
+                        endpoint: endpoint.to_string(),
+                        gate: fakes.gate(endpoint).subscribe(),
+                        sent: fakes.sent.clone(),
+                    })],
+                    limits: tern_core::queue::QueueLimits {
+                        size: 1,
+                        unit: QueueUnit::Batches,
+                        max_bytes: usize::MAX,
+                        batch: None,
+                    },
+                    block_on_overflow: false,
+                    wait_for_result: false,
+                    scrape: None,
+                })
+            })
+        }
+
+        /// Span ids sent, sorted.
+        fn ids(&self) -> Vec<Vec<u8>> {
+            let mut ids: Vec<Vec<u8>> = self
+                .sent
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|(_, ids)| ids.clone())
+                .collect();
+            ids.sort();
+            ids
+        }
+    }
+
+    /// A batch of 8 spans of 8 traces, ids tagged with `tag`.
+    fn spans(tag: u8) -> (Batch, Vec<Vec<u8>>) {
+        let spans: Vec<Span> = (0..8u8)
+            .map(|i| Span {
+                trace_id: vec![i; 16],
+                span_id: vec![tag, i, 0, 0, 0, 0, 0, 0],
+                ..Default::default()
+            })
+            .collect();
+        let ids = spans.iter().map(|s| s.span_id.clone()).collect();
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let batch = Batch::from_wire(
+            Signal::Traces,
+            Bytes::from(req.encode_to_vec()),
+            Arc::new(RequestContext::default()),
+        )
+        .unwrap();
+        (batch, ids)
+    }
+
+    fn config(hostnames: &[&str]) -> LoadBalancingConfig {
+        let mut c = LoadBalancingConfig::default();
+        c.resolver.static_list = tern_config::Protocol::On(StaticResolverConfig {
+            hostnames: hostnames.iter().map(|h| h.to_string()).collect(),
+        });
+        c.protocol.otlp.timeout = GoDuration(Duration::from_secs(10));
+        c
+    }
+
+    /// An export cut short by the exporter's `timeout` while a backend's
+    /// queue is full leaves what it had not queued for the retry: once the
+    /// backend sends again, every span of every acknowledged export is
+    /// sent (an export answered as done had lost its unqueued part).
+    #[tokio::test(start_paused = true)]
+    async fn an_export_cut_short_by_its_timeout_keeps_what_it_had_not_queued() {
+        let fakes = Fakes::default();
+        let mut c = config(&["a"]);
+        c.timeout = GoDuration(Duration::from_millis(50));
+        c.retry_on_failure.enabled = true;
+        c.retry_on_failure.initial_interval = GoDuration(Duration::from_millis(10));
+        c.retry_on_failure.max_interval = GoDuration(Duration::from_millis(10));
+        c.retry_on_failure.max_elapsed_time = GoDuration(Duration::ZERO);
+        let (mut spec, shared) = build_with("lb", &c, &Telemetry::new(), fakes.connect());
+        let mut lb = spec.workers.remove(0);
+        let mut sent = Vec::new();
+        // The first is in the backend's hands (held at its gate), the
+        // second fills its queue.
+        for tag in 0..2 {
+            let (b, ids) = spans(tag);
+            lb.export(b).await.unwrap();
+            sent.extend(ids);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (b, ids) = spans(2);
+        sent.extend(ids);
+        let third = tokio::spawn(async move { lb.export(b).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            !third.is_finished(),
+            "answered while its spans were not queued"
+        );
+        fakes.gate("a").send_replace(true);
+        third.await.unwrap().unwrap();
+        shared.close().await;
+        sent.sort();
+        assert_eq!(fakes.ids(), sent);
+    }
+
+    /// What a backend that left held (in its queue and in hand) waits for
+    /// a backend while the resolver lists none, and goes to the next one
+    /// listed; with none listed at shutdown it is dropped, counted.
+    #[tokio::test(start_paused = true)]
+    async fn a_backend_list_that_empties_for_a_while_loses_nothing() {
+        let fakes = Fakes::default();
+        fakes.gate("b").send_replace(true);
+        let telemetry = Telemetry::new();
+        let (mut spec, shared) = build_with("lb", &config(&["a"]), &telemetry, fakes.connect());
+        let mut lb = spec.workers.remove(0);
+        let mut sent = Vec::new();
+        for tag in 0..2 {
+            let (b, ids) = spans(tag);
+            lb.export(b).await.unwrap();
+            sent.extend(ids);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The resolver finds nothing (a DNS answer without records, every
+        // pod restarting), then a new backend.
+        shared.apply(Vec::new());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(fakes.ids().is_empty());
+        shared.apply(vec!["b".to_string()]);
+        shared.close().await;
+        sent.sort();
+        assert_eq!(fakes.ids(), sent);
+        assert!(fakes.sent.lock().unwrap().iter().all(|(e, _)| e == "b"));
+        assert_eq!(shared.rerouted[0].get(), 16);
+        assert_eq!(shared.dropped[0].get(), 0);
+
+        // Nothing listed when the exporter stops: dropped and counted.
+        let fakes = Fakes::default();
+        let (mut spec, shared) = build_with("lb", &config(&["a"]), &telemetry, fakes.connect());
+        let mut lb = spec.workers.remove(0);
+        lb.export(spans(5).0).await.unwrap();
+        shared.apply(Vec::new());
+        shared.close().await;
+        assert!(fakes.ids().is_empty());
+        assert_eq!(shared.dropped[0].get(), 8);
     }
 }

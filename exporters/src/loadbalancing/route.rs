@@ -7,23 +7,34 @@
 //! of each point is listed first, then one [`Batch::edit`] per owner keeps
 //! that owner's points. A batch with a single owner is passed on untouched.
 //! The keys are the Collector's (v0.161), so the same data lands on the
-//! same backend as behind it:
+//! same backend as behind it ([`identity`] computes the hashed ones):
 //!
 //! | signal | `traceID` | `service` | `resource` | `metric` | `streamID` |
 //! |---|---|---|---|---|---|
-//! | traces | the 16 id bytes, per span | `service.name=<value>\|`, per resource | | | |
-//! | logs | the id in hex, per record (a random id when it has none) | the `service.name` string, per resource | the resource's attributes | | |
-//! | metrics | | the `service.name` string, per resource (none: not routable) | the resource's attributes | the name, per metric | resource, scope, metric and point attributes, per point |
+//! | traces | the 16 id bytes, per span | `service.name=<value>\|`, per resource; see below | | | |
+//! | logs | the id in hex, per record (a random id when it has none) | the `service.name` string, per resource | `resource/<hash>` | | |
+//! | metrics | | the `service.name` string, per resource (none: not routable) | `resource/<hash>` | the name, per metric | `stream/<hash>`, per point |
+//!
+//! `service` on traces: the Collector cuts a request into one piece per
+//! resource, scope and trace and keys each piece by the first
+//! `service.name` it finds: the resource's attribute, else the scope's,
+//! else the attribute of the piece's first span, else none
+//! (`service.name=|`). A resource with the attribute therefore goes whole
+//! to one backend; without it, each trace of each scope goes where its
+//! scope's attribute, or its first span's, says.
+
+use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use tern_config::{RoutingKey, Signal};
 use tern_core::pdata::{Batch, EditError};
 use tern_core::view::{
-    self, Attributes, Change, DataPoint, Decision, Edit, FromWire, ItemView, Metric, RequestView,
-    ResourceView, ScopeView, SignalView, Value,
+    self, Change, DataPoint, Decision, Edit, FromWire, ItemView, Metric, RequestView, ResourceView,
+    ScopeView, SignalView, Value,
 };
 use tern_core::wire::{WireError, fields, put_varint, schema, varint_len, walk_fields};
 
+use super::identity;
 use super::ring::Ring;
 
 /// The owner of data that cannot be routed (a metric resource without
@@ -145,11 +156,14 @@ type Cut = (
 
 /// Splits by resource or item keys in one walk of each request.
 fn walk<S: Keyed>(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Split, WireError> {
-    let by_resource = !matches!(key, RoutingKey::TraceId | RoutingKey::Metric);
+    let by_item = matches!(key, RoutingKey::TraceId | RoutingKey::Metric);
     let mut owners = Owners { ring, last: None };
     let mut per_owner: Vec<Vec<Cut>> = vec![Vec::new(); ring.endpoints().len()];
     let mut unroutable = 0;
     let mut buf = Vec::with_capacity(64);
+    // `service` on traces without a resource attribute: the owner of each
+    // trace of the scope at hand (from its first span).
+    let mut traces: HashMap<&[u8], u16> = HashMap::new();
     for request in batch.requests() {
         let mut parts: Vec<Part<'_>> = Vec::new();
         parts.resize_with(ring.endpoints().len(), Part::default);
@@ -159,39 +173,73 @@ fn walk<S: Keyed>(batch: &Batch, key: RoutingKey, ring: &Ring) -> Result<Split, 
                 continue;
             }
             let resource = f.payload;
-            if by_resource {
+            if !by_item {
                 let view = ResourceView::<S>::from_wire(resource)?;
-                let items = resource_items::<S>(resource)?;
                 let owner = match resource_key(S::SIGNAL, key, &view, &mut buf)? {
-                    true => owners.of(&buf),
-                    false => UNROUTABLE,
+                    Key::Found => Some(owners.of(&buf)),
+                    Key::Unroutable => Some(UNROUTABLE),
+                    Key::PerTrace => None,
                 };
-                match parts.get_mut(usize::from(owner)) {
-                    Some(part) => {
-                        part.resources.push(Group {
-                            index,
-                            resource,
-                            scopes: None,
-                        });
-                        part.items += items;
+                if let Some(owner) = owner {
+                    let items = resource_items::<S>(resource)?;
+                    match parts.get_mut(usize::from(owner)) {
+                        Some(part) => {
+                            part.resources.push(Group {
+                                index,
+                                resource,
+                                scopes: None,
+                            });
+                            part.items += items;
+                        }
+                        None => unroutable += items,
                     }
-                    None => unroutable += items,
+                    continue;
                 }
-                continue;
             }
             for (scope_index, sf) in fields(resource).enumerate() {
                 let sf = sf?;
                 if sf.number != S::SCOPES || sf.wire_type != 2 {
                     continue;
                 }
+                // `service` on traces: the scope's attribute, when it has one.
+                let mut scope_owner = None;
+                if !by_item {
+                    traces.clear();
+                    let scope = ScopeView::<S>::from_wire(sf.payload)?;
+                    let service = match scope.scope {
+                        Some(s) => s.attributes().get(SERVICE_NAME)?,
+                        None => None,
+                    };
+                    if let Some(v) = service {
+                        service_key(Some(&v), &mut buf)?;
+                        scope_owner = Some(owners.of(&buf));
+                    }
+                }
                 for item in fields(sf.payload) {
                     let item = item?;
                     if item.number != S::ITEMS || item.wire_type != 2 {
                         continue;
                     }
-                    buf.clear();
-                    S::item_key(first(item.payload, S::KEY_FIELD)?, &mut buf);
-                    let owner = owners.of(&buf);
+                    let owner = if by_item {
+                        buf.clear();
+                        S::item_key(first(item.payload, S::KEY_FIELD)?, &mut buf);
+                        owners.of(&buf)
+                    } else if let Some(o) = scope_owner {
+                        o
+                    } else {
+                        let trace = first(item.payload, S::KEY_FIELD)?.unwrap_or_default();
+                        match traces.get(trace) {
+                            Some(o) => *o,
+                            None => {
+                                let span = view::Span::from_wire(item.payload)?;
+                                let service = span.attributes().get(SERVICE_NAME)?;
+                                service_key(service.as_ref(), &mut buf)?;
+                                let o = owners.of(&buf);
+                                traces.insert(trace, o);
+                                o
+                            }
+                        }
+                    };
                     let items = <S::Item<'_> as ItemView<'_>>::count(item.payload)?;
                     let Some(part) = parts.get_mut(usize::from(owner)) else {
                         unroutable += items;
@@ -373,7 +421,7 @@ fn by_points(batch: &Batch, ring: &Ring) -> Result<Split, EditError> {
 
 /// The owner of each data point of a metrics batch, in wire order: its
 /// stream is the resource, the scope, the metric's identity and the
-/// point's attributes.
+/// point's attributes ([`identity::stream`]).
 fn point_owners(batch: &Batch, ring: &Ring) -> Result<Vec<u16>, WireError> {
     let mut owners = Owners { ring, last: None };
     let mut out = Vec::new();
@@ -381,18 +429,23 @@ fn point_owners(batch: &Batch, ring: &Ring) -> Result<Vec<u16>, WireError> {
     for request in batch.requests() {
         for resource in RequestView::<view::Metrics>::new(request.bytes).resources() {
             let resource = resource?;
-            let mut resource_id = Vec::new();
-            identity(resource.resource.map(|r| r.attributes()), &mut resource_id)?;
+            let resource_hash = identity::map_hash(resource.resource.map(|r| r.attributes()))?;
             for scope in resource.scopes() {
                 let scope = scope?;
+                let (name, version, scope_hash) = match scope.scope {
+                    Some(s) => (s.name, s.version, identity::map_hash(Some(s.attributes()))?),
+                    None => ("", "", [0; 16]),
+                };
                 for metric in scope.items() {
                     let metric = metric?;
-                    stream_prefix(&resource_id, &scope, &metric, &mut buf)?;
-                    let prefix = buf.len();
+                    let metric_hash = identity::metric_hash(
+                        &resource_hash,
+                        (name, version, &scope_hash),
+                        &metric,
+                    );
                     for point in metric.data_points() {
                         let point = point?;
-                        buf.truncate(prefix);
-                        identity(Some(point.attributes()), &mut buf)?;
+                        identity::stream(metric_hash, point.attributes(), &mut buf)?;
                         out.push(owners.of(&buf));
                     }
                 }
@@ -400,33 +453,6 @@ fn point_owners(batch: &Batch, ring: &Ring) -> Result<Vec<u16>, WireError> {
         }
     }
     Ok(out)
-}
-
-/// The part of a stream key shared by a metric's points.
-fn stream_prefix(
-    resource_id: &[u8],
-    scope: &ScopeView<'_, view::Metrics>,
-    metric: &Metric<'_>,
-    buf: &mut Vec<u8>,
-) -> Result<(), WireError> {
-    buf.clear();
-    buf.extend_from_slice(resource_id);
-    buf.push(1);
-    if let Some(s) = scope.scope {
-        buf.extend_from_slice(s.name.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(s.version.as_bytes());
-        buf.push(0);
-        identity(Some(s.attributes()), buf)?;
-    }
-    buf.push(1);
-    buf.extend_from_slice(metric.name.as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(metric.unit.as_bytes());
-    buf.push(metric.metric_type as u8);
-    buf.push(metric.aggregation_temporality as u8);
-    buf.push(u8::from(metric.is_monotonic));
-    Ok(())
 }
 
 /// The first length-delimited field `number` of message `raw`.
@@ -442,80 +468,58 @@ fn first(raw: &[u8], number: u32) -> Result<Option<&[u8]>, WireError> {
     Ok(found)
 }
 
-/// The key of a resource into `out`; false when it has none (a metric
-/// resource without `service.name`).
+/// The attribute the `service` key reads.
+const SERVICE_NAME: &str = "service.name";
+
+/// What [`resource_key`] found.
+enum Key {
+    /// The key is in the buffer.
+    Found,
+    /// No backend takes the resource (metrics without `service.name`).
+    Unroutable,
+    /// Traces without a resource `service.name`: keyed per scope and trace.
+    PerTrace,
+}
+
+/// The key of a resource into `out`.
 fn resource_key<S: SignalView>(
     signal: Signal,
     key: RoutingKey,
     resource: &ResourceView<'_, S>,
     out: &mut Vec<u8>,
-) -> Result<bool, WireError> {
+) -> Result<Key, WireError> {
     out.clear();
     let attributes = resource.resource.map(|r| r.attributes());
     if key == RoutingKey::Resource {
-        identity(attributes, out)?;
-        return Ok(true);
+        identity::resource(attributes, out)?;
+        return Ok(Key::Found);
     }
     let service = match attributes {
-        Some(a) => a.get("service.name")?,
+        Some(a) => a.get(SERVICE_NAME)?,
         None => None,
     };
     match (signal, service) {
-        (Signal::Traces, service) => {
-            out.extend_from_slice(b"service.name=");
-            if let Some(v) = service {
-                as_string(&v, out);
-            }
-            out.push(b'|');
-        }
-        (Signal::Metrics, None) => return Ok(false),
+        (Signal::Traces, None) => return Ok(Key::PerTrace),
+        (Signal::Traces, service) => service_key(service.as_ref(), out)?,
+        (Signal::Metrics, None) => return Ok(Key::Unroutable),
+        // Logs and metrics take the string only (`Value.Str()`).
         (_, Some(Value::Str(s))) => out.extend_from_slice(s.as_bytes()),
         (_, _) => {}
     }
-    Ok(true)
+    Ok(Key::Found)
 }
 
-/// A set of attributes as `key=value` pairs sorted by key: the same for
-/// the same attributes in any order.
-fn identity(attributes: Option<Attributes<'_>>, out: &mut Vec<u8>) -> Result<(), WireError> {
-    let mut pairs = Vec::new();
-    for a in attributes.into_iter().flatten() {
-        let a = a?;
-        let mut v = Vec::new();
-        as_string(&a.value, &mut v);
-        pairs.push((a.key, v));
+/// `service.name=<value as text>|` (the Collector's traces key), or
+/// `service.name=|` without a value.
+fn service_key(value: Option<&Value<'_>>, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mut text = String::from("service.name=");
+    if let Some(v) = value {
+        identity::as_string(v, &mut text)?;
     }
-    pairs.sort();
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(b'=');
-        out.extend_from_slice(&v);
-        out.push(0);
-    }
+    text.push('|');
+    out.clear();
+    out.extend_from_slice(text.as_bytes());
     Ok(())
-}
-
-/// An attribute value as text, as the Collector's `AsString` writes the
-/// scalar ones.
-fn as_string(value: &Value<'_>, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let _ = match value {
-        Value::Empty => Ok(()),
-        Value::Str(s) => out.write_all(s.as_bytes()),
-        Value::Bool(b) => write!(out, "{b}"),
-        Value::Int(i) => write!(out, "{i}"),
-        Value::Double(d) => write!(out, "{d}"),
-        Value::Bytes(b) => {
-            use base64::Engine;
-            out.write_all(
-                base64::engine::general_purpose::STANDARD
-                    .encode(b)
-                    .as_bytes(),
-            )
-        }
-        Value::Array(a) => write!(out, "{a:?}"),
-        Value::KvList(k) => write!(out, "{k:?}"),
-    };
 }
 
 /// Keeps one owner's data points of a metrics batch.
@@ -643,6 +647,77 @@ mod tests {
             }
         }
         assert_eq!(total, 120);
+    }
+
+    /// `service` on traces: the resource's `service.name`, else the
+    /// scope's, else that of the first span of each trace in its scope.
+    #[test]
+    fn traces_by_service_fall_back_to_the_scope_and_the_first_span() {
+        let span = |trace: u8, id: u8, service: Option<&str>| Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            attributes: service
+                .map(|s| vec![kv("service.name", s)])
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let scoped = ScopeSpans {
+            scope: Some(
+                opentelemetry_proto::tonic::common::v1::InstrumentationScope {
+                    attributes: vec![kv("service.name", "from-scope")],
+                    ..Default::default()
+                },
+            ),
+            spans: (0..10).map(|i| span(i, i, Some("ignored"))).collect(),
+            ..Default::default()
+        };
+        // Trace t's first span names svc-t; later spans of it say otherwise
+        // or nothing; trace 9 names no service at all.
+        let unscoped = ScopeSpans {
+            spans: (0..30u8)
+                .map(|i| {
+                    let trace = 10 + i % 10;
+                    let service = match (i / 10, trace) {
+                        (_, 19) => None,
+                        (0, _) => Some(format!("svc-{trace}")),
+                        (1, _) => Some("other".to_string()),
+                        _ => None,
+                    };
+                    span(trace, 100 + i, service.as_deref())
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: None,
+                scope_spans: vec![scoped, unscoped],
+                ..Default::default()
+            }],
+        };
+        let ring = Ring::new(
+            &(0..8)
+                .map(|i| format!("10.0.0.{i}:4317"))
+                .collect::<Vec<_>>(),
+        );
+        let b = batch(Signal::Traces, req.encode_to_vec());
+        let parts = split(&b, RoutingKey::Service, &ring).unwrap().parts;
+        let mut seen = 0;
+        for (owner, part) in parts {
+            let got = ExportTraceServiceRequest::decode(part.to_wire()).unwrap();
+            for ss in got.resource_spans.iter().flat_map(|r| &r.scope_spans) {
+                for s in &ss.spans {
+                    let key = match (s.span_id[0], s.trace_id[0]) {
+                        (id, _) if id < 10 => "service.name=from-scope|".to_string(),
+                        (_, 19) => "service.name=|".to_string(),
+                        (_, t) => format!("service.name=svc-{t}|"),
+                    };
+                    assert_eq!(ring.owner(key.as_bytes()), Some(owner), "{key}");
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 40);
     }
 
     #[test]
