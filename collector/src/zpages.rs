@@ -145,7 +145,15 @@ impl Pages {
             .extensions
             .iter()
             .filter_map(|r| config.extensions.get(&r.id))
-            .map(|c| vec![c.id.to_string(), c.config.endpoint().to_string()])
+            .map(|c| {
+                let endpoints: Vec<String> = c
+                    .config
+                    .listens()
+                    .iter()
+                    .map(|(_, e)| e.to_string())
+                    .collect();
+                vec![c.id.to_string(), endpoints.join(", ")]
+            })
             .collect();
         let extensions = table(&["extension", "endpoint"], &rows);
 
