@@ -471,4 +471,98 @@ mod tests {
             );
         }
     }
+
+    /// What `tern validate` accepts, every builder builds (no listener is
+    /// bound here): settings valid in the Collector that once validated and
+    /// then stopped the start are among them.
+    #[tokio::test]
+    async fn every_component_of_a_valid_config_builds() {
+        let dir = std::env::temp_dir().join(format!("tern-build-{}", std::process::id()));
+        let yaml = format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 64
+  batch:
+  probabilistic_sampler:
+    sampling_percentage: 10
+  tail_sampling:
+    policies: [{{name: all, type: always_sample}}]
+exporters:
+  debug:
+  nop:
+  file:
+    path: {file}
+  otlp_http/traces_only:
+    traces_endpoint: http://127.0.0.1:1/v1/traces
+    headers: {{x-tenant: a}}
+  otlp_grpc:
+    endpoint: 127.0.0.1:1
+    headers: {{x-tenant: a}}
+  prometheus:
+    endpoint: 127.0.0.1:0
+  prometheus_remote_write:
+    endpoint: http://127.0.0.1:1/api/v1/write
+  load_balancing:
+    protocol: {{otlp: {{tls: {{insecure: true}}}}}}
+    resolver: {{static: {{hostnames: [127.0.0.1:1]}}}}
+connectors:
+  forward:
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:0
+  pprof:
+    endpoint: 127.0.0.1:0
+  zpages:
+    endpoint: 127.0.0.1:0
+service:
+  extensions: [health_check, pprof, zpages]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, probabilistic_sampler, tail_sampling, batch]
+      exporters: [otlp_http/traces_only, otlp_grpc, load_balancing, forward]
+    traces/2:
+      receivers: [forward]
+      exporters: [file, debug, nop]
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus, prometheus_remote_write]
+",
+            file = dir.join("out.jsonl").display()
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = tern_config::load_sources(&[("tern.yaml".into(), yaml)], &|_| None).unwrap();
+        let telemetry = Arc::new(Telemetry::new());
+        let resource = BTreeMap::new();
+        let health = Arc::new(Health::default());
+        let mut types = Vec::new();
+        for kind in Kind::ALL {
+            for c in config.section(kind).values() {
+                let ctx = Context {
+                    id: c.id.to_string(),
+                    config: &config,
+                    telemetry: &telemetry,
+                    resource: &resource,
+                    health: &health,
+                    consumers: Arc::default(),
+                };
+                if let Err(e) = build(kind, &ctx, c) {
+                    panic!("{} {}: {e}", kind.noun(), c.id);
+                }
+                types.push(c.info.type_name);
+            }
+        }
+        for c in CATALOG {
+            assert!(types.contains(&c.type_name), "{} not covered", c.type_name);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -532,3 +532,47 @@ fn health_check_keys() {
         "the Collector deprecated this check",
     );
 }
+
+/// `headers` the exporter could not send are validate errors at their key
+/// (they used to pass `tern validate` and stop the start).
+#[test]
+fn exporter_headers_must_be_valid_http_headers() {
+    for (exporter, id) in [
+        ("  otlp:\n    endpoint: a:4317\n", "otlp"),
+        ("  otlphttp:\n    endpoint: http://a:4318\n", "otlphttp"),
+        (
+            "  loadbalancing:\n    protocol:\n      otlp:\n",
+            "loadbalancing",
+        ),
+    ] {
+        let indent = if id == "loadbalancing" {
+            "        "
+        } else {
+            "    "
+        };
+        let text = with_exporter(
+            &format!(
+                "{exporter}{indent}headers:\n{indent}  bad name: x\n{indent}  x-tenant: \"caf\u{e9}\"\n{indent}  x-ok: fine\n"
+            ),
+            id,
+            "traces",
+        );
+        let errs = errors(&text);
+        let at = if id == "loadbalancing" {
+            "protocol.otlp."
+        } else {
+            ""
+        };
+        assert_error(
+            &errs,
+            "tern.yaml:",
+            &format!("exporters.{id}.{at}headers.bad name: `bad name` is not an HTTP header name"),
+        );
+        assert_error(
+            &errs,
+            "tern.yaml:",
+            &format!("exporters.{id}.{at}headers.x-tenant: is not a valid HTTP header value"),
+        );
+        assert!(!errs.iter().any(|e| e.contains("x-ok")), "{errs:#?}");
+    }
+}

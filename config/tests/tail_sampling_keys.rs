@@ -38,8 +38,8 @@ const ERRORS: &str = "    policies:\n      - name: errors\n        type: status_
 #[test]
 fn defaults_are_the_collectors() {
     let config = load(&with(ERRORS, "traces")).unwrap();
-    let Some(t) = config.processors[&ComponentId::new("tail_sampling")]
-        .settings::<TailSamplingConfig>()
+    let Some(t) =
+        config.processors[&ComponentId::new("tail_sampling")].settings::<TailSamplingConfig>()
     else {
         panic!("not tail_sampling");
     };
@@ -61,8 +61,8 @@ fn every_key_is_read() {
         "traces",
     );
     let config = load(&text).unwrap();
-    let Some(t) = config.processors[&ComponentId::new("tail_sampling")]
-        .settings::<TailSamplingConfig>()
+    let Some(t) =
+        config.processors[&ComponentId::new("tail_sampling")].settings::<TailSamplingConfig>()
     else {
         panic!("not tail_sampling");
     };

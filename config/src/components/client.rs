@@ -298,3 +298,38 @@ fn check_queue_batch(c: &Check<'_>, queue: &QueueConfig, errors: &mut Vec<Config
         ));
     }
 }
+
+/// Whether `name` is an HTTP header name (an RFC 9110 token).
+pub(crate) fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent as an HTTP header value.
+pub(crate) fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+/// `headers` sent with every request: each a valid HTTP header (the
+/// exporter refuses to start otherwise).
+pub fn check_headers(
+    c: &Check<'_>,
+    headers: &std::collections::BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (name, value) in headers {
+        let path = ["headers", name.as_str()];
+        if !is_header_name(name) {
+            errors.push(c.setting(&path, format!("`{name}` is not an HTTP header name")));
+        } else if !is_header_value(value) {
+            errors.push(c.setting(
+                &path,
+                "is not a valid HTTP header value (printable ASCII only)",
+            ));
+        }
+    }
+}

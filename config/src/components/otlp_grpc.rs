@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client::{Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client};
+use super::client::{
+    Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers,
+};
 use super::{Check, ComponentConfig};
 use crate::ConfigError;
 use crate::types::{GoDuration, Target};
@@ -79,6 +81,7 @@ impl ComponentConfig for OtlpExporterConfig {
         } else if let Err(e) = Target::parse_grpc(&o.endpoint, o.tls.insecure) {
             errors.push(c.setting(&["endpoint"], e));
         }
+        check_headers(c, &o.headers, errors);
         check_client(
             c,
             &o.timeout,

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client::{Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client};
+use super::client::{
+    Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers,
+};
 use super::{Check, ComponentConfig};
 use crate::ConfigError;
 use crate::types::{GoDuration, Signal, Target};
@@ -159,6 +161,7 @@ impl ComponentConfig for OtlpHttpExporterConfig {
             errors.push(c.setting(&["proxy_url"], e));
         }
         check_urls(c, h, errors);
+        check_headers(c, &h.headers, errors);
         check_client(
             c,
             &h.timeout,
@@ -170,39 +173,54 @@ impl ComponentConfig for OtlpHttpExporterConfig {
     }
 }
 
+impl OtlpHttpExporterConfig {
+    /// The URL `signal` is sent to: its own `<signal>_endpoint`, else
+    /// `endpoint` with `/v1/<signal>` appended, else none. On error, the
+    /// key at fault and why. Validation and the exporter both use this.
+    pub fn url(&self, signal: Signal) -> Result<Option<Target>, (&'static str, String)> {
+        let (key, own) = match signal {
+            Signal::Traces => ("traces_endpoint", &self.traces_endpoint),
+            Signal::Metrics => ("metrics_endpoint", &self.metrics_endpoint),
+            Signal::Logs => ("logs_endpoint", &self.logs_endpoint),
+        };
+        if !own.is_empty() {
+            return Target::parse_url(own).map(Some).map_err(|e| (key, e));
+        }
+        if self.endpoint.is_empty() {
+            return Ok(None);
+        }
+        let mut base = Target::parse_url(&self.endpoint).map_err(|e| ("endpoint", e))?;
+        base.path = format!("{}/v1/{}", base.path.trim_end_matches('/'), signal.as_str());
+        Ok(Some(base))
+    }
+}
+
 /// Every URL parses, and each signal of the pipelines using it has one.
 fn check_urls(c: &Check<'_>, h: &OtlpHttpExporterConfig, errors: &mut Vec<ConfigError>) {
     let urls = [
-        ("endpoint", &h.endpoint, None),
-        ("traces_endpoint", &h.traces_endpoint, Some(Signal::Traces)),
-        (
-            "metrics_endpoint",
-            &h.metrics_endpoint,
-            Some(Signal::Metrics),
-        ),
-        ("logs_endpoint", &h.logs_endpoint, Some(Signal::Logs)),
+        ("endpoint", &h.endpoint),
+        ("traces_endpoint", &h.traces_endpoint),
+        ("metrics_endpoint", &h.metrics_endpoint),
+        ("logs_endpoint", &h.logs_endpoint),
     ];
-    for (k, url, _) in &urls {
+    for (key, url) in urls {
         if !url.is_empty()
             && let Err(e) = Target::parse_url(url)
         {
-            errors.push(c.setting(&[k], e));
+            errors.push(c.setting(&[key], e));
         }
     }
-    if h.endpoint.is_empty() {
-        for p in &c.pipelines {
-            let missing = urls
-                .iter()
-                .any(|(_, url, signal)| *signal == Some(p.id.signal) && url.is_empty());
-            if missing {
-                errors.push(c.setting(
-                    &["endpoint"],
-                    format!(
-                        "is required (or {}_endpoint) for pipeline `{}`",
-                        p.id.signal, p.id
-                    ),
-                ));
-            }
+    // A URL that does not parse was reported above; `url` is what the
+    // exporter sends to.
+    for p in &c.pipelines {
+        if let Ok(None) = h.url(p.id.signal) {
+            errors.push(c.setting(
+                &["endpoint"],
+                format!(
+                    "is required (or {}_endpoint) for pipeline `{}`",
+                    p.id.signal, p.id
+                ),
+            ));
         }
     }
 }

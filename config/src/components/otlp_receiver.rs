@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::client::{is_header_name, is_header_value};
 use super::{Check, ComponentConfig, Protocol};
 use crate::ConfigError;
 use crate::types::{Endpoint, GoDuration};
@@ -262,21 +263,6 @@ impl ComponentConfig for OtlpReceiverConfig {
         }
         out
     }
-}
-
-/// Whether `name` is an HTTP header name (an RFC 9110 token).
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Whether `value` can be sent as an HTTP header value.
-fn is_header_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// The `tls` keys of protocol `proto` beyond the required certificate and

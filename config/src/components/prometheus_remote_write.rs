@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client::{QueueConfig, RetryConfig, TlsClientConfig, check_client};
+use super::client::{QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers};
 use super::prometheus::ResourceToTelemetry;
 use super::{Check, ComponentConfig, Protocol};
 use crate::ConfigError;
@@ -171,6 +171,7 @@ impl ComponentConfig for PrometheusRemoteWriteConfig {
         if p.max_series == 0 {
             errors.push(c.setting(&["max_series"], "must be at least 1"));
         }
+        check_headers(c, &p.headers, errors);
         check_client(
             c,
             &p.timeout,

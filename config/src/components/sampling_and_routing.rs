@@ -4,6 +4,7 @@
 //! its module finds, at their keys. (Kept here while those modules are
 //! being edited elsewhere; they belong in them.)
 
+use super::client::check_headers;
 use super::{Check, ComponentConfig, Compression, check_client};
 use crate::types::GoDuration;
 use crate::{
@@ -83,8 +84,10 @@ impl ComponentConfig for LoadBalancingConfig {
         }
         // The otlp exporter's checks, run on `protocol.otlp` as if it were a
         // component of its own and reported under its real key.
+        let nested = c.nested(&["protocol", "otlp"]);
+        check_headers(&nested, &otlp.headers, errors);
         check_client(
-            &c.nested(&["protocol", "otlp"]),
+            &nested,
             &otlp.timeout,
             &otlp.tls,
             &otlp.retry_on_failure,
