@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_config::{ComponentId, Config, Kind, MetricsLevel, PipelineConfig, PipelineId, graph};
+use tern_core::build::{Built, Context, Serve, Server};
 use tern_core::component::{ConnectorHandle, ExporterHandle, Fanout, Output, drive_exporter};
 use tern_core::queue::{BoundedQueue, Inlet, InletRx, inlet};
 use tern_core::telemetry::{ExporterMetrics, Telemetry};
@@ -22,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::admin::{self, Health};
-use crate::components::{self, Built, Context, Server};
+use crate::components;
 use crate::receiver::Consumers;
 use crate::self_export::{PendingLogs, SelfExport};
 use crate::serve;
@@ -43,16 +44,12 @@ pub enum StartError {
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] std::io::Error),
-    /// An exporter could not be built.
+    /// Tern's own telemetry exporter could not be built.
     #[error(transparent)]
     Exporter(#[from] tern_exporters::BuildError),
-    /// Receiver TLS could not be set up.
+    /// A component could not be built.
     #[error(transparent)]
-    Tls(#[from] serve::ServerTlsError),
-    /// A component whose type has no builder in
-    /// [`components::RUNTIME`], or whose settings are not of its type.
-    #[error("{0}: no builder registered for its type")]
-    Unregistered(String),
+    Build(#[from] tern_core::build::BuildError),
 }
 
 /// A spawned task and what it is, for the shutdown log.
@@ -154,10 +151,12 @@ async fn serve_all(
 ) -> Result<(), StartError> {
     for s in servers {
         let listener = serve::bind(&s.endpoint.to_string(), &s.key).await?;
-        tasks.push(Task::new(
-            s.what,
-            tokio::spawn((s.serve)(listener, stop.clone())),
-        ));
+        let stop = stop.clone();
+        let job = match s.serve {
+            Serve::Task(serve) => serve(listener, stop),
+            Serve::Get { path, answer } => Box::pin(admin::serve_get(listener, path, answer, stop)),
+        };
+        tasks.push(Task::new(s.what, tokio::spawn(job)));
     }
     Ok(())
 }

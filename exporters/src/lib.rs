@@ -17,6 +17,9 @@ pub mod retry;
 pub mod tls;
 pub mod transport;
 
+use tern_config::{Component, LoadBalancingConfig};
+use tern_core::build::{self, Built, Context};
+
 use tern_config::{QueueConfig, Sizer};
 use tern_core::component::Exporter;
 use tern_core::queue::{QueueBatching, QueueLimits, QueueUnit};
@@ -52,17 +55,12 @@ pub enum BuildError {
     },
 }
 
-/// A built exporter: its workers and its queue.
-pub struct ExporterSpec {
-    /// Workers sharing the queue (one per `num_consumers`).
-    pub workers: Vec<Box<dyn Exporter>>,
-    /// Queue capacity.
-    pub limits: QueueLimits,
-    /// Wait for room when full (true) or make receivers refuse (false).
-    pub block_on_overflow: bool,
-    /// Senders are answered with the outcome of the export
-    /// (`sending_queue.wait_for_result`).
-    pub wait_for_result: bool,
+pub use tern_core::build::ExporterSpec;
+
+impl From<BuildError> for build::BuildError {
+    fn from(e: BuildError) -> Self {
+        build::BuildError::Component(Box::new(e))
+    }
 }
 
 /// The queue of exporters without `sending_queue` settings (file, debug, nop).
@@ -133,4 +131,14 @@ pub fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
         block_on_overflow: true,
         wait_for_result: false,
     }
+}
+
+/// Builds a `load_balancing` exporter (its code is in [`loadbalancing`]).
+pub fn build_load_balancing(ctx: &Context<'_>, c: &Component) -> Result<Built, build::BuildError> {
+    let config = ctx.settings::<LoadBalancingConfig>(c)?;
+    Ok(Built::exporter(loadbalancing::build(
+        &ctx.id,
+        config,
+        ctx.telemetry,
+    )?))
 }

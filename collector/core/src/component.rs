@@ -282,6 +282,17 @@ pub async fn drive_exporter(
     }
 }
 
+/// Builds a `forward` connector: it has no task of its own; the fan-out of
+/// a pipeline exporting to it writes into the entrances of the pipelines it
+/// feeds ([`ConnectorHandle`]).
+pub fn build_forward(
+    ctx: &crate::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<crate::build::Built, crate::build::BuildError> {
+    ctx.settings::<tern_config::ForwardConfig>(c)?;
+    Ok(crate::build::Built::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

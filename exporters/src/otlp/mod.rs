@@ -426,6 +426,32 @@ impl Exporter for OtlpHttpExporter {
     }
 }
 
+/// Builds an `otlp_grpc` exporter.
+pub fn build_grpc(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<OtlpExporterConfig>(c)?;
+    Ok(tern_core::build::Built::exporter(crate::queued(
+        OtlpGrpcExporter::new(&ctx.id, config)?,
+        &config.sending_queue,
+        tern_config::QueueConfig::DEFAULT_CONSUMERS,
+    )))
+}
+
+/// Builds an `otlp_http` exporter.
+pub fn build_http(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<OtlpHttpExporterConfig>(c)?;
+    Ok(tern_core::build::Built::exporter(crate::queued(
+        OtlpHttpExporter::new(&ctx.id, config)?,
+        &config.sending_queue,
+        tern_config::QueueConfig::DEFAULT_CONSUMERS,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
