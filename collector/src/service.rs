@@ -1,10 +1,15 @@
-//! Builds and runs what a [`Config`] describes: exporters with their queues
-//! and driver tasks, one chain of processor tasks per pipeline ending in a
-//! fan-out (started in reverse topological order of the pipeline graph, so
-//! the pipelines a connector feeds exist before the ones feeding it),
-//! receivers pushing into pipeline entrances, the extensions
-//! (health check, pprof, zPages), the self-metrics endpoint and the push
-//! of Tern's own metrics and logs ([`crate::self_export`]).
+//! Builds and runs what a [`Config`] describes. Every component is built
+//! through the runtime table ([`crate::components`]) into a
+//! [`Built`](tern_core::build::Built), and the service starts what it
+//! contributes without knowing its type: listeners (bound here, served
+//! until receivers or the admin endpoints stop), side tasks, exporters'
+//! queues and driver tasks, one chain of processor tasks per pipeline with
+//! the memory gates of its processors on its entrance, ending in a fan-out
+//! (pipelines started in reverse topological order of the graph, so the
+//! pipelines a connector feeds exist before the ones feeding it), and
+//! receivers pushing into pipeline entrances. Beside them: the
+//! self-metrics endpoint and the push of Tern's own metrics and logs
+//! ([`crate::self_export`]).
 //! [`Service::shutdown`] stops them in order: receivers, then processors
 //! (which flush), then exporters (which drain their queues) within one
 //! deadline, and names what it had to abandon.
