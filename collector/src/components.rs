@@ -83,7 +83,8 @@ mod tests {
 
     /// What `tern validate` accepts, every builder builds (no listener is
     /// bound here): settings valid in the Collector that once validated and
-    /// then stopped the start are among them.
+    /// then stopped the start are among them. (Every type from a minimal
+    /// config, started for real: `tests/tests/every_component.rs`.)
     #[tokio::test]
     async fn every_component_of_a_valid_config_builds() {
         let dir = std::env::temp_dir().join(format!("tern-build-{}", std::process::id()));
@@ -152,7 +153,6 @@ service:
         let telemetry = Arc::new(Telemetry::new());
         let resource = BTreeMap::new();
         let health = Arc::new(Health::default());
-        let mut types = Vec::new();
         for kind in Kind::ALL {
             for c in config.section(kind).values() {
                 let ctx = Context {
@@ -166,11 +166,7 @@ service:
                 if let Err(e) = build(kind, &ctx, c) {
                     panic!("{} {}: {e}", kind.noun(), c.id);
                 }
-                types.push(c.info.type_name);
             }
-        }
-        for c in CATALOG {
-            assert!(types.contains(&c.type_name), "{} not covered", c.type_name);
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
