@@ -7,33 +7,17 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use tern_config::HealthCheckConfig;
+use tern_config::{Component, HealthCheckConfig};
+use tern_core::build::{Answer, BuildError, Built, Context, Serve, Server};
 use tern_core::telemetry::Telemetry;
 
 use crate::serve::{self, Shutdown, response as text};
 
-/// Whether the collector is ready; flipped by the service.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: AtomicBool,
-}
-
-impl Health {
-    /// Marks all pipelines running (true) or starting / stopping (false).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-    }
-
-    /// True when all pipelines run.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-}
+pub use tern_core::build::Health;
 
 /// Serves what `route` answers for a request; where it answers nothing, a
 /// 404.
@@ -80,37 +64,62 @@ async fn serve_path<F>(
     .await;
 }
 
-/// Serves the health endpoint at `config.path`: 200 while ready, 503
-/// otherwise, with the JSON status, or with `response_body.healthy` /
+/// Builds the `health_check` extension: its path answers 200 while ready,
+/// 503 otherwise, with the JSON status, or with `response_body.healthy` /
 /// `unhealthy` as plain text when that is set (as the Collector does).
-pub async fn run_health(
-    listener: tokio::net::TcpListener,
-    config: HealthCheckConfig,
-    health: Arc<Health>,
-    shutdown: Shutdown,
-) {
+pub fn build_health_check(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let config = ctx.settings::<HealthCheckConfig>(c)?.clone();
+    let health = ctx.health.clone();
     let body = config.response_body;
-    serve_path(listener, config.path, shutdown, move |_req| {
+    let answer = move |_: &http::HeaderMap| {
         let ready = health.is_ready();
         let status = if ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        match (&body, ready) {
-            (Some(b), true) => text(status, "text/plain; charset=utf-8", b.healthy.clone()),
-            (Some(b), false) => text(status, "text/plain; charset=utf-8", b.unhealthy.clone()),
-            (None, true) => text(
-                status,
+        let (content_type, text) = match (&body, ready) {
+            (Some(b), true) => ("text/plain; charset=utf-8", b.healthy.clone()),
+            (Some(b), false) => ("text/plain; charset=utf-8", b.unhealthy.clone()),
+            (None, true) => (
                 "application/json",
-                r#"{"status":"Server available"}"#,
+                r#"{"status":"Server available"}"#.into(),
             ),
-            (None, false) => text(
-                status,
+            (None, false) => (
                 "application/json",
-                r#"{"status":"Server not available"}"#,
+                r#"{"status":"Server not available"}"#.into(),
             ),
-        }
+        };
+        let mut r = Response::new(Bytes::from(text));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    Ok(Built {
+        servers: vec![Server {
+            what: format!("extension {}", ctx.id),
+            key: format!("extensions.{}.endpoint", ctx.id),
+            endpoint: config.endpoint,
+            serve: Serve::Get {
+                path: config.path,
+                answer: Arc::new(answer),
+            },
+        }],
+        ..Built::default()
+    })
+}
+
+/// Serves `path` with `answer` (a component's [`Serve::Get`]); anything
+/// else is a 404 that names `path`.
+pub async fn serve_get(
+    listener: tokio::net::TcpListener,
+    path: String,
+    answer: Answer,
+    shutdown: Shutdown,
+) {
+    serve_path(listener, path, shutdown, move |req| {
+        answer(req.headers()).map(Full::new)
     })
     .await;
 }
@@ -187,36 +196,9 @@ pub async fn run_metrics(
     .await;
 }
 
-/// Serves a `prometheus` exporter's `/metrics` (text or OpenMetrics by
-/// `Accept`, gzip by `Accept-Encoding`).
-pub async fn run_scrape(
-    listener: tokio::net::TcpListener,
-    handler: Arc<tern_exporters::prometheus::ScrapeHandler>,
-    shutdown: Shutdown,
-) {
-    serve_path(listener, "/metrics".into(), shutdown, move |req| {
-        let header = |name: header::HeaderName| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        let scrape = handler.scrape(&header(header::ACCEPT), &header(header::ACCEPT_ENCODING));
-        let mut r = text(StatusCode::OK, scrape.content_type, scrape.body);
-        if let Some(encoding) = scrape.content_encoding {
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
-        }
-        r
-    })
-    .await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tern_config::HealthResponseBody;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn get(port: u16) -> String {
@@ -237,15 +219,24 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let health = Arc::new(Health::default());
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let config = HealthCheckConfig {
-            path: "/health".into(),
-            response_body: Some(HealthResponseBody {
-                healthy: "up".into(),
-                unhealthy: "down".into(),
-            }),
-            ..HealthCheckConfig::default()
+        let yaml = "extensions:\n  health_check:\n    path: /health\n    response_body: {healthy: up, unhealthy: down}\nreceivers:\n  otlp:\n    protocols: {grpc: {endpoint: '127.0.0.1:0'}}\nexporters:\n  nop:\nservice:\n  extensions: [health_check]\n  pipelines:\n    traces: {receivers: [otlp], exporters: [nop]}\n";
+        let config =
+            tern_config::load_sources(&[("t.yaml".into(), yaml.into())], &|_| None).unwrap();
+        let c = config.extensions.values().next().unwrap();
+        let telemetry = Arc::new(Telemetry::new());
+        let ctx = Context {
+            id: c.id.to_string(),
+            config: &config,
+            telemetry: &telemetry,
+            resource: &BTreeMap::new(),
+            health: &health,
+            consumers: Arc::default(),
         };
-        tokio::spawn(run_health(listener, config, health.clone(), shutdown));
+        let server = build_health_check(&ctx, c).unwrap().servers.remove(0);
+        let Serve::Get { path, answer } = server.serve else {
+            panic!("a GET endpoint");
+        };
+        tokio::spawn(serve_get(listener, path, answer, shutdown));
         let answer = get(port).await;
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.ends_with("\r\n\r\ndown"), "{answer}");

@@ -10,6 +10,7 @@
 //! - `tern components`: list built-in components and their signals
 
 mod admin;
+mod components;
 mod logging;
 mod pprof;
 mod receiver;

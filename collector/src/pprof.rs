@@ -18,6 +18,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::serve::{self, Shutdown, response};
+use tern_config::{Component, PprofConfig};
+use tern_core::build::{BuildError, Built, Context, Serve, Server, Starter};
 
 /// Samples per second, as Go's CPU profiler takes them.
 const FREQUENCY: i32 = 100;
@@ -349,4 +351,46 @@ pub async fn run(listener: tokio::net::TcpListener, shutdown: Shutdown) {
         })
     };
     serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+}
+
+/// Builds the `pprof` extension: its endpoint, and with `save_to_file` a
+/// CPU profile from now to shutdown written into that file.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let config = ctx.settings::<PprofConfig>(c)?;
+    let mut beside: Vec<(String, Starter)> = Vec::new();
+    if !config.save_to_file.is_empty() {
+        let failed = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "extensions.{}.save_to_file: {}: {e}",
+                    ctx.id, config.save_to_file
+                ),
+            )
+        };
+        let file = std::fs::File::create(&config.save_to_file).map_err(failed)?;
+        // Profiling starts now; the task writes the file once told to stop.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let saving = save_to_file(file, config.save_to_file.clone(), stopped).map_err(failed)?;
+        beside.push((
+            format!("extension {} (save_to_file)", ctx.id),
+            Box::new(move |mut shutdown: Shutdown| {
+                Box::pin(async move {
+                    serve::stopped(&mut shutdown).await;
+                    let _ = stop.send(true);
+                    let _ = saving.await;
+                })
+            }),
+        ));
+    }
+    Ok(Built {
+        servers: vec![Server {
+            what: format!("extension {}", ctx.id),
+            key: format!("extensions.{}.endpoint", ctx.id),
+            endpoint: config.endpoint.clone(),
+            serve: Serve::Task(Box::new(|l, stop| Box::pin(run(l, stop)))),
+        }],
+        beside,
+        ..Built::default()
+    })
 }

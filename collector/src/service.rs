@@ -1,10 +1,15 @@
-//! Builds and runs what a [`Config`] describes: exporters with their queues
-//! and driver tasks, one chain of processor tasks per pipeline ending in a
-//! fan-out (started in reverse topological order of the pipeline graph, so
-//! the pipelines a connector feeds exist before the ones feeding it),
-//! receivers pushing into pipeline entrances, the extensions
-//! (health check, pprof, zPages), the self-metrics endpoint and the push
-//! of Tern's own metrics and logs ([`crate::self_export`]).
+//! Builds and runs what a [`Config`] describes. Every component is built
+//! through the runtime table ([`crate::components`]) into a
+//! [`Built`](tern_core::build::Built), and the service starts what it
+//! contributes without knowing its type: listeners (bound here, served
+//! until receivers or the admin endpoints stop), side tasks, exporters'
+//! queues and driver tasks, one chain of processor tasks per pipeline with
+//! the memory gates of its processors on its entrance, ending in a fan-out
+//! (pipelines started in reverse topological order of the graph, so the
+//! pipelines a connector feeds exist before the ones feeding it), and
+//! receivers pushing into pipeline entrances. Beside them: the
+//! self-metrics endpoint and the push of Tern's own metrics and logs
+//! ([`crate::self_export`]).
 //! [`Service::shutdown`] stops them in order: receivers, then processors
 //! (which flush), then exporters (which drain their queues) within one
 //! deadline, and names what it had to abandon.
@@ -13,23 +18,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_config::{
-    ComponentId, Config, ExtensionConfig, MetricsLevel, PipelineConfig, PipelineId,
-    ProcessorConfig, ReceiverConfig, graph,
-};
+use tern_config::{ComponentId, Config, Kind, MetricsLevel, PipelineConfig, PipelineId, graph};
+use tern_core::build::{Built, Context, Serve, Server};
 use tern_core::component::{ConnectorHandle, ExporterHandle, Fanout, Output, drive_exporter};
-use tern_core::memory::MemoryGate;
 use tern_core::queue::{BoundedQueue, Inlet, InletRx, inlet};
-use tern_core::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
-use tern_processors::memory_limiter;
+use tern_core::telemetry::{ExporterMetrics, Telemetry};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::admin::{self, Health};
-use crate::receiver::{Consumers, OtlpSink, grpc, http};
+use crate::components;
+use crate::receiver::Consumers;
 use crate::self_export::{PendingLogs, SelfExport};
-use crate::{pprof, serve, zpages};
+use crate::serve;
 
 /// Batches a pipeline entrance holds before receivers are told to retry.
 pub const PIPELINE_QUEUE_BATCHES: usize = 128;
@@ -47,12 +49,12 @@ pub enum StartError {
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] std::io::Error),
-    /// An exporter could not be built.
+    /// Tern's own telemetry exporter could not be built.
     #[error(transparent)]
     Exporter(#[from] tern_exporters::BuildError),
-    /// Receiver TLS could not be set up.
+    /// A component could not be built.
     #[error(transparent)]
-    Tls(#[from] serve::ServerTlsError),
+    Build(#[from] tern_core::build::BuildError),
 }
 
 /// A spawned task and what it is, for the shutdown log.
@@ -145,111 +147,131 @@ fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
     })
 }
 
-/// Extensions and the self-metrics endpoint: started first, so probes
-/// answer "starting" while the rest starts.
-async fn start_admin(
-    config: &Config,
-    telemetry: &Arc<Telemetry>,
-    resource: &BTreeMap<String, String>,
-    health: &Arc<Health>,
-    admin_rx: &watch::Receiver<bool>,
-    admin: &mut Vec<Task>,
+/// Binds each of `servers` and spawns its task into `tasks`, stopped by
+/// `stop`.
+async fn serve_all(
+    servers: Vec<Server>,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut Vec<Task>,
 ) -> Result<(), StartError> {
-    for ext in &config.service.extensions {
-        if let Some(c) = config.extensions.get(&ext.id) {
-            let key = format!("extensions.{}.endpoint", c.id);
-            let listener = serve::bind(&c.config.endpoint().to_string(), &key).await?;
-            let stop = admin_rx.clone();
-            let handle = match &c.config {
-                ExtensionConfig::HealthCheck(h) => {
-                    tokio::spawn(admin::run_health(listener, h.clone(), health.clone(), stop))
-                }
-                ExtensionConfig::Pprof(p) => {
-                    if !p.save_to_file.is_empty() {
-                        let failed = |e: std::io::Error| {
-                            std::io::Error::new(
-                                e.kind(),
-                                format!(
-                                    "extensions.{}.save_to_file: {}: {e}",
-                                    c.id, p.save_to_file
-                                ),
-                            )
-                        };
-                        let file = std::fs::File::create(&p.save_to_file).map_err(failed)?;
-                        let saving =
-                            pprof::save_to_file(file, p.save_to_file.clone(), stop.clone())
-                                .map_err(failed)?;
-                        admin.push(Task::new(
-                            format!("extension {} (save_to_file)", c.id),
-                            saving,
-                        ));
-                    }
-                    tokio::spawn(pprof::run(listener, stop))
-                }
-                ExtensionConfig::ZPages(_) => tokio::spawn(zpages::run(
-                    listener,
-                    Arc::new(zpages::Pages::new(config, resource)),
-                    stop,
-                )),
-            };
-            admin.push(Task::new(format!("extension {}", c.id), handle));
-        }
+    for s in servers {
+        let listener = serve::bind(&s.endpoint.to_string(), &s.key).await?;
+        let stop = stop.clone();
+        let job = match s.serve {
+            Serve::Task(serve) => serve(listener, stop),
+            Serve::Get { path, answer } => Box::pin(admin::serve_get(listener, path, answer, stop)),
+        };
+        tasks.push(Task::new(s.what, tokio::spawn(job)));
     }
-    let metrics_cfg = &config.service.telemetry.metrics;
-    if metrics_cfg.level != MetricsLevel::None
-        && let Some(address) = &metrics_cfg.address
-    {
-        admin::publish_target_info(telemetry, resource);
-        let listener =
-            serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
-        admin.push(Task::new(
-            "self-metrics endpoint",
-            tokio::spawn(admin::run_metrics(
-                listener,
-                telemetry.clone(),
-                admin_rx.clone(),
-            )),
-        ));
-    }
-
     Ok(())
 }
 
-/// Exporters used by some pipeline, each with its own queue, workers and
-/// (Prometheus) scrape endpoint; returns the handles pipelines fan out to.
-async fn start_exporters(
-    config: &Config,
-    telemetry: &Arc<Telemetry>,
-    abandon_rx: &watch::Receiver<bool>,
-    admin_rx: &watch::Receiver<bool>,
-    admin: &mut Vec<Task>,
-) -> Result<(Handles, Vec<ExporterTask>), StartError> {
-    let mut handles = Handles::new();
-    let mut exporters = Vec::new();
-    for pipeline in config.service.pipelines.values() {
-        for r in &pipeline.exporters {
-            if handles.contains_key(&r.id) {
-                continue;
+/// What the service has started so far, besides pipelines and receivers.
+struct Starting<'a> {
+    config: &'a Config,
+    telemetry: &'a Arc<Telemetry>,
+    resource: &'a BTreeMap<String, String>,
+    health: &'a Arc<Health>,
+    admin_rx: watch::Receiver<bool>,
+    /// Tasks stopped last: extensions, scrape endpoints, supervisors.
+    admin: Vec<Task>,
+}
+
+impl Starting<'_> {
+    /// Builds `c` (of `kind`) with `consumers` as its pipelines' entrances;
+    /// starts its servers and side tasks with the admin endpoints' lifetime
+    /// (a receiver's servers are returned instead) and returns the rest.
+    async fn build(
+        &mut self,
+        kind: Kind,
+        c: &tern_config::Component,
+        consumers: Arc<Consumers>,
+    ) -> Result<Built, StartError> {
+        let ctx = Context {
+            id: c.id.to_string(),
+            config: self.config,
+            telemetry: self.telemetry,
+            resource: self.resource,
+            health: self.health,
+            consumers,
+        };
+        let mut built = components::build(kind, &ctx, c)?;
+        for (what, job) in built.beside.drain(..) {
+            self.admin
+                .push(Task::new(what, tokio::spawn(job(self.admin_rx.clone()))));
+        }
+        if kind != Kind::Receiver {
+            let servers = std::mem::take(&mut built.servers);
+            serve_all(servers, &self.admin_rx.clone(), &mut self.admin).await?;
+        }
+        Ok(built)
+    }
+
+    /// The extensions `service.extensions` lists, in its order, and the
+    /// self-metrics endpoint: started first, so probes answer "starting"
+    /// while the rest starts.
+    async fn admin(&mut self) -> Result<(), StartError> {
+        let config = self.config;
+        for ext in &config.service.extensions {
+            if let Some(c) = config.extensions.get(&ext.id) {
+                self.build(Kind::Extension, c, Arc::default()).await?;
             }
-            let Some(c) = config.exporters.get(&r.id) else {
+        }
+        let metrics_cfg = &config.service.telemetry.metrics;
+        if metrics_cfg.level != MetricsLevel::None
+            && let Some(address) = &metrics_cfg.address
+        {
+            admin::publish_target_info(self.telemetry, self.resource);
+            let listener =
+                serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
+            self.admin.push(Task::new(
+                "self-metrics endpoint",
+                tokio::spawn(admin::run_metrics(
+                    listener,
+                    self.telemetry.clone(),
+                    self.admin_rx.clone(),
+                )),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each component of `kind` some pipeline lists, built once.
+    async fn used(&mut self, kind: Kind) -> Result<BTreeMap<ComponentId, Built>, StartError> {
+        let config = self.config;
+        let mut built = BTreeMap::new();
+        for pipeline in config.service.pipelines.values() {
+            let refs = match kind {
+                Kind::Processor => &pipeline.processors,
+                _ => &pipeline.exporters,
+            };
+            for r in refs {
+                let Some(c) = config.section(kind).get(&r.id) else {
+                    continue;
+                };
+                if !built.contains_key(&r.id) {
+                    let b = self.build(kind, c, Arc::default()).await?;
+                    built.insert(r.id.clone(), b);
+                }
+            }
+        }
+        Ok(built)
+    }
+
+    /// Exporters used by some pipeline, each with its own queue and
+    /// workers; returns the handles pipelines fan out to.
+    async fn exporters(
+        &mut self,
+        abandon_rx: &watch::Receiver<bool>,
+    ) -> Result<(Handles, Vec<ExporterTask>), StartError> {
+        let mut handles = Handles::new();
+        let mut exporters = Vec::new();
+        for (r, built) in self.used(Kind::Exporter).await? {
+            let Some(spec) = built.exporter else {
                 continue;
             };
-            let id = r.id.to_string();
-            let spec = tern_exporters::build(&id, &c.config, telemetry)?;
-            if let Some((endpoint, handler)) = &spec.scrape {
-                let key = format!("exporters.{id}.endpoint");
-                let listener = serve::bind(&endpoint.to_string(), &key).await?;
-                tracing::info!(exporter = %id, endpoint = %listener.local_addr()?, "Prometheus scrape endpoint listening");
-                admin.push(Task::new(
-                    format!("exporter {id} scrape endpoint"),
-                    tokio::spawn(admin::run_scrape(
-                        listener,
-                        handler.clone(),
-                        admin_rx.clone(),
-                    )),
-                ));
-            }
-            let metrics = ExporterMetrics::new(telemetry, &id);
+            let id = r.to_string();
+            let metrics = ExporterMetrics::new(self.telemetry, &id);
             let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
             metrics.queue_capacity.set(queue.capacity() as i64);
             let tasks = spec
@@ -274,7 +296,7 @@ async fn start_exporters(
                 metrics: metrics.clone(),
                 wait_for_result: spec.wait_for_result,
             };
-            handles.insert(r.id.clone(), (handle, spec.block_on_overflow));
+            handles.insert(r, (handle, spec.block_on_overflow));
             exporters.push(ExporterTask {
                 id,
                 queue,
@@ -282,36 +304,8 @@ async fn start_exporters(
                 tasks,
             });
         }
+        Ok((handles, exporters))
     }
-
-    Ok((handles, exporters))
-}
-
-/// Memory limiters: one budget per id, shared by the pipelines listing it,
-/// each with its supervisor task.
-fn start_memory_limiters(
-    config: &Config,
-    telemetry: &Arc<Telemetry>,
-    admin_rx: &watch::Receiver<bool>,
-    admin: &mut Vec<Task>,
-) -> BTreeMap<ComponentId, Arc<MemoryGate>> {
-    let mut gates: BTreeMap<ComponentId, Arc<MemoryGate>> = BTreeMap::new();
-    for c in config.processors.values() {
-        if let ProcessorConfig::MemoryLimiter(m) = &c.config {
-            let gate = memory_limiter::gate(&c.id.to_string(), m, telemetry);
-            admin.push(Task::new(
-                format!("processor {} supervisor", c.id),
-                tokio::spawn(memory_limiter::supervise(
-                    gate.clone(),
-                    m.clone(),
-                    admin_rx.clone(),
-                )),
-            ));
-            gates.insert(c.id.clone(), gate);
-        }
-    }
-
-    gates
 }
 
 /// Pipelines, each after the pipelines its connectors feed (reverse
@@ -319,8 +313,7 @@ fn start_memory_limiters(
 fn start_pipelines(
     config: &Config,
     handles: &Handles,
-    gates: &BTreeMap<ComponentId, Arc<MemoryGate>>,
-    telemetry: &Arc<Telemetry>,
+    processors: &BTreeMap<ComponentId, Built>,
     pipelines: &mut Vec<Task>,
 ) -> BTreeMap<ComponentId, Consumers> {
     let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
@@ -343,9 +336,7 @@ fn start_pipelines(
                     .collect(),
             })
             .collect();
-        let entry = start_pipeline(
-            config, pipeline, handles, connectors, gates, telemetry, pipelines,
-        );
+        let entry = start_pipeline(pipeline, handles, connectors, processors, pipelines);
         for r in &pipeline.receivers {
             if !config.connectors.contains_key(&r.id) {
                 consumers
@@ -364,80 +355,14 @@ fn start_pipelines(
     consumers
 }
 
-/// Receivers, last: each listens and pushes into its pipelines' entrances.
-async fn start_receivers(
-    config: &Config,
-    consumers: BTreeMap<ComponentId, Consumers>,
-    telemetry: &Arc<Telemetry>,
-    stop_rx: &watch::Receiver<bool>,
-) -> Result<Vec<Task>, StartError> {
-    let mut servers = Vec::new();
-    for (id, consumers) in consumers {
-        let Some(c) = config.receivers.get(&id) else {
-            continue;
-        };
-        let ReceiverConfig::Otlp(otlp) = &c.config;
-        let consumers = Arc::new(consumers);
-        let name = id.to_string();
-        if let Some(g) = otlp.protocols.grpc.as_ref() {
-            let key = format!("receivers.{name}.protocols.grpc.endpoint");
-            let tls = match &g.tls {
-                Some(t) => Some(serve::tls_acceptor(
-                    t,
-                    &[b"h2"],
-                    &format!("receivers.{name}.protocols.grpc.tls"),
-                )?),
-                None => None,
-            };
-            let listener = serve::bind(&g.endpoint.to_string(), &key).await?;
-            tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/gRPC listening");
-            let sink = OtlpSink::new(
-                &name,
-                consumers.clone(),
-                ReceiverMetrics::new(telemetry, &name, "grpc"),
-            );
-            servers.push(Task::new(
-                format!("receiver {name} (grpc)"),
-                tokio::spawn(grpc::run(listener, g.clone(), tls, sink, stop_rx.clone())),
-            ));
-        }
-        if let Some(h) = otlp.protocols.http.as_ref() {
-            let key = format!("receivers.{name}.protocols.http.endpoint");
-            let tls = match &h.tls {
-                Some(t) => Some(serve::tls_acceptor(
-                    t,
-                    &[b"h2", b"http/1.1"],
-                    &format!("receivers.{name}.protocols.http.tls"),
-                )?),
-                None => None,
-            };
-            let listener = serve::bind(&h.endpoint.to_string(), &key).await?;
-            tracing::info!(receiver = %name, endpoint = %listener.local_addr()?, tls = tls.is_some(), "OTLP/HTTP listening");
-            let sink = OtlpSink::new(
-                &name,
-                consumers.clone(),
-                ReceiverMetrics::new(telemetry, &name, "http"),
-            );
-            servers.push(Task::new(
-                format!("receiver {name} (http)"),
-                tokio::spawn(http::run(listener, h.clone(), tls, sink, stop_rx.clone())),
-            ));
-        }
-    }
-
-    Ok(servers)
-}
-
 /// Starts one pipeline: entrance (admission) -> processor tasks -> fan-out
 /// to its exporters' queues and to the entrances its connectors feed
 /// (`connectors`, already started). Returns the entrance.
 fn start_pipeline(
-    config: &Config,
     pipeline: &PipelineConfig,
     handles: &Handles,
     connectors: Vec<ConnectorHandle>,
-    gates: &BTreeMap<ComponentId, Arc<MemoryGate>>,
-    telemetry: &Arc<Telemetry>,
+    processors: &BTreeMap<ComponentId, Built>,
     tasks: &mut Vec<Task>,
 ) -> Inlet {
     let signal = pipeline.id.signal;
@@ -456,11 +381,7 @@ fn start_pipeline(
     let stages: Vec<_> = pipeline
         .processors
         .iter()
-        .filter_map(|r| {
-            let c = config.processors.get(&r.id)?;
-            let stage = tern_processors::build(&r.id.to_string(), &c.config, signal, telemetry)?;
-            Some((&r.id, stage))
-        })
+        .filter_map(|r| Some((&r.id, processors.get(&r.id)?.stage.as_ref()?(signal))))
         .collect();
     let mut output = Output::Fanout(fanout);
     for (i, (id, stage)) in stages.into_iter().enumerate().rev() {
@@ -487,7 +408,7 @@ fn start_pipeline(
         }
     };
     for r in &pipeline.processors {
-        if let Some(gate) = gates.get(&r.id) {
+        if let Some(gate) = processors.get(&r.id).and_then(|p| p.gate.as_ref()) {
             entry = entry.with_gate(gate.clone());
         }
     }
@@ -514,9 +435,15 @@ impl Service {
     ) -> Result<Service, StartError> {
         let health = Arc::new(Health::default());
         let (stop_admin, admin_rx) = watch::channel(false);
-        let mut admin = Vec::new();
-
-        start_admin(config, &telemetry, resource, &health, &admin_rx, &mut admin).await?;
+        let mut starting = Starting {
+            config,
+            telemetry: &telemetry,
+            resource,
+            health: &health,
+            admin_rx,
+            admin: Vec::new(),
+        };
+        starting.admin().await?;
         let metrics_cfg = &config.service.telemetry.metrics;
         let periodic = if metrics_cfg.level == MetricsLevel::None {
             &[][..]
@@ -524,16 +451,28 @@ impl Service {
             &metrics_cfg.periodic[..]
         };
         let self_export = SelfExport::start(periodic, own_logs, &telemetry, resource)?;
-        // Then the graph in reverse topological order: exporters, memory
-        // limiters, pipelines (downstream first), receivers.
+        // Then the graph in reverse topological order: exporters,
+        // connectors, processors, pipelines (downstream first), receivers.
         let (abandon, abandon_rx) = watch::channel(false);
-        let (handles, exporters) =
-            start_exporters(config, &telemetry, &abandon_rx, &admin_rx, &mut admin).await?;
-        let gates = start_memory_limiters(config, &telemetry, &admin_rx, &mut admin);
+        let (handles, exporters) = starting.exporters(&abandon_rx).await?;
+        for c in config.connectors.values() {
+            starting.build(Kind::Connector, c, Arc::default()).await?;
+        }
+        let processors = starting.used(Kind::Processor).await?;
         let mut pipelines = Vec::new();
-        let consumers = start_pipelines(config, &handles, &gates, &telemetry, &mut pipelines);
+        let consumers = start_pipelines(config, &handles, &processors, &mut pipelines);
         let (stop, stop_rx) = watch::channel(false);
-        let servers = start_receivers(config, consumers, &telemetry, &stop_rx).await?;
+        let mut servers = Vec::new();
+        for (id, consumers) in consumers {
+            let Some(c) = config.receivers.get(&id) else {
+                continue;
+            };
+            let built = starting
+                .build(Kind::Receiver, c, Arc::new(consumers))
+                .await?;
+            serve_all(built.servers, &stop_rx, &mut servers).await?;
+        }
+        let admin = starting.admin;
 
         health.set_ready(true);
         tracing::info!(

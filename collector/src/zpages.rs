@@ -15,6 +15,8 @@ use tern_config::{ComponentId, Config, Ref};
 
 use crate::admin;
 use crate::serve::{Shutdown, response};
+use tern_config::{Component, ZPagesConfig};
+use tern_core::build::{BuildError, Built, Context, Serve, Server};
 
 /// The pages, built from the configuration at start.
 pub struct Pages {
@@ -145,7 +147,15 @@ impl Pages {
             .extensions
             .iter()
             .filter_map(|r| config.extensions.get(&r.id))
-            .map(|c| vec![c.id.to_string(), c.config.endpoint().to_string()])
+            .map(|c| {
+                let endpoints: Vec<String> = c
+                    .config
+                    .listens()
+                    .iter()
+                    .map(|(_, e)| e.to_string())
+                    .collect();
+                vec![c.id.to_string(), endpoints.join(", ")]
+            })
             .collect();
         let extensions = table(&["extension", "endpoint"], &rows);
 
@@ -197,4 +207,19 @@ pub async fn run(listener: tokio::net::TcpListener, pages: Arc<Pages>, shutdown:
             .map(|html| response(StatusCode::OK, "text/html; charset=utf-8", html))
     })
     .await;
+}
+
+/// Builds the `zpages` extension: pages describing this config.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let config = ctx.settings::<ZPagesConfig>(c)?;
+    let pages = Arc::new(Pages::new(ctx.config, ctx.resource));
+    Ok(Built {
+        servers: vec![Server {
+            what: format!("extension {}", ctx.id),
+            key: format!("extensions.{}.endpoint", ctx.id),
+            endpoint: config.endpoint.clone(),
+            serve: Serve::Task(Box::new(move |l, stop| Box::pin(run(l, pages, stop)))),
+        }],
+        ..Built::default()
+    })
 }

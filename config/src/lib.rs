@@ -22,18 +22,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use components::{
-    Balancer, BatchConfig, CheckCollectorPipeline, Compression, DebugConfig, ExporterConfig,
-    ExtensionConfig, FileCompression, FileConfig, FileFormat, FileGroupBy, GrpcServerConfig,
+    Balancer, BatchConfig, CheckCollectorPipeline, ComponentConfig, Compression, DebugConfig,
+    FileCompression, FileConfig, FileFormat, FileGroupBy, ForwardConfig, GrpcServerConfig,
     HealthCheckConfig, HealthResponseBody, HttpEncoding, HttpServerConfig, Kind,
     MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig, OtlpReceiverConfig,
-    ProcessorConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol, QueueBatch,
-    QueueConfig, ReceiverConfig, RemoteWriteQueue, ResourceToTelemetry, RetryConfig,
+    PprofConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol, ProxyUrl, QueueBatch,
+    QueueConfig, QueuePartition, RemoteWriteQueue, ResourceToTelemetry, RetryConfig,
     RotationConfig, Sizer, TargetInfo, TlsClientConfig, TlsServerConfig, TranslationStrategy,
-    Verbosity, WalConfig,
+    Verbosity, WalConfig, ZPagesConfig,
 };
-pub use components::{ConnectorConfig, ForwardConfig};
-pub use components::{PprofConfig, ZPagesConfig};
-pub use components::{ProxyUrl, QueuePartition};
 pub use error::{ConfigError, ConfigErrors};
 pub use loadbalancing::{
     AwsCloudMapResolverConfig, DnsResolverConfig, K8sResolverConfig, LbProtocol,
@@ -57,17 +54,28 @@ use yaml::{Loc, Node, NodeKind};
 /// The config used when `tern` runs without `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
 
-/// A configured component: its id, typed settings and the YAML it came from.
+/// A configured component: its id, its type's catalog entry, its typed
+/// settings and the YAML they came from.
 #[derive(Debug, Clone)]
-pub struct Component<T> {
+pub struct Component {
     /// `type` or `type/name`.
     pub id: ComponentId,
+    /// Its type (resolved from aliases).
+    pub info: &'static components::ComponentInfo,
     /// Typed settings.
-    pub config: T,
+    pub config: std::sync::Arc<dyn ComponentConfig>,
     /// Where the id was written (for error messages).
     pub loc: Loc,
     /// The settings' YAML (for locating keys in later checks).
     pub node: Node,
+}
+
+impl Component {
+    /// The settings, as the type its module defines (`None` for another type).
+    pub fn settings<T: ComponentConfig>(&self) -> Option<&T> {
+        let any: &dyn std::any::Any = self.config.as_ref();
+        any.downcast_ref()
+    }
 }
 
 /// A reference from `service` to a component, with where it was written.
@@ -112,15 +120,15 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// `receivers`.
-    pub receivers: BTreeMap<ComponentId, Component<ReceiverConfig>>,
+    pub receivers: BTreeMap<ComponentId, Component>,
     /// `processors`.
-    pub processors: BTreeMap<ComponentId, Component<ProcessorConfig>>,
+    pub processors: BTreeMap<ComponentId, Component>,
     /// `exporters`.
-    pub exporters: BTreeMap<ComponentId, Component<ExporterConfig>>,
+    pub exporters: BTreeMap<ComponentId, Component>,
     /// `extensions`.
-    pub extensions: BTreeMap<ComponentId, Component<ExtensionConfig>>,
+    pub extensions: BTreeMap<ComponentId, Component>,
     /// `connectors`.
-    pub connectors: BTreeMap<ComponentId, Component<ConnectorConfig>>,
+    pub connectors: BTreeMap<ComponentId, Component>,
     /// `service`.
     pub service: ServiceConfig,
     /// Components that are declared but whose settings did not type-check;
@@ -134,6 +142,27 @@ pub struct Config {
 impl Config {
     /// How long shutdown waits for exporters to flush.
     pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+    /// The components of one section.
+    pub fn section(&self, kind: Kind) -> &BTreeMap<ComponentId, Component> {
+        match kind {
+            Kind::Receiver => &self.receivers,
+            Kind::Processor => &self.processors,
+            Kind::Exporter => &self.exporters,
+            Kind::Extension => &self.extensions,
+            Kind::Connector => &self.connectors,
+        }
+    }
+
+    fn section_mut(&mut self, kind: Kind) -> &mut BTreeMap<ComponentId, Component> {
+        match kind {
+            Kind::Receiver => &mut self.receivers,
+            Kind::Processor => &mut self.processors,
+            Kind::Exporter => &mut self.exporters,
+            Kind::Extension => &mut self.extensions,
+            Kind::Connector => &mut self.connectors,
+        }
+    }
 }
 
 /// Reads, merges, expands and types the given files, then validates. `env`
@@ -256,67 +285,19 @@ fn entries<'a>(node: &'a Node, key: &str, errors: &mut Vec<ConfigError>) -> &'a 
 pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
     let mut config = Config::default();
     for (key, value) in entries(root, "", errors) {
-        match key.as_str().unwrap_or_default() {
-            "receivers" => {
-                config.receivers = components(value, Kind::Receiver, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
-                    Ok(match ty {
-                        "otlp" => ReceiverConfig::Otlp(de::from_node(node, path)?),
-                        _ => return Err(None),
-                    })
-                })
-            }
-            "processors" => {
-                config.processors = components(value, Kind::Processor, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
-                    Ok(match ty {
-                        "batch" => ProcessorConfig::Batch(de::from_node(node, path)?),
-                        "memory_limiter" => {
-                            ProcessorConfig::MemoryLimiter(de::from_node(node, path)?)
-                        }
-                        "probabilistic_sampler" => {
-                            ProcessorConfig::ProbabilisticSampler(de::from_node(node, path)?)
-                        }
-                        "tail_sampling" => {
-                            ProcessorConfig::TailSampling(de::from_node(node, path)?)
-                        }
-                        _ => return Err(None),
-                    })
-                })
-            }
-            "exporters" => {
-                config.exporters = components(value, Kind::Exporter, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
-                    Ok(match ty {
-                        "debug" => ExporterConfig::Debug(de::from_node(node, path)?),
-                        "file" => ExporterConfig::File(de::from_node(node, path)?),
-                        "load_balancing" => ExporterConfig::LoadBalancing(de::from_node(node, path)?),
-                        "nop" => ExporterConfig::Nop(de::from_node(node, path)?),
-                        "otlp_grpc" => ExporterConfig::Otlp(de::from_node(node, path)?),
-                        "otlp_http" => ExporterConfig::OtlpHttp(de::from_node(node, path)?),
-                        "prometheus" => ExporterConfig::Prometheus(de::from_node(node, path)?),
-                        "prometheus_remote_write" => {
-                            ExporterConfig::PrometheusRemoteWrite(de::from_node(node, path)?)
-                        }
-                        _ => return Err(None),
-                    })
-                })
-            }
-            "extensions" => {
-                config.extensions = components(value, Kind::Extension, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
-                    Ok(match ty {
-                        "health_check" => ExtensionConfig::HealthCheck(de::from_node(node, path)?),
-                        "pprof" => ExtensionConfig::Pprof(de::from_node(node, path)?),
-                        "zpages" => ExtensionConfig::ZPages(de::from_node(node, path)?),
-                        _ => return Err(None),
-                    })
-                })
-            }
-            "connectors" => {
-                config.connectors = components(value, Kind::Connector, errors, &mut config.invalid, &mut config.warnings, |ty, node, path| {
-                    Ok(match ty {
-                        "forward" => ConnectorConfig::Forward(de::from_node(node, path)?),
-                        _ => return Err(None),
-                    })
-                })
-            }
+        let section = key.as_str().unwrap_or_default();
+        if let Some(kind) = Kind::ALL.into_iter().find(|k| k.section() == section) {
+            let parsed = components(
+                value,
+                kind,
+                errors,
+                &mut config.invalid,
+                &mut config.warnings,
+            );
+            *config.section_mut(kind) = parsed;
+            continue;
+        }
+        match section {
             "service" => {
                 config.service = service(value, errors, &mut config.warnings);
                 config.service.loc.get_or_insert_with(|| key.loc.clone());
@@ -332,14 +313,14 @@ pub fn from_tree(root: &Node, errors: &mut Vec<ConfigError>) -> Config {
     config
 }
 
-fn components<T>(
+/// The components of one section, each read by its catalog entry.
+fn components(
     section: &Node,
     kind: Kind,
     errors: &mut Vec<ConfigError>,
     invalid: &mut std::collections::BTreeSet<(Kind, ComponentId)>,
     warnings: &mut Vec<ConfigError>,
-    build: impl Fn(&str, &Node, &str) -> Result<T, Option<Vec<ConfigError>>>,
-) -> BTreeMap<ComponentId, Component<T>> {
+) -> BTreeMap<ComponentId, Component> {
     let mut out = BTreeMap::new();
     // Every id read so far (also those whose settings are wrong), for the
     // Collector's "duplicate name" check: `otlp/a` and `otlp/ a ` are one id.
@@ -382,23 +363,24 @@ fn components<T>(
             continue;
         }
         seen.insert(id.clone(), key.loc.clone());
-        match build(info.map_or(id.kind.as_str(), |i| i.type_name), value, &path) {
-            Ok(config) => {
+        match info.map(|info| (info, (info.parse)(value, &path))) {
+            Some((info, Ok(config))) => {
                 out.insert(
                     id.clone(),
                     Component {
                         id,
+                        info,
                         config,
                         loc: key.loc.clone(),
                         node: value.clone(),
                     },
                 );
             }
-            Err(Some(e)) => {
+            Some((_, Err(e))) => {
                 errors.extend(e);
                 invalid.insert((kind, id));
             }
-            Err(None) => {
+            None => {
                 let known: Vec<&str> = components::CATALOG
                     .iter()
                     .filter(|c| c.kind == kind)

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use tern_config::{
-    Balancer, ComponentId, Compression, ConfigErrors, ExporterConfig, Sizer, Verbosity,
-    load_sources,
+    Balancer, ComponentId, Compression, ConfigErrors, Sizer, Verbosity, load_sources,
 };
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
@@ -21,11 +20,9 @@ fn with_exporter(exporter: &str, id: &str, signal: &str) -> String {
     )
 }
 
-fn exporter(text: &str, id: &str) -> ExporterConfig {
+fn exporter(text: &str, id: &str) -> tern_config::Component {
     let config = load(text).unwrap();
-    config.exporters[&id.parse::<ComponentId>().unwrap()]
-        .config
-        .clone()
+    config.exporters[&id.parse::<ComponentId>().unwrap()].clone()
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -50,14 +47,20 @@ fn debug_verbosity_in_any_case_and_sampling() {
         "debug",
         "traces",
     );
-    let ExporterConfig::Debug(d) = exporter(&text, "debug") else {
+    let Some(d) = exporter(&text, "debug")
+        .settings::<tern_config::DebugConfig>()
+        .cloned()
+    else {
         panic!("not debug");
     };
     assert_eq!(d.verbosity, Verbosity::Detailed);
     assert_eq!((d.sampling_initial, d.sampling_thereafter), (5, 200));
 
     let text = with_exporter("  debug:\n    verbosity: NORMAL\n", "debug", "logs");
-    let ExporterConfig::Debug(d) = exporter(&text, "debug") else {
+    let Some(d) = exporter(&text, "debug")
+        .settings::<tern_config::DebugConfig>()
+        .cloned()
+    else {
         panic!("not debug");
     };
     assert_eq!(d.verbosity, Verbosity::Normal);
@@ -82,7 +85,10 @@ fn file_create_directory_max_days_and_group_by() {
         "file",
         "logs",
     );
-    let ExporterConfig::File(f) = exporter(&text, "file") else {
+    let Some(f) = exporter(&text, "file")
+        .settings::<tern_config::FileConfig>()
+        .cloned()
+    else {
         panic!("not file");
     };
     assert!(f.create_directory);
@@ -114,7 +120,10 @@ fn file_group_by_needs_one_star_an_attribute_and_room_for_a_file() {
         "file",
         "logs",
     );
-    let ExporterConfig::File(f) = exporter(&text, "file") else {
+    let Some(f) = exporter(&text, "file")
+        .settings::<tern_config::FileConfig>()
+        .cloned()
+    else {
         panic!("not file");
     };
     assert!(f.group_by.enabled);
@@ -125,7 +134,10 @@ fn file_group_by_needs_one_star_an_attribute_and_room_for_a_file() {
         "file",
         "logs",
     );
-    let ExporterConfig::File(f) = exporter(&text, "file") else {
+    let Some(f) = exporter(&text, "file")
+        .settings::<tern_config::FileConfig>()
+        .cloned()
+    else {
         panic!("not file");
     };
     assert_eq!(f.group_by.resource_attribute, "fileexporter.path_segment");
@@ -171,7 +183,10 @@ fn remote_write_queue_send_metadata_and_wal() {
         "prometheusremotewrite",
         "metrics",
     );
-    let ExporterConfig::PrometheusRemoteWrite(p) = exporter(&text, "prometheusremotewrite") else {
+    let Some(p) = exporter(&text, "prometheusremotewrite")
+        .settings::<tern_config::PrometheusRemoteWriteConfig>()
+        .cloned()
+    else {
         panic!("not prometheusremotewrite");
     };
     assert!(p.send_metadata);
@@ -217,14 +232,20 @@ fn prometheus_without_scope_info_and_translation_strategy() {
             "metrics",
         )
     };
-    let ExporterConfig::Prometheus(p) = exporter(&prometheus(""), "prometheus") else {
+    let Some(p) = exporter(&prometheus(""), "prometheus")
+        .settings::<tern_config::PrometheusConfig>()
+        .cloned()
+    else {
         panic!("not prometheus");
     };
     assert!(!p.without_scope_info && p.metric_suffixes());
     let text = prometheus(
         "    without_scope_info: true\n    add_metric_suffixes: true\n    translation_strategy: UnderscoreEscapingWithoutSuffixes\n",
     );
-    let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+    let Some(p) = exporter(&text, "prometheus")
+        .settings::<tern_config::PrometheusConfig>()
+        .cloned()
+    else {
         panic!("not prometheus");
     };
     assert!(p.without_scope_info);
@@ -235,7 +256,10 @@ fn prometheus_without_scope_info_and_translation_strategy() {
     let text = prometheus(
         "    add_metric_suffixes: false\n    translation_strategy: UnderscoreEscapingWithSuffixes\n",
     );
-    let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+    let Some(p) = exporter(&text, "prometheus")
+        .settings::<tern_config::PrometheusConfig>()
+        .cloned()
+    else {
         panic!("not prometheus");
     };
     assert!(p.metric_suffixes());
@@ -251,7 +275,10 @@ fn prometheus_without_scope_info_and_translation_strategy() {
             "    add_metric_suffixes: {}\n    translation_strategy: {value}\n",
             !suffixes
         ));
-        let ExporterConfig::Prometheus(p) = exporter(&text, "prometheus") else {
+        let Some(p) = exporter(&text, "prometheus")
+            .settings::<tern_config::PrometheusConfig>()
+            .cloned()
+        else {
             panic!("not prometheus");
         };
         assert!(p.utf8_names(), "{value}");
@@ -273,12 +300,18 @@ fn otlp_compression_queue_and_tls_keys() {
         "otlphttp, otlp",
         "traces",
     );
-    let ExporterConfig::OtlpHttp(h) = exporter(&text, "otlphttp") else {
+    let Some(h) = exporter(&text, "otlphttp")
+        .settings::<tern_config::OtlpHttpExporterConfig>()
+        .cloned()
+    else {
         panic!("not otlphttp");
     };
     assert_eq!(h.compression, Compression::Deflate);
     assert!(h.tls.include_system_ca_certs_pool);
-    let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+    let Some(o) = exporter(&text, "otlp")
+        .settings::<tern_config::OtlpExporterConfig>()
+        .cloned()
+    else {
         panic!("not otlp");
     };
     assert_eq!(o.compression, Compression::Snappy);
@@ -308,7 +341,10 @@ fn sending_queue_batch_defaults_sizer_and_rules() {
             "otlp",
             "traces",
         );
-        let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+        let Some(o) = exporter(&text, "otlp")
+            .settings::<tern_config::OtlpExporterConfig>()
+            .cloned()
+        else {
             panic!("not otlp");
         };
         o.sending_queue
@@ -379,13 +415,19 @@ fn otlp_connection_keys() {
         "otlp, otlphttp",
         "logs",
     );
-    let ExporterConfig::Otlp(o) = exporter(&text, "otlp") else {
+    let Some(o) = exporter(&text, "otlp")
+        .settings::<tern_config::OtlpExporterConfig>()
+        .cloned()
+    else {
         panic!("not otlp");
     };
     assert_eq!(o.balancer_name, Balancer::PickFirst);
     assert_eq!(o.authority, "gw.example");
     assert!(o.wait_for_ready);
-    let ExporterConfig::OtlpHttp(h) = exporter(&text, "otlphttp") else {
+    let Some(h) = exporter(&text, "otlphttp")
+        .settings::<tern_config::OtlpHttpExporterConfig>()
+        .cloned()
+    else {
         panic!("not otlphttp");
     };
     assert_eq!(h.max_idle_conns, 7);
@@ -455,8 +497,8 @@ fn health_check_keys() {
         "    check_collector_pipeline:\n      enabled: false\n      interval: 5m\n      exporter_failure_threshold: 5\n",
     ))
     .unwrap();
-    let tern_config::ExtensionConfig::HealthCheck(h) =
-        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config
+    let Some(h) = config.extensions[&"health_check".parse::<ComponentId>().unwrap()]
+        .settings::<tern_config::HealthCheckConfig>()
     else {
         panic!("not a health_check");
     };
@@ -467,8 +509,8 @@ fn health_check_keys() {
         "    response_body:\n      healthy: up\n      unhealthy: down\n",
     ))
     .unwrap();
-    let tern_config::ExtensionConfig::HealthCheck(h) =
-        &config.extensions[&"health_check".parse::<ComponentId>().unwrap()].config
+    let Some(h) = config.extensions[&"health_check".parse::<ComponentId>().unwrap()]
+        .settings::<tern_config::HealthCheckConfig>()
     else {
         panic!("not a health_check");
     };
@@ -489,4 +531,48 @@ fn health_check_keys() {
         "tern.yaml:13:16: extensions.health_check.check_collector_pipeline.enabled:",
         "the Collector deprecated this check",
     );
+}
+
+/// `headers` the exporter could not send are validate errors at their key
+/// (they used to pass `tern validate` and stop the start).
+#[test]
+fn exporter_headers_must_be_valid_http_headers() {
+    for (exporter, id) in [
+        ("  otlp:\n    endpoint: a:4317\n", "otlp"),
+        ("  otlphttp:\n    endpoint: http://a:4318\n", "otlphttp"),
+        (
+            "  loadbalancing:\n    protocol:\n      otlp:\n",
+            "loadbalancing",
+        ),
+    ] {
+        let indent = if id == "loadbalancing" {
+            "        "
+        } else {
+            "    "
+        };
+        let text = with_exporter(
+            &format!(
+                "{exporter}{indent}headers:\n{indent}  bad name: x\n{indent}  x-tenant: \"caf\u{e9}\"\n{indent}  x-ok: fine\n"
+            ),
+            id,
+            "traces",
+        );
+        let errs = errors(&text);
+        let at = if id == "loadbalancing" {
+            "protocol.otlp."
+        } else {
+            ""
+        };
+        assert_error(
+            &errs,
+            "tern.yaml:",
+            &format!("exporters.{id}.{at}headers.bad name: `bad name` is not an HTTP header name"),
+        );
+        assert_error(
+            &errs,
+            "tern.yaml:",
+            &format!("exporters.{id}.{at}headers.x-tenant: is not a valid HTTP header value"),
+        );
+        assert!(!errs.iter().any(|e| e.contains("x-ok")), "{errs:#?}");
+    }
 }

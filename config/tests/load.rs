@@ -3,10 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tern_config::{
-    ComponentId, ConfigErrors, ExporterConfig, FileFormat, ProcessorConfig, ReceiverConfig, Signal,
-    load_sources,
-};
+use tern_config::{ComponentId, ConfigErrors, FileFormat, Signal, load_sources};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -70,29 +67,32 @@ service:
 #[test]
 fn a_full_config_loads_with_types_and_defaults() {
     let c = load(GOOD).unwrap();
-    let ReceiverConfig::Otlp(otlp) = &c.receivers[&ComponentId::new("otlp")].config;
+    let otlp = c.receivers[&ComponentId::new("otlp")]
+        .settings::<tern_config::OtlpReceiverConfig>()
+        .unwrap();
     let grpc = otlp.protocols.grpc.as_ref().unwrap();
     assert_eq!(grpc.endpoint.to_string(), "127.0.0.1:5317");
     assert_eq!(grpc.max_recv_msg_size_mib, 4);
     let http = otlp.protocols.http.as_ref().unwrap();
     assert_eq!(http.endpoint.to_string(), "localhost:4318");
     assert_eq!(http.max_request_body_size, 20 * 1024 * 1024);
-    let ProcessorConfig::Batch(b) = &c.processors[&ComponentId::new("batch")].config else {
+    let Some(b) = c.processors[&ComponentId::new("batch")].settings::<tern_config::BatchConfig>()
+    else {
         panic!("batch expected")
     };
     assert_eq!(b.send_batch_size, 100);
     assert_eq!(b.timeout.0, std::time::Duration::from_secs(1));
     let big: ComponentId = "batch/big".parse().unwrap();
-    let ProcessorConfig::Batch(b) = &c.processors[&big].config else {
+    let Some(b) = c.processors[&big].settings::<tern_config::BatchConfig>() else {
         panic!("batch expected")
     };
     assert_eq!((b.send_batch_size, b.send_batch_max_size), (8192, 10000));
     assert_eq!(b.timeout.0, std::time::Duration::from_millis(200));
     let out: ComponentId = "file/out".parse().unwrap();
-    match &c.exporters[&out].config {
-        ExporterConfig::File(f) => assert_eq!(f.format, FileFormat::Proto),
-        other => panic!("{other:?}"),
-    }
+    let f = c.exporters[&out]
+        .settings::<tern_config::FileConfig>()
+        .unwrap();
+    assert_eq!(f.format, FileFormat::Proto);
     assert_eq!(c.service.pipelines.len(), 2);
     let p = c
         .service
@@ -338,7 +338,9 @@ fn later_files_override_earlier_ones() {
         &env,
     )
     .unwrap();
-    let ReceiverConfig::Otlp(otlp) = &c.receivers[&ComponentId::new("otlp")].config;
+    let otlp = c.receivers[&ComponentId::new("otlp")]
+        .settings::<tern_config::OtlpReceiverConfig>()
+        .unwrap();
     assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint.port, 7777);
     // An error in the second file names the second file.
     let bad = "exporters:\n  nop:\n    extra: 1\n";
@@ -564,11 +566,23 @@ fn current_collector_names_and_their_deprecated_aliases_both_work() {
         "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp_grpc:\n    endpoint: a:4317\n  otlp:\n    endpoint: b:4317\n  otlp_http:\n    endpoint: http://a:4318\n  otlphttp/b:\n    endpoint: http://b:4318\n  prometheus_remote_write:\n    endpoint: http://a:9090/api/v1/write\n  prometheusremotewrite/b:\n    endpoint: http://b:9090/api/v1/write\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc, otlp, otlp_http, otlphttp/b]\n    metrics:\n      receivers: [otlp]\n      exporters: [prometheus_remote_write, prometheusremotewrite/b]\n",
     )
     .unwrap();
-    let kind = |id: &str| match &config.exporters[&id.parse::<ComponentId>().unwrap()].config {
-        ExporterConfig::Otlp(_) => "otlp_grpc",
-        ExporterConfig::OtlpHttp(_) => "otlp_http",
-        ExporterConfig::PrometheusRemoteWrite(_) => "prometheus_remote_write",
-        _ => "other",
+    let kind = |id: &str| {
+        let c = &config.exporters[&id.parse::<ComponentId>().unwrap()];
+        if c.settings::<tern_config::OtlpExporterConfig>().is_some() {
+            "otlp_grpc"
+        } else if c
+            .settings::<tern_config::OtlpHttpExporterConfig>()
+            .is_some()
+        {
+            "otlp_http"
+        } else if c
+            .settings::<tern_config::PrometheusRemoteWriteConfig>()
+            .is_some()
+        {
+            "prometheus_remote_write"
+        } else {
+            "other"
+        }
     };
     assert_eq!(
         [
@@ -813,10 +827,8 @@ fn pprof_and_zpages_extensions() {
     ))
     .unwrap();
     let endpoint = |id: &str| {
-        config.extensions[&id.parse().unwrap()]
-            .config
-            .endpoint()
-            .to_string()
+        let listens = config.extensions[&id.parse().unwrap()].config.listens();
+        listens[0].1.to_string()
     };
     assert_eq!(endpoint("pprof"), "localhost:1777");
     assert_eq!(endpoint("zpages/2"), ":55680");
@@ -875,10 +887,9 @@ fn otlp_exporter<'a>(
     config: &'a tern_config::Config,
     name: &str,
 ) -> &'a tern_config::OtlpExporterConfig {
-    match &config.exporters[&name.parse::<ComponentId>().unwrap()].config {
-        ExporterConfig::Otlp(e) => e,
-        other => panic!("{other:?}"),
-    }
+    config.exporters[&name.parse::<ComponentId>().unwrap()]
+        .settings()
+        .unwrap()
 }
 
 /// The ids a pipeline lists, as written.
@@ -1034,7 +1045,9 @@ service:
     assert_eq!(listed(&traces.receivers), ["otlp"]);
     assert_eq!(listed(&traces.exporters), ["debug", "nop"]);
     assert_eq!(listed(&c.service.extensions), ["health_check"]);
-    let ReceiverConfig::Otlp(otlp) = &c.receivers[&ComponentId::new("otlp")].config;
+    let otlp = c.receivers[&ComponentId::new("otlp")]
+        .settings::<tern_config::OtlpReceiverConfig>()
+        .unwrap();
     let cors = otlp.protocols.http.as_ref().unwrap().cors.as_ref().unwrap();
     assert_eq!(cors.allowed_origins, ["https://a.example"]);
     // Spaces around an id do not count, as in the Collector; an empty part
@@ -1093,7 +1106,7 @@ fn loadbalancing_keys_and_checks() {
     ))
     .unwrap();
     let c = &config.exporters[&"loadbalancing".parse().unwrap()];
-    let ExporterConfig::LoadBalancing(lb) = &c.config else {
+    let Some(lb) = c.settings::<tern_config::LoadBalancingConfig>() else {
         panic!("{:?}", c.config)
     };
     let dns = lb.resolver.dns.as_ref().unwrap();

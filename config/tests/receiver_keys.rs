@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tern_config::{ConfigErrors, ReceiverConfig, load_sources};
+use tern_config::{ConfigErrors, load_sources};
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
     load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
@@ -26,8 +26,13 @@ fn with_protocols(protocols: &str) -> String {
 }
 
 fn otlp(config: &tern_config::Config) -> &tern_config::OtlpReceiverConfig {
-    let ReceiverConfig::Otlp(o) = &config.receivers.values().next().unwrap().config;
-    o
+    config
+        .receivers
+        .values()
+        .next()
+        .unwrap()
+        .settings()
+        .unwrap()
 }
 
 #[test]

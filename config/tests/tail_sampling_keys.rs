@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tern_config::{ComponentId, ConfigErrors, ProcessorConfig, TailSamplingConfig, load_sources};
+use tern_config::{ComponentId, ConfigErrors, TailSamplingConfig, load_sources};
 
 fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
     load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
@@ -38,8 +38,8 @@ const ERRORS: &str = "    policies:\n      - name: errors\n        type: status_
 #[test]
 fn defaults_are_the_collectors() {
     let config = load(&with(ERRORS, "traces")).unwrap();
-    let ProcessorConfig::TailSampling(t) =
-        &config.processors[&ComponentId::new("tail_sampling")].config
+    let Some(t) =
+        config.processors[&ComponentId::new("tail_sampling")].settings::<TailSamplingConfig>()
     else {
         panic!("not tail_sampling");
     };
@@ -61,8 +61,8 @@ fn every_key_is_read() {
         "traces",
     );
     let config = load(&text).unwrap();
-    let ProcessorConfig::TailSampling(t) =
-        &config.processors[&ComponentId::new("tail_sampling")].config
+    let Some(t) =
+        config.processors[&ComponentId::new("tail_sampling")].settings::<TailSamplingConfig>()
     else {
         panic!("not tail_sampling");
     };

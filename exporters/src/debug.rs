@@ -16,7 +16,9 @@ use opentelemetry_proto::tonic::collector::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric;
 use prost::Message;
+use tern_config::Component;
 use tern_config::{DebugConfig, Signal, Verbosity};
+use tern_core::build::{BuildError, Built, Context};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::hex;
 use tern_core::pdata::Batch;
@@ -223,6 +225,14 @@ impl Exporter for DebugExporter {
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Builds a `debug` exporter.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let config = ctx.settings::<DebugConfig>(c)?;
+    Ok(Built::exporter(crate::single(Box::new(
+        DebugExporter::new(&ctx.id, config),
+    ))))
 }
 
 #[cfg(test)]

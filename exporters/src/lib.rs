@@ -1,6 +1,7 @@
 //! Tern's exporters: `otlp`, `otlphttp`, `file`, `debug`, `nop` and
 //! `loadbalancing` (`otlp` to backends chosen by routing key). Each is
-//! built from its typed config into an [`ExporterSpec`]: one or more
+//! built from its typed config (by its line in the collector's runtime
+//! registry) into an [`ExporterSpec`]: one or more
 //! [`tern_core::component::Exporter`] workers and the limits of the queue
 //! they share. Network exporters are split by concern: [`transport`]
 //! (connections), [`tls`], [`retry`], and [`otlp`] (request building and
@@ -16,12 +17,12 @@ pub mod retry;
 pub mod tls;
 pub mod transport;
 
-use std::sync::Arc;
+use tern_config::{Component, LoadBalancingConfig};
+use tern_core::build::{self, Built, Context};
 
-use tern_config::{Endpoint, ExporterConfig, QueueConfig, Sizer};
+use tern_config::{QueueConfig, Sizer};
 use tern_core::component::Exporter;
 use tern_core::queue::{QueueBatching, QueueLimits, QueueUnit};
-use tern_core::telemetry::Telemetry;
 
 /// Why an exporter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -54,19 +55,12 @@ pub enum BuildError {
     },
 }
 
-/// A built exporter: its workers and its queue.
-pub struct ExporterSpec {
-    /// Workers sharing the queue (one per `num_consumers`).
-    pub workers: Vec<Box<dyn Exporter>>,
-    /// Queue capacity.
-    pub limits: QueueLimits,
-    /// Wait for room when full (true) or make receivers refuse (false).
-    pub block_on_overflow: bool,
-    /// Senders are answered with the outcome of the export
-    /// (`sending_queue.wait_for_result`).
-    pub wait_for_result: bool,
-    /// An endpoint to serve for scrapes (the `prometheus` exporter).
-    pub scrape: Option<(Endpoint, Arc<prometheus::ScrapeHandler>)>,
+pub use tern_core::build::ExporterSpec;
+
+impl From<BuildError> for build::BuildError {
+    fn from(e: BuildError) -> Self {
+        build::BuildError::Component(Box::new(e))
+    }
 }
 
 /// The queue of exporters without `sending_queue` settings (file, debug, nop).
@@ -80,7 +74,11 @@ pub const DEFAULT_LIMITS: QueueLimits = QueueLimits {
 /// Exporters with `sending_queue`: `consumers` workers unless
 /// `num_consumers` says otherwise, sharing a queue that batches with
 /// `sending_queue.batch`.
-fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32) -> ExporterSpec {
+pub fn queued<E: Exporter + Clone>(
+    exporter: E,
+    queue: &QueueConfig,
+    consumers: u32,
+) -> ExporterSpec {
     let max_bytes =
         usize::try_from(queue.max_size_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     if !queue.enabled {
@@ -96,7 +94,6 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32)
             },
             block_on_overflow: true,
             wait_for_result: true,
-            scrape: None,
         };
     }
     let unit = |sizer: Sizer| match sizer {
@@ -123,53 +120,25 @@ fn queued<E: Exporter + Clone>(exporter: E, queue: &QueueConfig, consumers: u32)
         },
         block_on_overflow: queue.block_on_overflow,
         wait_for_result: queue.wait_for_result,
-        scrape: None,
     }
 }
 
-fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
+/// An exporter without `sending_queue` settings: one worker, the default queue.
+pub fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
     ExporterSpec {
         workers: vec![exporter],
         limits: DEFAULT_LIMITS,
         block_on_overflow: true,
         wait_for_result: false,
-        scrape: None,
     }
 }
 
-/// Builds exporter `id` from its config (inside the runtime: some exporters
-/// start a background task).
-pub fn build(
-    id: &str,
-    config: &ExporterConfig,
-    telemetry: &Arc<Telemetry>,
-) -> Result<ExporterSpec, BuildError> {
-    Ok(match config {
-        ExporterConfig::Debug(c) => single(Box::new(debug::DebugExporter::new(id, c))),
-        ExporterConfig::File(c) => single(Box::new(file::FileExporter::open(id, c)?)),
-        ExporterConfig::LoadBalancing(c) => loadbalancing::build(id, c, telemetry)?,
-        ExporterConfig::Nop(_) => single(Box::new(nop::NopExporter)),
-        ExporterConfig::Otlp(c) => queued(
-            otlp::OtlpGrpcExporter::new(id, c)?,
-            &c.sending_queue,
-            QueueConfig::DEFAULT_CONSUMERS,
-        ),
-        ExporterConfig::OtlpHttp(c) => queued(
-            otlp::OtlpHttpExporter::new(id, c)?,
-            &c.sending_queue,
-            QueueConfig::DEFAULT_CONSUMERS,
-        ),
-        ExporterConfig::Prometheus(c) => {
-            let (exporter, scrape) = prometheus::PrometheusExporter::new(id, c, telemetry);
-            ExporterSpec {
-                scrape,
-                ..single(Box::new(exporter))
-            }
-        }
-        ExporterConfig::PrometheusRemoteWrite(c) => queued(
-            prometheus::remote_write::RemoteWriteExporter::new(id, c, telemetry)?,
-            &c.remote_write_queue.queue(),
-            1,
-        ),
-    })
+/// Builds a `load_balancing` exporter (its code is in [`loadbalancing`]).
+pub fn build_load_balancing(ctx: &Context<'_>, c: &Component) -> Result<Built, build::BuildError> {
+    let config = ctx.settings::<LoadBalancingConfig>(c)?;
+    Ok(Built::exporter(loadbalancing::build(
+        &ctx.id,
+        config,
+        ctx.telemetry,
+    )?))
 }

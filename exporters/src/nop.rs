@@ -1,5 +1,7 @@
 //! The `nop` exporter: accepts every batch and discards it (benchmarks, tests).
 
+use tern_config::{Component, NopConfig};
+use tern_core::build::{BuildError, Built, Context};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
@@ -16,4 +18,10 @@ impl Exporter for NopExporter {
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Builds a `nop` exporter.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    ctx.settings::<NopConfig>(c)?;
+    Ok(Built::exporter(crate::single(Box::new(NopExporter))))
 }

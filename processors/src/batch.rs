@@ -149,6 +149,21 @@ impl Processor for BatchProcessor {
     }
 }
 
+/// Builds a `batch` processor: one task per pipeline listing it.
+pub fn build(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let (config, id, telemetry) = (
+        ctx.settings::<BatchConfig>(c)?.clone(),
+        ctx.id.clone(),
+        ctx.telemetry.clone(),
+    );
+    Ok(tern_core::build::Built::stage(move |signal| {
+        Box::new(BatchProcessor::new(&id, &config, signal, &telemetry))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

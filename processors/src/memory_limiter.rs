@@ -97,6 +97,25 @@ pub async fn supervise(
     }
 }
 
+/// Builds a `memory_limiter`: one gate for every pipeline listing it,
+/// and its supervisor beside the pipelines.
+pub fn build(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<MemoryLimiterConfig>(c)?.clone();
+    let limiter = gate(&ctx.id, &config, ctx.telemetry);
+    let supervised = limiter.clone();
+    Ok(tern_core::build::Built {
+        gate: Some(limiter),
+        beside: vec![(
+            format!("processor {} supervisor", ctx.id),
+            Box::new(move |stop| Box::pin(supervise(supervised, config, stop))),
+        )],
+        ..tern_core::build::Built::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,8 +117,9 @@ pub struct ExporterHandle {
 /// exports to it: the entrances of the pipelines it feeds. A batch crossing
 /// it keeps its memory tickets and request contexts; it keeps its senders'
 /// acks only into pipelines whose senders wait for the export, as an
-/// exporter queue does; and it waits for room in each entrance, so a full
-/// pipeline downstream slows the one upstream (no queue of its own).
+/// exporter queue does; and it waits for room in each entrance and under
+/// the memory limiters guarding it, so a full pipeline downstream slows the
+/// one upstream (no queue of its own).
 #[derive(Debug, Clone)]
 pub struct ConnectorHandle {
     /// Connector id.
@@ -190,7 +191,7 @@ impl Fanout {
                 }
                 let (signal, items) = (b.signal(), b.items());
                 // A closed entrance has failed the batch's acks already.
-                if inlet.send(b).await.is_err() {
+                if inlet.send_across(b).await.is_err() {
                     tracing::error!(
                         connector = %c.id,
                         %signal,
@@ -281,6 +282,17 @@ pub async fn drive_exporter(
     }
 }
 
+/// Builds a `forward` connector: it has no task of its own; the fan-out of
+/// a pipeline exporting to it writes into the entrances of the pipelines it
+/// feeds ([`ConnectorHandle`]).
+pub fn build_forward(
+    ctx: &crate::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<crate::build::Built, crate::build::BuildError> {
+    ctx.settings::<tern_config::ForwardConfig>(c)?;
+    Ok(crate::build::Built::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +371,40 @@ mod tests {
             pending.outcome().await.is_err(),
             "a closed pipeline fails it"
         );
+    }
+
+    /// The memory limiter of a pipeline fed by a connector counts what
+    /// enters through the connector, and the connector waits while that
+    /// limiter is full; a limiter the batch already passed upstream is not
+    /// counted twice.
+    #[tokio::test]
+    async fn a_memory_limiter_behind_a_connector_applies_to_what_crosses_it() {
+        let t = crate::telemetry::Telemetry::new();
+        let gate = crate::memory::MemoryGate::new("memory_limiter", 100, 0, &t);
+        let (tx, mut rx) = inlet(8, usize::MAX);
+        let fanout = Arc::new(
+            Fanout::new(Vec::new()).with_connectors(vec![ConnectorHandle {
+                id: "forward".into(),
+                inlets: vec![tx.with_gate(gate.clone())],
+            }]),
+        );
+        fanout.send(batch(60)).await;
+        assert_eq!(gate.used(), 60, "what crossed the connector is counted");
+        let second = tokio::spawn({
+            let fanout = fanout.clone();
+            async move { fanout.send(batch(60)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "waits for room under the limit");
+        drop(rx.recv().await.unwrap());
+        second.await.unwrap();
+        assert_eq!(gate.used(), 60);
+        drop(rx.recv().await.unwrap());
+        assert_eq!(gate.used(), 0);
+        let mut upstream = batch(30);
+        upstream.hold(gate.try_admit(30).unwrap());
+        fanout.send(upstream).await;
+        assert_eq!(gate.used(), 30, "one ticket per limiter");
+        assert_eq!(gate.refusals(), 0);
     }
 }

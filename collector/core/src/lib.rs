@@ -4,10 +4,12 @@
 //! and the editor that writes a changed one ([`view`]), the OTLP/JSON mapping
 //! ([`json`]), bounded channels ([`queue`]), byte-accounted memory limits
 //! ([`memory`]), component traits and fan-out
-//! ([`component`]), the `google.rpc.Status` error shape ([`status`]) and
+//! ([`component`]), what building a component gives the service
+//! ([`build`]), the `google.rpc.Status` error shape ([`status`]) and
 //! self-telemetry ([`telemetry`]).
 
 pub mod ack;
+pub mod build;
 pub mod component;
 pub mod json;
 pub mod memory;

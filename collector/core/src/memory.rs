@@ -3,10 +3,15 @@
 //! the last copy of that batch (after fan-out, batching and splitting) is
 //! dropped: each batch carries [`Ticket`]s that give their bytes back when
 //! dropped. Above the soft limit (`limit - spike`) new data is refused with a
-//! retryable error; below it, accepted again.
+//! retryable error; below it, accepted again. Data that is already inside
+//! Tern and crosses a connector into a guarded pipeline cannot be refused
+//! to its sender: it waits for room instead ([`MemoryGate::admit`]), which
+//! slows the pipeline feeding the connector.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
 
 use crate::telemetry::{Counter, Gauge, Telemetry};
 
@@ -21,6 +26,10 @@ pub struct MemoryGate {
     used_gauge: Gauge,
     limit_gauge: Gauge,
     refused_bytes: Counter,
+    /// Tasks waiting in [`MemoryGate::admit`]; tickets wake them only
+    /// while there are some.
+    waiting: AtomicUsize,
+    freed: Notify,
 }
 
 /// Bytes held on behalf of a batch; given back when dropped.
@@ -34,6 +43,16 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let now = self.gate.used.fetch_sub(self.bytes, Ordering::AcqRel) - self.bytes;
         self.gate.used_gauge.set(now as i64);
+        if self.gate.waiting.load(Ordering::Acquire) > 0 {
+            self.gate.freed.notify_waiters();
+        }
+    }
+}
+
+impl Ticket {
+    /// Whether this ticket was taken from `gate`.
+    pub fn is_from(&self, gate: &Arc<MemoryGate>) -> bool {
+        Arc::ptr_eq(&self.gate, gate)
     }
 }
 
@@ -62,6 +81,8 @@ impl MemoryGate {
                 "Bytes of requests refused because the limit was reached.",
                 &labels,
             ),
+            waiting: AtomicUsize::new(0),
+            freed: Notify::new(),
         };
         gate.limit_gauge.set(limit.saturating_sub(spike) as i64);
         Arc::new(gate)
@@ -77,6 +98,7 @@ impl MemoryGate {
         self.limit.store(limit, Ordering::Relaxed);
         self.spike.store(spike, Ordering::Relaxed);
         self.limit_gauge.set(limit.saturating_sub(spike) as i64);
+        self.freed.notify_waiters();
     }
 
     /// Bytes above which data is refused.
@@ -96,14 +118,46 @@ impl MemoryGate {
         self.refusals.load(Ordering::Relaxed)
     }
 
-    /// Takes `bytes` unless that would pass the soft limit.
+    /// Takes `bytes` unless that would pass the soft limit; a refusal is
+    /// counted.
     pub fn try_admit(self: &Arc<Self>, bytes: usize) -> Option<Arc<Ticket>> {
+        let ticket = self.take(bytes, false);
+        if ticket.is_none() {
+            self.refusals.fetch_add(1, Ordering::Relaxed);
+            self.refused_bytes.add(bytes as u64);
+        }
+        ticket
+    }
+
+    /// Takes `bytes`, waiting until they fit under the soft limit (for data
+    /// already accepted upstream, which cannot be refused). A batch larger
+    /// than the whole limit passes once nothing else is held, rather than
+    /// waiting forever.
+    pub async fn admit(self: &Arc<Self>, bytes: usize) -> Arc<Ticket> {
+        if let Some(ticket) = self.take(bytes, true) {
+            return ticket;
+        }
+        let _waiting = Waiting::new(&self.waiting);
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before the retry, so a ticket dropped in between
+            // still wakes this task.
+            freed.as_mut().enable();
+            if let Some(ticket) = self.take(bytes, true) {
+                return ticket;
+            }
+            freed.await;
+        }
+    }
+
+    /// Takes `bytes` if they fit under the soft limit (or, when
+    /// `alone_fits`, if nothing else is held).
+    fn take(self: &Arc<Self>, bytes: usize, alone_fits: bool) -> Option<Arc<Ticket>> {
         let soft = self.soft_limit();
         let mut current = self.used.load(Ordering::Acquire);
         loop {
-            if current.saturating_add(bytes) > soft {
-                self.refusals.fetch_add(1, Ordering::Relaxed);
-                self.refused_bytes.add(bytes as u64);
+            if current.saturating_add(bytes) > soft && !(alone_fits && current == 0) {
                 return None;
             }
             match self.used.compare_exchange_weak(
@@ -122,6 +176,23 @@ impl MemoryGate {
                 Err(actual) => current = actual,
             }
         }
+    }
+}
+
+/// Counts a task in [`MemoryGate::admit`] while it waits (also when its
+/// future is dropped mid-wait).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -165,5 +236,28 @@ mod tests {
                 "tern_memory_limiter_refused_bytes_total{processor=\"memory_limiter\"} 1"
             )
         );
+    }
+
+    /// `admit` waits for room instead of refusing, wakes when a ticket is
+    /// dropped, and lets a batch above the whole limit pass alone.
+    #[tokio::test]
+    async fn admit_waits_for_room_and_is_not_a_refusal() {
+        let t = Telemetry::new();
+        let gate = MemoryGate::new("memory_limiter", 1000, 200, &t);
+        let held = gate.try_admit(700).unwrap();
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.admit(300).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "no room for 300 more under 800");
+        drop(held);
+        let ticket = waiting.await.unwrap();
+        assert_eq!(gate.used(), 300);
+        assert_eq!(gate.refusals(), 0);
+        drop(ticket);
+        let huge = gate.admit(5000).await;
+        assert_eq!(gate.used(), 5000, "alone, a batch above the limit passes");
+        assert!(huge.is_from(&gate));
     }
 }

@@ -151,6 +151,11 @@ impl Batch {
         }
     }
 
+    /// Whether this batch holds a ticket of `gate`.
+    pub fn holds(&self, gate: &Arc<crate::memory::MemoryGate>) -> bool {
+        self.tickets.iter().any(|t| t.is_from(gate))
+    }
+
     /// Ties `ticket` to this batch (and every copy and piece of it).
     pub fn hold(&mut self, ticket: Arc<Ticket>) {
         self.tickets.push(ticket);

@@ -142,6 +142,22 @@ impl Inlet {
     }
 }
 
+impl Inlet {
+    /// Sends a batch that crossed a connector into this pipeline entrance:
+    /// it takes a ticket from each memory gate of the entrance it does not
+    /// hold one of yet, waiting for room under the limit (the data was
+    /// accepted upstream and cannot be refused any more), then waits for
+    /// room in the entrance.
+    pub async fn send_across(&self, mut batch: Batch) -> Result<(), Refusal> {
+        for gate in &self.gates {
+            if !batch.holds(gate) {
+                batch.hold(gate.admit(batch.bytes()).await);
+            }
+        }
+        self.send(batch).await
+    }
+}
+
 /// Pushes `batch` into every inlet or into none: receivers use this so that a
 /// refused request was not half-delivered.
 pub fn admit_all(inlets: &[Inlet], mut batch: Batch) -> Result<(), Refusal> {

@@ -13,42 +13,16 @@ pub mod http;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tern_config::Signal;
+use tern_config::{Component, OtlpReceiverConfig, Signal};
 use tern_core::ack::{Ack, ExportFailure, Pending};
+use tern_core::build::{BuildError, Built, Context, Serve, Server};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::{Inlet, Refusal, admit_all};
 use tern_core::telemetry::ReceiverMetrics;
 
-/// Pipeline entrances of one receiver, by signal.
-#[derive(Debug, Clone, Default)]
-pub struct Consumers {
-    /// Traces pipelines.
-    pub traces: Vec<Inlet>,
-    /// Metrics pipelines.
-    pub metrics: Vec<Inlet>,
-    /// Logs pipelines.
-    pub logs: Vec<Inlet>,
-}
+use crate::serve;
 
-impl Consumers {
-    /// The entrances for `signal`.
-    pub fn get(&self, signal: Signal) -> &[Inlet] {
-        match signal {
-            Signal::Traces => &self.traces,
-            Signal::Metrics => &self.metrics,
-            Signal::Logs => &self.logs,
-        }
-    }
-
-    /// Mutable entrances for `signal`.
-    pub fn get_mut(&mut self, signal: Signal) -> &mut Vec<Inlet> {
-        match signal {
-            Signal::Traces => &mut self.traces,
-            Signal::Metrics => &mut self.metrics,
-            Signal::Logs => &mut self.logs,
-        }
-    }
-}
+pub use tern_core::build::Consumers;
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -200,4 +174,72 @@ pub fn metadata_pairs(headers: &::http::HeaderMap) -> Vec<(String, String)> {
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect()
+}
+
+/// Builds an `otlp` receiver: a gRPC and/or an HTTP server pushing into
+/// the pipelines it feeds.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let otlp = ctx.settings::<OtlpReceiverConfig>(c)?;
+    let name = ctx.id.clone();
+    let mut servers = Vec::new();
+    if let Some(g) = otlp.protocols.grpc.as_ref() {
+        let tls = match &g.tls {
+            Some(t) => Some(
+                serve::tls_acceptor(t, &[b"h2"], &format!("receivers.{name}.protocols.grpc.tls"))
+                    .map_err(|e| BuildError::Component(Box::new(e)))?,
+            ),
+            None => None,
+        };
+        let sink = OtlpSink::new(
+            &name,
+            ctx.consumers.clone(),
+            ReceiverMetrics::new(ctx.telemetry, &name, "grpc"),
+        );
+        let (g, id) = (g.clone(), name.clone());
+        servers.push(Server {
+            what: format!("receiver {name} (grpc)"),
+            key: format!("receivers.{name}.protocols.grpc.endpoint"),
+            endpoint: g.endpoint.clone(),
+            serve: Serve::Task(Box::new(move |listener, stop| {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(receiver = %id, endpoint = %addr, tls = tls.is_some(), "OTLP/gRPC listening");
+                }
+                Box::pin(grpc::run(listener, g, tls, sink, stop))
+            })),
+        });
+    }
+    if let Some(h) = otlp.protocols.http.as_ref() {
+        let tls = match &h.tls {
+            Some(t) => Some(
+                serve::tls_acceptor(
+                    t,
+                    &[b"h2", b"http/1.1"],
+                    &format!("receivers.{name}.protocols.http.tls"),
+                )
+                .map_err(|e| BuildError::Component(Box::new(e)))?,
+            ),
+            None => None,
+        };
+        let sink = OtlpSink::new(
+            &name,
+            ctx.consumers.clone(),
+            ReceiverMetrics::new(ctx.telemetry, &name, "http"),
+        );
+        let (h, id) = (h.clone(), name.clone());
+        servers.push(Server {
+            what: format!("receiver {name} (http)"),
+            key: format!("receivers.{name}.protocols.http.endpoint"),
+            endpoint: h.endpoint.clone(),
+            serve: Serve::Task(Box::new(move |listener, stop| {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(receiver = %id, endpoint = %addr, tls = tls.is_some(), "OTLP/HTTP listening");
+                }
+                Box::pin(http::run(listener, h, tls, sink, stop))
+            })),
+        });
+    }
+    Ok(Built {
+        servers,
+        ..Built::default()
+    })
 }

@@ -18,7 +18,9 @@ mod writer;
 
 use std::path::PathBuf;
 
+use tern_config::Component;
 use tern_config::FileConfig;
+use tern_core::build::{self, Built, Context};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
@@ -111,6 +113,14 @@ impl Exporter for FileExporter {
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(self.with_output(Output::sync))
     }
+}
+
+/// Builds a `file` exporter (opening its file).
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, build::BuildError> {
+    let config = ctx.settings::<FileConfig>(c)?;
+    Ok(Built::exporter(crate::single(Box::new(
+        FileExporter::open(&ctx.id, config)?,
+    ))))
 }
 
 #[cfg(test)]

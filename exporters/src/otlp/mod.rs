@@ -319,21 +319,11 @@ impl OtlpHttpExporter {
             id: id.to_string(),
             message,
         };
-        let url_for = |signal: Signal, own: &str| -> Result<Option<Target>, BuildError> {
-            if !own.is_empty() {
-                return Target::parse_url(own).map(Some).map_err(bad);
-            }
-            if config.endpoint.is_empty() {
-                return Ok(None);
-            }
-            let mut base = Target::parse_url(&config.endpoint).map_err(bad)?;
-            base.path = format!("{}/v1/{}", base.path.trim_end_matches('/'), signal.as_str());
-            Ok(Some(base))
-        };
+        let url = |signal: Signal| config.url(signal).map_err(|(_, e)| bad(e));
         let targets = [
-            url_for(Signal::Traces, &config.traces_endpoint)?,
-            url_for(Signal::Metrics, &config.metrics_endpoint)?,
-            url_for(Signal::Logs, &config.logs_endpoint)?,
+            url(Signal::Traces)?,
+            url(Signal::Metrics)?,
+            url(Signal::Logs)?,
         ];
         let proxy = proxy(id, &config.proxy_url)?;
         let mut transports: Vec<Arc<Transport>> = Vec::new();
@@ -434,6 +424,32 @@ impl Exporter for OtlpHttpExporter {
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Builds an `otlp_grpc` exporter.
+pub fn build_grpc(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<OtlpExporterConfig>(c)?;
+    Ok(tern_core::build::Built::exporter(crate::queued(
+        OtlpGrpcExporter::new(&ctx.id, config)?,
+        &config.sending_queue,
+        tern_config::QueueConfig::DEFAULT_CONSUMERS,
+    )))
+}
+
+/// Builds an `otlp_http` exporter.
+pub fn build_http(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<OtlpHttpExporterConfig>(c)?;
+    Ok(tern_core::build::Built::exporter(crate::queued(
+        OtlpHttpExporter::new(&ctx.id, config)?,
+        &config.sending_queue,
+        tern_config::QueueConfig::DEFAULT_CONSUMERS,
+    )))
 }
 
 #[cfg(test)]

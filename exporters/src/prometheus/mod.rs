@@ -20,7 +20,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
+use tern_config::Component;
 use tern_config::{Endpoint, PrometheusConfig};
+use tern_core::build::{BuildError, Built, Context, Serve, Server};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 use tern_core::telemetry::{LogLimiter, Telemetry};
@@ -255,6 +257,52 @@ impl Exporter for PrometheusExporter {
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExportError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Builds a `prometheus` exporter and its scrape endpoint (`/metrics`,
+/// text or OpenMetrics by `Accept`, gzip by `Accept-Encoding`).
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let config = ctx.settings::<PrometheusConfig>(c)?;
+    let (exporter, scrape) = PrometheusExporter::new(&ctx.id, config, ctx.telemetry);
+    let servers = scrape
+        .into_iter()
+        .map(|(endpoint, handler)| Server {
+            what: format!("exporter {} scrape endpoint", ctx.id),
+            key: format!("exporters.{}.endpoint", ctx.id),
+            endpoint,
+            serve: Serve::Get {
+                path: "/metrics".into(),
+                answer: Arc::new(move |headers: &http::HeaderMap| {
+                    let header = |name: http::header::HeaderName| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                    };
+                    let scrape = handler.scrape(
+                        header(http::header::ACCEPT),
+                        header(http::header::ACCEPT_ENCODING),
+                    );
+                    let mut r = http::Response::new(scrape.body);
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(scrape.content_type),
+                    );
+                    if let Some(encoding) = scrape.content_encoding {
+                        r.headers_mut().insert(
+                            http::header::CONTENT_ENCODING,
+                            http::HeaderValue::from_static(encoding),
+                        );
+                    }
+                    r
+                }),
+            },
+        })
+        .collect();
+    Ok(Built {
+        servers,
+        ..Built::exporter(crate::single(Box::new(exporter)))
+    })
 }
 
 #[cfg(test)]

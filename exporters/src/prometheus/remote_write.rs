@@ -687,6 +687,19 @@ impl Exporter for RemoteWriteExporter {
     }
 }
 
+/// Builds a `prometheus_remote_write` exporter.
+pub fn build(
+    ctx: &tern_core::build::Context<'_>,
+    c: &tern_config::Component,
+) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<PrometheusRemoteWriteConfig>(c)?;
+    Ok(tern_core::build::Built::exporter(crate::queued(
+        RemoteWriteExporter::new(&ctx.id, config, ctx.telemetry)?,
+        &config.remote_write_queue.queue(),
+        1,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
