@@ -931,7 +931,6 @@ mod tests {
                     },
                     block_on_overflow: false,
                     wait_for_result: false,
-                    scrape: None,
                 })
             })
         }
