@@ -167,12 +167,14 @@ pub struct StringAttributeConfig {
     pub invert_match: bool,
 }
 
-/// `rate_limiting`: at most this many spans per second.
+/// `rate_limiting`: a token bucket over traces' span counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitingConfig {
-    /// Spans sampled per second.
+    /// Spans per second refilled.
     pub spans_per_second: i64,
+    /// Bucket size in spans (default 0: twice `spans_per_second`).
+    pub burst_capacity: i64,
 }
 
 /// `bytes_limiting`: a token bucket over traces' encoded bytes.

@@ -276,7 +276,7 @@ impl TailSampling {
         let mut data = TraceData {
             spans: Vec::with_capacity(trace.spans.len()),
             span_count: trace.spans.len() as u64,
-            bytes: trace.bytes,
+            size: store::collector_size(&trace.spans),
         };
         // Spans of one scope share their resource: read it once per scope.
         let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
@@ -296,20 +296,30 @@ impl TailSampling {
             }
         }
         let second = now.saturating_duration_since(self.start).as_secs();
-        let mut verdicts = Vec::with_capacity(self.policies.len());
+        // As the Collector: `drop` policies come first and the first that
+        // matches ends the evaluation; otherwise every policy is evaluated
+        // (each counts its verdict) and any that samples keeps the trace.
+        let (mut keep, mut dropped) = (false, false);
         for (i, p) in self.policies.iter_mut().enumerate() {
             let v = match p.evaluate(&id, &data, now, second) {
                 Ok(v) => v,
                 Err(e) => {
                     self.metrics.evaluation_error.add(1);
                     tracing::debug!(processor = %self.id, policy = %p.name, error = %e, "policy evaluation failed");
-                    policy::Verdict::NotSampled
+                    continue;
                 }
             };
             self.metrics.per_policy[i][usize::from(v.samples())].add(1);
-            verdicts.push(v);
+            match v {
+                policy::Verdict::Dropped => {
+                    dropped = true;
+                    break;
+                }
+                policy::Verdict::Sampled => keep = true,
+                policy::Verdict::NotSampled => {}
+            }
         }
-        let keep = policy::decide(verdicts);
+        let keep = keep && !dropped;
         self.metrics.global[usize::from(keep)].add(1);
         if keep {
             self.sampled.insert(id, now);

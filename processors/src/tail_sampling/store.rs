@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::{Bytes, BytesMut};
 use tern_core::pdata::Batch;
 use tern_core::view::{FromWire, ResourceView, Traces};
-use tern_core::wire::{WireError, fields, put_varint, schema};
+use tern_core::wire::{WireError, fields, put_varint, schema, varint_len};
 use tokio::time::Instant;
 
 const RESOURCE_SPANS: u32 = schema::TRACES_REQUEST.number("resource_spans");
@@ -142,55 +142,100 @@ fn put_len_field(out: &mut BytesMut, number: u32, len: usize) {
     put_varint(out, len as u64);
 }
 
+/// Encoded size of a length-delimited field of `len` bytes (field numbers
+/// below 16: a one-byte tag).
+fn len_field(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// `spans` in runs that share one resource envelope (one `ResourceSpans`
+/// each).
+fn by_resource(spans: &[HeldSpan]) -> impl Iterator<Item = &[HeldSpan]> {
+    spans.chunk_by(|a, b| match (&a.scope.parent, &b.scope.parent) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    })
+}
+
+/// `spans` in runs that share one scope envelope (one `ScopeSpans` each).
+fn by_scope(spans: &[HeldSpan]) -> impl Iterator<Item = &[HeldSpan]> {
+    spans.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope))
+}
+
+/// The resource envelope of a run from [`by_resource`].
+fn resource_head(run: &[HeldSpan]) -> &[u8] {
+    run.first()
+        .and_then(|s| s.scope.parent.as_ref())
+        .map_or(&[][..], |r| &r.head)
+}
+
+/// The scope envelope of a run from [`by_scope`].
+fn scope_head(run: &[HeldSpan]) -> &[u8] {
+    run.first().map_or(&[][..], |s| &s.scope.head)
+}
+
+/// Encoded size of a `ScopeSpans` (or `ResourceSpans`) body: `head` bytes
+/// of its own fields, then each child run sized by `child`.
+fn body_len<'a, I: Iterator<Item = &'a [HeldSpan]>>(
+    head: usize,
+    runs: I,
+    child: impl Fn(&'a [HeldSpan]) -> usize,
+) -> usize {
+    head + runs.map(|run| len_field(child(run))).sum::<usize>()
+}
+
+/// Encoded size of a scope run's `ScopeSpans` with `head` bytes of its
+/// own fields.
+fn scope_len(run: &[HeldSpan], head: usize) -> usize {
+    head + run.iter().map(|s| len_field(s.span.len())).sum::<usize>()
+}
+
 /// Encodes `spans` as one export request: consecutive spans of one scope
 /// share a `ScopeSpans`, consecutive scopes of one resource a `ResourceSpans`.
-pub fn encode<'a>(spans: impl IntoIterator<Item = &'a HeldSpan>) -> Bytes {
-    let mut out = BytesMut::new();
-    let mut resource: Option<(Arc<Envelope>, BytesMut)> = None;
-    let mut scope: Option<(Arc<Envelope>, BytesMut)> = None;
-    let close_scope = |scope: &mut Option<(Arc<Envelope>, BytesMut)>, rs: &mut BytesMut| {
-        if let Some((_, ss)) = scope.take() {
-            put_len_field(rs, SCOPE_SPANS, ss.len());
-            rs.extend_from_slice(&ss);
-        }
+pub fn encode(spans: &[HeldSpan]) -> Bytes {
+    let resource_len = |run: &[HeldSpan]| {
+        body_len(resource_head(run).len(), by_scope(run), |s| {
+            scope_len(s, scope_head(s).len())
+        })
     };
-    for held in spans {
-        let same_scope = scope
-            .as_ref()
-            .is_some_and(|(s, _)| Arc::ptr_eq(s, &held.scope));
-        if !same_scope {
-            let parent = held.scope.parent.as_ref();
-            let same_resource =
-                matches!((&resource, parent), (Some((r, _)), Some(p)) if Arc::ptr_eq(r, p));
-            if let Some((_, rs)) = resource.as_mut() {
-                close_scope(&mut scope, rs);
+    let total: usize = by_resource(spans).map(|r| len_field(resource_len(r))).sum();
+    let mut out = BytesMut::with_capacity(total);
+    for resource in by_resource(spans) {
+        put_len_field(&mut out, RESOURCE_SPANS, resource_len(resource));
+        out.extend_from_slice(resource_head(resource));
+        for scope in by_scope(resource) {
+            let head = scope_head(scope);
+            put_len_field(&mut out, SCOPE_SPANS, scope_len(scope, head.len()));
+            out.extend_from_slice(head);
+            for held in scope {
+                put_len_field(&mut out, SPANS, held.span.len());
+                out.extend_from_slice(&held.span);
             }
-            if !same_resource {
-                if let Some((_, rs)) = resource.take() {
-                    put_len_field(&mut out, RESOURCE_SPANS, rs.len());
-                    out.extend_from_slice(&rs);
-                }
-                if let Some(p) = parent {
-                    let mut rs = BytesMut::new();
-                    rs.extend_from_slice(&p.head);
-                    resource = Some((p.clone(), rs));
-                }
-            }
-            let mut ss = BytesMut::new();
-            ss.extend_from_slice(&held.scope.head);
-            scope = Some((held.scope.clone(), ss));
         }
-        if let Some((_, ss)) = scope.as_mut() {
-            put_len_field(ss, SPANS, held.span.len());
-            ss.extend_from_slice(&held.span);
-        }
-    }
-    if let Some((_, mut rs)) = resource.take() {
-        close_scope(&mut scope, &mut rs);
-        put_len_field(&mut out, RESOURCE_SPANS, rs.len());
-        out.extend_from_slice(&rs);
     }
     out.freeze()
+}
+
+/// The size the Collector's `bytes_limiting` gives a trace of these spans:
+/// the encoded size of its `ResourceSpans` as the Collector rebuilds them
+/// (one per request and resource, a `ScopeSpans` per scope), which carry
+/// the resource and the scope but not their `schema_url`.
+pub fn collector_size(spans: &[HeldSpan]) -> u64 {
+    // The encoded `resource` (or `scope`) field of an envelope; the
+    // Collector writes it even when empty.
+    let first_field = |head: &[u8]| {
+        fields(head)
+            .filter_map(Result::ok)
+            .find(|f| f.number == 1)
+            .map_or(2, |f| f.raw.len())
+    };
+    by_resource(spans)
+        .map(|r| {
+            len_field(body_len(first_field(resource_head(r)), by_scope(r), |s| {
+                scope_len(s, first_field(scope_head(s)))
+            }))
+        })
+        .sum::<usize>() as u64
 }
 
 /// Hashes trace ids (already random) with one multiply per word, keyed by
@@ -243,8 +288,6 @@ type IdMap<V> = HashMap<[u8; 16], V, IdHash>;
 pub struct Trace {
     /// Its spans, in arrival order.
     pub spans: Vec<HeldSpan>,
-    /// Encoded bytes of its spans.
-    pub bytes: u64,
     /// When its first span arrived.
     pub first: Instant,
     generation: u64,
@@ -281,10 +324,8 @@ impl Store {
 
     /// Adds a span; true when it starts a new trace.
     pub fn add(&mut self, id: [u8; 16], span: HeldSpan, now: Instant) -> bool {
-        let bytes = span.span.len() as u64;
         if let Some(t) = self.traces.get_mut(&id) {
             t.spans.push(span);
-            t.bytes += bytes;
             return false;
         }
         let generation = self.next_generation;
@@ -293,7 +334,6 @@ impl Store {
             id,
             Trace {
                 spans: vec![span],
-                bytes,
                 first: now,
                 generation,
             },
