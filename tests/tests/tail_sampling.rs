@@ -332,7 +332,7 @@ async fn memory_stays_under_the_byte_bound_at_three_times_the_load() {
     let baseline = tern_e2e::peak_rss(tern.pid());
     let requests: Vec<Vec<u8>> = (0..100).map(load_request).collect();
     let sent_bytes: usize = requests.iter().map(Vec::len).sum();
-    assert!(sent_bytes as u64 >= 3 * HELD_MIB << 20, "{sent_bytes}");
+    assert!(sent_bytes as u64 >= (3 * HELD_MIB) << 20, "{sent_bytes}");
     let requests = std::sync::Arc::new(requests);
     let mut senders = Vec::new();
     for c in 0..4 {
