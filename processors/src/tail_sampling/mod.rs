@@ -61,6 +61,8 @@ pub struct TailSampling {
     max_held_bytes: usize,
     drop_pending_on_shutdown: bool,
     policies: Vec<Policy>,
+    /// Whether a policy reads a trace's size (which costs a walk of it).
+    reads_size: bool,
     store: Store,
     sampled: Decided,
     not_sampled: Decided,
@@ -158,6 +160,7 @@ impl TailSampling {
             num_traces: usize::try_from(config.num_traces).unwrap_or(usize::MAX),
             max_held_bytes: usize::try_from(config.max_held_bytes).unwrap_or(usize::MAX),
             drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
+            reads_size: policies.iter().any(Policy::reads_size),
             policies,
             store: Store::with_capacity(capacity),
             sampled: Decided::new(config.decision_cache.sampled_cache_size),
@@ -185,41 +188,46 @@ impl TailSampling {
         let origin = Origin::new(batch, &self.held);
         let mut out = Vec::new();
         let mut late = Vec::new();
-        let mut incoming = Vec::new();
-        let read = store::spans(&origin, &chunks, |id, held| incoming.push((id, held)));
-        drop(origin);
-        if let Err(e) = read {
-            // Receivers validated every request: this is a bug, not bad input.
-            tracing::error!(processor = %self.id, error = %e, reason = "unreadable request", "dropped spans");
-            return out;
-        }
-        for (id, held) in incoming {
-            let remembered = match (self.sampled.get(&id), self.not_sampled.get(&id)) {
+        let (store, metrics, logs) = (&mut self.store, &self.metrics, &mut self.logs);
+        let (sampled, not_sampled) = (&self.sampled, &self.not_sampled);
+        let (id_, num_traces) = (&self.id, self.num_traces);
+        let read = store::spans(&origin, &chunks, |id, held| {
+            // A held trace is never in a decision cache: look there only
+            // for a trace not held.
+            let Err(held) = store.add_to_held(&id, held) else {
+                return;
+            };
+            let remembered = match (sampled.get(&id), not_sampled.get(&id)) {
                 (Some(at), _) => Some((true, at)),
                 (None, Some(at)) => Some((false, at)),
                 (None, None) => None,
             };
             if let Some((keep, at)) = remembered {
-                self.metrics.early_release[usize::from(keep)].add(1);
-                self.metrics
+                metrics.early_release[usize::from(keep)].add(1);
+                metrics
                     .late_span_age
                     .observe(now.saturating_duration_since(at));
                 if keep {
                     late.push(held);
                 }
-                continue;
+                return;
             }
-            if self.store.add(id, held, now) {
-                self.metrics.new_trace.add(1);
-                if self.store.len() > self.num_traces
-                    && let Some((old, _)) = self.store.pop_oldest()
-                {
-                    self.metrics.dropped_too_early.add(1);
-                    if let Some(held) = self.logs.allow() {
-                        tracing::warn!(processor = %self.id, trace_id = %hex(&old), held_back = held, reason = "num_traces", "dropped a trace before its decision");
-                    }
+            store.add_new(id, held, now);
+            metrics.new_trace.add(1);
+            if store.len() > num_traces
+                && let Some((old, _)) = store.pop_oldest()
+            {
+                metrics.dropped_too_early.add(1);
+                if let Some(held) = logs.allow() {
+                    tracing::warn!(processor = %id_, trace_id = %hex(&old), held_back = held, reason = "num_traces", "dropped a trace before its decision");
                 }
             }
+        });
+        drop(origin);
+        if let Err(e) = read {
+            // Receivers validated every request: this is a bug, not bad input.
+            tracing::error!(processor = %self.id, error = %e, reason = "unreadable request", "dropped the spans after an unreadable part of a request");
+            return out;
         }
         if !late.is_empty() {
             out.push(store::encode(&late));
@@ -276,18 +284,24 @@ impl TailSampling {
         let mut data = TraceData {
             spans: Vec::with_capacity(trace.spans.len()),
             span_count: trace.spans.len() as u64,
-            size: store::collector_size(&trace.spans),
+            size: if self.reads_size {
+                store::collector_size(&trace.spans)
+            } else {
+                0
+            },
         };
-        // Spans of one scope share their resource: read it once per scope.
+        // Spans of one resource envelope share it: read it once for them.
         let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
         for held in &trace.spans {
-            let r = match resource {
-                Some((scope, r)) if Arc::ptr_eq(scope, &held.scope) => Ok(r),
+            let r = match (resource, &held.scope.parent) {
+                (Some((last, r)), Some(p)) if Arc::ptr_eq(last, p) => Ok(r),
                 _ => store::resource(held),
             };
-            match r.and_then(|r| Ok((Span::from_wire(&held.span)?, r))) {
+            match r.and_then(|r| Ok((Span::from_wire(held.bytes())?, r))) {
                 Ok((span, r)) => {
-                    resource = Some((&held.scope, r));
+                    if let Some(p) = &held.scope.parent {
+                        resource = Some((p, r));
+                    }
                     data.spans.push((span, r));
                 }
                 Err(e) => {

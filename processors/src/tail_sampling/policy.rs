@@ -42,7 +42,7 @@ pub struct TraceData<'a> {
     /// Its size as the Collector's `bytes_limiting` counts it: the encoded
     /// size of its spans under their resources and scopes, one
     /// `ResourceSpans` per request and resource it came in
-    /// ([`super::store::collector_size`]).
+    /// ([`super::store::collector_size`]); 0 when no policy reads it.
     pub size: u64,
 }
 
@@ -250,6 +250,16 @@ pub fn build(config: &TailSamplingConfig) -> Vec<Policy> {
 }
 
 impl Policy {
+    /// True when this policy (or a sub-policy) reads [`TraceData::size`].
+    pub fn reads_size(&self) -> bool {
+        match &self.kind {
+            Kind::Limiting { bytes, .. } => *bytes,
+            Kind::And(subs) | Kind::Drop(subs) => subs.iter().any(Policy::reads_size),
+            Kind::Composite { shares, .. } => shares.iter().any(|s| s.policy.reads_size()),
+            _ => false,
+        }
+    }
+
     fn new(c: &PolicyConfig) -> Policy {
         let subs = |list: &[PolicyConfig]| list.iter().map(Policy::new).collect();
         let kind = match c.kind.as_str() {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::{Bytes, BytesMut};
 use tern_core::pdata::Batch;
 use tern_core::view::{FromWire, ResourceView, Traces};
-use tern_core::wire::{WireError, fields, put_varint, schema, varint_len};
+use tern_core::wire::{Reason, WireError, fields, put_varint, schema, varint_len};
 use tokio::time::Instant;
 
 const RESOURCE_SPANS: u32 = schema::TRACES_REQUEST.number("resource_spans");
@@ -56,17 +56,28 @@ pub struct Envelope {
     pub head: Bytes,
     /// The resource a scope belongs to (`None` for a resource).
     pub parent: Option<Arc<Envelope>>,
-    /// The request these came from.
+    /// The request a scope's spans are slices of (empty for a resource).
+    request: Bytes,
+    /// The batch these came from.
     pub _origin: Arc<Origin>,
 }
 
-/// One held span.
+/// One held span: a slice of its scope's request (16 bytes: no reference
+/// count of its own besides its scope's).
 #[derive(Debug, Clone)]
 pub struct HeldSpan {
-    /// The span's encoded bytes (a slice of its request).
-    pub span: Bytes,
     /// Its scope (whose parent is its resource).
     pub scope: Arc<Envelope>,
+    start: u32,
+    len: u32,
+}
+
+impl HeldSpan {
+    /// The span's encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        let start = self.start as usize;
+        &self.scope.request[start..start + self.len as usize]
+    }
 }
 
 /// The fields of `raw` other than field `child`.
@@ -79,6 +90,17 @@ fn head(raw: &[u8], child: u32) -> Result<Bytes, WireError> {
         }
     }
     Ok(out.freeze())
+}
+
+/// `n` as a span offset or length (requests are far below 4 GiB).
+fn offset(n: usize) -> Result<u32, WireError> {
+    u32::try_from(n).map_err(|_| {
+        WireError::new(
+            Reason::Malformed,
+            "resource_spans".into(),
+            "a request of 4 GiB or more".into(),
+        )
+    })
 }
 
 /// Calls `each` with every span of `origin`'s requests and its 16-byte
@@ -94,6 +116,7 @@ pub fn spans(
             let r = Arc::new(Envelope {
                 head: head(resource.raw, SCOPE_SPANS)?,
                 parent: None,
+                request: Bytes::new(),
                 _origin: origin.clone(),
             });
             for scope in resource.scopes() {
@@ -101,6 +124,7 @@ pub fn spans(
                 let s = Arc::new(Envelope {
                     head: head(scope.raw, SPANS)?,
                     parent: Some(r.clone()),
+                    request: chunk.clone(),
                     _origin: origin.clone(),
                 });
                 // Only the trace id is needed here: walk each span's fields
@@ -118,8 +142,9 @@ pub fn spans(
                         }
                     }
                     let held = HeldSpan {
-                        span: chunk.slice_ref(f.payload),
                         scope: s.clone(),
+                        start: offset(f.payload.as_ptr() as usize - chunk.as_ptr() as usize)?,
+                        len: offset(f.payload.len())?,
                     };
                     each(id, held);
                 }
@@ -187,7 +212,10 @@ fn body_len<'a, I: Iterator<Item = &'a [HeldSpan]>>(
 /// Encoded size of a scope run's `ScopeSpans` with `head` bytes of its
 /// own fields.
 fn scope_len(run: &[HeldSpan], head: usize) -> usize {
-    head + run.iter().map(|s| len_field(s.span.len())).sum::<usize>()
+    head + run
+        .iter()
+        .map(|s| len_field(s.bytes().len()))
+        .sum::<usize>()
 }
 
 /// Encodes `spans` as one export request: consecutive spans of one scope
@@ -208,8 +236,9 @@ pub fn encode(spans: &[HeldSpan]) -> Bytes {
             put_len_field(&mut out, SCOPE_SPANS, scope_len(scope, head.len()));
             out.extend_from_slice(head);
             for held in scope {
-                put_len_field(&mut out, SPANS, held.span.len());
-                out.extend_from_slice(&held.span);
+                let span = held.bytes();
+                put_len_field(&mut out, SPANS, span.len());
+                out.extend_from_slice(span);
             }
         }
     }
@@ -322,24 +351,32 @@ impl Store {
         self.traces.is_empty()
     }
 
-    /// Adds a span; true when it starts a new trace.
-    pub fn add(&mut self, id: [u8; 16], span: HeldSpan, now: Instant) -> bool {
-        if let Some(t) = self.traces.get_mut(&id) {
-            t.spans.push(span);
-            return false;
+    /// Adds `span` to its trace if that is held; gives it back otherwise.
+    pub fn add_to_held(&mut self, id: &[u8; 16], span: HeldSpan) -> Result<(), HeldSpan> {
+        match self.traces.get_mut(id) {
+            Some(t) => {
+                t.spans.push(span);
+                Ok(())
+            }
+            None => Err(span),
         }
+    }
+
+    /// Starts holding trace `id` (not held yet) with its first span.
+    pub fn add_new(&mut self, id: [u8; 16], span: HeldSpan, now: Instant) {
         let generation = self.next_generation;
         self.next_generation += 1;
+        let mut spans = Vec::with_capacity(8);
+        spans.push(span);
         self.traces.insert(
             id,
             Trace {
-                spans: vec![span],
+                spans,
                 first: now,
                 generation,
             },
         );
         self.order.push_back((now, id, generation));
-        true
     }
 
     /// When the oldest trace arrived.
