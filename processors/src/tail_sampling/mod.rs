@@ -188,41 +188,21 @@ impl TailSampling {
         let origin = Origin::new(batch, &self.held);
         let mut out = Vec::new();
         let mut late = Vec::new();
-        let (store, metrics, logs) = (&mut self.store, &self.metrics, &mut self.logs);
-        let (sampled, not_sampled) = (&self.sampled, &self.not_sampled);
-        let (id_, num_traces) = (&self.id, self.num_traces);
-        let read = store::spans(&origin, &chunks, |id, held| {
-            // A held trace is never in a decision cache: look there only
-            // for a trace not held.
-            let Err(held) = store.add_to_held(&id, held) else {
-                return;
-            };
-            let remembered = match (sampled.get(&id), not_sampled.get(&id)) {
-                (Some(at), _) => Some((true, at)),
-                (None, Some(at)) => Some((false, at)),
-                (None, None) => None,
-            };
-            if let Some((keep, at)) = remembered {
-                metrics.early_release[usize::from(keep)].add(1);
-                metrics
-                    .late_span_age
-                    .observe(now.saturating_duration_since(at));
-                if keep {
-                    late.push(held);
-                }
-                return;
-            }
-            store.add_new(id, held, now);
-            metrics.new_trace.add(1);
-            if store.len() > num_traces
-                && let Some((old, _)) = store.pop_oldest()
-            {
-                metrics.dropped_too_early.add(1);
-                if let Some(held) = logs.allow() {
-                    tracing::warn!(processor = %id_, trace_id = %hex(&old), held_back = held, reason = "num_traces", "dropped a trace before its decision");
-                }
-            }
-        });
+        let mut intake = Intake {
+            store: &mut self.store,
+            sampled: &self.sampled,
+            not_sampled: &self.not_sampled,
+            metrics: &self.metrics,
+            logs: &mut self.logs,
+            processor: &self.id,
+            num_traces: self.num_traces,
+            now,
+            run_id: [0; 16],
+            run: Vec::new(),
+            late: &mut late,
+        };
+        let read = store::spans(&origin, &chunks, |id, held| intake.span(id, held));
+        intake.flush();
         drop(origin);
         if let Err(e) = read {
             // Receivers validated every request: this is a bug, not bad input.
@@ -393,6 +373,77 @@ impl TailSampling {
             }
         }
         self.emit(encoded(&out), &output).await;
+    }
+}
+
+/// Takes the spans of one batch into the trace table, run by run: the
+/// spans an SDK sends of one trace usually come one after another, and a
+/// run costs one look-up.
+struct Intake<'a> {
+    store: &'a mut Store,
+    sampled: &'a Decided,
+    not_sampled: &'a Decided,
+    metrics: &'a Metrics,
+    logs: &'a mut LogLimiter,
+    processor: &'a str,
+    num_traces: usize,
+    now: Instant,
+    /// The trace id of the spans in `run`.
+    run_id: [u8; 16],
+    run: Vec<HeldSpan>,
+    /// Spans of traces remembered as sampled: released at once.
+    late: &'a mut Vec<HeldSpan>,
+}
+
+impl Intake<'_> {
+    /// One span, with its trace id.
+    fn span(&mut self, id: [u8; 16], held: HeldSpan) {
+        if id != self.run_id {
+            self.flush();
+            self.run_id = id;
+        }
+        self.run.push(held);
+    }
+
+    /// Files the current run under its trace.
+    fn flush(&mut self) {
+        if self.run.is_empty() {
+            return;
+        }
+        let id = self.run_id;
+        // A held trace is never in a decision cache: look there only for
+        // a trace not held.
+        if self.store.extend_held(&id, &mut self.run) {
+            return;
+        }
+        let remembered = match (self.sampled.get(&id), self.not_sampled.get(&id)) {
+            (Some(at), _) => Some((true, at)),
+            (None, Some(at)) => Some((false, at)),
+            (None, None) => None,
+        };
+        if let Some((keep, at)) = remembered {
+            let m = self.metrics;
+            m.early_release[usize::from(keep)].add(self.run.len() as u64);
+            for _ in 0..self.run.len() {
+                m.late_span_age
+                    .observe(self.now.saturating_duration_since(at));
+            }
+            if keep {
+                self.late.append(&mut self.run);
+            }
+            self.run.clear();
+            return;
+        }
+        self.store.add_new(id, &mut self.run, self.now);
+        self.metrics.new_trace.add(1);
+        if self.store.len() > self.num_traces
+            && let Some((old, _)) = self.store.pop_oldest()
+        {
+            self.metrics.dropped_too_early.add(1);
+            if let Some(held) = self.logs.allow() {
+                tracing::warn!(processor = %self.processor, trace_id = %hex(&old), held_back = held, reason = "num_traces", "dropped a trace before its decision");
+            }
+        }
     }
 }
 

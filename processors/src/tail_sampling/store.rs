@@ -351,27 +351,29 @@ impl Store {
         self.traces.is_empty()
     }
 
-    /// Adds `span` to its trace if that is held; gives it back otherwise.
-    pub fn add_to_held(&mut self, id: &[u8; 16], span: HeldSpan) -> Result<(), HeldSpan> {
+    /// Moves `spans` to trace `id` if that is held (true); leaves them
+    /// otherwise.
+    pub fn extend_held(&mut self, id: &[u8; 16], spans: &mut Vec<HeldSpan>) -> bool {
         match self.traces.get_mut(id) {
             Some(t) => {
-                t.spans.push(span);
-                Ok(())
+                t.spans.append(spans);
+                true
             }
-            None => Err(span),
+            None => false,
         }
     }
 
-    /// Starts holding trace `id` (not held yet) with its first span.
-    pub fn add_new(&mut self, id: [u8; 16], span: HeldSpan, now: Instant) {
+    /// Starts holding trace `id` (not held yet) with `spans`, which it
+    /// takes.
+    pub fn add_new(&mut self, id: [u8; 16], spans: &mut Vec<HeldSpan>, now: Instant) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        let mut spans = Vec::with_capacity(8);
-        spans.push(span);
+        let mut own = Vec::with_capacity(spans.len().max(8));
+        own.append(spans);
         self.traces.insert(
             id,
             Trace {
-                spans,
+                spans: own,
                 first: now,
                 generation,
             },
