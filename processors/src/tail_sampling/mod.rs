@@ -63,6 +63,9 @@ pub struct TailSampling {
     policies: Vec<Policy>,
     /// Whether a policy reads a trace's size (which costs a walk of it).
     reads_size: bool,
+    /// Whether a policy reads attributes (which costs a full read of each
+    /// span and of its resource).
+    reads_attributes: bool,
     store: Store,
     sampled: Decided,
     not_sampled: Decided,
@@ -161,6 +164,7 @@ impl TailSampling {
             max_held_bytes: usize::try_from(config.max_held_bytes).unwrap_or(usize::MAX),
             drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
             reads_size: policies.iter().any(Policy::reads_size),
+            reads_attributes: policies.iter().any(Policy::reads_attributes),
             policies,
             store: Store::with_capacity(capacity),
             sampled: Decided::new(config.decision_cache.sampled_cache_size),
@@ -270,22 +274,33 @@ impl TailSampling {
                 0
             },
         };
-        // Spans of one resource envelope share it: read it once for them.
-        let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
-        for held in &trace.spans {
-            let r = match (resource, &held.scope.parent) {
-                (Some((last, r)), Some(p)) if Arc::ptr_eq(last, p) => Ok(r),
-                _ => store::resource(held),
-            };
-            match r.and_then(|r| Ok((Span::from_wire(held.bytes())?, r))) {
-                Ok((span, r)) => {
-                    if let Some(p) = &held.scope.parent {
-                        resource = Some((p, r));
+        if self.reads_attributes {
+            // Spans of one resource envelope share it: read it once for them.
+            let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
+            for held in &trace.spans {
+                let r = match (resource, &held.scope.parent) {
+                    (Some((last, r)), Some(p)) if Arc::ptr_eq(last, p) => Ok(r),
+                    _ => store::resource(held),
+                };
+                match r.and_then(|r| Ok((Span::from_wire(held.bytes())?, r))) {
+                    Ok((span, r)) => {
+                        if let Some(p) = &held.scope.parent {
+                            resource = Some((p, r));
+                        }
+                        data.spans.push((span, r));
                     }
-                    data.spans.push((span, r));
+                    Err(e) => {
+                        tracing::error!(processor = %self.id, error = %e, "unreadable held span");
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(processor = %self.id, error = %e, "unreadable held span");
+            }
+        } else {
+            for held in &trace.spans {
+                match store::span_without_attributes(held.bytes()) {
+                    Ok(span) => data.spans.push((span, None)),
+                    Err(e) => {
+                        tracing::error!(processor = %self.id, error = %e, "unreadable held span");
+                    }
                 }
             }
         }

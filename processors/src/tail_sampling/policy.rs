@@ -35,7 +35,9 @@ impl Verdict {
 /// A held trace as the policies read it.
 #[derive(Debug, Default)]
 pub struct TraceData<'a> {
-    /// Each span with its resource.
+    /// Each span with its resource. Where no policy reads attributes, only
+    /// the spans' times, status code and trace state are read, and no
+    /// resource ([`super::store::span_without_attributes`]).
     pub spans: Vec<(Span<'a>, Option<Resource<'a>>)>,
     /// Spans received for it.
     pub span_count: u64,
@@ -250,14 +252,31 @@ pub fn build(config: &TailSamplingConfig) -> Vec<Policy> {
 }
 
 impl Policy {
+    /// True when this policy or one of its sub-policies is of a `leaf`
+    /// kind.
+    fn any(&self, leaf: &impl Fn(&Kind) -> bool) -> bool {
+        match &self.kind {
+            Kind::And(subs) | Kind::Drop(subs) => subs.iter().any(|p| p.any(leaf)),
+            Kind::Composite { shares, .. } => shares.iter().any(|s| s.policy.any(leaf)),
+            kind => leaf(kind),
+        }
+    }
+
     /// True when this policy (or a sub-policy) reads [`TraceData::size`].
     pub fn reads_size(&self) -> bool {
-        match &self.kind {
-            Kind::Limiting { bytes, .. } => *bytes,
-            Kind::And(subs) | Kind::Drop(subs) => subs.iter().any(Policy::reads_size),
-            Kind::Composite { shares, .. } => shares.iter().any(|s| s.policy.reads_size()),
-            _ => false,
-        }
+        self.any(&|k| matches!(k, Kind::Limiting { bytes: true, .. }))
+    }
+
+    /// True when this policy (or a sub-policy) reads attributes (of spans
+    /// and resources): the others read only a span's times, status and
+    /// trace state.
+    pub fn reads_attributes(&self) -> bool {
+        self.any(&|k| {
+            matches!(
+                k,
+                Kind::Numeric { .. } | Kind::StringAttribute { .. } | Kind::Boolean { .. }
+            )
+        })
     }
 
     fn new(c: &PolicyConfig) -> Policy {

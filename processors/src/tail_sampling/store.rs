@@ -11,14 +11,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tern_core::pdata::Batch;
-use tern_core::view::{FromWire, ResourceView, Traces};
-use tern_core::wire::{Reason, WireError, fields, put_varint, schema, varint_len};
+use tern_core::view::{FromWire, ResourceView, Span, Status, Traces};
+use tern_core::wire::{Reason, WireError, fields, put_varint, read_varint, schema, varint_len};
 use tokio::time::Instant;
 
 const RESOURCE_SPANS: u32 = schema::TRACES_REQUEST.number("resource_spans");
 const SCOPE_SPANS: u32 = schema::RESOURCE_SPANS.number("scope_spans");
 const SPANS: u32 = schema::SCOPE_SPANS.number("spans");
 const TRACE_ID: u32 = schema::SPAN.number("trace_id");
+const TRACE_STATE: u32 = schema::SPAN.number("trace_state");
+const START: u32 = schema::SPAN.number("start_time_unix_nano");
+const END: u32 = schema::SPAN.number("end_time_unix_nano");
+const STATUS: u32 = schema::SPAN.number("status");
+const STATUS_CODE: u32 = schema::STATUS.number("code");
 
 /// A received batch, kept while any of its spans is held; its bytes count
 /// towards the held total until then.
@@ -152,6 +157,39 @@ pub fn spans(
         }
     }
     Ok(())
+}
+
+/// A held span with only what the policies other than the attribute ones
+/// read: its times, its status code and its trace state (the receiver
+/// checked the rest). Its other fields are left at their defaults.
+pub fn span_without_attributes(raw: &[u8]) -> Result<Span<'_>, WireError> {
+    let fixed64 = |b: &[u8]| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes);
+    let mut span = Span::default();
+    span.raw = raw;
+    for f in fields(raw) {
+        let f = f?;
+        match (f.number, f.wire_type) {
+            (START, 1) => span.start_time_unix_nano = fixed64(f.payload),
+            (END, 1) => span.end_time_unix_nano = fixed64(f.payload),
+            (STATUS, 2) => {
+                let mut status = Status::default();
+                for g in fields(f.payload) {
+                    let g = g?;
+                    if g.number == STATUS_CODE && g.wire_type == 0 {
+                        status.code = read_varint(g.payload, &mut 0)? as i32;
+                    }
+                }
+                span.status = Some(status);
+            }
+            (TRACE_STATE, 2) => {
+                span.trace_state = std::str::from_utf8(f.payload).map_err(|_| {
+                    WireError::new(Reason::Utf8, "span.trace_state".into(), String::new())
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(span)
 }
 
 /// The resource of a held span.

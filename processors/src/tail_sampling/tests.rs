@@ -438,3 +438,33 @@ async fn the_byte_bound_decides_the_oldest_traces_early() {
     assert_eq!(p.held_bytes(), 0, "nothing held once decided");
     assert_eq!(p.metrics.held_bytes.get(), 0, "the gauge says so");
 }
+
+#[test]
+fn the_light_span_read_agrees_with_the_full_one() {
+    use tern_core::view::FromWire;
+    let mut spans = vec![
+        span(1, 0, 250, 2, vec![kv("k", any_value::Value::IntValue(3))]),
+        span(2, 1, 0, 0, vec![]),
+    ];
+    spans[1].status = None;
+    spans[1].trace_state = "vendor=keep".into();
+    for s in spans {
+        let raw = s.encode_to_vec();
+        let full = tern_core::view::Span::from_wire(&raw).expect("valid");
+        let light = super::store::span_without_attributes(&raw).expect("valid");
+        assert_eq!(
+            (
+                light.start_time_unix_nano,
+                light.end_time_unix_nano,
+                light.status.map(|s| s.code),
+                light.trace_state
+            ),
+            (
+                full.start_time_unix_nano,
+                full.end_time_unix_nano,
+                full.status.map(|s| s.code),
+                full.trace_state
+            )
+        );
+    }
+}
