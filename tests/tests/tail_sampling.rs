@@ -258,7 +258,7 @@ const HELD_MIB: u64 = 32;
 /// the idle process (docs/configuration.md, `max_held_bytes`): the
 /// receiver's request buffers (4 connections, 1 MiB requests, each decoded
 /// and validated), the pipeline queue in front of the processor, the
-/// processor's bookkeeping per held span (about 70 bytes: 5 % of these
+/// processor's bookkeeping per held span (about 30 bytes: 2 % of these
 /// 1.3 KiB spans), the kept traces on their way out, and what the allocator
 /// keeps. Without the bound the process would hold the three times 32 MiB
 /// sent, and more.
