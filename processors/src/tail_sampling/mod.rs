@@ -71,7 +71,9 @@ pub struct TailSampling {
     not_sampled: Decided,
     /// Bytes of the requests still referenced by held spans.
     held: Arc<AtomicUsize>,
-    start: Instant,
+    /// When the processor started, and the Unix time then: `composite`
+    /// budgets are per Unix second, as the Collector's.
+    start: (Instant, Duration),
     processor: ProcessorMetrics,
     metrics: Metrics,
     logs: LogLimiter,
@@ -80,7 +82,12 @@ pub struct TailSampling {
 impl TailSampling {
     /// Builds processor `id` (traces only; the config was validated).
     pub fn new(id: &str, config: &TailSamplingConfig, telemetry: &Arc<Telemetry>) -> Self {
-        let start = Instant::now();
+        let start = (
+            Instant::now(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
         let policies = policy::build(config);
         let t = telemetry;
         let p = [("processor", id)];
@@ -304,7 +311,7 @@ impl TailSampling {
                 }
             }
         }
-        let second = now.saturating_duration_since(self.start).as_secs();
+        let second = (self.start.1 + now.saturating_duration_since(self.start.0)).as_secs();
         // As the Collector: `drop` policies come first and the first that
         // matches ends the evaluation; otherwise every policy is evaluated
         // (each counts its verdict) and any that samples keeps the trace.

@@ -365,25 +365,22 @@ impl Policy {
             "and" => Kind::And(subs(&c.and.and_sub_policy)),
             "drop" => Kind::Drop(subs(&c.drop.drop_sub_policy)),
             "composite" => {
+                // As the Collector v0.161: the sub-policies in their listed
+                // order (`policy_order` is read but not used), each with its
+                // `rate_allocation` percent of the total, or an equal share
+                // where it has none (or 0).
                 let comp = &c.composite;
                 let total = comp.max_total_spans_per_second;
                 let equal = total / comp.composite_sub_policy.len().max(1) as i64;
                 let share_of = |name: &str| {
                     comp.rate_allocation
                         .iter()
-                        .find(|r| r.policy == name)
-                        .map_or(0, |r| {
-                            if r.percent > 0 {
-                                (r.percent as f64 / 100.0 * total as f64) as i64
-                            } else {
-                                equal
-                            }
-                        })
+                        .find(|r| r.policy == name && r.percent > 0)
+                        .map_or(equal, |r| (r.percent as f64 / 100.0 * total as f64) as i64)
                 };
                 let shares = comp
-                    .policy_order
+                    .composite_sub_policy
                     .iter()
-                    .filter_map(|name| comp.composite_sub_policy.iter().find(|s| &s.name == name))
                     .map(|s| Share {
                         policy: Policy::new(s),
                         max_spans_per_second: share_of(&s.name),
@@ -405,7 +402,7 @@ impl Policy {
     }
 
     /// This policy's verdict on `trace` (`trace_id` is its 16-byte id;
-    /// `second` counts whole seconds since the processor started).
+    /// `second` is the current Unix second).
     pub fn evaluate(
         &mut self,
         trace_id: &[u8; 16],

@@ -468,3 +468,30 @@ fn the_light_span_read_agrees_with_the_full_one() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn composite_follows_its_sub_policy_list_and_shares_equally_by_default() {
+    // As the Collector v0.161: `policy_order` is not used (the listed
+    // order is), and a sub-policy without a `rate_allocation` gets an equal
+    // share (2 spans a second each here).
+    let mut errors = policy("status_code", |p| {
+        p.status_code.status_codes = vec!["ERROR".into()]
+    });
+    errors.name = "errors".into();
+    let mut all = policy("always_sample", |_| {});
+    all.name = "all".into();
+    let cfg = config(vec![policy("composite", |p| {
+        p.composite.max_total_spans_per_second = 4;
+        p.composite.policy_order = vec!["all".into(), "errors".into()];
+        p.composite.composite_sub_policy = vec![errors, all];
+    })]);
+    let spans = vec![
+        span(1, 0, 1, 2, vec![]),
+        span(2, 0, 1, 0, vec![]),
+        span(3, 0, 1, 0, vec![]),
+        span(4, 0, 1, 2, vec![]),
+        span(5, 0, 1, 0, vec![]),
+    ];
+    // 1 and 4 take the errors' share, 2 and 3 the other; 5 finds no room.
+    assert_eq!(run(&cfg, spans).1, vec![1, 2, 3, 4]);
+}
