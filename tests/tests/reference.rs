@@ -557,8 +557,9 @@ async fn tail_sampling_keeps_the_traces_the_collector_keeps() {
     );
 }
 
-/// `rate_limiting` and `bytes_limiting` (token buckets, full at start), and
-/// a `drop` policy listed after a rate limiter, each in its own pipeline.
+/// `rate_limiting` and `bytes_limiting` (token buckets, full at start), a
+/// `drop` policy listed after a rate limiter, and a `composite` whose
+/// sub-policies share its budget equally, each in its own pipeline.
 /// `{size}` is the size both give one trace of the traffic below.
 const TAIL_LIMITS: &str = "
 processors:
@@ -578,6 +579,17 @@ processors:
       - name: d
         type: drop
         drop: {drop_sub_policy: [{name: e, type: status_code, status_code: {status_codes: [ERROR]}}]}
+  tail_sampling/composite:
+    decision_wait: 1s
+    policies:
+      - name: c
+        type: composite
+        composite:
+          max_total_spans_per_second: 40
+          policy_order: [all, e]
+          composite_sub_policy:
+            - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+            - {name: all, type: always_sample}
 exporters:
   file/rate:
     path: {dir}/rate.jsonl
@@ -587,12 +599,15 @@ exporters:
     path: {dir}/bytes.jsonl
   file/drop:
     path: {dir}/drop.jsonl
+  file/composite:
+    path: {dir}/composite.jsonl
 service:
   pipelines:
     traces/rate: {receivers: [otlp], processors: [tail_sampling/rate], exporters: [file/rate]}
     traces/burst: {receivers: [otlp], processors: [tail_sampling/burst], exporters: [file/burst]}
     traces/bytes: {receivers: [otlp], processors: [tail_sampling/bytes], exporters: [file/bytes]}
     traces/drop: {receivers: [otlp], processors: [tail_sampling/drop], exporters: [file/drop]}
+    traces/composite: {receivers: [otlp], processors: [tail_sampling/composite], exporters: [file/composite]}
 ";
 
 /// Spans per trace id in the sorted items of [`items`], checking that
@@ -673,7 +688,13 @@ async fn tail_sampling_limiters_keep_as_many_traces_as_the_collector() {
     }
     // Both decide one second after the first span; give them three.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let names = ["rate.jsonl", "burst.jsonl", "bytes.jsonl", "drop.jsonl"];
+    let names = [
+        "rate.jsonl",
+        "burst.jsonl",
+        "bytes.jsonl",
+        "drop.jsonl",
+        "composite.jsonl",
+    ];
     let files = both.stop_and_read(&names);
     let kept: Vec<(usize, usize)> = files
         .iter()
@@ -687,6 +708,13 @@ async fn tail_sampling_limiters_keep_as_many_traces_as_the_collector() {
     // rate: a bucket of 60 spans (twice the rate) holds 15 traces of 4;
     // burst: 25 spans hold 6; bytes: 7.5 traces' size holds 7; drop: the 20
     // traces with an error are dropped before the limiter sees them, and its
-    // 20 spans hold 5 of the others.
-    assert_eq!(kept, vec![(15, 15), (6, 6), (7, 7), (5, 5)], "{names:?}");
+    // 20 spans hold 5 of the others; composite: its sub-policies in their
+    // listed order (not `policy_order`), 20 spans a second each (no
+    // rate_allocation): the error traces go to `e`, which keeps 5 of them,
+    // the others to `all`, which keeps 5 (all within one second).
+    assert_eq!(
+        kept,
+        vec![(15, 15), (6, 6), (7, 7), (5, 5), (10, 10)],
+        "{names:?}"
+    );
 }
