@@ -167,12 +167,14 @@ pub struct StringAttributeConfig {
     pub invert_match: bool,
 }
 
-/// `rate_limiting`: at most this many spans per second.
+/// `rate_limiting`: a token bucket over traces' span counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitingConfig {
-    /// Spans sampled per second.
+    /// Spans per second refilled.
     pub spans_per_second: i64,
+    /// Bucket size in spans (default 0: twice `spans_per_second`).
+    pub burst_capacity: i64,
 }
 
 /// `bytes_limiting`: a token bucket over traces' encoded bytes.
@@ -234,14 +236,15 @@ pub struct DropConfig {
     pub drop_sub_policy: Vec<PolicyConfig>,
 }
 
-/// `composite`: the first sub-policy (in `policy_order`) that samples and
-/// still has span budget this second.
+/// `composite`: the first sub-policy (in `composite_sub_policy` order, as
+/// the Collector v0.161) that samples and still has span budget this second.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompositeConfig {
     /// Spans per second across the sub-policies.
     pub max_total_spans_per_second: i64,
-    /// Sub-policy names, in evaluation order.
+    /// Sub-policy names; read but not used for the order (as the Collector
+    /// v0.161).
     pub policy_order: Vec<String>,
     /// The sub-policies.
     pub composite_sub_policy: Vec<PolicyConfig>,

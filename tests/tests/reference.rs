@@ -556,3 +556,165 @@ async fn tail_sampling_keeps_the_traces_the_collector_keeps() {
         "{kept:?}"
     );
 }
+
+/// `rate_limiting` and `bytes_limiting` (token buckets, full at start), a
+/// `drop` policy listed after a rate limiter, and a `composite` whose
+/// sub-policies share its budget equally, each in its own pipeline.
+/// `{size}` is the size both give one trace of the traffic below.
+const TAIL_LIMITS: &str = "
+processors:
+  tail_sampling/rate:
+    decision_wait: 1s
+    policies: [{name: r, type: rate_limiting, rate_limiting: {spans_per_second: 30}}]
+  tail_sampling/burst:
+    decision_wait: 1s
+    policies: [{name: r, type: rate_limiting, rate_limiting: {spans_per_second: 10, burst_capacity: 25}}]
+  tail_sampling/bytes:
+    decision_wait: 1s
+    policies: [{name: b, type: bytes_limiting, bytes_limiting: {bytes_per_second: 10, burst_capacity: {size}}}]
+  tail_sampling/drop:
+    decision_wait: 1s
+    policies:
+      - {name: r, type: rate_limiting, rate_limiting: {spans_per_second: 10, burst_capacity: 20}}
+      - name: d
+        type: drop
+        drop: {drop_sub_policy: [{name: e, type: status_code, status_code: {status_codes: [ERROR]}}]}
+  tail_sampling/composite:
+    decision_wait: 1s
+    policies:
+      - name: c
+        type: composite
+        composite:
+          max_total_spans_per_second: 40
+          policy_order: [all, e]
+          composite_sub_policy:
+            - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}
+            - {name: all, type: always_sample}
+exporters:
+  file/rate:
+    path: {dir}/rate.jsonl
+  file/burst:
+    path: {dir}/burst.jsonl
+  file/bytes:
+    path: {dir}/bytes.jsonl
+  file/drop:
+    path: {dir}/drop.jsonl
+  file/composite:
+    path: {dir}/composite.jsonl
+service:
+  pipelines:
+    traces/rate: {receivers: [otlp], processors: [tail_sampling/rate], exporters: [file/rate]}
+    traces/burst: {receivers: [otlp], processors: [tail_sampling/burst], exporters: [file/burst]}
+    traces/bytes: {receivers: [otlp], processors: [tail_sampling/bytes], exporters: [file/bytes]}
+    traces/drop: {receivers: [otlp], processors: [tail_sampling/drop], exporters: [file/drop]}
+    traces/composite: {receivers: [otlp], processors: [tail_sampling/composite], exporters: [file/composite]}
+";
+
+/// Spans per trace id in the sorted items of [`items`], checking that
+/// every span of a kept trace is there.
+fn whole_traces(items: &[String], spans_each: usize) -> usize {
+    let mut per_trace = std::collections::BTreeMap::<String, usize>::new();
+    for item in items {
+        let v: serde_json::Value = serde_json::from_str(item).unwrap();
+        *per_trace
+            .entry(v["item"]["traceId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        per_trace.values().all(|n| *n == spans_each),
+        "a trace kept in part: {per_trace:?}"
+    );
+    per_trace.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_sampling_limiters_keep_as_many_traces_as_the_collector() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+    // 40 traces of 4 spans, all of one size, every other one with an error
+    // span, in one request: both hold them all and decide them at one tick,
+    // in an order of their own (the Collector's is a Go map's), so the
+    // budgets, full at start, decide how many traces are kept, not which.
+    let start = 1_700_000_000_000_000_000u64;
+    let request = |traces: std::ops::Range<u64>| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_attr("service.name", "agent")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "limits".into(),
+                    ..Default::default()
+                }),
+                spans: traces
+                    .flat_map(|t| {
+                        (0..4u64).map(move |n| Span {
+                            trace_id: sampled_trace_id(t),
+                            span_id: (t * 4 + n + 1).to_be_bytes().to_vec(),
+                            name: format!("span {n}"),
+                            start_time_unix_nano: start,
+                            end_time_unix_nano: start + 1_000_000,
+                            status: Some(Status {
+                                code: if t % 2 == 1 && n == 3 { 2 } else { 1 },
+                                message: String::new(),
+                            }),
+                            ..Default::default()
+                        })
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    // The size of one trace as the Collector's bytes_limiting counts it: its
+    // spans in one ResourceSpans under their resource and scope.
+    let size = request(0..1).encoded_len();
+    let config = TAIL_LIMITS.replace("{size}", &(size * 7 + size / 2).to_string());
+    let Some(mut both) = SideBySide::start("tail_sampling_limits", &config) else {
+        return;
+    };
+    let body = request(0..40).encode_to_vec();
+    for http in [both.tern.http, both.refcol.http] {
+        let mut conn = HttpConn::connect(http).await;
+        assert_eq!(
+            conn.post_proto("/v1/traces", body.clone()).await.status,
+            200
+        );
+    }
+    // Both decide one second after the first span; give them three.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let names = [
+        "rate.jsonl",
+        "burst.jsonl",
+        "bytes.jsonl",
+        "drop.jsonl",
+        "composite.jsonl",
+    ];
+    let files = both.stop_and_read(&names);
+    let kept: Vec<(usize, usize)> = files
+        .iter()
+        .map(|(tern, refcol)| {
+            (
+                whole_traces(&items("traces", tern), 4),
+                whole_traces(&items("traces", refcol), 4),
+            )
+        })
+        .collect();
+    // rate: a bucket of 60 spans (twice the rate) holds 15 traces of 4;
+    // burst: 25 spans hold 6; bytes: 7.5 traces' size holds 7; drop: the 20
+    // traces with an error are dropped before the limiter sees them, and its
+    // 20 spans hold 5 of the others; composite: its sub-policies in their
+    // listed order (not `policy_order`), 20 spans a second each (no
+    // rate_allocation): the error traces go to `e`, which keeps 5 of them,
+    // the others to `all`, which keeps 5 (all within one second).
+    assert_eq!(
+        kept,
+        vec![(15, 15), (6, 6), (7, 7), (5, 5), (10, 10)],
+        "{names:?}"
+    );
+}

@@ -250,3 +250,182 @@ async fn the_byte_bound_decides_the_oldest_traces_early() {
         .sum();
     assert_eq!(spans, sent, "every span written (early, or at shutdown)");
 }
+
+/// `max_held_bytes` of this test's processor (32 MiB).
+const HELD_MIB: u64 = 32;
+
+/// Fixed overhead the process may grow by on top of `max_held_bytes`, over
+/// the idle process (docs/configuration.md, `max_held_bytes`): the
+/// receiver's request buffers (4 connections, 1 MiB requests, each decoded
+/// and validated), the pipeline queue in front of the processor, the
+/// processor's bookkeeping per held span (about 30 bytes: 2 % of these
+/// 1.3 KiB spans), the kept traces on their way out, and what the allocator
+/// keeps. Without the bound the process would hold the three times 32 MiB
+/// sent, and more.
+const OVERHEAD_MIB: u64 = 40;
+
+const UNDER_LOAD: &str = r#"
+processors:
+  tail_sampling:
+    decision_wait: 300s
+    num_traces: 10000000
+    max_held_bytes: 33554432
+    policies: [{name: share, type: probabilistic, probabilistic: {sampling_percentage: 10}}]
+exporters:
+  nop:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [nop]
+"#;
+
+/// Request `r` of the load: 800 spans of about 1.3 KiB (an LLM call with its
+/// prompt), 4 of each of 200 traces; a trace's other 4 spans are in the
+/// request before or after, so requests stay held until the traces of both
+/// are decided.
+fn load_request(r: u32) -> Vec<u8> {
+    let start = 1_700_000_000_000_000_000u64;
+    let prompt = "p".repeat(1200);
+    let spans = (0..200u32)
+        .flat_map(|j| {
+            let t = r * 100 + j;
+            let mut id = vec![0xa5; 16];
+            id[..4].copy_from_slice(&t.to_be_bytes());
+            let prompt = &prompt;
+            (0..4u32).map(move |n| Span {
+                trace_id: id.clone(),
+                span_id: [r.to_be_bytes(), (j * 4 + n).to_be_bytes()].concat(),
+                name: "chat gpt-4o".into(),
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 20_000_000,
+                attributes: vec![kv("gen_ai.prompt", prompt)],
+                ..Default::default()
+            })
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: vec![kv("service.name", "agent")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Under three times what `max_held_bytes` lets it hold for one
+/// `decision_wait` (100 MiB sent as fast as it takes them, over four
+/// connections, within a 300 s wait), the process's resident memory stays
+/// under the bound plus a fixed overhead, and every trace it no longer
+/// holds was decided early and counted with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_under_the_byte_bound_at_three_times_the_load() {
+    let mut tern = Tern::start(UNDER_LOAD);
+    let baseline = tern_e2e::peak_rss(tern.pid());
+    let requests: Vec<Vec<u8>> = (0..100).map(load_request).collect();
+    let sent_bytes: usize = requests.iter().map(Vec::len).sum();
+    assert!(sent_bytes as u64 >= (3 * HELD_MIB) << 20, "{sent_bytes}");
+    let requests = std::sync::Arc::new(requests);
+    let mut senders = Vec::new();
+    for c in 0..4 {
+        let (requests, port) = (requests.clone(), tern.http);
+        senders.push(tokio::spawn(async move {
+            let mut conn = HttpConn::connect(port).await;
+            let (mut accepted, mut refused) = (0u64, 0u64);
+            for body in requests.iter().skip(c).step_by(4) {
+                match conn.post_proto("/v1/traces", body.clone()).await.status {
+                    200 => accepted += 1,
+                    503 | 429 => refused += 1,
+                    s => panic!("status {s}"),
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    for s in senders {
+        let (a, r) = s.await.unwrap();
+        accepted += a;
+        refused += r;
+    }
+    let p = "processor=\"tail_sampling\"";
+    let m = tern
+        .self_metrics_until("every accepted span taken in", |m| {
+            counter(
+                m,
+                "otelcol_processor_incoming_items_total",
+                "processor=\"tail_sampling\",otel_signal=\"traces\"",
+            ) == accepted * 800
+        })
+        .await;
+    let peak = tern_e2e::peak_rss(tern.pid());
+    let early = counter(
+        &m,
+        "tern_processor_tail_sampling_early_decisions_total",
+        "processor=\"tail_sampling\",reason=\"max_held_bytes\"",
+    );
+    let new = counter(
+        &m,
+        "otelcol_processor_tail_sampling_new_trace_id_received_total",
+        p,
+    );
+    let held_traces = counter(
+        &m,
+        "otelcol_processor_tail_sampling_sampling_traces_on_memory",
+        p,
+    );
+    let held = counter(&m, "tern_processor_tail_sampling_held_bytes", p);
+    let global = "otelcol_processor_tail_sampling_global_count_traces_sampled_total";
+    let decided = counter(&m, global, "processor=\"tail_sampling\",sampled=\"true\"")
+        + counter(&m, global, "processor=\"tail_sampling\",sampled=\"false\"");
+    eprintln!(
+        "tail_sampling under load: baseline {} MiB, peak {} MiB, bound {HELD_MIB} MiB + {OVERHEAD_MIB} MiB; \
+         sent {} MiB in 100 requests, accepted {accepted}, refused {refused}; traces {new}, early {early}, held {held_traces} ({} MiB)",
+        baseline >> 20,
+        peak >> 20,
+        sent_bytes >> 20,
+        held >> 20
+    );
+    assert!(
+        accepted * 800 * 1300 > 2 * (HELD_MIB << 20),
+        "accepted {accepted}"
+    );
+    assert!(held <= HELD_MIB << 20, "held {held} bytes");
+    // Nothing is due before 300 s and num_traces is far away: every trace
+    // not held any more was decided early, for the byte bound, and counted.
+    assert!(
+        early > 0 && held_traces > 0,
+        "early {early}, held {held_traces}"
+    );
+    assert_eq!(
+        new,
+        early + held_traces,
+        "traces seen = decided early + held"
+    );
+    assert_eq!(decided, early, "every decision so far was an early one");
+    assert_eq!(
+        counter(
+            &m,
+            "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total",
+            p
+        ),
+        0
+    );
+    let bound = baseline + (HELD_MIB + OVERHEAD_MIB) * 1024 * 1024;
+    assert!(
+        peak < bound,
+        "peak RSS {} MiB over {} MiB (baseline {} MiB)",
+        peak >> 20,
+        bound >> 20,
+        baseline >> 20
+    );
+    assert!(tern.stop().success(), "{}", tern.logs());
+}

@@ -61,12 +61,19 @@ pub struct TailSampling {
     max_held_bytes: usize,
     drop_pending_on_shutdown: bool,
     policies: Vec<Policy>,
+    /// Whether a policy reads a trace's size (which costs a walk of it).
+    reads_size: bool,
+    /// Whether a policy reads attributes (which costs a full read of each
+    /// span and of its resource).
+    reads_attributes: bool,
     store: Store,
     sampled: Decided,
     not_sampled: Decided,
     /// Bytes of the requests still referenced by held spans.
     held: Arc<AtomicUsize>,
-    start: Instant,
+    /// When the processor started, and the Unix time then: `composite`
+    /// budgets are per Unix second, as the Collector's.
+    start: (Instant, Duration),
     processor: ProcessorMetrics,
     metrics: Metrics,
     logs: LogLimiter,
@@ -75,7 +82,12 @@ pub struct TailSampling {
 impl TailSampling {
     /// Builds processor `id` (traces only; the config was validated).
     pub fn new(id: &str, config: &TailSamplingConfig, telemetry: &Arc<Telemetry>) -> Self {
-        let start = Instant::now();
+        let start = (
+            Instant::now(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
         let policies = policy::build(config);
         let t = telemetry;
         let p = [("processor", id)];
@@ -158,6 +170,8 @@ impl TailSampling {
             num_traces: usize::try_from(config.num_traces).unwrap_or(usize::MAX),
             max_held_bytes: usize::try_from(config.max_held_bytes).unwrap_or(usize::MAX),
             drop_pending_on_shutdown: config.drop_pending_traces_on_shutdown,
+            reads_size: policies.iter().any(Policy::reads_size),
+            reads_attributes: policies.iter().any(Policy::reads_attributes),
             policies,
             store: Store::with_capacity(capacity),
             sampled: Decided::new(config.decision_cache.sampled_cache_size),
@@ -185,41 +199,26 @@ impl TailSampling {
         let origin = Origin::new(batch, &self.held);
         let mut out = Vec::new();
         let mut late = Vec::new();
-        let mut incoming = Vec::new();
-        let read = store::spans(&origin, &chunks, |id, held| incoming.push((id, held)));
+        let mut intake = Intake {
+            store: &mut self.store,
+            sampled: &self.sampled,
+            not_sampled: &self.not_sampled,
+            metrics: &self.metrics,
+            logs: &mut self.logs,
+            processor: &self.id,
+            num_traces: self.num_traces,
+            now,
+            run_id: [0; 16],
+            run: Vec::new(),
+            late: &mut late,
+        };
+        let read = store::spans(&origin, &chunks, |id, held| intake.span(id, held));
+        intake.flush();
         drop(origin);
         if let Err(e) = read {
             // Receivers validated every request: this is a bug, not bad input.
-            tracing::error!(processor = %self.id, error = %e, reason = "unreadable request", "dropped spans");
+            tracing::error!(processor = %self.id, error = %e, reason = "unreadable request", "dropped the spans after an unreadable part of a request");
             return out;
-        }
-        for (id, held) in incoming {
-            let remembered = match (self.sampled.get(&id), self.not_sampled.get(&id)) {
-                (Some(at), _) => Some((true, at)),
-                (None, Some(at)) => Some((false, at)),
-                (None, None) => None,
-            };
-            if let Some((keep, at)) = remembered {
-                self.metrics.early_release[usize::from(keep)].add(1);
-                self.metrics
-                    .late_span_age
-                    .observe(now.saturating_duration_since(at));
-                if keep {
-                    late.push(held);
-                }
-                continue;
-            }
-            if self.store.add(id, held, now) {
-                self.metrics.new_trace.add(1);
-                if self.store.len() > self.num_traces
-                    && let Some((old, _)) = self.store.pop_oldest()
-                {
-                    self.metrics.dropped_too_early.add(1);
-                    if let Some(held) = self.logs.allow() {
-                        tracing::warn!(processor = %self.id, trace_id = %hex(&old), held_back = held, reason = "num_traces", "dropped a trace before its decision");
-                    }
-                }
-            }
         }
         if !late.is_empty() {
             out.push(store::encode(&late));
@@ -276,40 +275,67 @@ impl TailSampling {
         let mut data = TraceData {
             spans: Vec::with_capacity(trace.spans.len()),
             span_count: trace.spans.len() as u64,
-            bytes: trace.bytes,
+            size: if self.reads_size {
+                store::collector_size(&trace.spans)
+            } else {
+                0
+            },
         };
-        // Spans of one scope share their resource: read it once per scope.
-        let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
-        for held in &trace.spans {
-            let r = match resource {
-                Some((scope, r)) if Arc::ptr_eq(scope, &held.scope) => Ok(r),
-                _ => store::resource(held),
-            };
-            match r.and_then(|r| Ok((Span::from_wire(&held.span)?, r))) {
-                Ok((span, r)) => {
-                    resource = Some((&held.scope, r));
-                    data.spans.push((span, r));
+        if self.reads_attributes {
+            // Spans of one resource envelope share it: read it once for them.
+            let mut resource: Option<(&Arc<store::Envelope>, Option<Resource<'_>>)> = None;
+            for held in &trace.spans {
+                let r = match (resource, &held.scope.parent) {
+                    (Some((last, r)), Some(p)) if Arc::ptr_eq(last, p) => Ok(r),
+                    _ => store::resource(held),
+                };
+                match r.and_then(|r| Ok((Span::from_wire(held.bytes())?, r))) {
+                    Ok((span, r)) => {
+                        if let Some(p) = &held.scope.parent {
+                            resource = Some((p, r));
+                        }
+                        data.spans.push((span, r));
+                    }
+                    Err(e) => {
+                        tracing::error!(processor = %self.id, error = %e, "unreadable held span");
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(processor = %self.id, error = %e, "unreadable held span");
+            }
+        } else {
+            for held in &trace.spans {
+                match store::span_without_attributes(held.bytes()) {
+                    Ok(span) => data.spans.push((span, None)),
+                    Err(e) => {
+                        tracing::error!(processor = %self.id, error = %e, "unreadable held span");
+                    }
                 }
             }
         }
-        let second = now.saturating_duration_since(self.start).as_secs();
-        let mut verdicts = Vec::with_capacity(self.policies.len());
+        let second = (self.start.1 + now.saturating_duration_since(self.start.0)).as_secs();
+        // As the Collector: `drop` policies come first and the first that
+        // matches ends the evaluation; otherwise every policy is evaluated
+        // (each counts its verdict) and any that samples keeps the trace.
+        let (mut keep, mut dropped) = (false, false);
         for (i, p) in self.policies.iter_mut().enumerate() {
             let v = match p.evaluate(&id, &data, now, second) {
                 Ok(v) => v,
                 Err(e) => {
                     self.metrics.evaluation_error.add(1);
                     tracing::debug!(processor = %self.id, policy = %p.name, error = %e, "policy evaluation failed");
-                    policy::Verdict::NotSampled
+                    continue;
                 }
             };
             self.metrics.per_policy[i][usize::from(v.samples())].add(1);
-            verdicts.push(v);
+            match v {
+                policy::Verdict::Dropped => {
+                    dropped = true;
+                    break;
+                }
+                policy::Verdict::Sampled => keep = true,
+                policy::Verdict::NotSampled => {}
+            }
         }
-        let keep = policy::decide(verdicts);
+        let keep = keep && !dropped;
         self.metrics.global[usize::from(keep)].add(1);
         if keep {
             self.sampled.insert(id, now);
@@ -369,6 +395,77 @@ impl TailSampling {
             }
         }
         self.emit(encoded(&out), &output).await;
+    }
+}
+
+/// Takes the spans of one batch into the trace table, run by run: the
+/// spans an SDK sends of one trace usually come one after another, and a
+/// run costs one look-up.
+struct Intake<'a> {
+    store: &'a mut Store,
+    sampled: &'a Decided,
+    not_sampled: &'a Decided,
+    metrics: &'a Metrics,
+    logs: &'a mut LogLimiter,
+    processor: &'a str,
+    num_traces: usize,
+    now: Instant,
+    /// The trace id of the spans in `run`.
+    run_id: [u8; 16],
+    run: Vec<HeldSpan>,
+    /// Spans of traces remembered as sampled: released at once.
+    late: &'a mut Vec<HeldSpan>,
+}
+
+impl Intake<'_> {
+    /// One span, with its trace id.
+    fn span(&mut self, id: [u8; 16], held: HeldSpan) {
+        if id != self.run_id {
+            self.flush();
+            self.run_id = id;
+        }
+        self.run.push(held);
+    }
+
+    /// Files the current run under its trace.
+    fn flush(&mut self) {
+        if self.run.is_empty() {
+            return;
+        }
+        let id = self.run_id;
+        // A held trace is never in a decision cache: look there only for
+        // a trace not held.
+        if self.store.extend_held(&id, &mut self.run) {
+            return;
+        }
+        let remembered = match (self.sampled.get(&id), self.not_sampled.get(&id)) {
+            (Some(at), _) => Some((true, at)),
+            (None, Some(at)) => Some((false, at)),
+            (None, None) => None,
+        };
+        if let Some((keep, at)) = remembered {
+            let m = self.metrics;
+            m.early_release[usize::from(keep)].add(self.run.len() as u64);
+            for _ in 0..self.run.len() {
+                m.late_span_age
+                    .observe(self.now.saturating_duration_since(at));
+            }
+            if keep {
+                self.late.append(&mut self.run);
+            }
+            self.run.clear();
+            return;
+        }
+        self.store.add_new(id, &mut self.run, self.now);
+        self.metrics.new_trace.add(1);
+        if self.store.len() > self.num_traces
+            && let Some((old, _)) = self.store.pop_oldest()
+        {
+            self.metrics.dropped_too_early.add(1);
+            if let Some(held) = self.logs.allow() {
+                tracing::warn!(processor = %self.processor, trace_id = %hex(&old), held_back = held, reason = "num_traces", "dropped a trace before its decision");
+            }
+        }
     }
 }
 

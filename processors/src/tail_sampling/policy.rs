@@ -1,8 +1,9 @@
-//! The policies: built from their config, each evaluates one held trace (read
-//! through views over its spans' bytes) to a [`Verdict`], and [`decide`]
-//! combines the verdicts of the top-level policies the Collector's way:
-//! any `drop` or inverted not-sampled verdict drops the trace, otherwise any
-//! sampled (or inverted sampled) verdict keeps it.
+//! The policies: built from their config (`drop` policies first, as the
+//! Collector orders them), each evaluates one held trace (read through views
+//! over its spans' bytes) to a [`Verdict`]. The processor combines them the
+//! Collector's (v0.161) way: the first `drop` verdict ends the evaluation and
+//! drops the trace; otherwise every policy is evaluated and any sampled
+//! verdict keeps it. `invert_match` samples what does not match (no veto).
 
 use std::collections::HashMap;
 
@@ -19,32 +20,32 @@ pub enum Verdict {
     Sampled,
     /// This policy does not keep it.
     NotSampled,
-    /// An inverted match kept it (nothing matched).
-    InvertSampled,
-    /// An inverted match rejects it: the trace is not sampled, whatever
-    /// other policies say.
-    InvertNotSampled,
     /// A `drop` policy matched: the trace is not sampled, whatever other
     /// policies say.
     Dropped,
 }
 
 impl Verdict {
-    /// True for the verdicts that keep the trace.
+    /// True for the verdict that keeps the trace.
     pub fn samples(self) -> bool {
-        matches!(self, Verdict::Sampled | Verdict::InvertSampled)
+        self == Verdict::Sampled
     }
 }
 
 /// A held trace as the policies read it.
 #[derive(Debug, Default)]
 pub struct TraceData<'a> {
-    /// Each span with its resource.
+    /// Each span with its resource. Where no policy reads attributes, only
+    /// the spans' times, status code and trace state are read, and no
+    /// resource ([`super::store::span_without_attributes`]).
     pub spans: Vec<(Span<'a>, Option<Resource<'a>>)>,
     /// Spans received for it.
     pub span_count: u64,
-    /// Encoded bytes of its spans.
-    pub bytes: u64,
+    /// Its size as the Collector's `bytes_limiting` counts it: the encoded
+    /// size of its spans under their resources and scopes, one
+    /// `ResourceSpans` per request and resource it came in
+    /// ([`super::store::collector_size`]); 0 when no policy reads it.
+    pub size: u64,
 }
 
 impl<'a> TraceData<'a> {
@@ -128,6 +129,51 @@ impl PerSecond {
     }
 }
 
+/// A token bucket as the Collector's limiters keep one (Go's
+/// `rate.Limiter`): full at first, refilled continuously at `rate` per
+/// second up to `capacity`; a trace passes when the bucket holds its
+/// whole cost, which is then taken out.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl Bucket {
+    /// `rate` per second, holding `burst` (0 or less: twice the rate).
+    fn new(rate: i64, burst: i64) -> Bucket {
+        let capacity = if burst > 0 {
+            burst
+        } else {
+            rate.saturating_mul(2)
+        } as f64;
+        Bucket {
+            rate: rate as f64,
+            capacity,
+            tokens: capacity,
+            last: None,
+        }
+    }
+
+    /// Takes `cost` out at `now` if the bucket holds it.
+    fn take(&mut self, cost: u64, now: Instant) -> bool {
+        if let Some(l) = self.last {
+            let refill = now.saturating_duration_since(l).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.capacity);
+        }
+        self.last = Some(now);
+        let cost = cost as f64;
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// One `composite` sub-policy with its share.
 #[derive(Debug)]
 struct Share {
@@ -165,15 +211,11 @@ enum Kind {
         value: bool,
         invert: bool,
     },
-    RateLimiting {
-        spans_per_second: i64,
-        used: PerSecond,
-    },
-    BytesLimiting {
-        rate: f64,
-        capacity: f64,
-        tokens: f64,
-        last: Option<Instant>,
+    /// `rate_limiting` (a trace costs its span count) or `bytes_limiting`
+    /// (a trace costs its size).
+    Limiting {
+        bucket: Bucket,
+        bytes: bool,
     },
     SpanCount {
         min: i64,
@@ -202,12 +244,41 @@ pub struct Policy {
 /// The Collector's default `hash_salt`.
 const DEFAULT_SALT: &str = "default-hash-seed";
 
-/// Builds the top-level policies (the config was validated).
+/// Builds the top-level policies (the config was validated): the `drop`
+/// policies first, then the others, each group in config order.
 pub fn build(config: &TailSamplingConfig) -> Vec<Policy> {
-    config.policies.iter().map(Policy::new).collect()
+    let (drops, others): (Vec<_>, Vec<_>) = config.policies.iter().partition(|c| c.kind == "drop");
+    drops.into_iter().chain(others).map(Policy::new).collect()
 }
 
 impl Policy {
+    /// True when this policy or one of its sub-policies is of a `leaf`
+    /// kind.
+    fn any(&self, leaf: &impl Fn(&Kind) -> bool) -> bool {
+        match &self.kind {
+            Kind::And(subs) | Kind::Drop(subs) => subs.iter().any(|p| p.any(leaf)),
+            Kind::Composite { shares, .. } => shares.iter().any(|s| s.policy.any(leaf)),
+            kind => leaf(kind),
+        }
+    }
+
+    /// True when this policy (or a sub-policy) reads [`TraceData::size`].
+    pub fn reads_size(&self) -> bool {
+        self.any(&|k| matches!(k, Kind::Limiting { bytes: true, .. }))
+    }
+
+    /// True when this policy (or a sub-policy) reads attributes (of spans
+    /// and resources): the others read only a span's times, status and
+    /// trace state.
+    pub fn reads_attributes(&self) -> bool {
+        self.any(&|k| {
+            matches!(
+                k,
+                Kind::Numeric { .. } | Kind::StringAttribute { .. } | Kind::Boolean { .. }
+            )
+        })
+    }
+
     fn new(c: &PolicyConfig) -> Policy {
         let subs = |list: &[PolicyConfig]| list.iter().map(Policy::new).collect();
         let kind = match c.kind.as_str() {
@@ -269,24 +340,20 @@ impl Policy {
                 value: c.boolean_attribute.value,
                 invert: c.boolean_attribute.invert_match,
             },
-            "rate_limiting" => Kind::RateLimiting {
-                spans_per_second: c.rate_limiting.spans_per_second,
-                used: PerSecond::default(),
+            "rate_limiting" => Kind::Limiting {
+                bucket: Bucket::new(
+                    c.rate_limiting.spans_per_second,
+                    c.rate_limiting.burst_capacity,
+                ),
+                bytes: false,
             },
-            "bytes_limiting" => {
-                let b = c.bytes_limiting;
-                let capacity = if b.burst_capacity > 0 {
-                    b.burst_capacity
-                } else {
-                    b.bytes_per_second.saturating_mul(2)
-                } as f64;
-                Kind::BytesLimiting {
-                    rate: b.bytes_per_second as f64,
-                    capacity,
-                    tokens: capacity,
-                    last: None,
-                }
-            }
+            "bytes_limiting" => Kind::Limiting {
+                bucket: Bucket::new(
+                    c.bytes_limiting.bytes_per_second,
+                    c.bytes_limiting.burst_capacity,
+                ),
+                bytes: true,
+            },
             "span_count" => Kind::SpanCount {
                 min: i64::from(c.span_count.min_spans),
                 max: i64::from(c.span_count.max_spans),
@@ -298,25 +365,22 @@ impl Policy {
             "and" => Kind::And(subs(&c.and.and_sub_policy)),
             "drop" => Kind::Drop(subs(&c.drop.drop_sub_policy)),
             "composite" => {
+                // As the Collector v0.161: the sub-policies in their listed
+                // order (`policy_order` is read but not used), each with its
+                // `rate_allocation` percent of the total, or an equal share
+                // where it has none (or 0).
                 let comp = &c.composite;
                 let total = comp.max_total_spans_per_second;
                 let equal = total / comp.composite_sub_policy.len().max(1) as i64;
                 let share_of = |name: &str| {
                     comp.rate_allocation
                         .iter()
-                        .find(|r| r.policy == name)
-                        .map_or(0, |r| {
-                            if r.percent > 0 {
-                                (r.percent as f64 / 100.0 * total as f64) as i64
-                            } else {
-                                equal
-                            }
-                        })
+                        .find(|r| r.policy == name && r.percent > 0)
+                        .map_or(equal, |r| (r.percent as f64 / 100.0 * total as f64) as i64)
                 };
                 let shares = comp
-                    .policy_order
+                    .composite_sub_policy
                     .iter()
-                    .filter_map(|name| comp.composite_sub_policy.iter().find(|s| &s.name == name))
                     .map(|s| Share {
                         policy: Policy::new(s),
                         max_spans_per_second: share_of(&s.name),
@@ -338,7 +402,7 @@ impl Policy {
     }
 
     /// This policy's verdict on `trace` (`trace_id` is its 16-byte id;
-    /// `second` counts whole seconds since the processor started).
+    /// `second` is the current Unix second).
     pub fn evaluate(
         &mut self,
         trace_id: &[u8; 16],
@@ -351,13 +415,6 @@ impl Policy {
                 Verdict::Sampled
             } else {
                 Verdict::NotSampled
-            }
-        };
-        let inverted = |matched: bool| {
-            if matched {
-                Verdict::InvertNotSampled
-            } else {
-                Verdict::InvertSampled
             }
         };
         Ok(match &mut self.kind {
@@ -404,11 +461,7 @@ impl Policy {
                         min <= n && n <= max
                     }
                 })?;
-                if *invert {
-                    inverted(matched)
-                } else {
-                    sampled(matched)
-                }
+                sampled(matched != *invert)
             }
             Kind::Probabilistic { salt, threshold } => {
                 sampled(fnv1a64(salt, trace_id) <= *threshold)
@@ -426,11 +479,7 @@ impl Policy {
                     Some(Value::Str(s)) if !s.is_empty() => matcher.matches(s),
                     _ => false,
                 })?;
-                if *invert {
-                    inverted(matched)
-                } else {
-                    sampled(matched)
-                }
+                sampled(matched != *invert)
             }
             Kind::Boolean { key, value, invert } => {
                 let value = *value;
@@ -439,42 +488,10 @@ impl Policy {
                     Some(_) => !value,
                     None => false,
                 })?;
-                if *invert {
-                    inverted(matched)
-                } else {
-                    sampled(matched)
-                }
+                sampled(matched != *invert)
             }
-            Kind::RateLimiting {
-                spans_per_second,
-                used,
-            } => {
-                let would = used.used(second) + trace.span_count as i64;
-                if would < *spans_per_second {
-                    used.spans = would;
-                    Verdict::Sampled
-                } else {
-                    Verdict::NotSampled
-                }
-            }
-            Kind::BytesLimiting {
-                rate,
-                capacity,
-                tokens,
-                last,
-            } => {
-                if let Some(l) = *last {
-                    let refill = now.saturating_duration_since(l).as_secs_f64() * *rate;
-                    *tokens = (*tokens + refill).min(*capacity);
-                }
-                *last = Some(now);
-                let need = trace.bytes as f64;
-                if *tokens >= need {
-                    *tokens -= need;
-                    Verdict::Sampled
-                } else {
-                    Verdict::NotSampled
-                }
+            Kind::Limiting { bucket, bytes } => {
+                sampled(bucket.take(if *bytes { trace.size } else { trace.span_count }, now))
             }
             Kind::SpanCount { min, max } => {
                 let n = trace.span_count as i64;
@@ -523,19 +540,6 @@ impl Policy {
             }
         })
     }
-}
-
-/// The final decision from every top-level policy's verdict.
-pub fn decide(verdicts: impl IntoIterator<Item = Verdict>) -> bool {
-    let (mut keep, mut veto) = (false, false);
-    for v in verdicts {
-        match v {
-            Verdict::Dropped | Verdict::InvertNotSampled => veto = true,
-            Verdict::Sampled | Verdict::InvertSampled => keep = true,
-            Verdict::NotSampled => {}
-        }
-    }
-    keep && !veto
 }
 
 /// 64-bit FNV-1a of `salt` then `id`, the Collector's trace id hash.

@@ -11,14 +11,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tern_core::pdata::Batch;
-use tern_core::view::{FromWire, ResourceView, Traces};
-use tern_core::wire::{WireError, fields, put_varint, schema};
+use tern_core::view::{FromWire, ResourceView, Span, Status, Traces};
+use tern_core::wire::{Reason, WireError, fields, put_varint, read_varint, schema, varint_len};
 use tokio::time::Instant;
 
 const RESOURCE_SPANS: u32 = schema::TRACES_REQUEST.number("resource_spans");
 const SCOPE_SPANS: u32 = schema::RESOURCE_SPANS.number("scope_spans");
 const SPANS: u32 = schema::SCOPE_SPANS.number("spans");
 const TRACE_ID: u32 = schema::SPAN.number("trace_id");
+const TRACE_STATE: u32 = schema::SPAN.number("trace_state");
+const START: u32 = schema::SPAN.number("start_time_unix_nano");
+const END: u32 = schema::SPAN.number("end_time_unix_nano");
+const STATUS: u32 = schema::SPAN.number("status");
+const STATUS_CODE: u32 = schema::STATUS.number("code");
 
 /// A received batch, kept while any of its spans is held; its bytes count
 /// towards the held total until then.
@@ -56,17 +61,28 @@ pub struct Envelope {
     pub head: Bytes,
     /// The resource a scope belongs to (`None` for a resource).
     pub parent: Option<Arc<Envelope>>,
-    /// The request these came from.
+    /// The request a scope's spans are slices of (empty for a resource).
+    request: Bytes,
+    /// The batch these came from.
     pub _origin: Arc<Origin>,
 }
 
-/// One held span.
+/// One held span: a slice of its scope's request (16 bytes: no reference
+/// count of its own besides its scope's).
 #[derive(Debug, Clone)]
 pub struct HeldSpan {
-    /// The span's encoded bytes (a slice of its request).
-    pub span: Bytes,
     /// Its scope (whose parent is its resource).
     pub scope: Arc<Envelope>,
+    start: u32,
+    len: u32,
+}
+
+impl HeldSpan {
+    /// The span's encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        let start = self.start as usize;
+        &self.scope.request[start..start + self.len as usize]
+    }
 }
 
 /// The fields of `raw` other than field `child`.
@@ -79,6 +95,17 @@ fn head(raw: &[u8], child: u32) -> Result<Bytes, WireError> {
         }
     }
     Ok(out.freeze())
+}
+
+/// `n` as a span offset or length (requests are far below 4 GiB).
+fn offset(n: usize) -> Result<u32, WireError> {
+    u32::try_from(n).map_err(|_| {
+        WireError::new(
+            Reason::Malformed,
+            "resource_spans".into(),
+            "a request of 4 GiB or more".into(),
+        )
+    })
 }
 
 /// Calls `each` with every span of `origin`'s requests and its 16-byte
@@ -94,6 +121,7 @@ pub fn spans(
             let r = Arc::new(Envelope {
                 head: head(resource.raw, SCOPE_SPANS)?,
                 parent: None,
+                request: Bytes::new(),
                 _origin: origin.clone(),
             });
             for scope in resource.scopes() {
@@ -101,6 +129,7 @@ pub fn spans(
                 let s = Arc::new(Envelope {
                     head: head(scope.raw, SPANS)?,
                     parent: Some(r.clone()),
+                    request: chunk.clone(),
                     _origin: origin.clone(),
                 });
                 // Only the trace id is needed here: walk each span's fields
@@ -118,8 +147,9 @@ pub fn spans(
                         }
                     }
                     let held = HeldSpan {
-                        span: chunk.slice_ref(f.payload),
                         scope: s.clone(),
+                        start: offset(f.payload.as_ptr() as usize - chunk.as_ptr() as usize)?,
+                        len: offset(f.payload.len())?,
                     };
                     each(id, held);
                 }
@@ -127,6 +157,39 @@ pub fn spans(
         }
     }
     Ok(())
+}
+
+/// A held span with only what the policies other than the attribute ones
+/// read: its times, its status code and its trace state (the receiver
+/// checked the rest). Its other fields are left at their defaults.
+pub fn span_without_attributes(raw: &[u8]) -> Result<Span<'_>, WireError> {
+    let fixed64 = |b: &[u8]| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes);
+    let mut span = Span::default();
+    span.raw = raw;
+    for f in fields(raw) {
+        let f = f?;
+        match (f.number, f.wire_type) {
+            (START, 1) => span.start_time_unix_nano = fixed64(f.payload),
+            (END, 1) => span.end_time_unix_nano = fixed64(f.payload),
+            (STATUS, 2) => {
+                let mut status = Status::default();
+                for g in fields(f.payload) {
+                    let g = g?;
+                    if g.number == STATUS_CODE && g.wire_type == 0 {
+                        status.code = read_varint(g.payload, &mut 0)? as i32;
+                    }
+                }
+                span.status = Some(status);
+            }
+            (TRACE_STATE, 2) => {
+                span.trace_state = std::str::from_utf8(f.payload).map_err(|_| {
+                    WireError::new(Reason::Utf8, "span.trace_state".into(), String::new())
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(span)
 }
 
 /// The resource of a held span.
@@ -142,55 +205,104 @@ fn put_len_field(out: &mut BytesMut, number: u32, len: usize) {
     put_varint(out, len as u64);
 }
 
+/// Encoded size of a length-delimited field of `len` bytes (field numbers
+/// below 16: a one-byte tag).
+fn len_field(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// `spans` in runs that share one resource envelope (one `ResourceSpans`
+/// each).
+fn by_resource(spans: &[HeldSpan]) -> impl Iterator<Item = &[HeldSpan]> {
+    spans.chunk_by(|a, b| match (&a.scope.parent, &b.scope.parent) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    })
+}
+
+/// `spans` in runs that share one scope envelope (one `ScopeSpans` each).
+fn by_scope(spans: &[HeldSpan]) -> impl Iterator<Item = &[HeldSpan]> {
+    spans.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope))
+}
+
+/// The resource envelope of a run from [`by_resource`].
+fn resource_head(run: &[HeldSpan]) -> &[u8] {
+    run.first()
+        .and_then(|s| s.scope.parent.as_ref())
+        .map_or(&[][..], |r| &r.head)
+}
+
+/// The scope envelope of a run from [`by_scope`].
+fn scope_head(run: &[HeldSpan]) -> &[u8] {
+    run.first().map_or(&[][..], |s| &s.scope.head)
+}
+
+/// Encoded size of a `ScopeSpans` (or `ResourceSpans`) body: `head` bytes
+/// of its own fields, then each child run sized by `child`.
+fn body_len<'a, I: Iterator<Item = &'a [HeldSpan]>>(
+    head: usize,
+    runs: I,
+    child: impl Fn(&'a [HeldSpan]) -> usize,
+) -> usize {
+    head + runs.map(|run| len_field(child(run))).sum::<usize>()
+}
+
+/// Encoded size of a scope run's `ScopeSpans` with `head` bytes of its
+/// own fields.
+fn scope_len(run: &[HeldSpan], head: usize) -> usize {
+    head + run
+        .iter()
+        .map(|s| len_field(s.bytes().len()))
+        .sum::<usize>()
+}
+
 /// Encodes `spans` as one export request: consecutive spans of one scope
 /// share a `ScopeSpans`, consecutive scopes of one resource a `ResourceSpans`.
-pub fn encode<'a>(spans: impl IntoIterator<Item = &'a HeldSpan>) -> Bytes {
-    let mut out = BytesMut::new();
-    let mut resource: Option<(Arc<Envelope>, BytesMut)> = None;
-    let mut scope: Option<(Arc<Envelope>, BytesMut)> = None;
-    let close_scope = |scope: &mut Option<(Arc<Envelope>, BytesMut)>, rs: &mut BytesMut| {
-        if let Some((_, ss)) = scope.take() {
-            put_len_field(rs, SCOPE_SPANS, ss.len());
-            rs.extend_from_slice(&ss);
-        }
+pub fn encode(spans: &[HeldSpan]) -> Bytes {
+    let resource_len = |run: &[HeldSpan]| {
+        body_len(resource_head(run).len(), by_scope(run), |s| {
+            scope_len(s, scope_head(s).len())
+        })
     };
-    for held in spans {
-        let same_scope = scope
-            .as_ref()
-            .is_some_and(|(s, _)| Arc::ptr_eq(s, &held.scope));
-        if !same_scope {
-            let parent = held.scope.parent.as_ref();
-            let same_resource =
-                matches!((&resource, parent), (Some((r, _)), Some(p)) if Arc::ptr_eq(r, p));
-            if let Some((_, rs)) = resource.as_mut() {
-                close_scope(&mut scope, rs);
+    let total: usize = by_resource(spans).map(|r| len_field(resource_len(r))).sum();
+    let mut out = BytesMut::with_capacity(total);
+    for resource in by_resource(spans) {
+        put_len_field(&mut out, RESOURCE_SPANS, resource_len(resource));
+        out.extend_from_slice(resource_head(resource));
+        for scope in by_scope(resource) {
+            let head = scope_head(scope);
+            put_len_field(&mut out, SCOPE_SPANS, scope_len(scope, head.len()));
+            out.extend_from_slice(head);
+            for held in scope {
+                let span = held.bytes();
+                put_len_field(&mut out, SPANS, span.len());
+                out.extend_from_slice(span);
             }
-            if !same_resource {
-                if let Some((_, rs)) = resource.take() {
-                    put_len_field(&mut out, RESOURCE_SPANS, rs.len());
-                    out.extend_from_slice(&rs);
-                }
-                if let Some(p) = parent {
-                    let mut rs = BytesMut::new();
-                    rs.extend_from_slice(&p.head);
-                    resource = Some((p.clone(), rs));
-                }
-            }
-            let mut ss = BytesMut::new();
-            ss.extend_from_slice(&held.scope.head);
-            scope = Some((held.scope.clone(), ss));
         }
-        if let Some((_, ss)) = scope.as_mut() {
-            put_len_field(ss, SPANS, held.span.len());
-            ss.extend_from_slice(&held.span);
-        }
-    }
-    if let Some((_, mut rs)) = resource.take() {
-        close_scope(&mut scope, &mut rs);
-        put_len_field(&mut out, RESOURCE_SPANS, rs.len());
-        out.extend_from_slice(&rs);
     }
     out.freeze()
+}
+
+/// The size the Collector's `bytes_limiting` gives a trace of these spans:
+/// the encoded size of its `ResourceSpans` as the Collector rebuilds them
+/// (one per request and resource, a `ScopeSpans` per scope), which carry
+/// the resource and the scope but not their `schema_url`.
+pub fn collector_size(spans: &[HeldSpan]) -> u64 {
+    // The encoded `resource` (or `scope`) field of an envelope; the
+    // Collector writes it even when empty.
+    let first_field = |head: &[u8]| {
+        fields(head)
+            .filter_map(Result::ok)
+            .find(|f| f.number == 1)
+            .map_or(2, |f| f.raw.len())
+    };
+    by_resource(spans)
+        .map(|r| {
+            len_field(body_len(first_field(resource_head(r)), by_scope(r), |s| {
+                scope_len(s, first_field(scope_head(s)))
+            }))
+        })
+        .sum::<usize>() as u64
 }
 
 /// Hashes trace ids (already random) with one multiply per word, keyed by
@@ -243,8 +355,6 @@ type IdMap<V> = HashMap<[u8; 16], V, IdHash>;
 pub struct Trace {
     /// Its spans, in arrival order.
     pub spans: Vec<HeldSpan>,
-    /// Encoded bytes of its spans.
-    pub bytes: u64,
     /// When its first span arrived.
     pub first: Instant,
     generation: u64,
@@ -279,27 +389,34 @@ impl Store {
         self.traces.is_empty()
     }
 
-    /// Adds a span; true when it starts a new trace.
-    pub fn add(&mut self, id: [u8; 16], span: HeldSpan, now: Instant) -> bool {
-        let bytes = span.span.len() as u64;
-        if let Some(t) = self.traces.get_mut(&id) {
-            t.spans.push(span);
-            t.bytes += bytes;
-            return false;
+    /// Moves `spans` to trace `id` if that is held (true); leaves them
+    /// otherwise.
+    pub fn extend_held(&mut self, id: &[u8; 16], spans: &mut Vec<HeldSpan>) -> bool {
+        match self.traces.get_mut(id) {
+            Some(t) => {
+                t.spans.append(spans);
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Starts holding trace `id` (not held yet) with `spans`, which it
+    /// takes.
+    pub fn add_new(&mut self, id: [u8; 16], spans: &mut Vec<HeldSpan>, now: Instant) {
         let generation = self.next_generation;
         self.next_generation += 1;
+        let mut own = Vec::with_capacity(spans.len().max(8));
+        own.append(spans);
         self.traces.insert(
             id,
             Trace {
-                spans: vec![span],
-                bytes,
+                spans: own,
                 first: now,
                 generation,
             },
         );
         self.order.push_back((now, id, generation));
-        true
     }
 
     /// When the oldest trace arrived.

@@ -191,27 +191,27 @@ async fn attribute_policies_and_inversion() {
         p.string_attribute.enabled_regex_matching = true;
     })]);
     assert_eq!(run(&regex, vec![s(1, "search"), s(2, "other")]).1, vec![1]);
-    // An inverted match that matches vetoes the trace even if another policy samples it.
-    let inverted = config(vec![
-        policy("string_attribute", |p| {
-            p.string_attribute.key = "tool".into();
-            p.string_attribute.values = vec!["search".into()];
-            p.string_attribute.invert_match = true;
-        }),
-        {
-            let mut p = policy("always_sample", |_| {});
-            p.name = "all".into();
-            p
-        },
-    ]);
-    assert_eq!(
-        run(
-            &inverted,
-            vec![s(1, "search"), s(2, "other"), span(3, 0, 1, 0, vec![])]
-        )
-        .1,
-        vec![2, 3]
-    );
+    // An inverted match samples the traces where nothing matches; one that
+    // matches is a plain "not sampled", no veto (Collector v0.161): another
+    // policy that samples keeps the trace.
+    let invert = policy("string_attribute", |p| {
+        p.string_attribute.key = "tool".into();
+        p.string_attribute.values = vec!["search".into()];
+        p.string_attribute.invert_match = true;
+    });
+    let traces = vec![s(1, "search"), s(2, "other"), span(3, 0, 1, 0, vec![])];
+    let inverted = config(vec![invert.clone()]);
+    assert_eq!(run(&inverted, traces.clone()).1, vec![2, 3]);
+    let errors = policy("status_code", |p| {
+        p.status_code.status_codes = vec!["ERROR".into()]
+    });
+    let with_errors = config(vec![invert, errors]);
+    let mut traces = traces;
+    traces[0].status = Some(Status {
+        code: 2,
+        message: String::new(),
+    });
+    assert_eq!(run(&with_errors, traces).1, vec![1, 2, 3]);
     let n = |t, v| span(t, 0, 1, 0, vec![kv("code", any_value::Value::IntValue(v))]);
     let numeric = config(vec![policy("numeric_attribute", |p| {
         p.numeric_attribute.key = "code".into();
@@ -302,17 +302,77 @@ async fn span_count_trace_state_and_composites() {
     assert_eq!(run(&composite, spans).1, vec![1, 2, 3]);
 }
 
+/// Trace `t` of `n` spans.
+fn trace_of(t: u8, n: u8) -> Vec<Span> {
+    (0..n).map(|i| span(t, i, 1, 0, vec![])).collect()
+}
+
 #[tokio::test(start_paused = true)]
-async fn rate_limiting_counts_spans_per_second() {
+async fn rate_limiting_is_a_token_bucket_of_spans() {
+    // 2 spans a second, a bucket of 4 (the default: twice the rate), full
+    // at first. Traces decided at one instant take from it in turn; one
+    // that does not fit leaves it for a smaller one.
     let cfg = config(vec![policy("rate_limiting", |p| {
-        p.rate_limiting.spans_per_second = 3
+        p.rate_limiting.spans_per_second = 2
     })]);
-    let spans = vec![
-        span(1, 0, 1, 0, vec![]),
-        span(1, 1, 1, 0, vec![]),
-        span(2, 0, 1, 0, vec![]),
-    ];
-    assert_eq!(run(&cfg, spans).1, vec![1]);
+    let spans = [trace_of(1, 3), trace_of(2, 2), trace_of(3, 1)].concat();
+    let (mut p, ids) = run(&cfg, spans);
+    assert_eq!(ids, vec![1, 3]);
+    // One second later 2 spans have come back: a trace of 2 fits, then
+    // nothing more.
+    let now = Instant::now() + Duration::from_secs(1);
+    let spans = [trace_of(4, 2), trace_of(5, 1)].concat();
+    assert!(p.ingest(batch(spans), now).is_empty());
+    assert_eq!(kept(&p.tick(now + Duration::from_secs(5))), vec![4]);
+    // `burst_capacity` sizes the bucket, and a trace larger than it never passes.
+    let cfg = config(vec![policy("rate_limiting", |p| {
+        p.rate_limiting.spans_per_second = 2;
+        p.rate_limiting.burst_capacity = 3;
+    })]);
+    let spans = [trace_of(1, 4), trace_of(2, 3), trace_of(3, 1)].concat();
+    assert_eq!(run(&cfg, spans).1, vec![2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bytes_limiting_counts_the_size_the_collector_gives_a_trace() {
+    // The Collector's size of a trace that came in one request with one
+    // resource is that request's encoded size, plus the empty scope it
+    // writes where the request had none (2 bytes).
+    let one = |t| batch(trace_of(t, 2)).bytes() as i64 + 2;
+    let cfg = config(vec![policy("bytes_limiting", |p| {
+        p.bytes_limiting.bytes_per_second = 1;
+        p.bytes_limiting.burst_capacity = one(1) * 2;
+    })]);
+    let spans = [trace_of(1, 2), trace_of(2, 2), trace_of(3, 2)].concat();
+    assert_eq!(run(&cfg, spans.clone()).1, vec![1, 2], "exactly two fit");
+    let cfg = config(vec![policy("bytes_limiting", |p| {
+        p.bytes_limiting.bytes_per_second = 1;
+        p.bytes_limiting.burst_capacity = one(1) * 2 - 1;
+    })]);
+    assert_eq!(run(&cfg, spans).1, vec![1], "one byte short for the second");
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_policies_are_evaluated_first_and_end_the_evaluation() {
+    // The trace with an error is dropped before the rate limiter sees it,
+    // so it does not use up the bucket (room for one span).
+    let cfg = config(vec![
+        policy("rate_limiting", |p| {
+            p.rate_limiting.spans_per_second = 1;
+            p.rate_limiting.burst_capacity = 1;
+        }),
+        policy("drop", |p| {
+            p.drop.drop_sub_policy = vec![policy("status_code", |p| {
+                p.status_code.status_codes = vec!["ERROR".into()]
+            })]
+        }),
+    ]);
+    let spans = vec![span(1, 0, 1, 2, vec![]), span(2, 0, 1, 0, vec![])];
+    let (p, ids) = run(&cfg, spans);
+    assert_eq!(ids, vec![2]);
+    // The rate limiter (second after reordering) judged one trace only.
+    let judged = |i: usize| p.metrics.per_policy[i][0].get() + p.metrics.per_policy[i][1].get();
+    assert_eq!((judged(0), judged(1)), (2, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -377,4 +437,61 @@ async fn the_byte_bound_decides_the_oldest_traces_early() {
     assert_eq!(kept(&p.tick(now + Duration::from_secs(5))), vec![2, 3]);
     assert_eq!(p.held_bytes(), 0, "nothing held once decided");
     assert_eq!(p.metrics.held_bytes.get(), 0, "the gauge says so");
+}
+
+#[test]
+fn the_light_span_read_agrees_with_the_full_one() {
+    use tern_core::view::FromWire;
+    let mut spans = vec![
+        span(1, 0, 250, 2, vec![kv("k", any_value::Value::IntValue(3))]),
+        span(2, 1, 0, 0, vec![]),
+    ];
+    spans[1].status = None;
+    spans[1].trace_state = "vendor=keep".into();
+    for s in spans {
+        let raw = s.encode_to_vec();
+        let full = tern_core::view::Span::from_wire(&raw).expect("valid");
+        let light = super::store::span_without_attributes(&raw).expect("valid");
+        assert_eq!(
+            (
+                light.start_time_unix_nano,
+                light.end_time_unix_nano,
+                light.status.map(|s| s.code),
+                light.trace_state
+            ),
+            (
+                full.start_time_unix_nano,
+                full.end_time_unix_nano,
+                full.status.map(|s| s.code),
+                full.trace_state
+            )
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn composite_follows_its_sub_policy_list_and_shares_equally_by_default() {
+    // As the Collector v0.161: `policy_order` is not used (the listed
+    // order is), and a sub-policy without a `rate_allocation` gets an equal
+    // share (2 spans a second each here).
+    let mut errors = policy("status_code", |p| {
+        p.status_code.status_codes = vec!["ERROR".into()]
+    });
+    errors.name = "errors".into();
+    let mut all = policy("always_sample", |_| {});
+    all.name = "all".into();
+    let cfg = config(vec![policy("composite", |p| {
+        p.composite.max_total_spans_per_second = 4;
+        p.composite.policy_order = vec!["all".into(), "errors".into()];
+        p.composite.composite_sub_policy = vec![errors, all];
+    })]);
+    let spans = vec![
+        span(1, 0, 1, 2, vec![]),
+        span(2, 0, 1, 0, vec![]),
+        span(3, 0, 1, 0, vec![]),
+        span(4, 0, 1, 2, vec![]),
+        span(5, 0, 1, 0, vec![]),
+    ];
+    // 1 and 4 take the errors' share, 2 and 3 the other; 5 finds no room.
+    assert_eq!(run(&cfg, spans).1, vec![1, 2, 3, 4]);
 }
