@@ -19,7 +19,7 @@ use tern_core::pdata::Batch;
 use tern_core::queue::InletRx;
 use tern_core::telemetry::{Counter, LogLimiter, ProcessorMetrics, Telemetry};
 use tern_core::view::{
-    Change, Decision, Edit, LogRecord, Logs, ResourceView, ScopeView, SignalView, Span, Traces,
+    Change, Decision, Edit, LogRecord, Logs, ResourceView, ScopeView, SignalView, SpanPeek, Traces,
     Value,
 };
 use tern_core::wire::WireError;
@@ -203,19 +203,21 @@ impl Edit<Traces> for SpanSampling<'_> {
         scope_decision(scope)
     }
 
-    fn item(&mut self, span: &Span<'_>, change: &mut Change) -> Result<Decision, WireError> {
-        let priority = span.attributes().get("sampling.priority")?;
+    /// One pass over each span reads what the decision needs, and a kept
+    /// span's new `tracestate` goes where that pass found the old one.
+    fn item_bytes(&mut self, raw: &[u8], change: &mut Change) -> Result<Decision, WireError> {
+        let span = SpanPeek::read(raw, "sampling.priority")?;
         let outcome = self.0.sampler.span(&SpanInput {
             trace_id: span.trace_id,
             trace_state: span.trace_state,
-            priority: Priority::of_span(priority.as_ref().map(priority_value)),
+            priority: Priority::of_span(span.attribute.as_ref().map(priority_value)),
         });
         self.0.count(&outcome);
         if !outcome.sampled {
             return Ok(Decision::Drop);
         }
         if let Some(state) = outcome.edit.filter(|s| s != span.trace_state) {
-            change.set_trace_state(&state);
+            change.replace_trace_state(&span, &state);
         }
         Ok(Decision::Keep)
     }

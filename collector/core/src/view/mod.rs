@@ -34,7 +34,7 @@ pub use metric::{
     Buckets, DataPoint, DataPoints, Exemplar, ExponentialHistogramPoint, HistogramPoint, Metric,
     MetricType, Number, NumberPoint, Packed, Quantile, SummaryPoint,
 };
-pub use trace::{Event, Link, Span, Status};
+pub use trace::{Event, Link, Span, SpanPeek, Status};
 pub use value::{ArrayValue, Attribute, Attributes, KvList, Value};
 
 use crate::Signal;

@@ -176,8 +176,9 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 /// The field at `buf[start..]` when it is of the everyday shape, read
-/// inline: a one-byte tag, then a one-byte length, a one-byte varint or a
-/// fixed-width value; `None` for anything else (left to the full read).
+/// inline: a one-byte tag, then a length of one or two bytes (a span, a
+/// log record: up to 16 KiB), a one-byte varint or a fixed-width value;
+/// `None` for anything else (left to the full read).
 #[inline(always)]
 fn everyday_field(buf: &[u8], start: usize) -> Option<Field<'_>> {
     let tag = *buf.get(start)?;
@@ -186,6 +187,13 @@ fn everyday_field(buf: &[u8], start: usize) -> Option<Field<'_>> {
     }
     let (value_start, end) = match (tag & 7, buf.get(start + 1)) {
         (2, Some(&len)) if len < 0x80 => (start + 2, start + 2 + usize::from(len)),
+        (2, Some(&low)) => match buf.get(start + 2) {
+            Some(&high) if high < 0x80 => {
+                let len = usize::from(low & 0x7f) | usize::from(high) << 7;
+                (start + 3, start + 3 + len)
+            }
+            _ => return None,
+        },
         (0, Some(&byte)) if byte < 0x80 => (start + 1, start + 2),
         (1, _) => (start + 1, start + 9),
         (5, _) => (start + 1, start + 5),
