@@ -143,7 +143,8 @@ impl Randomness {
         for (i, digit) in digits.iter_mut().enumerate() {
             *digit = HEX[((self.0 >> (4 * (13 - i))) & 0xf) as usize];
         }
-        out.extend(digits.iter().map(|&d| char::from(d)));
+        // Hex digits are ASCII: the check cannot fail.
+        out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     }
 }
 

@@ -6,7 +6,7 @@ use super::{
     Attribute, Attributes, FromWire, ItemView, Repeated, Value, fixed32, fixed64, message,
     repeated, string, varint,
 };
-use crate::wire::{WireError, schema, walk_fields};
+use crate::wire::{Field, WireError, field_at, schema, walk_fields};
 
 const TRACE_ID: u32 = schema::SPAN.number("trace_id");
 const SPAN_ID: u32 = schema::SPAN.number("span_id");
@@ -181,9 +181,25 @@ impl<'a> SpanPeek<'a> {
             ..SpanPeek::default()
         };
         let mut found = false;
-        walk_fields(raw, |f| {
+        let mut pos = 0;
+        while pos < raw.len() {
+            // Positions first: most fields are skipped without slicing them.
+            let at = field_at(raw, pos)?;
+            let start = pos;
+            pos = at.end;
+            if !matches!(at.number, ATTRIBUTES | TRACE_ID | TRACE_STATE)
+                || (at.number == ATTRIBUTES && found)
+            {
+                continue;
+            }
+            let f = Field {
+                number: at.number,
+                wire_type: at.wire_type,
+                payload: &raw[at.payload..at.end],
+                raw: &raw[start..at.end],
+            };
             match f.number {
-                ATTRIBUTES if !found => {
+                ATTRIBUTES => {
                     let kv = message(&f)?;
                     if key_of(kv)? == key.as_bytes() {
                         peek.attribute = Some(Attribute::from_wire(kv)?.value);
@@ -191,19 +207,15 @@ impl<'a> SpanPeek<'a> {
                     }
                 }
                 TRACE_ID => peek.trace_id = message(&f)?,
-                TRACE_STATE => {
+                _ => {
                     peek.trace_state = string(&f)?;
-                    // Where the field lies in `raw`: it is a slice of it.
-                    let start = f.raw.as_ptr() as usize - raw.as_ptr() as usize;
                     peek.trace_state_at = match peek.trace_state_at {
-                        TraceStateAt::Absent => TraceStateAt::Once(start, start + f.raw.len()),
+                        TraceStateAt::Absent => TraceStateAt::Once(start, at.end),
                         _ => TraceStateAt::Several,
                     };
                 }
-                _ => {}
             }
-            Ok(true)
-        })?;
+        }
         Ok(peek)
     }
 }

@@ -181,29 +181,84 @@ impl<'a> Iterator for Fields<'a> {
 /// `None` for anything else (left to the full read).
 #[inline(always)]
 fn everyday_field(buf: &[u8], start: usize) -> Option<Field<'_>> {
-    let tag = *buf.get(start)?;
+    // Every field takes at least two bytes.
+    let rest = buf.get(start..)?;
+    let [tag, first, ..] = *rest else {
+        return None;
+    };
     if !(0x08..0x80).contains(&tag) {
         return None;
     }
-    let (value_start, end) = match (tag & 7, buf.get(start + 1)) {
-        (2, Some(&len)) if len < 0x80 => (start + 2, start + 2 + usize::from(len)),
-        (2, Some(&low)) => match buf.get(start + 2) {
-            Some(&high) if high < 0x80 => {
-                let len = usize::from(low & 0x7f) | usize::from(high) << 7;
-                (start + 3, start + 3 + len)
+    let (head, len) = match tag & 7 {
+        2 if first < 0x80 => (2, usize::from(first)),
+        2 => match rest.get(2) {
+            Some(&second) if second < 0x80 => {
+                (3, usize::from(first & 0x7f) | usize::from(second) << 7)
             }
             _ => return None,
         },
-        (0, Some(&byte)) if byte < 0x80 => (start + 1, start + 2),
-        (1, _) => (start + 1, start + 9),
-        (5, _) => (start + 1, start + 5),
+        0 if first < 0x80 => (1, 1),
+        1 => (1, 8),
+        5 => (1, 4),
         _ => return None,
     };
+    let raw = rest.get(..head + len)?;
     Some(Field {
         number: u32::from(tag >> 3),
         wire_type: tag & 7,
-        payload: buf.get(value_start..end)?,
-        raw: buf.get(start..end)?,
+        payload: raw.get(head..)?,
+        raw,
+    })
+}
+
+/// Where a field lies in its message: what [`field_at`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldAt {
+    /// Field number.
+    pub number: u32,
+    /// Wire type.
+    pub wire_type: u8,
+    /// Where its payload starts (as in [`Field::payload`]).
+    pub payload: usize,
+    /// Where it ends.
+    pub end: usize,
+}
+
+/// The field at `buf[start..]` (`start` below `buf.len()`) as positions,
+/// for loops that look at the payload of few fields and skip the others:
+/// cheaper than [`walk_fields`], which hands over each field's slices.
+#[inline(always)]
+pub fn field_at(buf: &[u8], start: usize) -> Result<FieldAt, WireError> {
+    if let Some(&[tag, first]) = buf.get(start..start + 2)
+        && (0x08..0x80).contains(&tag)
+    {
+        let (head, len) = match (tag & 7, buf.get(start + 2)) {
+            (2, _) if first < 0x80 => (2, usize::from(first)),
+            (2, Some(&second)) if second < 0x80 => {
+                (3, usize::from(first & 0x7f) | usize::from(second) << 7)
+            }
+            (0, _) if first < 0x80 => (1, 1),
+            (1, _) => (1, 8),
+            (5, _) => (1, 4),
+            // Anything else: the full read below.
+            _ => (0, usize::MAX),
+        };
+        if len <= buf.len().saturating_sub(start + head) {
+            return Ok(FieldAt {
+                number: u32::from(tag >> 3),
+                wire_type: tag & 7,
+                payload: start + head,
+                end: start + head + len,
+            });
+        }
+    }
+    let f = Fields { buf, pos: start }.step()?;
+    let payload = f.payload.as_ptr() as usize - buf.as_ptr() as usize;
+    Ok(FieldAt {
+        number: f.number,
+        wire_type: f.wire_type,
+        payload,
+        end: start + f.raw.len(),
     })
 }
 
