@@ -375,6 +375,21 @@ impl Sampler {
 
     /// Decides on a span.
     pub fn span(&self, input: &SpanInput<'_>) -> Outcome<SpanEdit> {
+        let mut state = String::new();
+        let outcome = self.span_into(input, &mut state);
+        Outcome {
+            sampled: outcome.sampled,
+            policy: outcome.policy,
+            error: outcome.error,
+            edit: outcome.edit.then_some(state),
+        }
+    }
+
+    /// [`Sampler::span`] writing a kept span's `tracestate` into `state`
+    /// (cleared first; its room is reused from span to span): the edit
+    /// is true when it was written.
+    pub fn span_into(&self, input: &SpanInput<'_>, state: &mut String) -> Outcome<bool> {
+        state.clear();
         let (parsed, parse_error) = W3cTraceState::parse(input.trace_state);
         let mut error = parse_error.map(SamplerError::TraceState);
         let (source, mut carrier) = match &self.kind {
@@ -414,8 +429,11 @@ impl Sampler {
         };
         let (sampled, policy) = self.common(source, carrier.as_mut(), &mut error, priority);
         let edit = match carrier {
-            Some(state) if sampled => Some(state.serialize()),
-            _ => None,
+            Some(carrier) if sampled => {
+                carrier.serialize_into(state);
+                true
+            }
+            _ => false,
         };
         Outcome {
             sampled,

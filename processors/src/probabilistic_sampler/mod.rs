@@ -109,7 +109,10 @@ impl ProbabilisticSampler {
                 processor: self,
                 source: String::new(),
             }),
-            _ => batch.edit::<Traces, _>(&mut SpanSampling(self)),
+            _ => batch.edit::<Traces, _>(&mut SpanSampling {
+                processor: self,
+                state: String::with_capacity(64),
+            }),
         };
         kept.unwrap_or_else(|e| {
             // Receivers validated every request: this is a bug, not bad input.
@@ -184,7 +187,11 @@ fn priority_value<'a>(value: &Value<'a>) -> PriorityValue<'a> {
     }
 }
 
-struct SpanSampling<'p>(&'p ProbabilisticSampler);
+struct SpanSampling<'p> {
+    processor: &'p ProbabilisticSampler,
+    /// The `tracestate` of the span decided last (one string per batch).
+    state: String,
+}
 
 impl Edit<Traces> for SpanSampling<'_> {
     fn resource(
@@ -207,17 +214,18 @@ impl Edit<Traces> for SpanSampling<'_> {
     /// span's new `tracestate` goes where that pass found the old one.
     fn item_bytes(&mut self, raw: &[u8], change: &mut Change) -> Result<Decision, WireError> {
         let span = SpanPeek::read(raw, "sampling.priority")?;
-        let outcome = self.0.sampler.span(&SpanInput {
+        let input = SpanInput {
             trace_id: span.trace_id,
             trace_state: span.trace_state,
             priority: Priority::of_span(span.attribute.as_ref().map(priority_value)),
-        });
-        self.0.count(&outcome);
+        };
+        let outcome = self.processor.sampler.span_into(&input, &mut self.state);
+        self.processor.count(&outcome);
         if !outcome.sampled {
             return Ok(Decision::Drop);
         }
-        if let Some(state) = outcome.edit.filter(|s| s != span.trace_state) {
-            change.replace_trace_state(&span, &state);
+        if outcome.edit && self.state != span.trace_state {
+            change.replace_trace_state(&span, &self.state);
         }
         Ok(Decision::Keep)
     }
