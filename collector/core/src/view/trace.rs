@@ -6,7 +6,7 @@ use super::{
     Attribute, Attributes, FromWire, ItemView, Repeated, Value, fixed32, fixed64, message,
     repeated, string, varint,
 };
-use crate::wire::{Field, WireError, field_at, schema, walk_fields};
+use crate::wire::{WireError, field_at, schema, walk_fields};
 
 const TRACE_ID: u32 = schema::SPAN.number("trace_id");
 const SPAN_ID: u32 = schema::SPAN.number("span_id");
@@ -185,19 +185,13 @@ impl<'a> SpanPeek<'a> {
         while pos < raw.len() {
             // Positions first: most fields are skipped without slicing them.
             let at = field_at(raw, pos)?;
-            let start = pos;
             pos = at.end;
             if !matches!(at.number, ATTRIBUTES | TRACE_ID | TRACE_STATE)
                 || (at.number == ATTRIBUTES && found)
             {
                 continue;
             }
-            let f = Field {
-                number: at.number,
-                wire_type: at.wire_type,
-                payload: &raw[at.payload..at.end],
-                raw: &raw[start..at.end],
-            };
+            let f = at.field(raw);
             match f.number {
                 ATTRIBUTES => {
                     let kv = message(&f)?;
@@ -210,7 +204,7 @@ impl<'a> SpanPeek<'a> {
                 _ => {
                     peek.trace_state = string(&f)?;
                     peek.trace_state_at = match peek.trace_state_at {
-                        TraceStateAt::Absent => TraceStateAt::Once(start, at.end),
+                        TraceStateAt::Absent => TraceStateAt::Once(at.start, at.end),
                         _ => TraceStateAt::Several,
                     };
                 }

@@ -218,10 +218,25 @@ pub struct FieldAt {
     pub number: u32,
     /// Wire type.
     pub wire_type: u8,
+    /// Where it starts (its tag).
+    pub start: usize,
     /// Where its payload starts (as in [`Field::payload`]).
     pub payload: usize,
     /// Where it ends.
     pub end: usize,
+}
+
+impl FieldAt {
+    /// The field, as slices of `buf`, the message it was read from.
+    #[inline(always)]
+    pub fn field<'a>(&self, buf: &'a [u8]) -> Field<'a> {
+        Field {
+            number: self.number,
+            wire_type: self.wire_type,
+            payload: &buf[self.payload..self.end],
+            raw: &buf[self.start..self.end],
+        }
+    }
 }
 
 /// The field at `buf[start..]` (`start` below `buf.len()`) as positions,
@@ -247,6 +262,7 @@ pub fn field_at(buf: &[u8], start: usize) -> Result<FieldAt, WireError> {
             return Ok(FieldAt {
                 number: u32::from(tag >> 3),
                 wire_type: tag & 7,
+                start,
                 payload: start + head,
                 end: start + head + len,
             });
@@ -257,6 +273,7 @@ pub fn field_at(buf: &[u8], start: usize) -> Result<FieldAt, WireError> {
     Ok(FieldAt {
         number: f.number,
         wire_type: f.wire_type,
+        start,
         payload,
         end: start + f.raw.len(),
     })
