@@ -576,3 +576,64 @@ fn a_wrong_wire_type_is_an_error() {
     assert_eq!(err.reason(), Reason::WireType);
     assert!(view::edit::<Traces, _>(&bytes, &mut DropTools).is_err());
 }
+
+/// Sets every span's `trace_state` where a [`view::SpanPeek`] found the old one.
+struct ReplaceTraceState;
+
+impl Edit<Traces> for ReplaceTraceState {
+    fn item_bytes(
+        &mut self,
+        raw: &[u8],
+        change: &mut Change,
+    ) -> Result<Decision, tern_core::wire::WireError> {
+        let peek = view::SpanPeek::read(raw, "k")?;
+        assert_eq!(peek.trace_state, "b=2", "the last trace_state counts");
+        assert_eq!(peek.attribute, Some(Value::Str("first")));
+        change.replace_trace_state(&peek, "ot=th:c");
+        Ok(Decision::Keep)
+    }
+}
+
+#[test]
+fn a_trace_state_sent_twice_is_replaced_whole() {
+    let kv = |v: &str| KeyValue {
+        key: "k".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let mut span = Span {
+        trace_id: vec![1; 16],
+        trace_state: "a=1".into(),
+        name: "s".into(),
+        attributes: vec![kv("first"), kv("second")],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    // A second `trace_state` (field 3), which prost reads as the one.
+    span.extend_from_slice(&[0x1a, 3, b'b', b'=', b'2']);
+    let nest = |tag: u8, inner: &[u8]| {
+        let mut out = vec![tag, u8::try_from(inner.len()).unwrap()];
+        out.extend_from_slice(inner);
+        out
+    };
+    let request = nest(0x0a, &nest(0x12, &nest(0x12, &span)));
+    let edited = view::edit::<Traces, _>(&request, &mut ReplaceTraceState).unwrap();
+    let decoded = ExportTraceServiceRequest::decode(&edited.bytes[..]).unwrap();
+    let got = &decoded.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(got.trace_state, "ot=th:c");
+    assert_eq!((got.name.as_str(), got.attributes.len()), ("s", 2));
+    // Only one `trace_state` field is left.
+    let resource = RequestView::<Traces>::new(&edited.bytes)
+        .resources()
+        .next()
+        .unwrap()
+        .unwrap();
+    let scope = resource.scopes().next().unwrap().unwrap();
+    let span = scope.items().next().unwrap().unwrap();
+    let trace_states = tern_core::wire::fields(span.raw)
+        .filter(|f| f.as_ref().unwrap().number == 3)
+        .count();
+    assert_eq!(trace_states, 1);
+}

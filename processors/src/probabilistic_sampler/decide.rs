@@ -318,11 +318,10 @@ fn trace_id(bytes: &[u8]) -> Option<&[u8; 16]> {
 /// FNV-1a (32 bits) of the seed's little-endian bytes then `bytes`, spread
 /// into 56 bits so that its 14 low bits decide as the legacy sampler did.
 fn hash_randomness(bytes: &[u8], seed: u32) -> Randomness {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in seed.to_le_bytes().iter().chain(bytes) {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
+    let step = |hash: u32, b: &u8| (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    // Two plain loops: a chained iterator costs a branch per byte.
+    let hash = seed.to_le_bytes().iter().fold(0x811c_9dc5, step);
+    let hash = bytes.iter().fold(hash, step);
     let hashed = u64::from(hash & (HASH_BUCKETS - 1));
     let flipped = u64::from(HASH_BUCKETS) - 1 - hashed;
     let unused = u64::from(hash >> 18);
@@ -375,6 +374,21 @@ impl Sampler {
 
     /// Decides on a span.
     pub fn span(&self, input: &SpanInput<'_>) -> Outcome<SpanEdit> {
+        let mut state = String::new();
+        let outcome = self.span_into(input, &mut state);
+        Outcome {
+            sampled: outcome.sampled,
+            policy: outcome.policy,
+            error: outcome.error,
+            edit: outcome.edit.then_some(state),
+        }
+    }
+
+    /// [`Sampler::span`] writing a kept span's `tracestate` into `state`
+    /// (cleared first; its room is reused from span to span): the edit
+    /// is true when it was written.
+    pub fn span_into(&self, input: &SpanInput<'_>, state: &mut String) -> Outcome<bool> {
+        state.clear();
         let (parsed, parse_error) = W3cTraceState::parse(input.trace_state);
         let mut error = parse_error.map(SamplerError::TraceState);
         let (source, mut carrier) = match &self.kind {
@@ -414,8 +428,11 @@ impl Sampler {
         };
         let (sampled, policy) = self.common(source, carrier.as_mut(), &mut error, priority);
         let edit = match carrier {
-            Some(state) if sampled => Some(state.serialize()),
-            _ => None,
+            Some(carrier) if sampled => {
+                carrier.serialize_into(state);
+                true
+            }
+            _ => false,
         };
         Outcome {
             sampled,

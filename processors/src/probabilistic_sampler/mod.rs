@@ -19,7 +19,7 @@ use tern_core::pdata::Batch;
 use tern_core::queue::InletRx;
 use tern_core::telemetry::{Counter, LogLimiter, ProcessorMetrics, Telemetry};
 use tern_core::view::{
-    Change, Decision, Edit, LogRecord, Logs, ResourceView, ScopeView, SignalView, Span, Traces,
+    Change, Decision, Edit, LogRecord, Logs, ResourceView, ScopeView, SignalView, SpanPeek, Traces,
     Value,
 };
 use tern_core::wire::WireError;
@@ -109,7 +109,10 @@ impl ProbabilisticSampler {
                 processor: self,
                 source: String::new(),
             }),
-            _ => batch.edit::<Traces, _>(&mut SpanSampling(self)),
+            _ => batch.edit::<Traces, _>(&mut SpanSampling {
+                processor: self,
+                state: String::with_capacity(64),
+            }),
         };
         kept.unwrap_or_else(|e| {
             // Receivers validated every request: this is a bug, not bad input.
@@ -184,7 +187,11 @@ fn priority_value<'a>(value: &Value<'a>) -> PriorityValue<'a> {
     }
 }
 
-struct SpanSampling<'p>(&'p ProbabilisticSampler);
+struct SpanSampling<'p> {
+    processor: &'p ProbabilisticSampler,
+    /// The `tracestate` of the span decided last (one string per batch).
+    state: String,
+}
 
 impl Edit<Traces> for SpanSampling<'_> {
     fn resource(
@@ -203,19 +210,22 @@ impl Edit<Traces> for SpanSampling<'_> {
         scope_decision(scope)
     }
 
-    fn item(&mut self, span: &Span<'_>, change: &mut Change) -> Result<Decision, WireError> {
-        let priority = span.attributes().get("sampling.priority")?;
-        let outcome = self.0.sampler.span(&SpanInput {
+    /// One pass over each span reads what the decision needs, and a kept
+    /// span's new `tracestate` goes where that pass found the old one.
+    fn item_bytes(&mut self, raw: &[u8], change: &mut Change) -> Result<Decision, WireError> {
+        let span = SpanPeek::read(raw, "sampling.priority")?;
+        let input = SpanInput {
             trace_id: span.trace_id,
             trace_state: span.trace_state,
-            priority: Priority::of_span(priority.as_ref().map(priority_value)),
-        });
-        self.0.count(&outcome);
+            priority: Priority::of_span(span.attribute.as_ref().map(priority_value)),
+        };
+        let outcome = self.processor.sampler.span_into(&input, &mut self.state);
+        self.processor.count(&outcome);
         if !outcome.sampled {
             return Ok(Decision::Drop);
         }
-        if let Some(state) = outcome.edit.filter(|s| s != span.trace_state) {
-            change.set_trace_state(&state);
+        if outcome.edit && self.state != span.trace_state {
+            change.replace_trace_state(&span, &self.state);
         }
         Ok(Decision::Keep)
     }

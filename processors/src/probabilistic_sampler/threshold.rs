@@ -53,10 +53,9 @@ impl Threshold {
         if self == Threshold::ALWAYS {
             out.push('0');
         } else if self.0 < MAX_ADJUSTED_COUNT {
-            let start = out.len();
-            Randomness(self.0).write_rvalue(out);
-            let kept = out[start..].trim_end_matches('0').len();
-            out.truncate(start + kept);
+            // The 14 digits less the trailing zeros (the value is not 0).
+            let zeros = (self.0.trailing_zeros() / 4) as usize;
+            write_hex(self.0, 14 - zeros.min(13), out);
         }
     }
 
@@ -138,13 +137,19 @@ impl Randomness {
 
     /// Appends the R-value to `out`.
     pub fn write_rvalue(self, out: &mut String) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut digits = [0u8; 14];
-        for (i, digit) in digits.iter_mut().enumerate() {
-            *digit = HEX[((self.0 >> (4 * (13 - i))) & 0xf) as usize];
-        }
-        out.extend(digits.iter().map(|&d| char::from(d)));
+        write_hex(self.0, 14, out);
     }
+}
+
+/// Appends the first `digits` of the 14 hex digits of the 56-bit `value`.
+fn write_hex(value: u64, digits: usize, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 14];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((value >> (4 * (13 - i))) & 0xf) as usize];
+    }
+    // Hex digits are ASCII: the check cannot fail.
+    out.push_str(std::str::from_utf8(&text[..digits.min(14)]).unwrap_or_default());
 }
 
 /// Go's `strconv.ParseUint(s, 16, 64)`: hex digits of either case only

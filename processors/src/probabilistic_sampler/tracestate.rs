@@ -112,19 +112,25 @@ impl<'a> W3cTraceState<'a> {
         // Room for `ot=rv:<14>;th:<14>` and a short vendor member, so the
         // usual state is written without growing the string.
         let mut out = String::with_capacity(64);
+        self.serialize_into(&mut out);
+        out
+    }
+
+    /// Appends [`W3cTraceState::serialize`]'s text to `out`.
+    pub fn serialize_into(&self, out: &mut String) {
+        let start = out.len();
         if self.otel.has_any_value() {
             out.push_str("ot=");
-            self.otel.serialize_into(&mut out);
+            self.otel.serialize_into(out);
         }
         for (key, value) in &self.extra {
-            if !out.is_empty() {
+            if out.len() != start {
                 out.push(',');
             }
             out.push_str(key);
             out.push('=');
             out.push_str(value);
         }
-        out
     }
 }
 

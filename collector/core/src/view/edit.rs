@@ -17,10 +17,11 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 use super::metric::{DATA_POINTS, Metric, MetricType};
+use super::trace::TraceStateAt;
 use super::value::{encode_key_value, key_of};
 use super::{
     DataPoint, FromWire, ItemView, RESOURCE, RESOURCE_ATTRIBUTES, ResourceView, SCOPE,
-    SCOPE_ATTRIBUTES, ScopeView, SignalView, Value, message,
+    SCOPE_ATTRIBUTES, ScopeView, SignalView, SpanPeek, Value, message,
 };
 use crate::wire::{Field, WireError, fields, put_varint, varint_len, walk_fields};
 
@@ -63,6 +64,14 @@ pub trait Edit<S: SignalView> {
     /// (whose `metadata` the change edits).
     fn item(&mut self, _item: &S::Item<'_>, _change: &mut Change) -> Result<Decision, WireError> {
         Ok(Decision::Keep)
+    }
+
+    /// The same question with the item's encoded bytes, which is what the
+    /// editor asks: by default it reads the item's whole view and asks
+    /// [`Edit::item`]. An edit that needs only a few fields reads them
+    /// itself here (e.g. with [`SpanPeek`]), in one pass.
+    fn item_bytes(&mut self, raw: &[u8], change: &mut Change) -> Result<Decision, WireError> {
+        self.item(&<S::Item<'_> as FromWire<'_>>::from_wire(raw)?, change)
     }
 
     /// A data point of a metric that is visited (metrics only).
@@ -116,6 +125,17 @@ pub struct Change {
     buf: BytesMut,
     ops: Vec<Op>,
     trace_state: Option<Range<usize>>,
+    /// Where the old `trace_state` lies, when a [`SpanPeek`] said so.
+    old_trace_state: Option<OldTraceState>,
+}
+
+/// Where the `trace_state` being replaced lies in the span `raw` (the
+/// span is told by its address, so that a location is used only for the
+/// span it was found in).
+#[derive(Debug)]
+struct OldTraceState {
+    raw: (usize, usize),
+    at: TraceStateAt,
 }
 
 impl Change {
@@ -167,6 +187,17 @@ impl Change {
         self.trace_state = Some(start..self.buf.len());
     }
 
+    /// Sets the `trace_state` of the span `span` was read from, using
+    /// where `span` found the old one: the span is then written by copying
+    /// the bytes around it, without walking its fields again.
+    pub fn replace_trace_state(&mut self, span: &SpanPeek<'_>, trace_state: &str) {
+        self.set_trace_state(trace_state);
+        self.old_trace_state = Some(OldTraceState {
+            raw: (span.raw.as_ptr() as usize, span.raw.len()),
+            at: span.trace_state_at,
+        });
+    }
+
     /// True when nothing is to change.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.trace_state.is_none()
@@ -176,6 +207,15 @@ impl Change {
         self.buf.clear();
         self.ops.clear();
         self.trace_state = None;
+        self.old_trace_state = None;
+    }
+
+    /// Where the old `trace_state` of `raw` lies, when known.
+    fn old_trace_state(&self, raw: &[u8]) -> Option<&TraceStateAt> {
+        self.old_trace_state
+            .as_ref()
+            .filter(|old| old.raw == (raw.as_ptr() as usize, raw.len()))
+            .map(|old| &old.at)
     }
 
     fn find(&self, key: &[u8]) -> Option<usize> {
@@ -244,21 +284,30 @@ impl Change {
         attributes: u32,
         trace_state: Option<u32>,
     ) -> Result<(), WireError> {
-        let open = Open::new(out, number);
+        let open = Open::new(out, number, raw.len());
         if self.ops.is_empty() {
             // Only the `trace_state` changes: the fields around the old one
             // are copied in runs, not one by one.
             let replaced = trace_state.filter(|_| self.trace_state.is_some());
-            let (mut pos, mut run) = (0, 0);
-            walk_fields(raw, |f| {
-                if Some(f.number) == replaced {
-                    out.extend_from_slice(&raw[run..pos]);
-                    run = pos + f.raw.len();
+            match self.old_trace_state(raw) {
+                Some(TraceStateAt::Absent) => out.extend_from_slice(raw),
+                Some(&TraceStateAt::Once(start, end)) if replaced.is_some() => {
+                    out.extend_from_slice(&raw[..start]);
+                    out.extend_from_slice(&raw[end..]);
                 }
-                pos += f.raw.len();
-                Ok(true)
-            })?;
-            out.extend_from_slice(&raw[run..]);
+                _ => {
+                    let (mut pos, mut run) = (0, 0);
+                    walk_fields(raw, |f| {
+                        if Some(f.number) == replaced {
+                            out.extend_from_slice(&raw[run..pos]);
+                            run = pos + f.raw.len();
+                        }
+                        pos += f.raw.len();
+                        Ok(true)
+                    })?;
+                    out.extend_from_slice(&raw[run..]);
+                }
+            }
         } else {
             for f in fields(raw) {
                 self.field(out, &f?, attributes, trace_state)?;
@@ -344,7 +393,7 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
         if decision == Decision::Drop {
             return Ok(());
         }
-        let open = Open::new(&mut self.out, S::RESOURCES);
+        let open = Open::new(&mut self.out, S::RESOURCES, view.raw.len());
         let (mut had, mut kept) = (false, false);
         for g in fields(view.raw) {
             let g = g?;
@@ -386,7 +435,7 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
         if decision == Decision::Drop {
             return Ok(false);
         }
-        let open = Open::new(&mut self.out, S::SCOPES);
+        let open = Open::new(&mut self.out, S::SCOPES, view.raw.len());
         let (mut had, mut kept) = (false, false);
         // The loop over the items: fields read in place (`walk_fields`).
         walk_fields(view.raw, |g| {
@@ -432,9 +481,8 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
     /// Writes an item; false when it was left out.
     fn item(&mut self, f: &Field<'_>) -> Result<bool, WireError> {
         let raw = message(f)?;
-        let item = S::Item::from_wire(raw)?;
         self.item.clear();
-        let decision = self.edit.item(&item, &mut self.item)?;
+        let decision = self.edit.item_bytes(raw, &mut self.item)?;
         let attributes = <S::Item<'_> as ItemView<'_>>::ATTRIBUTES;
         let trace_state = <S::Item<'_> as ItemView<'_>>::TRACE_STATE;
         match decision {
@@ -458,7 +506,7 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
     /// left out (all its points were dropped).
     fn metric(&mut self, raw: &[u8]) -> Result<bool, WireError> {
         let metric = Metric::from_wire(raw)?;
-        let open = Open::new(&mut self.out, S::ITEMS);
+        let open = Open::new(&mut self.out, S::ITEMS, raw.len());
         let attributes = <S::Item<'_> as ItemView<'_>>::ATTRIBUTES;
         let (mut had, mut kept) = (false, false);
         for f in fields(raw) {
@@ -467,8 +515,9 @@ impl<S: SignalView, E: Edit<S>> Writer<'_, S, E> {
                 self.item.field(&mut self.out, &f, attributes, None)?;
                 continue;
             };
-            let data = Open::new(&mut self.out, f.number);
-            for g in fields(message(&f)?) {
+            let data_raw = message(&f)?;
+            let data = Open::new(&mut self.out, f.number, data_raw.len());
+            for g in fields(data_raw) {
                 let g = g?;
                 if g.number != DATA_POINTS {
                     self.out.extend_from_slice(g.raw);
@@ -525,40 +574,47 @@ fn delimited(out: &mut BytesMut, number: u32, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// Room a length prefix is given before the message is written: enough
-/// for any message under 32 GiB.
-const PREFIX: usize = 5;
-
 /// A length-delimited field being written whose length is not known yet.
 struct Open {
     /// Where its tag starts.
     start: usize,
     /// Where the room for its length starts.
     prefix: usize,
+    /// Bytes of that room.
+    width: usize,
 }
 
 impl Open {
-    fn new(out: &mut BytesMut, number: u32) -> Open {
+    /// Opens field `number`, with room for the length of a message of
+    /// about `hint` bytes (the message it is rewritten from): when the new
+    /// length takes as many bytes, closing it moves nothing.
+    fn new(out: &mut BytesMut, number: u32, hint: usize) -> Open {
         let start = out.len();
         put_varint(out, (u64::from(number) << 3) | 2);
         let prefix = out.len();
-        out.extend_from_slice(&[0; PREFIX]);
-        Open { start, prefix }
+        let width = varint_len(hint as u64);
+        out.extend_from_slice(&[0; 10][..width]);
+        Open {
+            start,
+            prefix,
+            width,
+        }
     }
 
-    /// Writes the length, moving the message up to meet it.
+    /// Writes the length, moving the message to meet it when its length
+    /// takes more or fewer bytes than there is room for.
     fn close(self, out: &mut BytesMut) {
-        let body = self.prefix + PREFIX;
+        let body = self.prefix + self.width;
         let len = out.len() - body;
         let width = varint_len(len as u64);
-        if width > PREFIX {
-            let extra = width - PREFIX;
+        if width > self.width {
+            let extra = width - self.width;
             let end = out.len();
-            out.extend_from_slice(&[0; 8][..extra]);
+            out.extend_from_slice(&[0; 10][..extra]);
             out.copy_within(body..end, body + extra);
-        } else if width < PREFIX {
+        } else if width < self.width {
             out.copy_within(body.., self.prefix + width);
-            out.truncate(out.len() - (PREFIX - width));
+            out.truncate(out.len() - (self.width - width));
         }
         let mut value = len as u64;
         for byte in &mut out[self.prefix..self.prefix + width] {

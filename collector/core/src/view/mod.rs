@@ -34,11 +34,13 @@ pub use metric::{
     Buckets, DataPoint, DataPoints, Exemplar, ExponentialHistogramPoint, HistogramPoint, Metric,
     MetricType, Number, NumberPoint, Packed, Quantile, SummaryPoint,
 };
-pub use trace::{Event, Link, Span, Status};
+pub use trace::{Event, Link, Span, SpanPeek, Status};
 pub use value::{ArrayValue, Attribute, Attributes, KvList, Value};
 
 use crate::Signal;
-use crate::wire::{Field, Fields, Reason, WireError, fields, read_varint, schema, walk_fields};
+use crate::wire::{
+    Field, Fields, Reason, WireError, field_at, fields, read_varint, schema, walk_fields,
+};
 
 /// A message that a view can be read from (its encoded bytes, no tag or length).
 pub trait FromWire<'a>: Sized {
@@ -181,14 +183,17 @@ impl<'a, S: SignalView> FromWire<'a> for ResourceView<'a, S> {
             schema_url: "",
             signal: PhantomData,
         };
-        walk_fields(raw, |f| {
-            match f.number {
-                RESOURCE => view.resource = Some(Resource::from_wire(message(&f)?)?),
-                RESOURCE_SCHEMA_URL => view.schema_url = string(&f)?,
+        // Its scopes are skipped by position, not sliced.
+        let mut pos = 0;
+        while pos < raw.len() {
+            let at = field_at(raw, pos)?;
+            pos = at.end;
+            match at.number {
+                RESOURCE => view.resource = Some(Resource::from_wire(message(&at.field(raw))?)?),
+                RESOURCE_SCHEMA_URL => view.schema_url = string(&at.field(raw))?,
                 _ => {}
             }
-            Ok(true)
-        })?;
+        }
         Ok(view)
     }
 }
@@ -220,14 +225,17 @@ impl<'a, S: SignalView> FromWire<'a> for ScopeView<'a, S> {
             schema_url: "",
             signal: PhantomData,
         };
-        walk_fields(raw, |f| {
-            match f.number {
-                SCOPE => view.scope = Some(Scope::from_wire(message(&f)?)?),
-                SCOPE_SCHEMA_URL => view.schema_url = string(&f)?,
+        // Its items are skipped by position, not sliced.
+        let mut pos = 0;
+        while pos < raw.len() {
+            let at = field_at(raw, pos)?;
+            pos = at.end;
+            match at.number {
+                SCOPE => view.scope = Some(Scope::from_wire(message(&at.field(raw))?)?),
+                SCOPE_SCHEMA_URL => view.schema_url = string(&at.field(raw))?,
                 _ => {}
             }
-            Ok(true)
-        })?;
+        }
         Ok(view)
     }
 }

@@ -1,9 +1,12 @@
-//! A span and what it holds (status, events, links), read from its bytes.
+//! A span and what it holds (status, events, links), read from its bytes;
+//! [`SpanPeek`], the few fields a sampler needs, read in one pass.
 
+use super::value::key_of;
 use super::{
-    Attributes, FromWire, ItemView, Repeated, fixed32, fixed64, message, repeated, string, varint,
+    Attribute, Attributes, FromWire, ItemView, Repeated, Value, fixed32, fixed64, message,
+    repeated, string, varint,
 };
-use crate::wire::{WireError, schema, walk_fields};
+use crate::wire::{WireError, field_at, schema, walk_fields};
 
 const TRACE_ID: u32 = schema::SPAN.number("trace_id");
 const SPAN_ID: u32 = schema::SPAN.number("span_id");
@@ -134,6 +137,80 @@ impl<'a> Span<'a> {
     /// Its links.
     pub fn links(&self) -> Repeated<'a, Link<'a>> {
         repeated(self.raw, LINKS)
+    }
+}
+
+/// The fields of a span a sampler decides on, read in one pass over the
+/// span's fields without the rest of [`Span`]: the trace id, the
+/// `trace_state` (and where it lies, so that
+/// [`Change::replace_trace_state`](super::Change::replace_trace_state) rewrites it without walking the span again) and one attribute looked up
+/// by key. Only these fields are checked; a request the receiver validated
+/// is valid in the others too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpanPeek<'a> {
+    /// The message's bytes.
+    pub raw: &'a [u8],
+    /// `trace_id`: 16 bytes, or empty.
+    pub trace_id: &'a [u8],
+    /// `trace_state` (W3C `tracestate`).
+    pub trace_state: &'a str,
+    /// The value of the first attribute with the key asked for, if any.
+    pub attribute: Option<Value<'a>>,
+    /// Where the `trace_state` field lies in `raw`.
+    pub(super) trace_state_at: TraceStateAt,
+}
+
+/// Where a span's `trace_state` field lies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum TraceStateAt {
+    /// Not in the span.
+    #[default]
+    Absent,
+    /// Once, at these bytes (start and end, tag included).
+    Once(usize, usize),
+    /// More than once (which no SDK writes).
+    Several,
+}
+
+impl<'a> SpanPeek<'a> {
+    /// Reads the span `raw`, looking for the attribute `key` (the first of
+    /// that key, as [`Attributes::get`]).
+    pub fn read(raw: &'a [u8], key: &str) -> Result<SpanPeek<'a>, WireError> {
+        let mut peek = SpanPeek {
+            raw,
+            ..SpanPeek::default()
+        };
+        let mut found = false;
+        let mut pos = 0;
+        while pos < raw.len() {
+            // Positions first: most fields are skipped without slicing them.
+            let at = field_at(raw, pos)?;
+            pos = at.end;
+            if !matches!(at.number, ATTRIBUTES | TRACE_ID | TRACE_STATE)
+                || (at.number == ATTRIBUTES && found)
+            {
+                continue;
+            }
+            let f = at.field(raw);
+            match f.number {
+                ATTRIBUTES => {
+                    let kv = message(&f)?;
+                    if key_of(kv)? == key.as_bytes() {
+                        peek.attribute = Some(Attribute::from_wire(kv)?.value);
+                        found = true;
+                    }
+                }
+                TRACE_ID => peek.trace_id = message(&f)?,
+                _ => {
+                    peek.trace_state = string(&f)?;
+                    peek.trace_state_at = match peek.trace_state_at {
+                        TraceStateAt::Absent => TraceStateAt::Once(at.start, at.end),
+                        _ => TraceStateAt::Several,
+                    };
+                }
+            }
+        }
+        Ok(peek)
     }
 }
 

@@ -205,6 +205,7 @@ impl<'a> Attributes<'a> {
 }
 
 /// The key of an encoded `KeyValue`, as bytes (the last `key` field wins).
+#[inline(always)]
 pub(super) fn key_of(kv: &[u8]) -> Result<&[u8], WireError> {
     // Fast path for the layout every SDK writes: `key` then `value`, each
     // with a one-byte length, and nothing after.
@@ -219,6 +220,11 @@ pub(super) fn key_of(kv: &[u8]) -> Result<&[u8], WireError> {
     {
         return Ok(key);
     }
+    any_key_of(kv)
+}
+
+/// [`key_of`] for any layout.
+fn any_key_of(kv: &[u8]) -> Result<&[u8], WireError> {
     let mut key: &[u8] = &[];
     walk_fields(kv, |f| {
         if f.number == KEY {

@@ -176,26 +176,106 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 /// The field at `buf[start..]` when it is of the everyday shape, read
-/// inline: a one-byte tag, then a one-byte length, a one-byte varint or a
-/// fixed-width value; `None` for anything else (left to the full read).
+/// inline: a one-byte tag, then a length of one or two bytes (a span, a
+/// log record: up to 16 KiB), a one-byte varint or a fixed-width value;
+/// `None` for anything else (left to the full read).
 #[inline(always)]
 fn everyday_field(buf: &[u8], start: usize) -> Option<Field<'_>> {
-    let tag = *buf.get(start)?;
+    // Every field takes at least two bytes.
+    let rest = buf.get(start..)?;
+    let [tag, first, ..] = *rest else {
+        return None;
+    };
     if !(0x08..0x80).contains(&tag) {
         return None;
     }
-    let (value_start, end) = match (tag & 7, buf.get(start + 1)) {
-        (2, Some(&len)) if len < 0x80 => (start + 2, start + 2 + usize::from(len)),
-        (0, Some(&byte)) if byte < 0x80 => (start + 1, start + 2),
-        (1, _) => (start + 1, start + 9),
-        (5, _) => (start + 1, start + 5),
+    let (head, len) = match tag & 7 {
+        2 if first < 0x80 => (2, usize::from(first)),
+        2 => match rest.get(2) {
+            Some(&second) if second < 0x80 => {
+                (3, usize::from(first & 0x7f) | usize::from(second) << 7)
+            }
+            _ => return None,
+        },
+        0 if first < 0x80 => (1, 1),
+        1 => (1, 8),
+        5 => (1, 4),
         _ => return None,
     };
+    let raw = rest.get(..head + len)?;
     Some(Field {
         number: u32::from(tag >> 3),
         wire_type: tag & 7,
-        payload: buf.get(value_start..end)?,
-        raw: buf.get(start..end)?,
+        payload: raw.get(head..)?,
+        raw,
+    })
+}
+
+/// Where a field lies in its message: what [`field_at`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldAt {
+    /// Field number.
+    pub number: u32,
+    /// Wire type.
+    pub wire_type: u8,
+    /// Where it starts (its tag).
+    pub start: usize,
+    /// Where its payload starts (as in [`Field::payload`]).
+    pub payload: usize,
+    /// Where it ends.
+    pub end: usize,
+}
+
+impl FieldAt {
+    /// The field, as slices of `buf`, the message it was read from.
+    #[inline(always)]
+    pub fn field<'a>(&self, buf: &'a [u8]) -> Field<'a> {
+        Field {
+            number: self.number,
+            wire_type: self.wire_type,
+            payload: &buf[self.payload..self.end],
+            raw: &buf[self.start..self.end],
+        }
+    }
+}
+
+/// The field at `buf[start..]` (`start` below `buf.len()`) as positions,
+/// for loops that look at the payload of few fields and skip the others:
+/// cheaper than [`walk_fields`], which hands over each field's slices.
+#[inline(always)]
+pub fn field_at(buf: &[u8], start: usize) -> Result<FieldAt, WireError> {
+    if let Some(&[tag, first]) = buf.get(start..start + 2)
+        && (0x08..0x80).contains(&tag)
+    {
+        let (head, len) = match (tag & 7, buf.get(start + 2)) {
+            (2, _) if first < 0x80 => (2, usize::from(first)),
+            (2, Some(&second)) if second < 0x80 => {
+                (3, usize::from(first & 0x7f) | usize::from(second) << 7)
+            }
+            (0, _) if first < 0x80 => (1, 1),
+            (1, _) => (1, 8),
+            (5, _) => (1, 4),
+            // Anything else: the full read below.
+            _ => (0, usize::MAX),
+        };
+        if len <= buf.len().saturating_sub(start + head) {
+            return Ok(FieldAt {
+                number: u32::from(tag >> 3),
+                wire_type: tag & 7,
+                start,
+                payload: start + head,
+                end: start + head + len,
+            });
+        }
+    }
+    let f = Fields { buf, pos: start }.step()?;
+    let payload = f.payload.as_ptr() as usize - buf.as_ptr() as usize;
+    Ok(FieldAt {
+        number: f.number,
+        wire_type: f.wire_type,
+        start,
+        payload,
+        end: start + f.raw.len(),
     })
 }
 

@@ -415,12 +415,10 @@ fn lean_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 #[inline(always)]
 fn lean_payload<'a>(msg: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let len = usize::try_from(lean_varint(msg, pos)?).ok()?;
-    let start = *pos;
-    if len > msg.len() - start {
-        return None;
-    }
-    *pos = start + len;
-    Some(&msg[start..start + len])
+    // `pos` is within `msg`: one comparison bounds the payload.
+    let bytes = msg.get(*pos..)?.get(..len)?;
+    *pos += len;
+    Some(bytes)
 }
 
 /// True when every byte of `s` is ASCII, looked at eight at a time (the

@@ -2,7 +2,8 @@
 //! tests (random payloads, `tests/views.rs`) and tern-bench's property
 //! test (realistic payloads, `benches/src/lib.rs`):
 //! - [`check`]: reading a whole request through the views gives what prost
-//!   decodes, and a seeded [`Plan`] of edits (drops at every level,
+//!   decodes, a sampler-shaped edit that reads spans in one pass ([`Peek`])
+//!   gives what prost gives, and a seeded [`Plan`] of edits (drops at every level,
 //!   attribute inserts, updates, upserts and deletes at every level, a new
 //!   `trace_state`, appended items) written by the editor decodes to what
 //!   prost's decode -> change -> encode gives, and passes the validating walk;
@@ -930,6 +931,50 @@ pub fn plan_metrics(plan: &mut Plan, req: &mut ExportMetricsServiceRequest) {
     });
 }
 
+/// A sampler-shaped edit of traces: each span read in one pass
+/// ([`view::SpanPeek`], checked against the whole span view), dropped by
+/// its trace id, and a kept one given a `trace_state` made from its old
+/// one, written where the peek found the old one.
+struct Peek;
+
+/// The attribute [`Peek`] looks up.
+const PEEK_KEY: &str = "gen_ai.system";
+
+fn peek_keeps(trace_id: &[u8]) -> bool {
+    trace_id.first().is_none_or(|b| b % 3 != 0)
+}
+
+fn peeked_trace_state(old: &str) -> String {
+    format!("ot=th:c;rv:{}", old.len())
+}
+
+impl Edit<Traces> for Peek {
+    fn item_bytes(&mut self, raw: &[u8], change: &mut Change) -> Result<Decision, WireError> {
+        let peek = view::SpanPeek::read(raw, PEEK_KEY)?;
+        let span = <view::Span<'_> as view::FromWire<'_>>::from_wire(raw)?;
+        assert_eq!(peek.trace_id, span.trace_id);
+        assert_eq!(peek.trace_state, span.trace_state);
+        assert_eq!(peek.attribute, span.attributes().get(PEEK_KEY)?);
+        if !peek_keeps(peek.trace_id) {
+            return Ok(Decision::Drop);
+        }
+        change.replace_trace_state(&peek, &peeked_trace_state(peek.trace_state));
+        Ok(Decision::Keep)
+    }
+}
+
+/// [`Peek`] on a prost traces request.
+fn peek_traces(req: &mut ExportTraceServiceRequest) {
+    emptied(&mut req.resource_spans, |r| {
+        !emptied(&mut r.scope_spans, |s| {
+            !emptied(&mut s.spans, |span| {
+                span.trace_state = peeked_trace_state(&span.trace_state);
+                peek_keeps(&span.trace_id)
+            })
+        })
+    });
+}
+
 // ---- the checks ----
 
 /// Views read what prost decodes, and the plan for `seed` written by the
@@ -942,6 +987,11 @@ pub fn check(signal: Signal, bytes: &[u8], seed: u64) {
         Signal::Traces => {
             let decoded = ExportTraceServiceRequest::decode(bytes).expect("prost decodes");
             assert_eq!(traces_via_views(bytes).expect("views read"), decoded);
+            let peeked = view::edit::<Traces, _>(bytes, &mut Peek).expect("edits");
+            let mut expected = decoded.clone();
+            peek_traces(&mut expected);
+            let got = ExportTraceServiceRequest::decode(&peeked.bytes[..]).expect("decodes");
+            assert_eq!(got, expected, "peek, seed {seed}");
             let edited = view::edit::<Traces, _>(bytes, &mut plan).expect("edits");
             let mut expected = decoded;
             plan_traces(&mut reference, &mut expected);
@@ -1009,5 +1059,19 @@ pub fn check_corrupt(signal: Signal, bytes: &[u8], seed: u64) {
             Some(edited.items),
             "an edit of a valid request is valid"
         );
+    }
+    if signal == Signal::Traces {
+        let peeked = view::edit::<Traces, _>(bytes, &mut Peek);
+        if count_items(signal, bytes).is_ok() {
+            let peeked = match peeked {
+                Ok(peeked) => peeked,
+                Err(e) => panic!("a peeking edit refused a valid request: {e}"),
+            };
+            assert_eq!(
+                count_items(signal, &peeked.bytes).ok(),
+                Some(peeked.items),
+                "a peeking edit of a valid request is valid"
+            );
+        }
     }
 }
