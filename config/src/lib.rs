@@ -10,9 +10,6 @@ pub mod components;
 pub mod de;
 mod error;
 pub mod graph;
-mod loadbalancing;
-mod probabilistic_sampler;
-mod tail_sampling;
 pub mod telemetry;
 pub mod types;
 pub mod validate;
@@ -21,6 +18,19 @@ pub mod yaml;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use components::load_balancing::{
+    AwsCloudMapResolverConfig, DnsResolverConfig, K8sResolverConfig, LbProtocol,
+    LoadBalancingConfig, ResolverConfig, RoutingKey, StaticResolverConfig, k8s_service,
+};
+pub use components::probabilistic_sampler::{
+    AttributeSource, ProbabilisticSamplerConfig, SamplerMode,
+};
+pub use components::tail_sampling::{
+    AndConfig, BooleanAttributeConfig, BytesLimitingConfig, CompositeConfig, DecisionCacheConfig,
+    DropConfig, LatencyConfig, NumericAttributeConfig, PolicyConfig, ProbabilisticConfig,
+    RateAllocationConfig, RateLimitingConfig, SpanCountConfig, StatusCodeConfig,
+    StringAttributeConfig, TailSamplingConfig, TraceStateConfig,
+};
 pub use components::{
     Balancer, BatchConfig, CheckCollectorPipeline, ComponentConfig, Compression, DebugConfig,
     FileCompression, FileConfig, FileFormat, FileGroupBy, ForwardConfig, GrpcServerConfig,
@@ -32,17 +42,6 @@ pub use components::{
     Verbosity, WalConfig, ZPagesConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
-pub use loadbalancing::{
-    AwsCloudMapResolverConfig, DnsResolverConfig, K8sResolverConfig, LbProtocol,
-    LoadBalancingConfig, ResolverConfig, RoutingKey, StaticResolverConfig, k8s_service,
-};
-pub use probabilistic_sampler::{AttributeSource, ProbabilisticSamplerConfig, SamplerMode};
-pub use tail_sampling::{
-    AndConfig, BooleanAttributeConfig, BytesLimitingConfig, CompositeConfig, DecisionCacheConfig,
-    DropConfig, LatencyConfig, NumericAttributeConfig, PolicyConfig, ProbabilisticConfig,
-    RateAllocationConfig, RateLimitingConfig, SpanCountConfig, StatusCodeConfig,
-    StringAttributeConfig, TailSamplingConfig, TraceStateConfig,
-};
 pub use telemetry::{
     BatchSettings, FieldValue, LogEncoding, LogOutput, LogProcessor, LogSampling, LogsTelemetry,
     MetricsLevel, MetricsTelemetry, OtlpTelemetryExporter, PeriodicReader, TelemetryConfig,

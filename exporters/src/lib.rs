@@ -17,9 +17,6 @@ pub mod retry;
 pub mod tls;
 pub mod transport;
 
-use tern_config::{Component, LoadBalancingConfig};
-use tern_core::build::{self, Built, Context};
-
 use tern_config::{QueueConfig, Sizer};
 use tern_core::component::Exporter;
 use tern_core::queue::{QueueBatching, QueueLimits, QueueUnit};
@@ -55,6 +52,7 @@ pub enum BuildError {
     },
 }
 
+use tern_core::build;
 pub use tern_core::build::ExporterSpec;
 
 impl From<BuildError> for build::BuildError {
@@ -131,14 +129,4 @@ pub fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
         block_on_overflow: true,
         wait_for_result: false,
     }
-}
-
-/// Builds a `load_balancing` exporter (its code is in [`loadbalancing`]).
-pub fn build_load_balancing(ctx: &Context<'_>, c: &Component) -> Result<Built, build::BuildError> {
-    let config = ctx.settings::<LoadBalancingConfig>(c)?;
-    Ok(Built::exporter(loadbalancing::build(
-        &ctx.id,
-        config,
-        ctx.telemetry,
-    )?))
 }

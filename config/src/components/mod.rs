@@ -16,15 +16,17 @@ mod debug;
 mod file;
 mod forward;
 mod health_check;
+pub(crate) mod load_balancing;
 mod memory_limiter;
 mod nop;
 mod otlp_grpc;
 mod otlp_http;
 mod otlp_receiver;
 mod pprof;
+pub(crate) mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_remote_write;
-mod sampling_and_routing;
+pub(crate) mod tail_sampling;
 mod zpages;
 
 use std::any::Any;

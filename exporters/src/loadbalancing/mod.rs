@@ -38,8 +38,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use tern_config::{LoadBalancingConfig, QueueConfig, Signal};
+use tern_config::{Component, LoadBalancingConfig, QueueConfig, Signal};
 use tern_core::ack::{Ack, Pending};
+use tern_core::build::{Built, Context};
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 use tern_core::queue::{BoundedQueue, Refusal};
@@ -166,9 +167,16 @@ impl std::fmt::Debug for LoadBalancingExporter {
     }
 }
 
+/// Builds a `load_balancing` exporter from its settings (the runtime
+/// registry's builder).
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, tern_core::build::BuildError> {
+    let config = ctx.settings::<LoadBalancingConfig>(c)?;
+    Ok(Built::exporter(spec(&ctx.id, config, ctx.telemetry)?))
+}
+
 /// Builds exporter `id` (inside the runtime: the resolver and the
 /// backends' workers are tasks).
-pub fn build(
+fn spec(
     id: &str,
     config: &LoadBalancingConfig,
     telemetry: &Arc<Telemetry>,

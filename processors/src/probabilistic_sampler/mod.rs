@@ -13,7 +13,8 @@ pub mod tracestate;
 
 use std::sync::Arc;
 
-use tern_config::{ProbabilisticSamplerConfig, Signal};
+use tern_config::{Component, ProbabilisticSamplerConfig, Signal};
+use tern_core::build::{BuildError, Built, Context};
 use tern_core::component::{BoxFuture, Output, Processor};
 use tern_core::pdata::Batch;
 use tern_core::queue::InletRx;
@@ -346,6 +347,18 @@ impl Edit<Logs> for LogSampling<'_> {
         }
         Ok(Decision::Keep)
     }
+}
+
+/// Builds a `probabilistic_sampler`: one task per pipeline listing it.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let (config, id, telemetry) = (
+        ctx.settings::<ProbabilisticSamplerConfig>(c)?.clone(),
+        ctx.id.clone(),
+        ctx.telemetry.clone(),
+    );
+    Ok(Built::stage(move |signal| {
+        Box::new(ProbabilisticSampler::new(&id, &config, signal, &telemetry))
+    }))
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use tern_config::{Signal, TailSamplingConfig};
+use tern_config::{Component, Signal, TailSamplingConfig};
+use tern_core::build::{BuildError, Built, Context};
 use tern_core::component::{BoxFuture, Output, Processor};
 use tern_core::pdata::Batch;
 use tern_core::queue::InletRx;
@@ -32,6 +33,18 @@ use tokio::time::Instant;
 
 use policy::{Policy, TraceData};
 use store::{Decided, HeldSpan, Origin, Store, Trace};
+
+/// Builds a `tail_sampling` processor: one task per pipeline listing it.
+pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
+    let (config, id, telemetry) = (
+        ctx.settings::<TailSamplingConfig>(c)?.clone(),
+        ctx.id.clone(),
+        ctx.telemetry.clone(),
+    );
+    Ok(Built::stage(move |_| {
+        Box::new(TailSampling::new(&id, &config, &telemetry))
+    }))
+}
 
 const PREFIX_HELP: &str = "Traces sampled (sampled=\"true\") or not by each policy.";
 

@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 
+use super::{Check, ComponentConfig};
+use crate::ConfigError;
+
 /// How the sampling threshold is chosen (`mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,5 +117,13 @@ impl ProbabilisticSamplerConfig {
             ));
         }
         problems
+    }
+}
+
+impl ComponentConfig for ProbabilisticSamplerConfig {
+    fn check(&self, c: &Check<'_>, errors: &mut Vec<ConfigError>) {
+        for (key, problem) in self.problems() {
+            errors.push(c.setting(&[key], problem));
+        }
     }
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::client::check_headers;
+use super::{Check, ComponentConfig, Compression, check_client};
+use crate::ConfigError;
 use crate::components::{OtlpExporterConfig, Protocol, QueueConfig, RetryConfig};
 use crate::types::{GoDuration, Signal};
 
@@ -358,6 +361,75 @@ pub fn k8s_service(service: &str) -> Result<(String, Option<String>), String> {
         ));
     }
     Ok((name.to_owned(), parts.get(1).map(|s| (*s).to_owned())))
+}
+
+/// `load_balancing`: its own rules, the routing key of each pipeline's
+/// signal, the `otlp_grpc` exporter's rules for `protocol.otlp` (whose
+/// `endpoint` each backend replaces), and the queue and retry rules for its
+/// own `sending_queue` and `retry_on_failure`.
+impl ComponentConfig for LoadBalancingConfig {
+    fn check(&self, c: &Check<'_>, errors: &mut Vec<ConfigError>) {
+        let lb = self;
+        for (path, message) in lb.problems() {
+            errors.push(c.setting(&path, message));
+        }
+        if let Some(key) = lb.routing_key {
+            for p in &c.pipelines {
+                let signal = p.id.signal;
+                if !key.signals().contains(&signal) {
+                    errors.push(c.setting(
+                        &["routing_key"],
+                        format!(
+                            "`{}` does not route {signal} (pipeline `{}`); the Collector routes {signal} by {}",
+                            key.as_str(),
+                            p.id,
+                            [
+                                RoutingKey::TraceId,
+                                RoutingKey::Service,
+                                RoutingKey::Resource,
+                                RoutingKey::Metric,
+                                RoutingKey::StreamId,
+                            ]
+                            .iter()
+                            .filter(|k| k.signals().contains(&signal))
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let otlp = &lb.protocol.otlp;
+        if matches!(otlp.compression, Compression::Zlib | Compression::Deflate) {
+            errors.push(c.setting(
+                &["protocol", "otlp", "compression"],
+                "gRPC supports gzip, zstd, snappy or none (zlib and deflate are for otlphttp)",
+            ));
+        }
+        // The otlp exporter's checks, run on `protocol.otlp` as if it were a
+        // component of its own and reported under its real key.
+        let nested = c.nested(&["protocol", "otlp"]);
+        check_headers(&nested, &otlp.headers, errors);
+        check_client(
+            &nested,
+            &otlp.timeout,
+            &otlp.tls,
+            &otlp.retry_on_failure,
+            &otlp.sending_queue,
+            errors,
+        );
+        // Its own queue and retry; its `timeout` may be 0 (none), which
+        // `check_client` would refuse, so that check is given a set one.
+        check_client(
+            c,
+            &GoDuration(Duration::from_secs(1)),
+            &otlp.tls,
+            &lb.retry_on_failure,
+            &lb.sending_queue,
+            errors,
+        );
+    }
 }
 
 #[cfg(test)]

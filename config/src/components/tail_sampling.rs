@@ -7,6 +7,8 @@
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::{Check, ComponentConfig};
+use crate::ConfigError;
 use crate::types::GoDuration;
 
 /// `processors.tail_sampling`.
@@ -495,5 +497,24 @@ fn sub_problems(
     }
     for (i, s) in subs.iter().enumerate() {
         s.problems(&with(&here, &i.to_string()), false, out);
+    }
+}
+
+impl ComponentConfig for TailSamplingConfig {
+    fn check(&self, c: &Check<'_>, errors: &mut Vec<ConfigError>) {
+        for (path, problem) in self.problems() {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            // Sequence indices as the parser writes them: `policies[1].name`.
+            let mut key = c.key(&[]);
+            for p in &path {
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    key.push_str(&format!("[{p}]"));
+                } else {
+                    key.push('.');
+                    key.push_str(p);
+                }
+            }
+            errors.push(c.at(c.node.locate(&path), key, problem));
+        }
     }
 }
