@@ -10,8 +10,10 @@
 //! GOAWAY), the receivers give a request body [`BODY_TIMEOUT`] to arrive,
 //! and a listener serves at most [`MAX_CONNECTIONS`] at once: at the cap it
 //! stops accepting (clients wait in the kernel's accept queue) until one
-//! closes. These are fixed defaults, chosen after the OpenTelemetry
-//! Collector's server defaults; docs/configuration.md lists them.
+//! closes. These are the defaults of a server's [`Limits`], which the otlp
+//! receiver sets from its keys (`read_header_timeout`, `idle_timeout`,
+//! `max_connection_age`, `max_connections`, ...); docs/configuration.md
+//! lists them against the Collector's.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -98,9 +100,55 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_CONNECTIONS: u32 = 4096;
 /// How long a connection being closed (idle, timed out, or the server
 /// stopping) gets to finish what is in flight before it is dropped.
-const DRAIN: Duration = Duration::from_secs(5);
+pub const DRAIN: Duration = Duration::from_secs(5);
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// What one server bounds; [`Limits::default`] holds Tern's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a new connection may take to deliver its first complete
+    /// request head.
+    pub header: Duration,
+    /// How long a connection may go without a request in flight.
+    pub idle: Duration,
+    /// Most connections the listener serves at once.
+    pub max_connections: u32,
+    /// Close (gracefully: GOAWAY on HTTP/2) a connection this long after it
+    /// opened.
+    pub max_age: Option<Duration>,
+    /// How long a connection closed for its age gets to finish what is in
+    /// flight.
+    pub age_grace: Duration,
+    /// Whether HTTP/1 connections are kept open between requests.
+    pub keep_alive: bool,
+    /// Largest request head in bytes (HTTP/1 read buffer, HTTP/2 header
+    /// list); `None` keeps hyper's own.
+    pub max_header_size: Option<u32>,
+    /// HTTP/2 server pings: after this long without activity, and closing
+    /// the connection when the ack takes longer than the second.
+    pub ping: Option<(Duration, Duration)>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header: HEADER_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_age: None,
+            age_grace: DRAIN,
+            keep_alive: true,
+            max_header_size: None,
+            ping: None,
+        }
+    }
+}
+
+/// `d`, unless it is zero (a config duration left at 0).
+pub fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -278,10 +326,12 @@ pub enum Close {
     Closed,
     /// An I/O or protocol error.
     Error,
-    /// No complete request head within [`HEADER_TIMEOUT`] of connecting.
+    /// No complete request head within [`Limits::header`] of connecting.
     HeaderTimeout,
-    /// No request in flight for [`IDLE_TIMEOUT`].
+    /// No request in flight for [`Limits::idle`].
     Idle,
+    /// Open for [`Limits::max_age`].
+    MaxAge,
     /// The TLS handshake failed or took longer than 10 s.
     TlsHandshake,
     /// The server stopped.
@@ -296,13 +346,14 @@ impl Close {
             Close::Error => "error",
             Close::HeaderTimeout => "header_timeout",
             Close::Idle => "idle",
+            Close::MaxAge => "max_age",
             Close::TlsHandshake => "tls_handshake",
             Close::Shutdown => "shutdown",
         }
     }
 }
 
-/// One of a listener's [`MAX_CONNECTIONS`] places, held while the
+/// One of a listener's [`Limits::max_connections`] places, held while the
 /// connection lives; counts it open and, on [`Slot::close`], closed.
 struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -335,9 +386,22 @@ impl Drop for Slot {
     }
 }
 
-/// A hyper connection builder for `protocol`.
-pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
+/// A hyper connection builder for `protocol` within `limits`.
+pub fn builder(protocol: Protocol, limits: &Limits) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(limits.keep_alive);
+    if let Some(size) = limits.max_header_size {
+        let bytes = usize::try_from(size).unwrap_or(usize::MAX);
+        builder.http1().max_buf_size(bytes.max(8192));
+        builder.http2().max_header_list_size(size);
+    }
+    if let Some((interval, timeout)) = limits.ping {
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(timeout);
+    }
     if let Protocol::Http2 {
         max_concurrent_streams,
         ..
@@ -351,12 +415,14 @@ pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
     builder
 }
 
-/// Serves connections from `listener` until `shutdown` turns true, at most
-/// [`MAX_CONNECTIONS`] at a time, counting them in `metrics` when given.
-/// `make` builds the service for one connection from the client's address.
+/// Serves connections from `listener` until `shutdown` turns true, within
+/// `limits` (at most [`Limits::max_connections`] at a time), counting them
+/// in `metrics` when given. `make` builds the service for one connection
+/// from the client's address.
 pub async fn serve<F, S, B>(
     listener: TcpListener,
     protocol: Protocol,
+    limits: Limits,
     tls: Option<TlsAcceptor>,
     metrics: Option<ConnectionMetrics>,
     shutdown: Shutdown,
@@ -370,12 +436,12 @@ pub async fn serve<F, S, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = builder(protocol);
+    let builder = builder(protocol, &limits);
     let buffers = match protocol {
         Protocol::Auto => Buffers::default(),
         Protocol::Http2 { buffers, .. } => buffers,
     };
-    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let places = Arc::new(Semaphore::new(limits.max_connections as usize));
     let at_cap_log = LogLimiter::default();
     let mut stop = shutdown.clone();
     loop {
@@ -388,7 +454,7 @@ pub async fn serve<F, S, B>(
                 if let Some(held_back) = at_cap_log.allow() {
                     tracing::warn!(
                         address = ?listener.local_addr().ok(),
-                        limit = MAX_CONNECTIONS,
+                        limit = limits.max_connections,
                         similar_since_last_line = held_back,
                         "connection limit reached; new connections wait until one closes"
                     );
@@ -436,13 +502,14 @@ pub async fn serve<F, S, B>(
                     }
                 }
             };
-            let reason = connection(buffered(io, buffers), service, &builder, shutdown).await;
+            let reason =
+                connection(buffered(io, buffers), service, &builder, &limits, shutdown).await;
             tracing::debug!(%peer, reason = reason.as_str(), "connection closed");
             slot.close(reason);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, places.acquire_many(MAX_CONNECTIONS))
+    if tokio::time::timeout(DRAIN, places.acquire_many(limits.max_connections))
         .await
         .is_err()
     {
@@ -456,6 +523,9 @@ pub async fn serve<F, S, B>(
 struct Activity {
     /// When the connection started serving; times are kept relative to it.
     opened: Instant,
+    /// The header and idle timeouts.
+    header: Duration,
+    idle: Duration,
     /// Requests being served now.
     in_flight: AtomicUsize,
     /// Whether any request came yet.
@@ -468,7 +538,7 @@ impl Activity {
     /// When the connection's limit next runs out, or why it ran out now.
     fn deadline(&self, now: Instant) -> Result<Instant, Close> {
         if !self.any.load(Ordering::Acquire) {
-            let at = self.opened + HEADER_TIMEOUT;
+            let at = self.opened + self.header;
             return if at > now {
                 Ok(at)
             } else {
@@ -476,10 +546,10 @@ impl Activity {
             };
         }
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Ok(now + IDLE_TIMEOUT);
+            return Ok(now + self.idle);
         }
         let answered = Duration::from_nanos(self.last_answer.load(Ordering::Acquire));
-        let at = self.opened + answered + IDLE_TIMEOUT;
+        let at = self.opened + answered + self.idle;
         if at > now { Ok(at) } else { Err(Close::Idle) }
     }
 }
@@ -505,15 +575,17 @@ impl Drop for InFlight {
     }
 }
 
-/// Serves one connection until it ends, [`HEADER_TIMEOUT`] or
-/// [`IDLE_TIMEOUT`] passes without a request in flight, or `shutdown`;
-/// then closes it gracefully (HTTP/1 after the answer being written,
-/// HTTP/2 with GOAWAY), dropping it if that takes longer than 5 s. Says
-/// why it ended.
+/// Serves one connection until it ends, [`Limits::header`] or
+/// [`Limits::idle`] passes without a request in flight, it reaches
+/// [`Limits::max_age`], or `shutdown`; then closes it gracefully (HTTP/1
+/// after the answer being written, HTTP/2 with GOAWAY), dropping it if
+/// that takes longer than [`DRAIN`] ([`Limits::age_grace`] at its age).
+/// Says why it ended.
 pub async fn connection<I, S, B>(
     io: I,
     service: S,
     builder: &Builder<TokioExecutor>,
+    limits: &Limits,
     mut shutdown: Shutdown,
 ) -> Close
 where
@@ -527,6 +599,8 @@ where
 {
     let activity = Arc::new(Activity {
         opened: Instant::now(),
+        header: limits.header,
+        idle: limits.idle,
         in_flight: AtomicUsize::new(0),
         any: AtomicBool::new(false),
         last_answer: AtomicU64::new(0),
@@ -542,7 +616,14 @@ where
         }
     });
     let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
-    let mut deadline = activity.opened + HEADER_TIMEOUT;
+    let mut deadline = activity.opened + limits.header;
+    let aged = async {
+        match limits.max_age {
+            Some(age) => tokio::time::sleep_until(activity.opened + age).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut aged = std::pin::pin!(aged);
     let reason = loop {
         tokio::select! {
             ended = conn.as_mut() => {
@@ -560,11 +641,17 @@ where
                     Err(expired) => break expired,
                 }
             }
+            () = aged.as_mut() => break Close::MaxAge,
             () = stopped(&mut shutdown) => break Close::Shutdown,
         }
     };
     conn.as_mut().graceful_shutdown();
-    if let Ok(Err(e)) = tokio::time::timeout(DRAIN, conn).await {
+    let drain = if reason == Close::MaxAge {
+        limits.age_grace
+    } else {
+        DRAIN
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(drain, conn).await {
         tracing::debug!(error = %e, "connection ended with an error while closing");
     }
     reason
@@ -646,7 +733,8 @@ mod tests {
         let reason = connection(
             server,
             answering(Duration::ZERO, b"ok"),
-            &builder(Protocol::Auto),
+            &builder(Protocol::Auto, &Limits::default()),
+            &Limits::default(),
             shutdown,
         )
         .await;
@@ -735,7 +823,14 @@ mod tests {
         // An answer that takes three idle timeouts still arrives.
         let slow = answering(3 * IDLE_TIMEOUT, b"ok");
         let served = tokio::spawn(async move {
-            connection(server, slow, &builder(Protocol::Auto), shutdown).await
+            connection(
+                server,
+                slow,
+                &builder(Protocol::Auto, &Limits::default()),
+                &Limits::default(),
+                shutdown,
+            )
+            .await
         });
         client.write_all(GET).await.unwrap();
         assert!(read_answer(&mut client).await.starts_with("HTTP/1.1 200"));
@@ -753,7 +848,14 @@ mod tests {
         let big = answering(Duration::ZERO, &BIG);
         let (_read, mut write) = tokio::io::split(client);
         write.write_all(GET).await.unwrap();
-        let reason = connection(server, big, &builder(Protocol::Auto), shutdown).await;
+        let reason = connection(
+            server,
+            big,
+            &builder(Protocol::Auto, &Limits::default()),
+            &Limits::default(),
+            shutdown,
+        )
+        .await;
         assert_eq!(reason, Close::Idle);
         assert!(Instant::now() - opened <= IDLE_TIMEOUT + DRAIN + Duration::from_secs(1));
     }
@@ -762,12 +864,22 @@ mod tests {
     async fn http2_connections_get_goaway_when_idle() {
         let (client, server) = pipe();
         let (_stop, shutdown) = watch::channel(false);
-        let h2 = builder(Protocol::Http2 {
-            max_concurrent_streams: None,
-            buffers: Buffers::default(),
-        });
+        let h2 = builder(
+            Protocol::Http2 {
+                max_concurrent_streams: None,
+                buffers: Buffers::default(),
+            },
+            &Limits::default(),
+        );
         let served = tokio::spawn(async move {
-            connection(server, answering(Duration::ZERO, b"ok"), &h2, shutdown).await
+            connection(
+                server,
+                answering(Duration::ZERO, b"ok"),
+                &h2,
+                &Limits::default(),
+                shutdown,
+            )
+            .await
         });
         let (mut sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
@@ -878,7 +990,14 @@ mod tests {
         let (stop, shutdown) = watch::channel(false);
         let slow = answering(Duration::from_secs(2), b"ok");
         let served = tokio::spawn(async move {
-            connection(server, slow, &builder(Protocol::Auto), shutdown).await
+            connection(
+                server,
+                slow,
+                &builder(Protocol::Auto, &Limits::default()),
+                &Limits::default(),
+                shutdown,
+            )
+            .await
         });
         client.write_all(GET).await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -1,7 +1,10 @@
 //! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` (paths
 //! configurable) with protobuf or JSON bodies, gzip / deflate / zstd request
 //! compression, and a body limit enforced on the decompressed size while it
-//! inflates; the body must arrive within [`serve::BODY_TIMEOUT`]. Errors are `google.rpc.Status` bodies in the request's encoding
+//! inflates; the body must arrive within `read_timeout` (default
+//! [`serve::BODY_TIMEOUT`]) and the answer be ready within `write_timeout`
+//! when set; the connection limits come from the other keys ([`limits`]).
+//! Errors are `google.rpc.Status` bodies in the request's encoding
 //! with the status codes the OTLP specification gives. With `cors` set,
 //! browsers may call from allowed origins ([`super::cors`]); `response_headers`
 //! are added to every answer (preflights included) that does not set them.
@@ -10,7 +13,7 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
@@ -269,7 +272,21 @@ async fn handle(
             return error_response(fallback, &f);
         }
     };
-    match receive(req, signal, encoding, config, sink, peer).await {
+    let received = receive(req, signal, encoding, config, sink, peer);
+    let outcome = match serve::nonzero(config.write_timeout.0) {
+        None => received.await,
+        Some(limit) => tokio::time::timeout(limit, received)
+            .await
+            .unwrap_or_else(|_| {
+                Err(failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Code::Unavailable,
+                    "write_timeout",
+                    format!("request not answered within write_timeout ({limit:?})"),
+                ))
+            }),
+    };
+    match outcome {
         Ok(()) => respond(encoding, StatusCode::OK, success_body(signal, encoding)),
         Err(f) => {
             if let Some(reason) = f.reason {
@@ -310,7 +327,8 @@ async fn receive(
     };
     let body_limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let read = Limited::new(req.into_body(), body_limit).collect();
-    let raw = match tokio::time::timeout(serve::BODY_TIMEOUT, read).await {
+    let body_timeout = body_timeout(config);
+    let raw = match tokio::time::timeout(body_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         // hyper closes an HTTP/1 connection whose body was not read to the end.
@@ -319,10 +337,7 @@ async fn receive(
                 StatusCode::REQUEST_TIMEOUT,
                 Code::DeadlineExceeded,
                 "body_timeout",
-                format!(
-                    "request body not received within {} s",
-                    serve::BODY_TIMEOUT.as_secs()
-                ),
+                format!("request body not received within {body_timeout:?}"),
             ));
         }
         Ok(Err(e)) => {
@@ -482,6 +497,32 @@ fn service(
     })
 }
 
+/// How long a request body may take once its head is in: `read_timeout`,
+/// else Tern's default.
+fn body_timeout(config: &HttpServerConfig) -> Duration {
+    serve::nonzero(config.read_timeout.0).unwrap_or(serve::BODY_TIMEOUT)
+}
+
+/// The connection limits of `config`. As in Go's `http.Server`, a zero
+/// `read_header_timeout` or idle timeout falls back to `read_timeout`;
+/// where that is zero too, Tern's defaults apply (Go would have none).
+pub fn limits(config: &HttpServerConfig) -> serve::Limits {
+    let read = serve::nonzero(config.read_timeout.0);
+    let keepalive = config.keepalive.clone().unwrap_or_default();
+    let idle = serve::nonzero(keepalive.idle_timeout.0).or(serve::nonzero(config.idle_timeout.0));
+    let defaults = serve::Limits::default();
+    serve::Limits {
+        header: serve::nonzero(config.read_header_timeout.0)
+            .or(read)
+            .unwrap_or(defaults.header),
+        idle: idle.or(read).unwrap_or(defaults.idle),
+        max_connections: config.max_connections,
+        keep_alive: keepalive.enabled,
+        max_header_size: Some(u32::try_from(config.max_request_header_size).unwrap_or(u32::MAX)),
+        ..defaults
+    }
+}
+
 /// Serves OTLP/HTTP on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -491,11 +532,13 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let connections = sink.metrics().connections();
+    let limits = limits(&config);
     let receiver = Arc::new(Receiver::new(config, sink));
     let make = move |peer: SocketAddr| service(receiver.clone(), peer);
     serve::serve(
         listener,
         serve::Protocol::Auto,
+        limits,
         tls,
         Some(connections),
         shutdown,
@@ -528,8 +571,9 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let served = tokio::spawn(async move {
-            let h1 = serve::builder(serve::Protocol::Auto);
-            serve::connection(server, service(receiver, peer), &h1, shutdown).await
+            let limits = serve::Limits::default();
+            let h1 = serve::builder(serve::Protocol::Auto, &limits);
+            serve::connection(server, service(receiver, peer), &h1, &limits, shutdown).await
         });
         let started = tokio::time::Instant::now();
         // 10 of the 1000 bytes announced, then nothing.

@@ -25,6 +25,7 @@ mod pprof;
 mod prometheus;
 mod prometheus_remote_write;
 mod sampling_and_routing;
+mod server_limits;
 mod zpages;
 
 use std::any::Any;
@@ -55,6 +56,9 @@ pub use pprof::PprofConfig;
 pub use prometheus::{PrometheusConfig, ResourceToTelemetry, TranslationStrategy};
 pub use prometheus_remote_write::{
     PrometheusRemoteWriteConfig, RemoteWriteQueue, TargetInfo, WalConfig,
+};
+pub use server_limits::{
+    GrpcEnforcementPolicy, GrpcKeepalive, GrpcServerParameters, HttpKeepalive,
 };
 pub use zpages::ZPagesConfig;
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::client::{is_header_name, is_header_value};
+use super::server_limits::{self, DEFAULT_MAX_CONNECTIONS, GrpcKeepalive, HttpKeepalive};
 use super::{Check, ComponentConfig, Protocol};
 use crate::ConfigError;
 use crate::types::{Endpoint, GoDuration};
@@ -121,6 +122,11 @@ pub struct GrpcServerConfig {
     pub write_buffer_size: u64,
     /// Network of `endpoint`; only `tcp` (the default).
     pub transport: String,
+    /// Connection lifetimes and pings.
+    pub keepalive: Option<GrpcKeepalive>,
+    /// Tern: most connections served at once (default 4096); further
+    /// clients wait until one closes.
+    pub max_connections: u32,
 }
 
 impl Default for GrpcServerConfig {
@@ -134,6 +140,8 @@ impl Default for GrpcServerConfig {
             read_buffer_size: 0,
             write_buffer_size: 0,
             transport: "tcp".into(),
+            keepalive: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -161,6 +169,26 @@ pub struct HttpServerConfig {
     pub cors: Option<CorsConfig>,
     /// Headers added to every response (name to value).
     pub response_headers: BTreeMap<String, String>,
+    /// How long the request body may take once the head is in (0 = Tern's
+    /// 30 s).
+    pub read_timeout: GoDuration,
+    /// How long a new connection may take to send its first request head
+    /// (0 = `read_timeout` when set, else Tern's 60 s).
+    pub read_header_timeout: GoDuration,
+    /// How long a request may take from its head to its answer (0 = no
+    /// bound of its own: `read_timeout` bounds the body and the pipeline
+    /// the rest).
+    pub write_timeout: GoDuration,
+    /// Deprecated in the Collector for `keepalive.idle_timeout`.
+    pub idle_timeout: GoDuration,
+    /// Keeping connections open between requests.
+    pub keepalive: Option<HttpKeepalive>,
+    /// Tern: largest request head in bytes (default 64 KiB; larger heads
+    /// are answered 431).
+    pub max_request_header_size: u64,
+    /// Tern: most connections served at once (default 4096); further
+    /// clients wait until one closes.
+    pub max_connections: u32,
 }
 
 /// `receivers.otlp.protocols.http.cors`: the Collector's `confighttp` CORS
@@ -194,6 +222,13 @@ impl Default for HttpServerConfig {
             tls: None,
             cors: None,
             response_headers: BTreeMap::new(),
+            read_timeout: GoDuration::default(),
+            read_header_timeout: GoDuration::default(),
+            write_timeout: GoDuration::default(),
+            idle_timeout: GoDuration::default(),
+            keepalive: None,
+            max_request_header_size: 64 * 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -202,6 +237,19 @@ impl ComponentConfig for OtlpReceiverConfig {
     fn check(&self, c: &Check<'_>, errors: &mut Vec<ConfigError>) {
         check_keys(c, self, errors);
         let protocols = &self.protocols;
+        if let Some(grpc) = protocols.grpc.as_ref() {
+            server_limits::check_grpc(c, &grpc.keepalive, grpc.max_connections, errors);
+        }
+        if let Some(http) = protocols.http.as_ref() {
+            server_limits::check_http(
+                c,
+                !http.idle_timeout.0.is_zero(),
+                http.keepalive.is_some(),
+                http.max_connections,
+                http.max_request_header_size,
+                errors,
+            );
+        }
         if protocols.grpc.as_ref().is_none() && protocols.http.as_ref().is_none() {
             errors.push(c.here(&["protocols"], "must enable at least one of grpc or http"));
         }

@@ -1,0 +1,144 @@
+//! The limits of the `otlp` receiver's servers: the Collector's gRPC
+//! `keepalive` and HTTP `keepalive` sections, Tern's own
+//! `max_connections` and `max_request_header_size`, and the rules they
+//! follow. A duration left at 0 means Tern's bounded default, never "no
+//! limit" (docs/configuration.md lists each against the Collector's).
+
+use serde::Deserialize;
+
+use super::Check;
+use crate::ConfigError;
+use crate::types::GoDuration;
+
+/// Default of `max_connections`: most connections one listener serves at
+/// once.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+
+/// Smallest `max_request_header_size` (hyper reads HTTP/1 heads into a
+/// buffer of at least this many bytes).
+pub const MIN_HEADER_SIZE: u64 = 8192;
+
+/// `receivers.otlp.protocols.grpc.keepalive`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcKeepalive {
+    /// Connection lifetimes and server pings.
+    pub server_parameters: Option<GrpcServerParameters>,
+    /// Rules for client pings (not supported yet: a validate error when
+    /// any key is set).
+    pub enforcement_policy: Option<GrpcEnforcementPolicy>,
+}
+
+/// `keepalive.server_parameters` of the gRPC server.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcServerParameters {
+    /// Close (GOAWAY) a connection with no call in flight for this long
+    /// (0 = Tern's 120 s).
+    pub max_connection_idle: GoDuration,
+    /// Close (GOAWAY) a connection this long after it opened (0 = never).
+    pub max_connection_age: GoDuration,
+    /// How long calls in flight get after the `max_connection_age` GOAWAY
+    /// (0 = Tern's 5 s).
+    pub max_connection_age_grace: GoDuration,
+    /// Ping the client after this long without activity (0 = 2 h; at
+    /// least 1 s).
+    pub time: GoDuration,
+    /// Close the connection when a ping is not answered within this long
+    /// (0 = 20 s).
+    pub timeout: GoDuration,
+}
+
+/// `keepalive.enforcement_policy` of the gRPC server.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcEnforcementPolicy {
+    /// Shortest interval between client pings.
+    pub min_time: Option<GoDuration>,
+    /// Whether pings without a call in flight are allowed.
+    pub permit_without_stream: Option<bool>,
+}
+
+/// `receivers.otlp.protocols.http.keepalive`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpKeepalive {
+    /// Whether connections are kept open between requests (default true).
+    pub enabled: bool,
+    /// How long a kept-alive connection waits for its next request (0 =
+    /// `read_timeout` when set, else Tern's 120 s).
+    pub idle_timeout: GoDuration,
+}
+
+impl Default for HttpKeepalive {
+    fn default() -> Self {
+        HttpKeepalive {
+            enabled: true,
+            idle_timeout: GoDuration::default(),
+        }
+    }
+}
+
+/// The limit keys of the gRPC server (`path` leads to it).
+pub(super) fn check_grpc(
+    c: &Check<'_>,
+    keepalive: &Option<GrpcKeepalive>,
+    max_connections: u32,
+    errors: &mut Vec<ConfigError>,
+) {
+    let path = ["protocols", "grpc"];
+    check_max_connections(c, &path, max_connections, errors);
+    let Some(policy) = keepalive
+        .as_ref()
+        .and_then(|k| k.enforcement_policy.as_ref())
+    else {
+        return;
+    };
+    let set = [
+        ("min_time", policy.min_time.is_some()),
+        (
+            "permit_without_stream",
+            policy.permit_without_stream.is_some(),
+        ),
+    ];
+    for (key, _) in set.into_iter().filter(|(_, set)| *set) {
+        errors.push(c.setting(
+            &["protocols", "grpc", "keepalive", "enforcement_policy", key],
+            "is not supported by Tern yet (its HTTP/2 server answers client pings \
+             without counting them); remove it",
+        ));
+    }
+}
+
+/// The limit keys of the HTTP server.
+pub(super) fn check_http(
+    c: &Check<'_>,
+    deprecated_idle: bool,
+    keepalive_section: bool,
+    max_connections: u32,
+    max_request_header_size: u64,
+    errors: &mut Vec<ConfigError>,
+) {
+    let path = ["protocols", "http"];
+    check_max_connections(c, &path, max_connections, errors);
+    if deprecated_idle && keepalive_section {
+        errors.push(c.setting(
+            &["protocols", "http", "idle_timeout"],
+            "cannot use the deprecated idle_timeout alongside the `keepalive` section; \
+             move it to keepalive.idle_timeout",
+        ));
+    }
+    if max_request_header_size < MIN_HEADER_SIZE {
+        errors.push(c.setting(
+            &["protocols", "http", "max_request_header_size"],
+            format!("must be at least {MIN_HEADER_SIZE}"),
+        ));
+    }
+}
+
+fn check_max_connections(c: &Check<'_>, path: &[&str], n: u32, errors: &mut Vec<ConfigError>) {
+    if n == 0 {
+        let key = [path, &["max_connections"]].concat();
+        errors.push(c.setting(&key, "must be at least 1"));
+    }
+}
