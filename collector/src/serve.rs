@@ -645,6 +645,11 @@ where
             () = stopped(&mut shutdown) => break Close::Shutdown,
         }
     };
+    if reason == Close::HeaderTimeout {
+        // No request ever started, so there is nothing to finish: a client
+        // still trickling its head is not waited for.
+        return reason;
+    }
     conn.as_mut().graceful_shutdown();
     let drain = if reason == Close::MaxAge {
         limits.age_grace
@@ -791,8 +796,8 @@ mod tests {
         });
         let (reason, at) = serve_ok(server, shutdown).await;
         assert_eq!(reason, Close::HeaderTimeout);
-        // hyper waits for the head it is reading; the drain bounds that.
-        assert!(at - opened <= HEADER_TIMEOUT + DRAIN + Duration::from_secs(1));
+        // Cut at the timeout, not after a drain.
+        assert!(at - opened < HEADER_TIMEOUT + Duration::from_secs(1));
         let mut rest = Vec::new();
         assert_eq!(read.read_to_end(&mut rest).await.unwrap(), 0);
         assert!(trickle.await.unwrap() >= 12, "the client kept sending");
@@ -897,6 +902,45 @@ mod tests {
         driver.await.unwrap().unwrap();
         assert_eq!(served.await.unwrap(), Close::Idle);
         assert!(Instant::now() - answered >= IDLE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_get_goaway_at_their_max_age_with_grace_for_calls() {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let limits = Limits {
+            max_age: Some(Duration::from_secs(30)),
+            age_grace: Duration::from_secs(20),
+            ..Limits::default()
+        };
+        let h2 = builder(
+            Protocol::Http2 {
+                max_concurrent_streams: None,
+                buffers: Buffers::default(),
+            },
+            &limits,
+        );
+        let opened = Instant::now();
+        // A call that takes 40 s: still in flight at the age, done within
+        // the grace.
+        let slow = answering(Duration::from_secs(40), b"ok");
+        let served =
+            tokio::spawn(async move { connection(server, slow, &h2, &limits, shutdown).await });
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
+                .await
+                .unwrap();
+        let driver = tokio::spawn(conn);
+        let req = http::Request::post("http://x/")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        driver.await.unwrap().unwrap();
+        assert_eq!(served.await.unwrap(), Close::MaxAge);
+        let lived = Instant::now() - opened;
+        assert!(lived >= Duration::from_secs(40) && lived < Duration::from_secs(50));
     }
 
     /// What a [`Recorder`] saw: the size of each read asked of it and of
