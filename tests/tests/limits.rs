@@ -158,9 +158,7 @@ async fn oversized_bodies_heads_and_messages_are_refused_and_counted() {
     assert_eq!(reply.status, 200);
 
     // A head over max_request_header_size (8192 bytes): 431.
-    let mut conn = TcpStream::connect(("127.0.0.1", tern.http))
-        .await
-        .unwrap();
+    let mut conn = TcpStream::connect(("127.0.0.1", tern.http)).await.unwrap();
     let mut head = post_head(0);
     let filler = format!("x-big: {}\r\n\r\n", "a".repeat(9000));
     head.truncate(head.len() - 2);
@@ -246,9 +244,7 @@ service:
       exporters: [nop]
 "#,
     );
-    let mut conn = TcpStream::connect(("127.0.0.1", tern.grpc))
-        .await
-        .unwrap();
+    let mut conn = TcpStream::connect(("127.0.0.1", tern.grpc)).await.unwrap();
     // The client preface and an empty SETTINGS frame.
     let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     preface.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);

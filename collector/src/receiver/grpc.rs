@@ -453,6 +453,39 @@ mod tests {
     use std::task::{Context, Poll};
     use tern_core::telemetry::{ReceiverMetrics, Telemetry};
 
+    #[test]
+    fn keepalive_server_parameters_set_the_connection_limits() {
+        let defaults = serve::Limits::default();
+        let plain = limits(&GrpcServerConfig::default());
+        assert_eq!(plain.idle, defaults.idle);
+        assert_eq!(plain.max_age, None);
+        assert_eq!(plain.age_grace, serve::DRAIN);
+        assert_eq!(plain.ping, Some((PING_INTERVAL, PING_TIMEOUT)));
+        assert_eq!(plain.max_connections, 4096);
+        let secs = |n| tern_config::GoDuration(Duration::from_secs(n));
+        let config = GrpcServerConfig {
+            keepalive: Some(tern_config::components::GrpcKeepalive {
+                server_parameters: Some(tern_config::components::GrpcServerParameters {
+                    max_connection_idle: secs(30),
+                    max_connection_age: secs(600),
+                    max_connection_age_grace: secs(20),
+                    time: tern_config::GoDuration(Duration::from_millis(10)),
+                    timeout: secs(3),
+                }),
+                enforcement_policy: None,
+            }),
+            max_connections: 9,
+            ..GrpcServerConfig::default()
+        };
+        let set = limits(&config);
+        assert_eq!(set.idle, secs(30).0);
+        assert_eq!(set.max_age, Some(secs(600).0));
+        assert_eq!(set.age_grace, secs(20).0);
+        // Pings no more often than every second, as in gRPC-Go.
+        assert_eq!(set.ping, Some((secs(1).0, secs(3).0)));
+        assert_eq!(set.max_connections, 9);
+    }
+
     /// A request body that sends `first` and then stalls for good.
     struct Stalled(Option<Bytes>);
 

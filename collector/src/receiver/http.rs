@@ -553,14 +553,19 @@ mod tests {
     use crate::receiver::Consumers;
     use crate::serve::Close;
     use std::io::Write;
+    use tern_config::types::GoDuration;
     use tern_core::telemetry::{ReceiverMetrics, Telemetry};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test(start_paused = true)]
-    async fn a_slow_body_is_answered_408_and_counted() {
+    /// Serves one connection under `config` (its limits too) on a paused
+    /// clock, sends `head` and then nothing more; returns everything
+    /// answered before the close, why the connection closed, how long
+    /// that took, and the self-metrics.
+    async fn stall(config: HttpServerConfig, head: &[u8]) -> (String, Close, Duration, String) {
         let telemetry = Telemetry::new();
+        let limits = limits(&config);
         let receiver = Arc::new(Receiver::new(
-            HttpServerConfig::default(),
+            config,
             OtlpSink::new(
                 "otlp",
                 Arc::new(Consumers::default()),
@@ -571,29 +576,104 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let served = tokio::spawn(async move {
-            let limits = serve::Limits::default();
             let h1 = serve::builder(serve::Protocol::Auto, &limits);
             serve::connection(server, service(receiver, peer), &h1, &limits, shutdown).await
         });
         let started = tokio::time::Instant::now();
-        // 10 of the 1000 bytes announced, then nothing.
-        client
-            .write_all(
-                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n\
-                  Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\
-                  0123456789",
-            )
-            .await
-            .unwrap();
+        client.write_all(head).await.unwrap();
         let mut answer = String::new();
         client.read_to_string(&mut answer).await.unwrap();
+        let took = started.elapsed();
+        let closed = served.await.unwrap();
+        (answer, closed, took, telemetry.render())
+    }
+
+    /// 10 of the 1000 bytes announced.
+    const STALLED: &[u8] = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n\
+                  Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\
+                  0123456789";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_body_is_answered_408_and_counted() {
+        let (answer, closed, took, metrics) = stall(HttpServerConfig::default(), STALLED).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-        assert!(started.elapsed() >= serve::BODY_TIMEOUT);
+        assert!(took >= serve::BODY_TIMEOUT);
         // The body was not read to its end, so the connection is closed.
-        assert_eq!(served.await.unwrap(), Close::Closed);
-        assert!(telemetry.render().contains(
+        assert_eq!(closed, Close::Closed);
+        assert!(metrics.contains(
             "tern_receiver_requests_refused_total{receiver=\"otlp\",transport=\"http\",reason=\"body_timeout\"} 1"
         ));
+        // read_timeout sets the limit.
+        let config = HttpServerConfig {
+            read_timeout: GoDuration(Duration::from_secs(3)),
+            ..HttpServerConfig::default()
+        };
+        let (answer, _, took, _) = stall(config, STALLED).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_not_answered_within_the_write_timeout_gets_503() {
+        let config = HttpServerConfig {
+            write_timeout: GoDuration(Duration::from_secs(2)),
+            ..HttpServerConfig::default()
+        };
+        let (answer, _, took, metrics) = stall(config, STALLED).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("write_timeout"), "{answer}");
+        assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(3));
+        assert!(metrics.contains(
+            "tern_receiver_requests_refused_total{receiver=\"otlp\",transport=\"http\",reason=\"write_timeout\"} 1"
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_keepalive_each_connection_serves_one_request() {
+        let config = HttpServerConfig {
+            keepalive: Some(tern_config::components::HttpKeepalive {
+                enabled: false,
+                idle_timeout: GoDuration::default(),
+            }),
+            ..HttpServerConfig::default()
+        };
+        let head = b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        let (answer, closed, _, _) = stall(config, head).await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
+        assert_eq!(closed, Close::Closed);
+    }
+
+    #[test]
+    fn zero_timeouts_fall_back_as_in_go_then_to_terns_defaults() {
+        let secs = |n| GoDuration(Duration::from_secs(n));
+        let defaults = serve::Limits::default();
+        let plain = limits(&HttpServerConfig::default());
+        assert_eq!((plain.header, plain.idle), (defaults.header, defaults.idle));
+        assert_eq!(plain.max_connections, 4096);
+        assert_eq!(plain.max_header_size, Some(65536));
+        let read = limits(&HttpServerConfig {
+            read_timeout: secs(7),
+            ..HttpServerConfig::default()
+        });
+        assert_eq!((read.header, read.idle), (secs(7).0, secs(7).0));
+        let each = limits(&HttpServerConfig {
+            read_timeout: secs(7),
+            read_header_timeout: secs(3),
+            idle_timeout: secs(9),
+            max_connections: 5,
+            ..HttpServerConfig::default()
+        });
+        assert_eq!((each.header, each.idle), (secs(3).0, secs(9).0));
+        assert_eq!(each.max_connections, 5);
+        let section = limits(&HttpServerConfig {
+            keepalive: Some(tern_config::components::HttpKeepalive {
+                enabled: true,
+                idle_timeout: secs(11),
+            }),
+            ..HttpServerConfig::default()
+        });
+        assert_eq!(section.idle, secs(11).0);
     }
 
     fn gzip(data: &[u8]) -> Bytes {
