@@ -120,7 +120,7 @@ fn bad_limits_are_reported_at_their_line() {
     assert_has(
         &errs,
         &[
-            "tern.yaml:5:23: receivers.otlp.protocols.http.idle_timeout: cannot use the deprecated idle_timeout alongside the `keepalive` section",
+            "tern.yaml:6:9: receivers.otlp.protocols.http.keepalive: cannot use the deprecated idle_timeout or keep_alives_enabled alongside the `keepalive` section",
             "tern.yaml:8:34: receivers.otlp.protocols.http.max_request_header_size: must be at least 8192",
             "tern.yaml:9:26: receivers.otlp.protocols.http.max_connections: must be at least 1",
             "tern.yaml:11:26: receivers.otlp.protocols.grpc.max_connections: must be at least 1",

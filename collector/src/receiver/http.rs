@@ -509,6 +509,10 @@ fn body_timeout(config: &HttpServerConfig) -> Duration {
 pub fn limits(config: &HttpServerConfig) -> serve::Limits {
     let read = serve::nonzero(config.read_timeout.0);
     let keepalive = config.keepalive.clone().unwrap_or_default();
+    let keep_alive = match &config.keepalive {
+        Some(section) => section.enabled,
+        None => config.keep_alives_enabled.unwrap_or(true),
+    };
     let idle = serve::nonzero(keepalive.idle_timeout.0).or(serve::nonzero(config.idle_timeout.0));
     let defaults = serve::Limits::default();
     serve::Limits {
@@ -517,7 +521,7 @@ pub fn limits(config: &HttpServerConfig) -> serve::Limits {
             .unwrap_or(defaults.header),
         idle: idle.or(read).unwrap_or(defaults.idle),
         max_connections: config.max_connections,
-        keep_alive: keepalive.enabled,
+        keep_alive,
         max_header_size: Some(u32::try_from(config.max_request_header_size).unwrap_or(u32::MAX)),
         ..defaults
     }
@@ -630,18 +634,24 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_keepalive_each_connection_serves_one_request() {
-        let config = HttpServerConfig {
+        let section = HttpServerConfig {
             keepalive: Some(tern_config::components::HttpKeepalive {
                 enabled: false,
                 idle_timeout: GoDuration::default(),
             }),
             ..HttpServerConfig::default()
         };
+        let deprecated = HttpServerConfig {
+            keep_alives_enabled: Some(false),
+            ..HttpServerConfig::default()
+        };
         let head = b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
-        let (answer, closed, _, _) = stall(config, head).await;
-        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
-        assert!(answer.contains("connection: close"), "{answer}");
-        assert_eq!(closed, Close::Closed);
+        for config in [section, deprecated] {
+            let (answer, closed, _, _) = stall(config, head).await;
+            assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+            assert!(answer.contains("connection: close"), "{answer}");
+            assert_eq!(closed, Close::Closed);
+        }
     }
 
     #[test]

@@ -181,6 +181,8 @@ pub struct HttpServerConfig {
     pub write_timeout: GoDuration,
     /// Deprecated in the Collector for `keepalive.idle_timeout`.
     pub idle_timeout: GoDuration,
+    /// Deprecated in the Collector for `keepalive.enabled`.
+    pub keep_alives_enabled: Option<bool>,
     /// Keeping connections open between requests.
     pub keepalive: Option<HttpKeepalive>,
     /// Tern: largest request head in bytes (default 64 KiB; larger heads
@@ -226,6 +228,7 @@ impl Default for HttpServerConfig {
             read_header_timeout: GoDuration::default(),
             write_timeout: GoDuration::default(),
             idle_timeout: GoDuration::default(),
+            keep_alives_enabled: None,
             keepalive: None,
             max_request_header_size: 64 * 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -243,7 +246,7 @@ impl ComponentConfig for OtlpReceiverConfig {
         if let Some(http) = protocols.http.as_ref() {
             server_limits::check_http(
                 c,
-                !http.idle_timeout.0.is_zero(),
+                !http.idle_timeout.0.is_zero() || http.keep_alives_enabled.is_some(),
                 http.keepalive.is_some(),
                 http.max_connections,
                 http.max_request_header_size,

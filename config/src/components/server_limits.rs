@@ -123,9 +123,9 @@ pub(super) fn check_http(
     check_max_connections(c, &path, max_connections, errors);
     if deprecated_idle && keepalive_section {
         errors.push(c.setting(
-            &["protocols", "http", "idle_timeout"],
-            "cannot use the deprecated idle_timeout alongside the `keepalive` section; \
-             move it to keepalive.idle_timeout",
+            &["protocols", "http", "keepalive"],
+            "cannot use the deprecated idle_timeout or keep_alives_enabled alongside \
+             the `keepalive` section; move them into it (idle_timeout, enabled)",
         ));
     }
     if max_request_header_size < MIN_HEADER_SIZE {
