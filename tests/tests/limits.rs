@@ -3,8 +3,8 @@
 //! `read_header_timeout` / `read_timeout` while normal clients on the same
 //! receiver are served; bodies, heads and gRPC messages over their limits
 //! are refused with the right status and counted; the gRPC server
-//! advertises `max_concurrent_streams` and closes a connection at
-//! `max_connection_age` with GOAWAY. Outcomes and counters only: no
+//! advertises `max_concurrent_streams` and refuses a stream over it, and
+//! closes a connection at `max_connection_age` with GOAWAY. Outcomes and counters only: no
 //! assertion on how long anything took.
 
 #![allow(clippy::unwrap_used)]
@@ -199,9 +199,10 @@ async fn oversized_bodies_heads_and_messages_are_refused_and_counted() {
     );
 }
 
-/// An HTTP/2 frame: type, flags, stream and payload.
+/// An HTTP/2 frame: type, stream and payload.
 struct Frame {
     kind: u8,
+    stream: u32,
     payload: Vec<u8>,
 }
 
@@ -212,14 +213,51 @@ async fn read_frame(conn: &mut TcpStream) -> Option<Frame> {
     let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
     let mut payload = vec![0u8; len];
     conn.read_exact(&mut payload).await.ok()?;
+    let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
     Some(Frame {
         kind: header[3],
+        stream,
         payload,
     })
 }
 
+/// A frame's bytes.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A HEADERS frame opening a gRPC export call on `stream` whose body never
+/// comes: each header a literal without indexing (HPACK, no Huffman).
+fn open_call(stream: u32) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", paths::TRACES),
+        (":authority", "x"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        block.push(0);
+        block.push(u8::try_from(name.len()).unwrap());
+        block.extend_from_slice(name.as_bytes());
+        block.push(u8::try_from(value.len()).unwrap());
+        block.extend_from_slice(value.as_bytes());
+    }
+    frame(HEADERS, END_HEADERS, stream, &block)
+}
+
+const HEADERS: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
+const ACK: u8 = 0x1;
 const GOAWAY: u8 = 0x7;
+const REFUSED_STREAM: u32 = 0x7;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +268,7 @@ receivers:
   otlp:
     protocols:
       grpc:
-        max_concurrent_streams: 3
+        max_concurrent_streams: 1
         keepalive:
           server_parameters:
             max_connection_age: 1s
@@ -247,7 +285,7 @@ service:
     let mut conn = TcpStream::connect(("127.0.0.1", tern.grpc)).await.unwrap();
     // The client preface and an empty SETTINGS frame.
     let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    preface.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
+    preface.extend_from_slice(&frame(SETTINGS, 0, 0, &[]));
     conn.write_all(&preface).await.unwrap();
 
     let settings = read_frame(&mut conn).await.expect("the server's SETTINGS");
@@ -256,14 +294,26 @@ service:
         (u16::from_be_bytes([p[0], p[1]]) == SETTINGS_MAX_CONCURRENT_STREAMS)
             .then(|| u32::from_be_bytes([p[2], p[3], p[4], p[5]]))
     });
-    assert_eq!(streams, Some(3));
+    assert_eq!(streams, Some(1));
+
+    // With the server's settings acknowledged, two calls at once: the first
+    // is served (its body is awaited), the second refused.
+    let calls = [frame(SETTINGS, ACK, 0, &[]), open_call(1), open_call(3)].concat();
+    conn.write_all(&calls).await.unwrap();
 
     // The connection is kept until its age, then gets GOAWAY and closes.
-    let mut kinds = Vec::new();
+    let mut frames = Vec::new();
     while let Some(frame) = read_frame(&mut conn).await {
-        kinds.push(frame.kind);
+        frames.push(frame);
     }
-    assert!(kinds.contains(&GOAWAY), "{kinds:?}");
+    let refused = |stream: u32| {
+        frames.iter().any(|f| {
+            f.kind == RST_STREAM && f.stream == stream && f.payload == REFUSED_STREAM.to_be_bytes()
+        })
+    };
+    assert!(refused(3), "the stream over the cap was not refused");
+    assert!(!refused(1), "the first stream was refused");
+    assert!(frames.iter().any(|f| f.kind == GOAWAY), "no GOAWAY");
 
     // New connections are served.
     let ok = grpc_call(tern.grpc, paths::TRACES, spans(1, 1).encode_to_vec(), None).await;
