@@ -58,7 +58,7 @@ fn defaults_are_the_collectors_keys_with_terns_caps() {
         assert_eq!(d.0, Duration::ZERO);
     }
     assert!(http.keepalive.is_none());
-    assert_eq!(http.max_request_header_size, 64 * 1024);
+    assert_eq!(http.max_request_header_size, 417_792);
     assert_eq!(http.max_connections, 4096);
     let grpc = otlp(&config).protocols.grpc.as_ref().unwrap();
     assert_eq!(grpc.max_recv_msg_size_mib, 4);

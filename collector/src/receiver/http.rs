@@ -661,7 +661,7 @@ mod tests {
         let plain = limits(&HttpServerConfig::default());
         assert_eq!((plain.header, plain.idle), (defaults.header, defaults.idle));
         assert_eq!(plain.max_connections, 4096);
-        assert_eq!(plain.max_header_size, Some(65536));
+        assert_eq!(plain.max_header_size, Some(417_792));
         let read = limits(&HttpServerConfig {
             read_timeout: secs(7),
             ..HttpServerConfig::default()

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::client::{is_header_name, is_header_value};
-use super::server_limits::{self, DEFAULT_MAX_CONNECTIONS, GrpcKeepalive, HttpKeepalive};
+use super::server_limits::{
+    self, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_HEADER_SIZE, GrpcKeepalive, HttpKeepalive,
+};
 use super::{Check, ComponentConfig, Protocol};
 use crate::ConfigError;
 use crate::types::{Endpoint, GoDuration};
@@ -185,7 +187,7 @@ pub struct HttpServerConfig {
     pub keep_alives_enabled: Option<bool>,
     /// Keeping connections open between requests.
     pub keepalive: Option<HttpKeepalive>,
-    /// Tern: largest request head in bytes (default 64 KiB; larger heads
+    /// Tern: largest request head in bytes (default 408 KiB; larger heads
     /// are answered 431).
     pub max_request_header_size: u64,
     /// Tern: most connections served at once (default 4096); further
@@ -230,7 +232,7 @@ impl Default for HttpServerConfig {
             idle_timeout: GoDuration::default(),
             keep_alives_enabled: None,
             keepalive: None,
-            max_request_header_size: 64 * 1024,
+            max_request_header_size: DEFAULT_MAX_REQUEST_HEADER_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }

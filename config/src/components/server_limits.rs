@@ -14,6 +14,12 @@ use crate::types::GoDuration;
 /// once.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 
+/// Default of `max_request_header_size`: hyper's own HTTP/1 read buffer
+/// (8 KiB + 400 KiB). The same buffer holds the part of a body hyper
+/// reads past an early answer (a refusal) to keep the connection, so a
+/// smaller value also makes such connections close sooner.
+pub const DEFAULT_MAX_REQUEST_HEADER_SIZE: u64 = 8192 + 409_600;
+
 /// Smallest `max_request_header_size` (hyper reads HTTP/1 heads into a
 /// buffer of at least this many bytes).
 pub const MIN_HEADER_SIZE: u64 = 8192;
