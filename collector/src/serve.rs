@@ -115,7 +115,9 @@ pub struct Limits {
     /// Most connections the listener serves at once.
     pub max_connections: u32,
     /// Close (gracefully: GOAWAY on HTTP/2) a connection this long after it
-    /// opened.
+    /// opened, give or take up to 10 % at random per connection (as
+    /// gRPC-Go, so that connections opened together do not all close
+    /// together).
     pub max_age: Option<Duration>,
     /// How long a connection closed for its age gets to finish what is in
     /// flight.
@@ -554,6 +556,17 @@ impl Activity {
     }
 }
 
+/// `age` moved by a random amount within ±10 %.
+fn jittered(age: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // A fraction in [-0.1, 0.1].
+    let fraction = (random % 2001) as f64 / 10_000.0 - 0.1;
+    age.mul_f64(1.0 + fraction)
+}
+
 /// One request in flight on a connection, while it lives.
 struct InFlight(Arc<Activity>);
 
@@ -619,7 +632,7 @@ where
     let mut deadline = activity.opened + limits.header;
     let aged = async {
         match limits.max_age {
-            Some(age) => tokio::time::sleep_until(activity.opened + age).await,
+            Some(age) => tokio::time::sleep_until(activity.opened + jittered(age)).await,
             None => std::future::pending().await,
         }
     };
@@ -941,6 +954,19 @@ mod tests {
         assert_eq!(served.await.unwrap(), Close::MaxAge);
         let lived = Instant::now() - opened;
         assert!(lived >= Duration::from_secs(40) && lived < Duration::from_secs(50));
+    }
+
+    #[test]
+    fn max_age_jitter_stays_within_ten_percent_and_varies() {
+        let age = Duration::from_secs(100);
+        let ages: std::collections::BTreeSet<Duration> = (0..50).map(|_| jittered(age)).collect();
+        assert!(ages.len() > 1, "no jitter");
+        for a in &ages {
+            assert!(
+                *a >= Duration::from_secs(90) && *a <= Duration::from_secs(110),
+                "{a:?}"
+            );
+        }
     }
 
     /// What a [`Recorder`] saw: the size of each read asked of it and of
