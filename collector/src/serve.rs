@@ -130,7 +130,28 @@ pub struct Limits {
     /// HTTP/2 server pings: after this long without activity, and closing
     /// the connection when the ack takes longer than the second.
     pub ping: Option<(Duration, Duration)>,
+    /// How often an HTTP/2 client may ping; `None`: as often as it likes.
+    pub client_pings: Option<PingPolicy>,
 }
+
+/// gRPC-Go's rule for client pings (`keepalive.enforcement_policy`): a
+/// ping sooner than `min_time` after the previous one (2 h when no call is
+/// in flight, unless `permit_without_stream`) is a strike, an answer
+/// clears the strikes, and a third strike closes the connection (GOAWAY,
+/// counted with `reason="too_many_pings"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingPolicy {
+    /// Shortest interval between pings.
+    pub min_time: Duration,
+    /// Whether pings are held to `min_time` with no call in flight too.
+    pub permit_without_stream: bool,
+}
+
+/// The interval gRPC-Go demands between pings on a connection with no
+/// call in flight, when `permit_without_stream` is false.
+const IDLE_PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+/// Strikes a connection may have; one more closes it (gRPC-Go's).
+const MAX_PING_STRIKES: u32 = 2;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -143,6 +164,7 @@ impl Default for Limits {
             keep_alive: true,
             max_header_size: None,
             ping: None,
+            client_pings: None,
         }
     }
 }
@@ -334,6 +356,8 @@ pub enum Close {
     Idle,
     /// Open for [`Limits::max_age`].
     MaxAge,
+    /// The client pinged more often than [`Limits::client_pings`] allows.
+    TooManyPings,
     /// The TLS handshake failed or took longer than 10 s.
     TlsHandshake,
     /// The server stopped.
@@ -349,6 +373,7 @@ impl Close {
             Close::HeaderTimeout => "header_timeout",
             Close::Idle => "idle",
             Close::MaxAge => "max_age",
+            Close::TooManyPings => "too_many_pings",
             Close::TlsHandshake => "tls_handshake",
             Close::Shutdown => "shutdown",
         }
@@ -567,6 +592,160 @@ fn jittered(age: Duration) -> Duration {
     age.mul_f64(1.0 + fraction)
 }
 
+/// Where an HTTP/2 frame reader stands in the bytes a client sends.
+#[derive(Debug)]
+struct Frames {
+    /// Bytes of the client preface still to pass.
+    preface: usize,
+    /// The frame header being read, and how much of it is in.
+    header: [u8; 9],
+    filled: usize,
+    /// Bytes of the current frame's payload still to pass.
+    skip: usize,
+}
+
+impl Frames {
+    fn new() -> Frames {
+        Frames {
+            preface: 24,
+            header: [0; 9],
+            filled: 0,
+            skip: 0,
+        }
+    }
+
+    /// Reads `data`, the next bytes from the client; calls `ping` for each
+    /// PING frame that is not an acknowledgement.
+    fn feed(&mut self, mut data: &[u8], mut ping: impl FnMut()) {
+        while !data.is_empty() {
+            let pass = if self.preface > 0 {
+                &mut self.preface
+            } else if self.skip > 0 {
+                &mut self.skip
+            } else {
+                let n = (9 - self.filled).min(data.len());
+                self.header[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+                self.filled += n;
+                data = &data[n..];
+                if self.filled == 9 {
+                    self.filled = 0;
+                    let h = self.header;
+                    self.skip = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                    const PING: u8 = 0x6;
+                    const ACK: u8 = 0x1;
+                    if h[3] == PING && h[4] & ACK == 0 {
+                        ping();
+                    }
+                }
+                continue;
+            };
+            let n = (*pass).min(data.len());
+            *pass -= n;
+            data = &data[n..];
+        }
+    }
+}
+
+/// A connection's bytes from the client, watched for PING frames against
+/// a [`PingPolicy`]: HTTP/2 codecs answer pings themselves and never show
+/// them, so they are counted here, below the codec (after TLS).
+struct PingWatch<I> {
+    io: I,
+    policy: PingPolicy,
+    frames: Frames,
+    activity: Arc<Activity>,
+    /// When the last ping came, and the strikes so far.
+    last_ping: Option<Instant>,
+    strikes: u32,
+    /// [`Activity::last_answer`] at the last ping: an answer since clears
+    /// the strikes, as sending headers or data does in gRPC-Go.
+    answers_seen: u64,
+    /// Told once the client has struck out.
+    struck_out: Arc<tokio::sync::Notify>,
+}
+
+impl<I> PingWatch<I> {
+    /// Judges one ping that came now.
+    fn ping(&mut self) {
+        let now = Instant::now();
+        let answered = self.activity.last_answer.load(Ordering::Acquire);
+        if answered != self.answers_seen {
+            self.answers_seen = answered;
+            self.strikes = 0;
+        } else if let Some(last) = self.last_ping {
+            let idle = self.activity.in_flight.load(Ordering::Acquire) == 0;
+            let least = if idle && !self.policy.permit_without_stream {
+                IDLE_PING_INTERVAL
+            } else {
+                self.policy.min_time
+            };
+            if now.saturating_duration_since(last) < least {
+                self.strikes += 1;
+                if self.strikes == MAX_PING_STRIKES + 1 {
+                    self.struck_out.notify_one();
+                }
+            }
+        }
+        self.last_ping = Some(now);
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for PingWatch<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if polled.is_ready() {
+            let this = &mut *self;
+            let mut pings = 0u32;
+            this.frames.feed(&buf.filled()[before..], || pings += 1);
+            for _ in 0..pings {
+                this.ping();
+            }
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for PingWatch<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// One request in flight on a connection, while it lives.
 struct InFlight(Arc<Activity>);
 
@@ -628,6 +807,20 @@ where
             response
         }
     });
+    let struck_out = Arc::new(tokio::sync::Notify::new());
+    let io: Box<dyn Io> = match limits.client_pings {
+        None => Box::new(io),
+        Some(policy) => Box::new(PingWatch {
+            io,
+            policy,
+            frames: Frames::new(),
+            activity: activity.clone(),
+            last_ping: None,
+            strikes: 0,
+            answers_seen: 0,
+            struck_out: struck_out.clone(),
+        }),
+    };
     let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
     let mut deadline = activity.opened + limits.header;
     let aged = async {
@@ -655,6 +848,7 @@ where
                 }
             }
             () = aged.as_mut() => break Close::MaxAge,
+            () = struck_out.notified() => break Close::TooManyPings,
             () = stopped(&mut shutdown) => break Close::Shutdown,
         }
     };

@@ -1,7 +1,7 @@
 //! The `otlp` receiver's limit keys: HTTP timeouts, keepalive, header size
-//! and connection cap; gRPC keepalive server parameters and connection
-//! cap; their defaults, and every bad value (the unsupported enforcement
-//! policy included) reported at its line.
+//! and connection cap; gRPC keepalive (server parameters and ping
+//! enforcement) and connection cap; their defaults, and every bad value
+//! reported at its line.
 
 #![allow(clippy::unwrap_used)]
 
@@ -78,7 +78,7 @@ fn every_limit_key_loads() {
          \x20       keepalive:\n          server_parameters:\n\
          \x20           max_connection_idle: 1m\n            max_connection_age: 2m\n\
          \x20           max_connection_age_grace: 3s\n            time: 30s\n            timeout: 5s\n\
-         \x20         enforcement_policy: {}\n",
+         \x20         enforcement_policy:\n            min_time: 10s\n            permit_without_stream: true\n",
     ))
     .unwrap();
     let http = otlp(&config).protocols.http.as_ref().unwrap();
@@ -106,6 +106,15 @@ fn every_limit_key_loads() {
     assert_eq!(params.max_connection_age_grace.0, Duration::from_secs(3));
     assert_eq!(params.time.0, Duration::from_secs(30));
     assert_eq!(params.timeout.0, Duration::from_secs(5));
+    let policy = grpc
+        .keepalive
+        .as_ref()
+        .unwrap()
+        .enforcement_policy
+        .as_ref()
+        .unwrap();
+    assert_eq!(policy.min_time.0, Duration::from_secs(10));
+    assert!(policy.permit_without_stream);
 }
 
 #[test]
@@ -113,9 +122,7 @@ fn bad_limits_are_reported_at_their_line() {
     let errs = errors(&with_protocols(
         "      http:\n        idle_timeout: 1s\n        keepalive:\n          enabled: true\n\
          \x20       max_request_header_size: 100\n        max_connections: 0\n\
-         \x20     grpc:\n        max_connections: 0\n        keepalive:\n\
-         \x20         enforcement_policy:\n            min_time: 10s\n\
-         \x20           permit_without_stream: true\n",
+         \x20     grpc:\n        max_connections: 0\n",
     ));
     assert_has(
         &errs,
@@ -124,8 +131,6 @@ fn bad_limits_are_reported_at_their_line() {
             "tern.yaml:8:34: receivers.otlp.protocols.http.max_request_header_size: must be at least 8192",
             "tern.yaml:9:26: receivers.otlp.protocols.http.max_connections: must be at least 1",
             "tern.yaml:11:26: receivers.otlp.protocols.grpc.max_connections: must be at least 1",
-            "tern.yaml:14:23: receivers.otlp.protocols.grpc.keepalive.enforcement_policy.min_time: is not supported by Tern yet",
-            "tern.yaml:15:36: receivers.otlp.protocols.grpc.keepalive.enforcement_policy.permit_without_stream: is not supported by Tern yet",
         ],
     );
     let typo = errors(&with_protocols(

@@ -381,7 +381,7 @@ fn protocol(config: &GrpcServerConfig) -> serve::Protocol {
     }
 }
 
-/// The connection limits of `config`'s `keepalive.server_parameters` and
+/// The connection limits of `config`'s `keepalive` and
 /// `max_connections`; a zero duration keeps gRPC-Go's default where that
 /// is bounded (pings every 2 h, acked within 20 s) and Tern's otherwise
 /// (idle close after [`serve::IDLE_TIMEOUT`], [`serve::DRAIN`] of grace).
@@ -390,6 +390,11 @@ pub fn limits(config: &GrpcServerConfig) -> serve::Limits {
         .keepalive
         .as_ref()
         .and_then(|k| k.server_parameters.clone())
+        .unwrap_or_default();
+    let policy = config
+        .keepalive
+        .as_ref()
+        .and_then(|k| k.enforcement_policy.clone())
         .unwrap_or_default();
     let defaults = serve::Limits::default();
     let ping = serve::nonzero(params.time.0)
@@ -404,12 +409,18 @@ pub fn limits(config: &GrpcServerConfig) -> serve::Limits {
             ping,
             serve::nonzero(params.timeout.0).unwrap_or(PING_TIMEOUT),
         )),
+        client_pings: Some(serve::PingPolicy {
+            min_time: serve::nonzero(policy.min_time.0).unwrap_or(PING_MIN_TIME),
+            permit_without_stream: policy.permit_without_stream,
+        }),
         ..defaults
     }
 }
 
 /// gRPC-Go's default `keepalive.server_parameters.time`.
 const PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+/// gRPC-Go's default `keepalive.enforcement_policy.min_time`.
+const PING_MIN_TIME: Duration = Duration::from_secs(5 * 60);
 /// gRPC-Go's default `keepalive.server_parameters.timeout`.
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -462,6 +473,11 @@ mod tests {
         assert_eq!(plain.age_grace, serve::DRAIN);
         assert_eq!(plain.ping, Some((PING_INTERVAL, PING_TIMEOUT)));
         assert_eq!(plain.max_connections, 4096);
+        let grpc_go = serve::PingPolicy {
+            min_time: PING_MIN_TIME,
+            permit_without_stream: false,
+        };
+        assert_eq!(plain.client_pings, Some(grpc_go));
         let secs = |n| tern_config::GoDuration(Duration::from_secs(n));
         let config = GrpcServerConfig {
             keepalive: Some(tern_config::components::GrpcKeepalive {
@@ -472,7 +488,10 @@ mod tests {
                     time: tern_config::GoDuration(Duration::from_millis(10)),
                     timeout: secs(3),
                 }),
-                enforcement_policy: None,
+                enforcement_policy: Some(tern_config::components::GrpcEnforcementPolicy {
+                    min_time: secs(10),
+                    permit_without_stream: true,
+                }),
             }),
             max_connections: 9,
             ..GrpcServerConfig::default()
@@ -484,6 +503,11 @@ mod tests {
         // Pings no more often than every second, as in gRPC-Go.
         assert_eq!(set.ping, Some((secs(1).0, secs(3).0)));
         assert_eq!(set.max_connections, 9);
+        let policy = serve::PingPolicy {
+            min_time: secs(10).0,
+            permit_without_stream: true,
+        };
+        assert_eq!(set.client_pings, Some(policy));
     }
 
     /// A request body that sends `first` and then stalls for good.

@@ -243,7 +243,7 @@ impl ComponentConfig for OtlpReceiverConfig {
         check_keys(c, self, errors);
         let protocols = &self.protocols;
         if let Some(grpc) = protocols.grpc.as_ref() {
-            server_limits::check_grpc(c, &grpc.keepalive, grpc.max_connections, errors);
+            server_limits::check_grpc(c, grpc.max_connections, errors);
         }
         if let Some(http) = protocols.http.as_ref() {
             server_limits::check_http(

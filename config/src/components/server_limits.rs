@@ -1,5 +1,6 @@
 //! The limits of the `otlp` receiver's servers: the Collector's gRPC
-//! `keepalive` and HTTP `keepalive` sections, Tern's own
+//! `keepalive` (server parameters and client ping enforcement) and HTTP
+//! `keepalive` sections, Tern's own
 //! `max_connections` and `max_request_header_size`, and the rules they
 //! follow. A duration left at 0 means Tern's bounded default, never "no
 //! limit" (docs/configuration.md lists each against the Collector's).
@@ -30,8 +31,7 @@ pub const MIN_HEADER_SIZE: u64 = 8192;
 pub struct GrpcKeepalive {
     /// Connection lifetimes and server pings.
     pub server_parameters: Option<GrpcServerParameters>,
-    /// Rules for client pings (not supported yet: a validate error when
-    /// any key is set).
+    /// Rules for client pings.
     pub enforcement_policy: Option<GrpcEnforcementPolicy>,
 }
 
@@ -59,10 +59,11 @@ pub struct GrpcServerParameters {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcEnforcementPolicy {
-    /// Shortest interval between client pings.
-    pub min_time: Option<GoDuration>,
-    /// Whether pings without a call in flight are allowed.
-    pub permit_without_stream: Option<bool>,
+    /// Shortest interval between client pings (0 = 5 min, as gRPC-Go).
+    pub min_time: GoDuration,
+    /// Whether `min_time` applies with no call in flight too (false: then
+    /// pings may come only every 2 h).
+    pub permit_without_stream: bool,
 }
 
 /// `receivers.otlp.protocols.http.keepalive`.
@@ -85,35 +86,9 @@ impl Default for HttpKeepalive {
     }
 }
 
-/// The limit keys of the gRPC server (`path` leads to it).
-pub(super) fn check_grpc(
-    c: &Check<'_>,
-    keepalive: &Option<GrpcKeepalive>,
-    max_connections: u32,
-    errors: &mut Vec<ConfigError>,
-) {
-    let path = ["protocols", "grpc"];
-    check_max_connections(c, &path, max_connections, errors);
-    let Some(policy) = keepalive
-        .as_ref()
-        .and_then(|k| k.enforcement_policy.as_ref())
-    else {
-        return;
-    };
-    let set = [
-        ("min_time", policy.min_time.is_some()),
-        (
-            "permit_without_stream",
-            policy.permit_without_stream.is_some(),
-        ),
-    ];
-    for (key, _) in set.into_iter().filter(|(_, set)| *set) {
-        errors.push(c.setting(
-            &["protocols", "grpc", "keepalive", "enforcement_policy", key],
-            "is not supported by Tern yet (its HTTP/2 server answers client pings \
-             without counting them); remove it",
-        ));
-    }
+/// The limit keys of the gRPC server.
+pub(super) fn check_grpc(c: &Check<'_>, max_connections: u32, errors: &mut Vec<ConfigError>) {
+    check_max_connections(c, &["protocols", "grpc"], max_connections, errors);
 }
 
 /// The limit keys of the HTTP server.
