@@ -1150,6 +1150,102 @@ mod tests {
         assert!(lived >= Duration::from_secs(40) && lived < Duration::from_secs(50));
     }
 
+    /// The client preface and an empty SETTINGS frame.
+    const H2_START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+    /// A PING frame (`ack` sets its flag).
+    fn ping_frame(ack: bool) -> Vec<u8> {
+        let mut f = vec![0, 0, 8, 0x6, u8::from(ack), 0, 0, 0, 0];
+        f.extend_from_slice(&[1; 8]);
+        f
+    }
+
+    #[test]
+    fn frames_are_found_however_the_bytes_are_split() {
+        let mut stream = H2_START.to_vec();
+        // A HEADERS frame whose payload holds a PING's bytes, then pings.
+        stream.extend_from_slice(&[0, 0, 17, 0x1, 0x4, 0, 0, 0, 1]);
+        stream.extend_from_slice(&ping_frame(false)[..17]);
+        stream.extend_from_slice(&ping_frame(false));
+        stream.extend_from_slice(&ping_frame(true));
+        stream.extend_from_slice(&ping_frame(false));
+        for piece in [1, 3, 9, 1000] {
+            let mut frames = Frames::new();
+            let mut pings = 0;
+            for chunk in stream.chunks(piece) {
+                frames.feed(chunk, || pings += 1);
+            }
+            assert_eq!(pings, 2, "in pieces of {piece}");
+        }
+    }
+
+    /// Serves gRPC-style HTTP/2 under `policy`; the client sends its
+    /// preface and then a PING every `every` until the connection closes;
+    /// returns why it closed and the pings sent.
+    async fn pinged(policy: PingPolicy, every: Duration) -> (Close, u32) {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let limits = Limits {
+            client_pings: Some(policy),
+            ..Limits::default()
+        };
+        let h2 = builder(
+            Protocol::Http2 {
+                max_concurrent_streams: None,
+                buffers: Buffers::default(),
+            },
+            &limits,
+        );
+        let (mut read, mut write) = tokio::io::split(client);
+        // Drain what the server sends, so it never blocks on the pipe.
+        tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = read.read_to_end(&mut sink).await;
+        });
+        let client = tokio::spawn(async move {
+            write.write_all(H2_START).await.unwrap();
+            let mut sent = 0u32;
+            while write.write_all(&ping_frame(false)).await.is_ok() {
+                sent += 1;
+                tokio::time::sleep(every).await;
+            }
+            sent
+        });
+        let answer = answering(Duration::ZERO, b"ok");
+        let reason = connection(server, answer, &h2, &limits, shutdown).await;
+        // The connection is gone, so the client's next write fails.
+        (reason, client.await.unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_frequent_pings_strike_out_the_connection() {
+        let grpc_go = PingPolicy {
+            min_time: Duration::from_secs(300),
+            permit_without_stream: false,
+        };
+        // Without a call, pings every 10 s: the first is free, three more
+        // are three strikes (before the 60 s header timeout).
+        let (reason, sent) = pinged(grpc_go, Duration::from_secs(10)).await;
+        assert_eq!(reason, Close::TooManyPings);
+        assert!(sent >= 4, "{sent}");
+        // Allowed without a call, at least min_time apart: never struck;
+        // the connection ends for its own reasons (no request came).
+        let relaxed = PingPolicy {
+            min_time: Duration::from_secs(10),
+            permit_without_stream: true,
+        };
+        let (reason, sent) = pinged(relaxed, Duration::from_secs(11)).await;
+        assert_eq!(reason, Close::HeaderTimeout);
+        assert!(sent >= 5, "{sent}");
+        // The same pings without permit_without_stream strike out.
+        let strict = PingPolicy {
+            permit_without_stream: false,
+            ..relaxed
+        };
+        let (reason, _) = pinged(strict, Duration::from_secs(11)).await;
+        assert_eq!(reason, Close::TooManyPings);
+    }
+
     #[test]
     fn max_age_jitter_stays_within_ten_percent_and_varies() {
         let age = Duration::from_secs(100);

@@ -4,7 +4,8 @@
 //! receiver are served; bodies, heads and gRPC messages over their limits
 //! are refused with the right status and counted; the gRPC server
 //! advertises `max_concurrent_streams` and refuses a stream over it, and
-//! closes a connection at `max_connection_age` with GOAWAY. Outcomes and counters only: no
+//! closes a connection at `max_connection_age` with GOAWAY, and one whose
+//! client pings too often (`keepalive.enforcement_policy`) likewise. Outcomes and counters only: no
 //! assertion on how long anything took.
 
 #![allow(clippy::unwrap_used)]
@@ -258,6 +259,7 @@ const SETTINGS: u8 = 0x4;
 const ACK: u8 = 0x1;
 const GOAWAY: u8 = 0x7;
 const REFUSED_STREAM: u32 = 0x7;
+const PING: u8 = 0x6;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,6 +327,37 @@ service:
             &format!(r#"{GRPC},reason="max_age""#),
         )
         .is_some_and(|n| n >= 1.0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pinging_too_often_gets_goaway_and_is_counted() {
+    // gRPC-Go's default policy: with no call in flight, pings at most
+    // every 2 h; the fourth quick ping is the third strike.
+    let tern = Tern::start(LIMITS);
+    let mut conn = TcpStream::connect(("127.0.0.1", tern.grpc)).await.unwrap();
+    let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    start.extend_from_slice(&frame(SETTINGS, 0, 0, &[]));
+    for _ in 0..4 {
+        start.extend_from_slice(&frame(PING, 0, 0, &[7; 8]));
+    }
+    conn.write_all(&start).await.unwrap();
+    let mut kinds = Vec::new();
+    while let Some(frame) = read_frame(&mut conn).await {
+        kinds.push(frame.kind);
+    }
+    assert!(kinds.contains(&GOAWAY), "{kinds:?}");
+
+    // Other clients are served.
+    let ok = grpc_call(tern.grpc, paths::TRACES, spans(1, 1).encode_to_vec(), None).await;
+    assert_eq!(ok.code, 0, "{ok:?}");
+    tern.self_metrics_until("the ping flood counted", |t| {
+        sample(
+            t,
+            "tern_receiver_connections_closed_total",
+            &format!(r#"{GRPC},reason="too_many_pings""#),
+        ) == Some(1.0)
     })
     .await;
 }
