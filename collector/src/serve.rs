@@ -13,7 +13,9 @@
 //! closes. These are the defaults of a server's [`Limits`], which the otlp
 //! receiver sets from its keys (`read_header_timeout`, `idle_timeout`,
 //! `max_connection_age`, `max_connections`, ...); docs/configuration.md
-//! lists them against the Collector's.
+//! lists them against the Collector's. On gRPC, client PINGs are watched
+//! below the HTTP/2 codec ([`PingPolicy`]) and a client that pings too
+//! often is closed, as gRPC-Go does.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
