@@ -110,6 +110,11 @@ pub struct GrpcServerConfig {
     pub max_recv_msg_size_mib: u64,
     /// Most concurrent HTTP/2 streams per connection (default 0 = no limit of Tern's own).
     pub max_concurrent_streams: u32,
+    /// Connection lifetimes and pings.
+    pub keepalive: Option<GrpcKeepalive>,
+    /// Tern: most connections served at once (default 4096); further
+    /// clients wait until one closes.
+    pub max_connections: u32,
     /// Keep client metadata (peer address, headers) on each batch.
     pub include_metadata: bool,
     /// TLS; plain text when absent.
@@ -124,11 +129,6 @@ pub struct GrpcServerConfig {
     pub write_buffer_size: u64,
     /// Network of `endpoint`; only `tcp` (the default).
     pub transport: String,
-    /// Connection lifetimes and pings.
-    pub keepalive: Option<GrpcKeepalive>,
-    /// Tern: most connections served at once (default 4096); further
-    /// clients wait until one closes.
-    pub max_connections: u32,
 }
 
 impl Default for GrpcServerConfig {
@@ -137,13 +137,13 @@ impl Default for GrpcServerConfig {
             endpoint: Endpoint::new("localhost", 4317),
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: 0,
+            keepalive: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             include_metadata: false,
             tls: None,
             read_buffer_size: 0,
             write_buffer_size: 0,
             transport: "tcp".into(),
-            keepalive: None,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -156,21 +156,6 @@ pub struct HttpServerConfig {
     pub endpoint: Endpoint,
     /// Largest accepted body after decompression, in bytes (default 20 MiB).
     pub max_request_body_size: u64,
-    /// Keep client metadata (peer address, headers) on each batch.
-    pub include_metadata: bool,
-    /// Path for traces (default `/v1/traces`).
-    pub traces_url_path: String,
-    /// Path for metrics (default `/v1/metrics`).
-    pub metrics_url_path: String,
-    /// Path for logs (default `/v1/logs`).
-    pub logs_url_path: String,
-    /// TLS; plain text when absent.
-    pub tls: Option<TlsServerConfig>,
-    /// Cross-origin resource sharing for browsers; off when absent or when
-    /// `allowed_origins` is empty.
-    pub cors: Option<CorsConfig>,
-    /// Headers added to every response (name to value).
-    pub response_headers: BTreeMap<String, String>,
     /// How long the request body may take once the head is in (0 = Tern's
     /// 30 s).
     pub read_timeout: GoDuration,
@@ -193,6 +178,21 @@ pub struct HttpServerConfig {
     /// Tern: most connections served at once (default 4096); further
     /// clients wait until one closes.
     pub max_connections: u32,
+    /// Keep client metadata (peer address, headers) on each batch.
+    pub include_metadata: bool,
+    /// Path for traces (default `/v1/traces`).
+    pub traces_url_path: String,
+    /// Path for metrics (default `/v1/metrics`).
+    pub metrics_url_path: String,
+    /// Path for logs (default `/v1/logs`).
+    pub logs_url_path: String,
+    /// TLS; plain text when absent.
+    pub tls: Option<TlsServerConfig>,
+    /// Cross-origin resource sharing for browsers; off when absent or when
+    /// `allowed_origins` is empty.
+    pub cors: Option<CorsConfig>,
+    /// Headers added to every response (name to value).
+    pub response_headers: BTreeMap<String, String>,
 }
 
 /// `receivers.otlp.protocols.http.cors`: the Collector's `confighttp` CORS
@@ -219,13 +219,6 @@ impl Default for HttpServerConfig {
         HttpServerConfig {
             endpoint: Endpoint::new("localhost", 4318),
             max_request_body_size: 20 * 1024 * 1024,
-            include_metadata: false,
-            traces_url_path: "/v1/traces".into(),
-            metrics_url_path: "/v1/metrics".into(),
-            logs_url_path: "/v1/logs".into(),
-            tls: None,
-            cors: None,
-            response_headers: BTreeMap::new(),
             read_timeout: GoDuration::default(),
             read_header_timeout: GoDuration::default(),
             write_timeout: GoDuration::default(),
@@ -234,6 +227,13 @@ impl Default for HttpServerConfig {
             keepalive: None,
             max_request_header_size: DEFAULT_MAX_REQUEST_HEADER_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            include_metadata: false,
+            traces_url_path: "/v1/traces".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            logs_url_path: "/v1/logs".into(),
+            tls: None,
+            cors: None,
+            response_headers: BTreeMap::new(),
         }
     }
 }
@@ -242,19 +242,6 @@ impl ComponentConfig for OtlpReceiverConfig {
     fn check(&self, c: &Check<'_>, errors: &mut Vec<ConfigError>) {
         check_keys(c, self, errors);
         let protocols = &self.protocols;
-        if let Some(grpc) = protocols.grpc.as_ref() {
-            server_limits::check_grpc(c, grpc.max_connections, errors);
-        }
-        if let Some(http) = protocols.http.as_ref() {
-            server_limits::check_http(
-                c,
-                !http.idle_timeout.0.is_zero() || http.keep_alives_enabled.is_some(),
-                http.keepalive.is_some(),
-                http.max_connections,
-                http.max_request_header_size,
-                errors,
-            );
-        }
         if protocols.grpc.as_ref().is_none() && protocols.http.as_ref().is_none() {
             errors.push(c.here(&["protocols"], "must enable at least one of grpc or http"));
         }
@@ -303,6 +290,19 @@ impl ComponentConfig for OtlpReceiverConfig {
                 &["protocols", "grpc", "max_recv_msg_size_mib"],
                 "must be at least 1",
             ));
+        }
+        if let Some(grpc) = protocols.grpc.as_ref() {
+            server_limits::check_grpc(c, grpc.max_connections, errors);
+        }
+        if let Some(http) = protocols.http.as_ref() {
+            server_limits::check_http(
+                c,
+                !http.idle_timeout.0.is_zero() || http.keep_alives_enabled.is_some(),
+                http.keepalive.is_some(),
+                http.max_connections,
+                http.max_request_header_size,
+                errors,
+            );
         }
     }
 
