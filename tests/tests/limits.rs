@@ -5,7 +5,10 @@
 //! are refused with the right status and counted; the gRPC server
 //! advertises `max_concurrent_streams` and refuses a stream over it, and
 //! closes a connection at `max_connection_age` with GOAWAY, and one whose
-//! client pings too often (`keepalive.enforcement_policy`) likewise. Outcomes and counters only: no
+//! client pings too often (`keepalive.enforcement_policy`) likewise. The
+//! Collector's limit keys are the reference Collector's (where
+//! `$TERN_REFCOL` is set): both accept them, and both refuse the
+//! deprecated HTTP keepalive keys beside a `keepalive` section. Outcomes and counters only: no
 //! assertion on how long anything took.
 
 #![allow(clippy::unwrap_used)]
@@ -360,4 +363,74 @@ async fn a_client_pinging_too_often_gets_goaway_and_is_counted() {
         ) == Some(1.0)
     })
     .await;
+}
+
+/// Every Collector limit key of the otlp receiver (Tern's own left out).
+const COLLECTOR_KEYS: &str = "
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        max_recv_msg_size_mib: 1
+        max_concurrent_streams: 1
+        keepalive:
+          server_parameters:
+            max_connection_idle: 1m
+            max_connection_age: 2m
+            max_connection_age_grace: 3s
+            time: 30s
+            timeout: 5s
+          enforcement_policy:
+            min_time: 10s
+            permit_without_stream: true
+      http:
+        endpoint: 127.0.0.1:0
+        max_request_body_size: 2000
+        read_timeout: 2s
+        read_header_timeout: 1s
+        write_timeout: 3s
+        keepalive:
+          enabled: false
+          idle_timeout: 4s
+exporters:
+  nop:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [nop]
+";
+
+/// Whether `binary validate` accepts `config`.
+fn validates(binary: &std::path::Path, config: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    std::process::Command::new(binary)
+        .arg("validate")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn the_limit_keys_are_the_collectors() {
+    let mixed = COLLECTOR_KEYS.replace(
+        "        keepalive:\n          enabled: false",
+        "        keep_alives_enabled: false\n        keepalive:\n          enabled: false",
+    );
+    assert_ne!(mixed, COLLECTOR_KEYS);
+    let tern = tern_e2e::tern_bin();
+    assert!(validates(&tern, COLLECTOR_KEYS));
+    assert!(!validates(&tern, &mixed));
+    let Some(refcol) = tern_e2e::refcol::refcol_bin() else {
+        eprintln!("TERN_REFCOL not set: not compared with the Collector");
+        return;
+    };
+    assert!(validates(&refcol, COLLECTOR_KEYS));
+    assert!(!validates(&refcol, &mixed));
 }
