@@ -38,7 +38,16 @@ where
             std::future::ready(Ok::<_, Infallible>(response))
         })
     };
-    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+    serve::serve(
+        listener,
+        serve::Protocol::Auto,
+        serve::Limits::default(),
+        None,
+        None,
+        shutdown,
+        make,
+    )
+    .await;
 }
 
 /// Serves `path` with `respond`; anything else is a 404 that names `path`.

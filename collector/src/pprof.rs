@@ -350,7 +350,16 @@ pub async fn run(listener: tokio::net::TcpListener, shutdown: Shutdown) {
             }
         })
     };
-    serve::serve(listener, serve::Protocol::Auto, None, None, shutdown, make).await;
+    serve::serve(
+        listener,
+        serve::Protocol::Auto,
+        serve::Limits::default(),
+        None,
+        None,
+        shutdown,
+        make,
+    )
+    .await;
 }
 
 /// Builds the `pprof` extension: its endpoint, and with `save_to_file` a

@@ -10,8 +10,12 @@
 //! GOAWAY), the receivers give a request body [`BODY_TIMEOUT`] to arrive,
 //! and a listener serves at most [`MAX_CONNECTIONS`] at once: at the cap it
 //! stops accepting (clients wait in the kernel's accept queue) until one
-//! closes. These are fixed defaults, chosen after the OpenTelemetry
-//! Collector's server defaults; docs/configuration.md lists them.
+//! closes. These are the defaults of a server's [`Limits`], which the otlp
+//! receiver sets from its keys (`read_header_timeout`, `idle_timeout`,
+//! `max_connection_age`, `max_connections`, ...); docs/configuration.md
+//! lists them against the Collector's. On gRPC, client PINGs are watched
+//! below the HTTP/2 codec ([`PingPolicy`]) and a client that pings too
+//! often is closed, as gRPC-Go does.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -98,9 +102,79 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_CONNECTIONS: u32 = 4096;
 /// How long a connection being closed (idle, timed out, or the server
 /// stopping) gets to finish what is in flight before it is dropped.
-const DRAIN: Duration = Duration::from_secs(5);
+pub const DRAIN: Duration = Duration::from_secs(5);
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// What one server bounds; [`Limits::default`] holds Tern's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a new connection may take to deliver its first complete
+    /// request head.
+    pub header: Duration,
+    /// How long a connection may go without a request in flight.
+    pub idle: Duration,
+    /// Most connections the listener serves at once.
+    pub max_connections: u32,
+    /// Close (gracefully: GOAWAY on HTTP/2) a connection this long after it
+    /// opened, give or take up to 10 % at random per connection (as
+    /// gRPC-Go, so that connections opened together do not all close
+    /// together).
+    pub max_age: Option<Duration>,
+    /// How long a connection closed for its age gets to finish what is in
+    /// flight.
+    pub age_grace: Duration,
+    /// Whether HTTP/1 connections are kept open between requests.
+    pub keep_alive: bool,
+    /// Largest request head in bytes (HTTP/1 read buffer, HTTP/2 header
+    /// list); `None` keeps hyper's own.
+    pub max_header_size: Option<u32>,
+    /// HTTP/2 server pings: after this long without activity, and closing
+    /// the connection when the ack takes longer than the second.
+    pub ping: Option<(Duration, Duration)>,
+    /// How often an HTTP/2 client may ping; `None`: as often as it likes.
+    pub client_pings: Option<PingPolicy>,
+}
+
+/// gRPC-Go's rule for client pings (`keepalive.enforcement_policy`): a
+/// ping sooner than `min_time` after the previous one (2 h when no call is
+/// in flight, unless `permit_without_stream`) is a strike, an answer
+/// clears the strikes, and a third strike closes the connection (GOAWAY,
+/// counted with `reason="too_many_pings"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingPolicy {
+    /// Shortest interval between pings.
+    pub min_time: Duration,
+    /// Whether pings are held to `min_time` with no call in flight too.
+    pub permit_without_stream: bool,
+}
+
+/// The interval gRPC-Go demands between pings on a connection with no
+/// call in flight, when `permit_without_stream` is false.
+const IDLE_PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+/// Strikes a connection may have; one more closes it (gRPC-Go's).
+const MAX_PING_STRIKES: u32 = 2;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header: HEADER_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_age: None,
+            age_grace: DRAIN,
+            keep_alive: true,
+            max_header_size: None,
+            ping: None,
+            client_pings: None,
+        }
+    }
+}
+
+/// `d`, unless it is zero (a config duration left at 0).
+pub fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -278,10 +352,14 @@ pub enum Close {
     Closed,
     /// An I/O or protocol error.
     Error,
-    /// No complete request head within [`HEADER_TIMEOUT`] of connecting.
+    /// No complete request head within [`Limits::header`] of connecting.
     HeaderTimeout,
-    /// No request in flight for [`IDLE_TIMEOUT`].
+    /// No request in flight for [`Limits::idle`].
     Idle,
+    /// Open for [`Limits::max_age`].
+    MaxAge,
+    /// The client pinged more often than [`Limits::client_pings`] allows.
+    TooManyPings,
     /// The TLS handshake failed or took longer than 10 s.
     TlsHandshake,
     /// The server stopped.
@@ -296,13 +374,15 @@ impl Close {
             Close::Error => "error",
             Close::HeaderTimeout => "header_timeout",
             Close::Idle => "idle",
+            Close::MaxAge => "max_age",
+            Close::TooManyPings => "too_many_pings",
             Close::TlsHandshake => "tls_handshake",
             Close::Shutdown => "shutdown",
         }
     }
 }
 
-/// One of a listener's [`MAX_CONNECTIONS`] places, held while the
+/// One of a listener's [`Limits::max_connections`] places, held while the
 /// connection lives; counts it open and, on [`Slot::close`], closed.
 struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -335,9 +415,22 @@ impl Drop for Slot {
     }
 }
 
-/// A hyper connection builder for `protocol`.
-pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
+/// A hyper connection builder for `protocol` within `limits`.
+pub fn builder(protocol: Protocol, limits: &Limits) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(limits.keep_alive);
+    if let Some(size) = limits.max_header_size {
+        let bytes = usize::try_from(size).unwrap_or(usize::MAX);
+        builder.http1().max_buf_size(bytes.max(8192));
+        builder.http2().max_header_list_size(size);
+    }
+    if let Some((interval, timeout)) = limits.ping {
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(timeout);
+    }
     if let Protocol::Http2 {
         max_concurrent_streams,
         ..
@@ -351,12 +444,14 @@ pub fn builder(protocol: Protocol) -> Builder<TokioExecutor> {
     builder
 }
 
-/// Serves connections from `listener` until `shutdown` turns true, at most
-/// [`MAX_CONNECTIONS`] at a time, counting them in `metrics` when given.
-/// `make` builds the service for one connection from the client's address.
+/// Serves connections from `listener` until `shutdown` turns true, within
+/// `limits` (at most [`Limits::max_connections`] at a time), counting them
+/// in `metrics` when given. `make` builds the service for one connection
+/// from the client's address.
 pub async fn serve<F, S, B>(
     listener: TcpListener,
     protocol: Protocol,
+    limits: Limits,
     tls: Option<TlsAcceptor>,
     metrics: Option<ConnectionMetrics>,
     shutdown: Shutdown,
@@ -370,12 +465,12 @@ pub async fn serve<F, S, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = builder(protocol);
+    let builder = builder(protocol, &limits);
     let buffers = match protocol {
         Protocol::Auto => Buffers::default(),
         Protocol::Http2 { buffers, .. } => buffers,
     };
-    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let places = Arc::new(Semaphore::new(limits.max_connections as usize));
     let at_cap_log = LogLimiter::default();
     let mut stop = shutdown.clone();
     loop {
@@ -388,7 +483,7 @@ pub async fn serve<F, S, B>(
                 if let Some(held_back) = at_cap_log.allow() {
                     tracing::warn!(
                         address = ?listener.local_addr().ok(),
-                        limit = MAX_CONNECTIONS,
+                        limit = limits.max_connections,
                         similar_since_last_line = held_back,
                         "connection limit reached; new connections wait until one closes"
                     );
@@ -436,13 +531,14 @@ pub async fn serve<F, S, B>(
                     }
                 }
             };
-            let reason = connection(buffered(io, buffers), service, &builder, shutdown).await;
+            let reason =
+                connection(buffered(io, buffers), service, &builder, &limits, shutdown).await;
             tracing::debug!(%peer, reason = reason.as_str(), "connection closed");
             slot.close(reason);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, places.acquire_many(MAX_CONNECTIONS))
+    if tokio::time::timeout(DRAIN, places.acquire_many(limits.max_connections))
         .await
         .is_err()
     {
@@ -456,6 +552,9 @@ pub async fn serve<F, S, B>(
 struct Activity {
     /// When the connection started serving; times are kept relative to it.
     opened: Instant,
+    /// The header and idle timeouts.
+    header: Duration,
+    idle: Duration,
     /// Requests being served now.
     in_flight: AtomicUsize,
     /// Whether any request came yet.
@@ -468,7 +567,7 @@ impl Activity {
     /// When the connection's limit next runs out, or why it ran out now.
     fn deadline(&self, now: Instant) -> Result<Instant, Close> {
         if !self.any.load(Ordering::Acquire) {
-            let at = self.opened + HEADER_TIMEOUT;
+            let at = self.opened + self.header;
             return if at > now {
                 Ok(at)
             } else {
@@ -476,11 +575,176 @@ impl Activity {
             };
         }
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Ok(now + IDLE_TIMEOUT);
+            return Ok(now + self.idle);
         }
         let answered = Duration::from_nanos(self.last_answer.load(Ordering::Acquire));
-        let at = self.opened + answered + IDLE_TIMEOUT;
+        let at = self.opened + answered + self.idle;
         if at > now { Ok(at) } else { Err(Close::Idle) }
+    }
+}
+
+/// `age` moved by a random amount within ±10 %.
+fn jittered(age: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // A fraction in [-0.1, 0.1].
+    let fraction = (random % 2001) as f64 / 10_000.0 - 0.1;
+    age.mul_f64(1.0 + fraction)
+}
+
+/// Where an HTTP/2 frame reader stands in the bytes a client sends.
+#[derive(Debug)]
+struct Frames {
+    /// Bytes of the client preface still to pass.
+    preface: usize,
+    /// The frame header being read, and how much of it is in.
+    header: [u8; 9],
+    filled: usize,
+    /// Bytes of the current frame's payload still to pass.
+    skip: usize,
+}
+
+impl Frames {
+    fn new() -> Frames {
+        Frames {
+            preface: 24,
+            header: [0; 9],
+            filled: 0,
+            skip: 0,
+        }
+    }
+
+    /// Reads `data`, the next bytes from the client; calls `ping` for each
+    /// PING frame that is not an acknowledgement.
+    fn feed(&mut self, mut data: &[u8], mut ping: impl FnMut()) {
+        while !data.is_empty() {
+            let pass = if self.preface > 0 {
+                &mut self.preface
+            } else if self.skip > 0 {
+                &mut self.skip
+            } else {
+                let n = (9 - self.filled).min(data.len());
+                self.header[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+                self.filled += n;
+                data = &data[n..];
+                if self.filled == 9 {
+                    self.filled = 0;
+                    let h = self.header;
+                    self.skip = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                    const PING: u8 = 0x6;
+                    const ACK: u8 = 0x1;
+                    if h[3] == PING && h[4] & ACK == 0 {
+                        ping();
+                    }
+                }
+                continue;
+            };
+            let n = (*pass).min(data.len());
+            *pass -= n;
+            data = &data[n..];
+        }
+    }
+}
+
+/// A connection's bytes from the client, watched for PING frames against
+/// a [`PingPolicy`]: HTTP/2 codecs answer pings themselves and never show
+/// them, so they are counted here, below the codec (after TLS).
+struct PingWatch<I> {
+    io: I,
+    policy: PingPolicy,
+    frames: Frames,
+    activity: Arc<Activity>,
+    /// When the last ping came, and the strikes so far.
+    last_ping: Option<Instant>,
+    strikes: u32,
+    /// [`Activity::last_answer`] at the last ping: an answer since clears
+    /// the strikes, as sending headers or data does in gRPC-Go.
+    answers_seen: u64,
+    /// Told once the client has struck out.
+    struck_out: Arc<tokio::sync::Notify>,
+}
+
+impl<I> PingWatch<I> {
+    /// Judges one ping that came now.
+    fn ping(&mut self) {
+        let now = Instant::now();
+        let answered = self.activity.last_answer.load(Ordering::Acquire);
+        if answered != self.answers_seen {
+            self.answers_seen = answered;
+            self.strikes = 0;
+        } else if let Some(last) = self.last_ping {
+            let idle = self.activity.in_flight.load(Ordering::Acquire) == 0;
+            let least = if idle && !self.policy.permit_without_stream {
+                IDLE_PING_INTERVAL
+            } else {
+                self.policy.min_time
+            };
+            if now.saturating_duration_since(last) < least {
+                self.strikes += 1;
+                if self.strikes == MAX_PING_STRIKES + 1 {
+                    self.struck_out.notify_one();
+                }
+            }
+        }
+        self.last_ping = Some(now);
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for PingWatch<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if polled.is_ready() {
+            let this = &mut *self;
+            let mut pings = 0u32;
+            this.frames.feed(&buf.filled()[before..], || pings += 1);
+            for _ in 0..pings {
+                this.ping();
+            }
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for PingWatch<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -505,15 +769,17 @@ impl Drop for InFlight {
     }
 }
 
-/// Serves one connection until it ends, [`HEADER_TIMEOUT`] or
-/// [`IDLE_TIMEOUT`] passes without a request in flight, or `shutdown`;
-/// then closes it gracefully (HTTP/1 after the answer being written,
-/// HTTP/2 with GOAWAY), dropping it if that takes longer than 5 s. Says
-/// why it ended.
+/// Serves one connection until it ends, [`Limits::header`] or
+/// [`Limits::idle`] passes without a request in flight, it reaches
+/// [`Limits::max_age`], or `shutdown`; then closes it gracefully (HTTP/1
+/// after the answer being written, HTTP/2 with GOAWAY), dropping it if
+/// that takes longer than [`DRAIN`] ([`Limits::age_grace`] at its age).
+/// Says why it ended.
 pub async fn connection<I, S, B>(
     io: I,
     service: S,
     builder: &Builder<TokioExecutor>,
+    limits: &Limits,
     mut shutdown: Shutdown,
 ) -> Close
 where
@@ -527,6 +793,8 @@ where
 {
     let activity = Arc::new(Activity {
         opened: Instant::now(),
+        header: limits.header,
+        idle: limits.idle,
         in_flight: AtomicUsize::new(0),
         any: AtomicBool::new(false),
         last_answer: AtomicU64::new(0),
@@ -541,8 +809,29 @@ where
             response
         }
     });
+    let struck_out = Arc::new(tokio::sync::Notify::new());
+    let io: Box<dyn Io> = match limits.client_pings {
+        None => Box::new(io),
+        Some(policy) => Box::new(PingWatch {
+            io,
+            policy,
+            frames: Frames::new(),
+            activity: activity.clone(),
+            last_ping: None,
+            strikes: 0,
+            answers_seen: 0,
+            struck_out: struck_out.clone(),
+        }),
+    };
     let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
-    let mut deadline = activity.opened + HEADER_TIMEOUT;
+    let mut deadline = activity.opened + limits.header;
+    let aged = async {
+        match limits.max_age {
+            Some(age) => tokio::time::sleep_until(activity.opened + jittered(age)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut aged = std::pin::pin!(aged);
     let reason = loop {
         tokio::select! {
             ended = conn.as_mut() => {
@@ -560,11 +849,23 @@ where
                     Err(expired) => break expired,
                 }
             }
+            () = aged.as_mut() => break Close::MaxAge,
+            () = struck_out.notified() => break Close::TooManyPings,
             () = stopped(&mut shutdown) => break Close::Shutdown,
         }
     };
+    if reason == Close::HeaderTimeout {
+        // No request ever started, so there is nothing to finish: a client
+        // still trickling its head is not waited for.
+        return reason;
+    }
     conn.as_mut().graceful_shutdown();
-    if let Ok(Err(e)) = tokio::time::timeout(DRAIN, conn).await {
+    let drain = if reason == Close::MaxAge {
+        limits.age_grace
+    } else {
+        DRAIN
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(drain, conn).await {
         tracing::debug!(error = %e, "connection ended with an error while closing");
     }
     reason
@@ -646,7 +947,8 @@ mod tests {
         let reason = connection(
             server,
             answering(Duration::ZERO, b"ok"),
-            &builder(Protocol::Auto),
+            &builder(Protocol::Auto, &Limits::default()),
+            &Limits::default(),
             shutdown,
         )
         .await;
@@ -703,8 +1005,8 @@ mod tests {
         });
         let (reason, at) = serve_ok(server, shutdown).await;
         assert_eq!(reason, Close::HeaderTimeout);
-        // hyper waits for the head it is reading; the drain bounds that.
-        assert!(at - opened <= HEADER_TIMEOUT + DRAIN + Duration::from_secs(1));
+        // Cut at the timeout, not after a drain.
+        assert!(at - opened < HEADER_TIMEOUT + Duration::from_secs(1));
         let mut rest = Vec::new();
         assert_eq!(read.read_to_end(&mut rest).await.unwrap(), 0);
         assert!(trickle.await.unwrap() >= 12, "the client kept sending");
@@ -735,7 +1037,14 @@ mod tests {
         // An answer that takes three idle timeouts still arrives.
         let slow = answering(3 * IDLE_TIMEOUT, b"ok");
         let served = tokio::spawn(async move {
-            connection(server, slow, &builder(Protocol::Auto), shutdown).await
+            connection(
+                server,
+                slow,
+                &builder(Protocol::Auto, &Limits::default()),
+                &Limits::default(),
+                shutdown,
+            )
+            .await
         });
         client.write_all(GET).await.unwrap();
         assert!(read_answer(&mut client).await.starts_with("HTTP/1.1 200"));
@@ -753,7 +1062,14 @@ mod tests {
         let big = answering(Duration::ZERO, &BIG);
         let (_read, mut write) = tokio::io::split(client);
         write.write_all(GET).await.unwrap();
-        let reason = connection(server, big, &builder(Protocol::Auto), shutdown).await;
+        let reason = connection(
+            server,
+            big,
+            &builder(Protocol::Auto, &Limits::default()),
+            &Limits::default(),
+            shutdown,
+        )
+        .await;
         assert_eq!(reason, Close::Idle);
         assert!(Instant::now() - opened <= IDLE_TIMEOUT + DRAIN + Duration::from_secs(1));
     }
@@ -762,12 +1078,22 @@ mod tests {
     async fn http2_connections_get_goaway_when_idle() {
         let (client, server) = pipe();
         let (_stop, shutdown) = watch::channel(false);
-        let h2 = builder(Protocol::Http2 {
-            max_concurrent_streams: None,
-            buffers: Buffers::default(),
-        });
+        let h2 = builder(
+            Protocol::Http2 {
+                max_concurrent_streams: None,
+                buffers: Buffers::default(),
+            },
+            &Limits::default(),
+        );
         let served = tokio::spawn(async move {
-            connection(server, answering(Duration::ZERO, b"ok"), &h2, shutdown).await
+            connection(
+                server,
+                answering(Duration::ZERO, b"ok"),
+                &h2,
+                &Limits::default(),
+                shutdown,
+            )
+            .await
         });
         let (mut sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
@@ -785,6 +1111,154 @@ mod tests {
         driver.await.unwrap().unwrap();
         assert_eq!(served.await.unwrap(), Close::Idle);
         assert!(Instant::now() - answered >= IDLE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_get_goaway_at_their_max_age_with_grace_for_calls() {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let limits = Limits {
+            max_age: Some(Duration::from_secs(30)),
+            age_grace: Duration::from_secs(20),
+            ..Limits::default()
+        };
+        let h2 = builder(
+            Protocol::Http2 {
+                max_concurrent_streams: None,
+                buffers: Buffers::default(),
+            },
+            &limits,
+        );
+        let opened = Instant::now();
+        // A call that takes 40 s: still in flight at the age, done within
+        // the grace.
+        let slow = answering(Duration::from_secs(40), b"ok");
+        let served =
+            tokio::spawn(async move { connection(server, slow, &h2, &limits, shutdown).await });
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))
+                .await
+                .unwrap();
+        let driver = tokio::spawn(conn);
+        let req = http::Request::post("http://x/")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        driver.await.unwrap().unwrap();
+        assert_eq!(served.await.unwrap(), Close::MaxAge);
+        let lived = Instant::now() - opened;
+        assert!(lived >= Duration::from_secs(40) && lived < Duration::from_secs(50));
+    }
+
+    /// The client preface and an empty SETTINGS frame.
+    const H2_START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+    /// A PING frame (`ack` sets its flag).
+    fn ping_frame(ack: bool) -> Vec<u8> {
+        let mut f = vec![0, 0, 8, 0x6, u8::from(ack), 0, 0, 0, 0];
+        f.extend_from_slice(&[1; 8]);
+        f
+    }
+
+    #[test]
+    fn frames_are_found_however_the_bytes_are_split() {
+        let mut stream = H2_START.to_vec();
+        // A HEADERS frame whose payload holds a PING's bytes, then pings.
+        stream.extend_from_slice(&[0, 0, 17, 0x1, 0x4, 0, 0, 0, 1]);
+        stream.extend_from_slice(&ping_frame(false)[..17]);
+        stream.extend_from_slice(&ping_frame(false));
+        stream.extend_from_slice(&ping_frame(true));
+        stream.extend_from_slice(&ping_frame(false));
+        for piece in [1, 3, 9, 1000] {
+            let mut frames = Frames::new();
+            let mut pings = 0;
+            for chunk in stream.chunks(piece) {
+                frames.feed(chunk, || pings += 1);
+            }
+            assert_eq!(pings, 2, "in pieces of {piece}");
+        }
+    }
+
+    /// Serves gRPC-style HTTP/2 under `policy`; the client sends its
+    /// preface and then a PING every `every` until the connection closes;
+    /// returns why it closed and the pings sent.
+    async fn pinged(policy: PingPolicy, every: Duration) -> (Close, u32) {
+        let (client, server) = pipe();
+        let (_stop, shutdown) = watch::channel(false);
+        let limits = Limits {
+            client_pings: Some(policy),
+            ..Limits::default()
+        };
+        let h2 = builder(
+            Protocol::Http2 {
+                max_concurrent_streams: None,
+                buffers: Buffers::default(),
+            },
+            &limits,
+        );
+        let (mut read, mut write) = tokio::io::split(client);
+        // Drain what the server sends, so it never blocks on the pipe.
+        tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = read.read_to_end(&mut sink).await;
+        });
+        let client = tokio::spawn(async move {
+            write.write_all(H2_START).await.unwrap();
+            let mut sent = 0u32;
+            while write.write_all(&ping_frame(false)).await.is_ok() {
+                sent += 1;
+                tokio::time::sleep(every).await;
+            }
+            sent
+        });
+        let answer = answering(Duration::ZERO, b"ok");
+        let reason = connection(server, answer, &h2, &limits, shutdown).await;
+        // The connection is gone, so the client's next write fails.
+        (reason, client.await.unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_frequent_pings_strike_out_the_connection() {
+        let grpc_go = PingPolicy {
+            min_time: Duration::from_secs(300),
+            permit_without_stream: false,
+        };
+        // Without a call, pings every 10 s: the first is free, three more
+        // are three strikes (before the 60 s header timeout).
+        let (reason, sent) = pinged(grpc_go, Duration::from_secs(10)).await;
+        assert_eq!(reason, Close::TooManyPings);
+        assert!(sent >= 4, "{sent}");
+        // Allowed without a call, at least min_time apart: never struck;
+        // the connection ends for its own reasons (no request came).
+        let relaxed = PingPolicy {
+            min_time: Duration::from_secs(10),
+            permit_without_stream: true,
+        };
+        let (reason, sent) = pinged(relaxed, Duration::from_secs(11)).await;
+        assert_eq!(reason, Close::HeaderTimeout);
+        assert!(sent >= 5, "{sent}");
+        // The same pings without permit_without_stream strike out.
+        let strict = PingPolicy {
+            permit_without_stream: false,
+            ..relaxed
+        };
+        let (reason, _) = pinged(strict, Duration::from_secs(11)).await;
+        assert_eq!(reason, Close::TooManyPings);
+    }
+
+    #[test]
+    fn max_age_jitter_stays_within_ten_percent_and_varies() {
+        let age = Duration::from_secs(100);
+        let ages: std::collections::BTreeSet<Duration> = (0..50).map(|_| jittered(age)).collect();
+        assert!(ages.len() > 1, "no jitter");
+        for a in &ages {
+            assert!(
+                *a >= Duration::from_secs(90) && *a <= Duration::from_secs(110),
+                "{a:?}"
+            );
+        }
     }
 
     /// What a [`Recorder`] saw: the size of each read asked of it and of
@@ -878,7 +1352,14 @@ mod tests {
         let (stop, shutdown) = watch::channel(false);
         let slow = answering(Duration::from_secs(2), b"ok");
         let served = tokio::spawn(async move {
-            connection(server, slow, &builder(Protocol::Auto), shutdown).await
+            connection(
+                server,
+                slow,
+                &builder(Protocol::Auto, &Limits::default()),
+                &Limits::default(),
+                shutdown,
+            )
+            .await
         });
         client.write_all(GET).await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;

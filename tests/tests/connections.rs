@@ -1,6 +1,6 @@
-//! Connections against the real binary: a listener serves at most 4096
-//! connections at once (the documented default) and holds further clients
-//! until one closes, counting it; a gRPC unary call carrying two messages
+//! Connections against the real binary: a listener serves at most
+//! `max_connections` at once and holds further clients until one closes,
+//! counting it; a gRPC unary call carrying two messages
 //! is refused as a protocol violation instead of answered OK with the
 //! second dropped. The timeouts (minutes by default) are proven on a
 //! virtual clock in collector/src/serve.rs and the receivers' unit tests.
@@ -30,9 +30,17 @@ service:
       exporters: [file]
 "#;
 
-/// `MAX_CONNECTIONS` in collector/src/serve.rs, as docs/configuration.md
-/// states it.
-const MAX_CONNECTIONS: usize = 4096;
+/// The HTTP server's `max_connections` in [`CAPPED`].
+const MAX_CONNECTIONS: usize = 16;
+
+/// [`CONFIG`] with the HTTP server capped at [`MAX_CONNECTIONS`].
+const CAPPED: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        max_connections: 16
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unary_call_with_two_messages_is_refused_and_nothing_is_delivered() {
@@ -83,7 +91,7 @@ async fn answer_head(conn: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_cap_new_clients_wait_until_one_closes() {
-    let tern = Tern::start(CONFIG);
+    let tern = Tern::start_layered(&[CONFIG, CAPPED]);
     let labels = r#"receiver="otlp",transport="http""#;
     let mut held = Vec::with_capacity(MAX_CONNECTIONS);
     for _ in 0..MAX_CONNECTIONS {

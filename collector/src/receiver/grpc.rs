@@ -3,13 +3,14 @@
 //! pipeline as the bytes the client sent (gzip and zstd are undone by tonic,
 //! snappy, which tonic lacks, by [`unsnappy`] before it, all within
 //! `max_recv_msg_size_mib`). A call carries exactly one message, read
-//! within [`serve::BODY_TIMEOUT`].
+//! within [`serve::BODY_TIMEOUT`]; the connection limits come from
+//! `keepalive.server_parameters` and `max_connections` ([`limits`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes};
 use opentelemetry_proto::tonic::collector::{
@@ -380,6 +381,49 @@ fn protocol(config: &GrpcServerConfig) -> serve::Protocol {
     }
 }
 
+/// The connection limits of `config`'s `keepalive` and
+/// `max_connections`; a zero duration keeps gRPC-Go's default where that
+/// is bounded (pings every 2 h, acked within 20 s) and Tern's otherwise
+/// (idle close after [`serve::IDLE_TIMEOUT`], [`serve::DRAIN`] of grace).
+pub fn limits(config: &GrpcServerConfig) -> serve::Limits {
+    let params = config
+        .keepalive
+        .as_ref()
+        .and_then(|k| k.server_parameters.clone())
+        .unwrap_or_default();
+    let policy = config
+        .keepalive
+        .as_ref()
+        .and_then(|k| k.enforcement_policy.clone())
+        .unwrap_or_default();
+    let defaults = serve::Limits::default();
+    let ping = serve::nonzero(params.time.0)
+        .unwrap_or(PING_INTERVAL)
+        .max(Duration::from_secs(1));
+    serve::Limits {
+        idle: serve::nonzero(params.max_connection_idle.0).unwrap_or(defaults.idle),
+        max_connections: config.max_connections,
+        max_age: serve::nonzero(params.max_connection_age.0),
+        age_grace: serve::nonzero(params.max_connection_age_grace.0).unwrap_or(defaults.age_grace),
+        ping: Some((
+            ping,
+            serve::nonzero(params.timeout.0).unwrap_or(PING_TIMEOUT),
+        )),
+        client_pings: Some(serve::PingPolicy {
+            min_time: serve::nonzero(policy.min_time.0).unwrap_or(PING_MIN_TIME),
+            permit_without_stream: policy.permit_without_stream,
+        }),
+        ..defaults
+    }
+}
+
+/// gRPC-Go's default `keepalive.server_parameters.time`.
+const PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+/// gRPC-Go's default `keepalive.enforcement_policy.min_time`.
+const PING_MIN_TIME: Duration = Duration::from_secs(5 * 60);
+/// gRPC-Go's default `keepalive.server_parameters.timeout`.
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Serves OTLP/gRPC on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -390,6 +434,7 @@ pub async fn run(
 ) {
     let connections = sink.metrics().connections();
     let protocol = protocol(&config);
+    let limits = limits(&config);
     let receiver = Arc::new(Receiver {
         sink,
         max_message: usize::try_from(config.max_recv_msg_size_mib.saturating_mul(1024 * 1024))
@@ -397,7 +442,16 @@ pub async fn run(
         include_metadata: config.include_metadata,
     });
     let make = move |peer: SocketAddr| service(receiver.clone(), peer);
-    serve::serve(listener, protocol, tls, Some(connections), shutdown, make).await;
+    serve::serve(
+        listener,
+        protocol,
+        limits,
+        tls,
+        Some(connections),
+        shutdown,
+        make,
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -409,6 +463,52 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
     use tern_core::telemetry::{ReceiverMetrics, Telemetry};
+
+    #[test]
+    fn keepalive_server_parameters_set_the_connection_limits() {
+        let defaults = serve::Limits::default();
+        let plain = limits(&GrpcServerConfig::default());
+        assert_eq!(plain.idle, defaults.idle);
+        assert_eq!(plain.max_age, None);
+        assert_eq!(plain.age_grace, serve::DRAIN);
+        assert_eq!(plain.ping, Some((PING_INTERVAL, PING_TIMEOUT)));
+        assert_eq!(plain.max_connections, 4096);
+        let grpc_go = serve::PingPolicy {
+            min_time: PING_MIN_TIME,
+            permit_without_stream: false,
+        };
+        assert_eq!(plain.client_pings, Some(grpc_go));
+        let secs = |n| tern_config::GoDuration(Duration::from_secs(n));
+        let config = GrpcServerConfig {
+            keepalive: Some(tern_config::components::GrpcKeepalive {
+                server_parameters: Some(tern_config::components::GrpcServerParameters {
+                    max_connection_idle: secs(30),
+                    max_connection_age: secs(600),
+                    max_connection_age_grace: secs(20),
+                    time: tern_config::GoDuration(Duration::from_millis(10)),
+                    timeout: secs(3),
+                }),
+                enforcement_policy: Some(tern_config::components::GrpcEnforcementPolicy {
+                    min_time: secs(10),
+                    permit_without_stream: true,
+                }),
+            }),
+            max_connections: 9,
+            ..GrpcServerConfig::default()
+        };
+        let set = limits(&config);
+        assert_eq!(set.idle, secs(30).0);
+        assert_eq!(set.max_age, Some(secs(600).0));
+        assert_eq!(set.age_grace, secs(20).0);
+        // Pings no more often than every second, as in gRPC-Go.
+        assert_eq!(set.ping, Some((secs(1).0, secs(3).0)));
+        assert_eq!(set.max_connections, 9);
+        let policy = serve::PingPolicy {
+            min_time: secs(10).0,
+            permit_without_stream: true,
+        };
+        assert_eq!(set.client_pings, Some(policy));
+    }
 
     /// A request body that sends `first` and then stalls for good.
     struct Stalled(Option<Bytes>);
@@ -469,8 +569,10 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let served = tokio::spawn(async move {
-            let h2 = serve::builder(protocol(&GrpcServerConfig::default()));
-            serve::connection(server, service(receiver, peer), &h2, shutdown).await
+            let config = GrpcServerConfig::default();
+            let limits = limits(&config);
+            let h2 = serve::builder(protocol(&config), &limits);
+            serve::connection(server, service(receiver, peer), &h2, &limits, shutdown).await
         });
         let (mut sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client))

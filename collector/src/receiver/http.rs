@@ -1,7 +1,10 @@
 //! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` (paths
 //! configurable) with protobuf or JSON bodies, gzip / deflate / zstd request
 //! compression, and a body limit enforced on the decompressed size while it
-//! inflates; the body must arrive within [`serve::BODY_TIMEOUT`]. Errors are `google.rpc.Status` bodies in the request's encoding
+//! inflates; the body must arrive within `read_timeout` (default
+//! [`serve::BODY_TIMEOUT`]) and the answer be ready within `write_timeout`
+//! when set; the connection limits come from the other keys ([`limits`]).
+//! Errors are `google.rpc.Status` bodies in the request's encoding
 //! with the status codes the OTLP specification gives. With `cors` set,
 //! browsers may call from allowed origins ([`super::cors`]); `response_headers`
 //! are added to every answer (preflights included) that does not set them.
@@ -10,7 +13,7 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
@@ -269,7 +272,21 @@ async fn handle(
             return error_response(fallback, &f);
         }
     };
-    match receive(req, signal, encoding, config, sink, peer).await {
+    let received = receive(req, signal, encoding, config, sink, peer);
+    let outcome = match serve::nonzero(config.write_timeout.0) {
+        None => received.await,
+        Some(limit) => tokio::time::timeout(limit, received)
+            .await
+            .unwrap_or_else(|_| {
+                Err(failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Code::Unavailable,
+                    "write_timeout",
+                    format!("request not answered within write_timeout ({limit:?})"),
+                ))
+            }),
+    };
+    match outcome {
         Ok(()) => respond(encoding, StatusCode::OK, success_body(signal, encoding)),
         Err(f) => {
             if let Some(reason) = f.reason {
@@ -310,7 +327,8 @@ async fn receive(
     };
     let body_limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let read = Limited::new(req.into_body(), body_limit).collect();
-    let raw = match tokio::time::timeout(serve::BODY_TIMEOUT, read).await {
+    let body_timeout = body_timeout(config);
+    let raw = match tokio::time::timeout(body_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         // hyper closes an HTTP/1 connection whose body was not read to the end.
@@ -319,10 +337,7 @@ async fn receive(
                 StatusCode::REQUEST_TIMEOUT,
                 Code::DeadlineExceeded,
                 "body_timeout",
-                format!(
-                    "request body not received within {} s",
-                    serve::BODY_TIMEOUT.as_secs()
-                ),
+                format!("request body not received within {body_timeout:?}"),
             ));
         }
         Ok(Err(e)) => {
@@ -482,6 +497,36 @@ fn service(
     })
 }
 
+/// How long a request body may take once its head is in: `read_timeout`,
+/// else Tern's default.
+fn body_timeout(config: &HttpServerConfig) -> Duration {
+    serve::nonzero(config.read_timeout.0).unwrap_or(serve::BODY_TIMEOUT)
+}
+
+/// The connection limits of `config`. As in Go's `http.Server`, a zero
+/// `read_header_timeout` or idle timeout falls back to `read_timeout`;
+/// where that is zero too, Tern's defaults apply (Go would have none).
+pub fn limits(config: &HttpServerConfig) -> serve::Limits {
+    let read = serve::nonzero(config.read_timeout.0);
+    let keepalive = config.keepalive.clone().unwrap_or_default();
+    let keep_alive = match &config.keepalive {
+        Some(section) => section.enabled,
+        None => config.keep_alives_enabled.unwrap_or(true),
+    };
+    let idle = serve::nonzero(keepalive.idle_timeout.0).or(serve::nonzero(config.idle_timeout.0));
+    let defaults = serve::Limits::default();
+    serve::Limits {
+        header: serve::nonzero(config.read_header_timeout.0)
+            .or(read)
+            .unwrap_or(defaults.header),
+        idle: idle.or(read).unwrap_or(defaults.idle),
+        max_connections: config.max_connections,
+        keep_alive,
+        max_header_size: Some(u32::try_from(config.max_request_header_size).unwrap_or(u32::MAX)),
+        ..defaults
+    }
+}
+
 /// Serves OTLP/HTTP on `listener` (with `tls` when given) until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
@@ -491,11 +536,13 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let connections = sink.metrics().connections();
+    let limits = limits(&config);
     let receiver = Arc::new(Receiver::new(config, sink));
     let make = move |peer: SocketAddr| service(receiver.clone(), peer);
     serve::serve(
         listener,
         serve::Protocol::Auto,
+        limits,
         tls,
         Some(connections),
         shutdown,
@@ -510,14 +557,19 @@ mod tests {
     use crate::receiver::Consumers;
     use crate::serve::Close;
     use std::io::Write;
+    use tern_config::types::GoDuration;
     use tern_core::telemetry::{ReceiverMetrics, Telemetry};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test(start_paused = true)]
-    async fn a_slow_body_is_answered_408_and_counted() {
+    /// Serves one connection under `config` (its limits too) on a paused
+    /// clock, sends `head` and then nothing more; returns everything
+    /// answered before the close, why the connection closed, how long
+    /// that took, and the self-metrics.
+    async fn stall(config: HttpServerConfig, head: &[u8]) -> (String, Close, Duration, String) {
         let telemetry = Telemetry::new();
+        let limits = limits(&config);
         let receiver = Arc::new(Receiver::new(
-            HttpServerConfig::default(),
+            config,
             OtlpSink::new(
                 "otlp",
                 Arc::new(Consumers::default()),
@@ -528,28 +580,110 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let served = tokio::spawn(async move {
-            let h1 = serve::builder(serve::Protocol::Auto);
-            serve::connection(server, service(receiver, peer), &h1, shutdown).await
+            let h1 = serve::builder(serve::Protocol::Auto, &limits);
+            serve::connection(server, service(receiver, peer), &h1, &limits, shutdown).await
         });
         let started = tokio::time::Instant::now();
-        // 10 of the 1000 bytes announced, then nothing.
-        client
-            .write_all(
-                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n\
-                  Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\
-                  0123456789",
-            )
-            .await
-            .unwrap();
+        client.write_all(head).await.unwrap();
         let mut answer = String::new();
         client.read_to_string(&mut answer).await.unwrap();
+        let took = started.elapsed();
+        let closed = served.await.unwrap();
+        (answer, closed, took, telemetry.render())
+    }
+
+    /// 10 of the 1000 bytes announced.
+    const STALLED: &[u8] = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n\
+                  Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\
+                  0123456789";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_body_is_answered_408_and_counted() {
+        let (answer, closed, took, metrics) = stall(HttpServerConfig::default(), STALLED).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-        assert!(started.elapsed() >= serve::BODY_TIMEOUT);
+        assert!(took >= serve::BODY_TIMEOUT);
         // The body was not read to its end, so the connection is closed.
-        assert_eq!(served.await.unwrap(), Close::Closed);
-        assert!(telemetry.render().contains(
+        assert_eq!(closed, Close::Closed);
+        assert!(metrics.contains(
             "tern_receiver_requests_refused_total{receiver=\"otlp\",transport=\"http\",reason=\"body_timeout\"} 1"
         ));
+        // read_timeout sets the limit.
+        let config = HttpServerConfig {
+            read_timeout: GoDuration(Duration::from_secs(3)),
+            ..HttpServerConfig::default()
+        };
+        let (answer, _, took, _) = stall(config, STALLED).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_not_answered_within_the_write_timeout_gets_503() {
+        let config = HttpServerConfig {
+            write_timeout: GoDuration(Duration::from_secs(2)),
+            ..HttpServerConfig::default()
+        };
+        let (answer, _, took, metrics) = stall(config, STALLED).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("write_timeout"), "{answer}");
+        assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(3));
+        assert!(metrics.contains(
+            "tern_receiver_requests_refused_total{receiver=\"otlp\",transport=\"http\",reason=\"write_timeout\"} 1"
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_keepalive_each_connection_serves_one_request() {
+        let section = HttpServerConfig {
+            keepalive: Some(tern_config::components::HttpKeepalive {
+                enabled: false,
+                idle_timeout: GoDuration::default(),
+            }),
+            ..HttpServerConfig::default()
+        };
+        let deprecated = HttpServerConfig {
+            keep_alives_enabled: Some(false),
+            ..HttpServerConfig::default()
+        };
+        let head = b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        for config in [section, deprecated] {
+            let (answer, closed, _, _) = stall(config, head).await;
+            assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+            assert!(answer.contains("connection: close"), "{answer}");
+            assert_eq!(closed, Close::Closed);
+        }
+    }
+
+    #[test]
+    fn zero_timeouts_fall_back_as_in_go_then_to_terns_defaults() {
+        let secs = |n| GoDuration(Duration::from_secs(n));
+        let defaults = serve::Limits::default();
+        let plain = limits(&HttpServerConfig::default());
+        assert_eq!((plain.header, plain.idle), (defaults.header, defaults.idle));
+        assert_eq!(plain.max_connections, 4096);
+        assert_eq!(plain.max_header_size, Some(417_792));
+        let read = limits(&HttpServerConfig {
+            read_timeout: secs(7),
+            ..HttpServerConfig::default()
+        });
+        assert_eq!((read.header, read.idle), (secs(7).0, secs(7).0));
+        let each = limits(&HttpServerConfig {
+            read_timeout: secs(7),
+            read_header_timeout: secs(3),
+            idle_timeout: secs(9),
+            max_connections: 5,
+            ..HttpServerConfig::default()
+        });
+        assert_eq!((each.header, each.idle), (secs(3).0, secs(9).0));
+        assert_eq!(each.max_connections, 5);
+        let section = limits(&HttpServerConfig {
+            keepalive: Some(tern_config::components::HttpKeepalive {
+                enabled: true,
+                idle_timeout: secs(11),
+            }),
+            ..HttpServerConfig::default()
+        });
+        assert_eq!(section.idle, secs(11).0);
     }
 
     fn gzip(data: &[u8]) -> Bytes {

@@ -26,6 +26,7 @@ mod pprof;
 pub(crate) mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_remote_write;
+mod server_limits;
 pub(crate) mod tail_sampling;
 mod zpages;
 
@@ -57,6 +58,9 @@ pub use pprof::PprofConfig;
 pub use prometheus::{PrometheusConfig, ResourceToTelemetry, TranslationStrategy};
 pub use prometheus_remote_write::{
     PrometheusRemoteWriteConfig, RemoteWriteQueue, TargetInfo, WalConfig,
+};
+pub use server_limits::{
+    GrpcEnforcementPolicy, GrpcKeepalive, GrpcServerParameters, HttpKeepalive,
 };
 pub use zpages::ZPagesConfig;
 

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::client::{is_header_name, is_header_value};
+use super::server_limits::{
+    self, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_HEADER_SIZE, GrpcKeepalive, HttpKeepalive,
+};
 use super::{Check, ComponentConfig, Protocol};
 use crate::ConfigError;
 use crate::types::{Endpoint, GoDuration};
@@ -107,6 +110,11 @@ pub struct GrpcServerConfig {
     pub max_recv_msg_size_mib: u64,
     /// Most concurrent HTTP/2 streams per connection (default 0 = no limit of Tern's own).
     pub max_concurrent_streams: u32,
+    /// Connection lifetimes and pings.
+    pub keepalive: Option<GrpcKeepalive>,
+    /// Tern: most connections served at once (default 4096); further
+    /// clients wait until one closes.
+    pub max_connections: u32,
     /// Keep client metadata (peer address, headers) on each batch.
     pub include_metadata: bool,
     /// TLS; plain text when absent.
@@ -129,6 +137,8 @@ impl Default for GrpcServerConfig {
             endpoint: Endpoint::new("localhost", 4317),
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: 0,
+            keepalive: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             include_metadata: false,
             tls: None,
             read_buffer_size: 0,
@@ -146,6 +156,28 @@ pub struct HttpServerConfig {
     pub endpoint: Endpoint,
     /// Largest accepted body after decompression, in bytes (default 20 MiB).
     pub max_request_body_size: u64,
+    /// How long the request body may take once the head is in (0 = Tern's
+    /// 30 s).
+    pub read_timeout: GoDuration,
+    /// How long a new connection may take to send its first request head
+    /// (0 = `read_timeout` when set, else Tern's 60 s).
+    pub read_header_timeout: GoDuration,
+    /// How long a request may take from its head to its answer (0 = no
+    /// bound of its own: `read_timeout` bounds the body and the pipeline
+    /// the rest).
+    pub write_timeout: GoDuration,
+    /// Deprecated in the Collector for `keepalive.idle_timeout`.
+    pub idle_timeout: GoDuration,
+    /// Deprecated in the Collector for `keepalive.enabled`.
+    pub keep_alives_enabled: Option<bool>,
+    /// Keeping connections open between requests.
+    pub keepalive: Option<HttpKeepalive>,
+    /// Tern: largest request head in bytes (default 408 KiB; larger heads
+    /// are answered 431).
+    pub max_request_header_size: u64,
+    /// Tern: most connections served at once (default 4096); further
+    /// clients wait until one closes.
+    pub max_connections: u32,
     /// Keep client metadata (peer address, headers) on each batch.
     pub include_metadata: bool,
     /// Path for traces (default `/v1/traces`).
@@ -187,6 +219,14 @@ impl Default for HttpServerConfig {
         HttpServerConfig {
             endpoint: Endpoint::new("localhost", 4318),
             max_request_body_size: 20 * 1024 * 1024,
+            read_timeout: GoDuration::default(),
+            read_header_timeout: GoDuration::default(),
+            write_timeout: GoDuration::default(),
+            idle_timeout: GoDuration::default(),
+            keep_alives_enabled: None,
+            keepalive: None,
+            max_request_header_size: DEFAULT_MAX_REQUEST_HEADER_SIZE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             include_metadata: false,
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
@@ -250,6 +290,19 @@ impl ComponentConfig for OtlpReceiverConfig {
                 &["protocols", "grpc", "max_recv_msg_size_mib"],
                 "must be at least 1",
             ));
+        }
+        if let Some(grpc) = protocols.grpc.as_ref() {
+            server_limits::check_grpc(c, grpc.max_connections, errors);
+        }
+        if let Some(http) = protocols.http.as_ref() {
+            server_limits::check_http(
+                c,
+                !http.idle_timeout.0.is_zero() || http.keep_alives_enabled.is_some(),
+                http.keepalive.is_some(),
+                http.max_connections,
+                http.max_request_header_size,
+                errors,
+            );
         }
     }
 
