@@ -136,9 +136,10 @@ pub fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
 /// Builds a `load_balancing` exporter (its code is in [`loadbalancing`]).
 pub fn build_load_balancing(ctx: &Context<'_>, c: &Component) -> Result<Built, build::BuildError> {
     let config = ctx.settings::<LoadBalancingConfig>(c)?;
-    Ok(Built::exporter(loadbalancing::build(
-        &ctx.id,
-        config,
-        ctx.telemetry,
-    )?))
+    let mut beside = Vec::new();
+    let auth = otlp::client_auth(ctx, config.protocol.otlp.auth.as_ref(), &mut beside)?;
+    Ok(Built {
+        beside,
+        ..Built::exporter(loadbalancing::build(&ctx.id, config, auth, ctx.telemetry)?)
+    })
 }

@@ -171,13 +171,15 @@ impl std::fmt::Debug for LoadBalancingExporter {
 pub fn build(
     id: &str,
     config: &LoadBalancingConfig,
+    auth: Option<Arc<tern_core::auth::ClientAuth>>,
     telemetry: &Arc<Telemetry>,
 ) -> Result<ExporterSpec, BuildError> {
     let (exporter_id, otlp) = (id.to_string(), config.protocol.otlp.clone());
     let connect = move |endpoint: &str| {
         let mut otlp = otlp.clone();
         otlp.endpoint = dial(endpoint);
-        let exporter = crate::otlp::OtlpGrpcExporter::new(&exporter_id, &otlp)?;
+        let exporter =
+            crate::otlp::OtlpGrpcExporter::authenticated(&exporter_id, &otlp, auth.clone())?;
         Ok(queued(
             exporter,
             &otlp.sending_queue,
