@@ -4,7 +4,8 @@
 //! token with 401 / `UNAUTHENTICATED` and the Collector's messages, counts
 //! each refusal, delivers nothing of them, lets CORS preflights through,
 //! and picks up a rotated token file. A Tern agent sends to a Tern gateway
-//! with a bearer token over TLS gRPC and with basic auth over HTTP.
+//! with a bearer token over TLS gRPC (`otlp_grpc` and `load_balancing`)
+//! and with basic auth over HTTP.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prost::Message;
-use tern_e2e::{HttpConn, Tern, free_port, grpc_call_headers, grpc_frame, paths, sample};
+use tern_e2e::{
+    Backend, HttpConn, Step, Tern, free_port, grpc_call_headers, grpc_frame, paths, sample,
+};
 
 /// Refusals of the receiver's `transport` counted as unauthenticated.
 fn refused(metrics: &str, transport: &str) -> Option<f64> {
@@ -250,6 +253,16 @@ exporters:
     endpoint: http://127.0.0.1:{http_port}
     auth:
       authenticator: basicauth/client
+  load_balancing:
+    protocol:
+      otlp:
+        tls:
+          ca_file: {c}/ca.pem
+        auth:
+          authenticator: bearertokenauth/client
+    resolver:
+      static:
+        hostnames: [localhost:{grpc_port}]
   otlp_http/wrong:
     endpoint: http://127.0.0.1:{http_port}
     retry_on_failure:
@@ -261,7 +274,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [otlp_grpc, otlp_http, otlp_http/wrong]
+      exporters: [otlp_grpc, load_balancing, otlp_http, otlp_http/wrong]
 "#
     );
     let mut gw = Tern::start(&gateway);
@@ -283,7 +296,7 @@ service:
                         &format!(r#"receiver="{r}",transport="{t}""#),
                     )
                 };
-                accepted("otlp/grpc", "grpc") == Some(5.0)
+                accepted("otlp/grpc", "grpc") == Some(10.0)
                     && accepted("otlp/http", "http") == Some(5.0)
                     && sample(
                         m,
@@ -296,8 +309,12 @@ service:
     assert!(m.contains("tern_receiver_requests_refused_total"));
     assert!(up.stop().success());
     assert!(gw.stop().success());
-    let want = sorted_span_ids(&[req]);
-    assert_eq!(span_ids_in(&read(&gw.path("grpc.pb"))), want);
+    let want = sorted_span_ids(&[req.clone()]);
+    // Over gRPC twice: from `otlp_grpc` and from `load_balancing`.
+    assert_eq!(
+        span_ids_in(&read(&gw.path("grpc.pb"))),
+        sorted_span_ids(&[req.clone(), req])
+    );
     assert_eq!(span_ids_in(&read(&gw.path("http.pb"))), want);
     let logs = up.logs();
     assert!(logs.contains("exporter=otlp_http/wrong"), "{logs}");
@@ -323,4 +340,80 @@ fn sha1_b64(password: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_write_sends_the_token_of_its_file_as_it_changes() {
+    let backend = Backend::start(vec![], Step::status(200)).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "v1\n").unwrap();
+    let tern = Tern::start(&format!(
+        r#"
+extensions:
+  bearertokenauth:
+    filename: {file}
+    scheme: Token
+exporters:
+  prometheus_remote_write:
+    endpoint: http://127.0.0.1:{port}/api/v1/write
+    auth:
+      authenticator: bearertokenauth
+service:
+  extensions: [health_check, bearertokenauth]
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus_remote_write]
+"#,
+        file = token_file.display(),
+        port = backend.port
+    ));
+    let send = |tag: u32| async move {
+        let r = HttpConn::connect(tern.http)
+            .await
+            .post_proto("/v1/metrics", gauges(tag, 1).encode_to_vec())
+            .await;
+        assert_eq!(r.status, 200);
+    };
+    let seen = |value: &'static str| {
+        let backend = &backend;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let got = backend.received().iter().any(|r| {
+                    r.headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(value)
+                });
+                if got {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "no request with `{value}`");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    send(1).await;
+    seen("Token v1").await;
+    std::fs::write(&token_file, "v2\n").unwrap();
+    // Send until a request carries the new token.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut tag = 2;
+    while !backend.received().iter().any(|r| {
+        r.headers
+            .get("authorization")
+            .is_some_and(|v| v == "Token v2")
+    }) {
+        assert!(Instant::now() < deadline, "the new token was never sent");
+        send(tag).await;
+        tag += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    seen("Token v2").await;
+    assert!(
+        backend
+            .received()
+            .iter()
+            .all(|r| r.headers.contains_key("authorization")),
+        "every request carries the token"
+    );
 }

@@ -110,7 +110,10 @@ fn proxy(id: &str, url: &str) -> Result<Option<Proxy>, BuildError> {
 
 /// `headers` with `auth`'s header set, as in force now (a token file may
 /// have changed since the last export).
-fn with_auth<'a>(headers: &'a HeaderMap, auth: Option<&ClientAuth>) -> Cow<'a, HeaderMap> {
+pub(crate) fn with_auth<'a>(
+    headers: &'a HeaderMap,
+    auth: Option<&ClientAuth>,
+) -> Cow<'a, HeaderMap> {
     match auth {
         None => Cow::Borrowed(headers),
         Some(auth) => {
