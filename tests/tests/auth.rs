@@ -309,7 +309,7 @@ service:
     assert!(m.contains("tern_receiver_requests_refused_total"));
     assert!(up.stop().success());
     assert!(gw.stop().success());
-    let want = sorted_span_ids(&[req.clone()]);
+    let want = sorted_span_ids(std::slice::from_ref(&req));
     // Over gRPC twice: from `otlp_grpc` and from `load_balancing`.
     assert_eq!(
         span_ids_in(&read(&gw.path("grpc.pb"))),
