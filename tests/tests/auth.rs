@@ -91,6 +91,12 @@ service:
         let s = status::RpcStatus::decode(r.body).unwrap();
         assert_eq!((s.code, s.message.as_str()), (16, message));
     }
+    // A JSON request is answered in JSON.
+    let json = [("content-type", "application/json")];
+    let r = http.send("POST", "/v1/traces", &json, b"{}".to_vec()).await;
+    assert_eq!(r.status, 401);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["code"], 16, "{body}");
     // No path is exempt: an unknown path is 401 too, not 404.
     let r = http.send("GET", "/nothing", &[], Vec::new()).await;
     assert_eq!(r.status, 401);
@@ -133,7 +139,7 @@ service:
 
     let m = tern
         .self_metrics_until("the refusals to be counted", |m| {
-            refused(m, "http") == Some(5.0) && refused(m, "grpc") == Some(2.0)
+            refused(m, "http") == Some(6.0) && refused(m, "grpc") == Some(2.0)
         })
         .await;
     assert_eq!(

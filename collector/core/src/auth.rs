@@ -681,6 +681,46 @@ service:
     }
 
     #[test]
+    fn an_htpasswd_file_is_read_and_inline_entries_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("htpasswd");
+        std::fs::write(
+            &file,
+            "alice:from-file
+bob:bobs
+",
+        )
+        .unwrap();
+        let c = with_extension(&format!(
+            "basicauth: {{htpasswd: {{file: {}, inline: 'alice:inline'}}}}",
+            file.display()
+        ));
+        let auth = server(&c, "basicauth");
+        let basic = |user: &str, pw: &str| {
+            let v = format!("Basic {}", BASE64.encode(format!("{user}:{pw}")));
+            auth.authenticate(&headers(&[("authorization", &v)]))
+                .is_ok()
+        };
+        assert!(basic("alice", "inline") && !basic("alice", "from-file"));
+        assert!(basic("bob", "bobs"));
+    }
+
+    #[test]
+    fn a_missing_or_empty_token_file_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let c = with_extension(&format!(
+            "bearertokenauth: {{filename: {}}}",
+            file.display()
+        ));
+        let ext = c.extensions.values().next().unwrap();
+        assert!(ServerAuth::of(ext).is_err(), "missing");
+        std::fs::write(&file, " \n").unwrap();
+        let e = ServerAuth::of(ext).unwrap_err().to_string();
+        assert!(e.contains("holds no token"), "{e}");
+    }
+
+    #[test]
     fn basic_client_sends_the_credentials_and_is_no_server() {
         let c = with_extension("basicauth: {client_auth: {username: u, password: p}}");
         let client = ClientAuth::resolve(
