@@ -198,7 +198,7 @@ extensions:
   basicauth:
     htpasswd:
       inline: |
-        agent:{{SHA}}{sha}
+        agent:{hash}
 receivers:
   otlp/grpc:
     protocols:
@@ -232,8 +232,7 @@ service:
       receivers: [otlp/http]
       exporters: [file/http]
 "#,
-        // base64 of SHA-1("agent-password")
-        sha = sha1_b64("agent-password"),
+        hash = apr1("agent-password"),
     );
     let agent = format!(
         r#"
@@ -326,26 +325,15 @@ service:
     assert!(logs.contains("exporter=otlp_http/wrong"), "{logs}");
 }
 
-/// `{SHA}` of htpasswd: base64 of the SHA-1 of `password`, made by the
-/// `openssl` command (so the test does not use Tern's code).
-fn sha1_b64(password: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("sh")
-        .args(["-c", "openssl dgst -sha1 -binary | openssl base64 -A"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
+/// An htpasswd hash of `password` in Apache's default format (`$apr1$`),
+/// made by the `openssl` command (so the test does not use Tern's code).
+fn apr1(password: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

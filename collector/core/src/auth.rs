@@ -277,20 +277,15 @@ impl ServerAuth {
         };
         let mut users = HashMap::new();
         if !h.file.is_empty() {
-            let failed = |message: String| AuthSetupError::File {
+            let text = std::fs::read_to_string(&h.file).map_err(|e| AuthSetupError::File {
                 id: id.clone(),
                 path: h.file.clone(),
-                message,
-            };
-            let text = std::fs::read_to_string(&h.file).map_err(|e| failed(e.to_string()))?;
-            users.extend(parse_htpasswd(&text).map_err(failed)?);
+                message: e.to_string(),
+            })?;
+            users.extend(parse_htpasswd(&text));
         }
         // Inline entries win over the file's for the same user.
-        users.extend(
-            parse_htpasswd(&h.inline).map_err(|e| {
-                AuthSetupError::Invalid(id.clone(), format!("htpasswd.inline: {e}"))
-            })?,
-        );
+        users.extend(parse_htpasswd(&h.inline));
         Ok(Some(ServerAuth::Basic {
             users,
             verified: Mutex::default(),
@@ -404,7 +399,81 @@ fn verify_password(stored: &PasswordHash, password: &str) -> bool {
             _ => false,
         },
         PasswordHash::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+        PasswordHash::Md5Crypt(hash) => md5_crypt(password, hash)
+            .is_some_and(|made| made.as_bytes().ct_eq(hash.as_bytes()).into()),
+        PasswordHash::ShaCrypt(hash) if hash.starts_with("$5$") => {
+            sha_crypt::sha256_check(password, hash).is_ok()
+        }
+        PasswordHash::ShaCrypt(hash) => sha_crypt::sha512_check(password, hash).is_ok(),
     }
+}
+
+/// The MD5-crypt hash of `password` with the magic (`$apr1$` or `$1$`) and
+/// salt of `stored` (Poul-Henning Kamp's algorithm, as Apache's htpasswd
+/// and go-htpasswd compute it); `None` when `stored` is not one.
+fn md5_crypt(password: &str, stored: &str) -> Option<String> {
+    use md5::{Digest, Md5};
+    let magic = ["$apr1$", "$1$"]
+        .into_iter()
+        .find(|m| stored.starts_with(m))?;
+    let rest = &stored[magic.len()..];
+    let salt = rest.split('$').next()?;
+    let salt = &salt.as_bytes()[..salt.len().min(8)];
+    let pw = password.as_bytes();
+    let alternate = Md5::new()
+        .chain_update(pw)
+        .chain_update(salt)
+        .chain_update(pw)
+        .finalize();
+    let mut ctx = Md5::new()
+        .chain_update(pw)
+        .chain_update(magic)
+        .chain_update(salt);
+    for chunk in pw.chunks(16) {
+        ctx.update(&alternate[..chunk.len()]);
+    }
+    let mut n = pw.len();
+    while n > 0 {
+        ctx.update(if n & 1 == 1 { &[0u8][..] } else { &pw[..1] });
+        n >>= 1;
+    }
+    let mut digest = ctx.finalize();
+    for round in 0..1000 {
+        let mut c = Md5::new();
+        if round & 1 == 1 {
+            c.update(pw)
+        } else {
+            c.update(digest)
+        }
+        if round % 3 != 0 {
+            c.update(salt);
+        }
+        if round % 7 != 0 {
+            c.update(pw);
+        }
+        if round & 1 == 1 {
+            c.update(digest)
+        } else {
+            c.update(pw)
+        }
+        digest = c.finalize();
+    }
+    const CHARS: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = format!("{magic}{}$", String::from_utf8_lossy(salt));
+    let mut put = |mut v: u32, n: usize| {
+        for _ in 0..n {
+            out.push(char::from(CHARS[(v & 0x3f) as usize]));
+            v >>= 6;
+        }
+    };
+    for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
+        put(
+            (u32::from(digest[a]) << 16) | (u32::from(digest[b]) << 8) | u32::from(digest[c]),
+            4,
+        );
+    }
+    put(u32::from(digest[11]), 2);
+    Some(out)
 }
 
 /// Adds credentials to outgoing requests.
@@ -642,8 +711,13 @@ service:
         let ssha = BASE64.encode([sha1(&[b"pw4", salt]).as_ref(), salt].concat());
         let sha = BASE64.encode(sha1(&[b"pw2"]));
         let bcrypt = bcrypt::hash("pw5", 4).unwrap();
+        // Made by `openssl passwd -apr1 / -1 / -5 / -6`.
+        let apr1 = "$apr1$r3Ld9Vx2$is2fTNh7NjYOxJQsN1Y8d.";
+        let md5 = "$1$abcdefgh$cHJi5PXp/ki/ktXzqlk6I1";
+        let sha256 = "$5$saltstring$4mLzDd7PmpYGnmV6HHYAR6tJydOUyhkrRSQDy8q2eK8";
+        let sha512 = "$6$saltstring$FAGYDyoYriJZZozrqxKlj3e8sB/i7oiBKr0IsSILeeFjOstTzTN7VBrJXtFNTHuRzUnhy.z43X6Jd3KbHZ.me/";
         let c = with_extension(&format!(
-            "basicauth: {{htpasswd: {{inline: \"plain:pw1\\nsha:{{SHA}}{sha}\\nmarked:{{PLAIN}}pw3\\nssha:{{SSHA}}{ssha}\\nbc:{bcrypt}\"}}}}"
+            "basicauth: {{htpasswd: {{inline: \"plain:pw1\\nsha:{{SHA}}{sha}\\nmarked:{{PLAIN}}pw3\\nssha:{{SSHA}}{ssha}\\nbc:{bcrypt}\\napr1:{apr1}\\nmd5:{md5}\\nsha256:{sha256}\\nsha512:{sha512}\"}}}}"
         ));
         let auth = server(&c, "basicauth");
         let basic = |user: &str, pw: &str| {
@@ -657,6 +731,10 @@ service:
             ("ssha", "pw4"),
             ("bc", "pw5"),
             ("bc", "pw5"),
+            ("apr1", "my pass"),
+            ("md5", "secret"),
+            ("sha256", "hello"),
+            ("sha512", "hello"),
         ] {
             assert_eq!(basic(user, pw), Ok(()), "{user}");
             assert_eq!(

@@ -91,43 +91,40 @@ pub enum PasswordHash {
     SaltedSha1(String),
     /// bcrypt (`$2y$`, `$2a$`, `$2b$`, `$2x$`).
     Bcrypt(String),
+    /// MD5-crypt, Apache's (`$apr1$`, htpasswd's default) or the original
+    /// (`$1$`).
+    Md5Crypt(String),
+    /// SHA-crypt, SHA-256 (`$5$`) or SHA-512 (`$6$`).
+    ShaCrypt(String),
 }
 
 /// Reads htpasswd text: one `user:hash` per line, split at the first `:`,
-/// blank lines skipped, lines without `:` ignored (as the Collector). A
-/// hash whose scheme Tern does not verify yet (MD5-crypt `$apr1$` / `$1$`,
-/// SHA-crypt `$5$` / `$6$`) is an error naming its line, rather than
-/// being taken as a plain-text password.
-pub fn parse_htpasswd(text: &str) -> Result<Vec<(String, PasswordHash)>, String> {
+/// blank lines and lines without `:` skipped (as the Collector). The hash
+/// scheme is told by its prefix, as go-htpasswd does; anything else is a
+/// plain-text password.
+pub fn parse_htpasswd(text: &str) -> Vec<(String, PasswordHash)> {
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        let Some((user, hash)) = line.split_once(':') else {
+    for line in text.lines() {
+        let Some((user, hash)) = line.trim().split_once(':') else {
             continue;
         };
-        let unsupported = ["$apr1$", "$1$", "$5$", "$6$"];
-        if let Some(p) = unsupported.iter().find(|p| hash.starts_with(**p)) {
-            return Err(format!(
-                "line {}: user `{user}`: the `{p}` hash scheme is not supported by Tern yet \
-                 (use bcrypt `$2y$`, `{{SHA}}`, `{{SSHA}}` or plain text)",
-                n + 1
-            ));
-        }
-        let hash = if let Some(h) = hash.strip_prefix("{SHA}") {
+        let starts = |prefixes: &[&str]| prefixes.iter().any(|p| hash.starts_with(p));
+        let hash = if starts(&["$apr1$", "$1$"]) {
+            PasswordHash::Md5Crypt(hash.to_string())
+        } else if let Some(h) = hash.strip_prefix("{SHA}") {
             PasswordHash::Sha1(h.to_string())
+        } else if starts(&["$2y$", "$2a$", "$2b$", "$2x$"]) {
+            PasswordHash::Bcrypt(hash.to_string())
         } else if let Some(h) = hash.strip_prefix("{SSHA}") {
             PasswordHash::SaltedSha1(h.to_string())
-        } else if ["$2y$", "$2a$", "$2b$", "$2x$"]
-            .iter()
-            .any(|p| hash.starts_with(p))
-        {
-            PasswordHash::Bcrypt(hash.to_string())
+        } else if starts(&["$5$", "$6$"]) {
+            PasswordHash::ShaCrypt(hash.to_string())
         } else {
             PasswordHash::Plain(hash.to_string())
         };
         out.push((user.to_string(), hash));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -136,22 +133,19 @@ mod tests {
 
     #[test]
     fn htpasswd_lines_are_split_at_the_first_colon_by_scheme() {
-        let text = "\n alice:s3cr:et \nbob:{SHA}abc\ncarol:{SSHA}xyz\ndave:$2y$05$abc\nno colon\n";
+        let text = "\n alice:s3cr:et \nbob:{SHA}abc\ncarol:{SSHA}xyz\ndave:$2y$05$abc\n\
+                    eve:$apr1$s$h\nfay:$1$s$h\ngus:$6$s$h\nno colon\n";
         assert_eq!(
-            parse_htpasswd(text).unwrap(),
+            parse_htpasswd(text),
             vec![
                 ("alice".into(), PasswordHash::Plain("s3cr:et".into())),
                 ("bob".into(), PasswordHash::Sha1("abc".into())),
                 ("carol".into(), PasswordHash::SaltedSha1("xyz".into())),
                 ("dave".into(), PasswordHash::Bcrypt("$2y$05$abc".into())),
+                ("eve".into(), PasswordHash::Md5Crypt("$apr1$s$h".into())),
+                ("fay".into(), PasswordHash::Md5Crypt("$1$s$h".into())),
+                ("gus".into(), PasswordHash::ShaCrypt("$6$s$h".into())),
             ]
         );
-    }
-
-    #[test]
-    fn unsupported_hash_schemes_are_refused_not_taken_as_plain() {
-        let e = parse_htpasswd("a:x\nb:$apr1$salt$hash").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("$apr1$"), "{e}");
-        assert!(parse_htpasswd("c:$6$salt$hash").is_err());
     }
 }
