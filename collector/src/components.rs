@@ -35,6 +35,8 @@ pub const RUNTIME: &[(Kind, &str, Build)] = &[
     (Kind::Exporter, "load_balancing", exporters::loadbalancing::build),
     (Kind::Exporter, "nop", exporters::nop::build),
     (Kind::Connector, "forward", tern_core::component::build_forward),
+    (Kind::Extension, "basicauth", tern_core::auth::build_extension),
+    (Kind::Extension, "bearertokenauth", tern_core::auth::build_extension),
     (Kind::Extension, "health_check", admin::build_health_check),
     (Kind::Extension, "pprof", pprof::build),
     (Kind::Extension, "zpages", zpages::build),

@@ -399,6 +399,17 @@ pub async fn grpc_call_body(
     body: Bytes,
     encoding: Option<&str>,
 ) -> GrpcReply {
+    grpc_call_headers(port, path, body, encoding, &[]).await
+}
+
+/// [`grpc_call_body`] with extra request `headers` (gRPC metadata).
+pub async fn grpc_call_headers(
+    port: u16,
+    path: &str,
+    body: Bytes,
+    encoding: Option<&str>,
+    headers: &[(&str, &str)],
+) -> GrpcReply {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -415,6 +426,9 @@ pub async fn grpc_call_body(
         .header("grpc-accept-encoding", "identity");
     if let Some(e) = encoding {
         req = req.header("grpc-encoding", e);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body)).unwrap();
     let resp = sender.send_request(req).await.unwrap();

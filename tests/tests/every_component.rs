@@ -32,6 +32,8 @@ fn minimal(kind: &str, ty: &str) -> Option<&'static str> {
             "{endpoint: 'http://127.0.0.1:{port}/api/v1/write'}"
         }
         ("extension", "pprof" | "zpages" | "health_check") => "{endpoint: '127.0.0.1:{port}'}",
+        ("extension", "bearertokenauth") => "{token: s3cret}",
+        ("extension", "basicauth") => "{htpasswd: {inline: 'user:pw'}}",
         ("connector", "forward") => "{}",
         _ => return None,
     })

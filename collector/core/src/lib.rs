@@ -9,6 +9,7 @@
 //! self-telemetry ([`telemetry`]).
 
 pub mod ack;
+pub mod auth;
 pub mod build;
 pub mod component;
 pub mod json;

@@ -194,6 +194,10 @@ async fn handle(
     let Some(signal) = signal_of_path(req.uri().path()) else {
         return Status::unimplemented(format!("unknown method {}", req.uri().path())).into_http();
     };
+    if let Err(e) = sink.authenticate(req.headers(), peer) {
+        sink.metrics().request_duration.observe(started.elapsed());
+        return Status::unauthenticated(e.to_string()).into_http();
+    }
     let call = Arc::new(Call::default());
     let export = Export {
         sink: sink.clone(),

@@ -239,6 +239,17 @@ async fn handle(
         Some(v) if v.as_bytes().starts_with(b"application/json") => Encoding::Json,
         _ => Encoding::Proto,
     };
+    // As the Collector: no path is exempt, and the body is not read.
+    if let Err(e) = sink.authenticate(req.headers(), peer) {
+        let f = Failure {
+            http: StatusCode::UNAUTHORIZED,
+            code: Code::Unauthenticated,
+            message: e.to_string(),
+            reason: None,
+            retry_after: false,
+        };
+        return error_response(fallback, &f);
+    }
     let Some(signal) = routes.signal(req.uri().path()) else {
         sink.metrics().request_refused("unknown_path");
         let f = failure(

@@ -4,7 +4,10 @@
 //! and says what to answer: accepted, malformed, or retry later. When an
 //! exporter of those pipelines has `sending_queue.wait_for_result`, the
 //! answer waits for the export ([`OtlpSink::outcome`]) and carries its
-//! failure: permanent or retryable.
+//! failure: permanent or retryable. With `auth` set on a protocol, the sink
+//! first checks each request's headers ([`OtlpSink::authenticate`]): a
+//! refused request is answered 401 / `UNAUTHENTICATED` and its body is
+//! never read.
 
 pub mod cors;
 pub mod grpc;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_config::{Component, OtlpReceiverConfig, Signal};
 use tern_core::ack::{Ack, ExportFailure, Pending};
+use tern_core::auth::ServerAuth;
 use tern_core::build::{BuildError, Built, Context, Serve, Server};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::{Inlet, Refusal, admit_all};
@@ -63,6 +67,8 @@ pub struct OtlpSink {
     id: String,
     consumers: Arc<Consumers>,
     metrics: ReceiverMetrics,
+    /// The protocol's authenticator (`auth`), if any.
+    auth: Option<Arc<ServerAuth>>,
 }
 
 impl OtlpSink {
@@ -72,7 +78,39 @@ impl OtlpSink {
             id: id.to_string(),
             consumers,
             metrics,
+            auth: None,
         }
+    }
+
+    /// The same sink, checking each request with `auth` first.
+    pub fn with_auth(self, auth: Option<Arc<ServerAuth>>) -> Self {
+        OtlpSink { auth, ..self }
+    }
+
+    /// Checks a request's headers with the protocol's authenticator (none:
+    /// every request passes). A refusal is counted (reason
+    /// `unauthenticated`) and logged at most once a second with its
+    /// detail; the error is what the client is told.
+    pub fn authenticate(
+        &self,
+        headers: &::http::HeaderMap,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), tern_core::auth::AuthError> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        auth.authenticate(headers).inspect_err(|e| {
+            self.metrics.request_refused("unauthenticated");
+            if let Some(held_back) = self.metrics.refusal_log.allow() {
+                tracing::warn!(
+                    receiver = %self.id,
+                    %peer,
+                    reason = %e,
+                    similar_since_last_line = held_back,
+                    "refused unauthenticated request"
+                );
+            }
+        })
     }
 
     /// The counters, for refusals a transport detects itself.
@@ -182,6 +220,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     let otlp = ctx.settings::<OtlpReceiverConfig>(c)?;
     let name = ctx.id.clone();
     let mut servers = Vec::new();
+    let mut beside = Vec::new();
     if let Some(g) = otlp.protocols.grpc.as_ref() {
         let tls = match &g.tls {
             Some(t) => Some(
@@ -190,11 +229,13 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
             ),
             None => None,
         };
+        let auth = server_auth(ctx, g.auth.as_ref(), &mut beside)?;
         let sink = OtlpSink::new(
             &name,
             ctx.consumers.clone(),
             ReceiverMetrics::new(ctx.telemetry, &name, "grpc"),
-        );
+        )
+        .with_auth(auth);
         let (g, id) = (g.clone(), name.clone());
         servers.push(Server {
             what: format!("receiver {name} (grpc)"),
@@ -220,11 +261,13 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
             ),
             None => None,
         };
+        let auth = server_auth(ctx, h.auth.as_ref(), &mut beside)?;
         let sink = OtlpSink::new(
             &name,
             ctx.consumers.clone(),
             ReceiverMetrics::new(ctx.telemetry, &name, "http"),
-        );
+        )
+        .with_auth(auth);
         let (h, id) = (h.clone(), name.clone());
         servers.push(Server {
             what: format!("receiver {name} (http)"),
@@ -240,6 +283,28 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     }
     Ok(Built {
         servers,
+        beside,
         ..Built::default()
     })
+}
+
+/// The authenticator a protocol's `auth` names, its file watcher (if
+/// any) added to `beside`.
+fn server_auth(
+    ctx: &Context<'_>,
+    auth: Option<&tern_config::components::AuthConfig>,
+    beside: &mut Vec<(String, tern_core::build::Starter)>,
+) -> Result<Option<Arc<ServerAuth>>, BuildError> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let server = ServerAuth::resolve(ctx.config, auth)
+        .map_err(|e| BuildError::Component(format!("receivers.{}: {e}", ctx.id).into()))?;
+    if let Some(watch) = server.watcher() {
+        beside.push((
+            format!("receiver {} (auth {})", ctx.id, auth.authenticator),
+            watch,
+        ));
+    }
+    Ok(Some(server))
 }

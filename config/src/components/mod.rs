@@ -10,7 +10,10 @@
 //! Adding a component: a module here with its settings type implementing
 //! [`ComponentConfig`], and one line in [`CATALOG`].
 
+mod auth;
+mod basicauth;
 mod batch;
+mod bearertokenauth;
 mod client;
 mod debug;
 mod file;
@@ -37,7 +40,10 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
+pub use auth::{AuthConfig, AuthSide, PasswordHash, check_auth, parse_htpasswd};
+pub use basicauth::{BasicAuthConfig, ClientAuthConfig, HtpasswdConfig};
 pub use batch::BatchConfig;
+pub use bearertokenauth::{BearerTokenAuthConfig, parse_token_file};
 pub use client::{
     Compression, QueueBatch, QueueConfig, QueuePartition, RetryConfig, Sizer, TlsClientConfig,
     check_client,
@@ -148,6 +154,8 @@ pub struct Check<'a> {
     pub node: &'a Node,
     /// The pipelines that list it.
     pub pipelines: Vec<&'a PipelineConfig>,
+    /// The whole config, for settings that name other components (`auth`).
+    pub config: &'a crate::Config,
     /// Keys of a nested section checked as a component of its own
     /// (`protocol.otlp` of `load_balancing`), else empty.
     prefix: Vec<&'a str>,
@@ -188,6 +196,7 @@ impl<'a> Check<'a> {
             loc: &c.loc,
             node: &c.node,
             pipelines,
+            config,
             prefix: Vec::new(),
         }
     }
@@ -243,6 +252,7 @@ impl<'a> Check<'a> {
             loc: node.map_or(self.loc, |n| &n.loc),
             node: node.unwrap_or(&NULL),
             pipelines: self.pipelines.clone(),
+            config: self.config,
             prefix,
         }
     }
@@ -337,6 +347,8 @@ pub const CATALOG: &[ComponentInfo] = &[
     entry(Kind::Exporter, "load_balancing", ALL, "OTLP/gRPC to backends chosen by trace id, service, resource, metric or stream (consistent hashing)", parse::<LoadBalancingConfig>).aliases(&["loadbalancing"]),
     entry(Kind::Exporter, "nop", ALL, "accepts and discards everything", parse::<NopConfig>),
     entry(Kind::Connector, "forward", ALL, "passes data unchanged from one pipeline to others of the same signal", parse::<ForwardConfig>).connects(same_signal),
+    entry(Kind::Extension, "basicauth", &[], "HTTP Basic authentication: htpasswd users for receivers, or the credentials exporters send", parse::<BasicAuthConfig>),
+    entry(Kind::Extension, "bearertokenauth", &[], "bearer token authentication for receivers and exporters (static tokens or a watched file)", parse::<BearerTokenAuthConfig>),
     entry(Kind::Extension, "health_check", &[], "HTTP health endpoint (200 when running, 503 otherwise)", parse::<HealthCheckConfig>),
     entry(Kind::Extension, "pprof", &[], "CPU profiles of Tern in pprof format (/debug/pprof/profile)", parse::<PprofConfig>),
     entry(Kind::Extension, "zpages", &[], "HTML pages describing the running service, pipelines and extensions", parse::<ZPagesConfig>),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::{AuthConfig, AuthSide, check_auth};
 use super::client::{
     Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers,
 };
@@ -48,6 +49,9 @@ pub struct OtlpExporterConfig {
     /// Wait for a connection until `timeout` instead of failing the attempt
     /// at the first connection error (default false).
     pub wait_for_ready: bool,
+    /// Credentials added to every request by an authenticator extension
+    /// (none when absent).
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for OtlpExporterConfig {
@@ -63,6 +67,7 @@ impl Default for OtlpExporterConfig {
             balancer_name: Balancer::RoundRobin,
             authority: String::new(),
             wait_for_ready: false,
+            auth: None,
         }
     }
 }
@@ -82,6 +87,9 @@ impl ComponentConfig for OtlpExporterConfig {
             errors.push(c.setting(&["endpoint"], e));
         }
         check_headers(c, &o.headers, errors);
+        if let Some(auth) = &o.auth {
+            check_auth(c, &[], auth, AuthSide::Client, errors);
+        }
         check_client(
             c,
             &o.timeout,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::{AuthConfig, AuthSide, check_auth};
 use super::client::{
     Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers,
 };
@@ -61,6 +62,9 @@ pub struct OtlpHttpExporterConfig {
     pub idle_conn_timeout: GoDuration,
     /// One connection per request, closed after it (default false).
     pub disable_keep_alives: bool,
+    /// Credentials added to every request by an authenticator extension
+    /// (none when absent).
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for OtlpHttpExporterConfig {
@@ -81,6 +85,7 @@ impl Default for OtlpHttpExporterConfig {
             max_idle_conns: 100,
             idle_conn_timeout: GoDuration(Duration::from_secs(90)),
             disable_keep_alives: false,
+            auth: None,
         }
     }
 }
@@ -162,6 +167,9 @@ impl ComponentConfig for OtlpHttpExporterConfig {
         }
         check_urls(c, h, errors);
         check_headers(c, &h.headers, errors);
+        if let Some(auth) = &h.auth {
+            check_auth(c, &[], auth, AuthSide::Client, errors);
+        }
         check_client(
             c,
             &h.timeout,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::auth::{AuthConfig, AuthSide, check_auth};
 use super::client::{is_header_name, is_header_value};
 use super::server_limits::{
     self, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_HEADER_SIZE, GrpcKeepalive, HttpKeepalive,
@@ -129,6 +130,9 @@ pub struct GrpcServerConfig {
     pub write_buffer_size: u64,
     /// Network of `endpoint`; only `tcp` (the default).
     pub transport: String,
+    /// Authentication of every call by an authenticator extension (none
+    /// when absent).
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for GrpcServerConfig {
@@ -144,6 +148,7 @@ impl Default for GrpcServerConfig {
             read_buffer_size: 0,
             write_buffer_size: 0,
             transport: "tcp".into(),
+            auth: None,
         }
     }
 }
@@ -193,6 +198,9 @@ pub struct HttpServerConfig {
     pub cors: Option<CorsConfig>,
     /// Headers added to every response (name to value).
     pub response_headers: BTreeMap<String, String>,
+    /// Authentication of every request by an authenticator extension
+    /// (none when absent); CORS preflights are exempt.
+    pub auth: Option<AuthConfig>,
 }
 
 /// `receivers.otlp.protocols.http.cors`: the Collector's `confighttp` CORS
@@ -234,6 +242,7 @@ impl Default for HttpServerConfig {
             tls: None,
             cors: None,
             response_headers: BTreeMap::new(),
+            auth: None,
         }
     }
 }
@@ -242,6 +251,21 @@ impl ComponentConfig for OtlpReceiverConfig {
     fn check(&self, c: &Check<'_>, errors: &mut Vec<ConfigError>) {
         check_keys(c, self, errors);
         let protocols = &self.protocols;
+        let auths = [
+            (
+                "grpc",
+                protocols.grpc.as_ref().and_then(|g| g.auth.as_ref()),
+            ),
+            (
+                "http",
+                protocols.http.as_ref().and_then(|h| h.auth.as_ref()),
+            ),
+        ];
+        for (proto, auth) in auths {
+            if let Some(auth) = auth {
+                check_auth(c, &["protocols", proto], auth, AuthSide::Server, errors);
+            }
+        }
         if protocols.grpc.as_ref().is_none() && protocols.http.as_ref().is_none() {
             errors.push(c.here(&["protocols"], "must enable at least one of grpc or http"));
         }

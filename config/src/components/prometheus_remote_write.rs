@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::{AuthConfig, AuthSide, check_auth};
 use super::client::{QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers};
 use super::prometheus::ResourceToTelemetry;
 use super::{Check, ComponentConfig, Protocol};
@@ -34,6 +35,9 @@ pub struct PrometheusRemoteWriteConfig {
     pub endpoint: String,
     /// Headers sent with every request.
     pub headers: BTreeMap<String, String>,
+    /// Credentials added to every request by an authenticator extension
+    /// (none when absent).
+    pub auth: Option<AuthConfig>,
     /// Per-request timeout (default 5s).
     pub timeout: GoDuration,
     /// TLS settings (for `https://`).
@@ -121,6 +125,7 @@ impl Default for PrometheusRemoteWriteConfig {
         PrometheusRemoteWriteConfig {
             endpoint: String::new(),
             headers: BTreeMap::new(),
+            auth: None,
             timeout: GoDuration(Duration::from_secs(5)),
             tls: TlsClientConfig::default(),
             external_labels: BTreeMap::new(),
@@ -172,6 +177,9 @@ impl ComponentConfig for PrometheusRemoteWriteConfig {
             errors.push(c.setting(&["max_series"], "must be at least 1"));
         }
         check_headers(c, &p.headers, errors);
+        if let Some(auth) = &p.auth {
+            check_auth(c, &[], auth, AuthSide::Client, errors);
+        }
         check_client(
             c,
             &p.timeout,

@@ -171,7 +171,12 @@ impl std::fmt::Debug for LoadBalancingExporter {
 /// registry's builder).
 pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, tern_core::build::BuildError> {
     let config = ctx.settings::<LoadBalancingConfig>(c)?;
-    Ok(Built::exporter(spec(&ctx.id, config, ctx.telemetry)?))
+    let mut beside = Vec::new();
+    let auth = crate::otlp::client_auth(ctx, config.protocol.otlp.auth.as_ref(), &mut beside)?;
+    Ok(Built {
+        beside,
+        ..Built::exporter(spec(&ctx.id, config, auth, ctx.telemetry)?)
+    })
 }
 
 /// Builds exporter `id` (inside the runtime: the resolver and the
@@ -179,13 +184,15 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, tern_core::build
 fn spec(
     id: &str,
     config: &LoadBalancingConfig,
+    auth: Option<Arc<tern_core::auth::ClientAuth>>,
     telemetry: &Arc<Telemetry>,
 ) -> Result<ExporterSpec, BuildError> {
     let (exporter_id, otlp) = (id.to_string(), config.protocol.otlp.clone());
     let connect = move |endpoint: &str| {
         let mut otlp = otlp.clone();
         otlp.endpoint = dial(endpoint);
-        let exporter = crate::otlp::OtlpGrpcExporter::new(&exporter_id, &otlp)?;
+        let exporter =
+            crate::otlp::OtlpGrpcExporter::authenticated(&exporter_id, &otlp, auth.clone())?;
         Ok(queued(
             exporter,
             &otlp.sending_queue,

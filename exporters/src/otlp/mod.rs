@@ -3,11 +3,13 @@
 //! backend's addresses); a send is: build the request once
 //! ([`request`]), then POST it under `timeout`, retrying what
 //! [`response`] calls retryable per `retry_on_failure`. `otlphttp` may
-//! go through an HTTP proxy (`proxy_url`).
+//! go through an HTTP proxy (`proxy_url`). With `auth`, an authenticator
+//! extension's header is set on every request ([`ClientAuth::apply`]).
 
 pub mod request;
 pub mod response;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use tern_config::{
     Balancer, Compression, HttpEncoding, OtlpExporterConfig, OtlpHttpExporterConfig, RetryConfig,
     Signal, Target, TlsClientConfig,
 };
+use tern_core::auth::ClientAuth;
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
 use tern_core::pdata::Batch;
 
@@ -105,6 +108,22 @@ fn proxy(id: &str, url: &str) -> Result<Option<Proxy>, BuildError> {
     }))
 }
 
+/// `headers` with `auth`'s header set, as in force now (a token file may
+/// have changed since the last export).
+pub(crate) fn with_auth<'a>(
+    headers: &'a HeaderMap,
+    auth: Option<&ClientAuth>,
+) -> Cow<'a, HeaderMap> {
+    match auth {
+        None => Cow::Borrowed(headers),
+        Some(auth) => {
+            let mut h = headers.clone();
+            auth.apply(&mut h);
+            Cow::Owned(h)
+        }
+    }
+}
+
 /// How long `wait_for_ready` waits between connection tries.
 const READY_POLL: Duration = Duration::from_millis(100);
 
@@ -176,6 +195,8 @@ fn report(id: &str, signal: Signal, partial: response::Partial) -> Delivered {
 #[derive(Debug)]
 struct GrpcInner {
     id: String,
+    /// The authenticator whose header every request carries.
+    auth: Option<Arc<ClientAuth>>,
     transport: Transport,
     headers: HeaderMap,
     compression: Compression,
@@ -207,6 +228,15 @@ fn grpc_timeout(timeout: Duration) -> HeaderValue {
 impl OtlpGrpcExporter {
     /// Builds exporter `id`.
     pub fn new(id: &str, config: &OtlpExporterConfig) -> Result<Self, BuildError> {
+        Self::authenticated(id, config, None)
+    }
+
+    /// Builds exporter `id`, setting `auth`'s header on every request.
+    pub fn authenticated(
+        id: &str,
+        config: &OtlpExporterConfig,
+        auth: Option<Arc<ClientAuth>>,
+    ) -> Result<Self, BuildError> {
         let target =
             Target::parse_grpc(&config.endpoint, config.tls.insecure).map_err(|message| {
                 BuildError::Config {
@@ -228,6 +258,7 @@ impl OtlpGrpcExporter {
         Ok(OtlpGrpcExporter {
             inner: Arc::new(GrpcInner {
                 id: id.to_string(),
+                auth,
                 transport: transport(
                     id,
                     target,
@@ -255,11 +286,12 @@ impl Exporter for OtlpGrpcExporter {
         Box::pin(async move {
             let signal = batch.signal();
             let body = request::grpc_frame(&batch, inner.compression)?;
+            let headers = with_auth(&inner.headers, inner.auth.as_deref());
             let reply = with_retry(&inner.retry, &inner.id, || {
                 attempt(
                     &inner.transport,
                     grpc_path(signal),
-                    &inner.headers,
+                    &headers,
                     body.clone(),
                     inner.timeout,
                     inner.wait_for_ready,
@@ -283,6 +315,8 @@ impl Exporter for OtlpGrpcExporter {
 #[derive(Debug)]
 struct HttpInner {
     id: String,
+    /// The authenticator whose header every request carries.
+    auth: Option<Arc<ClientAuth>>,
     /// Per signal: where to send.
     /// Per signal: the transport and path, `None` for a signal with no URL
     /// (neither `endpoint` nor its own; validation keeps such a signal out
@@ -315,6 +349,15 @@ impl OtlpHttpExporter {
     /// signals use) gets no route; validation keeps it out of pipelines of
     /// that signal, and a send of it would fail.
     pub fn new(id: &str, config: &OtlpHttpExporterConfig) -> Result<Self, BuildError> {
+        Self::authenticated(id, config, None)
+    }
+
+    /// [`OtlpHttpExporter::new`], setting `auth`'s header on every request.
+    pub fn authenticated(
+        id: &str,
+        config: &OtlpHttpExporterConfig,
+        auth: Option<Arc<ClientAuth>>,
+    ) -> Result<Self, BuildError> {
         let bad = |message: String| BuildError::Config {
             id: id.to_string(),
             message,
@@ -378,6 +421,7 @@ impl OtlpHttpExporter {
         Ok(OtlpHttpExporter {
             inner: Arc::new(HttpInner {
                 id: id.to_string(),
+                auth,
                 routes,
                 headers,
                 encoding: config.encoding,
@@ -400,11 +444,12 @@ impl Exporter for OtlpHttpExporter {
                     "no URL for {signal}: set `endpoint` or `{signal}_endpoint`"
                 )));
             };
+            let headers = with_auth(&inner.headers, inner.auth.as_deref());
             let reply = with_retry(&inner.retry, &inner.id, || {
                 attempt(
                     transport,
                     path,
-                    &inner.headers,
+                    &headers,
                     body.clone(),
                     inner.timeout,
                     false,
@@ -432,11 +477,16 @@ pub fn build_grpc(
     c: &tern_config::Component,
 ) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
     let config = ctx.settings::<OtlpExporterConfig>(c)?;
-    Ok(tern_core::build::Built::exporter(crate::queued(
-        OtlpGrpcExporter::new(&ctx.id, config)?,
-        &config.sending_queue,
-        tern_config::QueueConfig::DEFAULT_CONSUMERS,
-    )))
+    let mut beside = Vec::new();
+    let auth = client_auth(ctx, config.auth.as_ref(), &mut beside)?;
+    Ok(tern_core::build::Built {
+        beside,
+        ..tern_core::build::Built::exporter(crate::queued(
+            OtlpGrpcExporter::authenticated(&ctx.id, config, auth)?,
+            &config.sending_queue,
+            tern_config::QueueConfig::DEFAULT_CONSUMERS,
+        ))
+    })
 }
 
 /// Builds an `otlp_http` exporter.
@@ -445,11 +495,38 @@ pub fn build_http(
     c: &tern_config::Component,
 ) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
     let config = ctx.settings::<OtlpHttpExporterConfig>(c)?;
-    Ok(tern_core::build::Built::exporter(crate::queued(
-        OtlpHttpExporter::new(&ctx.id, config)?,
-        &config.sending_queue,
-        tern_config::QueueConfig::DEFAULT_CONSUMERS,
-    )))
+    let mut beside = Vec::new();
+    let auth = client_auth(ctx, config.auth.as_ref(), &mut beside)?;
+    Ok(tern_core::build::Built {
+        beside,
+        ..tern_core::build::Built::exporter(crate::queued(
+            OtlpHttpExporter::authenticated(&ctx.id, config, auth)?,
+            &config.sending_queue,
+            tern_config::QueueConfig::DEFAULT_CONSUMERS,
+        ))
+    })
+}
+
+/// The authenticator an exporter's `auth` names; its file watcher (if it
+/// has one) is added to `beside`, to run beside the pipelines.
+pub(crate) fn client_auth(
+    ctx: &tern_core::build::Context<'_>,
+    auth: Option<&tern_config::components::AuthConfig>,
+    beside: &mut Vec<(String, tern_core::build::Starter)>,
+) -> Result<Option<Arc<ClientAuth>>, tern_core::build::BuildError> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let client = ClientAuth::resolve(ctx.config, auth).map_err(|e| {
+        tern_core::build::BuildError::Component(format!("exporters.{}: {e}", ctx.id).into())
+    })?;
+    if let Some(watch) = client.watcher() {
+        beside.push((
+            format!("exporter {} (auth {})", ctx.id, auth.authenticator),
+            watch,
+        ));
+    }
+    Ok(Some(client))
 }
 
 #[cfg(test)]

@@ -428,6 +428,8 @@ impl Pending {
 #[derive(Debug)]
 struct Inner {
     id: String,
+    /// The authenticator whose header every request carries.
+    auth: Option<Arc<tern_core::auth::ClientAuth>>,
     transport: Transport,
     path: String,
     headers: HeaderMap,
@@ -476,11 +478,12 @@ impl Inner {
                 .compress_vec(&raw)
                 .map_err(|e| ExportError::Encode(e.to_string()))?,
         );
+        let headers = crate::otlp::with_auth(&self.headers, self.auth.as_deref());
         with_retry(&self.retry, &self.id, || async {
             match tokio::time::timeout(
                 self.timeout,
                 self.transport
-                    .post(&self.path, &self.headers, Chunks::new([body.clone()])),
+                    .post(&self.path, &headers, Chunks::new([body.clone()])),
             )
             .await
             {
@@ -557,10 +560,12 @@ pub struct RemoteWriteExporter {
 }
 
 impl RemoteWriteExporter {
-    /// Builds exporter `id` and starts its staleness ticker.
+    /// Builds exporter `id`, setting `auth`'s header on every request, and
+    /// starts its staleness ticker.
     pub fn new(
         id: &str,
         config: &PrometheusRemoteWriteConfig,
+        auth: Option<Arc<tern_core::auth::ClientAuth>>,
         telemetry: &Arc<Telemetry>,
     ) -> Result<Self, BuildError> {
         let target = Target::parse_url(&config.endpoint).map_err(|message| BuildError::Config {
@@ -595,6 +600,7 @@ impl RemoteWriteExporter {
         );
         let inner = Arc::new(Inner {
             id: id.to_string(),
+            auth,
             transport: Transport::new(target, HttpVersion::Http1, tls, Options::default()),
             path,
             headers,
@@ -693,11 +699,16 @@ pub fn build(
     c: &tern_config::Component,
 ) -> Result<tern_core::build::Built, tern_core::build::BuildError> {
     let config = ctx.settings::<PrometheusRemoteWriteConfig>(c)?;
-    Ok(tern_core::build::Built::exporter(crate::queued(
-        RemoteWriteExporter::new(&ctx.id, config, ctx.telemetry)?,
-        &config.remote_write_queue.queue(),
-        1,
-    )))
+    let mut beside = Vec::new();
+    let auth = crate::otlp::client_auth(ctx, config.auth.as_ref(), &mut beside)?;
+    Ok(tern_core::build::Built {
+        beside,
+        ..tern_core::build::Built::exporter(crate::queued(
+            RemoteWriteExporter::new(&ctx.id, config, auth, ctx.telemetry)?,
+            &config.remote_write_queue.queue(),
+            1,
+        ))
+    })
 }
 
 #[cfg(test)]
