@@ -1,27 +1,13 @@
-//! Replays the committed cargo-fuzz corpora of tern-core's targets
-//! (`fuzz/corpus/<target>`) through the targets' checks on stable Rust, so
-//! every input the fuzzers found interesting, and every crash they found,
-//! stays checked in CI.
-
-#![allow(clippy::unwrap_used)]
+//! Replays the committed cargo-fuzz inputs of tern-core's targets
+//! (`fuzz/corpus/<target>`, `fuzz/regressions/<target>`) through the
+//! targets' checks on stable Rust, so every input the fuzzers found
+//! interesting, and every crash they found, stays checked in CI.
 
 mod common;
 
-/// Runs `check` on every file of `fuzz/corpus/<target>`.
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let input = std::fs::read(&path).unwrap();
-        eprintln!("{}", path.display());
-        check(&input);
-        n += 1;
-    }
-    assert!(n >= 20, "only {n} corpus inputs in {}", dir.display());
-}
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+use replay::replay;
 
 #[test]
 fn validate_corpus_keeps_the_receive_guarantee() {

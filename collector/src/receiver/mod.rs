@@ -7,6 +7,7 @@
 //! failure: permanent or retryable.
 
 pub mod cors;
+pub mod decompress;
 pub mod grpc;
 pub mod http;
 
