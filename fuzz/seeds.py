@@ -324,3 +324,78 @@ cfg["anchors.yaml"] = b"a: &x {b: &y [1, 2, *y]}\nc: *x\n<<: *x\nd: !!str 3\ne: 
 cfg["empty.yaml"] = b""
 cfg["bad_yaml.yaml"] = b"receivers: {otlp: [\n"
 write("config", cfg)
+
+# ---- probabilistic_sampler: [flags, percentage f32 LE x4, hash seed,
+# precision, unused] + request; flags: bit 0 logs, bits 1-2 mode (default,
+# hash_seed, proportional, equalizing), bit 3 fail_closed, bit 4 record
+# attribute source, bit 5 from_attribute user.id, bit 6 priority attribute.
+def sampled_traces():
+    t = ExportTraceServiceRequest()
+    rs = t.resource_spans.add(); rs.resource.attributes.append(kv("service.name", "svc"))
+    ss = rs.scope_spans.add(); ss.scope.name = "lib"
+    states = ["", "ot=th:8", "ot=th:0;rv:abcdef01234567", "ot=rv:ffffffffffffff", "ot=th:zz", "vendor=x,ot=th:c;rv:00000000000000;k:v", "ot=th:1;th:2", "a=b,c=d"]
+    for i, state in enumerate(states):
+        s = ss.spans.add(); s.trace_id = bytes([i * 31 % 256]) * 8 + bytes(range(8)); s.span_id = bytes([i + 1]) * 8
+        s.trace_state = state; s.name = f"s{i}"; s.flags = 0x101 if i % 2 else 0
+        if i % 3 == 0: s.attributes.append(kv("sampling.priority", i))
+        if i % 3 == 1: s.attributes.append(kv("priority", 0.0 if i == 1 else 5.5))
+    return t.SerializeToString()
+def sampled_logs():
+    l = ExportLogsServiceRequest()
+    sl = l.resource_logs.add().scope_logs.add()
+    for i in range(6):
+        r = sl.log_records.add(); r.body.string_value = "x"
+        if i % 2: r.trace_id = bytes([i]) * 16
+        if i % 3 == 0: r.attributes.append(kv("user.id", f"u{i}" if i else 12))
+        if i == 4: r.attributes.extend([kv("sampling.threshold", "8"), kv("sampling.randomness", "abcdef01234567")])
+        if i == 5: r.attributes.append(kv("priority", 0))
+    return l.SerializeToString()
+ps = {}
+for flags in [0, 2, 4, 6, 8 | 4, 64 | 2, 1, 1 | 16 | 32, 1 | 16 | 32 | 64 | 4, 1 | 6 | 8]:
+    for pct in [0.0, 25.0, 100.0, 1e-9]:
+        body = sampled_logs() if flags & 1 else sampled_traces()
+        ps[f"f{flags}_p{pct}"] = bytes([flags]) + struct.pack("<f", pct) + bytes([flags * 7 % 256, 4, 0]) + body
+write("probabilistic_sampler", ps)
+
+# ---- tail_sampling: [policy set, cut low, cut high] + two traces requests ----
+def tail_request(first, services):
+    t = ExportTraceServiceRequest()
+    for svc in services:
+        rs = t.resource_spans.add(); rs.resource.attributes.append(kv("service.name", svc))
+        ss = rs.scope_spans.add()
+        for i in range(4):
+            s = ss.spans.add(); s.trace_id = bytes([first + i % 2]) * 16; s.span_id = bytes([first, i, len(svc)]) + b"\x00" * 5
+            s.start_time_unix_nano = 1_000_000; s.end_time_unix_nano = 1_000_000 + i * 3_000_000
+            s.status.code = i % 3; s.trace_state = "ot=th:8" if i == 1 else ""
+            s.attributes.extend([kv("http.route", ["/a", "/b/c", "/x", ""][i]), kv("retries", i), kv("ok", i % 2 == 0)])
+    return t.SerializeToString()
+ts = {}
+for set_ in range(3):
+    a = tail_request(1, ["svc", "drop-me"]); b = tail_request(2, ["svc"])
+    ts[f"set{set_}_two"] = bytes([set_]) + struct.pack("<H", len(a)) + a + b
+    a2 = tail_request(3, ["api"])
+    ts[f"set{set_}_same_trace_twice"] = bytes([set_]) + struct.pack("<H", len(a2)) + a2 + a2
+    ts[f"set{set_}_one"] = bytes([set_]) + struct.pack("<H", 65535) + seeds["traces_genai"][1:]
+write("tail_sampling", ts)
+
+# ---- loadbalancing: [signal and key, backends] + request; keys as in
+# exporters/tests/common/fuzz.rs: 0-1 traces (traceID, service), 2-4 logs
+# (traceID, service, resource), 5-8 metrics (service, resource, metric,
+# streamID). ----
+lb = {}
+for sel in range(9):
+    body = tail_request(1, ["a", "b", "c"]) if sel < 2 else (sampled_logs() if sel < 5 else seeds["metrics_all_kinds"][1:])
+    for backends in [0, 2, 7]:
+        lb[f"k{sel}_b{backends}"] = bytes([sel, backends]) + body
+m = ExportMetricsServiceRequest()
+for svc in ["a", "b", None]:
+    rm = m.resource_metrics.add()
+    if svc: rm.resource.attributes.append(kv("service.name", svc))
+    sm = rm.scope_metrics.add(); sm.scope.name = "s"
+    for name in ["x", "y"]:
+        g = sm.metrics.add(); g.name = name
+        for i in range(3):
+            p = g.gauge.data_points.add(); p.as_int = i; p.attributes.append(kv("k", i))
+for sel in range(5, 9):
+    lb[f"k{sel}_streams"] = bytes([sel, 3]) + m.SerializeToString()
+write("loadbalancing", lb)
