@@ -180,6 +180,6 @@ mod tests {
     /// target's check.
     #[test]
     fn fuzz_corpus_keeps_the_limit() {
-        super::replay::replay("decompress", check::check);
+        replay::replay("decompress", check::check);
     }
 }
