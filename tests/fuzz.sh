@@ -45,6 +45,8 @@ cd fuzz
 FLAGS=(-s none --debug-assertions)
 cargo +nightly fuzz build "${FLAGS[@]}"
 
+# Crashing inputs are kept here (outside the clone) as well as printed.
+CRASHES="$CARGO_TARGET_DIR/crashes"
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 run() {
@@ -59,11 +61,13 @@ run() {
     echo "$target: $(grep -E '^Done [0-9]+ runs' "$SCRATCH/$target.log" || echo done)"
   else
     echo "FAIL: fuzz target $target crashed:"
-    grep -v -E '^#[0-9]+' "$SCRATCH/$target.log" | tail -n 40
+    grep -v -E '^#[0-9]+|^ +[0-9]+: |^ +at ' "$SCRATCH/$target.log" | tail -n 40
+    mkdir -p "$CRASHES/$target"
     for input in "$SCRATCH/$target/crash/"*; do
       [ -e "$input" ] || continue
-      echo "input ($input), as hex:"
-      od -An -tx1 -v "$input" | head -n 40
+      cp "$input" "$CRASHES/$target/"
+      echo "input (kept as $CRASHES/$target/$(basename "$input")), as hex:"
+      od -An -tx1 -v "$input" | head -n 500
     done
     return 1
   fi

@@ -933,9 +933,9 @@ pub fn plan_metrics(plan: &mut Plan, req: &mut ExportMetricsServiceRequest) {
 // ---- what the views leave out of prost's structs ----
 
 /// What the views do not read, taken out of what prost decoded: the
-/// `key_strindex` of attributes (a profiles field), a resource's
-/// `entity_refs`, and the difference between a missing and an empty
-/// attribute value.
+/// `key_strindex` of attributes and `string_value_strindex` of values
+/// (profiles fields), a resource's `entity_refs`, and the difference
+/// between a missing and an empty attribute value.
 fn read_as_views<M: Normalise + Clone>(decoded: &M) -> M {
     let mut m = decoded.clone();
     m.normalise();
@@ -962,6 +962,8 @@ impl Normalise for AnyValue {
                 a.values.iter_mut().for_each(|v| v.normalise())
             }
             Some(any_value::Value::KvlistValue(l)) => l.values.normalise(),
+            // A profiles-only field: the views read such a value as empty.
+            Some(any_value::Value::StringValueStrindex(_)) => self.value = None,
             _ => {}
         }
     }
