@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Tern's full test suite, from a fresh clone: formatting, lints, Rust unit
-# and end-to-end tests, and the interop tests against real parts (the
-# OpenTelemetry Python SDK, a Prometheus server, promtool, the reference
-# OpenTelemetry Collector built from its Go modules). Sets up what it needs
-# on its own: Debian packages, a Python venv with pinned packages, and the
-# Collector in a cache folder (tests/refcol/build.sh).
+# and end-to-end tests, the fuzz targets for a bounded time (tests/fuzz.sh),
+# and the interop tests against real parts (the OpenTelemetry Python SDK,
+# a Prometheus server, promtool, the reference OpenTelemetry Collector built
+# from its Go modules). Sets up what it needs on its own: Debian packages, a
+# Python venv with pinned packages, the Collector in a cache folder
+# (tests/refcol/build.sh), cargo-fuzz and the nightly toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,9 @@ cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "fuzzing (cargo-fuzz, each target ${TERN_FUZZ_SECONDS:-60} s from fuzz/corpus)"
+tests/fuzz.sh
 
 step "deployment tools (helm, kustomize, actionlint from their Go modules)"; tests/tools/build-deploy-tools.sh
 

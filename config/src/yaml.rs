@@ -178,14 +178,19 @@ fn parse_document(file: &Arc<str>, text: &str) -> Result<Option<Node>, Vec<Confi
         anchors: HashMap::new(),
         root: None,
         problems: Vec::new(),
+        end: end_of(text),
     };
+    let end = builder.end;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
             vec![ConfigError {
-                loc: Some(Loc {
-                    file: file.clone(),
-                    line: e.marker().line(),
-                    col: e.marker().col() + 1,
+                loc: Some({
+                    let (line, col) = within(end, e.marker().line(), e.marker().col() + 1);
+                    Loc {
+                        file: file.clone(),
+                        line,
+                        col,
+                    }
                 }),
                 key: String::new(),
                 message: format!("invalid YAML: {}", e.info()),
@@ -197,6 +202,21 @@ fn parse_document(file: &Arc<str>, text: &str) -> Result<Option<Node>, Vec<Confi
         return Err(builder.problems);
     }
     Ok(builder.root)
+}
+
+/// The last line of `text` and the column after its end, as YAML counts
+/// lines (CR LF, CR and LF each end one).
+fn end_of(text: &str) -> (usize, usize) {
+    let text = text.replace("\r\n", "\n");
+    let last = text.rsplit(['\n', '\r']).next().unwrap_or_default();
+    (text.split(['\n', '\r']).count(), last.chars().count() + 1)
+}
+
+/// `line:col`, or `end` where the parser points past the text's last line
+/// (it puts the end of input, and nodes that end there, at the start of
+/// the line after the last; found by fuzzing).
+fn within(end: (usize, usize), line: usize, col: usize) -> (usize, usize) {
+    if line > end.0 { end } else { (line, col) }
 }
 
 enum Frame {
@@ -213,14 +233,17 @@ struct TreeBuilder {
     root: Option<Node>,
     /// Keys written twice in one mapping, merge keys with a wrong value.
     problems: Vec<ConfigError>,
+    /// Where the text ends ([`end_of`]).
+    end: (usize, usize),
 }
 
 impl TreeBuilder {
     fn loc(&self, span: Span) -> Loc {
+        let (line, col) = within(self.end, span.start.line(), span.start.col() + 1);
         Loc {
             file: self.file.clone(),
-            line: span.start.line(),
-            col: span.start.col() + 1,
+            line,
+            col,
         }
     }
 
@@ -577,6 +600,24 @@ mod tests {
             "EMPTY" => Some(String::new()),
             _ => None,
         }
+    }
+
+    /// Found by fuzzing: an unclosed flow mapping on the last line was
+    /// reported on the line after it.
+    #[test]
+    fn unexpected_end_points_inside_the_file() {
+        let errors = parse("c.yaml", "{eceivers: {otlp:://").unwrap_err();
+        let loc = errors[0].loc.as_ref().unwrap();
+        assert_eq!((loc.line, loc.col), (1, 21), "{}", errors[0]);
+        let errors = parse("c.yaml", "a: 1\r\nb: [\r\n").unwrap_err();
+        let loc = errors[0].loc.as_ref().unwrap();
+        assert!(loc.line <= 3, "{}", errors[0]);
+        // An empty explicit key at the end: its node too.
+        let root = parse("c.yaml", "?      ").unwrap();
+        let NodeKind::Map(entries) = &root.kind else {
+            panic!("a mapping");
+        };
+        assert_eq!((entries[0].0.loc.line, entries[0].0.loc.col), (1, 8));
     }
 
     #[test]

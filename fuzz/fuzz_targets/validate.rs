@@ -5,7 +5,9 @@
 
 #![no_main]
 
-#[path = "../../collector/core/tests/common/property.rs"]
-mod property;
+// Each target uses one of the checks the replay test shares.
+#[allow(dead_code)]
+#[path = "../../collector/core/tests/common/mod.rs"]
+mod common;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| property::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::fuzz::validate(data));

@@ -1,20 +1,25 @@
-//! Replays the committed cargo-fuzz corpus (`fuzz/corpus/validate`) through
-//! the receive guarantee on stable Rust, so every input the fuzzer found
-//! interesting stays checked in CI.
-
-#![allow(clippy::unwrap_used)]
+//! Replays the committed cargo-fuzz inputs of tern-core's targets
+//! (`fuzz/corpus/<target>`, `fuzz/regressions/<target>`) through the
+//! targets' checks on stable Rust, so every input the fuzzers found
+//! interesting, and every crash they found, stays checked in CI.
 
 mod common;
 
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+use replay::replay;
+
 #[test]
-fn every_corpus_input_keeps_the_guarantee() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/validate");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let input = std::fs::read(&path).unwrap();
-        common::property::check(&input);
-        n += 1;
-    }
-    assert!(n >= 20, "only {n} corpus inputs in {}", dir.display());
+fn validate_corpus_keeps_the_receive_guarantee() {
+    replay("validate", common::fuzz::validate);
+}
+
+#[test]
+fn views_corpus_reads_and_edits_as_prost() {
+    replay("views", common::fuzz::views);
+}
+
+#[test]
+fn json_corpus_round_trips() {
+    replay("json", common::fuzz::json);
 }

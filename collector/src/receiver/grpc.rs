@@ -334,11 +334,13 @@ async fn unsnappy(
         }
         let message = body.split_to(len);
         let message = if compressed {
-            super::http::decompress("snappy", message, max_message as u64).map_err(|e| match e {
-                super::http::DecompressError::TooLarge => too_large(),
-                other => Status::internal(format!(
-                    "grpc: failed to decompress the received message: {other}"
-                )),
+            super::decompress::decompress("snappy", message, max_message as u64).map_err(|e| {
+                match e {
+                    super::decompress::DecompressError::TooLarge => too_large(),
+                    other => Status::internal(format!(
+                        "grpc: failed to decompress the received message: {other}"
+                    )),
+                }
             })?
         } else {
             message

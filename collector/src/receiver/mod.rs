@@ -10,6 +10,7 @@
 //! never read.
 
 pub mod cors;
+pub mod decompress;
 pub mod grpc;
 pub mod http;
 

@@ -1,3 +1,5 @@
 //! Helpers shared by tern-core's integration tests.
 
+pub mod fuzz;
 pub mod property;
+pub mod views;

@@ -1,0 +1,97 @@
+//! The checks behind tern-core's cargo-fuzz targets (`fuzz/fuzz_targets`),
+//! one function per target taking the fuzzer's raw input, shared with the
+//! corpus replay test (`tests/fuzz_corpus.rs`) so that every committed
+//! input is checked on stable Rust too:
+//! - [`validate`]: the receive guarantee ([`super::property`]);
+//! - [`views`]: views and the editor against prost ([`super::views`]) on
+//!   any input, and on prost's encoding of whatever the walk accepts;
+//! - [`json`]: the OTLP/JSON mapping both ways: JSON the reader accepts is
+//!   valid protobuf that the writer writes back and the reader reads to the
+//!   same JSON again; protobuf the writer writes reads back the same way.
+
+use tern_core::Signal;
+use tern_core::json::{JsonError, json_to_wire, wire_to_json};
+use tern_core::wire::count_items;
+
+use super::{property, views};
+
+/// The signal a selector byte picks.
+fn signal(selector: u8) -> Signal {
+    match selector % 3 {
+        0 => Signal::Traces,
+        1 => Signal::Metrics,
+        _ => Signal::Logs,
+    }
+}
+
+/// First byte: the signal; the rest: a request.
+pub fn validate(input: &[u8]) {
+    property::check(input);
+}
+
+/// First byte: the signal; second: the seed of the edit plan; the rest: a
+/// request. Views and the editor never panic and agree with the walk on
+/// any input; on prost's encoding of an accepted request, every field read
+/// through the views and every edit match prost.
+pub fn views(input: &[u8]) {
+    let [selector, seed, request @ ..] = input else {
+        return;
+    };
+    let (signal, seed) = (signal(*selector), u64::from(*seed));
+    views::check_corrupt(signal, request, seed);
+    if count_items(signal, request).is_ok()
+        && let Some((_, canonical)) = property::decode(signal, request)
+    {
+        views::check(signal, &canonical, seed);
+    }
+}
+
+/// First byte: the signal (`% 3`) and the direction (`/ 3 % 2`: 0 reads
+/// the rest as JSON, 1 writes the rest, a protobuf request, as JSON).
+pub fn json(input: &[u8]) {
+    let Some((&selector, body)) = input.split_first() else {
+        return;
+    };
+    let signal = signal(selector);
+    if (selector / 3) % 2 == 0 {
+        if let Ok(wire) = json_to_wire(signal, body) {
+            assert!(
+                property::decode(signal, &wire).is_some(),
+                "the reader wrote protobuf prost refuses"
+            );
+            round_trip(signal, &wire);
+        }
+    } else {
+        round_trip(signal, body);
+    }
+}
+
+/// Protobuf `wire` written as JSON (when it can be) reads back to a request
+/// with the same items, which is written as the same JSON.
+fn round_trip(signal: Signal, wire: &[u8]) {
+    let mut text = Vec::new();
+    match wire_to_json(signal, wire, &mut text) {
+        Ok(()) => {}
+        Err(JsonError::Unrepresentable(_) | JsonError::Proto(_)) => return,
+        Err(e) => panic!("the writer failed: {e}"),
+    }
+    let again = match json_to_wire(signal, &text) {
+        Ok(again) => again,
+        Err(e) => panic!(
+            "the reader refused the writer's JSON: {e}\n{}",
+            String::from_utf8_lossy(&text)
+        ),
+    };
+    if let Ok(items) = count_items(signal, wire) {
+        assert_eq!(count_items(signal, &again).ok(), Some(items), "item count");
+    }
+    let mut text_again = Vec::new();
+    if let Err(e) = wire_to_json(signal, &again, &mut text_again) {
+        panic!("the writer failed on the reader's protobuf: {e}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        String::from_utf8_lossy(&text_again),
+        "JSON -> protobuf -> JSON changed the request"
+    );
+}
