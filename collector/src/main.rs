@@ -1,11 +1,13 @@
 //! The `tern` binary: parses the command line, loads and validates the
 //! configuration, then runs the [`service::Service`] until SIGINT, SIGTERM
-//! or a panicking task, and shuts it down in order. The process exits
+//! or a panicking task, and shuts it down in order. SIGHUP, and with
+//! `--watch-config` a change to a config file, reloads the configuration
+//! ([`service::Service::reload`]). The process exits
 //! within the shutdown deadline plus [`EXIT_GRACE`] whatever a pipeline is
 //! doing: 0 when everything stopped, 1 when some task panicked or had to be
 //! abandoned.
 //!
-//! - `tern [--config FILE]...`: run (the embedded default config when no file is given)
+//! - `tern [--config FILE]... [--watch-config]`: run (the embedded default config when no file is given)
 //! - `tern validate --config FILE...`: check the configuration and exit
 //! - `tern components`: list built-in components and their signals
 
@@ -39,6 +41,11 @@ struct Cli {
     /// Without it, Tern runs its embedded default configuration.
     #[arg(long = "config", short = 'c', global = true, value_name = "FILE")]
     config: Vec<PathBuf>,
+    /// Reload the configuration when a `--config` file changes (checked
+    /// every 500 ms; a change is applied once the files have stayed the
+    /// same for one check). SIGHUP always reloads.
+    #[arg(long = "watch-config")]
+    watch_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -124,9 +131,16 @@ const RUNTIME_STOP: Duration = Duration::from_secs(1);
 /// What the stop channel carries when a task panicked.
 const PANIC: &str = "panic";
 
-/// Listens for SIGINT and SIGTERM on a thread of its own, so that a signal
-/// is seen even when every runtime worker is busy; the receiver gets the
-/// signal's name, and whatever else is sent on the returned sender.
+/// What the stop channel carries when a config file changed (`--watch-config`).
+const CHANGED: &str = "config file changed";
+
+/// How often `--watch-config` reads the config files.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Listens for SIGINT, SIGTERM and SIGHUP on a thread of its own, so that a
+/// signal is seen even when every runtime worker is busy; the receiver gets
+/// the signal's name, and whatever else is sent on the returned sender.
+/// The thread ends after SIGINT or SIGTERM.
 fn listen_for_signals() -> anyhow::Result<(mpsc::Receiver<&'static str>, mpsc::Sender<&'static str>)>
 {
     use tokio::signal::unix::{SignalKind, signal};
@@ -134,11 +148,12 @@ fn listen_for_signals() -> anyhow::Result<(mpsc::Receiver<&'static str>, mpsc::S
         .enable_io()
         .build()
         .context("cannot start the signal thread's runtime")?;
-    let (mut int, mut term) = {
+    let (mut int, mut term, mut hup) = {
         let _inside = runtime.enter();
         (
             signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
             signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
         )
     };
     let (tx, rx) = mpsc::channel();
@@ -146,16 +161,56 @@ fn listen_for_signals() -> anyhow::Result<(mpsc::Receiver<&'static str>, mpsc::S
     std::thread::Builder::new()
         .name("tern-signals".into())
         .spawn(move || {
-            let name = runtime.block_on(async {
-                tokio::select! {
-                    _ = int.recv() => "SIGINT",
-                    _ = term.recv() => "SIGTERM",
+            runtime.block_on(async {
+                loop {
+                    let name = tokio::select! {
+                        _ = int.recv() => "SIGINT",
+                        _ = term.recv() => "SIGTERM",
+                        _ = hup.recv() => "SIGHUP",
+                    };
+                    if tx.send(name).is_err() || name != "SIGHUP" {
+                        return;
+                    }
                 }
             });
-            let _ = tx.send(name);
         })
         .context("cannot start the signal thread")?;
     Ok((rx, stop))
+}
+
+/// The contents of `files` (a file that cannot be read counts as empty,
+/// and its error shows when the configuration is loaded).
+fn contents(files: &[PathBuf]) -> Vec<Vec<u8>> {
+    files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}
+
+/// `--watch-config`: reads `files` every [`WATCH_INTERVAL`] on a thread of
+/// its own and sends [`CHANGED`] once they differ from what was last
+/// loaded and have stayed the same for one interval (an editor or a
+/// config-map update writing in several steps triggers one reload).
+fn watch_config(files: Vec<PathBuf>, changed: mpsc::Sender<&'static str>) -> anyhow::Result<()> {
+    let mut loaded = contents(&files);
+    let mut seen = loaded.clone();
+    std::thread::Builder::new()
+        .name("tern-config-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(WATCH_INTERVAL);
+                let now = contents(&files);
+                if now == seen && now != loaded {
+                    if changed.send(CHANGED).is_err() {
+                        return;
+                    }
+                    loaded = now.clone();
+                }
+                seen = now;
+            }
+        })
+        .context("cannot start the config watcher")?;
+    Ok(())
 }
 
 /// Ends the process with status 1 if it is still running after `bound`:
@@ -176,7 +231,7 @@ fn exit_after(bound: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(config: Config) -> anyhow::Result<ExitCode> {
+fn run(config: Config, files: &[PathBuf], watch: bool) -> anyhow::Result<ExitCode> {
     let telemetry = tern_core::telemetry::Telemetry::new();
     let resource = admin::own_resource(&config.service.telemetry.resource);
     let own_logs = logging::init(&config, &telemetry, &resource)?;
@@ -194,6 +249,9 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let (signals, stop) = listen_for_signals()?;
+    if watch {
+        watch_config(files.to_vec(), stop.clone())?;
+    }
     // A panicking task is logged and stops the process, which then exits 1
     // (as a panic ends the Collector): shut down in order, since the rest
     // of the graph can still deliver what it holds.
@@ -201,10 +259,17 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
         tracing::error!(panic = %info, "a task panicked; shutting down");
         let _ = stop.send(PANIC);
     }));
-    let service = runtime.block_on(service::Service::start(
+    let mut service = runtime.block_on(service::Service::start(
         &config, telemetry, &resource, own_logs,
     ))?;
-    let signal = signals.recv().context("the signal thread stopped")?;
+    let signal = loop {
+        let signal = signals.recv().context("the signal thread stopped")?;
+        if signal != "SIGHUP" && signal != CHANGED {
+            break signal;
+        }
+        tracing::info!(trigger = signal, "reloading the configuration");
+        runtime.block_on(service.reload(load(files)));
+    };
     if signal != PANIC {
         tracing::info!(signal, "received signal");
     }
@@ -243,7 +308,11 @@ fn main() -> ExitCode {
                 print_errors(&errors);
                 ExitCode::FAILURE
             }
-            Ok(config) => match run(config) {
+            Ok(_) if cli.watch_config && cli.config.is_empty() => {
+                eprintln!("tern: --watch-config needs at least one --config file");
+                ExitCode::FAILURE
+            }
+            Ok(config) => match run(config, &cli.config, cli.watch_config) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("tern: {e:#}");

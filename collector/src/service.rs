@@ -14,12 +14,14 @@
 //! (which flush), then exporters (which drain their queues) within one
 //! deadline, and names what it had to abandon.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_config::{ComponentId, Config, Kind, MetricsLevel, PipelineConfig, PipelineId, graph};
-use tern_core::build::{Built, Context, Serve, Server};
+use tern_config::{
+    ComponentId, Config, ConfigErrors, Kind, MetricsLevel, PipelineConfig, PipelineId, graph,
+};
+use tern_core::build::{Built, Context, ExporterSpec, Serve, Server};
 use tern_core::component::{ConnectorHandle, ExporterHandle, Fanout, Output, drive_exporter};
 use tern_core::queue::{BoundedQueue, Inlet, InletRx, inlet};
 use tern_core::telemetry::{ExporterMetrics, Telemetry};
@@ -29,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::admin::{self, Health};
 use crate::components;
-use crate::receiver::Consumers;
+use crate::receiver::{Consumers, Feeds};
 use crate::self_export::{PendingLogs, SelfExport};
 use crate::serve;
 
@@ -108,21 +110,80 @@ impl Stopped {
 /// (`sending_queue.block_on_overflow`).
 type Handles = BTreeMap<ComponentId, (ExporterHandle, bool)>;
 
+/// A component's own servers and side tasks, stopped together: a
+/// receiver's listeners, a processor's or an exporter's side tasks and
+/// endpoints, the extensions' endpoints (one part for all of them).
+struct Part {
+    stop: watch::Sender<bool>,
+    tasks: Vec<Task>,
+}
+
+impl Part {
+    fn new() -> Part {
+        Part {
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// What its tasks watch to know when to stop.
+    fn lifetime(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Tells its tasks to stop.
+    fn tell_stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// A running receiver: its listeners and side tasks, and the pipeline
+/// entrances it pushes into (replaced by a reload).
+struct Receiver {
+    part: Part,
+    feeds: Arc<Feeds>,
+}
+
+/// A running processor: what its builder gave (a stage maker and an
+/// admission gate, which pipelines a reload rebuilds reuse) and its side
+/// tasks.
+struct Processor {
+    built: Built,
+    part: Part,
+}
+
+/// A running exporter: its queue, workers and side tasks.
 struct ExporterTask {
     id: String,
     queue: Arc<BoundedQueue>,
     metrics: ExporterMetrics,
+    /// Its workers.
+    tasks: Vec<Task>,
+    handle: ExporterHandle,
+    block_on_overflow: bool,
+    part: Part,
+}
+
+/// A running pipeline: its entrance (admission) and its tasks.
+struct Pipeline {
+    entry: Inlet,
     tasks: Vec<Task>,
 }
 
 /// A running collector.
 pub struct Service {
-    stop: watch::Sender<bool>,
-    servers: Vec<Task>,
-    pipelines: Vec<Task>,
-    exporters: Vec<ExporterTask>,
-    admin: Vec<Task>,
-    stop_admin: watch::Sender<bool>,
+    /// The configuration it runs.
+    config: Config,
+    telemetry: Arc<Telemetry>,
+    resource: BTreeMap<String, String>,
+    receivers: BTreeMap<ComponentId, Receiver>,
+    processors: BTreeMap<ComponentId, Processor>,
+    exporters: BTreeMap<ComponentId, ExporterTask>,
+    pipelines: BTreeMap<PipelineId, Pipeline>,
+    /// What reloads replaced and that still drains ([`retire`]).
+    retiring: Vec<Task>,
+    /// The extensions' and the self-metrics endpoints, stopped last.
+    admin: Part,
     abandon: watch::Sender<bool>,
     health: Arc<Health>,
     self_export: Option<SelfExport>,
@@ -166,26 +227,44 @@ async fn serve_all(
     Ok(())
 }
 
-/// What the service has started so far, besides pipelines and receivers.
+/// The components of `kind` that some pipeline of `config` lists, each
+/// once.
+fn used(config: &Config, kind: Kind) -> Vec<&tern_config::Component> {
+    let mut out: Vec<&tern_config::Component> = Vec::new();
+    for pipeline in config.service.pipelines.values() {
+        let refs = match kind {
+            Kind::Processor => &pipeline.processors,
+            _ => &pipeline.exporters,
+        };
+        for r in refs {
+            if let Some(c) = config.section(kind).get(&r.id)
+                && !out.iter().any(|o| o.id == c.id)
+            {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// What the service builds components with.
 struct Starting<'a> {
     config: &'a Config,
     telemetry: &'a Arc<Telemetry>,
     resource: &'a BTreeMap<String, String>,
     health: &'a Arc<Health>,
-    admin_rx: watch::Receiver<bool>,
-    /// Tasks stopped last: extensions, scrape endpoints, supervisors.
-    admin: Vec<Task>,
 }
 
 impl Starting<'_> {
-    /// Builds `c` (of `kind`) with `consumers` as its pipelines' entrances;
-    /// starts its servers and side tasks with the admin endpoints' lifetime
-    /// (a receiver's servers are returned instead) and returns the rest.
+    /// Builds `c` (of `kind`) with `feeds` as its pipelines' entrances;
+    /// starts its side tasks, and its servers unless it is a receiver
+    /// (whose servers are returned), in `part`.
     async fn build(
-        &mut self,
+        &self,
         kind: Kind,
         c: &tern_config::Component,
-        consumers: Arc<Consumers>,
+        feeds: Arc<Feeds>,
+        part: &mut Part,
     ) -> Result<Built, StartError> {
         let ctx = Context {
             id: c.id.to_string(),
@@ -193,28 +272,29 @@ impl Starting<'_> {
             telemetry: self.telemetry,
             resource: self.resource,
             health: self.health,
-            consumers,
+            consumers: feeds,
         };
         let mut built = components::build(kind, &ctx, c)?;
+        let lifetime = part.lifetime();
         for (what, job) in built.beside.drain(..) {
-            self.admin
-                .push(Task::new(what, tokio::spawn(job(self.admin_rx.clone()))));
+            part.tasks
+                .push(Task::new(what, tokio::spawn(job(lifetime.clone()))));
         }
         if kind != Kind::Receiver {
             let servers = std::mem::take(&mut built.servers);
-            serve_all(servers, &self.admin_rx.clone(), &mut self.admin).await?;
+            serve_all(servers, &lifetime, &mut part.tasks).await?;
         }
         Ok(built)
     }
 
     /// The extensions `service.extensions` lists, in its order, and the
-    /// self-metrics endpoint: started first, so probes answer "starting"
-    /// while the rest starts.
-    async fn admin(&mut self) -> Result<(), StartError> {
+    /// self-metrics endpoint, in `part`: started first, so probes answer
+    /// "starting" while the rest starts.
+    async fn admin(&self, part: &mut Part) -> Result<(), StartError> {
         let config = self.config;
         for ext in &config.service.extensions {
             if let Some(c) = config.extensions.get(&ext.id) {
-                self.build(Kind::Extension, c, Arc::default()).await?;
+                self.build(Kind::Extension, c, Arc::default(), part).await?;
             }
         }
         let metrics_cfg = &config.service.telemetry.metrics;
@@ -224,105 +304,151 @@ impl Starting<'_> {
             admin::publish_target_info(self.telemetry, self.resource);
             let listener =
                 serve::bind(&address.to_string(), "service.telemetry.metrics.address").await?;
-            self.admin.push(Task::new(
+            part.tasks.push(Task::new(
                 "self-metrics endpoint",
                 tokio::spawn(admin::run_metrics(
                     listener,
                     self.telemetry.clone(),
-                    self.admin_rx.clone(),
+                    part.lifetime(),
                 )),
             ));
         }
         Ok(())
     }
 
-    /// Each component of `kind` some pipeline lists, built once.
-    async fn used(&mut self, kind: Kind) -> Result<BTreeMap<ComponentId, Built>, StartError> {
-        let config = self.config;
-        let mut built = BTreeMap::new();
-        for pipeline in config.service.pipelines.values() {
-            let refs = match kind {
-                Kind::Processor => &pipeline.processors,
-                _ => &pipeline.exporters,
-            };
-            for r in refs {
-                let Some(c) = config.section(kind).get(&r.id) else {
-                    continue;
-                };
-                if !built.contains_key(&r.id) {
-                    let b = self.build(kind, c, Arc::default()).await?;
-                    built.insert(r.id.clone(), b);
-                }
-            }
-        }
-        Ok(built)
+    /// Builds processor `c`.
+    async fn processor(&self, c: &tern_config::Component) -> Result<Processor, StartError> {
+        let mut part = Part::new();
+        let built = self
+            .build(Kind::Processor, c, Arc::default(), &mut part)
+            .await?;
+        Ok(Processor { built, part })
     }
 
-    /// Exporters used by some pipeline, each with its own queue and
-    /// workers; returns the handles pipelines fan out to.
-    async fn exporters(
-        &mut self,
-        abandon_rx: &watch::Receiver<bool>,
-    ) -> Result<(Handles, Vec<ExporterTask>), StartError> {
-        let mut handles = Handles::new();
-        let mut exporters = Vec::new();
-        for (r, built) in self.used(Kind::Exporter).await? {
-            let Some(spec) = built.exporter else {
-                continue;
-            };
-            let id = r.to_string();
-            let metrics = ExporterMetrics::new(self.telemetry, &id);
-            let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
-            metrics.queue_capacity.set(queue.capacity() as i64);
-            let tasks = spec
-                .workers
-                .into_iter()
-                .map(|worker| {
-                    Task::new(
-                        format!("exporter {id}"),
-                        tokio::spawn(drive_exporter(
-                            id.clone(),
-                            worker,
-                            queue.clone(),
-                            metrics.clone(),
-                            abandon_rx.clone(),
-                        )),
-                    )
-                })
-                .collect();
-            let handle = ExporterHandle {
-                id: id.clone(),
-                queue: queue.clone(),
-                metrics: metrics.clone(),
-                wait_for_result: spec.wait_for_result,
-            };
-            handles.insert(r, (handle, spec.block_on_overflow));
-            exporters.push(ExporterTask {
-                id,
-                queue,
-                metrics,
-                tasks,
-            });
-        }
-        Ok((handles, exporters))
+    /// Builds exporter `c`; [`start_exporter`] starts its workers.
+    async fn exporter(
+        &self,
+        c: &tern_config::Component,
+    ) -> Result<(ExporterSpec, Part), StartError> {
+        let mut part = Part::new();
+        let built = self
+            .build(Kind::Exporter, c, Arc::default(), &mut part)
+            .await?;
+        let spec = built
+            .exporter
+            .ok_or_else(|| tern_core::build::BuildError::Unregistered(c.id.to_string()))?;
+        Ok((spec, part))
+    }
+
+    /// Builds receiver `c`, feeding nothing yet; returns its servers, to
+    /// be served once it feeds its pipelines.
+    async fn receiver(
+        &self,
+        c: &tern_config::Component,
+    ) -> Result<(Receiver, Vec<Server>), StartError> {
+        let mut part = Part::new();
+        let feeds = Arc::new(Feeds::default());
+        let built = self
+            .build(Kind::Receiver, c, feeds.clone(), &mut part)
+            .await?;
+        Ok((Receiver { part, feeds }, built.servers))
     }
 }
 
-/// Pipelines, each after the pipelines its connectors feed (reverse
-/// topological order); returns each receiver's pipeline entrances.
+/// Starts the queue and workers of exporter `id` built as `spec`; workers
+/// give up the batch in hand when `abandon_rx` turns true.
+fn start_exporter(
+    telemetry: &Arc<Telemetry>,
+    id: &ComponentId,
+    (spec, part): (ExporterSpec, Part),
+    abandon_rx: &watch::Receiver<bool>,
+) -> ExporterTask {
+    let id = id.to_string();
+    let metrics = ExporterMetrics::new(telemetry, &id);
+    let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
+    metrics.queue_capacity.set(queue.capacity() as i64);
+    let tasks = spec
+        .workers
+        .into_iter()
+        .map(|worker| {
+            Task::new(
+                format!("exporter {id}"),
+                tokio::spawn(drive_exporter(
+                    id.clone(),
+                    worker,
+                    queue.clone(),
+                    metrics.clone(),
+                    abandon_rx.clone(),
+                )),
+            )
+        })
+        .collect();
+    let handle = ExporterHandle {
+        id: id.clone(),
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+        wait_for_result: spec.wait_for_result,
+    };
+    ExporterTask {
+        id,
+        queue,
+        metrics,
+        tasks,
+        handle,
+        block_on_overflow: spec.block_on_overflow,
+        part,
+    }
+}
+
+fn handles(exporters: &BTreeMap<ComponentId, ExporterTask>) -> Handles {
+    exporters
+        .iter()
+        .map(|(id, e)| (id.clone(), (e.handle.clone(), e.block_on_overflow)))
+        .collect()
+}
+
+/// Counts what is still in `e`'s queue as failed and logs it: the shutdown
+/// deadline has passed.
+fn drop_queued(e: &ExporterTask) {
+    let left = e.queue.drain();
+    if left.is_empty() {
+        return;
+    }
+    for batch in &left {
+        batch.fail(false, "shutdown deadline");
+        e.metrics
+            .send_failed
+            .get(batch.signal())
+            .add(batch.items() as u64);
+    }
+    tracing::error!(
+        exporter = %e.id,
+        batches = left.len(),
+        items = left.iter().map(|b| b.items()).sum::<usize>(),
+        reason = "shutdown deadline",
+        "exporter did not finish in time; queued items dropped"
+    );
+}
+
+/// Starts the pipelines of `config` named in `rebuild` into `running`,
+/// each after the pipelines its connectors feed (reverse topological
+/// order); the other pipelines of `running` keep running and are fed by
+/// the new ones as before.
 fn start_pipelines(
     config: &Config,
     handles: &Handles,
-    processors: &BTreeMap<ComponentId, Built>,
-    pipelines: &mut Vec<Task>,
-) -> BTreeMap<ComponentId, Consumers> {
-    let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
+    processors: &BTreeMap<ComponentId, Processor>,
+    rebuild: &BTreeSet<PipelineId>,
+    running: &mut BTreeMap<PipelineId, Pipeline>,
+) {
     let edges = graph::edges(config);
-    let mut entrances: BTreeMap<&PipelineId, Inlet> = BTreeMap::new();
     for id in graph::order(config).into_iter().rev() {
         let Some(pipeline) = config.service.pipelines.get(id) else {
             continue;
         };
+        if !rebuild.contains(id) {
+            continue;
+        }
         let connectors = pipeline
             .exporters
             .iter()
@@ -332,40 +458,49 @@ fn start_pipelines(
                 inlets: edges
                     .iter()
                     .filter(|e| e.from == id && e.via.id == r.id)
-                    .filter_map(|e| entrances.get(e.to).cloned())
+                    .filter_map(|e| running.get(e.to).map(|p| p.entry.clone()))
                     .collect(),
             })
             .collect();
-        let entry = start_pipeline(pipeline, handles, connectors, processors, pipelines);
+        let started = start_pipeline(pipeline, handles, connectors, processors);
+        running.insert(id.clone(), started);
+    }
+}
+
+/// Each receiver's pipeline entrances in `running`.
+fn consumers(
+    config: &Config,
+    running: &BTreeMap<PipelineId, Pipeline>,
+) -> BTreeMap<ComponentId, Consumers> {
+    let mut consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
+    for pipeline in config.service.pipelines.values() {
+        let Some(p) = running.get(&pipeline.id) else {
+            continue;
+        };
         for r in &pipeline.receivers {
             if !config.connectors.contains_key(&r.id) {
                 consumers
                     .entry(r.id.clone())
                     .or_default()
                     .get_mut(pipeline.id.signal)
-                    .push(entry.clone());
+                    .push(p.entry.clone());
             }
         }
-        entrances.insert(id, entry);
     }
-    // Only receivers and upstream fan-outs hold entrances now, so a
-    // pipeline closes once everything feeding it has stopped.
-    drop(entrances);
-
     consumers
 }
 
 /// Starts one pipeline: entrance (admission) -> processor tasks -> fan-out
 /// to its exporters' queues and to the entrances its connectors feed
-/// (`connectors`, already started). Returns the entrance.
+/// (`connectors`, already started).
 fn start_pipeline(
     pipeline: &PipelineConfig,
     handles: &Handles,
     connectors: Vec<ConnectorHandle>,
-    processors: &BTreeMap<ComponentId, Built>,
-    tasks: &mut Vec<Task>,
-) -> Inlet {
+    processors: &BTreeMap<ComponentId, Processor>,
+) -> Pipeline {
     let signal = pipeline.id.signal;
+    let mut tasks = Vec::new();
     let used: Vec<&(ExporterHandle, bool)> = pipeline
         .exporters
         .iter()
@@ -381,7 +516,12 @@ fn start_pipeline(
     let stages: Vec<_> = pipeline
         .processors
         .iter()
-        .filter_map(|r| Some((&r.id, processors.get(&r.id)?.stage.as_ref()?(signal))))
+        .filter_map(|r| {
+            Some((
+                &r.id,
+                processors.get(&r.id)?.built.stage.as_ref()?(signal),
+            ))
+        })
         .collect();
     let mut output = Output::Fanout(fanout);
     for (i, (id, stage)) in stages.into_iter().enumerate().rev() {
@@ -408,7 +548,7 @@ fn start_pipeline(
         }
     };
     for r in &pipeline.processors {
-        if let Some(gate) = processors.get(&r.id).and_then(|p| p.gate.as_ref()) {
+        if let Some(gate) = processors.get(&r.id).and_then(|p| p.built.gate.as_ref()) {
             entry = entry.with_gate(gate.clone());
         }
     }
@@ -420,7 +560,213 @@ fn start_pipeline(
     if waits {
         entry = entry.waiting_for_results();
     }
-    entry
+    Pipeline { entry, tasks }
+}
+
+/// Drains what a reload replaced, as a shutdown does, while the new
+/// components already take data: the replaced pipelines run until nothing
+/// feeds them any more and their processors have flushed into their
+/// exporters; then the replaced exporters' queues close and their workers
+/// send what is queued; then their side tasks, and those of the replaced
+/// processors, stop. Past the shutdown deadline (`abandon`), what is still
+/// queued is counted as failed.
+async fn retire(
+    mut pipelines: Vec<Task>,
+    mut exporters: Vec<ExporterTask>,
+    mut parts: Vec<Part>,
+    abandon: watch::Receiver<bool>,
+) {
+    let mut panicked = Vec::new();
+    for t in &mut pipelines {
+        t.join(&mut panicked).await;
+    }
+    for e in &exporters {
+        e.queue.close();
+    }
+    for t in exporters.iter_mut().flat_map(|e| &mut e.tasks) {
+        t.join(&mut panicked).await;
+    }
+    if *abandon.borrow() {
+        exporters.iter().for_each(drop_queued);
+    }
+    parts.extend(exporters.into_iter().map(|e| e.part));
+    for part in &mut parts {
+        part.tell_stop();
+        for t in &mut part.tasks {
+            t.join(&mut panicked).await;
+        }
+    }
+    tracing::info!(
+        tasks = pipelines.len(),
+        "components replaced by the reload have drained and stopped"
+    );
+}
+
+/// The ids `refs` names, in order.
+fn ids(refs: &[tern_config::Ref]) -> Vec<&ComponentId> {
+    refs.iter().map(|r| &r.id).collect()
+}
+
+/// The (connector, pipeline) pairs pipeline `id` of `config` feeds.
+fn feeds_into<'a>(config: &'a Config, id: &PipelineId) -> BTreeSet<(&'a ComponentId, &'a PipelineId)> {
+    graph::edges(config)
+        .into_iter()
+        .filter(|e| e.from == id)
+        .map(|e| (&e.via.id, e.to))
+        .collect()
+}
+
+/// The receivers that feed some pipeline of `config` (connectors aside).
+fn receivers_in(config: &Config) -> BTreeSet<&ComponentId> {
+    config
+        .service
+        .pipelines
+        .values()
+        .flat_map(|p| &p.receivers)
+        .map(|r| &r.id)
+        .filter(|id| config.receivers.contains_key(id))
+        .collect()
+}
+
+/// The pipelines receiver `id` feeds in `config`.
+fn pipelines_fed_by<'a>(config: &'a Config, id: &ComponentId) -> Vec<&'a PipelineId> {
+    config
+        .service
+        .pipelines
+        .values()
+        .filter(|p| p.receivers.iter().any(|r| &r.id == id))
+        .map(|p| &p.id)
+        .collect()
+}
+
+/// What a reload must do to turn `old` into `new`.
+struct Plan {
+    /// Processors to build (new or changed).
+    processors: BTreeSet<ComponentId>,
+    /// Exporters to build (new or changed).
+    exporters: BTreeSet<ComponentId>,
+    /// Receivers to build (new or changed).
+    receivers: BTreeSet<ComponentId>,
+    /// Pipelines to build (new, changed, using a changed component, or
+    /// feeding one of these through a connector).
+    pipelines: BTreeSet<PipelineId>,
+    /// Settings that need a restart, changed.
+    needs_restart: Vec<&'static str>,
+}
+
+impl Plan {
+    fn new(old: &Config, new: &Config) -> Plan {
+        let extensions_changed = ids(&old.service.extensions) != ids(&new.service.extensions)
+            || old.extensions.len() != new.extensions.len()
+            || old.extensions.iter().any(|(id, c)| {
+                new.extensions
+                    .get(id)
+                    .is_none_or(|n| !n.same_settings(c))
+            });
+        let mut needs_restart = Vec::new();
+        if format!("{:?}", old.service.telemetry) != format!("{:?}", new.service.telemetry) {
+            needs_restart.push("service.telemetry");
+        }
+        if extensions_changed {
+            needs_restart.push("extensions");
+        }
+        // Receivers and exporters resolve their authenticators from the
+        // extensions when built: rebuilt when any extension changed.
+        let changed = |kind: Kind, id: &ComponentId| match (
+            old.section(kind).get(id),
+            new.section(kind).get(id),
+        ) {
+            (Some(a), Some(b)) => {
+                !a.same_settings(b)
+                    || (extensions_changed && matches!(kind, Kind::Receiver | Kind::Exporter))
+            }
+            _ => true,
+        };
+        let build = |kind: Kind| -> BTreeSet<ComponentId> {
+            used(new, kind)
+                .into_iter()
+                .filter(|c| changed(kind, &c.id) || used(old, kind).iter().all(|o| o.id != c.id))
+                .map(|c| c.id.clone())
+                .collect()
+        };
+        let processors = build(Kind::Processor);
+        let exporters = build(Kind::Exporter);
+        let mut pipelines: BTreeSet<PipelineId> = new
+            .service
+            .pipelines
+            .values()
+            .filter(|p| {
+                let Some(o) = old.service.pipelines.get(&p.id) else {
+                    return true;
+                };
+                ids(&o.processors) != ids(&p.processors)
+                    || ids(&o.exporters) != ids(&p.exporters)
+                    || p.processors.iter().any(|r| processors.contains(&r.id))
+                    || p.exporters.iter().any(|r| {
+                        exporters.contains(&r.id)
+                            || (new.connectors.contains_key(&r.id) && changed(Kind::Connector, &r.id))
+                    })
+                    || feeds_into(old, &p.id) != feeds_into(new, &p.id)
+            })
+            .map(|p| p.id.clone())
+            .collect();
+        // A pipeline feeding a rebuilt one through a connector holds its
+        // old entrance: rebuilt too.
+        loop {
+            let upstream: Vec<PipelineId> = graph::edges(new)
+                .iter()
+                .filter(|e| pipelines.contains(e.to) && !pipelines.contains(e.from))
+                .map(|e| e.from.clone())
+                .collect();
+            if upstream.is_empty() {
+                break;
+            }
+            pipelines.extend(upstream);
+        }
+        let (was, is) = (receivers_in(old), receivers_in(new));
+        let receivers = is
+            .into_iter()
+            .filter(|id| !was.contains(id) || changed(Kind::Receiver, id))
+            .cloned()
+            .collect();
+        Plan {
+            processors,
+            exporters,
+            receivers,
+            pipelines,
+            needs_restart,
+        }
+    }
+}
+
+/// How a reload ended, as counted in `tern_config_reloads_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// The new configuration is running.
+    Applied,
+    /// The new configuration asks for nothing different.
+    Unchanged,
+    /// The new configuration does not validate: the old one keeps running.
+    Invalid,
+    /// A component of the new configuration could not be built: the old
+    /// configuration keeps running, untouched.
+    Failed,
+    /// A changed receiver could not listen on its new endpoint: the rest
+    /// of the new configuration runs, without that receiver.
+    Partial,
+}
+
+impl Reload {
+    /// The `outcome` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reload::Applied => "applied",
+            Reload::Unchanged => "unchanged",
+            Reload::Invalid => "invalid",
+            Reload::Failed => "failed",
+            Reload::Partial => "partial",
+        }
+    }
 }
 
 impl Service {
@@ -434,16 +780,14 @@ impl Service {
         own_logs: Vec<PendingLogs>,
     ) -> Result<Service, StartError> {
         let health = Arc::new(Health::default());
-        let (stop_admin, admin_rx) = watch::channel(false);
-        let mut starting = Starting {
+        let starting = Starting {
             config,
             telemetry: &telemetry,
             resource,
             health: &health,
-            admin_rx,
-            admin: Vec::new(),
         };
-        starting.admin().await?;
+        let mut admin = Part::new();
+        starting.admin(&mut admin).await?;
         let metrics_cfg = &config.service.telemetry.metrics;
         let periodic = if metrics_cfg.level == MetricsLevel::None {
             &[][..]
@@ -454,25 +798,43 @@ impl Service {
         // Then the graph in reverse topological order: exporters,
         // connectors, processors, pipelines (downstream first), receivers.
         let (abandon, abandon_rx) = watch::channel(false);
-        let (handles, exporters) = starting.exporters(&abandon_rx).await?;
-        for c in config.connectors.values() {
-            starting.build(Kind::Connector, c, Arc::default()).await?;
+        let mut exporters = BTreeMap::new();
+        for c in used(config, Kind::Exporter) {
+            let built = starting.exporter(c).await?;
+            exporters.insert(
+                c.id.clone(),
+                start_exporter(&telemetry, &c.id, built, &abandon_rx),
+            );
         }
-        let processors = starting.used(Kind::Processor).await?;
-        let mut pipelines = Vec::new();
-        let consumers = start_pipelines(config, &handles, &processors, &mut pipelines);
-        let (stop, stop_rx) = watch::channel(false);
-        let mut servers = Vec::new();
-        for (id, consumers) in consumers {
+        for c in config.connectors.values() {
+            starting
+                .build(Kind::Connector, c, Arc::default(), &mut admin)
+                .await?;
+        }
+        let mut processors = BTreeMap::new();
+        for c in used(config, Kind::Processor) {
+            processors.insert(c.id.clone(), starting.processor(c).await?);
+        }
+        let mut pipelines = BTreeMap::new();
+        let all = config.service.pipelines.keys().cloned().collect();
+        start_pipelines(
+            config,
+            &handles(&exporters),
+            &processors,
+            &all,
+            &mut pipelines,
+        );
+        let mut receivers = BTreeMap::new();
+        for (id, consumers) in consumers(config, &pipelines) {
             let Some(c) = config.receivers.get(&id) else {
                 continue;
             };
-            let built = starting
-                .build(Kind::Receiver, c, Arc::new(consumers))
-                .await?;
-            serve_all(built.servers, &stop_rx, &mut servers).await?;
+            let (mut receiver, servers) = starting.receiver(c).await?;
+            receiver.feeds.replace(consumers);
+            let lifetime = receiver.part.lifetime();
+            serve_all(servers, &lifetime, &mut receiver.part.tasks).await?;
+            receivers.insert(id, receiver);
         }
-        let admin = starting.admin;
 
         health.set_ready(true);
         tracing::info!(
@@ -480,16 +842,227 @@ impl Service {
             "Tern is running"
         );
         Ok(Service {
-            stop,
-            servers,
-            pipelines,
+            config: config.clone(),
+            telemetry,
+            resource: resource.clone(),
+            receivers,
+            processors,
             exporters,
+            pipelines,
+            retiring: Vec::new(),
             admin,
-            stop_admin,
             abandon,
             health,
             self_export: Some(self_export),
         })
+    }
+
+    /// Replaces the running configuration with `loaded` (the files read
+    /// again), counting the outcome in `tern_config_reloads_total`. A
+    /// configuration that does not validate is logged, one line per
+    /// problem, and changes nothing. Otherwise only what changed is
+    /// rebuilt, while the rest keeps running: every component whose
+    /// settings changed (receivers and exporters also when an extension
+    /// changed, since they resolve authenticators when built) and every
+    /// pipeline using one of them, whose list of components changed, or
+    /// that feeds a rebuilt pipeline through a connector. The new
+    /// components are built first; if one fails, nothing is touched.
+    /// Then the rebuilt pipelines start beside the old ones, receivers are
+    /// pointed at the new entrances (a receiver whose settings changed is
+    /// stopped, then started again), and what was replaced drains in the
+    /// background ([`retire`]): nothing already accepted is dropped.
+    /// `service.telemetry` and the extensions' own endpoints are not
+    /// restarted: a change to them is logged as needing a restart.
+    pub async fn reload(&mut self, loaded: Result<Config, ConfigErrors>) -> Reload {
+        let outcome = match loaded {
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    problems = errors.0.len(),
+                    "the new configuration is invalid; the running one is kept"
+                );
+                Reload::Invalid
+            }
+            Ok(config) => {
+                for w in &config.warnings {
+                    tracing::warn!("{w}");
+                }
+                match self.apply(config).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            "cannot start the new configuration; the running one is kept"
+                        );
+                        Reload::Failed
+                    }
+                }
+            }
+        };
+        self.telemetry
+            .counter(
+                "tern_config_reloads_total",
+                "Configuration reloads (SIGHUP or --watch-config), by outcome.",
+                &[("outcome", outcome.as_str())],
+            )
+            .add(1);
+        outcome
+    }
+
+    async fn apply(&mut self, new: Config) -> Result<Reload, StartError> {
+        let plan = Plan::new(&self.config, &new);
+        for what in &plan.needs_restart {
+            tracing::warn!(
+                section = what,
+                "changed settings need a restart to take effect; the running ones are kept"
+            );
+        }
+        let retired_pipelines: Vec<PipelineId> = self
+            .pipelines
+            .keys()
+            .filter(|id| plan.pipelines.contains(id) || !new.service.pipelines.contains_key(id))
+            .cloned()
+            .collect();
+        let gone = |running: &mut dyn Iterator<Item = &ComponentId>,
+                    rebuilt: &BTreeSet<ComponentId>,
+                    kind: Kind| {
+            let kept: Vec<&ComponentId> = used(&new, kind).into_iter().map(|c| &c.id).collect();
+            running
+                .filter(|id| rebuilt.contains(id) || !kept.contains(id))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let retired_processors = gone(
+            &mut self.processors.keys(),
+            &plan.processors,
+            Kind::Processor,
+        );
+        let retired_exporters = gone(&mut self.exporters.keys(), &plan.exporters, Kind::Exporter);
+        let stopped_receivers: Vec<ComponentId> = self
+            .receivers
+            .keys()
+            .filter(|id| plan.receivers.contains(id) || !receivers_in(&new).contains(id))
+            .cloned()
+            .collect();
+        let rewired = self.receivers.keys().any(|id| {
+            pipelines_fed_by(&self.config, id) != pipelines_fed_by(&new, id)
+        });
+        if retired_pipelines.is_empty()
+            && plan.pipelines.is_empty()
+            && plan.receivers.is_empty()
+            && stopped_receivers.is_empty()
+            && !rewired
+        {
+            self.config = new;
+            tracing::info!("configuration reloaded: nothing to change");
+            return Ok(Reload::Unchanged);
+        }
+
+        // Build everything new first: a failure leaves the service as it was.
+        let starting = Starting {
+            config: &new,
+            telemetry: &self.telemetry,
+            resource: &self.resource,
+            health: &self.health,
+        };
+        let mut processors = BTreeMap::new();
+        for id in &plan.processors {
+            if let Some(c) = new.processors.get(id) {
+                processors.insert(id.clone(), starting.processor(c).await?);
+            }
+        }
+        let mut exporters = BTreeMap::new();
+        for id in &plan.exporters {
+            if let Some(c) = new.exporters.get(id) {
+                exporters.insert(id.clone(), starting.exporter(c).await?);
+            }
+        }
+        let mut receivers = BTreeMap::new();
+        for id in &plan.receivers {
+            if let Some(c) = new.receivers.get(id) {
+                receivers.insert(id.clone(), starting.receiver(c).await?);
+            }
+        }
+
+        // Then swap: what is replaced leaves the running service (it keeps
+        // running until it has drained), the new parts come in.
+        let old_pipelines: Vec<Task> = retired_pipelines
+            .iter()
+            .filter_map(|id| self.pipelines.remove(id))
+            .flat_map(|p| p.tasks)
+            .collect();
+        let mut old_parts: Vec<Part> = retired_processors
+            .iter()
+            .filter_map(|id| self.processors.remove(id))
+            .map(|p| p.part)
+            .collect();
+        let old_exporters: Vec<ExporterTask> = retired_exporters
+            .iter()
+            .filter_map(|id| self.exporters.remove(id))
+            .collect();
+        self.processors.extend(processors);
+        let abandon_rx = self.abandon.subscribe();
+        for (id, built) in exporters {
+            let started = start_exporter(&self.telemetry, &id, built, &abandon_rx);
+            self.exporters.insert(id, started);
+        }
+        start_pipelines(
+            &new,
+            &handles(&self.exporters),
+            &self.processors,
+            &plan.pipelines,
+            &mut self.pipelines,
+        );
+        let mut consumers = consumers(&new, &self.pipelines);
+        let until = Instant::now() + Config::SHUTDOWN_DEADLINE;
+        for id in &stopped_receivers {
+            if let Some(mut r) = self.receivers.remove(id) {
+                r.feeds.replace(Consumers::default());
+                r.part.tell_stop();
+                let mut panicked = Vec::new();
+                if !join_until(&mut r.part.tasks, until, &mut panicked).await {
+                    tracing::error!(receiver = %id, "the replaced receiver did not stop in time; abandoned");
+                    r.part.tasks.iter().for_each(|t| t.handle.abort());
+                }
+                old_parts.push(r.part);
+            }
+        }
+        // Kept receivers: the same listeners, new entrances.
+        for (id, r) in &self.receivers {
+            r.feeds.replace(consumers.remove(id).unwrap_or_default());
+        }
+        let mut outcome = Reload::Applied;
+        for (id, (mut receiver, servers)) in receivers {
+            receiver
+                .feeds
+                .replace(consumers.remove(&id).unwrap_or_default());
+            let lifetime = receiver.part.lifetime();
+            if let Err(e) = serve_all(servers, &lifetime, &mut receiver.part.tasks).await {
+                tracing::error!(receiver = %id, error = %e, "the reloaded receiver cannot listen; it stays stopped");
+                receiver.feeds.replace(Consumers::default());
+                receiver.part.tell_stop();
+                outcome = Reload::Partial;
+                continue;
+            }
+            self.receivers.insert(id, receiver);
+        }
+        self.retiring.retain(|t| !t.handle.is_finished());
+        self.retiring.push(Task::new(
+            "components replaced by a reload",
+            tokio::spawn(retire(old_pipelines, old_exporters, old_parts, abandon_rx)),
+        ));
+        tracing::info!(
+            pipelines = ?plan.pipelines.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            removed_pipelines = retired_pipelines.len() - retired_pipelines.iter().filter(|id| plan.pipelines.contains(id)).count(),
+            processors = ?plan.processors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            exporters = ?plan.exporters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            receivers = ?plan.receivers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "configuration reloaded; rebuilt what changed"
+        );
+        self.config = new;
+        Ok(outcome)
     }
 
     /// Stops in order: receivers, processors (flush), exporters (drain),
@@ -499,68 +1072,64 @@ impl Service {
     /// not stopped [`GIVE_UP_GRACE`] later (one stuck in CPU-bound work
     /// cannot be interrupted) is abandoned: logged, aborted where it can
     /// be, and returned by name.
-    pub async fn shutdown(mut self, deadline: Duration) -> Stopped {
+    pub async fn shutdown(self, deadline: Duration) -> Stopped {
         let until = Instant::now() + deadline;
         let mut panicked = Vec::new();
         self.health.set_ready(false);
         tracing::info!("shutting down: stopping receivers");
-        let _ = self.stop.send(true);
-        let mut on_time = join_until(&mut self.servers, until, &mut panicked).await;
+        let mut servers = Vec::new();
+        for mut r in self.receivers.into_values() {
+            r.part.tell_stop();
+            servers.append(&mut r.part.tasks);
+            // Then only upstream fan-outs hold entrances: a pipeline
+            // closes once everything feeding it has stopped.
+            r.feeds.replace(Consumers::default());
+        }
+        let mut on_time = join_until(&mut servers, until, &mut panicked).await;
         // Pipelines were started downstream first; each drains once
         // everything feeding it (receivers, upstream connectors) has.
         tracing::info!("draining processors");
-        on_time &= join_until(&mut self.pipelines, until, &mut panicked).await;
+        let mut pipelines: Vec<Task> = self
+            .pipelines
+            .into_values()
+            .flat_map(|p| p.tasks)
+            .collect();
+        on_time &= join_until(&mut pipelines, until, &mut panicked).await;
         tracing::info!("flushing exporters");
-        for e in &self.exporters {
+        let mut exporters: Vec<ExporterTask> = self.exporters.into_values().collect();
+        for e in &exporters {
             e.queue.close();
         }
-        let mut workers: Vec<Task> = self
-            .exporters
+        let mut workers: Vec<Task> = exporters
             .iter_mut()
             .flat_map(|e| e.tasks.drain(..))
+            .chain(self.retiring)
             .collect();
         on_time &= join_until(&mut workers, until, &mut panicked).await;
-        let mut running: Vec<Task> = self
-            .servers
-            .into_iter()
-            .chain(self.pipelines)
-            .chain(workers)
-            .collect();
+        let mut running: Vec<Task> = servers.into_iter().chain(pipelines).chain(workers).collect();
         if !on_time {
             // Deadline: workers count the batch in hand as failed and stop;
             // what is still queued is counted here.
             let _ = self.abandon.send(true);
             join_until(&mut running, Instant::now() + GIVE_UP_GRACE, &mut panicked).await;
-            for e in &self.exporters {
-                let left = e.queue.drain();
-                if left.is_empty() {
-                    continue;
-                }
-                for batch in &left {
-                    batch.fail(false, "shutdown deadline");
-                    e.metrics
-                        .send_failed
-                        .get(batch.signal())
-                        .add(batch.items() as u64);
-                }
-                tracing::error!(
-                    exporter = %e.id,
-                    batches = left.len(),
-                    items = left.iter().map(|b| b.items()).sum::<usize>(),
-                    reason = "shutdown deadline",
-                    "exporter did not finish in time; queued items dropped"
-                );
-            }
+            exporters.iter().for_each(drop_queued);
         }
-        let _ = self.stop_admin.send(true);
+        let mut admin = vec![self.admin];
+        admin.extend(self.processors.into_values().map(|p| p.part));
+        admin.extend(exporters.into_iter().map(|e| e.part));
+        let mut admin_tasks = Vec::new();
+        for part in &mut admin {
+            part.tell_stop();
+            admin_tasks.append(&mut part.tasks);
+        }
         join_until(
-            &mut self.admin,
+            &mut admin_tasks,
             Instant::now() + GIVE_UP_GRACE,
             &mut panicked,
         )
         .await;
         let mut left = Vec::new();
-        for mut t in running.into_iter().chain(self.admin) {
+        for mut t in running.into_iter().chain(admin_tasks) {
             if t.joined {
                 continue;
             }
@@ -609,14 +1178,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    fn service(pipelines: Vec<Task>, abandon: watch::Sender<bool>) -> Service {
+    /// A service running nothing but `tasks`, as one pipeline's.
+    fn service(tasks: Vec<Task>, abandon: watch::Sender<bool>) -> Service {
+        let pipeline = Pipeline {
+            entry: inlet(1, 1).0,
+            tasks,
+        };
         Service {
-            stop: watch::channel(false).0,
-            servers: Vec::new(),
-            pipelines,
-            exporters: Vec::new(),
-            admin: Vec::new(),
-            stop_admin: watch::channel(false).0,
+            config: Config::default(),
+            telemetry: Telemetry::new(),
+            resource: BTreeMap::new(),
+            receivers: BTreeMap::new(),
+            processors: BTreeMap::new(),
+            exporters: BTreeMap::new(),
+            pipelines: BTreeMap::from([("traces".parse().unwrap(), pipeline)]),
+            retiring: Vec::new(),
+            admin: Part::new(),
             abandon,
             health: Arc::new(Health::default()),
             self_export: None,

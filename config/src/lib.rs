@@ -70,6 +70,16 @@ pub struct Component {
 }
 
 impl Component {
+    /// Whether `other` is of the same type with the same settings, compared
+    /// through the typed settings' `Debug` form (every settings type derives
+    /// it over all its fields), so moving a component within its file does
+    /// not count as a change. A configuration reload keeps the components
+    /// for which this holds.
+    pub fn same_settings(&self, other: &Component) -> bool {
+        self.info.type_name == other.info.type_name
+            && format!("{:?}", self.config) == format!("{:?}", other.config)
+    }
+
     /// The settings, as the type its module defines (`None` for another type).
     pub fn settings<T: ComponentConfig>(&self) -> Option<&T> {
         let any: &dyn std::any::Any = self.config.as_ref();

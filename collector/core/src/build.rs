@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
@@ -163,6 +163,30 @@ impl Consumers {
     }
 }
 
+/// A receiver's pipeline entrances as they are now: a configuration reload
+/// that rebuilds pipelines replaces them under the running receiver, which
+/// reads them once per request.
+#[derive(Debug, Default)]
+pub struct Feeds(RwLock<Arc<Consumers>>);
+
+impl Feeds {
+    /// Entrances `consumers`.
+    pub fn new(consumers: Consumers) -> Arc<Feeds> {
+        Arc::new(Feeds(RwLock::new(Arc::new(consumers))))
+    }
+
+    /// The entrances now.
+    pub fn current(&self) -> Arc<Consumers> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the entrances; requests already admitted keep the old ones
+    /// until they are done with them.
+    pub fn replace(&self, consumers: Consumers) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(consumers);
+    }
+}
+
 /// What a builder is given besides the component.
 pub struct Context<'a> {
     /// The component's id, as written.
@@ -176,7 +200,7 @@ pub struct Context<'a> {
     /// Readiness, for health endpoints.
     pub health: &'a Arc<Health>,
     /// For a receiver: the entrances of the pipelines it feeds.
-    pub consumers: Arc<Consumers>,
+    pub consumers: Arc<Feeds>,
 }
 
 impl Context<'_> {

@@ -463,7 +463,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::Consumers;
+    use crate::receiver::Feeds;
     use crate::serve::Close;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use std::pin::Pin;
@@ -565,7 +565,7 @@ mod tests {
         let receiver = Arc::new(Receiver {
             sink: OtlpSink::new(
                 "otlp",
-                Arc::new(Consumers::default()),
+                Arc::new(Feeds::default()),
                 ReceiverMetrics::new(&telemetry, "otlp", "grpc"),
             ),
             max_message: 1 << 20,

@@ -504,7 +504,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::Consumers;
+    use crate::receiver::Feeds;
     use crate::serve::Close;
     use tern_config::types::GoDuration;
     use tern_core::telemetry::{ReceiverMetrics, Telemetry};
@@ -521,7 +521,7 @@ mod tests {
             config,
             OtlpSink::new(
                 "otlp",
-                Arc::new(Consumers::default()),
+                Arc::new(Feeds::default()),
                 ReceiverMetrics::new(&telemetry, "otlp", "http"),
             ),
         ));

@@ -27,7 +27,7 @@ use tern_core::telemetry::ReceiverMetrics;
 
 use crate::serve;
 
-pub use tern_core::build::Consumers;
+pub use tern_core::build::{Consumers, Feeds};
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ impl Admitted {
 #[derive(Debug, Clone)]
 pub struct OtlpSink {
     id: String,
-    consumers: Arc<Consumers>,
+    consumers: Arc<Feeds>,
     metrics: ReceiverMetrics,
     /// The protocol's authenticator (`auth`), if any.
     auth: Option<Arc<ServerAuth>>,
@@ -74,7 +74,7 @@ pub struct OtlpSink {
 
 impl OtlpSink {
     /// A sink for receiver `id` on one transport.
-    pub fn new(id: &str, consumers: Arc<Consumers>, metrics: ReceiverMetrics) -> Self {
+    pub fn new(id: &str, consumers: Arc<Feeds>, metrics: ReceiverMetrics) -> Self {
         OtlpSink {
             id: id.to_string(),
             consumers,
@@ -128,7 +128,8 @@ impl OtlpSink {
         request: Bytes,
         context: Arc<RequestContext>,
     ) -> Result<Admitted, ReceiveError> {
-        let inlets = self.consumers.get(signal);
+        let consumers = self.consumers.current();
+        let inlets = consumers.get(signal);
         if inlets.is_empty() {
             self.metrics.request_refused("no_pipeline");
             return Err(ReceiveError::NoPipeline(signal));
