@@ -191,6 +191,40 @@ fn validate_expands_environment_variables() {
     );
 }
 
+/// A required value taken from an environment variable that is unset or
+/// empty: `tern validate` and start-up point at the line and column of the
+/// value (not of its parent key) and name the variable.
+#[test]
+fn a_required_value_from_an_unset_or_empty_variable_names_it_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        &dir,
+        "env.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp_grpc:\n    endpoint: ${env:TERN_TEST_UNSET_ENDPOINT}\n  otlp_http:\n    endpoint: ${env:TERN_TEST_EMPTY_ENDPOINT}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_grpc, otlp_http]\n",
+    );
+    for args in [&["validate", "--config"][..], &["--config"][..]] {
+        let out = Command::new(tern_bin())
+            .args(args)
+            .arg(&cfg)
+            .env_remove("TERN_TEST_UNSET_ENDPOINT")
+            .env("TERN_TEST_EMPTY_ENDPOINT", "")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for expected in [
+            "env.yaml:7:15: exporters.otlp_grpc.endpoint: is required (`${env:TERN_TEST_UNSET_ENDPOINT}` is unset)",
+            "env.yaml:9:15: exporters.otlp_http.endpoint: is required",
+        ] {
+            assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        }
+        assert!(
+            stderr.contains("(`${env:TERN_TEST_EMPTY_ENDPOINT}` is empty)"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn components_and_version() {
     let out = Command::new(tern_bin()).arg("components").output().unwrap();
