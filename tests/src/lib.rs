@@ -42,6 +42,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `text` with `{grpc}`, `{http}`, `{health}`, `{metrics}` (`ports`, in
+/// that order) and `{dir}` replaced.
+fn fill(text: &str, ports: [u16; 4], dir: &std::path::Path) -> String {
+    let [grpc, http, health, metrics] = ports;
+    text.replace("{grpc}", &grpc.to_string())
+        .replace("{http}", &http.to_string())
+        .replace("{health}", &health.to_string())
+        .replace("{metrics}", &metrics.to_string())
+        .replace("{dir}", &dir.display().to_string())
+}
+
 /// The config every test instance starts from.
 pub const BASE_CONFIG: &str = include_str!("../base-config.yaml");
 
@@ -80,12 +91,20 @@ impl Tern {
 
     /// Like [`Tern::start_layered`] without waiting for health.
     pub fn spawn(templates: &[&str]) -> Tern {
-        Tern::spawn_wrapped(&[], templates, &[])
+        Tern::spawn_wrapped(&[], templates, &[], &[])
+    }
+
+    /// Like [`Tern::start`] with extra command-line arguments after the
+    /// `--config` files (such as `--watch-config`).
+    pub fn start_with_args(args: &[&str], template: &str) -> Tern {
+        let tern = Tern::spawn_wrapped(&[], &[template], &[], args);
+        tern.wait_healthy();
+        tern
     }
 
     /// Like [`Tern::start`] with extra environment variables.
     pub fn start_with_env(env: &[(&str, &str)], template: &str) -> Tern {
-        let tern = Tern::spawn_wrapped(&[], &[template], env);
+        let tern = Tern::spawn_wrapped(&[], &[template], env, &[]);
         tern.wait_healthy();
         tern
     }
@@ -94,21 +113,20 @@ impl Tern {
     /// exec'ing its arguments, such as `taskset -c 0`), so the process
     /// keeps the pid. Waits until healthy.
     pub fn start_wrapped(wrapper: &[&str], template: &str) -> Tern {
-        let tern = Tern::spawn_wrapped(wrapper, &[template], &[]);
+        let tern = Tern::spawn_wrapped(wrapper, &[template], &[], &[]);
         tern.wait_healthy();
         tern
     }
 
-    fn spawn_wrapped(wrapper: &[&str], templates: &[&str], env: &[(&str, &str)]) -> Tern {
+    fn spawn_wrapped(
+        wrapper: &[&str],
+        templates: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Tern {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
-        let fill = |text: &str| {
-            text.replace("{grpc}", &grpc.to_string())
-                .replace("{http}", &http.to_string())
-                .replace("{health}", &health.to_string())
-                .replace("{metrics}", &metrics.to_string())
-                .replace("{dir}", &dir.path().display().to_string())
-        };
+        let fill = |text: &str| fill(text, [grpc, http, health, metrics], dir.path());
         let mut command = match wrapper.split_first() {
             None => Command::new(tern_bin()),
             Some((program, args)) => {
@@ -122,6 +140,7 @@ impl Tern {
             std::fs::write(&path, fill(text)).unwrap();
             command.arg("--config").arg(path);
         }
+        command.args(args);
         let log = dir.path().join("tern.log");
         command.envs(env.iter().copied());
         let child = command
@@ -163,14 +182,34 @@ impl Tern {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Sends SIGTERM and waits (at most 30 s) for exit.
-    pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
+    /// Replaces config file `i` (0 is the base file, 1 the first
+    /// template) with `template`, filled in as at start.
+    pub fn rewrite_config(&self, i: usize, template: &str) {
+        let text = fill(
+            template,
+            [self.grpc, self.http, self.health, self.metrics],
+            self.dir.path(),
+        );
+        // Written whole and renamed into place, as a config map update is.
+        let tmp = self.path(&format!("tern-{i}.yaml.new"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.path(&format!("tern-{i}.yaml"))).unwrap();
+    }
+
+    /// Sends signal `name` (`HUP`, `TERM`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
             .status()
             .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {

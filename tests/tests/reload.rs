@@ -1,0 +1,220 @@
+//! Reloading the configuration while Tern runs (SIGHUP, `--watch-config`):
+//! an invalid new configuration is logged with file:line for every problem
+//! and the old one keeps serving; a valid one that points the exporter at
+//! another backend, then changes a processor, loses nothing a client was
+//! told was accepted while requests keep coming; `--watch-config` applies a
+//! changed file without a signal.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use tern_e2e::{Backend, HttpConn, Step, Tern, sample};
+
+/// A traces pipeline from the `otlp` receiver through a `batch` processor
+/// with `batch` settings to an OTLP/HTTP backend on `port`.
+fn config(port: u16, batch: &str) -> String {
+    format!(
+        "processors:\n  batch:\n{batch}exporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{port}\n    compression: none\n    sending_queue:\n      num_consumers: 2\n      queue_size: 50\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp_http]\n"
+    )
+}
+
+const BATCH: &str = "    timeout: 20ms\n";
+
+/// Span ids `backend` received.
+fn received_ids(backend: &Backend) -> Vec<Vec<u8>> {
+    backend
+        .received()
+        .iter()
+        .flat_map(|r| span_ids(&ExportTraceServiceRequest::decode(r.body.clone()).unwrap()))
+        .collect()
+}
+
+/// Sends one request of `n` spans tagged `tag`; true when it was accepted.
+async fn send(http: &mut HttpConn, tag: u32, n: u32) -> bool {
+    http.post_proto("/v1/traces", spans(tag, n).encode_to_vec())
+        .await
+        .status
+        == 200
+}
+
+/// Waits (at most 30 s) until `backend` has received span `tag`/0.
+async fn wait_for(backend: &Backend, tag: u32) {
+    let id = span_ids(&spans(tag, 1)).remove(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !received_ids(backend).contains(&id) {
+        assert!(Instant::now() < deadline, "span {tag}/0 never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `tern_config_reloads_total{outcome}` is `n`.
+async fn wait_reloads(tern: &Tern, outcome: &str, n: f64) -> String {
+    let labels = format!("outcome=\"{outcome}\"");
+    tern.self_metrics_until(&format!("{n} reloads {outcome}"), |m| {
+        sample(m, "tern_config_reloads_total", &labels) == Some(n)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_config_is_logged_at_each_problem_and_the_old_one_keeps_serving() {
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let tern = Tern::start(&config(backend.port, BATCH));
+    let mut http = HttpConn::connect(tern.http).await;
+    assert!(send(&mut http, 1, 3).await);
+    wait_for(&backend, 1).await;
+
+    tern.rewrite_config(
+        1,
+        "exporters:\n  otlp_http:\n    endpoint: ${env:TERN_TEST_RELOAD_UNSET}\n    compression: none\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch/missing]\n      exporters: [otlp_http]\n",
+    );
+    tern.signal("HUP");
+    let metrics = wait_reloads(&tern, "invalid", 1.0).await;
+    assert_eq!(
+        sample(&metrics, "tern_config_reloads_total", r#"outcome="applied""#),
+        None
+    );
+    let log = tern.logs();
+    for line in [
+        "tern-1.yaml:3:15: exporters.otlp_http.endpoint: is required (or traces_endpoint) for pipeline `traces` (`${env:TERN_TEST_RELOAD_UNSET}` is unset)",
+        "tern-1.yaml:9:20: service.pipelines.traces.processors: processor `batch/missing` is not defined in `processors`",
+        "the new configuration is invalid; the running one is kept",
+    ] {
+        assert!(log.contains(line), "missing `{line}` in:\n{log}");
+    }
+
+    // Still serving with the old configuration, and still healthy.
+    assert!(send(&mut http, 2, 3).await);
+    wait_for(&backend, 2).await;
+    tern.wait_healthy();
+}
+
+/// Two clients send numbered spans without pause while SIGHUP points the
+/// exporter at a second backend, then changes the `batch` processor: every
+/// span a client got a 200 for reaches one of the backends. The first
+/// backend is slow and the first `batch` processor holds data for a while,
+/// so at the reload there is data in the old processor and queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_load_loses_nothing_acknowledged() {
+    const CLIENTS: u32 = 2;
+    const MAX_REQUESTS: u32 = 3000;
+    const SPANS: u32 = 5;
+    let slow = Step {
+        delay: Duration::from_millis(20),
+        ..Step::status(200)
+    };
+    let first = Backend::start(Vec::new(), slow).await;
+    let second = Backend::start(Vec::new(), Step::status(200)).await;
+    let tern = Tern::start(&config(
+        first.port,
+        "    timeout: 300ms\n    send_batch_size: 50\n",
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (stop, port) = (stop.clone(), tern.http);
+            tokio::spawn(async move {
+                let mut http = HttpConn::connect(port).await;
+                let mut acked = Vec::new();
+                for i in 0..MAX_REQUESTS {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let tag = c * MAX_REQUESTS + i;
+                    if send(&mut http, tag, SPANS).await {
+                        acked.push(tag);
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    wait_for(&first, 0).await;
+    tern.self_metrics_until("data queued for the slow backend", |m| {
+        sample(m, "otelcol_exporter_queue_size", r#"exporter="otlp_http""#).is_some_and(|n| n > 0.0)
+    })
+    .await;
+
+    tern.rewrite_config(1, &config(second.port, BATCH));
+    tern.signal("HUP");
+    wait_reloads(&tern, "applied", 1.0).await;
+    let moved = received_ids(&second).len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received_ids(&second).len() == moved {
+        assert!(Instant::now() < deadline, "nothing reached the new backend");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    tern.rewrite_config(
+        1,
+        &config(second.port, "    timeout: 50ms\n    send_batch_size: 16\n"),
+    );
+    tern.signal("HUP");
+    wait_reloads(&tern, "applied", 2.0).await;
+    // Some more load through the new processor.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeSet::new();
+    for c in clients {
+        for tag in c.await.unwrap() {
+            acked.extend(span_ids(&spans(tag, SPANS)));
+        }
+    }
+    assert!(!acked.is_empty());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (missing, duplicates) = loop {
+        let all: Vec<Vec<u8>> = received_ids(&first)
+            .into_iter()
+            .chain(received_ids(&second))
+            .collect();
+        let unique: BTreeSet<&Vec<u8>> = all.iter().collect();
+        let missing = acked.iter().filter(|id| !unique.contains(id)).count();
+        if missing == 0 || Instant::now() > deadline {
+            break (missing, all.len() - unique.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "acknowledged spans: {}, missing: {missing}, duplicates: {duplicates}, first backend: {}, second: {}",
+        acked.len(),
+        received_ids(&first).len(),
+        received_ids(&second).len()
+    );
+    assert_eq!(missing, 0, "acknowledged spans lost across the reloads");
+    let log = tern.logs();
+    assert!(!log.contains("dropped items"), "{log}");
+    assert!(
+        log.contains("components replaced by the reload have drained and stopped"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_config_applies_a_changed_file() {
+    let first = Backend::start(Vec::new(), Step::status(200)).await;
+    let second = Backend::start(Vec::new(), Step::status(200)).await;
+    let tern = Tern::start_with_args(&["--watch-config"], &config(first.port, BATCH));
+    let mut http = HttpConn::connect(tern.http).await;
+    assert!(send(&mut http, 1, 2).await);
+    wait_for(&first, 1).await;
+
+    tern.rewrite_config(1, &config(second.port, BATCH));
+    wait_reloads(&tern, "applied", 1.0).await;
+    assert!(send(&mut http, 2, 2).await);
+    wait_for(&second, 2).await;
+    assert!(
+        tern.logs().contains(r#"trigger="config file changed""#),
+        "{}",
+        tern.logs()
+    );
+}
