@@ -516,12 +516,7 @@ fn start_pipeline(
     let stages: Vec<_> = pipeline
         .processors
         .iter()
-        .filter_map(|r| {
-            Some((
-                &r.id,
-                processors.get(&r.id)?.built.stage.as_ref()?(signal),
-            ))
-        })
+        .filter_map(|r| Some((&r.id, processors.get(&r.id)?.built.stage.as_ref()?(signal))))
         .collect();
     let mut output = Output::Fanout(fanout);
     for (i, (id, stage)) in stages.into_iter().enumerate().rev() {
@@ -608,7 +603,10 @@ fn ids(refs: &[tern_config::Ref]) -> Vec<&ComponentId> {
 }
 
 /// The (connector, pipeline) pairs pipeline `id` of `config` feeds.
-fn feeds_into<'a>(config: &'a Config, id: &PipelineId) -> BTreeSet<(&'a ComponentId, &'a PipelineId)> {
+fn feeds_into<'a>(
+    config: &'a Config,
+    id: &PipelineId,
+) -> BTreeSet<(&'a ComponentId, &'a PipelineId)> {
     graph::edges(config)
         .into_iter()
         .filter(|e| e.from == id)
@@ -658,11 +656,10 @@ impl Plan {
     fn new(old: &Config, new: &Config) -> Plan {
         let extensions_changed = ids(&old.service.extensions) != ids(&new.service.extensions)
             || old.extensions.len() != new.extensions.len()
-            || old.extensions.iter().any(|(id, c)| {
-                new.extensions
-                    .get(id)
-                    .is_none_or(|n| !n.same_settings(c))
-            });
+            || old
+                .extensions
+                .iter()
+                .any(|(id, c)| new.extensions.get(id).is_none_or(|n| !n.same_settings(c)));
         let mut needs_restart = Vec::new();
         if format!("{:?}", old.service.telemetry) != format!("{:?}", new.service.telemetry) {
             needs_restart.push("service.telemetry");
@@ -704,7 +701,8 @@ impl Plan {
                     || p.processors.iter().any(|r| processors.contains(&r.id))
                     || p.exporters.iter().any(|r| {
                         exporters.contains(&r.id)
-                            || (new.connectors.contains_key(&r.id) && changed(Kind::Connector, &r.id))
+                            || (new.connectors.contains_key(&r.id)
+                                && changed(Kind::Connector, &r.id))
                     })
                     || feeds_into(old, &p.id) != feeds_into(new, &p.id)
             })
@@ -946,9 +944,10 @@ impl Service {
             .filter(|id| plan.receivers.contains(id) || !receivers_in(&new).contains(id))
             .cloned()
             .collect();
-        let rewired = self.receivers.keys().any(|id| {
-            pipelines_fed_by(&self.config, id) != pipelines_fed_by(&new, id)
-        });
+        let rewired = self
+            .receivers
+            .keys()
+            .any(|id| pipelines_fed_by(&self.config, id) != pipelines_fed_by(&new, id));
         if retired_pipelines.is_empty()
             && plan.pipelines.is_empty()
             && plan.receivers.is_empty()
@@ -1089,11 +1088,7 @@ impl Service {
         // Pipelines were started downstream first; each drains once
         // everything feeding it (receivers, upstream connectors) has.
         tracing::info!("draining processors");
-        let mut pipelines: Vec<Task> = self
-            .pipelines
-            .into_values()
-            .flat_map(|p| p.tasks)
-            .collect();
+        let mut pipelines: Vec<Task> = self.pipelines.into_values().flat_map(|p| p.tasks).collect();
         on_time &= join_until(&mut pipelines, until, &mut panicked).await;
         tracing::info!("flushing exporters");
         let mut exporters: Vec<ExporterTask> = self.exporters.into_values().collect();
@@ -1106,7 +1101,11 @@ impl Service {
             .chain(self.retiring)
             .collect();
         on_time &= join_until(&mut workers, until, &mut panicked).await;
-        let mut running: Vec<Task> = servers.into_iter().chain(pipelines).chain(workers).collect();
+        let mut running: Vec<Task> = servers
+            .into_iter()
+            .chain(pipelines)
+            .chain(workers)
+            .collect();
         if !on_time {
             // Deadline: workers count the batch in hand as failed and stop;
             // what is still queued is counted here.
@@ -1198,6 +1197,94 @@ mod tests {
             health: Arc::new(Health::default()),
             self_export: None,
         }
+    }
+
+    fn config(yaml: &str) -> Config {
+        tern_config::load_sources(&[("tern.yaml".into(), yaml.into())], &|_| None).unwrap()
+    }
+
+    /// Two receivers, a processor, two exporters and a connector from
+    /// pipeline `traces` into `traces/2`; `{debug}`, `{batch}`, `{grpc}` and
+    /// `{level}` vary.
+    const GRAPH: &str = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n  otlp/2:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\nprocessors:\n  batch:\n    timeout: {batch}\nexporters:\n  nop:\n  debug:\n    verbosity: {debug}\nconnectors:\n  forward:\nservice:\n  telemetry:\n    logs:\n      level: {level}\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [nop, forward]\n    traces/2:\n      receivers: [forward]\n      exporters: [debug]\n    logs:\n      receivers: [otlp/2]\n      exporters: [nop]\n";
+
+    fn graph(debug: &str, batch: &str, grpc: u16, level: &str) -> Config {
+        config(
+            &GRAPH
+                .replace("{debug}", debug)
+                .replace("{batch}", batch)
+                .replace("{grpc}", &grpc.to_string())
+                .replace("{level}", level),
+        )
+    }
+
+    /// (processors, exporters, receivers, pipelines, needs restart) a
+    /// reload from `old` to `new` rebuilds.
+    fn plan(old: &Config, new: &Config) -> [Vec<String>; 5] {
+        let p = Plan::new(old, new);
+        [
+            p.processors.iter().map(ToString::to_string).collect(),
+            p.exporters.iter().map(ToString::to_string).collect(),
+            p.receivers.iter().map(ToString::to_string).collect(),
+            p.pipelines.iter().map(ToString::to_string).collect(),
+            p.needs_restart.iter().map(ToString::to_string).collect(),
+        ]
+    }
+
+    /// A reload rebuilds only what changed: a changed exporter's pipeline
+    /// and the pipeline feeding it through a connector; a changed
+    /// processor's pipeline; a changed receiver alone (pipelines keep
+    /// running); `service.telemetry` is reported as needing a restart.
+    #[test]
+    fn a_reload_plans_to_rebuild_only_what_changed() {
+        let old = graph("basic", "200ms", 4317, "info");
+        let none: [Vec<String>; 5] = Default::default();
+        assert_eq!(plan(&old, &graph("basic", "200ms", 4317, "info")), none);
+        let s = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            plan(&old, &graph("detailed", "200ms", 4317, "info")),
+            [
+                s(&[]),
+                s(&["debug"]),
+                s(&[]),
+                s(&["traces", "traces/2"]),
+                s(&[])
+            ]
+        );
+        assert_eq!(
+            plan(&old, &graph("basic", "1s", 4317, "info")),
+            [s(&["batch"]), s(&[]), s(&[]), s(&["traces"]), s(&[])]
+        );
+        assert_eq!(
+            plan(&old, &graph("basic", "200ms", 4318, "info")),
+            [s(&[]), s(&[]), s(&["otlp"]), s(&[]), s(&[])]
+        );
+        assert_eq!(
+            plan(&old, &graph("basic", "200ms", 4317, "debug")),
+            [s(&[]), s(&[]), s(&[]), s(&[]), s(&["service.telemetry"])]
+        );
+    }
+
+    /// The same settings written elsewhere in the file are no change.
+    #[test]
+    fn moving_a_component_in_the_file_changes_nothing() {
+        let old = graph("basic", "200ms", 4317, "info");
+        let moved = config(
+            &GRAPH
+                .replace(
+                    "exporters:\n  nop:\n  debug:\n    verbosity: {debug}\n",
+                    "exporters:\n  debug:\n\n    verbosity: \"basic\"\n  nop: {}\n",
+                )
+                .replace("{batch}", "200ms")
+                .replace("{grpc}", "4317")
+                .replace("{level}", "info"),
+        );
+        assert_ne!(
+            moved.exporters[&"debug".parse().unwrap()].loc,
+            old.exporters[&"debug".parse().unwrap()].loc
+        );
+        let none: [Vec<String>; 5] = Default::default();
+        assert_eq!(plan(&old, &moved), none);
     }
 
     /// A task spinning in CPU-bound work cannot be interrupted: shutdown

@@ -80,7 +80,11 @@ async fn an_invalid_config_is_logged_at_each_problem_and_the_old_one_keeps_servi
     tern.signal("HUP");
     let metrics = wait_reloads(&tern, "invalid", 1.0).await;
     assert_eq!(
-        sample(&metrics, "tern_config_reloads_total", r#"outcome="applied""#),
+        sample(
+            &metrics,
+            "tern_config_reloads_total",
+            r#"outcome="applied""#
+        ),
         None
     );
     let log = tern.logs();
