@@ -192,12 +192,17 @@ pub struct Service {
 /// Waits until every task has finished or `until` passes; true if all
 /// finished. Tasks that panicked are logged and added to `panicked`.
 async fn join_until(tasks: &mut [Task], until: Instant, panicked: &mut Vec<String>) -> bool {
-    let all = async {
-        for task in tasks.iter_mut().filter(|t| !t.joined) {
-            task.join(panicked).await;
-        }
-    };
-    tokio::time::timeout_at(until, all).await.is_ok()
+    tokio::time::timeout_at(until, join_all(tasks, panicked))
+        .await
+        .is_ok()
+}
+
+/// Waits until every task not joined yet has finished; tasks that
+/// panicked are logged and added to `panicked`.
+async fn join_all(tasks: &mut [Task], panicked: &mut Vec<String>) {
+    for task in tasks.iter_mut().filter(|t| !t.joined) {
+        task.join(panicked).await;
+    }
 }
 
 fn forward(mut rx: InletRx, fanout: Arc<Fanout>) -> JoinHandle<()> {
@@ -572,14 +577,13 @@ async fn retire(
     abandon: watch::Receiver<bool>,
 ) {
     let mut panicked = Vec::new();
-    for t in &mut pipelines {
-        t.join(&mut panicked).await;
-    }
+    let ids: Vec<String> = exporters.iter().map(|e| e.id.clone()).collect();
+    join_all(&mut pipelines, &mut panicked).await;
     for e in &exporters {
         e.queue.close();
     }
-    for t in exporters.iter_mut().flat_map(|e| &mut e.tasks) {
-        t.join(&mut panicked).await;
+    for e in &mut exporters {
+        join_all(&mut e.tasks, &mut panicked).await;
     }
     if *abandon.borrow() {
         exporters.iter().for_each(drop_queued);
@@ -587,12 +591,11 @@ async fn retire(
     parts.extend(exporters.into_iter().map(|e| e.part));
     for part in &mut parts {
         part.tell_stop();
-        for t in &mut part.tasks {
-            t.join(&mut panicked).await;
-        }
+        join_all(&mut part.tasks, &mut panicked).await;
     }
     tracing::info!(
-        tasks = pipelines.len(),
+        pipeline_tasks = pipelines.len(),
+        exporters = ?ids,
         "components replaced by the reload have drained and stopped"
     );
 }

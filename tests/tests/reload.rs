@@ -222,3 +222,43 @@ async fn watch_config_applies_a_changed_file() {
         tern.logs()
     );
 }
+
+/// A receiver whose settings changed is restarted on its new endpoint; a
+/// pipeline added by the reload gets data from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_receiver_moves_to_its_new_endpoint_and_an_added_pipeline_runs() {
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let tern = Tern::start(&config(backend.port, BATCH));
+    let mut http = HttpConn::connect(tern.http).await;
+    assert!(send(&mut http, 1, 2).await);
+    wait_for(&backend, 1).await;
+
+    let port = tern_e2e::free_port();
+    tern.rewrite_config(
+        1,
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n{}    logs:\n      receivers: [otlp]\n      exporters: [otlp_http]\n",
+            config(backend.port, BATCH)
+        ),
+    );
+    tern.signal("HUP");
+    wait_reloads(&tern, "applied", 1.0).await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", tern.http))
+            .await
+            .is_err(),
+        "the old endpoint is closed"
+    );
+    let mut moved = HttpConn::connect(port).await;
+    assert!(send(&mut moved, 2, 2).await);
+    wait_for(&backend, 2).await;
+    let reply = moved
+        .post_proto("/v1/logs", logs(3, 2).encode_to_vec())
+        .await;
+    assert_eq!(reply.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !backend.received().iter().any(|r| r.path == "/v1/logs") {
+        assert!(Instant::now() < deadline, "the added pipeline sent nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
