@@ -2,8 +2,10 @@
 //! an invalid new configuration is logged with file:line for every problem
 //! and the old one keeps serving; a valid one that points the exporter at
 //! another backend, then changes a processor, loses nothing a client was
-//! told was accepted while requests keep coming; `--watch-config` applies a
-//! changed file without a signal.
+//! told was accepted while requests keep coming (over connections that
+//! stay open: unchanged receivers keep their listeners); `--watch-config`
+//! applies a changed file without a signal; a changed receiver moves to its
+//! new endpoint; a changed authenticator applies to the receivers using it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -261,4 +263,55 @@ async fn a_changed_receiver_moves_to_its_new_endpoint_and_an_added_pipeline_runs
         assert!(Instant::now() < deadline, "the added pipeline sent nothing");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A changed authenticator extension takes effect: the receivers using it
+/// are rebuilt, so the old token is refused and the new one accepted; the
+/// extensions' own endpoints are logged as needing a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_authenticator_applies_to_the_receivers_using_it() {
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let with_token = |token: &str| {
+        format!(
+            "extensions:\n  bearertokenauth:\n    token: {token}\nreceivers:\n  otlp:\n    protocols:\n      http:\n        auth: {{authenticator: bearertokenauth}}\n{}",
+            config(backend.port, BATCH).replace(
+                "service:\n",
+                "service:\n  extensions: [health_check, bearertokenauth]\n"
+            )
+        )
+    };
+    let tern = Tern::start(&with_token("old-token"));
+    let post = |token: &'static str, tag: u32| {
+        let port = tern.http;
+        async move {
+            let mut http = HttpConn::connect(port).await;
+            let auth = format!("Bearer {token}");
+            http.send(
+                "POST",
+                "/v1/traces",
+                &[
+                    ("content-type", "application/x-protobuf"),
+                    ("authorization", auth.as_str()),
+                ],
+                spans(tag, 1).encode_to_vec(),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(post("old-token", 1).await, 200);
+    assert_eq!(post("new-token", 2).await, 401);
+
+    tern.rewrite_config(1, &with_token("new-token"));
+    tern.signal("HUP");
+    wait_reloads(&tern, "applied", 1.0).await;
+    assert_eq!(post("old-token", 3).await, 401);
+    assert_eq!(post("new-token", 4).await, 200);
+    wait_for(&backend, 4).await;
+    let log = tern.logs();
+    assert!(
+        log.contains("changed settings need a restart to take effect")
+            && log.contains(r#"section="extensions""#),
+        "{log}"
+    );
 }
