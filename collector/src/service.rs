@@ -2,7 +2,7 @@
 //! through the runtime table ([`crate::components`]) into a
 //! [`Built`](tern_core::build::Built), and the service starts what it
 //! contributes without knowing its type: listeners (bound here, served
-//! until receivers or the admin endpoints stop), side tasks, exporters'
+//! until their component stops), side tasks, exporters'
 //! queues and driver tasks, one chain of processor tasks per pipeline with
 //! the memory gates of its processors on its entrance, ending in a fan-out
 //! (pipelines started in reverse topological order of the graph, so the
@@ -13,6 +13,11 @@
 //! [`Service::shutdown`] stops them in order: receivers, then processors
 //! (which flush), then exporters (which drain their queues) within one
 //! deadline, and names what it had to abandon.
+//! [`Service::reload`] swaps in a new configuration, rebuilding only what
+//! changed ([`Plan`]): receivers read their pipeline entrances per request
+//! ([`Feeds`]), so rebuilt pipelines start beside the old ones and take
+//! over between two requests, and what was replaced drains in the
+//! background ([`retire`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -913,7 +918,14 @@ impl Service {
     }
 
     async fn apply(&mut self, new: Config) -> Result<Reload, StartError> {
-        let plan = Plan::new(&self.config, &new);
+        let mut plan = Plan::new(&self.config, &new);
+        // A receiver an earlier reload could not start is started again.
+        plan.receivers.extend(
+            receivers_in(&new)
+                .into_iter()
+                .filter(|id| !self.receivers.contains_key(*id))
+                .cloned(),
+        );
         for what in &plan.needs_restart {
             tracing::warn!(
                 section = what,
@@ -1021,13 +1033,14 @@ impl Service {
         let until = Instant::now() + Config::SHUTDOWN_DEADLINE;
         for id in &stopped_receivers {
             if let Some(mut r) = self.receivers.remove(id) {
-                r.feeds.replace(Consumers::default());
+                // Requests in flight finish into the entrances they had.
                 r.part.tell_stop();
                 let mut panicked = Vec::new();
                 if !join_until(&mut r.part.tasks, until, &mut panicked).await {
                     tracing::error!(receiver = %id, "the replaced receiver did not stop in time; abandoned");
                     r.part.tasks.iter().for_each(|t| t.handle.abort());
                 }
+                r.feeds.replace(Consumers::default());
                 old_parts.push(r.part);
             }
         }
@@ -1055,9 +1068,12 @@ impl Service {
             "components replaced by a reload",
             tokio::spawn(retire(old_pipelines, old_exporters, old_parts, abandon_rx)),
         ));
+        let names = |ids: &mut dyn Iterator<Item = &PipelineId>| {
+            ids.map(ToString::to_string).collect::<Vec<_>>()
+        };
         tracing::info!(
-            pipelines = ?plan.pipelines.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            removed_pipelines = retired_pipelines.len() - retired_pipelines.iter().filter(|id| plan.pipelines.contains(id)).count(),
+            pipelines = ?names(&mut plan.pipelines.iter()),
+            removed_pipelines = ?names(&mut retired_pipelines.iter().filter(|id| !plan.pipelines.contains(*id))),
             processors = ?plan.processors.iter().map(ToString::to_string).collect::<Vec<_>>(),
             exporters = ?plan.exporters.iter().map(ToString::to_string).collect::<Vec<_>>(),
             receivers = ?plan.receivers.iter().map(ToString::to_string).collect::<Vec<_>>(),

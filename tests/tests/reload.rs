@@ -5,7 +5,8 @@
 //! told was accepted while requests keep coming (over connections that
 //! stay open: unchanged receivers keep their listeners); `--watch-config`
 //! applies a changed file without a signal; a changed receiver moves to its
-//! new endpoint; a changed authenticator applies to the receivers using it.
+//! new endpoint, and one that cannot listen there is started by the next
+//! reload; a changed authenticator applies to the receivers using it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -314,4 +315,36 @@ async fn a_changed_authenticator_applies_to_the_receivers_using_it() {
             && log.contains(r#"section="extensions""#),
         "{log}"
     );
+}
+
+/// A changed receiver whose new endpoint is taken stays stopped (outcome
+/// `partial`, logged); the next reload, once the port is free, starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_cannot_listen_is_started_by_the_next_reload() {
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let tern = Tern::start(&config(backend.port, BATCH));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    tern.rewrite_config(
+        1,
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n{}",
+            config(backend.port, BATCH)
+        ),
+    );
+    tern.signal("HUP");
+    wait_reloads(&tern, "partial", 1.0).await;
+    assert!(
+        tern.logs()
+            .contains("the reloaded receiver cannot listen; it stays stopped"),
+        "{}",
+        tern.logs()
+    );
+
+    drop(taken);
+    tern.signal("HUP");
+    wait_reloads(&tern, "applied", 1.0).await;
+    let mut http = HttpConn::connect(port).await;
+    assert!(send(&mut http, 1, 2).await);
+    wait_for(&backend, 1).await;
 }
