@@ -223,6 +223,8 @@ struct QueueState {
     closed: bool,
     /// Since when the oldest data waits for a batch to fill (batching only).
     since: Option<Instant>,
+    /// What this queue has added to its size gauge.
+    published: i64,
 }
 
 impl QueueState {
@@ -337,8 +339,10 @@ pub struct BoundedQueue {
 }
 
 impl BoundedQueue {
-    /// A queue with `limits`; its size (in the limits' unit) is published on
-    /// `size_gauge`.
+    /// A queue with `limits`; its size (in the limits' unit) is added to
+    /// `size_gauge`, so queues sharing a gauge (an exporter's old and new
+    /// queue while a configuration reload drains the old one) show their
+    /// sum.
     pub fn new(limits: QueueLimits, size_gauge: Gauge) -> Arc<Self> {
         Arc::new(BoundedQueue {
             state: Mutex::new(QueueState::default()),
@@ -371,8 +375,10 @@ impl BoundedQueue {
                 && s.bytes.saturating_add(batch.bytes()) <= self.limits.max_bytes)
     }
 
-    fn publish(&self, s: &QueueState) {
-        self.size_gauge.set(self.size(s) as i64);
+    fn publish(&self, s: &mut QueueState) {
+        let size = self.size(s) as i64;
+        self.size_gauge.add(size - s.published);
+        s.published = size;
     }
 
     /// True when the queue is at or over its capacity.
@@ -397,7 +403,7 @@ impl BoundedQueue {
         s.bytes += batch.bytes();
         s.items += batch.items();
         s.batches.push_back(batch);
-        self.publish(&s);
+        self.publish(&mut s);
         drop(s);
         self.changed.notify_waiters();
         Ok(())
@@ -470,10 +476,10 @@ impl BoundedQueue {
     /// Publishes the size after `batch` left the queue and hands it out.
     fn taken(
         &self,
-        s: std::sync::MutexGuard<'_, QueueState>,
+        mut s: std::sync::MutexGuard<'_, QueueState>,
         batch: Option<Batch>,
     ) -> Option<Batch> {
-        self.publish(&s);
+        self.publish(&mut s);
         drop(s);
         self.changed.notify_waiters();
         batch
@@ -543,8 +549,9 @@ impl BoundedQueue {
         s.bytes = 0;
         s.items = 0;
         s.since = None;
-        self.size_gauge.set(0);
-        s.batches.drain(..).collect()
+        let left = s.batches.drain(..).collect();
+        self.publish(&mut s);
+        left
     }
 
     /// Capacity in the limits' unit.
@@ -776,6 +783,29 @@ mod tests {
         drop(rx_b.recv().await.unwrap());
         assert_eq!(gate.used(), 0);
         admit_all(&[a, b], batch(30)).unwrap();
+    }
+
+    /// An exporter's old and new queue during a reload share one size
+    /// gauge: it shows their sum, and each takes back only its own.
+    #[tokio::test]
+    async fn queues_sharing_a_gauge_show_their_sum() {
+        let gauge = Gauge::default();
+        let limits = QueueLimits {
+            size: 10,
+            unit: QueueUnit::Batches,
+            max_bytes: 1 << 20,
+            batch: None,
+        };
+        let old = BoundedQueue::new(limits, gauge.clone());
+        let new = BoundedQueue::new(limits, gauge.clone());
+        old.try_push(batch(4)).unwrap();
+        old.try_push(batch(4)).unwrap();
+        new.try_push(batch(4)).unwrap();
+        assert_eq!(gauge.get(), 3);
+        assert!(old.pop().await.is_some());
+        assert_eq!(gauge.get(), 2);
+        assert_eq!(old.drain().len(), 1);
+        assert_eq!(gauge.get(), 1, "the new queue's batch");
     }
 
     #[tokio::test]
