@@ -26,7 +26,7 @@ use tern_e2e::{Backend, HttpConn, Step, Tern, sample};
 /// with `batch` settings to an OTLP/HTTP backend on `port`.
 fn config(port: u16, batch: &str) -> String {
     format!(
-        "processors:\n  batch:\n{batch}exporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{port}\n    compression: none\n    sending_queue:\n      num_consumers: 2\n      queue_size: 50\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp_http]\n"
+        "processors:\n  batch:\n{batch}exporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{port}\n    compression: none\n    sending_queue:\n      num_consumers: 1\n      queue_size: 50\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp_http]\n"
     )
 }
 
@@ -116,7 +116,7 @@ async fn a_reload_under_load_loses_nothing_acknowledged() {
     const MAX_REQUESTS: u32 = 3000;
     const SPANS: u32 = 5;
     let slow = Step {
-        delay: Duration::from_millis(20),
+        delay: Duration::from_millis(50),
         ..Step::status(200)
     };
     let first = Backend::start(Vec::new(), slow).await;
@@ -145,7 +145,11 @@ async fn a_reload_under_load_loses_nothing_acknowledged() {
             })
         })
         .collect();
-    wait_for(&first, 0).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.received().is_empty() {
+        assert!(Instant::now() < deadline, "nothing reached the first backend");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tern.self_metrics_until("data queued for the slow backend", |m| {
         sample(m, "otelcol_exporter_queue_size", r#"exporter="otlp_http""#).is_some_and(|n| n > 0.0)
     })
