@@ -6,7 +6,8 @@
 //! stay open: unchanged receivers keep their listeners); `--watch-config`
 //! applies a changed file without a signal; a changed receiver moves to its
 //! new endpoint, and one that cannot listen there is started by the next
-//! reload; a changed authenticator applies to the receivers using it.
+//! reload; a changed authenticator applies to the receivers using it; a
+//! configuration whose new component cannot be built changes nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -147,7 +148,10 @@ async fn a_reload_under_load_loses_nothing_acknowledged() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     while first.received().is_empty() {
-        assert!(Instant::now() < deadline, "nothing reached the first backend");
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the first backend"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tern.self_metrics_until("data queued for the slow backend", |m| {
@@ -349,6 +353,33 @@ async fn a_receiver_that_cannot_listen_is_started_by_the_next_reload() {
     tern.signal("HUP");
     wait_reloads(&tern, "applied", 1.0).await;
     let mut http = HttpConn::connect(port).await;
+    assert!(send(&mut http, 1, 2).await);
+    wait_for(&backend, 1).await;
+}
+
+/// A valid configuration whose new component cannot be built (a TLS file
+/// that does not exist) changes nothing: outcome `failed`, logged, and
+/// the old configuration keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_that_cannot_be_built_changes_nothing() {
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let tern = Tern::start(&config(backend.port, BATCH));
+    tern.rewrite_config(
+        1,
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        tls:\n          cert_file: {{dir}}/missing.crt\n          key_file: {{dir}}/missing.key\n{}",
+            config(backend.port, BATCH)
+        ),
+    );
+    tern.signal("HUP");
+    wait_reloads(&tern, "failed", 1.0).await;
+    assert!(
+        tern.logs()
+            .contains("cannot start the new configuration; the running one is kept"),
+        "{}",
+        tern.logs()
+    );
+    let mut http = HttpConn::connect(tern.http).await;
     assert!(send(&mut http, 1, 2).await);
     wait_for(&backend, 1).await;
 }
