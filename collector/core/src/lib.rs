@@ -14,6 +14,7 @@ pub mod build;
 pub mod component;
 pub mod json;
 pub mod memory;
+pub mod oidc;
 pub mod pdata;
 pub mod queue;
 pub mod status;

@@ -10,13 +10,15 @@ use bytes::Bytes;
 
 use crate::Signal;
 use crate::ack::Ack;
+use crate::auth::AuthData;
 use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
 use crate::view::{self, Edit, SignalView};
 use crate::wire::{self, WireError};
 
-/// Who sent a batch; filled when the receiver has `include_metadata: true`
-/// (the peer address is always kept).
+/// Who sent a batch; the metadata is filled when the receiver has
+/// `include_metadata: true` (the peer address, and what its authenticator
+/// learnt of the sender, are always kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     /// Receiver transport: `grpc` or `http`.
@@ -25,6 +27,32 @@ pub struct RequestContext {
     pub peer: Option<SocketAddr>,
     /// Request headers / gRPC metadata (lower-case names), when kept.
     pub metadata: Vec<(String, String)>,
+    /// The sender's authentication attributes (`auth.*`), when the
+    /// receiver's authenticator gave any.
+    pub auth: Option<Arc<AuthData>>,
+}
+
+impl RequestContext {
+    /// A value of the context by the Collector's `from_context` names:
+    /// `client.address` (the peer's address), `auth.<attribute>` (a string
+    /// as it is, a list joined with `;`), `metadata.<key>` or just `<key>`
+    /// (the kept header, case-insensitive, several values joined with `;`).
+    pub fn lookup(&self, key: &str) -> Option<String> {
+        if key == "client.address" {
+            return self.peer.map(|p| p.ip().to_string());
+        }
+        if let Some(name) = key.strip_prefix("auth.") {
+            return self.auth.as_ref()?.get(name)?.context_text();
+        }
+        let name = key.strip_prefix("metadata.").unwrap_or(key);
+        let values: Vec<&str> = self
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!values.is_empty()).then(|| values.join(";"))
+    }
 }
 
 /// A request inside a batch that an exporter could not use (it fails to

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_config::{Component, OtlpReceiverConfig, Signal};
 use tern_core::ack::{Ack, ExportFailure, Pending};
-use tern_core::auth::ServerAuth;
+use tern_core::auth::{AuthData, ServerAuth};
 use tern_core::build::{BuildError, Built, Context, Serve, Server};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::{Inlet, Refusal, admit_all};
@@ -89,24 +89,30 @@ impl OtlpSink {
     }
 
     /// Checks a request's headers with the protocol's authenticator (none:
-    /// every request passes). A refusal is counted (reason
-    /// `unauthenticated`) and logged at most once a second with its
-    /// detail; the error is what the client is told.
-    pub fn authenticate(
+    /// every request passes); what it learnt of the sender goes in the
+    /// request's context. A refusal is counted (reason `unauthenticated`,
+    /// or `auth_unavailable` while an `oidc` provider's keys have not
+    /// loaded) and logged at most once a second with its detail; the
+    /// error's message is what the client is told.
+    pub async fn authenticate(
         &self,
         headers: &::http::HeaderMap,
         peer: std::net::SocketAddr,
-    ) -> Result<(), tern_core::auth::AuthError> {
+    ) -> Result<Option<Arc<AuthData>>, tern_core::auth::AuthError> {
         let Some(auth) = &self.auth else {
-            return Ok(());
+            return Ok(None);
         };
-        auth.authenticate(headers).inspect_err(|e| {
-            self.metrics.request_refused("unauthenticated");
+        auth.authenticate(headers).await.inspect_err(|e| {
+            self.metrics.request_refused(if e.retryable() {
+                "auth_unavailable"
+            } else {
+                "unauthenticated"
+            });
             if let Some(held_back) = self.metrics.refusal_log.allow() {
                 tracing::warn!(
                     receiver = %self.id,
                     %peer,
-                    reason = %e,
+                    reason = %e.detail(),
                     similar_since_last_line = held_back,
                     "refused unauthenticated request"
                 );
