@@ -849,6 +849,21 @@ service:
         ))
     }
 
+    impl ServerAuth {
+        /// [`ServerAuth::authenticate`], waited for, without its data.
+        fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+            self.data(headers).map(|_| ())
+        }
+
+        fn data(&self, headers: &HeaderMap) -> Result<Option<Arc<AuthData>>, AuthError> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(self.authenticate(headers))
+        }
+    }
+
     fn server(config: &Config, id: &str) -> Arc<ServerAuth> {
         ServerAuth::resolve(
             config,
@@ -876,11 +891,11 @@ service:
         let c = with_extension("bearertokenauth: {tokens: [one, two]}");
         let auth = server(&c, "bearertokenauth");
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "Bearer two")])),
+            auth.check(&headers(&[("authorization", "Bearer two")])),
             Ok(())
         );
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "Bearer one")])),
+            auth.check(&headers(&[("authorization", "Bearer one")])),
             Ok(())
         );
         for wrong in [
@@ -891,13 +906,13 @@ service:
             "Bearer  one",
         ] {
             assert_eq!(
-                auth.authenticate(&headers(&[("authorization", wrong)])),
+                auth.check(&headers(&[("authorization", wrong)])),
                 Err(AuthError::Mismatch),
                 "{wrong}"
             );
         }
         assert_eq!(
-            auth.authenticate(&HeaderMap::new())
+            auth.check(&HeaderMap::new())
                 .unwrap_err()
                 .to_string(),
             "missing or empty authorization header: Authorization"
@@ -908,9 +923,9 @@ service:
     fn bearer_with_its_own_header_and_no_scheme() {
         let c = with_extension("bearertokenauth: {token: abc, header: X-Api-Key, scheme: \"\"}");
         let auth = server(&c, "bearertokenauth");
-        assert_eq!(auth.authenticate(&headers(&[("x-api-key", "abc")])), Ok(()));
+        assert_eq!(auth.check(&headers(&[("x-api-key", "abc")])), Ok(()));
         assert!(
-            auth.authenticate(&headers(&[("authorization", "abc")]))
+            auth.check(&headers(&[("authorization", "abc")]))
                 .is_err()
         );
         let client = ClientAuth::resolve(
@@ -939,7 +954,7 @@ service:
             panic!("not bearer")
         };
         let ok = |t: &str| {
-            auth.authenticate(&headers(&[("authorization", &format!("Bearer {t}"))]))
+            auth.check(&headers(&[("authorization", &format!("Bearer {t}"))]))
                 .is_ok()
         };
         assert!(ok("first") && !ok("second"));
@@ -971,7 +986,7 @@ service:
         let auth = server(&c, "basicauth");
         let basic = |user: &str, pw: &str| {
             let v = format!("Basic {}", BASE64.encode(format!("{user}:{pw}")));
-            auth.authenticate(&headers(&[("authorization", &v)]))
+            auth.check(&headers(&[("authorization", &v)]))
         };
         for (user, pw) in [
             ("plain", "pw1"),
@@ -994,15 +1009,15 @@ service:
         }
         assert_eq!(basic("nobody", "pw1"), Err(AuthError::BadCredentials));
         assert_eq!(
-            auth.authenticate(&HeaderMap::new()),
+            auth.check(&HeaderMap::new()),
             Err(AuthError::NoBasic)
         );
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "Bearer x")])),
+            auth.check(&headers(&[("authorization", "Bearer x")])),
             Err(AuthError::BadPrefix)
         );
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "basic !!")])),
+            auth.check(&headers(&[("authorization", "basic !!")])),
             Err(AuthError::BadFormat)
         );
     }
@@ -1025,7 +1040,7 @@ bob:bobs
         let auth = server(&c, "basicauth");
         let basic = |user: &str, pw: &str| {
             let v = format!("Basic {}", BASE64.encode(format!("{user}:{pw}")));
-            auth.authenticate(&headers(&[("authorization", &v)]))
+            auth.check(&headers(&[("authorization", &v)]))
                 .is_ok()
         };
         assert!(basic("alice", "inline") && !basic("alice", "from-file"));
@@ -1068,5 +1083,82 @@ bob:bobs
         )
         .unwrap_err();
         assert!(e.to_string().contains("not a server authenticator"), "{e}");
+    }
+
+    #[test]
+    fn basic_gives_the_username_and_raw_credentials() {
+        let c = with_extension("basicauth: {htpasswd: {inline: 'alice:pw'}}");
+        let auth = server(&c, "basicauth");
+        let v = format!("Basic {}", BASE64.encode("alice:pw"));
+        let data = auth
+            .data(&headers(&[("authorization", &v)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(data.get("username"), Some(&AuthValue::Text("alice".into())));
+        assert_eq!(
+            data.get("raw"),
+            Some(&AuthValue::Text(BASE64.encode("alice:pw")))
+        );
+        let bearer = with_extension("bearertokenauth: {token: t}");
+        let none = server(&bearer, "bearertokenauth")
+            .data(&headers(&[("authorization", "Bearer t")]))
+            .unwrap();
+        assert_eq!(none, None, "bearertokenauth gives no attributes");
+    }
+
+    #[test]
+    fn headers_setter_sets_each_header_by_its_action_and_source() {
+        let c = config(
+            "receivers: {otlp: {protocols: {grpc: {endpoint: 127.0.0.1:0}}}}
+exporters: {nop: }
+extensions:
+  bearertokenauth: {token: t}
+  headers_setter:
+    additional_auth: bearertokenauth
+    headers:
+      - {key: X-Tenant, from_context: x-tenant, default_value: none}
+      - {key: X-Subject, from_attribute: subject}
+      - {key: X-Groups, from_attribute: membership}
+      - {key: X-Fixed, value: v, action: insert}
+      - {key: X-Old, action: delete}
+      - {key: X-Only-If-There, value: u, action: update}
+      - {key: X-Address, from_context: client.address}
+service:
+  extensions: [bearertokenauth, headers_setter]
+  pipelines: {traces: {receivers: [otlp], exporters: [nop]}}
+",
+        );
+        let client = ClientAuth::resolve(
+            &c,
+            &AuthConfig {
+                authenticator: "headers_setter".into(),
+            },
+        )
+        .unwrap();
+        assert!(client.per_request());
+        let mut auth = AuthData::default();
+        auth.set("subject", AuthValue::Text("svc-a".into()));
+        auth.set("membership", AuthValue::List(vec!["a".into(), "b".into()]));
+        let context = RequestContext {
+            peer: Some("10.1.2.3:999".parse().unwrap()),
+            metadata: vec![("x-tenant".into(), "acme".into())],
+            auth: Some(Arc::new(auth)),
+            ..RequestContext::default()
+        };
+        let mut h = headers(&[("x-old", "1"), ("x-fixed", "kept")]);
+        client.apply(&mut h, &context);
+        let get = |h: &HeaderMap, k: &str| h.get(k).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(get(&h, "authorization").as_deref(), Some("Bearer t"));
+        assert_eq!(get(&h, "x-tenant").as_deref(), Some("acme"));
+        assert_eq!(get(&h, "x-subject").as_deref(), Some("svc-a"));
+        assert_eq!(get(&h, "x-groups").as_deref(), Some(r#"["a","b"]"#));
+        assert_eq!(get(&h, "x-fixed").as_deref(), Some("kept"), "insert keeps");
+        assert_eq!(get(&h, "x-old"), None);
+        assert_eq!(get(&h, "x-only-if-there"), None, "update needs the header");
+        assert_eq!(get(&h, "x-address").as_deref(), Some("10.1.2.3"));
+        let mut h = HeaderMap::new();
+        client.apply(&mut h, &RequestContext::default());
+        assert_eq!(get(&h, "x-tenant").as_deref(), Some("none"), "default_value");
+        assert_eq!(get(&h, "x-subject"), None, "no attribute, no default");
     }
 }

@@ -552,6 +552,7 @@ mod tests {
             transport: "grpc",
             peer: peer.parse().ok(),
             metadata: vec![("x-tenant".into(), peer.into())],
+            auth: None,
         });
         Batch::from_wire(Signal::Logs, logs(n), context).unwrap()
     }
@@ -693,5 +694,36 @@ mod tests {
             usable.parts_or_error(),
             Err(ExportError::Encode(_))
         ));
+    }
+
+    #[test]
+    fn from_context_names_resolve_as_the_collector_does() {
+        use crate::auth::AuthValue;
+        let mut auth = AuthData::default();
+        auth.set("subject", AuthValue::Text("me".into()));
+        auth.set(
+            "membership",
+            AuthValue::List(vec!["a".into(), "b".into()]),
+        );
+        auth.set("claims.n", AuthValue::Json("5".into()));
+        let ctx = RequestContext {
+            transport: "http",
+            peer: Some("[::1]:80".parse().unwrap()),
+            metadata: vec![
+                ("x-tenant".into(), "t1".into()),
+                ("x-multi".into(), "1".into()),
+                ("x-multi".into(), "2".into()),
+            ],
+            auth: Some(Arc::new(auth)),
+        };
+        assert_eq!(ctx.lookup("client.address").as_deref(), Some("::1"));
+        assert_eq!(ctx.lookup("auth.subject").as_deref(), Some("me"));
+        assert_eq!(ctx.lookup("auth.membership").as_deref(), Some("a;b"));
+        assert_eq!(ctx.lookup("auth.claims.n"), None, "other types are ignored");
+        assert_eq!(ctx.lookup("auth.nothing"), None);
+        assert_eq!(ctx.lookup("metadata.X-Tenant").as_deref(), Some("t1"));
+        assert_eq!(ctx.lookup("x-tenant").as_deref(), Some("t1"));
+        assert_eq!(ctx.lookup("x-multi").as_deref(), Some("1;2"));
+        assert_eq!(ctx.lookup("absent"), None);
     }
 }
