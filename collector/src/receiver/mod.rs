@@ -228,6 +228,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     let name = ctx.id.clone();
     let mut servers = Vec::new();
     let mut beside = Vec::new();
+    let mut resolved = Vec::new();
     if let Some(g) = otlp.protocols.grpc.as_ref() {
         let tls = match &g.tls {
             Some(t) => Some(
@@ -236,7 +237,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
             ),
             None => None,
         };
-        let auth = server_auth(ctx, g.auth.as_ref(), &mut beside)?;
+        let auth = server_auth(ctx, g.auth.as_ref(), &mut beside, &mut resolved)?;
         let sink = OtlpSink::new(
             &name,
             ctx.consumers.clone(),
@@ -268,7 +269,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
             ),
             None => None,
         };
-        let auth = server_auth(ctx, h.auth.as_ref(), &mut beside)?;
+        let auth = server_auth(ctx, h.auth.as_ref(), &mut beside, &mut resolved)?;
         let sink = OtlpSink::new(
             &name,
             ctx.consumers.clone(),
@@ -295,16 +296,21 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     })
 }
 
-/// The authenticator a protocol's `auth` names, its file watcher (if
-/// any) added to `beside`.
+/// The authenticator a protocol's `auth` names, its watcher (if any)
+/// added to `beside`; both protocols naming the same one share it
+/// (`resolved`), so an `oidc` provider's keys are loaded once.
 fn server_auth(
     ctx: &Context<'_>,
     auth: Option<&tern_config::components::AuthConfig>,
     beside: &mut Vec<(String, tern_core::build::Starter)>,
+    resolved: &mut Vec<(String, Arc<ServerAuth>)>,
 ) -> Result<Option<Arc<ServerAuth>>, BuildError> {
     let Some(auth) = auth else {
         return Ok(None);
     };
+    if let Some((_, same)) = resolved.iter().find(|(id, _)| *id == auth.authenticator) {
+        return Ok(Some(same.clone()));
+    }
     let server = ServerAuth::resolve(ctx.config, auth)
         .map_err(|e| BuildError::Component(format!("receivers.{}: {e}", ctx.id).into()))?;
     if let Some(watch) = server.watcher() {
@@ -313,5 +319,6 @@ fn server_auth(
             watch,
         ));
     }
+    resolved.push((auth.authenticator.clone(), server.clone()));
     Ok(Some(server))
 }
