@@ -60,7 +60,11 @@ fn oidc_and_headers_setter_load_with_the_collectors_defaults() {
     let actions: Vec<HeaderAction> = h.headers.iter().map(|h| h.action).collect();
     assert_eq!(
         actions,
-        [HeaderAction::Upsert, HeaderAction::Insert, HeaderAction::Delete]
+        [
+            HeaderAction::Upsert,
+            HeaderAction::Insert,
+            HeaderAction::Delete
+        ]
     );
     assert_eq!(h.headers[1].default_value.as_deref(), Some("anon"));
 }
@@ -84,8 +88,14 @@ fn oidc_settings_errors_name_their_keys() {
         assert!(joined.contains(expected), "{expected}\n{joined}");
     }
     let e = errors(&config("  oidc: {}\n", "oidc", "oidc", "")).join("\n");
-    assert!(e.contains("extensions.oidc.issuer_url: no IssuerURL provided"), "{e}");
-    assert!(e.contains("extensions.oidc.audience: no Audience provided"), "{e}");
+    assert!(
+        e.contains("extensions.oidc.issuer_url: no IssuerURL provided"),
+        "{e}"
+    );
+    assert!(
+        e.contains("extensions.oidc.audience: no Audience provided"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -105,14 +115,28 @@ fn headers_setter_errors_name_their_keys() {
     ] {
         assert!(e.contains(expected), "{expected}\n{e}");
     }
-    let e = errors(&config("  headers_setter: {}\n", "headers_setter", "", "headers_setter"));
-    assert!(e.join("\n").contains("missing headers configuration"), "{e:?}");
+    let e = errors(&config(
+        "  headers_setter: {}\n",
+        "headers_setter",
+        "",
+        "headers_setter",
+    ));
+    assert!(
+        e.join("\n").contains("missing headers configuration"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn each_serves_only_its_side() {
     let both = "  oidc: {issuer_url: 'https://idp', audience: t}\n  headers_setter:\n    headers: [{key: a, value: b}]\n";
-    let e = errors(&config(both, "oidc, headers_setter", "headers_setter", "oidc")).join("\n");
+    let e = errors(&config(
+        both,
+        "oidc, headers_setter",
+        "headers_setter",
+        "oidc",
+    ))
+    .join("\n");
     assert!(e.contains("receivers.otlp.protocols.grpc.auth.authenticator: failed to resolve authenticator \"headers_setter\": requested authenticator is not a server authenticator"), "{e}");
     assert!(e.contains("exporters.otlp_http.auth.authenticator: failed to resolve authenticator \"oidc\": requested authenticator is not a client authenticator"), "{e}");
     let prw = format!(

@@ -105,7 +105,12 @@ service:
             headers.push(("x-tenant", t));
         }
         let r = http
-            .send("POST", "/v1/traces", &headers, spans(tag, 2).encode_to_vec())
+            .send(
+                "POST",
+                "/v1/traces",
+                &headers,
+                spans(tag, 2).encode_to_vec(),
+            )
             .await;
         assert_eq!(r.status, 200);
     }

@@ -632,8 +632,16 @@ enum HeaderSource {
 }
 
 impl SetHeader {
-    fn new(id: &str, h: &tern_config::components::HeaderSetting) -> Result<SetHeader, AuthSetupError> {
-        let invalid = |what: &str| AuthSetupError::Invalid(id.to_string(), format!("headers: invalid {what} of `{}`", h.key));
+    fn new(
+        id: &str,
+        h: &tern_config::components::HeaderSetting,
+    ) -> Result<SetHeader, AuthSetupError> {
+        let invalid = |what: &str| {
+            AuthSetupError::Invalid(
+                id.to_string(),
+                format!("headers: invalid {what} of `{}`", h.key),
+            )
+        };
         let value = |v: &str| HeaderValue::from_str(v).map_err(|_| invalid("value"));
         let source = match (&h.value, &h.from_context, &h.from_attribute) {
             (Some(v), _, _) => HeaderSource::Value(value(v)?),
@@ -912,9 +920,7 @@ service:
             );
         }
         assert_eq!(
-            auth.check(&HeaderMap::new())
-                .unwrap_err()
-                .to_string(),
+            auth.check(&HeaderMap::new()).unwrap_err().to_string(),
             "missing or empty authorization header: Authorization"
         );
     }
@@ -924,10 +930,7 @@ service:
         let c = with_extension("bearertokenauth: {token: abc, header: X-Api-Key, scheme: \"\"}");
         let auth = server(&c, "bearertokenauth");
         assert_eq!(auth.check(&headers(&[("x-api-key", "abc")])), Ok(()));
-        assert!(
-            auth.check(&headers(&[("authorization", "abc")]))
-                .is_err()
-        );
+        assert!(auth.check(&headers(&[("authorization", "abc")])).is_err());
         let client = ClientAuth::resolve(
             &c,
             &AuthConfig {
@@ -1008,10 +1011,7 @@ service:
             );
         }
         assert_eq!(basic("nobody", "pw1"), Err(AuthError::BadCredentials));
-        assert_eq!(
-            auth.check(&HeaderMap::new()),
-            Err(AuthError::NoBasic)
-        );
+        assert_eq!(auth.check(&HeaderMap::new()), Err(AuthError::NoBasic));
         assert_eq!(
             auth.check(&headers(&[("authorization", "Bearer x")])),
             Err(AuthError::BadPrefix)
@@ -1040,8 +1040,7 @@ bob:bobs
         let auth = server(&c, "basicauth");
         let basic = |user: &str, pw: &str| {
             let v = format!("Basic {}", BASE64.encode(format!("{user}:{pw}")));
-            auth.check(&headers(&[("authorization", &v)]))
-                .is_ok()
+            auth.check(&headers(&[("authorization", &v)])).is_ok()
         };
         assert!(basic("alice", "inline") && !basic("alice", "from-file"));
         assert!(basic("bob", "bobs"));
@@ -1158,7 +1157,11 @@ service:
         assert_eq!(get(&h, "x-address").as_deref(), Some("10.1.2.3"));
         let mut h = HeaderMap::new();
         client.apply(&mut h, &RequestContext::default());
-        assert_eq!(get(&h, "x-tenant").as_deref(), Some("none"), "default_value");
+        assert_eq!(
+            get(&h, "x-tenant").as_deref(),
+            Some("none"),
+            "default_value"
+        );
         assert_eq!(get(&h, "x-subject"), None, "no attribute, no default");
     }
 }

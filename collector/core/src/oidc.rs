@@ -99,7 +99,10 @@ impl Alg {
 /// One public key of a JWKS.
 #[derive(Debug, Clone)]
 enum Key {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// An uncompressed point, 0x04 || x || y.
     P256(Vec<u8>),
     P384(Vec<u8>),
@@ -163,7 +166,10 @@ fn parse_jwks(text: &[u8]) -> Result<Vec<Jwk>, String> {
     };
     let mut out = Vec::new();
     for k in keys {
-        if k.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+        if k.get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
             continue;
         }
         let text = |name: &str| k.get(name).and_then(Value::as_str);
@@ -300,7 +306,10 @@ where
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    sender.send_request(request).await.map_err(|e| e.to_string())
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Where a provider's keys come from.
@@ -417,7 +426,8 @@ struct Token<'a> {
 
 fn decode(token: &str) -> Result<Token<'_>, String> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("malformed JWT: not three parts".into());
     };
@@ -429,12 +439,16 @@ fn decode(token: &str) -> Result<Token<'_>, String> {
     };
     let header = json(h, "header")?;
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
-    let alg = Alg::parse(alg_name).ok_or_else(|| format!("unsupported algorithm \"{alg_name}\""))?;
+    let alg =
+        Alg::parse(alg_name).ok_or_else(|| format!("unsupported algorithm \"{alg_name}\""))?;
     Ok(Token {
         alg,
-        kid: header.get("kid").and_then(Value::as_str).map(str::to_string),
+        kid: header
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         claims: json(p, "payload")?,
-        signed: token[..h.len() + 1 + p.len()].as_bytes(),
+        signed: &token.as_bytes()[..h.len() + 1 + p.len()],
         signature: B64URL
             .decode(s)
             .map_err(|e| format!("malformed JWT signature: {e}"))?,
@@ -564,11 +578,17 @@ impl Oidc {
         let provider = match self.providers.as_slice() {
             [only] => only,
             many => {
-                let iss = token.claims.get("iss").and_then(Value::as_str).unwrap_or("");
+                let iss = token
+                    .claims
+                    .get("iss")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 many.iter()
                     .find(|p| p.config.issuer_url == iss)
                     .ok_or_else(|| {
-                        refused(format!("no OIDC provider configured for the issuer \"{iss}\""))
+                        refused(format!(
+                            "no OIDC provider configured for the issuer \"{iss}\""
+                        ))
                     })?
             }
         };
@@ -629,7 +649,11 @@ impl Oidc {
 
     /// Verifies the token's signature with the provider's keys, fetching
     /// them again (rate-limited) when none of those held verifies it.
-    async fn verify_signature(&self, provider: &Provider, token: &Token<'_>) -> Result<(), AuthError> {
+    async fn verify_signature(
+        &self,
+        provider: &Provider,
+        token: &Token<'_>,
+    ) -> Result<(), AuthError> {
         let mut fetched = false;
         loop {
             let Some(set) = provider.keys() else {
@@ -649,7 +673,11 @@ impl Oidc {
                 .keys
                 .iter()
                 .filter(|k| token.kid.is_none() || k.kid == token.kid)
-                .filter(|k| k.alg.as_deref().is_none_or(|a| Alg::parse(a) == Some(token.alg)))
+                .filter(|k| {
+                    k.alg
+                        .as_deref()
+                        .is_none_or(|a| Alg::parse(a) == Some(token.alg))
+                })
                 .any(|k| k.verifies(token.alg, token.signed, &token.signature));
             if verified {
                 return Ok(());
@@ -699,7 +727,9 @@ fn check_claims(
     if let Some(nbf) = number("nbf")
         && ((now + NBF_LEEWAY) as f64) < nbf
     {
-        return Err(format!("oidc: current time before the nbf (not before) time: {nbf}"));
+        return Err(format!(
+            "oidc: current time before the nbf (not before) time: {nbf}"
+        ));
     }
     Ok(())
 }
@@ -727,17 +757,31 @@ mod tests {
         let ok = serde_json::json!({"iss": "https://idp", "aud": ["x", "tern"], "exp": now});
         assert_eq!(check_claims(&p, &claims(ok), now), Ok(()));
         for (bad, why) in [
-            (serde_json::json!({"iss": "https://other", "aud": "tern", "exp": now + 5}), "different provider"),
-            (serde_json::json!({"iss": "https://idp", "aud": "other", "exp": now + 5}), "audience"),
-            (serde_json::json!({"iss": "https://idp", "aud": "tern", "exp": now - 1}), "expired"),
-            (serde_json::json!({"iss": "https://idp", "aud": "tern"}), "expired"),
-            (serde_json::json!({"iss": "https://idp", "aud": "tern", "exp": now + 900, "nbf": now + 301}), "nbf"),
+            (
+                serde_json::json!({"iss": "https://other", "aud": "tern", "exp": now + 5}),
+                "different provider",
+            ),
+            (
+                serde_json::json!({"iss": "https://idp", "aud": "other", "exp": now + 5}),
+                "audience",
+            ),
+            (
+                serde_json::json!({"iss": "https://idp", "aud": "tern", "exp": now - 1}),
+                "expired",
+            ),
+            (
+                serde_json::json!({"iss": "https://idp", "aud": "tern"}),
+                "expired",
+            ),
+            (
+                serde_json::json!({"iss": "https://idp", "aud": "tern", "exp": now + 900, "nbf": now + 301}),
+                "nbf",
+            ),
         ] {
             let e = check_claims(&p, &claims(bad), now).unwrap_err();
             assert!(e.contains(why), "{e}");
         }
-        let nbf_in_leeway =
-            serde_json::json!({"iss": "https://idp", "aud": "tern", "exp": now + 900, "nbf": now + 300});
+        let nbf_in_leeway = serde_json::json!({"iss": "https://idp", "aud": "tern", "exp": now + 900, "nbf": now + 300});
         assert_eq!(check_claims(&p, &claims(nbf_in_leeway), now), Ok(()));
         let lax = OidcProvider {
             ignore_audience: true,
@@ -754,9 +798,8 @@ mod tests {
         use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let public = pair.public_key().as_ref();
         let jwks = serde_json::json!({"keys": [
             {"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig",
@@ -776,7 +819,11 @@ mod tests {
         assert_eq!((token.alg, token.kid.as_deref()), (Alg::Es256, Some("k1")));
         assert!(keys[0].verifies(token.alg, token.signed, &token.signature));
         assert!(!keys[0].verifies(Alg::Es384, token.signed, &token.signature));
-        let tampered = format!("{header}.{}.{}", B64URL.encode(r#"{"sub":"you"}"#), B64URL.encode(sig.as_ref()));
+        let tampered = format!(
+            "{header}.{}.{}",
+            B64URL.encode(r#"{"sub":"you"}"#),
+            B64URL.encode(sig.as_ref())
+        );
         let t = decode(&tampered).unwrap();
         assert!(!keys[0].verifies(t.alg, t.signed, &t.signature));
         assert!(decode("a.b").is_err());

@@ -701,10 +701,7 @@ mod tests {
         use crate::auth::AuthValue;
         let mut auth = AuthData::default();
         auth.set("subject", AuthValue::Text("me".into()));
-        auth.set(
-            "membership",
-            AuthValue::List(vec!["a".into(), "b".into()]),
-        );
+        auth.set("membership", AuthValue::List(vec!["a".into(), "b".into()]));
         auth.set("claims.n", AuthValue::Json("5".into()));
         let ctx = RequestContext {
             transport: "http",

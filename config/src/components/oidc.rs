@@ -166,7 +166,10 @@ mod tests {
         };
         let all = c.all_providers();
         assert_eq!(all.len(), 2);
-        assert_eq!((all[0].issuer_url.as_str(), all[0].audience.as_str()), ("https://a", "x"));
+        assert_eq!(
+            (all[0].issuer_url.as_str(), all[0].audience.as_str()),
+            ("https://a", "x")
+        );
         assert_eq!(all[1].issuer_url, "https://b");
         let only_list = OidcConfig {
             providers: vec![OidcProvider::default()],

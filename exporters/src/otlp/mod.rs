@@ -151,7 +151,9 @@ fn by_headers<'a>(
         }
     }
     if groups.len() < 2 {
-        let h = groups.pop().map_or(Cow::Borrowed(headers), |(h, _)| Cow::Owned(h));
+        let h = groups
+            .pop()
+            .map_or(Cow::Borrowed(headers), |(h, _)| Cow::Owned(h));
         return vec![(h, batch)];
     }
     groups
