@@ -52,13 +52,15 @@ exporters:
     encoding: json
     compression: none
     auth: {{authenticator: headers_setter}}
+  debug:
+    verbosity: detailed
 service:
   extensions: [health_check, oidc, headers_setter]
   pipelines:
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlp_http]
+      exporters: [otlp_http, debug]
 """
 
 
@@ -256,3 +258,5 @@ def test_oidc_tokens_from_pyjwt_with_rotation_and_forwarded_identity(tern_factor
         if line.startswith("tern_receiver_requests_refused_total") and 'reason="unauthenticated"' in line
     )
     assert refusals == len(bad), metrics
+    # The debug exporter shows the sender's attributes.
+    assert 'auth=subject=alice, membership=["dev","ops"], claims.aud=tern' in tern.logs()
