@@ -17,16 +17,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tern_config::TlsClientConfig;
+use tern_core::tls::{SYSTEM_BUNDLES, system_bundle};
 use tokio_rustls::TlsConnector;
 
 use crate::transport::HttpVersion;
-
-/// Where system CA certificates are looked for when no `ca_file` is given.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +51,7 @@ pub fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 fn roots(config: &TlsClientConfig) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     if config.ca_file.is_empty() || config.include_system_ca_certs_pool {
-        let bundle = SYSTEM_BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
+        let bundle = system_bundle().ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
         roots.add_parsable_certificates(certs(bundle)?);
     }
     if !config.ca_file.is_empty() {
@@ -326,10 +317,7 @@ mod tests {
 
     #[test]
     fn include_system_ca_certs_pool_adds_the_system_roots_to_ca_file() {
-        let Some(system) = SYSTEM_BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-        else {
+        let Some(system) = system_bundle() else {
             // No system bundle on this machine: nothing to add.
             return;
         };

@@ -19,6 +19,7 @@ pub mod pdata;
 pub mod queue;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod view;
 pub mod wire;
 

@@ -44,13 +44,6 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_DOCUMENT: usize = 1 << 20;
 /// How far in the future `nbf` may be (go-oidc's leeway).
 const NBF_LEEWAY: u64 = 300;
-/// Where system CA certificates are looked for (an `https` issuer
-/// without `issuer_ca_path`).
-pub const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 
 /// A signature algorithm of JWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,11 +210,8 @@ impl Fetcher {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         let path = if ca_path.is_empty() {
-            match SYSTEM_BUNDLES
-                .iter()
-                .find(|p| std::path::Path::new(p).exists())
-            {
-                Some(p) => *p,
+            match crate::tls::system_bundle() {
+                Some(p) => p,
                 None => return Ok(Fetcher { tls: None }),
             }
         } else {
