@@ -37,7 +37,9 @@ pub const RUNTIME: &[(Kind, &str, Build)] = &[
     (Kind::Connector, "forward", tern_core::component::build_forward),
     (Kind::Extension, "basicauth", tern_core::auth::build_extension),
     (Kind::Extension, "bearertokenauth", tern_core::auth::build_extension),
+    (Kind::Extension, "headers_setter", tern_core::auth::build_extension),
     (Kind::Extension, "health_check", admin::build_health_check),
+    (Kind::Extension, "oidc", tern_core::auth::build_extension),
     (Kind::Extension, "pprof", pprof::build),
     (Kind::Extension, "zpages", zpages::build),
 ];

@@ -1,7 +1,7 @@
 //! The `debug` exporter: writes what it receives to Tern's log. `basic`
 //! prints counts per batch, `normal` one line per item, `detailed` the
-//! request context (transport, peer, metadata kept by `include_metadata`)
-//! and every field of every item as indented OTLP JSON. Output is sampled
+//! request context (transport, peer, metadata kept by `include_metadata`,
+//! the sender's authentication attributes but `raw`) and every field of every item as indented OTLP JSON. Output is sampled
 //! per signal per second as the Collector's zap sampler does
 //! (`sampling_initial`, `sampling_thereafter`); a batch left out of the log
 //! is still delivered.
@@ -198,11 +198,21 @@ impl Exporter for DebugExporter {
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
+                    // The sender's authentication attributes, but not the
+                    // credential itself (`raw`).
+                    let auth: Vec<String> = ctx
+                        .auth
+                        .iter()
+                        .flat_map(|a| a.iter())
+                        .filter(|(name, _)| *name != "raw")
+                        .map(|(name, v)| format!("{name}={}", v.header_text()))
+                        .collect();
                     tracing::info!(
                         exporter = %self.id,
                         transport = ctx.transport,
                         peer = ?ctx.peer,
                         metadata = %metadata.join(", "),
+                        auth = %auth.join(", "),
                         "request context"
                     );
                     let mut usable = batch.each_usable(|wire| {

@@ -1,26 +1,26 @@
 //! Client TLS for the network exporters, with rustls (ring): the system
 //! roots or a `ca_file` (both with `include_system_ca_certs_pool`), optional
 //! client certificate, `insecure_skip_verify` for tests, ALPN for HTTP/2 or
-//! HTTP/1.1; or, for credentials that come as data, from PEM in memory
+//! HTTP/1.1, the CA and client certificate files read again after each
+//! `reload_interval`; or, for credentials that come as data, from PEM in memory
 //! ([`connector_pem`]).
 
 use std::sync::Arc;
 
+use std::sync::Mutex;
+use std::time::Instant;
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tern_config::TlsClientConfig;
+use tern_core::tls::{SYSTEM_BUNDLES, system_bundle};
 use tokio_rustls::TlsConnector;
 
 use crate::transport::HttpVersion;
-
-/// Where system CA certificates are looked for when no `ca_file` is given.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +51,7 @@ pub fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 fn roots(config: &TlsClientConfig) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     if config.ca_file.is_empty() || config.include_system_ca_certs_pool {
-        let bundle = SYSTEM_BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
+        let bundle = system_bundle().ok_or_else(|| TlsError::NoRoots(SYSTEM_BUNDLES.join(", ")))?;
         roots.add_parsable_certificates(certs(bundle)?);
     }
     if !config.ca_file.is_empty() {
@@ -74,15 +71,22 @@ pub fn connector(
     // Installing twice is harmless; the first provider wins.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let builder = ClientConfig::builder();
+    let reload = !config.reload_interval.0.is_zero();
     let builder = if config.insecure_skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    } else if reload {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Reloading::new(config, verifier)?))
     } else {
         builder.with_root_certificates(roots(config)?)
     };
     let mut client = if config.cert_file.is_empty() {
         builder.with_no_client_auth()
+    } else if reload {
+        builder.with_client_cert_resolver(Arc::new(Reloading::new(config, client_key)?))
     } else {
         let key = PrivateKeyDer::from_pem_file(&config.key_file)
             .map_err(|e| TlsError::Pem(config.key_file.clone(), e.to_string()))?;
@@ -145,6 +149,127 @@ pub fn connector_pem(
     Ok((TlsConnector::from(Arc::new(client)), server_name))
 }
 
+/// A verifier of server certificates by `config`'s roots.
+fn verifier(config: &TlsClientConfig) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    WebPkiServerVerifier::builder(Arc::new(roots(config)?))
+        .build()
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
+}
+
+/// The client certificate and key of `config`'s files.
+fn client_key(config: &TlsClientConfig) -> Result<Arc<CertifiedKey>, TlsError> {
+    let key = PrivateKeyDer::from_pem_file(&config.key_file)
+        .map_err(|e| TlsError::Pem(config.key_file.clone(), e.to_string()))?;
+    let provider = rustls::crypto::ring::default_provider();
+    Ok(Arc::new(CertifiedKey::from_der(
+        certs(&config.cert_file)?,
+        key,
+        &provider,
+    )?))
+}
+
+/// `reload_interval`: what `load` makes of the TLS files (the roots'
+/// verifier, the client certificate), made again from the files at the
+/// first handshake after each interval, as the Collector does; a reload
+/// that fails keeps what was loaded before, with a warning.
+struct Reloading<T> {
+    config: TlsClientConfig,
+    load: fn(&TlsClientConfig) -> Result<T, TlsError>,
+    /// What is in force, and when to read the files again.
+    current: Mutex<(T, Instant)>,
+}
+
+impl<T: Clone> Reloading<T> {
+    fn new(
+        config: &TlsClientConfig,
+        load: fn(&TlsClientConfig) -> Result<T, TlsError>,
+    ) -> Result<Reloading<T>, TlsError> {
+        Ok(Reloading {
+            current: Mutex::new((load(config)?, Instant::now() + config.reload_interval.0)),
+            config: config.clone(),
+            load,
+        })
+    }
+
+    /// What is in force now, read again first when the interval is over.
+    fn get(&self) -> T {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if now >= current.1 {
+            match (self.load)(&self.config) {
+                Ok(loaded) => {
+                    tracing::debug!(ca_file = %self.config.ca_file, cert_file = %self.config.cert_file, "client TLS files read again (reload_interval)");
+                    current.0 = loaded;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reload the client TLS files; keeping those loaded before")
+                }
+            }
+            current.1 = now + self.config.reload_interval.0;
+        }
+        current.0.clone()
+    }
+}
+
+impl<T> std::fmt::Debug for Reloading<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloading")
+            .field("ca_file", &self.config.ca_file)
+            .field("cert_file", &self.config.cert_file)
+            .finish()
+    }
+}
+
+impl ServerCertVerifier for Reloading<Arc<WebPkiServerVerifier>> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.get()
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.get().supported_verify_schemes()
+    }
+}
+
+impl ResolvesClientCert for Reloading<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// `insecure_skip_verify`: accepts any certificate.
 #[derive(Debug)]
 struct AcceptAny;
@@ -192,10 +317,7 @@ mod tests {
 
     #[test]
     fn include_system_ca_certs_pool_adds_the_system_roots_to_ca_file() {
-        let Some(system) = SYSTEM_BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-        else {
+        let Some(system) = system_bundle() else {
             // No system bundle on this machine: nothing to add.
             return;
         };

@@ -34,6 +34,8 @@ fn minimal(kind: &str, ty: &str) -> Option<&'static str> {
         ("extension", "pprof" | "zpages" | "health_check") => "{endpoint: '127.0.0.1:{port}'}",
         ("extension", "bearertokenauth") => "{token: s3cret}",
         ("extension", "basicauth") => "{htpasswd: {inline: 'user:pw'}}",
+        ("extension", "oidc") => "{issuer_url: 'http://127.0.0.1:{port}', audience: tern}",
+        ("extension", "headers_setter") => "{headers: [{key: x-tenant, from_context: x-tenant}]}",
         ("connector", "forward") => "{}",
         _ => return None,
     })

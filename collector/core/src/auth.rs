@@ -1,7 +1,11 @@
-//! Authentication by the `bearertokenauth` and `basicauth` extensions, as
-//! the OpenTelemetry Collector does it. A receiver's server checks each
-//! request's headers with a [`ServerAuth`] before reading its body; an
-//! exporter adds a [`ClientAuth`]'s header to every request. Both are
+//! Authentication by the `bearertokenauth`, `basicauth` and `oidc`
+//! extensions, and the `headers_setter` extension, as the OpenTelemetry
+//! Collector does it. A receiver's server checks each request's headers
+//! with a [`ServerAuth`] before reading its body; what it learns of the
+//! sender ([`AuthData`]: the Collector's `client.Info.Auth`) goes with
+//! the request's context through the pipelines. An exporter adds a
+//! [`ClientAuth`]'s headers to every request (for `headers_setter`, from
+//! the context of the requests sent). Both are
 //! resolved from an `auth: {authenticator: <id>}` setting
 //! ([`ServerAuth::resolve`], [`ClientAuth::resolve`]). A bearer token file
 //! is read again when it changes ([`TokenSource::watcher`]), keeping the
@@ -18,12 +22,76 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use subtle::ConstantTimeEq;
 use tern_config::components::{
-    AuthConfig, BasicAuthConfig, BearerTokenAuthConfig, PasswordHash, parse_htpasswd,
-    parse_token_file,
+    AuthConfig, BasicAuthConfig, BearerTokenAuthConfig, HeaderAction, HeadersSetterConfig,
+    OidcConfig, PasswordHash, parse_htpasswd, parse_token_file,
 };
 use tern_config::{ComponentId, Config};
 
 use crate::build::{Shutdown, Starter};
+use crate::oidc::Oidc;
+use crate::pdata::RequestContext;
+
+/// One attribute an authenticator gives of a request's sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthValue {
+    /// A string (`subject`, `username`, `raw`, a string claim).
+    Text(String),
+    /// A list of strings (`membership`, a claim holding strings).
+    List(Vec<String>),
+    /// Any other claim, as JSON.
+    Json(String),
+}
+
+impl AuthValue {
+    /// As a header value (`headers_setter` `from_attribute`): a string as
+    /// it is, anything else as JSON.
+    pub fn header_text(&self) -> String {
+        match self {
+            AuthValue::Text(s) | AuthValue::Json(s) => s.clone(),
+            AuthValue::List(items) => serde_json::to_string(items).unwrap_or_default(),
+        }
+    }
+
+    /// As a context value (`auth.<name>`): a string as it is, a list
+    /// joined with `;`, anything else none (the Collector's attributes
+    /// processor).
+    pub fn context_text(&self) -> Option<String> {
+        match self {
+            AuthValue::Text(s) => Some(s.clone()),
+            AuthValue::List(items) => Some(items.join(";")),
+            AuthValue::Json(_) => None,
+        }
+    }
+}
+
+/// What an authenticator learnt of a request's sender: `username` and
+/// `raw` for `basicauth`; `subject`, `membership`, `raw` and
+/// `claims.<name>` for `oidc`; nothing for `bearertokenauth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthData {
+    attributes: Vec<(String, AuthValue)>,
+}
+
+impl AuthData {
+    /// Sets attribute `name`.
+    pub fn set(&mut self, name: &str, value: AuthValue) {
+        self.attributes.retain(|(n, _)| n != name);
+        self.attributes.push((name.to_string(), value));
+    }
+
+    /// Attribute `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&AuthValue> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every attribute, in the order set.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &AuthValue)> {
+        self.attributes.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
 
 /// How often a token file is looked at for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -76,6 +144,29 @@ pub enum AuthError {
     /// Unknown user or wrong password.
     #[error("invalid credentials")]
     BadCredentials,
+    /// An `oidc` token refused; the client is told nothing more, the
+    /// reason is logged.
+    #[error("authentication didn't succeed")]
+    Token(String),
+    /// The `oidc` provider's keys have not loaded yet: try again later.
+    #[error("authentication is not available yet; retry later")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// Why, for the log (more than the client is told).
+    pub fn detail(&self) -> String {
+        match self {
+            AuthError::Token(detail) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the client should try again later (503 / `UNAVAILABLE`)
+    /// rather than being refused (401 / `UNAUTHENTICATED`).
+    pub fn retryable(&self) -> bool {
+        matches!(self, AuthError::Unavailable)
+    }
 }
 
 /// Bearer tokens, inline or from a file that is read again when it
@@ -228,6 +319,8 @@ pub enum ServerAuth {
         /// bcrypt hash is computed once per credential, not per request.
         verified: Mutex<std::collections::HashSet<[u8; 32]>>,
     },
+    /// `oidc`: a JWT signed by a configured OpenID Connect provider.
+    Oidc(Arc<Oidc>),
 }
 
 /// Most verified credentials [`ServerAuth::Basic`] remembers.
@@ -259,6 +352,9 @@ impl ServerAuth {
     /// it has none.
     pub fn of(ext: &tern_config::Component) -> Result<Option<ServerAuth>, AuthSetupError> {
         let id = ext.id.to_string();
+        if let Some(o) = ext.settings::<OidcConfig>() {
+            return Ok(Some(ServerAuth::Oidc(Arc::new(Oidc::new(&id, o)?))));
+        }
         if let Some(b) = ext.settings::<BearerTokenAuthConfig>() {
             let header = HeaderName::from_bytes(b.header.as_bytes())
                 .map_err(|e| AuthSetupError::Invalid(id.clone(), format!("header: {e}")))?;
@@ -292,17 +388,24 @@ impl ServerAuth {
         }))
     }
 
-    /// A task keeping its credentials file current, if it has one.
+    /// A task keeping its credentials current (a token file, an OpenID
+    /// provider's keys), if it has one.
     pub fn watcher(&self) -> Option<Starter> {
         match self {
             ServerAuth::Bearer { tokens, .. } => tokens.watcher(),
             ServerAuth::Basic { .. } => None,
+            ServerAuth::Oidc(oidc) => Some(oidc.loader()),
         }
     }
 
-    /// Checks a request's headers (gRPC metadata included).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+    /// Checks a request's headers (gRPC metadata included); what it learnt
+    /// of the sender, if anything.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<AuthData>>, AuthError> {
         match self {
+            ServerAuth::Oidc(oidc) => oidc.authenticate(headers).await.map(|d| Some(Arc::new(d))),
             ServerAuth::Bearer {
                 header,
                 header_text,
@@ -318,7 +421,7 @@ impl ServerAuth {
                 let expected: Vec<String> =
                     tokens.iter().map(|t| bearer_value(scheme, t)).collect();
                 if matches_any(given, expected.iter().map(|e| e.as_bytes())) {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(AuthError::Mismatch)
                 }
@@ -349,17 +452,22 @@ impl ServerAuth {
                     k
                 };
                 let mut cache = verified.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.contains(&key) {
-                    return Ok(());
+                if !cache.contains(&key) {
+                    if !verify_password(stored, password) {
+                        return Err(AuthError::BadCredentials);
+                    }
+                    if cache.len() >= VERIFIED_CACHE {
+                        cache.clear();
+                    }
+                    cache.insert(key);
                 }
-                if !verify_password(stored, password) {
-                    return Err(AuthError::BadCredentials);
-                }
-                if cache.len() >= VERIFIED_CACHE {
-                    cache.clear();
-                }
-                cache.insert(key);
-                Ok(())
+                let mut data = AuthData::default();
+                data.set("username", AuthValue::Text(user.to_string()));
+                data.set(
+                    "raw",
+                    AuthValue::Text(String::from_utf8_lossy(&value[prefix.len()..]).into_owned()),
+                );
+                Ok(Some(Arc::new(data)))
             }
         }
     }
@@ -490,21 +598,141 @@ pub enum ClientAuth {
     },
     /// `basicauth` `client_auth`: `Authorization: Basic base64(user:password)`.
     Basic(HeaderValue),
+    /// `headers_setter`: headers from fixed values, the context of the
+    /// request sent or its sender's authentication, on top of
+    /// `additional_auth`'s.
+    HeadersSetter {
+        /// The headers, in order.
+        headers: Vec<SetHeader>,
+        /// `additional_auth`, applied first.
+        additional: Option<Arc<ClientAuth>>,
+    },
+}
+
+/// One header of a `headers_setter`.
+#[derive(Debug)]
+pub struct SetHeader {
+    name: HeaderName,
+    action: HeaderAction,
+    source: HeaderSource,
+    default: Option<HeaderValue>,
+}
+
+/// Where a [`SetHeader`]'s value comes from.
+#[derive(Debug)]
+enum HeaderSource {
+    /// `value`.
+    Value(HeaderValue),
+    /// `from_context`: [`RequestContext::lookup`].
+    Context(String),
+    /// `from_attribute`: the sender's [`AuthData`].
+    Attribute(String),
+    /// None (`delete`).
+    Nothing,
+}
+
+impl SetHeader {
+    fn new(
+        id: &str,
+        h: &tern_config::components::HeaderSetting,
+    ) -> Result<SetHeader, AuthSetupError> {
+        let invalid = |what: &str| {
+            AuthSetupError::Invalid(
+                id.to_string(),
+                format!("headers: invalid {what} of `{}`", h.key),
+            )
+        };
+        let value = |v: &str| HeaderValue::from_str(v).map_err(|_| invalid("value"));
+        let source = match (&h.value, &h.from_context, &h.from_attribute) {
+            (Some(v), _, _) => HeaderSource::Value(value(v)?),
+            (_, Some(k), _) => HeaderSource::Context(k.clone()),
+            (_, _, Some(a)) => HeaderSource::Attribute(a.clone()),
+            _ => HeaderSource::Nothing,
+        };
+        Ok(SetHeader {
+            name: HeaderName::from_bytes(h.key.to_ascii_lowercase().as_bytes())
+                .map_err(|_| invalid("name"))?,
+            action: h.action,
+            source,
+            default: h.default_value.as_deref().map(value).transpose()?,
+        })
+    }
+
+    /// The value for a request of `context`: its source's, else the
+    /// default; none when neither has one.
+    fn value(&self, context: &RequestContext) -> Option<HeaderValue> {
+        let found = match &self.source {
+            HeaderSource::Value(v) => return Some(v.clone()),
+            HeaderSource::Context(key) => context.lookup(key),
+            HeaderSource::Attribute(name) => context
+                .auth
+                .as_ref()
+                .and_then(|a| a.get(name))
+                .map(AuthValue::header_text),
+            HeaderSource::Nothing => None,
+        };
+        found
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+            .or_else(|| self.default.clone())
+    }
+
+    /// Applies its action on `headers` for a request of `context`.
+    fn apply(&self, headers: &mut HeaderMap, context: &RequestContext) {
+        if self.action == HeaderAction::Delete {
+            headers.remove(&self.name);
+            return;
+        }
+        let Some(value) = self.value(context) else {
+            return;
+        };
+        let present = headers.contains_key(&self.name);
+        let set = match self.action {
+            HeaderAction::Insert => !present,
+            HeaderAction::Update => present,
+            HeaderAction::Upsert | HeaderAction::Delete => true,
+        };
+        if set {
+            headers.insert(self.name.clone(), value);
+        }
+    }
 }
 
 impl ClientAuth {
     /// The authenticator `auth` names.
     pub fn resolve(config: &Config, auth: &AuthConfig) -> Result<Arc<ClientAuth>, AuthSetupError> {
         let ext = extension(config, auth)?;
-        ClientAuth::of(ext)?
+        ClientAuth::of(config, ext)?
             .map(Arc::new)
             .ok_or_else(|| AuthSetupError::WrongSide(auth.authenticator.clone(), "client"))
     }
 
-    /// The client side of extension `ext`, reading its files; `None` when
-    /// it has none.
-    pub fn of(ext: &tern_config::Component) -> Result<Option<ClientAuth>, AuthSetupError> {
+    /// The client side of extension `ext` of `config`, reading its files;
+    /// `None` when it has none.
+    pub fn of(
+        config: &Config,
+        ext: &tern_config::Component,
+    ) -> Result<Option<ClientAuth>, AuthSetupError> {
         let id = ext.id.to_string();
+        if let Some(h) = ext.settings::<HeadersSetterConfig>() {
+            let headers = h
+                .headers
+                .iter()
+                .map(|s| SetHeader::new(&id, s))
+                .collect::<Result<_, _>>()?;
+            let additional = match &h.additional_auth {
+                None => None,
+                Some(other) => Some(ClientAuth::resolve(
+                    config,
+                    &AuthConfig {
+                        authenticator: other.clone(),
+                    },
+                )?),
+            };
+            return Ok(Some(ClientAuth::HeadersSetter {
+                headers,
+                additional,
+            }));
+        }
         if let Some(b) = ext.settings::<BearerTokenAuthConfig>() {
             let header = HeaderName::from_bytes(b.header.as_bytes())
                 .map_err(|e| AuthSetupError::Invalid(id.clone(), format!("header: {e}")))?;
@@ -531,12 +759,41 @@ impl ClientAuth {
         match self {
             ClientAuth::Bearer { tokens, .. } => tokens.watcher(),
             ClientAuth::Basic(_) => None,
+            ClientAuth::HeadersSetter { additional, .. } => {
+                additional.as_ref().and_then(|a| a.watcher())
+            }
         }
     }
 
-    /// Sets its header on `headers` (the token in force now).
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// Whether its headers depend on the request's context (so requests
+    /// of different senders must be sent apart).
+    pub fn per_request(&self) -> bool {
         match self {
+            ClientAuth::HeadersSetter { headers, .. } => headers.iter().any(|h| {
+                matches!(
+                    h.source,
+                    HeaderSource::Context(_) | HeaderSource::Attribute(_)
+                )
+            }),
+            ClientAuth::Bearer { .. } | ClientAuth::Basic(_) => false,
+        }
+    }
+
+    /// Sets its headers on `headers` (the token in force now) for a
+    /// request of `context`.
+    pub fn apply(&self, headers: &mut HeaderMap, context: &RequestContext) {
+        match self {
+            ClientAuth::HeadersSetter {
+                headers: set,
+                additional,
+            } => {
+                if let Some(a) = additional {
+                    a.apply(headers, context);
+                }
+                for h in set {
+                    h.apply(headers, context);
+                }
+            }
             ClientAuth::Bearer {
                 header,
                 scheme,
@@ -569,12 +826,12 @@ impl ClientAuth {
 /// so a missing or unusable one stops the start even when no receiver or
 /// exporter uses it yet.
 pub fn build_extension(
-    _ctx: &crate::build::Context<'_>,
+    ctx: &crate::build::Context<'_>,
     c: &tern_config::Component,
 ) -> Result<crate::build::Built, crate::build::BuildError> {
     let failed = |e: AuthSetupError| crate::build::BuildError::Component(Box::new(e));
     ServerAuth::of(c).map_err(failed)?;
-    ClientAuth::of(c).map_err(failed)?;
+    ClientAuth::of(ctx.config, c).map_err(failed)?;
     Ok(crate::build::Built::default())
 }
 
@@ -598,6 +855,21 @@ service:
 ",
             ext.split(':').next().unwrap()
         ))
+    }
+
+    impl ServerAuth {
+        /// [`ServerAuth::authenticate`], waited for, without its data.
+        fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+            self.data(headers).map(|_| ())
+        }
+
+        fn data(&self, headers: &HeaderMap) -> Result<Option<Arc<AuthData>>, AuthError> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(self.authenticate(headers))
+        }
     }
 
     fn server(config: &Config, id: &str) -> Arc<ServerAuth> {
@@ -627,11 +899,11 @@ service:
         let c = with_extension("bearertokenauth: {tokens: [one, two]}");
         let auth = server(&c, "bearertokenauth");
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "Bearer two")])),
+            auth.check(&headers(&[("authorization", "Bearer two")])),
             Ok(())
         );
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "Bearer one")])),
+            auth.check(&headers(&[("authorization", "Bearer one")])),
             Ok(())
         );
         for wrong in [
@@ -642,15 +914,13 @@ service:
             "Bearer  one",
         ] {
             assert_eq!(
-                auth.authenticate(&headers(&[("authorization", wrong)])),
+                auth.check(&headers(&[("authorization", wrong)])),
                 Err(AuthError::Mismatch),
                 "{wrong}"
             );
         }
         assert_eq!(
-            auth.authenticate(&HeaderMap::new())
-                .unwrap_err()
-                .to_string(),
+            auth.check(&HeaderMap::new()).unwrap_err().to_string(),
             "missing or empty authorization header: Authorization"
         );
     }
@@ -659,11 +929,8 @@ service:
     fn bearer_with_its_own_header_and_no_scheme() {
         let c = with_extension("bearertokenauth: {token: abc, header: X-Api-Key, scheme: \"\"}");
         let auth = server(&c, "bearertokenauth");
-        assert_eq!(auth.authenticate(&headers(&[("x-api-key", "abc")])), Ok(()));
-        assert!(
-            auth.authenticate(&headers(&[("authorization", "abc")]))
-                .is_err()
-        );
+        assert_eq!(auth.check(&headers(&[("x-api-key", "abc")])), Ok(()));
+        assert!(auth.check(&headers(&[("authorization", "abc")])).is_err());
         let client = ClientAuth::resolve(
             &c,
             &AuthConfig {
@@ -672,7 +939,7 @@ service:
         )
         .unwrap();
         let mut h = HeaderMap::new();
-        client.apply(&mut h);
+        client.apply(&mut h, &RequestContext::default());
         assert_eq!(h.get("x-api-key").unwrap(), "abc");
     }
 
@@ -690,7 +957,7 @@ service:
             panic!("not bearer")
         };
         let ok = |t: &str| {
-            auth.authenticate(&headers(&[("authorization", &format!("Bearer {t}"))]))
+            auth.check(&headers(&[("authorization", &format!("Bearer {t}"))]))
                 .is_ok()
         };
         assert!(ok("first") && !ok("second"));
@@ -722,7 +989,7 @@ service:
         let auth = server(&c, "basicauth");
         let basic = |user: &str, pw: &str| {
             let v = format!("Basic {}", BASE64.encode(format!("{user}:{pw}")));
-            auth.authenticate(&headers(&[("authorization", &v)]))
+            auth.check(&headers(&[("authorization", &v)]))
         };
         for (user, pw) in [
             ("plain", "pw1"),
@@ -744,16 +1011,13 @@ service:
             );
         }
         assert_eq!(basic("nobody", "pw1"), Err(AuthError::BadCredentials));
+        assert_eq!(auth.check(&HeaderMap::new()), Err(AuthError::NoBasic));
         assert_eq!(
-            auth.authenticate(&HeaderMap::new()),
-            Err(AuthError::NoBasic)
-        );
-        assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "Bearer x")])),
+            auth.check(&headers(&[("authorization", "Bearer x")])),
             Err(AuthError::BadPrefix)
         );
         assert_eq!(
-            auth.authenticate(&headers(&[("authorization", "basic !!")])),
+            auth.check(&headers(&[("authorization", "basic !!")])),
             Err(AuthError::BadFormat)
         );
     }
@@ -776,8 +1040,7 @@ bob:bobs
         let auth = server(&c, "basicauth");
         let basic = |user: &str, pw: &str| {
             let v = format!("Basic {}", BASE64.encode(format!("{user}:{pw}")));
-            auth.authenticate(&headers(&[("authorization", &v)]))
-                .is_ok()
+            auth.check(&headers(&[("authorization", &v)])).is_ok()
         };
         assert!(basic("alice", "inline") && !basic("alice", "from-file"));
         assert!(basic("bob", "bobs"));
@@ -809,7 +1072,7 @@ bob:bobs
         )
         .unwrap();
         let mut h = HeaderMap::new();
-        client.apply(&mut h);
+        client.apply(&mut h, &RequestContext::default());
         assert_eq!(h.get("authorization").unwrap(), "Basic dTpw");
         let e = ServerAuth::resolve(
             &c,
@@ -819,5 +1082,86 @@ bob:bobs
         )
         .unwrap_err();
         assert!(e.to_string().contains("not a server authenticator"), "{e}");
+    }
+
+    #[test]
+    fn basic_gives_the_username_and_raw_credentials() {
+        let c = with_extension("basicauth: {htpasswd: {inline: 'alice:pw'}}");
+        let auth = server(&c, "basicauth");
+        let v = format!("Basic {}", BASE64.encode("alice:pw"));
+        let data = auth
+            .data(&headers(&[("authorization", &v)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(data.get("username"), Some(&AuthValue::Text("alice".into())));
+        assert_eq!(
+            data.get("raw"),
+            Some(&AuthValue::Text(BASE64.encode("alice:pw")))
+        );
+        let bearer = with_extension("bearertokenauth: {token: t}");
+        let none = server(&bearer, "bearertokenauth")
+            .data(&headers(&[("authorization", "Bearer t")]))
+            .unwrap();
+        assert_eq!(none, None, "bearertokenauth gives no attributes");
+    }
+
+    #[test]
+    fn headers_setter_sets_each_header_by_its_action_and_source() {
+        let c = config(
+            "receivers: {otlp: {protocols: {grpc: {endpoint: 127.0.0.1:0}}}}
+exporters: {nop: }
+extensions:
+  bearertokenauth: {token: t}
+  headers_setter:
+    additional_auth: bearertokenauth
+    headers:
+      - {key: X-Tenant, from_context: x-tenant, default_value: none}
+      - {key: X-Subject, from_attribute: subject}
+      - {key: X-Groups, from_attribute: membership}
+      - {key: X-Fixed, value: v, action: insert}
+      - {key: X-Old, action: delete}
+      - {key: X-Only-If-There, value: u, action: update}
+      - {key: X-Address, from_context: client.address}
+service:
+  extensions: [bearertokenauth, headers_setter]
+  pipelines: {traces: {receivers: [otlp], exporters: [nop]}}
+",
+        );
+        let client = ClientAuth::resolve(
+            &c,
+            &AuthConfig {
+                authenticator: "headers_setter".into(),
+            },
+        )
+        .unwrap();
+        assert!(client.per_request());
+        let mut auth = AuthData::default();
+        auth.set("subject", AuthValue::Text("svc-a".into()));
+        auth.set("membership", AuthValue::List(vec!["a".into(), "b".into()]));
+        let context = RequestContext {
+            peer: Some("10.1.2.3:999".parse().unwrap()),
+            metadata: vec![("x-tenant".into(), "acme".into())],
+            auth: Some(Arc::new(auth)),
+            ..RequestContext::default()
+        };
+        let mut h = headers(&[("x-old", "1"), ("x-fixed", "kept")]);
+        client.apply(&mut h, &context);
+        let get = |h: &HeaderMap, k: &str| h.get(k).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(get(&h, "authorization").as_deref(), Some("Bearer t"));
+        assert_eq!(get(&h, "x-tenant").as_deref(), Some("acme"));
+        assert_eq!(get(&h, "x-subject").as_deref(), Some("svc-a"));
+        assert_eq!(get(&h, "x-groups").as_deref(), Some(r#"["a","b"]"#));
+        assert_eq!(get(&h, "x-fixed").as_deref(), Some("kept"), "insert keeps");
+        assert_eq!(get(&h, "x-old"), None);
+        assert_eq!(get(&h, "x-only-if-there"), None, "update needs the header");
+        assert_eq!(get(&h, "x-address").as_deref(), Some("10.1.2.3"));
+        let mut h = HeaderMap::new();
+        client.apply(&mut h, &RequestContext::default());
+        assert_eq!(
+            get(&h, "x-tenant").as_deref(),
+            Some("none"),
+            "default_value"
+        );
+        assert_eq!(get(&h, "x-subject"), None, "no attribute, no default");
     }
 }

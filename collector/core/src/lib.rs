@@ -14,10 +14,12 @@ pub mod build;
 pub mod component;
 pub mod json;
 pub mod memory;
+pub mod oidc;
 pub mod pdata;
 pub mod queue;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod view;
 pub mod wire;
 

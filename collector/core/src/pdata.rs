@@ -10,13 +10,15 @@ use bytes::Bytes;
 
 use crate::Signal;
 use crate::ack::Ack;
+use crate::auth::AuthData;
 use crate::component::{Delivered, ExportError};
 use crate::memory::Ticket;
 use crate::view::{self, Edit, SignalView};
 use crate::wire::{self, WireError};
 
-/// Who sent a batch; filled when the receiver has `include_metadata: true`
-/// (the peer address is always kept).
+/// Who sent a batch; the metadata is filled when the receiver has
+/// `include_metadata: true` (the peer address, and what its authenticator
+/// learnt of the sender, are always kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     /// Receiver transport: `grpc` or `http`.
@@ -25,6 +27,32 @@ pub struct RequestContext {
     pub peer: Option<SocketAddr>,
     /// Request headers / gRPC metadata (lower-case names), when kept.
     pub metadata: Vec<(String, String)>,
+    /// The sender's authentication attributes (`auth.*`), when the
+    /// receiver's authenticator gave any.
+    pub auth: Option<Arc<AuthData>>,
+}
+
+impl RequestContext {
+    /// A value of the context by the Collector's `from_context` names:
+    /// `client.address` (the peer's address), `auth.<attribute>` (a string
+    /// as it is, a list joined with `;`), `metadata.<key>` or just `<key>`
+    /// (the kept header, case-insensitive, several values joined with `;`).
+    pub fn lookup(&self, key: &str) -> Option<String> {
+        if key == "client.address" {
+            return self.peer.map(|p| p.ip().to_string());
+        }
+        if let Some(name) = key.strip_prefix("auth.") {
+            return self.auth.as_ref()?.get(name)?.context_text();
+        }
+        let name = key.strip_prefix("metadata.").unwrap_or(key);
+        let values: Vec<&str> = self
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!values.is_empty()).then(|| values.join(";"))
+    }
 }
 
 /// A request inside a batch that an exporter could not use (it fails to
@@ -524,6 +552,7 @@ mod tests {
             transport: "grpc",
             peer: peer.parse().ok(),
             metadata: vec![("x-tenant".into(), peer.into())],
+            auth: None,
         });
         Batch::from_wire(Signal::Logs, logs(n), context).unwrap()
     }
@@ -665,5 +694,33 @@ mod tests {
             usable.parts_or_error(),
             Err(ExportError::Encode(_))
         ));
+    }
+
+    #[test]
+    fn from_context_names_resolve_as_the_collector_does() {
+        use crate::auth::AuthValue;
+        let mut auth = AuthData::default();
+        auth.set("subject", AuthValue::Text("me".into()));
+        auth.set("membership", AuthValue::List(vec!["a".into(), "b".into()]));
+        auth.set("claims.n", AuthValue::Json("5".into()));
+        let ctx = RequestContext {
+            transport: "http",
+            peer: Some("[::1]:80".parse().unwrap()),
+            metadata: vec![
+                ("x-tenant".into(), "t1".into()),
+                ("x-multi".into(), "1".into()),
+                ("x-multi".into(), "2".into()),
+            ],
+            auth: Some(Arc::new(auth)),
+        };
+        assert_eq!(ctx.lookup("client.address").as_deref(), Some("::1"));
+        assert_eq!(ctx.lookup("auth.subject").as_deref(), Some("me"));
+        assert_eq!(ctx.lookup("auth.membership").as_deref(), Some("a;b"));
+        assert_eq!(ctx.lookup("auth.claims.n"), None, "other types are ignored");
+        assert_eq!(ctx.lookup("auth.nothing"), None);
+        assert_eq!(ctx.lookup("metadata.X-Tenant").as_deref(), Some("t1"));
+        assert_eq!(ctx.lookup("x-tenant").as_deref(), Some("t1"));
+        assert_eq!(ctx.lookup("x-multi").as_deref(), Some("1;2"));
+        assert_eq!(ctx.lookup("absent"), None);
     }
 }

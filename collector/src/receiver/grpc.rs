@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::collector::{
 };
 use prost::Message;
 use tern_config::{GrpcServerConfig, Signal};
+use tern_core::auth::AuthData;
 use tern_core::pdata::RequestContext;
 use tern_core::status;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -142,6 +143,8 @@ struct Export {
     signal: Signal,
     peer: SocketAddr,
     include_metadata: bool,
+    /// What the authenticator learnt of the sender.
+    auth: Option<Arc<AuthData>>,
     call: Arc<Call>,
 }
 
@@ -160,6 +163,7 @@ impl UnaryService<Bytes> for Export {
             transport: "grpc",
             peer: Some(self.peer),
             metadata,
+            auth: self.auth.clone(),
         });
         let result = self
             .sink
@@ -194,16 +198,25 @@ async fn handle(
     let Some(signal) = signal_of_path(req.uri().path()) else {
         return Status::unimplemented(format!("unknown method {}", req.uri().path())).into_http();
     };
-    if let Err(e) = sink.authenticate(req.headers(), peer) {
-        sink.metrics().request_duration.observe(started.elapsed());
-        return Status::unauthenticated(e.to_string()).into_http();
-    }
+    let auth = match sink.authenticate(req.headers(), peer).await {
+        Ok(auth) => auth,
+        Err(e) => {
+            sink.metrics().request_duration.observe(started.elapsed());
+            let code = if e.retryable() {
+                Code::Unavailable
+            } else {
+                Code::Unauthenticated
+            };
+            return Status::new(code, e.to_string()).into_http();
+        }
+    };
     let call = Arc::new(Call::default());
     let export = Export {
         sink: sink.clone(),
         signal,
         peer,
         include_metadata: receiver.include_metadata,
+        auth,
         call: call.clone(),
     };
     let mut grpc = Grpc::new(UnaryCodec(call.clone()))

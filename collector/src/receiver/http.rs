@@ -179,16 +179,24 @@ async fn handle(
         _ => Encoding::Proto,
     };
     // As the Collector: no path is exempt, and the body is not read.
-    if let Err(e) = sink.authenticate(req.headers(), peer) {
-        let f = Failure {
-            http: StatusCode::UNAUTHORIZED,
-            code: Code::Unauthenticated,
-            message: e.to_string(),
-            reason: None,
-            retry_after: false,
-        };
-        return error_response(fallback, &f);
-    }
+    let auth = match sink.authenticate(req.headers(), peer).await {
+        Ok(auth) => auth,
+        Err(e) => {
+            let (http, code) = if e.retryable() {
+                (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
+            } else {
+                (StatusCode::UNAUTHORIZED, Code::Unauthenticated)
+            };
+            let f = Failure {
+                http,
+                code,
+                message: e.to_string(),
+                reason: None,
+                retry_after: e.retryable(),
+            };
+            return error_response(fallback, &f);
+        }
+    };
     let Some(signal) = routes.signal(req.uri().path()) else {
         sink.metrics().request_refused("unknown_path");
         let f = failure(
@@ -222,7 +230,7 @@ async fn handle(
             return error_response(fallback, &f);
         }
     };
-    let received = receive(req, signal, encoding, config, sink, peer);
+    let received = receive(req, signal, encoding, config, sink, (peer, auth));
     let outcome = match serve::nonzero(config.write_timeout.0) {
         None => received.await,
         Some(limit) => tokio::time::timeout(limit, received)
@@ -253,7 +261,7 @@ async fn receive(
     encoding: Encoding,
     config: &HttpServerConfig,
     sink: &OtlpSink,
-    peer: SocketAddr,
+    (peer, auth): (SocketAddr, Option<Arc<tern_core::auth::AuthData>>),
 ) -> Result<(), Failure> {
     let limit = config.max_request_body_size;
     let too_large = || {
@@ -329,6 +337,7 @@ async fn receive(
         transport: "http",
         peer: Some(peer),
         metadata,
+        auth,
     });
     // The sink counts its own refusals, hence `reason: None`.
     let answer = match sink.consume(signal, wire, context) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_config::{Component, OtlpReceiverConfig, Signal};
 use tern_core::ack::{Ack, ExportFailure, Pending};
-use tern_core::auth::ServerAuth;
+use tern_core::auth::{AuthData, ServerAuth};
 use tern_core::build::{BuildError, Built, Context, Serve, Server};
 use tern_core::pdata::{Batch, RequestContext};
 use tern_core::queue::{Inlet, Refusal, admit_all};
@@ -89,24 +89,30 @@ impl OtlpSink {
     }
 
     /// Checks a request's headers with the protocol's authenticator (none:
-    /// every request passes). A refusal is counted (reason
-    /// `unauthenticated`) and logged at most once a second with its
-    /// detail; the error is what the client is told.
-    pub fn authenticate(
+    /// every request passes); what it learnt of the sender goes in the
+    /// request's context. A refusal is counted (reason `unauthenticated`,
+    /// or `auth_unavailable` while an `oidc` provider's keys have not
+    /// loaded) and logged at most once a second with its detail; the
+    /// error's message is what the client is told.
+    pub async fn authenticate(
         &self,
         headers: &::http::HeaderMap,
         peer: std::net::SocketAddr,
-    ) -> Result<(), tern_core::auth::AuthError> {
+    ) -> Result<Option<Arc<AuthData>>, tern_core::auth::AuthError> {
         let Some(auth) = &self.auth else {
-            return Ok(());
+            return Ok(None);
         };
-        auth.authenticate(headers).inspect_err(|e| {
-            self.metrics.request_refused("unauthenticated");
+        auth.authenticate(headers).await.inspect_err(|e| {
+            self.metrics.request_refused(if e.retryable() {
+                "auth_unavailable"
+            } else {
+                "unauthenticated"
+            });
             if let Some(held_back) = self.metrics.refusal_log.allow() {
                 tracing::warn!(
                     receiver = %self.id,
                     %peer,
-                    reason = %e,
+                    reason = %e.detail(),
                     similar_since_last_line = held_back,
                     "refused unauthenticated request"
                 );
@@ -223,6 +229,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     let name = ctx.id.clone();
     let mut servers = Vec::new();
     let mut beside = Vec::new();
+    let mut resolved = Vec::new();
     if let Some(g) = otlp.protocols.grpc.as_ref() {
         let tls = match &g.tls {
             Some(t) => Some(
@@ -231,7 +238,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
             ),
             None => None,
         };
-        let auth = server_auth(ctx, g.auth.as_ref(), &mut beside)?;
+        let auth = server_auth(ctx, g.auth.as_ref(), &mut beside, &mut resolved)?;
         let sink = OtlpSink::new(
             &name,
             ctx.consumers.clone(),
@@ -263,7 +270,7 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
             ),
             None => None,
         };
-        let auth = server_auth(ctx, h.auth.as_ref(), &mut beside)?;
+        let auth = server_auth(ctx, h.auth.as_ref(), &mut beside, &mut resolved)?;
         let sink = OtlpSink::new(
             &name,
             ctx.consumers.clone(),
@@ -290,16 +297,21 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     })
 }
 
-/// The authenticator a protocol's `auth` names, its file watcher (if
-/// any) added to `beside`.
+/// The authenticator a protocol's `auth` names, its watcher (if any)
+/// added to `beside`; both protocols naming the same one share it
+/// (`resolved`), so an `oidc` provider's keys are loaded once.
 fn server_auth(
     ctx: &Context<'_>,
     auth: Option<&tern_config::components::AuthConfig>,
     beside: &mut Vec<(String, tern_core::build::Starter)>,
+    resolved: &mut Vec<(String, Arc<ServerAuth>)>,
 ) -> Result<Option<Arc<ServerAuth>>, BuildError> {
     let Some(auth) = auth else {
         return Ok(None);
     };
+    if let Some((_, same)) = resolved.iter().find(|(id, _)| *id == auth.authenticator) {
+        return Ok(Some(same.clone()));
+    }
     let server = ServerAuth::resolve(ctx.config, auth)
         .map_err(|e| BuildError::Component(format!("receivers.{}: {e}", ctx.id).into()))?;
     if let Some(watch) = server.watcher() {
@@ -308,5 +320,6 @@ fn server_auth(
             watch,
         ));
     }
+    resolved.push((auth.authenticator.clone(), server.clone()));
     Ok(Some(server))
 }

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{BasicAuthConfig, BearerTokenAuthConfig, Check};
+use super::{BasicAuthConfig, BearerTokenAuthConfig, Check, HeadersSetterConfig, OidcConfig};
 use crate::ConfigError;
 use crate::types::ComponentId;
 
@@ -40,9 +40,21 @@ pub fn check_auth(
 ) {
     let mut key: Vec<&str> = path.to_vec();
     key.extend(["auth", "authenticator"]);
-    let id = auth.authenticator.trim();
+    check_authenticator(c, &key, &auth.authenticator, side, errors);
+}
+
+/// Pushes a problem with the authenticator id `id` written at `key` of
+/// `c` (see [`check_auth`]).
+pub fn check_authenticator(
+    c: &Check<'_>,
+    key: &[&str],
+    id: &str,
+    side: AuthSide,
+    errors: &mut Vec<ConfigError>,
+) {
+    let id = id.trim();
     if id.is_empty() {
-        errors.push(c.setting(&key, "is required: the id of an authenticator extension"));
+        errors.push(c.setting(key, "is required: the id of an authenticator extension"));
         return;
     }
     let not_found = format!(
@@ -50,12 +62,12 @@ pub fn check_auth(
          (configure it under `extensions` and list it in `service.extensions`)"
     );
     let Ok(parsed) = id.parse::<ComponentId>() else {
-        errors.push(c.setting(&key, not_found));
+        errors.push(c.setting(key, not_found));
         return;
     };
     let enabled = c.config.service.extensions.iter().any(|r| r.id == parsed);
     let Some(ext) = c.config.extensions.get(&parsed).filter(|_| enabled) else {
-        errors.push(c.setting(&key, not_found));
+        errors.push(c.setting(key, not_found));
         return;
     };
     let serves = if let Some(b) = ext.settings::<BasicAuthConfig>() {
@@ -63,6 +75,10 @@ pub fn check_auth(
             AuthSide::Server => b.htpasswd.is_some(),
             AuthSide::Client => b.client_auth.is_some(),
         }
+    } else if ext.settings::<OidcConfig>().is_some() {
+        side == AuthSide::Server
+    } else if ext.settings::<HeadersSetterConfig>().is_some() {
+        side == AuthSide::Client
     } else {
         ext.settings::<BearerTokenAuthConfig>().is_some()
     };
@@ -72,12 +88,21 @@ pub fn check_auth(
             AuthSide::Client => "a client authenticator",
         };
         errors.push(c.setting(
-            &key,
+            key,
             format!(
                 "failed to resolve authenticator \"{id}\": requested authenticator is not {what}"
             ),
         ));
     }
+}
+
+/// Whether `id` names a `headers_setter` extension.
+pub fn is_headers_setter(config: &crate::Config, id: &str) -> bool {
+    id.trim()
+        .parse::<ComponentId>()
+        .ok()
+        .and_then(|id| config.extensions.get(&id))
+        .is_some_and(|e| e.settings::<HeadersSetterConfig>().is_some())
 }
 
 /// How one htpasswd entry's password is stored.

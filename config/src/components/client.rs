@@ -49,6 +49,9 @@ pub struct TlsClientConfig {
     pub server_name_override: String,
     /// Trust the system roots as well as `ca_file` (default false).
     pub include_system_ca_certs_pool: bool,
+    /// Read `ca_file`, `cert_file` and `key_file` again at the first
+    /// handshake after each interval (default 0: never).
+    pub reload_interval: GoDuration,
 }
 
 /// `retry_on_failure`.

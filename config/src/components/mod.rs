@@ -18,10 +18,12 @@ mod client;
 mod debug;
 mod file;
 mod forward;
+mod headers_setter;
 mod health_check;
 pub(crate) mod load_balancing;
 mod memory_limiter;
 mod nop;
+mod oidc;
 mod otlp_grpc;
 mod otlp_http;
 mod otlp_receiver;
@@ -40,7 +42,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-pub use auth::{AuthConfig, AuthSide, PasswordHash, check_auth, parse_htpasswd};
+pub use auth::{
+    AuthConfig, AuthSide, PasswordHash, check_auth, check_authenticator, parse_htpasswd,
+};
 pub use basicauth::{BasicAuthConfig, ClientAuthConfig, HtpasswdConfig};
 pub use batch::BatchConfig;
 pub use bearertokenauth::{BearerTokenAuthConfig, parse_token_file};
@@ -51,9 +55,11 @@ pub use client::{
 pub use debug::{DebugConfig, Verbosity};
 pub use file::{FileCompression, FileConfig, FileFormat, FileGroupBy, RotationConfig};
 pub use forward::ForwardConfig;
+pub use headers_setter::{HeaderAction, HeaderSetting, HeadersSetterConfig};
 pub use health_check::{CheckCollectorPipeline, HealthCheckConfig, HealthResponseBody};
 pub use memory_limiter::MemoryLimiterConfig;
 pub use nop::NopConfig;
+pub use oidc::{OidcConfig, OidcProvider};
 pub use otlp_grpc::{Balancer, OtlpExporterConfig};
 pub use otlp_http::{HttpEncoding, OtlpHttpExporterConfig, ProxyUrl};
 pub use otlp_receiver::{
@@ -349,7 +355,9 @@ pub const CATALOG: &[ComponentInfo] = &[
     entry(Kind::Connector, "forward", ALL, "passes data unchanged from one pipeline to others of the same signal", parse::<ForwardConfig>).connects(same_signal),
     entry(Kind::Extension, "basicauth", &[], "HTTP Basic authentication: htpasswd users for receivers, or the credentials exporters send", parse::<BasicAuthConfig>),
     entry(Kind::Extension, "bearertokenauth", &[], "bearer token authentication for receivers and exporters (static tokens or a watched file)", parse::<BearerTokenAuthConfig>),
+    entry(Kind::Extension, "headers_setter", &[], "sets headers on exporters' requests from fixed values, received metadata or the sender's authentication", parse::<HeadersSetterConfig>),
     entry(Kind::Extension, "health_check", &[], "HTTP health endpoint (200 when running, 503 otherwise)", parse::<HealthCheckConfig>),
+    entry(Kind::Extension, "oidc", &[], "OpenID Connect authentication for receivers: JWTs verified with the issuer's keys (discovery, JWKS, rotation)", parse::<OidcConfig>),
     entry(Kind::Extension, "pprof", &[], "CPU profiles of Tern in pprof format (/debug/pprof/profile)", parse::<PprofConfig>),
     entry(Kind::Extension, "zpages", &[], "HTML pages describing the running service, pipelines and extensions", parse::<ZPagesConfig>),
 ];

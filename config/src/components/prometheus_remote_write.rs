@@ -179,6 +179,12 @@ impl ComponentConfig for PrometheusRemoteWriteConfig {
         check_headers(c, &p.headers, errors);
         if let Some(auth) = &p.auth {
             check_auth(c, &[], auth, AuthSide::Client, errors);
+            if super::auth::is_headers_setter(c.config, &auth.authenticator) {
+                errors.push(c.setting(
+                    &["auth", "authenticator"],
+                    "headers_setter is not supported here (a remote write request merges series of many senders); use it on otlp or otlphttp exporters",
+                ));
+            }
         }
         check_client(
             c,

@@ -21,7 +21,7 @@ use tern_config::{
 };
 use tern_core::auth::ClientAuth;
 use tern_core::component::{BoxFuture, Delivered, ExportError, Exporter};
-use tern_core::pdata::Batch;
+use tern_core::pdata::{Batch, RequestContext};
 
 use crate::BuildError;
 use crate::retry::{Failure, with_retry};
@@ -108,18 +108,90 @@ fn proxy(id: &str, url: &str) -> Result<Option<Proxy>, BuildError> {
     }))
 }
 
-/// `headers` with `auth`'s header set, as in force now (a token file may
-/// have changed since the last export).
+/// `headers` with `auth`'s headers set, as in force now (a token file may
+/// have changed since the last export), for a request of `context`.
 pub(crate) fn with_auth<'a>(
     headers: &'a HeaderMap,
     auth: Option<&ClientAuth>,
+    context: &RequestContext,
 ) -> Cow<'a, HeaderMap> {
     match auth {
         None => Cow::Borrowed(headers),
         Some(auth) => {
             let mut h = headers.clone();
-            auth.apply(&mut h);
+            auth.apply(&mut h, context);
             Cow::Owned(h)
+        }
+    }
+}
+
+/// The parts of `batch` to send, each with its headers: the whole batch,
+/// unless `auth` sets headers from the requests' context
+/// (`headers_setter` with `from_context` / `from_attribute`); then its
+/// requests are grouped by the headers they get, so that each sender's
+/// data goes with its own (e.g. a tenant header).
+fn by_headers<'a>(
+    batch: Batch,
+    headers: &'a HeaderMap,
+    auth: Option<&ClientAuth>,
+) -> Vec<(Cow<'a, HeaderMap>, Batch)> {
+    let Some(per_request) = auth.filter(|a| a.per_request()) else {
+        let h = with_auth(headers, auth, batch.context());
+        return vec![(h, batch)];
+    };
+    type Members = Vec<(Bytes, usize, Arc<RequestContext>)>;
+    let mut groups: Vec<(HeaderMap, Members)> = Vec::new();
+    for r in batch.requests() {
+        let mut h = headers.clone();
+        per_request.apply(&mut h, r.context);
+        let member = (r.bytes.clone(), r.items, r.context.clone());
+        match groups.iter_mut().find(|(g, _)| *g == h) {
+            Some((_, members)) => members.push(member),
+            None => groups.push((h, vec![member])),
+        }
+    }
+    if groups.len() < 2 {
+        let h = groups
+            .pop()
+            .map_or(Cow::Borrowed(headers), |(h, _)| Cow::Owned(h));
+        return vec![(h, batch)];
+    }
+    groups
+        .into_iter()
+        .map(|(h, members)| (Cow::Owned(h), batch.derive(members)))
+        .collect()
+}
+
+/// The outcome of sending the parts of a batch (see [`by_headers`]). The
+/// items of a part that failed count as rejected (and are logged) when
+/// another part went through; when none did, the first failure is the
+/// export's.
+#[derive(Debug, Default)]
+struct Parts {
+    delivered: Delivered,
+    first_error: Option<ExportError>,
+    any_sent: bool,
+}
+
+impl Parts {
+    fn add(&mut self, id: &str, part: &Batch, result: Result<Delivered, ExportError>) {
+        match result {
+            Ok(d) => {
+                self.any_sent = true;
+                self.delivered.rejected += d.rejected;
+            }
+            Err(e) => {
+                tracing::warn!(exporter = id, signal = %part.signal(), items = part.items(), error = %e, "the part of a batch with its own headers (headers_setter) failed");
+                self.delivered.rejected += part.items() as u64;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Delivered, ExportError> {
+        match self.first_error {
+            Some(e) if !self.any_sent => Err(e),
+            _ => Ok(self.delivered),
         }
     }
 }
@@ -205,6 +277,31 @@ struct GrpcInner {
     wait_for_ready: bool,
 }
 
+impl GrpcInner {
+    /// Sends `batch` with `headers`, retrying per `retry_on_failure`.
+    async fn send(&self, headers: &HeaderMap, batch: &Batch) -> Result<Delivered, ExportError> {
+        let signal = batch.signal();
+        let body = request::grpc_frame(batch, self.compression)?;
+        let reply = with_retry(&self.retry, &self.id, || {
+            attempt(
+                &self.transport,
+                grpc_path(signal),
+                headers,
+                body.clone(),
+                self.timeout,
+                self.wait_for_ready,
+                response::classify_grpc,
+            )
+        })
+        .await?;
+        Ok(report(
+            &self.id,
+            signal,
+            response::partial_from_proto(signal, &reply),
+        ))
+    }
+}
+
 /// `otlp`: OTLP over gRPC.
 #[derive(Debug, Clone)]
 pub struct OtlpGrpcExporter {
@@ -284,26 +381,12 @@ impl Exporter for OtlpGrpcExporter {
     fn export(&mut self, batch: Batch) -> BoxFuture<'_, Result<Delivered, ExportError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let signal = batch.signal();
-            let body = request::grpc_frame(&batch, inner.compression)?;
-            let headers = with_auth(&inner.headers, inner.auth.as_deref());
-            let reply = with_retry(&inner.retry, &inner.id, || {
-                attempt(
-                    &inner.transport,
-                    grpc_path(signal),
-                    &headers,
-                    body.clone(),
-                    inner.timeout,
-                    inner.wait_for_ready,
-                    response::classify_grpc,
-                )
-            })
-            .await?;
-            Ok(report(
-                &inner.id,
-                signal,
-                response::partial_from_proto(signal, &reply),
-            ))
+            let mut outcome = Parts::default();
+            for (headers, part) in by_headers(batch, &inner.headers, inner.auth.as_deref()) {
+                let result = inner.send(&headers, &part).await;
+                outcome.add(&inner.id, &part, result);
+            }
+            outcome.finish()
         })
     }
 
@@ -327,6 +410,38 @@ struct HttpInner {
     compression: Compression,
     timeout: Duration,
     retry: RetryConfig,
+}
+
+impl HttpInner {
+    /// Sends `batch` with `headers` to `path` of `transport`, retrying per
+    /// `retry_on_failure`.
+    async fn send(
+        &self,
+        transport: &Transport,
+        path: &str,
+        headers: &HeaderMap,
+        batch: &Batch,
+    ) -> Result<Delivered, ExportError> {
+        let signal = batch.signal();
+        let body = request::http_body(batch, self.encoding, self.compression)?;
+        let reply = with_retry(&self.retry, &self.id, || {
+            attempt(
+                transport,
+                path,
+                headers,
+                body.clone(),
+                self.timeout,
+                false,
+                response::classify_http,
+            )
+        })
+        .await?;
+        let partial = match self.encoding {
+            HttpEncoding::Proto => response::partial_from_proto(signal, &reply),
+            HttpEncoding::Json => response::partial_from_json(signal, &reply),
+        };
+        Ok(report(&self.id, signal, partial))
+    }
 }
 
 /// `otlphttp`: OTLP over HTTP, protobuf or JSON.
@@ -438,31 +553,17 @@ impl Exporter for OtlpHttpExporter {
         let inner = self.inner.clone();
         Box::pin(async move {
             let signal = batch.signal();
-            let body = request::http_body(&batch, inner.encoding, inner.compression)?;
             let Some((transport, path)) = &inner.routes[signal_index(signal)] else {
                 return Err(ExportError::Send(format!(
                     "no URL for {signal}: set `endpoint` or `{signal}_endpoint`"
                 )));
             };
-            let headers = with_auth(&inner.headers, inner.auth.as_deref());
-            let reply = with_retry(&inner.retry, &inner.id, || {
-                attempt(
-                    transport,
-                    path,
-                    &headers,
-                    body.clone(),
-                    inner.timeout,
-                    false,
-                    response::classify_http,
-                )
-            })
-            .await?;
-            drop(batch);
-            let partial = match inner.encoding {
-                HttpEncoding::Proto => response::partial_from_proto(signal, &reply),
-                HttpEncoding::Json => response::partial_from_json(signal, &reply),
-            };
-            Ok(report(&inner.id, signal, partial))
+            let mut outcome = Parts::default();
+            for (headers, part) in by_headers(batch, &inner.headers, inner.auth.as_deref()) {
+                let result = inner.send(transport, path, &headers, &part).await;
+                outcome.add(&inner.id, &part, result);
+            }
+            outcome.finish()
         })
     }
 

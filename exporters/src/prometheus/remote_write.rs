@@ -478,7 +478,13 @@ impl Inner {
                 .compress_vec(&raw)
                 .map_err(|e| ExportError::Encode(e.to_string()))?,
         );
-        let headers = crate::otlp::with_auth(&self.headers, self.auth.as_deref());
+        // Validation keeps `headers_setter` (whose headers depend on the
+        // sender) away from this exporter: no request context is needed.
+        let headers = crate::otlp::with_auth(
+            &self.headers,
+            self.auth.as_deref(),
+            &tern_core::pdata::RequestContext::default(),
+        );
         with_retry(&self.retry, &self.id, || async {
             match tokio::time::timeout(
                 self.timeout,
