@@ -5,19 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/one_file.rs"]
+mod one_file;
+use one_file::{errors, load};
+
+use tern_config::OtlpHttpExporterConfig;
 use tern_config::components::{BasicAuthConfig, BearerTokenAuthConfig};
-use tern_config::{ConfigErrors, OtlpHttpExporterConfig, load_sources};
-
-fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
-    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected errors"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
-}
 
 /// A config with `extensions` (indented 2 spaces), `service.extensions`
 /// `enabled`, and an otlp receiver whose http protocol has `auth`

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tern_config::{
-    Balancer, ComponentId, Compression, ConfigErrors, Sizer, Verbosity, load_sources,
-};
+#[path = "common/one_file.rs"]
+mod one_file;
+use one_file::{errors, load};
 
-fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
-    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
-}
+use tern_config::{Balancer, ComponentId, Compression, Sizer, Verbosity};
 
 /// A config with `exporter` (YAML under `exporters:`, indented by two)
 /// used in a pipeline of `signal`.
@@ -23,13 +21,6 @@ fn with_exporter(exporter: &str, id: &str, signal: &str) -> String {
 fn exporter(text: &str, id: &str) -> tern_config::Component {
     let config = load(text).unwrap();
     config.exporters[&id.parse::<ComponentId>().unwrap()].clone()
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected errors"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
 }
 
 fn assert_error(errs: &[String], prefix: &str, message: &str) {

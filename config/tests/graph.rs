@@ -5,18 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tern_config::{ConfigErrors, graph, load_sources};
+#[path = "common/one_file.rs"]
+mod one_file;
+use one_file::{errors, load};
 
-fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
-    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected errors"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
-}
+use tern_config::graph;
 
 const HEAD: &str = "receivers:
   otlp:

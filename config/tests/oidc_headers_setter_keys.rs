@@ -5,19 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/one_file.rs"]
+mod one_file;
+use one_file::{errors, load};
+
 use tern_config::components::{HeaderAction, HeadersSetterConfig, OidcConfig};
-use tern_config::{ConfigErrors, load_sources};
-
-fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
-    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected errors"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
-}
 
 /// `extensions` (indented 2), all enabled, an otlp receiver and an
 /// otlp_http exporter with the given `auth` ids (empty: none).

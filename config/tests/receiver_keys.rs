@@ -4,18 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tern_config::{ConfigErrors, load_sources};
-
-fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
-    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected errors"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
-}
+#[path = "common/one_file.rs"]
+mod one_file;
+use one_file::{errors, load};
 
 /// A config whose `otlp` receiver has `protocols` (indented 6 spaces).
 fn with_protocols(protocols: &str) -> String {

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/one_file.rs"]
+mod one_file;
+use one_file::{errors, load};
+
 use std::time::Duration;
 
-use tern_config::{ComponentId, ConfigErrors, TailSamplingConfig, load_sources};
-
-fn load(text: &str) -> Result<tern_config::Config, ConfigErrors> {
-    load_sources(&[("tern.yaml".into(), text.into())], &|_| None)
-}
+use tern_config::{ComponentId, TailSamplingConfig};
 
 /// A config with `processor` (YAML under `processors.tail_sampling:`,
 /// indented by four) in a pipeline of `signal`.
@@ -17,13 +17,6 @@ fn with(processor: &str, signal: &str) -> String {
     format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\nprocessors:\n  tail_sampling:\n{processor}exporters:\n  debug:\nservice:\n  pipelines:\n    {signal}:\n      receivers: [otlp]\n      processors: [tail_sampling]\n      exporters: [debug]\n"
     )
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected errors"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
 }
 
 fn has(errs: &[String], needle: &str) {
