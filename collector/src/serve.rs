@@ -306,7 +306,6 @@ pub fn tls_acceptor(
     alpn: &[&[u8]],
     key: &str,
 ) -> Result<TlsAcceptor, ServerTlsError> {
-    use tern_config::components::TlsVersion;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rustls_err = |message: String| ServerTlsError::Rustls {
         key: key.to_string(),
@@ -315,12 +314,9 @@ pub fn tls_acceptor(
     let (min, max) = config
         .versions()
         .map_err(|(k, message)| rustls_err(format!("{k}: {message}")))?;
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match (min, max) {
-        (TlsVersion::V1_2, TlsVersion::V1_2) => &[&rustls::version::TLS12],
-        (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
-        (TlsVersion::V1_2, TlsVersion::V1_3) => &[&rustls::version::TLS13, &rustls::version::TLS12],
-    };
-    let builder = rustls::ServerConfig::builder_with_protocol_versions(versions);
+    let builder = rustls::ServerConfig::builder_with_protocol_versions(
+        tern_core::tls::protocol_versions(min, max),
+    );
     let builder = if config.client_ca_file.is_empty() {
         builder.with_no_client_auth()
     } else {

@@ -567,3 +567,40 @@ fn exporter_headers_must_be_valid_http_headers() {
         assert!(!errs.iter().any(|e| e.contains("x-ok")), "{errs:#?}");
     }
 }
+
+#[test]
+fn tls_versions_of_an_exporter() {
+    let text = with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    tls:\n      min_version: \"1.3\"\n",
+        "otlp",
+        "traces",
+    );
+    let Some(o) = exporter(&text, "otlp")
+        .settings::<tern_config::OtlpExporterConfig>()
+        .cloned()
+    else {
+        panic!("not otlp");
+    };
+    assert_eq!(
+        o.tls.versions(),
+        Ok((
+            tern_config::components::TlsVersion::V1_3,
+            tern_config::components::TlsVersion::V1_3
+        ))
+    );
+    let errs = errors(&with_exporter(
+        "  otlp:\n    endpoint: b:4317\n    tls:\n      min_version: \"1.1\"\n  otlphttp:\n    endpoint: https://b\n    tls:\n      min_version: \"1.3\"\n      max_version: \"1.2\"\n",
+        "otlp, otlphttp",
+        "traces",
+    ));
+    assert_error(
+        &errs,
+        "tern.yaml:9:20: exporters.otlp.tls.min_version:",
+        "TLS 1.1 is not supported by Tern",
+    );
+    assert_error(
+        &errs,
+        "tern.yaml:13:20: exporters.otlphttp.tls.min_version:",
+        "min_version cannot be greater than max_version",
+    );
+}

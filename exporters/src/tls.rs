@@ -1,9 +1,9 @@
 //! Client TLS for the network exporters, with rustls (ring): the system
 //! roots or a `ca_file` (both with `include_system_ca_certs_pool`), optional
-//! client certificate, `insecure_skip_verify` for tests, ALPN for HTTP/2 or
-//! HTTP/1.1, the CA and client certificate files read again after each
-//! `reload_interval`; or, for credentials that come as data, from PEM in memory
-//! ([`connector_pem`]).
+//! client certificate, `min_version`/`max_version`, `insecure_skip_verify`
+//! for tests, ALPN for HTTP/2 or HTTP/1.1, the CA and client certificate
+//! files read again after each `reload_interval`; or, for credentials that
+//! come as data, from PEM in memory ([`connector_pem`]).
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tern_config::TlsClientConfig;
-use tern_core::tls::{SYSTEM_BUNDLES, system_bundle};
+use tern_core::tls::{SYSTEM_BUNDLES, protocol_versions, system_bundle};
 use tokio_rustls::TlsConnector;
 
 use crate::transport::HttpVersion;
@@ -34,6 +34,9 @@ pub enum TlsError {
     /// rustls refused the settings.
     #[error("invalid TLS settings: {0}")]
     Rustls(#[from] rustls::Error),
+    /// `min_version` / `max_version` name no versions rustls speaks.
+    #[error("{0}: {1}")]
+    Version(&'static str, String),
     /// The server name is not a valid DNS name or address.
     #[error("invalid server name `{0}`")]
     ServerName(String),
@@ -70,7 +73,10 @@ pub fn connector(
 ) -> Result<(TlsConnector, ServerName<'static>), TlsError> {
     // Installing twice is harmless; the first provider wins.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let builder = ClientConfig::builder();
+    let (min, max) = config
+        .versions()
+        .map_err(|(key, message)| TlsError::Version(key, message))?;
+    let builder = ClientConfig::builder_with_protocol_versions(protocol_versions(min, max));
     let reload = !config.reload_interval.0.is_zero();
     let builder = if config.insecure_skip_verify {
         builder

@@ -130,3 +130,72 @@ service:
         "{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporters_offer_only_the_tls_versions_they_are_given() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let c = certs.path().display().to_string();
+    let (old_port, new_port) = (free_port(), free_port());
+    let downstream = format!(
+        r#"
+receivers:
+  otlp/old:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{old_port}
+        tls: {{cert_file: {c}/server.pem, key_file: {c}/server.key, max_version: "1.2"}}
+  otlp/new:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{new_port}
+        tls: {{cert_file: {c}/server.pem, key_file: {c}/server.key, min_version: "1.3"}}
+exporters:
+  file/old:
+    path: {{dir}}/old.pb
+    format: proto
+  file/new:
+    path: {{dir}}/new.pb
+    format: proto
+service:
+  pipelines:
+    traces/old:
+      receivers: [otlp/old]
+      exporters: [file/old]
+    traces/new:
+      receivers: [otlp/new]
+      exporters: [file/new]
+"#
+    );
+    let exporter = |name: &str, port: u16, versions: &str| {
+        format!(
+            "  otlphttp/{name}:\n    endpoint: https://localhost:{port}\n    \
+             tls: {{ca_file: {c}/ca.pem{versions}}}\n    retry_on_failure:\n      enabled: false\n"
+        )
+    };
+    let upstream = format!(
+        "exporters:\n{}{}{}{}service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      \
+         exporters: [otlphttp/to_old, otlphttp/to_new, otlphttp/only13, otlphttp/only12]\n",
+        exporter("to_old", old_port, ""),
+        exporter("to_new", new_port, ""),
+        exporter("only13", old_port, r#", min_version: "1.3""#),
+        exporter("only12", new_port, r#", max_version: "1.2""#),
+    );
+    let mut down = Tern::start(&downstream);
+    let mut up = Tern::start(&upstream);
+    let req = spans(3, 4);
+    let answer = grpc_call(up.grpc, paths::TRACES, req.encode_to_vec(), None).await;
+    assert_eq!(answer.code, 0);
+    assert!(up.stop().success());
+    assert!(down.stop().success());
+    // Offering both versions reaches either server once; offering only a
+    // version the server refuses reaches nothing and is logged.
+    let ids = |file: &str| span_ids_in(&read(&down.path(file)));
+    assert_eq!(ids("old.pb").len(), 4);
+    assert_eq!(ids("new.pb").len(), 4);
+    let logs = up.logs();
+    assert!(logs.contains("exporter=otlphttp/only13"), "{logs}");
+    assert!(logs.contains("exporter=otlphttp/only12"), "{logs}");
+    assert!(!logs.contains("exporter=otlphttp/to_old"), "{logs}");
+    assert!(!logs.contains("exporter=otlphttp/to_new"), "{logs}");
+}

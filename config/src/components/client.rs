@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::otlp_receiver::TlsVersion;
 use super::{Check, Protocol};
 use crate::ConfigError;
 use crate::types::GoDuration;
@@ -52,6 +53,18 @@ pub struct TlsClientConfig {
     /// Read `ca_file`, `cert_file` and `key_file` again at the first
     /// handshake after each interval (default 0: never).
     pub reload_interval: GoDuration,
+    /// Lowest TLS version offered: `1.2` (default) or `1.3`.
+    pub min_version: String,
+    /// Highest TLS version offered: `1.2` or `1.3` (default).
+    pub max_version: String,
+}
+
+impl TlsClientConfig {
+    /// The versions offered, lowest first; on error, the key at fault and
+    /// why.
+    pub fn versions(&self) -> Result<(TlsVersion, TlsVersion), (&'static str, String)> {
+        TlsVersion::range(&self.min_version, &self.max_version)
+    }
 }
 
 /// `retry_on_failure`.
@@ -218,6 +231,9 @@ pub fn check_client(
     }
     if tls.cert_file.is_empty() != tls.key_file.is_empty() {
         errors.push(c.setting(&["tls"], "cert_file and key_file must be set together"));
+    }
+    if let Err((key, message)) = tls.versions() {
+        errors.push(c.setting(&["tls", key], message));
     }
     if retry.enabled {
         if retry.initial_interval.0.is_zero() {

@@ -81,16 +81,17 @@ impl TlsVersion {
             v => Err(format!("unknown TLS version `{v}` (use 1.2 or 1.3)")),
         }
     }
-}
 
-impl TlsServerConfig {
-    /// The accepted versions, lowest first; on error, the key at fault and
-    /// why.
-    pub fn versions(&self) -> Result<(TlsVersion, TlsVersion), (&'static str, String)> {
-        let min = TlsVersion::parse(&self.min_version, TlsVersion::V1_2)
-            .map_err(|e| ("min_version", e))?;
-        let max = TlsVersion::parse(&self.max_version, TlsVersion::V1_3)
-            .map_err(|e| ("max_version", e))?;
+    /// The versions `min_version` to `max_version` allow (empty: 1.2 and
+    /// 1.3), lowest first; on error, the key at fault and why.
+    pub fn range(
+        min_version: &str,
+        max_version: &str,
+    ) -> Result<(TlsVersion, TlsVersion), (&'static str, String)> {
+        let min =
+            TlsVersion::parse(min_version, TlsVersion::V1_2).map_err(|e| ("min_version", e))?;
+        let max =
+            TlsVersion::parse(max_version, TlsVersion::V1_3).map_err(|e| ("max_version", e))?;
         if min > max {
             return Err((
                 "min_version",
@@ -98,6 +99,14 @@ impl TlsServerConfig {
             ));
         }
         Ok((min, max))
+    }
+}
+
+impl TlsServerConfig {
+    /// The accepted versions, lowest first; on error, the key at fault and
+    /// why.
+    pub fn versions(&self) -> Result<(TlsVersion, TlsVersion), (&'static str, String)> {
+        TlsVersion::range(&self.min_version, &self.max_version)
     }
 }
 
