@@ -12,6 +12,7 @@ pub mod ack;
 pub mod auth;
 pub mod build;
 pub mod component;
+pub mod gotext;
 pub mod json;
 pub mod memory;
 pub mod oidc;

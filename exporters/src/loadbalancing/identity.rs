@@ -261,7 +261,7 @@ pub fn as_string(value: &Value<'_>, out: &mut String) -> Result<(), WireError> {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Double(d) => go_float(*d, out),
+        Value::Double(d) => tern_core::gotext::double(*d, out),
         Value::Bytes(b) => {
             use base64::Engine;
             out.push_str(&base64::engine::general_purpose::STANDARD.encode(b));
@@ -277,27 +277,6 @@ pub fn as_string(value: &Value<'_>, out: &mut String) -> Result<(), WireError> {
     Ok(())
 }
 
-/// A double as pdata's `AsString` writes it (ES6 number to string:
-/// decimal between 1e-6 and 1e21, exponent form outside, `NaN`,
-/// `Infinity`, `-Infinity`).
-fn go_float(f: f64, out: &mut String) {
-    if f.is_nan() {
-        out.push_str("NaN");
-    } else if f.is_infinite() {
-        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
-    } else if f != 0.0 && (f.abs() < 1e-6 || f.abs() >= 1e21) {
-        let text = format!("{f:e}");
-        match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => {
-                let _ = write!(out, "{mantissa}e+{exp}");
-            }
-            _ => out.push_str(&text),
-        }
-    } else {
-        let _ = write!(out, "{f}");
-    }
-}
-
 /// A value as Go's JSON encoder writes its raw form (maps with sorted keys,
 /// the last of equal keys winning; HTML characters not escaped); false
 /// when it cannot (a NaN or infinite double).
@@ -307,7 +286,7 @@ fn write_json(value: &Value<'_>, out: &mut String) -> Result<bool, WireError> {
         Value::Str(s) => json_string(s, out),
         Value::Bool(_) | Value::Int(_) => as_string(value, out)?,
         Value::Double(d) if !d.is_finite() => return Ok(false),
-        Value::Double(d) => go_float(*d, out),
+        Value::Double(d) => tern_core::gotext::double(*d, out),
         Value::Bytes(b) => {
             use base64::Engine;
             out.push('"');
@@ -534,19 +513,5 @@ mod tests {
             xxh64(b"Nobody inspects the spammish repetition"),
             0xFBCE_A83C_8A37_8BF1
         );
-    }
-
-    #[test]
-    fn doubles_read_as_go_prints_them() {
-        let text = |d: f64| {
-            let mut s = String::new();
-            go_float(d, &mut s);
-            s
-        };
-        assert_eq!(text(1.5), "1.5");
-        assert_eq!(text(1e21), "1e+21");
-        assert_eq!(text(1.5e-7), "1.5e-7");
-        assert_eq!(text(100.0), "100");
-        assert_eq!(text(f64::NEG_INFINITY), "-Infinity");
     }
 }

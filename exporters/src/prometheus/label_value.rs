@@ -115,7 +115,11 @@ fn json(v: Option<&any_value::Value>, out: &mut Capped) -> Result<(), Full> {
         Some(Value::StringValue(s)) => json_string(s, out),
         Some(Value::BoolValue(b)) => out.push(if *b { "true" } else { "false" }),
         Some(Value::IntValue(i)) => out.push(&i.to_string()),
-        Some(Value::DoubleValue(d)) => out.push(&json_number(*d)),
+        Some(Value::DoubleValue(d)) => {
+            let mut number = String::new();
+            tern_core::gotext::double(*d, &mut number);
+            out.push(&number)
+        }
         Some(Value::BytesValue(b)) => {
             out.push("\"")?;
             base64(b, out)?;
@@ -152,21 +156,6 @@ fn json(v: Option<&any_value::Value>, out: &mut Capped) -> Result<(), Full> {
             }
             out.push("}")
         }
-    }
-}
-
-/// A finite double as Go's JSON encoder writes it: plain decimal, with an
-/// exponent below 1e-6 and from 1e21.
-fn json_number(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let e = format!("{f:e}");
-        match e.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-            _ => e,
-        }
-    } else {
-        format!("{f}")
     }
 }
 

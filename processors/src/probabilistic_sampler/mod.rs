@@ -249,32 +249,10 @@ fn scalar_text(value: &Value<'_>, out: &mut String) -> Option<()> {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Double(d) => go_float_text(*d, out),
+        Value::Double(d) => tern_core::gotext::double(*d, out),
         Value::Str(_) | Value::Bytes(_) | Value::Array(_) | Value::KvList(_) => return None,
     }
     Some(())
-}
-
-/// A double as pdata's `AsString` writes it (ES6 number to string:
-/// decimal between 1e-6 and 1e21, exponent form outside, `NaN`,
-/// `Infinity`, `-Infinity`).
-fn go_float_text(f: f64, out: &mut String) {
-    use std::fmt::Write as _;
-    if f.is_nan() {
-        out.push_str("NaN");
-    } else if f.is_infinite() {
-        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
-    } else if f != 0.0 && (f.abs() < 1e-6 || f.abs() >= 1e21) {
-        let text = format!("{f:e}");
-        match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => {
-                let _ = write!(out, "{mantissa}e+{exp}");
-            }
-            _ => out.push_str(&text),
-        }
-    } else {
-        let _ = write!(out, "{f}");
-    }
 }
 
 impl Edit<Logs> for LogSampling<'_> {
@@ -359,26 +337,4 @@ pub fn build(ctx: &Context<'_>, c: &Component) -> Result<Built, BuildError> {
     Ok(Built::stage(move |signal| {
         Box::new(ProbabilisticSampler::new(&id, &config, signal, &telemetry))
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn doubles_read_as_pdata_writes_them() {
-        let text = |f: f64| {
-            let mut s = String::new();
-            go_float_text(f, &mut s);
-            s
-        };
-        assert_eq!(text(1.5), "1.5");
-        assert_eq!(text(100.0), "100");
-        assert_eq!(text(0.0), "0");
-        assert_eq!(text(1e21), "1e+21");
-        assert_eq!(text(1.5e-7), "1.5e-7");
-        assert_eq!(text(-2e22), "-2e+22");
-        assert_eq!(text(f64::NAN), "NaN");
-        assert_eq!(text(f64::NEG_INFINITY), "-Infinity");
-    }
 }
