@@ -22,6 +22,7 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod view;
+pub mod wal;
 pub mod wire;
 
 pub use tern_config::Signal;
