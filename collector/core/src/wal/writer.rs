@@ -320,9 +320,8 @@ impl Writer {
         };
         self.rotated = false;
         self.last_maintenance = Some(Instant::now());
-        if self.shared.frozen.load(Ordering::Acquire) {
-            return;
-        }
+        // Frozen, `done` takes no new marks: what was marked before is
+        // still saved, the rest stays for the next open.
         if watermark != self.persisted && self.save_watermark(watermark) {
             self.persisted = watermark;
         }
@@ -384,15 +383,15 @@ impl Writer {
         }
     }
 
-    /// At close: unless frozen, the current segment too is deleted when all
-    /// its records are done.
+    /// At close: the watermark is saved, and the current segment too is
+    /// deleted when all its records are done (frozen or not: a frozen log
+    /// took no done marks since, so what it saves covers only records
+    /// delivered before).
     fn finish(&mut self) {
-        if !self.shared.frozen.load(Ordering::Acquire) {
-            if let Some(current) = self.current.take() {
-                self.close(current.path, current.len, current.max_seq);
-            }
-            self.maintain(true);
+        if let Some(current) = self.current.take() {
+            self.close(current.path, current.len, current.max_seq);
         }
+        self.maintain(true);
     }
 }
 
