@@ -15,7 +15,7 @@ use tern_core::build::{Build, BuildError, Built, Context};
 use tern_exporters as exporters;
 use tern_processors as processors;
 
-use crate::{admin, pprof, receiver, zpages};
+use crate::{admin, file_storage, pprof, receiver, zpages};
 
 /// How every component type is built: kind, type name (as in the catalog)
 /// and builder.
@@ -36,6 +36,7 @@ pub const RUNTIME: &[(Kind, &str, Build)] = &[
     (Kind::Exporter, "nop", exporters::nop::build),
     (Kind::Connector, "forward", tern_core::component::build_forward),
     (Kind::Extension, "basicauth", tern_core::auth::build_extension),
+    (Kind::Extension, "file_storage", file_storage::build),
     (Kind::Extension, "bearertokenauth", tern_core::auth::build_extension),
     (Kind::Extension, "headers_setter", tern_core::auth::build_extension),
     (Kind::Extension, "health_check", admin::build_health_check),

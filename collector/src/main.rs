@@ -13,6 +13,7 @@
 
 mod admin;
 mod components;
+mod file_storage;
 mod logging;
 mod pprof;
 mod receiver;

@@ -28,6 +28,7 @@ use tern_config::{
 };
 use tern_core::build::{Built, Context, ExporterSpec, Serve, Server};
 use tern_core::component::{ConnectorHandle, ExporterHandle, Fanout, Output, drive_exporter};
+use tern_core::persist::{Durable, StorageMetrics};
 use tern_core::queue::{BoundedQueue, Inlet, InletRx, inlet};
 use tern_core::telemetry::{ExporterMetrics, Telemetry};
 use tokio::sync::watch;
@@ -36,6 +37,7 @@ use tokio::time::Instant;
 
 use crate::admin::{self, Health};
 use crate::components;
+use crate::file_storage::{Opened, Storages};
 use crate::receiver::{Consumers, Feeds};
 use crate::self_export::{PendingLogs, SelfExport};
 use crate::serve;
@@ -62,6 +64,9 @@ pub enum StartError {
     /// A component could not be built.
     #[error(transparent)]
     Build(#[from] tern_core::build::BuildError),
+    /// An exporter's persistent queue could not be opened.
+    #[error(transparent)]
+    Storage(#[from] crate::file_storage::StorageError),
 }
 
 /// A spawned task and what it is, for the shutdown log.
@@ -191,6 +196,9 @@ pub struct Service {
     admin: Part,
     abandon: watch::Sender<bool>,
     health: Arc<Health>,
+    /// The persistent queues' logs, shared by an exporter a reload
+    /// rebuilds and the one it replaces.
+    storages: Arc<Storages>,
     self_export: Option<SelfExport>,
 }
 
@@ -263,6 +271,7 @@ struct Starting<'a> {
     telemetry: &'a Arc<Telemetry>,
     resource: &'a BTreeMap<String, String>,
     health: &'a Arc<Health>,
+    storages: &'a Storages,
 }
 
 impl Starting<'_> {
@@ -335,11 +344,9 @@ impl Starting<'_> {
         Ok(Processor { built, part })
     }
 
-    /// Builds exporter `c`; [`start_exporter`] starts its workers.
-    async fn exporter(
-        &self,
-        c: &tern_config::Component,
-    ) -> Result<(ExporterSpec, Part), StartError> {
+    /// Builds exporter `c` and opens its persistent queue's log, if it
+    /// has one; [`start_exporter`] starts its workers.
+    async fn exporter(&self, c: &tern_config::Component) -> Result<BuiltExporter, StartError> {
         let mut part = Part::new();
         let built = self
             .build(Kind::Exporter, c, Arc::default(), &mut part)
@@ -347,7 +354,15 @@ impl Starting<'_> {
         let spec = built
             .exporter
             .ok_or_else(|| tern_core::build::BuildError::Unregistered(c.id.to_string()))?;
-        Ok((spec, part))
+        let storage = match &spec.storage {
+            Some(storage) => Some(self.storages.open(self.config, storage, &c.id).await?),
+            None => None,
+        };
+        Ok(BuiltExporter {
+            spec,
+            part,
+            storage,
+        })
     }
 
     /// Builds receiver `c`, feeding nothing yet; returns its servers, to
@@ -365,17 +380,68 @@ impl Starting<'_> {
     }
 }
 
-/// Starts the queue and workers of exporter `id` built as `spec`; workers
-/// give up the batch in hand when `abandon_rx` turns true.
+/// A built exporter, not started yet.
+struct BuiltExporter {
+    spec: ExporterSpec,
+    part: Part,
+    /// Its persistent queue's log.
+    storage: Option<Opened>,
+}
+
+/// How often the storage gauges of a persistent queue are refreshed.
+const STORAGE_GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the queue and workers of exporter `id` built as `built` (a
+/// persistent queue starts with what its log held); workers give up the
+/// batch in hand when `abandon_rx` turns true.
 fn start_exporter(
     telemetry: &Arc<Telemetry>,
     id: &ComponentId,
-    (spec, part): (ExporterSpec, Part),
+    built: BuiltExporter,
     abandon_rx: &watch::Receiver<bool>,
 ) -> ExporterTask {
+    let BuiltExporter {
+        spec,
+        mut part,
+        storage,
+    } = built;
     let id = id.to_string();
     let metrics = ExporterMetrics::new(telemetry, &id);
-    let queue = BoundedQueue::new(spec.limits, metrics.queue_size.clone());
+    let queue = match storage {
+        Some((wal, recovered)) => {
+            let durable = Durable::new(
+                wal,
+                spec.wait_for_result,
+                StorageMetrics::new(telemetry, &id),
+            );
+            let queue = BoundedQueue::persistent(
+                spec.limits,
+                metrics.queue_size.clone(),
+                durable,
+                &id,
+                recovered,
+            );
+            let (gauges, mut stop) = (queue.clone(), part.lifetime());
+            part.tasks.push(Task::new(
+                format!("exporter {id} (storage gauges)"),
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(STORAGE_GAUGES_EVERY);
+                    loop {
+                        tokio::select! {
+                            _ = every.tick() => {
+                                if let Some(d) = gauges.durable() {
+                                    d.observe();
+                                }
+                            }
+                            _ = stop.wait_for(|s| *s) => break,
+                        }
+                    }
+                }),
+            ));
+            queue
+        }
+        None => BoundedQueue::new(spec.limits, metrics.queue_size.clone()),
+    };
     metrics.queue_capacity.set(queue.capacity() as i64);
     let tasks = spec
         .workers
@@ -422,6 +488,16 @@ fn handles(exporters: &BTreeMap<ComponentId, ExporterTask>) -> Handles {
 fn drop_queued(e: &ExporterTask) {
     let left = e.queue.drain();
     if left.is_empty() {
+        return;
+    }
+    if e.queue.durable().is_some() {
+        // The logs are frozen: dropping the batches leaves their records.
+        tracing::warn!(
+            exporter = %e.id,
+            batches = left.len(),
+            items = left.iter().map(|b| b.items()).sum::<usize>(),
+            "exporter did not finish in time; queued items stay in its persistent queue and are sent after the next start"
+        );
         return;
     }
     for batch in &left {
@@ -517,8 +593,11 @@ fn start_pipeline(
         .filter_map(|r| handles.get(&r.id))
         .collect();
     // Senders wait for the export when an exporter, or a pipeline a
-    // connector feeds, makes them wait.
-    let waits = used.iter().any(|(h, _)| h.wait_for_result)
+    // connector feeds, makes them wait; for the write when an exporter's
+    // queue is persistent.
+    let waits = used
+        .iter()
+        .any(|(h, _)| h.wait_for_result || h.queue.durable().is_some())
         || connectors.iter().flat_map(|c| &c.inlets).any(Inlet::waits);
     let fanout = Arc::new(
         Fanout::new(used.iter().map(|(h, _)| h.clone()).collect()).with_connectors(connectors),
@@ -786,11 +865,13 @@ impl Service {
         own_logs: Vec<PendingLogs>,
     ) -> Result<Service, StartError> {
         let health = Arc::new(Health::default());
+        let storages = Arc::new(Storages::default());
         let starting = Starting {
             config,
             telemetry: &telemetry,
             resource,
             health: &health,
+            storages: &storages,
         };
         let mut admin = Part::new();
         starting.admin(&mut admin).await?;
@@ -859,6 +940,7 @@ impl Service {
             admin,
             abandon,
             health,
+            storages,
             self_export: Some(self_export),
         })
     }
@@ -980,6 +1062,7 @@ impl Service {
             telemetry: &self.telemetry,
             resource: &self.resource,
             health: &self.health,
+            storages: &self.storages,
         };
         let mut processors = BTreeMap::new();
         for id in &plan.processors {
@@ -1127,7 +1210,9 @@ impl Service {
             .collect();
         if !on_time {
             // Deadline: workers count the batch in hand as failed and stop;
-            // what is still queued is counted here.
+            // what is still queued is counted here. Persistent queues keep
+            // both on disk for the next start.
+            self.storages.freeze_all();
             let _ = self.abandon.send(true);
             join_until(&mut running, Instant::now() + GIVE_UP_GRACE, &mut panicked).await;
             exporters.iter().for_each(drop_queued);
@@ -1214,6 +1299,7 @@ mod tests {
             admin: Part::new(),
             abandon,
             health: Arc::new(Health::default()),
+            storages: Arc::default(),
             self_export: None,
         }
     }

@@ -33,8 +33,8 @@ pub use components::tail_sampling::{
 };
 pub use components::{
     Balancer, BatchConfig, CheckCollectorPipeline, ComponentConfig, Compression, DebugConfig,
-    FileCompression, FileConfig, FileFormat, FileGroupBy, ForwardConfig, GrpcServerConfig,
-    HealthCheckConfig, HealthResponseBody, HttpEncoding, HttpServerConfig, Kind,
+    FileCompression, FileConfig, FileFormat, FileGroupBy, FileStorageConfig, ForwardConfig,
+    GrpcServerConfig, HealthCheckConfig, HealthResponseBody, HttpEncoding, HttpServerConfig, Kind,
     MemoryLimiterConfig, NopConfig, OtlpExporterConfig, OtlpHttpExporterConfig, OtlpReceiverConfig,
     PprofConfig, PrometheusConfig, PrometheusRemoteWriteConfig, Protocol, ProxyUrl, QueueBatch,
     QueueConfig, QueuePartition, RemoteWriteQueue, ResourceToTelemetry, RetryConfig,

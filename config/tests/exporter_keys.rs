@@ -205,7 +205,7 @@ fn remote_write_queue_send_metadata_and_wal() {
     assert_error(
         &errs,
         "tern.yaml:8:5: exporters.prometheusremotewrite.wal:",
-        "not supported: Tern keeps no write-ahead log",
+        "not supported: Tern keeps this exporter's queue on disk with `remote_write_queue.storage`",
     );
     assert_error(
         &errs,

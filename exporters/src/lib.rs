@@ -92,6 +92,7 @@ pub fn queued<E: Exporter + Clone>(
             },
             block_on_overflow: true,
             wait_for_result: true,
+            storage: None,
         };
     }
     let unit = |sizer: Sizer| match sizer {
@@ -118,6 +119,7 @@ pub fn queued<E: Exporter + Clone>(
         },
         block_on_overflow: queue.block_on_overflow,
         wait_for_result: queue.wait_for_result,
+        storage: queue.storage.clone(),
     }
 }
 
@@ -128,5 +130,6 @@ pub fn single(exporter: Box<dyn Exporter>) -> ExporterSpec {
         limits: DEFAULT_LIMITS,
         block_on_overflow: true,
         wait_for_result: false,
+        storage: None,
     }
 }

@@ -36,6 +36,7 @@ fn minimal(kind: &str, ty: &str) -> Option<&'static str> {
         ("extension", "basicauth") => "{htpasswd: {inline: 'user:pw'}}",
         ("extension", "oidc") => "{issuer_url: 'http://127.0.0.1:{port}', audience: tern}",
         ("extension", "headers_setter") => "{headers: [{key: x-tenant, from_context: x-tenant}]}",
+        ("extension", "file_storage") => "{directory: '{dir}'}",
         ("connector", "forward") => "{}",
         _ => return None,
     })

@@ -7,7 +7,10 @@
 //! applies a changed file without a signal; a changed receiver moves to its
 //! new endpoint, and one that cannot listen there is started by the next
 //! reload; a changed authenticator applies to the receivers using it; a
-//! configuration whose new component cannot be built changes nothing.
+//! configuration whose new component cannot be built changes nothing; an
+//! exporter with a persistent queue is rebuilt without giving up its log
+//! (the new one shares it while the old one drains), and after a clean
+//! stop nothing delivered is sent again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -382,4 +385,101 @@ async fn a_config_that_cannot_be_built_changes_nothing() {
     let mut http = HttpConn::connect(tern.http).await;
     assert!(send(&mut http, 1, 2).await);
     wait_for(&backend, 1).await;
+}
+
+/// [`config`] with the exporter's queue kept by a `file_storage` extension
+/// in `storage`.
+fn stored(port: u16, storage: &std::path::Path) -> String {
+    format!(
+        "extensions:\n  file_storage:\n    directory: {}\nprocessors:\n  batch:\n{BATCH}exporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{port}\n    compression: none\n    sending_queue:\n      storage: file_storage\n      num_consumers: 1\n      queue_size: 50\nservice:\n  extensions: [health_check, file_storage]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp_http]\n",
+        storage.display()
+    )
+}
+
+/// Spans sent while a reload points a persistent-queue exporter at a
+/// second backend all arrive (the rebuilt exporter shares the log of the
+/// one draining, so the reload is applied, not refused over the log's
+/// lock); after a clean stop a restart on the same directory sends
+/// nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_queue_survives_a_reload_and_a_clean_restart_resends_nothing() {
+    const REQUESTS: u32 = 200;
+    const SPANS: u32 = 5;
+    let storage = tempfile::tempdir().unwrap();
+    let slow = Step {
+        delay: Duration::from_millis(20),
+        ..Step::status(200)
+    };
+    let first = Backend::start(Vec::new(), slow).await;
+    let second = Backend::start(Vec::new(), Step::status(200)).await;
+    let mut tern = Tern::start(&stored(first.port, storage.path()));
+    let mut http = HttpConn::connect(tern.http).await;
+    let mut acked = BTreeSet::new();
+    for tag in 0..REQUESTS {
+        if tag == REQUESTS / 2 {
+            tern.rewrite_config(1, &stored(second.port, storage.path()));
+            tern.signal("HUP");
+        }
+        if send(&mut http, tag, SPANS).await {
+            acked.extend(span_ids(&spans(tag, SPANS)));
+        }
+    }
+    wait_reloads(&tern, "applied", 1.0).await;
+    assert_eq!(
+        acked.len(),
+        (REQUESTS * SPANS) as usize,
+        "every request is accepted"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivered = |a: &Backend, b: &Backend| -> BTreeSet<Vec<u8>> {
+        received_ids(a).into_iter().chain(received_ids(b)).collect()
+    };
+    while !acked.is_subset(&delivered(&first, &second)) {
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged spans never arrived; log:\n{}",
+            acked.difference(&delivered(&first, &second)).count(),
+            tern.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !received_ids(&second).is_empty(),
+        "the reload moved the exporter"
+    );
+    assert!(tern.stop().success());
+    assert!(
+        !tern.logs().contains("stay in its persistent queue"),
+        "{}",
+        tern.logs()
+    );
+
+    let before = (received_ids(&first).len(), received_ids(&second).len());
+    let restarted = Tern::start(&stored(second.port, storage.path()));
+    let metrics = restarted
+        .self_metrics_until("the storage gauges", |m| {
+            sample(m, "tern_storage_writable", r#"exporter="otlp_http""#) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "otelcol_exporter_queue_size",
+            r#"exporter="otlp_http""#
+        ),
+        Some(0.0),
+        "nothing was left to send again"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        (received_ids(&first).len(), received_ids(&second).len()),
+        before,
+        "a restart after a clean stop sent delivered spans again; log:\n{}",
+        restarted.logs()
+    );
+    assert!(
+        !restarted.logs().contains("sending again"),
+        "{}",
+        restarted.logs()
+    );
 }

@@ -7,6 +7,10 @@
 //! awaits the outcome with [`Pending::outcome`]. A batch nobody waits on
 //! carries no ack and costs nothing more.
 //!
+//! An ack can also call a function when it settles ([`Ack::on_settle`]):
+//! a persistent queue ties one to each batch it logged, so the log learns
+//! when the batch's export is over, whatever became of its copies.
+//!
 //! [`Batch`]: crate::pdata::Batch
 
 use std::sync::{Arc, Mutex};
@@ -23,11 +27,31 @@ pub struct ExportFailure {
     pub message: String,
 }
 
+/// What settling an ack does with its outcome.
+type Call = Box<dyn FnOnce(Result<(), ExportFailure>) + Send + Sync>;
+
+/// Who learns the outcome.
+enum Settle {
+    /// A waiting sender ([`Pending`]).
+    Tell(oneshot::Sender<Result<(), ExportFailure>>),
+    /// A function ([`Ack::on_settle`]).
+    Call(Call),
+}
+
+impl std::fmt::Debug for Settle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Settle::Tell(_) => "Tell",
+            Settle::Call(_) => "Call",
+        })
+    }
+}
+
 /// The outcome of one request, settled when its last copy is done.
 #[derive(Debug)]
 pub struct Ack {
     failure: Mutex<Option<ExportFailure>>,
-    tx: Option<oneshot::Sender<Result<(), ExportFailure>>>,
+    settle: Option<Settle>,
 }
 
 /// The receiver's side of an [`Ack`].
@@ -43,10 +67,20 @@ impl Ack {
         (
             Arc::new(Ack {
                 failure: Mutex::new(None),
-                tx: Some(tx),
+                settle: Some(Settle::Tell(tx)),
             }),
             Pending { rx },
         )
+    }
+
+    /// An ack that calls `f` with the outcome when its last holder lets go.
+    pub fn on_settle(
+        f: impl FnOnce(Result<(), ExportFailure>) + Send + Sync + 'static,
+    ) -> Arc<Ack> {
+        Arc::new(Ack {
+            failure: Mutex::new(None),
+            settle: Some(Settle::Call(Box::new(f))),
+        })
     }
 
     /// Records that a part of the request failed. The outcome is permanent
@@ -73,9 +107,12 @@ impl Drop for Ack {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(tx) = self.tx.take() {
+        let outcome = failure.map_or(Ok(()), Err);
+        match self.settle.take() {
             // The sender may have gone (client disconnected): nothing to tell.
-            let _ = tx.send(failure.map_or(Ok(()), Err));
+            Some(Settle::Tell(tx)) => drop(tx.send(outcome)),
+            Some(Settle::Call(f)) => f(outcome),
+            None => {}
         }
     }
 }
@@ -122,6 +159,23 @@ mod tests {
         ack.fail(false, "timeout");
         drop(ack);
         assert_eq!(pending.outcome().await.unwrap_err().message, "503");
+    }
+
+    #[test]
+    fn on_settle_calls_once_with_the_outcome_when_the_last_copy_goes() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let ack = Ack::on_settle({
+            let seen = seen.clone();
+            move |outcome| seen.lock().unwrap().push(outcome)
+        });
+        let copy = ack.clone();
+        ack.fail(false, "503");
+        drop(ack);
+        assert!(seen.lock().unwrap().is_empty(), "a copy is still held");
+        drop(copy);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].as_ref().unwrap_err().message, "503");
     }
 
     /// Polls once without waiting.

@@ -76,6 +76,9 @@ pub struct ExporterSpec {
     /// Senders are answered with the outcome of the export
     /// (`sending_queue.wait_for_result`).
     pub wait_for_result: bool,
+    /// The `file_storage` extension keeping the queue on disk
+    /// (`sending_queue.storage`).
+    pub storage: Option<String>,
 }
 
 /// What a built component contributes to the running service.

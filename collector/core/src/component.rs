@@ -109,7 +109,9 @@ pub struct ExporterHandle {
     /// Its counters.
     pub metrics: ExporterMetrics,
     /// Senders wait for its exports (`sending_queue.wait_for_result`);
-    /// other exporters' copies do not carry the senders' acks.
+    /// other exporters' copies do not carry the senders' acks, except
+    /// into a persistent queue, which settles them once it has logged the
+    /// batch.
     pub wait_for_result: bool,
 }
 
@@ -174,7 +176,8 @@ impl Fanout {
         };
         for e in &self.exporters {
             let Some(mut b) = copy() else { continue };
-            if !e.wait_for_result {
+            // A persistent queue settles the acks once the batch is logged.
+            if !e.wait_for_result && e.queue.durable().is_none() {
                 drop(b.take_acks());
             }
             match e.queue.try_push(b) {
@@ -257,8 +260,12 @@ pub async fn drive_exporter(
             r = exporter.export(batch) => r,
             _ = abandon.wait_for(|a| *a) => {
                 fail(false, "shutdown deadline");
-                metrics.send_failed.get(signal).add(items);
-                tracing::error!(exporter = %id, %signal, items, reason = "shutdown deadline", "dropped items");
+                if queue.durable().is_some() {
+                    tracing::warn!(exporter = %id, %signal, items, "shutdown deadline: the batch in flight stays in the persistent queue");
+                } else {
+                    metrics.send_failed.get(signal).add(items);
+                    tracing::error!(exporter = %id, %signal, items, reason = "shutdown deadline", "dropped items");
+                }
                 return;
             }
         };

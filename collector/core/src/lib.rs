@@ -2,7 +2,9 @@
 //! bytes, with the [`ack`]s of senders waiting for its export), protobuf
 //! validation, walking and splitting ([`wire`]), views of a request's fields
 //! and the editor that writes a changed one ([`view`]), the OTLP/JSON mapping
-//! ([`json`]), bounded channels ([`queue`]), byte-accounted memory limits
+//! ([`json`]), bounded channels ([`queue`]) and the write-ahead log
+//! ([`wal`]) a persistent exporter queue keeps its batches in
+//! ([`persist`]), byte-accounted memory limits
 //! ([`memory`]), component traits and fan-out
 //! ([`component`]), what building a component gives the service
 //! ([`build`]), the `google.rpc.Status` error shape ([`status`]) and
@@ -17,11 +19,13 @@ pub mod json;
 pub mod memory;
 pub mod oidc;
 pub mod pdata;
+pub mod persist;
 pub mod queue;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod view;
+pub mod wal;
 pub mod wire;
 
 pub use tern_config::Signal;

@@ -195,6 +195,12 @@ impl Batch {
         self.acks.get_or_insert_default().0.push(ack);
     }
 
+    /// Copies of the acks (a holder that settles them apart from the
+    /// batch, while the batch keeps them too).
+    pub fn acks(&self) -> Vec<Arc<Ack>> {
+        self.acks.as_ref().map(|a| a.0.clone()).unwrap_or_default()
+    }
+
     /// Takes the acks out (an exporter worker holds them through the
     /// export, whatever the exporter does with the batch).
     pub fn take_acks(&mut self) -> Vec<Arc<Ack>> {

@@ -8,6 +8,9 @@
 //! into one of at least `min_size` (or whatever is there once the oldest
 //! waited `flush_timeout`) and at most `max_size`, splitting the batch at
 //! the boundary with [`Batch::split`], as the `batch` processor does.
+//! A persistent queue ([`BoundedQueue::persistent`], `sending_queue.storage`)
+//! also writes each batch it takes to a write-ahead log ([`Durable`]), in
+//! the order it queues them, and starts with what the log held.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,7 +22,9 @@ use tokio::time::{Duration, Instant};
 
 use crate::memory::MemoryGate;
 use crate::pdata::Batch;
+use crate::persist::Durable;
 use crate::telemetry::Gauge;
+use crate::wal::Recovered;
 
 /// Why a batch was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -336,6 +341,8 @@ pub struct BoundedQueue {
     changed: Notify,
     limits: QueueLimits,
     size_gauge: Gauge,
+    /// The log of a persistent queue.
+    durable: Option<Durable>,
 }
 
 impl BoundedQueue {
@@ -344,7 +351,11 @@ impl BoundedQueue {
     /// queue while a configuration reload drains the old one) show their
     /// sum.
     pub fn new(limits: QueueLimits, size_gauge: Gauge) -> Arc<Self> {
-        Arc::new(BoundedQueue {
+        Arc::new(Self::with(limits, size_gauge, None))
+    }
+
+    fn with(limits: QueueLimits, size_gauge: Gauge, durable: Option<Durable>) -> Self {
+        BoundedQueue {
             state: Mutex::new(QueueState::default()),
             changed: Notify::new(),
             limits: QueueLimits {
@@ -352,7 +363,40 @@ impl BoundedQueue {
                 ..limits
             },
             size_gauge,
-        })
+            durable,
+        }
+    }
+
+    /// A queue as [`BoundedQueue::new`] that logs every batch it takes in
+    /// `durable` and starts with what its log held (`recovered`, whatever
+    /// the limits: it was accepted before the restart) for `exporter`.
+    pub fn persistent(
+        limits: QueueLimits,
+        size_gauge: Gauge,
+        durable: Durable,
+        exporter: &str,
+        recovered: Recovered,
+    ) -> Arc<Self> {
+        let batches = durable.recover(exporter, recovered);
+        let queue = Self::with(limits, size_gauge, Some(durable));
+        {
+            let mut s = queue.lock();
+            for batch in batches {
+                s.bytes += batch.bytes();
+                s.items += batch.items();
+                s.batches.push_back(batch);
+            }
+            if !s.batches.is_empty() {
+                s.since = Some(Instant::now());
+            }
+            queue.publish(&mut s);
+        }
+        Arc::new(queue)
+    }
+
+    /// The log of a persistent queue.
+    pub fn durable(&self) -> Option<&Durable> {
+        self.durable.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
@@ -388,14 +432,18 @@ impl BoundedQueue {
             && (self.size(&s) >= self.limits.size || s.bytes >= self.limits.max_bytes)
     }
 
-    /// Adds without waiting; gives the batch back when full or closed.
-    pub fn try_push(&self, batch: Batch) -> Result<(), (Batch, Refusal)> {
+    /// Adds without waiting (a persistent queue logs it, in queue
+    /// order); gives the batch back when full or closed.
+    pub fn try_push(&self, mut batch: Batch) -> Result<(), (Batch, Refusal)> {
         let mut s = self.lock();
         if s.closed {
             return Err((batch, Refusal::Closed));
         }
         if !self.has_room(&s, &batch) {
             return Err((batch, Refusal::Full));
+        }
+        if let Some(durable) = &self.durable {
+            durable.log(&mut batch);
         }
         if s.batches.is_empty() {
             s.since = Some(Instant::now());
@@ -806,6 +854,55 @@ mod tests {
         assert_eq!(gauge.get(), 2);
         assert_eq!(old.drain().len(), 1);
         assert_eq!(gauge.get(), 1, "the new queue's batch");
+    }
+
+    /// A persistent queue settles its senders' acks once a batch is
+    /// logged; what was exported leaves the log, and after a crash (the
+    /// log frozen, as at the shutdown deadline) the next queue on the
+    /// directory starts with the rest, in order.
+    #[tokio::test]
+    async fn a_persistent_queue_starts_again_with_what_was_not_exported() {
+        use crate::persist::{Durable, StorageMetrics};
+        use crate::wal::{Wal, WalOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let t = crate::telemetry::Telemetry::new();
+        let limits = QueueLimits {
+            size: 100,
+            unit: QueueUnit::Batches,
+            max_bytes: 1 << 20,
+            batch: None,
+        };
+        let open = |t: &Arc<crate::telemetry::Telemetry>| {
+            let (wal, recovered) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+            let durable = Durable::new(wal.clone(), false, StorageMetrics::new(t, "otlp"));
+            let q = BoundedQueue::persistent(limits, Gauge::default(), durable, "otlp", recovered);
+            (wal, q)
+        };
+        let (wal, q) = open(&t);
+        for i in 0..3 {
+            let (ack, pending) = crate::ack::Ack::new();
+            let mut b = spans(i * 2, 2);
+            b.wait_on(ack);
+            q.try_push(b).unwrap();
+            pending.outcome().await.unwrap();
+        }
+        drop(q.pop().await.unwrap());
+        let in_flight = q.pop().await.unwrap();
+        wal.freeze();
+        drop((in_flight, q, wal));
+
+        let (wal, q) = open(&t);
+        let mut names_back = Vec::new();
+        for _ in 0..2 {
+            names_back.extend(names(&q.pop().await.unwrap()));
+        }
+        assert_eq!(names_back, ["s2", "s3", "s4", "s5"]);
+        q.close();
+        assert!(q.pop().await.is_none(), "the exported batch is not back");
+        drop((q, wal));
+        let (_wal, q) = open(&t);
+        q.close();
+        assert!(q.pop().await.is_none(), "exported after the restart: gone");
     }
 
     #[tokio::test]

@@ -61,12 +61,7 @@ pub fn check_authenticator(
         "failed to resolve authenticator \"{id}\": authenticator not found \
          (configure it under `extensions` and list it in `service.extensions`)"
     );
-    let Ok(parsed) = id.parse::<ComponentId>() else {
-        errors.push(c.setting(key, not_found));
-        return;
-    };
-    let enabled = c.config.service.extensions.iter().any(|r| r.id == parsed);
-    let Some(ext) = c.config.extensions.get(&parsed).filter(|_| enabled) else {
+    let Some(ext) = super::enabled_extension(c.config, id) else {
         errors.push(c.setting(key, not_found));
         return;
     };

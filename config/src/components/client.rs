@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::otlp_receiver::TlsVersion;
-use super::{Check, Protocol};
+use super::{Check, FileStorageConfig, Protocol};
 use crate::ConfigError;
 use crate::types::GoDuration;
 
@@ -136,6 +136,10 @@ pub struct QueueConfig {
     pub wait_for_result: bool,
     /// Batching inside the queue: on when the key is present.
     pub batch: Protocol<QueueBatch>,
+    /// The `file_storage` extension keeping the queue on disk (a
+    /// write-ahead log: what was accepted survives a restart); unset, the
+    /// queue is in memory.
+    pub storage: Option<String>,
 }
 
 /// `sending_queue.batch` (defaults as the Collector's exporterhelper).
@@ -212,6 +216,7 @@ impl Default for QueueConfig {
             max_size_mib: 256,
             wait_for_result: false,
             batch: Protocol::Off,
+            storage: None,
         }
     }
 }
@@ -266,6 +271,42 @@ pub fn check_client(
         if queue.max_size_mib == 0 {
             errors.push(c.setting(&["sending_queue", "max_size_mib"], "must be at least 1"));
         }
+    }
+}
+
+/// `storage` of the queue at `path`: the id of a `file_storage`
+/// extension that `service.extensions` lists, on an enabled queue.
+pub fn check_storage(
+    c: &Check<'_>,
+    path: &[&str],
+    queue: &QueueConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some(id) = &queue.storage else {
+        return;
+    };
+    let key: Vec<&str> = path.iter().copied().chain(["storage"]).collect();
+    match super::enabled_extension(c.config, id) {
+        None => errors.push(c.setting(
+            &key,
+            format!(
+                "failed to resolve storage \"{}\": storage extension not found \
+                 (configure it under `extensions` and list it in `service.extensions`)",
+                id.trim()
+            ),
+        )),
+        Some(ext) if ext.settings::<FileStorageConfig>().is_none() => errors.push(c.setting(
+            &key,
+            format!(
+                "\"{}\" is not a storage extension (use `file_storage`)",
+                id.trim()
+            ),
+        )),
+        Some(_) if !queue.enabled => errors.push(c.setting(
+            &key,
+            "the queue is kept on disk only while it is enabled: it needs `enabled: true`",
+        )),
+        Some(_) => {}
     }
 }
 

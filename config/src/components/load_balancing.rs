@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::client::check_headers;
-use super::{Check, ComponentConfig, Compression, check_client};
+use super::{Check, ComponentConfig, Compression, check_client, check_storage};
 use crate::ConfigError;
 use crate::components::{OtlpExporterConfig, Protocol, QueueConfig, RetryConfig};
 use crate::types::{GoDuration, Signal};
@@ -429,6 +429,13 @@ impl ComponentConfig for LoadBalancingConfig {
             &lb.sending_queue,
             errors,
         );
+        check_storage(c, &["sending_queue"], &lb.sending_queue, errors);
+        if otlp.sending_queue.storage.is_some() {
+            errors.push(c.setting(
+                &["protocol", "otlp", "sending_queue", "storage"],
+                "not supported: the per-backend queues are in memory; put `storage` on the load_balancing exporter's own `sending_queue` (a record leaves its log only once its parts reached their backends)",
+            ));
+        }
     }
 }
 

@@ -17,6 +17,7 @@ mod bearertokenauth;
 mod client;
 mod debug;
 mod file;
+mod file_storage;
 mod forward;
 mod headers_setter;
 mod health_check;
@@ -50,10 +51,11 @@ pub use batch::BatchConfig;
 pub use bearertokenauth::{BearerTokenAuthConfig, parse_token_file};
 pub use client::{
     Compression, QueueBatch, QueueConfig, QueuePartition, RetryConfig, Sizer, TlsClientConfig,
-    check_client,
+    check_client, check_storage,
 };
 pub use debug::{DebugConfig, Verbosity};
 pub use file::{FileCompression, FileConfig, FileFormat, FileGroupBy, RotationConfig};
+pub use file_storage::{CompactionConfig, FileStorageConfig};
 pub use forward::ForwardConfig;
 pub use headers_setter::{HeaderAction, HeaderSetting, HeadersSetterConfig};
 pub use health_check::{CheckCollectorPipeline, HealthCheckConfig, HealthResponseBody};
@@ -355,12 +357,23 @@ pub const CATALOG: &[ComponentInfo] = &[
     entry(Kind::Connector, "forward", ALL, "passes data unchanged from one pipeline to others of the same signal", parse::<ForwardConfig>).connects(same_signal),
     entry(Kind::Extension, "basicauth", &[], "HTTP Basic authentication: htpasswd users for receivers, or the credentials exporters send", parse::<BasicAuthConfig>),
     entry(Kind::Extension, "bearertokenauth", &[], "bearer token authentication for receivers and exporters (static tokens or a watched file)", parse::<BearerTokenAuthConfig>),
+    entry(Kind::Extension, "file_storage", &[], "a directory where exporters keep their persistent queues (`sending_queue.storage`): write-ahead logs that survive restarts and crashes", parse::<FileStorageConfig>),
     entry(Kind::Extension, "headers_setter", &[], "sets headers on exporters' requests from fixed values, received metadata or the sender's authentication", parse::<HeadersSetterConfig>),
     entry(Kind::Extension, "health_check", &[], "HTTP health endpoint (200 when running, 503 otherwise)", parse::<HealthCheckConfig>),
     entry(Kind::Extension, "oidc", &[], "OpenID Connect authentication for receivers: JWTs verified with the issuer's keys (discovery, JWKS, rotation)", parse::<OidcConfig>),
     entry(Kind::Extension, "pprof", &[], "CPU profiles of Tern in pprof format (/debug/pprof/profile)", parse::<PprofConfig>),
     entry(Kind::Extension, "zpages", &[], "HTML pages describing the running service, pipelines and extensions", parse::<ZPagesConfig>),
 ];
+
+/// The extension `id` names, when it is configured and listed in
+/// `service.extensions`.
+pub fn enabled_extension<'c>(config: &'c crate::Config, id: &str) -> Option<&'c crate::Component> {
+    let id: ComponentId = id.trim().parse().ok()?;
+    if !config.service.extensions.iter().any(|r| r.id == id) {
+        return None;
+    }
+    config.extensions.get(&id)
+}
 
 /// Looks a type up in the catalog, by its name or one of its aliases.
 pub fn lookup(kind: Kind, type_name: &str) -> Option<&'static ComponentInfo> {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::auth::{AuthConfig, AuthSide, check_auth};
 use super::client::{
     Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers,
+    check_storage,
 };
 use super::{Check, ComponentConfig};
 use crate::ConfigError;
@@ -98,5 +99,6 @@ impl ComponentConfig for OtlpExporterConfig {
             &o.sending_queue,
             errors,
         );
+        check_storage(c, &["sending_queue"], &o.sending_queue, errors);
     }
 }

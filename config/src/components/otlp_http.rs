@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::auth::{AuthConfig, AuthSide, check_auth};
 use super::client::{
     Compression, QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers,
+    check_storage,
 };
 use super::{Check, ComponentConfig};
 use crate::ConfigError;
@@ -178,6 +179,7 @@ impl ComponentConfig for OtlpHttpExporterConfig {
             &h.sending_queue,
             errors,
         );
+        check_storage(c, &["sending_queue"], &h.sending_queue, errors);
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::auth::{AuthConfig, AuthSide, check_auth};
-use super::client::{QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers};
+use super::client::{
+    QueueConfig, RetryConfig, TlsClientConfig, check_client, check_headers, check_storage,
+};
 use super::prometheus::ResourceToTelemetry;
 use super::{Check, ComponentConfig, Protocol};
 use crate::ConfigError;
@@ -82,6 +84,9 @@ pub struct RemoteWriteQueue {
     /// `max_batch_size_bytes` (default 5). Batches themselves go out one at
     /// a time, so each series' samples stay in timestamp order.
     pub num_consumers: u32,
+    /// The `file_storage` extension keeping the queue on disk (a Tern
+    /// key: the Collector's exporter has its own `wal` instead).
+    pub storage: Option<String>,
 }
 
 impl Default for RemoteWriteQueue {
@@ -90,6 +95,7 @@ impl Default for RemoteWriteQueue {
             enabled: true,
             queue_size: 10_000,
             num_consumers: 5,
+            storage: None,
         }
     }
 }
@@ -101,6 +107,7 @@ impl RemoteWriteQueue {
             enabled: self.enabled,
             num_consumers: Some(1),
             queue_size: self.queue_size,
+            storage: self.storage.clone(),
             ..QueueConfig::default()
         }
     }
@@ -167,7 +174,7 @@ impl ComponentConfig for PrometheusRemoteWriteConfig {
         }
         if p.wal.as_ref().is_some() {
             errors.push(c.setting(&["wal"],
-                        "not supported: Tern keeps no write-ahead log; unsent batches wait in `remote_write_queue` (in memory)",
+                        "not supported: Tern keeps this exporter's queue on disk with `remote_write_queue.storage` naming a `file_storage` extension instead",
                     ));
         }
         if p.max_batch_size_bytes < 1024 {
@@ -186,13 +193,8 @@ impl ComponentConfig for PrometheusRemoteWriteConfig {
                 ));
             }
         }
-        check_client(
-            c,
-            &p.timeout,
-            &p.tls,
-            &p.retry_on_failure,
-            &q.queue(),
-            errors,
-        );
+        let queue = q.queue();
+        check_client(c, &p.timeout, &p.tls, &p.retry_on_failure, &queue, errors);
+        check_storage(c, &["remote_write_queue"], &queue, errors);
     }
 }

@@ -281,13 +281,16 @@ fn build_with(
 
 /// Whether an export waits until its parts are sent, not only queued at
 /// their backends: when a sender waits for the outcome (the exporter's
-/// `sending_queue.wait_for_result`, or no queue) or the backends' queues
-/// answer only once sent (`protocol.otlp.sending_queue` likewise). As in
-/// the Collector, an export otherwise succeeds once every part is queued.
+/// `sending_queue.wait_for_result`, or no queue), when the exporter's
+/// queue is persistent (a record leaves the log only once its parts
+/// reached their backends, since the backends' queues are in memory) or
+/// the backends' queues answer only once sent
+/// (`protocol.otlp.sending_queue` likewise). As in the Collector, an
+/// export otherwise succeeds once every part is queued.
 fn waits(config: &LoadBalancingConfig) -> bool {
     let q = &config.sending_queue;
     let b = &config.protocol.otlp.sending_queue;
-    q.wait_for_result || !q.enabled || b.wait_for_result || !b.enabled
+    q.wait_for_result || !q.enabled || q.storage.is_some() || b.wait_for_result || !b.enabled
 }
 
 impl Shared {
@@ -946,6 +949,7 @@ mod tests {
                     },
                     block_on_overflow: false,
                     wait_for_result: false,
+                    storage: None,
                 })
             })
         }
