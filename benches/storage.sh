@@ -4,11 +4,13 @@
 # `sending_queue.storage: file_storage` with `fsync: false` and (3) the
 # same with `fsync: true`, alternating, in one run on one machine.
 #
-#   benches/storage.sh [seconds-per-case] [rounds]
+#   benches/storage.sh [seconds-per-case] [rounds] [requests-per-second]
 #
 # Tern is pinned to CPU 0, tern-loadgen (sender and sink) to CPU 1; the
-# sender runs 2 connections x 8 requests in flight of 512 GenAI spans, as
-# fast as accepted. Tern's CPU (utime + stime from /proc) is taken from the
+# sender runs 2 connections x 8 requests in flight of 512 GenAI spans, at
+# the given rate (0, the default: as fast as accepted; at saturation the
+# cases differ in how many requests are refused, which costs CPU too, so a
+# rate every case sustains compares the cost per span alone). Tern's CPU (utime + stime from /proc) is taken from the
 # start of the load until its exporter has sent every span the sender got
 # acknowledged (at most 60 s more), so the drain of a backlog on disk is
 # paid for too. The log directory is a fresh folder under $TMPDIR (set
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_CASE="${1:-5}"
 ROUNDS="${2:-3}"
+RATE="${3:-0}"
 OUT="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
@@ -90,7 +93,7 @@ run_case() { # case round
   local before after report items drained=yes
   before=$(cpu_ticks "$tern")
   report=$(taskset -c 1 "$LOADGEN" send --target "127.0.0.1:$grpc" --signal traces \
-    --items-per-request 512 --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE")
+    --items-per-request 512 --connections 2 --in-flight 8 --duration "$SECONDS_PER_CASE" --rate "$RATE")
   items=$(json "$report" items_ok)
   local deadline=$((SECONDS + 60))
   until [ "$(sent_spans "$metrics")" -ge "$items" ]; do
