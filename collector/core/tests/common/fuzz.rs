@@ -114,9 +114,10 @@ pub fn storage(input: &[u8]) {
         std::process::id(),
         RUN.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("00000000000000000000.wal"), input).unwrap();
-    let (wal, recovered) = Wal::open(&dir, WalOptions::default()).unwrap();
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    std::fs::write(dir.join("00000000000000000000.wal"), input).expect("the segment file");
+    let (wal, recovered) =
+        Wal::open(&dir, WalOptions::default()).expect("a damaged log still opens");
     wal.freeze();
     drop(wal);
     let records = recovered.records.iter().map(|(_, p)| p.clone());
@@ -129,5 +130,5 @@ pub fn storage(input: &[u8]) {
             assert_eq!(again.requests().count(), batch.requests().count());
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).expect("the scratch directory removed");
 }
