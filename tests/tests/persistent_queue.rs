@@ -14,91 +14,36 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use tern_e2e::{Tern, grpc_call, paths, sample};
+use tern_e2e::{Backend, Step, Tern, grpc_call, paths, sample};
 
 /// Spans per request.
 const SPANS: u32 = 10;
 
-/// An OTLP/HTTP backend that can be switched off: while down it answers
-/// 503 (retryable) and keeps nothing; while up it keeps every span id it
-/// is sent (duplicates included).
-struct Backend {
-    port: u16,
-    up: Arc<AtomicBool>,
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
-    task: tokio::task::JoinHandle<()>,
+/// Turns `backend` on (200) or off (503, retryable).
+fn set_up(backend: &Backend, up: bool) {
+    backend.set_after(Step::status(if up { 200 } else { 503 }));
 }
 
-impl Backend {
-    async fn start(up: bool) -> Backend {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(up));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let (state, rec) = (up.clone(), received.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (state, rec) = (state.clone(), rec.clone());
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (state, rec) = (state.clone(), rec.clone());
-                        async move {
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let status = if state.load(Ordering::SeqCst) {
-                                let request = ExportTraceServiceRequest::decode(body).unwrap();
-                                rec.lock().unwrap().extend(span_ids(&request));
-                                200
-                            } else {
-                                503
-                            };
-                            let mut resp = http::Response::new(Full::new(Bytes::new()));
-                            *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                            Ok::<_, std::convert::Infallible>(resp)
-                        }
-                    });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Backend {
-            port,
-            up,
-            received,
-            task,
+/// Each span id `backend` accepted (answered 200), with how many times.
+fn counts(backend: &Backend) -> BTreeMap<Vec<u8>, usize> {
+    let mut counts = BTreeMap::new();
+    for r in backend.received().iter().filter(|r| r.status == 200) {
+        let request = ExportTraceServiceRequest::decode(r.body.clone()).unwrap();
+        for id in span_ids(&request) {
+            *counts.entry(id).or_insert(0) += 1;
         }
     }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-    }
-
-    /// Each span id received, with how many times.
-    fn counts(&self) -> BTreeMap<Vec<u8>, usize> {
-        let mut counts = BTreeMap::new();
-        for id in self.received.lock().unwrap().iter() {
-            *counts.entry(id.clone()).or_insert(0) += 1;
-        }
-        counts
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    counts
 }
 
 /// A client connection that reports a failed request instead of
@@ -171,7 +116,7 @@ fn ids_of(tags: impl IntoIterator<Item = u32>) -> BTreeSet<Vec<u8>> {
 async fn delivered(backend: &Backend, acked: &BTreeSet<Vec<u8>>, limit: Duration) -> usize {
     let deadline = Instant::now() + limit;
     loop {
-        let counts = backend.counts();
+        let counts = counts(backend);
         let missing = acked.iter().filter(|id| !counts.contains_key(*id)).count();
         if missing == 0 || Instant::now() > deadline {
             return missing;
@@ -193,14 +138,14 @@ async fn acknowledged_spans_survive_sigkill_at_random_moments() {
     /// Requests per client per round at most (bounds the load).
     const MAX_REQUESTS: u32 = 2000;
     let storage = tempfile::tempdir().unwrap();
-    let backend = Backend::start(true).await;
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
     let mut acked = BTreeSet::new();
     let mut refused = 0usize;
     let mut loaded = Duration::ZERO;
     for round in 0..ROUNDS {
         // The backend is down for rounds 3 to 6: data piles up on disk
         // across four kills.
-        backend.set_up(!(3..=6).contains(&round));
+        set_up(&backend, !(3..=6).contains(&round));
         let tern = Tern::start(&config(backend.port, storage.path(), false));
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
@@ -236,10 +181,10 @@ async fn acknowledged_spans_survive_sigkill_at_random_moments() {
             refused += n;
         }
     }
-    backend.set_up(true);
+    set_up(&backend, true);
     let tern = Tern::start(&config(backend.port, storage.path(), false));
     let missing = delivered(&backend, &acked, Duration::from_secs(90)).await;
-    let counts = backend.counts();
+    let counts = counts(&backend);
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
     println!(
         "rounds: {ROUNDS}, acknowledged spans: {}, refused requests: {refused}, received: {}, missing: {missing}, duplicates: {duplicates}",
@@ -295,7 +240,7 @@ fn records(segment: &[u8]) -> Vec<(usize, usize)> {
 async fn a_damaged_log_loses_only_the_damaged_record_and_counts_it() {
     const REQUESTS: u32 = 40;
     let storage = tempfile::tempdir().unwrap();
-    let backend = Backend::start(false).await;
+    let backend = Backend::start(Vec::new(), Step::status(503)).await;
     let tern = Tern::start(&config(backend.port, storage.path(), false));
     let mut client = Client::new(tern.http);
     for tag in 0..REQUESTS {
@@ -315,7 +260,7 @@ async fn a_damaged_log_loses_only_the_damaged_record_and_counts_it() {
     bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 0, 0, 0, 0, 0, 0, 0, 7, 7]);
     std::fs::write(last, &bytes).unwrap();
 
-    backend.set_up(true);
+    set_up(&backend, true);
     let tern = Tern::start(&config(backend.port, storage.path(), false));
     let expected = ids_of((0..REQUESTS).filter(|&t| t != 5));
     assert_eq!(
@@ -324,7 +269,7 @@ async fn a_damaged_log_loses_only_the_damaged_record_and_counts_it() {
         "{}",
         tern.logs()
     );
-    let counts = backend.counts();
+    let counts = counts(&backend);
     assert!(
         ids_of([5]).iter().all(|id| !counts.contains_key(id)),
         "the damaged record is not sent"
@@ -387,7 +332,7 @@ async fn a_full_disk_refuses_with_retryable_errors_and_recovers_without_a_restar
             return;
         }
     };
-    let backend = Backend::start(false).await;
+    let backend = Backend::start(Vec::new(), Step::status(503)).await;
     let tern = Tern::start(&config(backend.port, disk.0.path(), false));
     let mut client = Client::new(tern.http);
     let mut acked = Vec::new();
@@ -425,7 +370,7 @@ async fn a_full_disk_refuses_with_retryable_errors_and_recovers_without_a_restar
     );
 
     // Delivered segments are deleted: room again, without a restart.
-    backend.set_up(true);
+    set_up(&backend, true);
     let acked_ids = ids_of(acked.iter().copied());
     assert_eq!(
         delivered(&backend, &acked_ids, Duration::from_secs(60)).await,
