@@ -399,3 +399,43 @@ async fn a_full_disk_refuses_with_retryable_errors_and_recovers_without_a_restar
         tern.logs()
     );
 }
+
+/// A `load_balancing` exporter with a persistent queue: its per-backend
+/// queues are in memory, so a record may leave the log only once its parts
+/// reached their gateway. Spans acknowledged while the gateway is down,
+/// then a SIGKILL of the agent: after a restart with the gateway up, every
+/// one of them arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancing_queue_on_disk_keeps_what_no_gateway_took() {
+    const REQUESTS: u32 = 30;
+    let storage = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let gateway_port = tern_e2e::free_port();
+    let agent_config = format!(
+        "extensions:\n  file_storage:\n    directory: {}\nexporters:\n  load_balancing:\n    protocol:\n      otlp:\n        tls:\n          insecure: true\n        timeout: 1s\n        retry_on_failure:\n          initial_interval: 20ms\n          max_interval: 100ms\n          max_elapsed_time: 0s\n    resolver:\n      static:\n        hostnames: ['127.0.0.1:{gateway_port}']\n    retry_on_failure:\n      initial_interval: 20ms\n      max_interval: 100ms\n      max_elapsed_time: 0s\n    sending_queue:\n      storage: file_storage\nservice:\n  extensions: [health_check, file_storage]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [load_balancing]\n",
+        storage.path().display()
+    );
+    let agent = Tern::start(&agent_config);
+    let mut client = Client::new(agent.http);
+    for tag in 0..REQUESTS {
+        assert_eq!(client.send(tag).await, Some(200));
+    }
+    // Long enough for the exporter to have handed the data to its
+    // (in-memory) backend queue and be retrying there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill(agent);
+
+    let gateway = Tern::start(&format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{gateway_port}\nexporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{}\n    compression: none\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_http]\n",
+        backend.port
+    ));
+    let agent = Tern::start(&agent_config);
+    let acked = ids_of(0..REQUESTS);
+    assert_eq!(
+        delivered(&backend, &acked, Duration::from_secs(30)).await,
+        0,
+        "agent log:\n{}\ngateway log:\n{}",
+        agent.logs(),
+        gateway.logs()
+    );
+}
