@@ -52,22 +52,7 @@ for round in $(seq "$ROUNDS"); do
   for case in direct forward; do
     grpc=$(free_port); sink=$(free_port)
     config "$case" "$grpc" "$sink" > "$OUT/tern.yaml"
-    taskset -c 1 "$LOADGEN" sink --listen "127.0.0.1:$sink" > "$OUT/sink.json" &
-    sink_pid=$!
-    wait_port "$sink"
-    taskset -c 0 "$TERN" --config "$OUT/tern.yaml" 2> "$OUT/tern.log" &
-    tern_pid=$!
-    wait_port "$grpc"
-    before=$(cpu_ticks "$tern_pid")
-    report=$(taskset -c 1 "$LOADGEN" send --target "127.0.0.1:$grpc" --signal traces \
-      --duration "$SECONDS_PER_CASE")
-    after=$(cpu_ticks "$tern_pid")
-    kill -TERM "$tern_pid"; wait "$tern_pid" || true
-    kill -TERM "$sink_pid"; wait "$sink_pid" || true
-    rate=$(json "$report" items_per_sec)
-    cpu=$(python3 -c "print(($after - $before) / $(getconf CLK_TCK))")
-    per_cpu=$(python3 -c "print(round($rate * $SECONDS_PER_CASE / $cpu) if $cpu > 0 else 0)")
-    printf '%-8s %12.0f %8.2f %14s %12s\n' "$case" "$rate" "$cpu" "$per_cpu" \
-      "$(json "$(cat "$OUT/sink.json")" traces)"
+    read -r rate cpu per_cpu sink_items < <(measure_traces "$OUT/tern.yaml" "$grpc" "$sink" "$SECONDS_PER_CASE")
+    printf '%-8s %12.0f %8.2f %14s %12s\n' "$case" "$rate" "$cpu" "$per_cpu" "$sink_items"
   done
 done

@@ -399,3 +399,61 @@ for svc in ["a", "b", None]:
 for sel in range(5, 9):
     lb[f"k{sel}_streams"] = bytes([sel, 3]) + m.SerializeToString()
 write("loadbalancing", lb)
+
+# ---- storage: a segment file of a persistent queue's write-ahead log
+# (records: u32 length, CRC-32 of seq + payload, u64 seq, payload), the
+# payloads as tern_core::persist writes batches: version 1, signal, then
+# each request with its context. Whole logs, torn ones, flipped bytes,
+# bad lengths, payloads that are not batches. ----
+import struct, zlib
+def lenbytes(b): return struct.pack("<I", len(b)) + b
+def batch_payload(signal, requests):
+    out = bytes([1, signal]) + struct.pack("<I", len(requests))
+    for transport, peer, meta, auth, body in requests:
+        out += bytes([transport])
+        out += (b"\x01" + lenbytes(peer.encode())) if peer else b"\x00"
+        out += struct.pack("<I", len(meta)) + b"".join(lenbytes(k.encode()) + lenbytes(v.encode()) for k, v in meta)
+        out += struct.pack("<I", len(auth))
+        for name, tag, value in auth:
+            out += lenbytes(name.encode()) + bytes([tag])
+            if tag == 1:
+                out += struct.pack("<I", len(value)) + b"".join(lenbytes(v.encode()) for v in value)
+            else:
+                out += lenbytes(value.encode())
+        out += lenbytes(body)
+    return out
+def record(seq, payload):
+    crc = zlib.crc32(struct.pack("<Q", seq) + payload) & 0xffffffff
+    return struct.pack("<IIQ", len(payload), crc, seq) + payload
+st = {}
+traces_body = seeds["traces_genai"][1:]
+logs_body = sampled_logs()
+metrics_body = seeds["metrics_all_kinds"][1:]
+payloads = [
+    batch_payload(0, [(1, "10.0.0.1:4317", [("x-tenant", "acme")], [("subject", 0, "agent-7")], traces_body)]),
+    batch_payload(0, [(2, None, [], [], traces_body), (1, None, [], [("membership", 1, ["a", "b"])], traces_body)]),
+    batch_payload(1, [(0, None, [], [("claims.x", 2, "{\"a\":1}")], metrics_body)]),
+    batch_payload(2, [(2, "[::1]:9", [("a", "b"), ("c", "d")], [], logs_body)]),
+    batch_payload(0, []),
+]
+log = b"".join(record(i, p) for i, p in enumerate(payloads))
+st["whole_log"] = log
+for i, p in enumerate(payloads):
+    st[f"one_record_{i}"] = record(100 + i, p)
+st["torn_tail"] = log[:-7]
+st["torn_header"] = log + b"\x10\x00\x00"
+st["bad_length"] = log + struct.pack("<IIQ", 0xffffffff, 0, 9) + b"xx"
+flipped = bytearray(log); flipped[40] ^= 0x01; st["flipped_byte"] = bytes(flipped)
+st["not_a_batch"] = record(7, b"hello") + record(8, b"\x01\x07") + record(9, b"\x02\x00\x00\x00\x00\x00")
+st["bad_request_inside"] = record(3, batch_payload(0, [(1, None, [], [], b"\xff\xff\xff")]))
+st["unknown_transport"] = record(4, bytes([1, 0, 1, 0, 0, 0, 9]) + b"\x00" * 12)
+st["empty"] = b""
+st["zeros"] = b"\x00" * 64
+st["seq_gaps"] = record(5, payloads[0]) + record(500, payloads[1]) + record(2, payloads[2])
+st["duplicate_seq"] = record(1, payloads[0]) + record(1, payloads[0])
+random.seed(7)
+for i in range(6):
+    b = bytearray(log)
+    for _ in range(3): b[random.randrange(len(b))] = random.randrange(256)
+    st[f"random_edit_{i}"] = bytes(b)
+write("storage", st)

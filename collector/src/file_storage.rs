@@ -137,6 +137,15 @@ impl Storages {
             dir: dir.display().to_string(),
             error: error.to_string(),
         };
+        if settings.recreate && dir.exists() {
+            // `recreate`: start empty, keeping the old log aside.
+            let backup = dir.with_extension("backup");
+            if backup.exists() {
+                std::fs::remove_dir_all(&backup).map_err(|e| failed(&e))?;
+            }
+            std::fs::rename(&dir, &backup).map_err(|e| failed(&e))?;
+            tracing::warn!(exporter = %exporter, backup = %backup.display(), "file_storage recreate: the persistent queue starts empty; the old one is kept aside");
+        }
         std::fs::create_dir_all(&dir).map_err(|e| failed(&e))?;
         let options = WalOptions {
             fsync: settings.fsync,
@@ -220,6 +229,35 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("exporter_otlp_http"), "{err}");
+    }
+
+    /// `recreate` starts empty and keeps the old log aside.
+    #[tokio::test]
+    async fn recreate_keeps_the_old_log_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exporter: ComponentId = "otlp_http".parse().unwrap();
+        {
+            let (wal, _) = Storages::default()
+                .open(&config(tmp.path(), ""), "file_storage/q", &exporter)
+                .await
+                .unwrap();
+            wal.append(bytes::Bytes::from_static(b"kept"), Box::new(|_| {}));
+        }
+        let (_wal, recovered) = Storages::default()
+            .open(
+                &config(tmp.path(), "    recreate: true\n"),
+                "file_storage/q",
+                &exporter,
+            )
+            .await
+            .unwrap();
+        assert!(recovered.records.is_empty());
+        let (_, aside) = Wal::open(
+            &tmp.path().join("exporter_otlp_http.backup"),
+            WalOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(aside.records.len(), 1);
     }
 
     #[test]

@@ -554,6 +554,8 @@ pub struct Received {
     pub headers: http::HeaderMap,
     /// Body as sent (still compressed if it was).
     pub body: Bytes,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 /// An OTLP/HTTP backend on 127.0.0.1 that answers from a script (then 200
@@ -562,6 +564,7 @@ pub struct Backend {
     /// Its port.
     pub port: u16,
     received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    after: std::sync::Arc<std::sync::Mutex<Step>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -575,12 +578,14 @@ impl Backend {
             script,
         )));
         let rec = received.clone();
+        let after = std::sync::Arc::new(std::sync::Mutex::new(after));
+        let answer = after.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (rec, script, after) = (rec.clone(), script.clone(), after.clone());
+                let (rec, script, after) = (rec.clone(), script.clone(), answer.clone());
                 let service =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let (rec, script, after) = (rec.clone(), script.clone(), after.clone());
@@ -589,13 +594,18 @@ impl Backend {
                             let path = req.uri().path().to_string();
                             let headers = req.headers().clone();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let step = script
+                                .lock()
+                                .unwrap()
+                                .pop_front()
+                                .unwrap_or_else(|| after.lock().unwrap().clone());
                             rec.lock().unwrap().push(Received {
                                 at,
                                 path,
                                 headers,
                                 body,
+                                status: step.status,
                             });
-                            let step = script.lock().unwrap().pop_front().unwrap_or(after);
                             tokio::time::sleep(step.delay).await;
                             let mut resp = http::Response::new(Full::new(Bytes::from(step.body)));
                             *resp.status_mut() = http::StatusCode::from_u16(step.status).unwrap();
@@ -615,8 +625,15 @@ impl Backend {
         Backend {
             port,
             received,
+            after,
             task,
         }
+    }
+
+    /// Answers with `step` from now on, once the script is used up (a
+    /// backend going down and coming back).
+    pub fn set_after(&self, step: Step) {
+        *self.after.lock().unwrap() = step;
     }
 
     /// What it received so far.

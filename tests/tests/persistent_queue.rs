@@ -1,594 +1,308 @@
-//! The persistent exporter queue (`sending_queue.storage: file_storage`),
-//! end to end with the real binary: a request answered 200 survives
-//! SIGKILL at any moment and reaches the backend after a restart; damaged
-//! records in the write-ahead log are skipped and counted while the rest is
-//! delivered; a full disk turns into retryable refusals (HTTP 503, gRPC
-//! UNAVAILABLE) and heals without a restart once delivered segments are
+//! The persistent exporter queue (`file_storage` + `sending_queue.storage`)
+//! against crashes and disks: Tern is killed with SIGKILL at random moments
+//! under load, ten times, with the backend down for a stretch of rounds, and
+//! every span a client was answered 200 for reaches the backend in the end
+//! (duplicates only from what was in flight at a kill, counted); a damaged
+//! log (a flipped byte, a torn tail) loses only the damaged record, counted;
+//! and a full filesystem (a small tmpfs) refuses with retryable errors over
+//! HTTP and gRPC, and recovers without a restart once delivered data is
 //! deleted.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::spans;
+use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use tern_e2e::{Tern, free_port, grpc_call, paths};
+use tern_e2e::{Backend, Step, Tern, grpc_call, paths, sample};
 
-/// The key of span `i` of the request built by `spans(tag, _)`.
-fn key(tag: u32, i: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(i)
+/// Spans per request.
+const SPANS: u32 = 10;
+
+/// Turns `backend` on (200) or off (503, retryable).
+fn set_up(backend: &Backend, up: bool) {
+    backend.set_after(Step::status(if up { 200 } else { 503 }));
 }
 
-/// A span as the sink received it.
-#[derive(Debug, Clone)]
-struct Arrival {
-    /// Its id, as [`key`].
-    key: u64,
-    name: String,
-    at: Instant,
+/// Each span id `backend` accepted (answered 200), with how many times.
+fn counts(backend: &Backend) -> BTreeMap<Vec<u8>, usize> {
+    let mut counts = BTreeMap::new();
+    for r in backend.received().iter().filter(|r| r.status == 200) {
+        let request = ExportTraceServiceRequest::decode(r.body.clone()).unwrap();
+        for id in span_ids(&request) {
+            *counts.entry(id).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
-/// An OTLP/HTTP traces backend that records every span it receives and
-/// can be stopped and started again on the same port; stopping also drops
-/// every open connection.
-struct SpanSink {
+/// A client connection that reports a failed request instead of
+/// panicking (Tern may be killed under it).
+struct Client {
     port: u16,
-    received: Arc<Mutex<Vec<Arrival>>>,
-    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
 }
 
-impl SpanSink {
-    /// A sink on a free port, not listening yet.
-    fn new() -> SpanSink {
-        SpanSink {
-            port: free_port(),
-            received: Arc::default(),
-            tasks: Arc::default(),
+impl Client {
+    fn new(port: u16) -> Client {
+        Client { port, sender: None }
+    }
+
+    /// POSTs `spans(tag, SPANS)` to `/v1/traces`; the status, or `None`
+    /// when the connection failed.
+    async fn send(&mut self, tag: u32) -> Option<u16> {
+        if self.sender.is_none() {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .ok()?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .ok()?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
         }
-    }
-
-    /// Starts listening (retrying the bind for up to 5 s).
-    async fn start(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "bind {}: {e}", self.port);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        let (received, tasks) = (self.received.clone(), self.tasks.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let received = received.clone();
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let received = received.clone();
-                        async move {
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let at = Instant::now();
-                            let request = ExportTraceServiceRequest::decode(body).unwrap();
-                            let spans = request
-                                .resource_spans
-                                .iter()
-                                .flat_map(|r| &r.scope_spans)
-                                .flat_map(|s| &s.spans)
-                                .map(|s| Arrival {
-                                    key: u64::from_be_bytes(s.span_id[..].try_into().unwrap()),
-                                    name: s.name.clone(),
-                                    at,
-                                });
-                            received.lock().unwrap().extend(spans);
-                            Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::new())))
-                        }
-                    });
-                let conn = tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-                tasks.lock().unwrap().push(conn.abort_handle());
-            }
-        });
-        self.tasks.lock().unwrap().push(accept.abort_handle());
-    }
-
-    /// Stops listening and closes every connection.
-    fn stop(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-
-    /// Every span received so far (duplicates included), in arrival order.
-    fn received(&self) -> Vec<Arrival> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// The distinct span keys received so far.
-    fn distinct(&self) -> HashSet<u64> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|a| a.key)
-            .collect()
-    }
-
-    /// Waits (at most `limit`) until every key of `expected` was received;
-    /// returns those still missing.
-    async fn wait_for(&self, expected: &HashSet<u64>, limit: Duration) -> Vec<u64> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let got = self.distinct();
-            let mut missing: Vec<u64> = expected.difference(&got).copied().collect();
-            if missing.is_empty() || Instant::now() > deadline {
-                missing.sort_unstable();
-                return missing;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for SpanSink {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// POSTs one OTLP/HTTP protobuf traces request to 127.0.0.1:`port` on a
-/// fresh connection; the status, or none when the connection failed or no
-/// whole answer came within 5 s (the request was then not acknowledged).
-async fn try_post(port: u16, body: Vec<u8>) -> Option<u16> {
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .ok()?;
-        tokio::spawn(conn);
         let req = http::Request::post("/v1/traces")
-            .header("host", format!("127.0.0.1:{port}"))
+            .header("host", "127.0.0.1")
             .header("content-type", "application/x-protobuf")
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(Bytes::from(spans(tag, SPANS).encode_to_vec())))
             .unwrap();
-        let resp = sender.send_request(req).await.ok()?;
-        let status = resp.status().as_u16();
-        resp.into_body().collect().await.ok()?;
-        Some(status)
-    };
-    tokio::time::timeout(Duration::from_secs(5), attempt)
-        .await
-        .ok()
-        .flatten()
+        let sender = self.sender.as_mut()?;
+        if sender.ready().await.is_err() {
+            self.sender = None;
+            return None;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), sender.send_request(req)).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                let _ = resp.into_body().collect().await;
+                Some(status)
+            }
+            _ => {
+                self.sender = None;
+                None
+            }
+        }
+    }
 }
 
-/// Tern's config: OTLP in, `otlp_http` out to the sink on `backend_port`
-/// through a queue kept in `storage` by `file_storage` (`fsync` as given),
-/// retrying quickly and for ever.
-fn config(storage: &Path, backend_port: u16, fsync: bool, consumers: u32) -> String {
+/// Tern with an `otlp_http` exporter to `port` whose queue is kept in
+/// `storage`, retrying quickly and without giving up.
+fn config(port: u16, storage: &Path, fsync: bool) -> String {
     format!(
-        r#"
-extensions:
-  file_storage:
-    directory: {storage}
-    fsync: {fsync}
-exporters:
-  otlp_http:
-    endpoint: http://127.0.0.1:{backend_port}
-    compression: none
-    timeout: 2s
-    retry_on_failure:
-      initial_interval: 20ms
-      max_interval: 200ms
-      max_elapsed_time: 0s
-    sending_queue:
-      storage: file_storage
-      num_consumers: {consumers}
-      queue_size: 1000000
-service:
-  extensions: [health_check, file_storage]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlp_http]
-"#,
-        storage = storage.display()
+        "extensions:\n  file_storage:\n    directory: {}\n    fsync: {fsync}\nexporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{port}\n    compression: none\n    retry_on_failure:\n      initial_interval: 20ms\n      max_interval: 100ms\n      max_elapsed_time: 0s\n    sending_queue:\n      storage: file_storage\n      queue_size: 100000\nservice:\n  extensions: [health_check, file_storage]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_http]\n",
+        storage.display()
     )
 }
 
-/// The sum of every sample of metric `name` (any labels) in Prometheus
-/// text; none when there is none.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            let value = if let Some(labelled) = rest.strip_prefix('{') {
-                labelled.split_once("} ")?.1
-            } else {
-                rest.strip_prefix(' ')?
-            };
-            value.split_whitespace().next()?.parse().ok()
-        })
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+/// The span ids of requests `tags`.
+fn ids_of(tags: impl IntoIterator<Item = u32>) -> BTreeSet<Vec<u8>> {
+    tags.into_iter()
+        .flat_map(|tag| span_ids(&spans(tag, SPANS)))
+        .collect()
 }
 
-/// Every `*.wal` file under `dir`, sorted by path.
-fn wal_segments(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "wal") {
-                out.push(path);
-            }
+/// Waits (at most `limit`) until `backend` has every id of `acked`;
+/// returns the ids still missing.
+async fn delivered(backend: &Backend, acked: &BTreeSet<Vec<u8>>, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        let counts = counts(backend);
+        let missing = acked.iter().filter(|id| !counts.contains_key(*id)).count();
+        if missing == 0 || Instant::now() > deadline {
+            return missing;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    out.sort();
-    out
 }
 
-/// The last `n` lines of a log.
-fn tail(log: &str, n: usize) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Sends `spans(tag, per_request)` requests with fresh tags for as long as
-/// `stop` is unset and tags below `max_tag` are left, to the OTLP/HTTP
-/// port in `port` (which changes at each restart); records the tags of
-/// requests answered 200. Failures and refusals are not acknowledged: they
-/// are only counted, and slow the sender a little.
-async fn sender(
-    port: Arc<AtomicU16>,
-    next_tag: Arc<AtomicU32>,
-    max_tag: u32,
-    per_request: u32,
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<u32>>>,
-) -> u32 {
-    let mut failed = 0;
-    while !stop.load(Ordering::SeqCst) {
-        let tag = next_tag.fetch_add(1, Ordering::SeqCst);
-        if tag >= max_tag {
-            break;
-        }
-        let body = spans(tag, per_request).encode_to_vec();
-        match try_post(port.load(Ordering::SeqCst), body).await {
-            Some(200) => acked.lock().unwrap().push(tag),
-            _ => {
-                failed += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    failed
+/// Kills `tern` with SIGKILL and waits for it to be gone.
+fn kill(tern: Tern) {
+    tern.signal("KILL");
+    drop(tern);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_spans_survive_sigkill_at_random_moments() {
-    const ROUNDS: u32 = 12;
-    const SENDERS: usize = 4;
-    const PER_REQUEST: u32 = 10;
-    const CONSUMERS: u32 = 4;
-    /// Bounds the load whatever the timing: 4 senders, at most 60 000
-    /// requests of 10 spans in all.
-    const MAX_TAG: u32 = 60_000;
-    /// See the bound on duplicates at the end.
-    const WINDOW: Duration = Duration::from_millis(100);
+    const ROUNDS: u32 = 10;
+    const CLIENTS: u32 = 3;
+    /// Requests per client per round at most (bounds the load).
+    const MAX_REQUESTS: u32 = 2000;
     let storage = tempfile::tempdir().unwrap();
-    let sink = SpanSink::new();
-    sink.start().await;
-    let config = config(storage.path(), sink.port, false, CONSUMERS);
-
-    let mut tern = Tern::start(&config);
-    let port = Arc::new(AtomicU16::new(tern.http));
-    let next_tag = Arc::new(AtomicU32::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let senders: Vec<_> = (0..SENDERS)
-        .map(|_| {
-            tokio::spawn(sender(
-                port.clone(),
-                next_tag.clone(),
-                MAX_TAG,
-                PER_REQUEST,
-                stop.clone(),
-                acked.clone(),
-            ))
-        })
-        .collect();
-
-    let mut logs = Vec::new();
-    let seed = std::env::var("TERN_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("seed {seed} (set TERN_TEST_SEED to run these moments again)");
-    let mut rng = fastrand::Rng::with_seed(seed);
-    // The backend is down from round 3 through round 6: what is accepted
-    // then piles up on disk and crosses several kills before delivery.
-    let (down_from, down_to) = (3, 6);
-    // When a kill or a backend stop cut deliveries short.
-    let mut moments = Vec::new();
-    for round in 1..=ROUNDS {
-        if round == down_from {
-            moments.push((Instant::now(), format!("backend stop in round {round}")));
-            sink.stop();
-        }
-        if round == down_to + 1 {
-            sink.start().await;
-        }
-        let run = Duration::from_millis(rng.u64(300..=1500));
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let mut acked = BTreeSet::new();
+    let mut refused = 0usize;
+    let mut loaded = Duration::ZERO;
+    for round in 0..ROUNDS {
+        // The backend is down for rounds 3 to 6: data piles up on disk
+        // across four kills.
+        set_up(&backend, !(3..=6).contains(&round));
+        let tern = Tern::start(&config(backend.port, storage.path(), false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (stop, port) = (stop.clone(), tern.http);
+                tokio::spawn(async move {
+                    let mut client = Client::new(port);
+                    let (mut acked, mut refused) = (Vec::new(), 0usize);
+                    for i in 0..MAX_REQUESTS {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let tag = (round * CLIENTS + c) * MAX_REQUESTS + i;
+                        match client.send(tag).await {
+                            Some(200) => acked.push(tag),
+                            Some(_) => refused += 1,
+                            None => break,
+                        }
+                    }
+                    (acked, refused)
+                })
+            })
+            .collect();
+        let run = Duration::from_millis(300 + fastrand::u64(0..1200));
         tokio::time::sleep(run).await;
-        moments.push((Instant::now(), format!("kill at the end of round {round}")));
-        tern.signal("KILL");
-        logs.push(tern.logs());
-        drop(tern);
-        let acked_now = acked.lock().unwrap().len();
-        let segments = wal_segments(storage.path());
-        println!(
-            "round {round}: ran {run:?}, backend {}, {acked_now} requests acknowledged so far, {} segment(s) on disk",
-            if (down_from..=down_to).contains(&round) {
-                "down"
-            } else {
-                "up"
-            },
-            segments.len()
-        );
-        tern = Tern::start(&config);
-        port.store(tern.http, Ordering::SeqCst);
-    }
-    stop.store(true, Ordering::SeqCst);
-    let mut failed = 0;
-    for s in senders {
-        failed += s.await.unwrap();
-    }
-
-    let acked_tags = acked.lock().unwrap().clone();
-    let expected: HashSet<u64> = acked_tags
-        .iter()
-        .flat_map(|&tag| (0..PER_REQUEST).map(move |i| key(tag, i)))
-        .collect();
-    let missing = sink.wait_for(&expected, Duration::from_secs(60)).await;
-    let received = sink.received();
-    let distinct = sink.distinct();
-    let duplicates = received.len() - distinct.len();
-    let unacked: Vec<&u64> = distinct.difference(&expected).collect();
-    // Per moment: the repeats that arrived after it (before the next one),
-    // and what the backend got in the WINDOW before it.
-    let mut seen = HashSet::new();
-    let mut repeats = vec![0usize; moments.len() + 1];
-    for a in &received {
-        if !seen.insert(a.key) {
-            repeats[moments.iter().filter(|(m, _)| *m <= a.at).count()] += 1;
+        loaded += run;
+        // Killed while the clients are still sending.
+        kill(tern);
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            let (tags, n) = c.await.unwrap();
+            acked.extend(ids_of(tags));
+            refused += n;
         }
     }
-    let mut recent_total = 0;
-    for (i, (m, what)) in moments.iter().enumerate() {
-        let recent = received
-            .iter()
-            .filter(|a| a.at <= *m && m.duration_since(a.at) <= WINDOW)
-            .count();
-        recent_total += recent;
-        println!(
-            "{what}: {recent} spans delivered in the {WINDOW:?} before, {} repeats after",
-            repeats[i + 1]
-        );
-    }
+    set_up(&backend, true);
+    let tern = Tern::start(&config(backend.port, storage.path(), false));
+    let missing = delivered(&backend, &acked, Duration::from_secs(90)).await;
+    let counts = counts(&backend);
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
     println!(
-        "acknowledged: {} requests, {} spans; failed or refused: {failed}; received: {} spans, {} distinct, {duplicates} duplicates, {} never acknowledged; missing: {}",
-        acked_tags.len(),
-        expected.len(),
-        received.len(),
-        distinct.len(),
-        unacked.len(),
-        missing.len()
+        "rounds: {ROUNDS}, acknowledged spans: {}, refused requests: {refused}, received: {}, missing: {missing}, duplicates: {duplicates}",
+        acked.len(),
+        counts.len()
     );
+    assert!(acked.len() > 10_000, "too little load to mean anything");
+    assert_eq!(missing, 0, "acknowledged spans lost; log:\n{}", tern.logs());
+    // Duplicates come only from what was in flight at each kill: batches
+    // being exported, and those delivered in the moments before it (the
+    // log notes deliveries every 50 ms). So each kill may repeat what was
+    // accepted in a short window: bounded here by a quarter of a second of
+    // the run's average rate per kill (seen: about 30 ms).
+    let per_second = acked.len() as f64 / loaded.as_secs_f64();
+    let bound = ROUNDS as f64 * per_second * 0.25;
+    println!("duplicate bound: {bound:.0} (rate {per_second:.0} spans/s over {loaded:?})");
     assert!(
-        !acked_tags.is_empty() && acked_tags.len() > ROUNDS as usize,
-        "too little was acknowledged to test anything; last log:\n{}",
-        tern.logs()
+        (duplicates as f64) < bound,
+        "{duplicates} duplicates for {} spans (bound {bound:.0})",
+        acked.len()
     );
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged spans never arrived (first: tag {} span {}); log of the last run:\n{}\nlog of the run before:\n{}",
-        missing.len(),
-        missing[0] >> 32,
-        missing[0] & 0xffff_ffff,
-        tail(&tern.logs(), 40),
-        tail(logs.last().unwrap(), 40)
-    );
-    // Every span that arrived was one that was sent (acknowledged or not:
-    // one killed between writing to the log and answering is delivered
-    // without having been acknowledged).
-    let sent = next_tag.load(Ordering::SeqCst);
-    assert!(distinct.iter().all(|k| (k >> 32) < u64::from(sent)));
-    // A span arrives twice only if its delivery was not yet recorded as
-    // done on disk when a kill or a backend stop cut things short. What can
-    // be in that state at such a moment: (1) what is in flight, at most
-    // CONSUMERS exports of one request (queue batching is off) of
-    // PER_REQUEST spans; (2) what was delivered shortly before: the log
-    // saves its done watermark at most every 50 ms (MAINTENANCE_EVERY in
-    // tern-core's wal/writer.rs), after the export's answer came back, and
-    // a delivery finished out of order waits for the lower ones. WINDOW,
-    // twice the 50 ms, leaves room for the answer's way back and the
-    // writer thread's wake-up on a loaded machine.
-    let in_flight = moments.len() * CONSUMERS as usize * PER_REQUEST as usize;
-    let bound = in_flight + recent_total;
-    assert!(
-        duplicates <= bound,
-        "{duplicates} duplicate spans, more than {bound}: {in_flight} in flight ({} moments x {CONSUMERS} requests x {PER_REQUEST} spans) + {recent_total} delivered within {WINDOW:?} before a moment",
-        moments.len()
-    );
+    let extra: Vec<_> = counts.keys().filter(|id| !acked.contains(*id)).collect();
+    // Spans refused or cut off at a kill may still arrive (written before
+    // the kill, answered after): never more than what was refused.
+    assert!(extra.len() <= (refused + CLIENTS as usize * ROUNDS as usize) * SPANS as usize);
+}
+
+/// The newest `*.wal` segment of the exporter's log in `storage`.
+fn segments(storage: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(storage.join("exporter_otlp_http"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Where each record of a segment starts, and its length with its
+/// 16-byte header (length, CRC-32, sequence number).
+fn records(segment: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 16 <= segment.len() {
+        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        out.push((at, 16 + len));
+        at += 16 + len;
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_tail_is_skipped_counted_and_the_rest_delivered() {
+async fn a_damaged_log_loses_only_the_damaged_record_and_counts_it() {
     const REQUESTS: u32 = 40;
-    const PER_REQUEST: u32 = 5;
     let storage = tempfile::tempdir().unwrap();
-    let sink = SpanSink::new(); // down for now
-    let config = config(storage.path(), sink.port, false, 2);
-    let tern = Tern::start(&config);
+    let backend = Backend::start(Vec::new(), Step::status(503)).await;
+    let tern = Tern::start(&config(backend.port, storage.path(), false));
+    let mut client = Client::new(tern.http);
     for tag in 0..REQUESTS {
-        let status = try_post(tern.http, spans(tag, PER_REQUEST).encode_to_vec()).await;
-        assert_eq!(status, Some(200), "request {tag}: {}", tern.logs());
+        assert_eq!(client.send(tag).await, Some(200));
     }
-    tern.signal("KILL");
-    drop(tern);
+    kill(tern);
 
-    let segments = wal_segments(storage.path());
-    assert!(!segments.is_empty(), "no *.wal under {:?}", storage.path());
-    for s in &segments {
-        println!(
-            "{}: {} bytes",
-            s.display(),
-            std::fs::metadata(s).unwrap().len()
-        );
-    }
-    // Damage one record in the middle: flip a byte of a span name inside
-    // its payload (found by its text), so its length and framing stay
-    // whole and only a checksum can tell. Where payloads are not plain
-    // OTLP bytes, tear the last record instead (cut its last bytes off).
-    let victim = 10;
-    let needle = format!("tool.call {victim}/0");
-    let flipped = segments.iter().find_map(|s| {
-        let mut data = std::fs::read(s).unwrap();
-        let at = data
-            .windows(needle.len())
-            .position(|w| w == needle.as_bytes())?;
-        data[at] ^= 0x20; // 't' -> 'T'
-        std::fs::write(s, data).unwrap();
-        Some(s.clone())
-    });
-    let newest = segments.last().unwrap();
-    let damaged = match &flipped {
-        Some(s) => {
-            println!("flipped a byte of request {victim} in {}", s.display());
-            victim
-        }
-        None => {
-            let len = std::fs::metadata(newest).unwrap().len();
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(newest)
-                .unwrap();
-            f.set_len(len - 3).unwrap();
-            println!(
-                "payloads not found as text: cut 3 bytes off {}",
-                newest.display()
-            );
-            REQUESTS - 1
-        }
-    };
-    // And a torn, garbage tail on the newest segment.
-    let mut garbage = vec![0u8; 300];
-    fastrand::Rng::with_seed(7).fill(&mut garbage);
-    let mut data = std::fs::read(newest).unwrap();
-    data.extend_from_slice(&garbage);
-    std::fs::write(newest, data).unwrap();
+    // A flipped byte inside the 6th record's payload, and a torn record
+    // at the end (a header promising more than is there).
+    let files = segments(storage.path());
+    let last = files.last().unwrap();
+    let mut bytes = std::fs::read(last).unwrap();
+    let all = records(&bytes);
+    assert_eq!(all.len(), REQUESTS as usize, "one record per request");
+    let (at, len) = all[5];
+    bytes[at + len - 3] ^= 0x40;
+    bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 0, 0, 0, 0, 0, 0, 0, 7, 7]);
+    std::fs::write(last, &bytes).unwrap();
 
-    sink.start().await;
-    let tern = Tern::start(&config);
-    let expected: HashSet<u64> = (0..REQUESTS)
-        .filter(|&tag| tag != damaged)
-        .flat_map(|tag| (0..PER_REQUEST).map(move |i| key(tag, i)))
-        .collect();
-    let missing = sink.wait_for(&expected, Duration::from_secs(30)).await;
-    assert!(
-        missing.is_empty(),
-        "{} spans of undamaged records never arrived (first: tag {}); log:\n{}",
-        missing.len(),
-        missing[0] >> 32,
+    set_up(&backend, true);
+    let tern = Tern::start(&config(backend.port, storage.path(), false));
+    let expected = ids_of((0..REQUESTS).filter(|&t| t != 5));
+    assert_eq!(
+        delivered(&backend, &expected, Duration::from_secs(30)).await,
+        0,
+        "{}",
         tern.logs()
     );
-    let m = tern
+    let counts = counts(&backend);
+    assert!(
+        ids_of([5]).iter().all(|id| !counts.contains_key(id)),
+        "the damaged record is not sent"
+    );
+    let metrics = tern
         .self_metrics_until("corrupt records counted", |m| {
-            metric(m, "tern_storage_corrupt_records_total").unwrap_or(0.0) > 0.0
+            sample(
+                m,
+                "tern_storage_corrupt_records_total",
+                r#"exporter="otlp_http""#,
+            )
+            .is_some()
         })
         .await;
-    let corrupt = metric(&m, "tern_storage_corrupt_records_total").unwrap();
-    // Nothing damaged is delivered as if it were whole.
-    let received = sink.received();
-    for a in &received {
-        let (tag, i) = (a.key >> 32, a.key & 0xffff_ffff);
-        assert_eq!(
-            a.name,
-            format!("tool.call {tag}/{i}"),
-            "a damaged span arrived"
-        );
-    }
-    let damaged_arrived = received
-        .iter()
-        .filter(|a| a.key >> 32 == u64::from(damaged))
-        .count();
-    println!(
-        "corrupt records counted: {corrupt}; received {} spans of {} sent; damaged request {damaged}: {damaged_arrived} of its spans arrived",
-        received.len(),
-        REQUESTS * PER_REQUEST
+    assert_eq!(
+        sample(
+            &metrics,
+            "tern_storage_corrupt_records_total",
+            r#"exporter="otlp_http""#
+        ),
+        Some(2.0),
+        "the flipped record and the torn tail"
     );
-    assert!(
-        flipped.is_none() || damaged_arrived == 0,
-        "the flipped record was delivered"
-    );
-    // One for the flipped record, at least one for the garbage tail.
-    assert!(corrupt >= 2.0, "{m}");
-
-    // The log takes new data after the damage, and delivers it.
-    let fresh: HashSet<u64> = (1000..1005)
-        .flat_map(|tag| (0..PER_REQUEST).map(move |i| key(tag, i)))
-        .collect();
-    for tag in 1000..1005 {
-        let status = try_post(tern.http, spans(tag, PER_REQUEST).encode_to_vec()).await;
-        assert_eq!(
-            status,
-            Some(200),
-            "request {tag} after recovery: {}",
-            tern.logs()
-        );
-    }
-    let missing = sink.wait_for(&fresh, Duration::from_secs(30)).await;
-    assert!(
-        missing.is_empty(),
-        "new data was not delivered: {}",
-        tern.logs()
-    );
+    let log = tern.logs();
+    assert!(log.contains(&last.display().to_string()), "{log}");
 }
 
-/// A tmpfs of a given size, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
-    /// Mounts one of `size` (as `mount -o size=` takes it) on a fresh
-    /// temporary folder; the error when that is impossible here.
     fn mount(size: &str) -> Result<Tmpfs, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
@@ -597,186 +311,131 @@ impl Tmpfs {
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
         }
-        Ok(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Bytes used on it.
-    fn used(&self) -> u64 {
-        let out = std::process::Command::new("df")
-            .args(["--output=used", "-B1"])
-            .arg(self.path())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(0)
+        Ok(Tmpfs(dir))
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let umount = |args: &[&str]| {
-            std::process::Command::new("umount")
-                .args(args)
-                .arg(self.dir.path())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !umount(&[]) {
-            umount(&["-l"]);
-        }
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_refuses_with_retryable_errors_and_recovers() {
-    // Room for two closed 8 MiB segments and part of a third.
-    full_disk_recovers("20m").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runtime bug: a log smaller than one segment (8 MiB) never frees the disk: its only \
-            segment is the current one, which is not deleted while the process runs, and the \
-            `done` file cannot be created on the full disk"]
-async fn a_full_disk_smaller_than_a_segment_recovers_too() {
-    full_disk_recovers("1m").await;
-}
-
-/// On a tmpfs of `size` with the backend down: requests are taken until
-/// the disk is full, then refused retryably while the process keeps
-/// serving; with the backend back, everything taken is delivered, the
-/// disk frees up and requests are taken again, without a restart.
-async fn full_disk_recovers(size: &str) {
-    const PER_REQUEST: u32 = 100;
-    /// About 10 KB each: 2000 fill 20 MiB.
-    const MAX_REQUESTS: u32 = 4000;
-    let disk = match Tmpfs::mount(size) {
-        Ok(d) => d,
+async fn a_full_disk_refuses_with_retryable_errors_and_recovers_without_a_restart() {
+    let disk = match Tmpfs::mount("1m") {
+        Ok(disk) => disk,
         Err(e) => {
-            println!("SKIPPED: cannot mount tmpfs: {e}");
+            println!("SKIPPED: cannot mount a tmpfs (needs root): {e}");
             return;
         }
     };
-    let sink = SpanSink::new(); // down for now
-    let tern = Tern::start(&config(disk.path(), sink.port, false, 2));
-
-    // Fill the disk: requests are taken until the log cannot grow.
+    let backend = Backend::start(Vec::new(), Step::status(503)).await;
+    let tern = Tern::start(&config(backend.port, disk.0.path(), false));
+    let mut client = Client::new(tern.http);
     let mut acked = Vec::new();
-    let mut refusal = None;
-    for tag in 0..MAX_REQUESTS {
-        match try_post(tern.http, spans(tag, PER_REQUEST).encode_to_vec()).await {
+    let mut tag = 0;
+    let refusal = loop {
+        assert!(tag < 20_000, "the 1 MiB disk never filled");
+        match client.send(tag).await {
             Some(200) => acked.push(tag),
-            Some(status) => {
-                refusal = Some((tag, status));
-                break;
-            }
-            None => panic!("request {tag} got no answer; log:\n{}", tern.logs()),
+            other => break other,
         }
-    }
-    let (refused_tag, status) = refusal.unwrap_or_else(|| {
-        panic!(
-            "{MAX_REQUESTS} requests of {PER_REQUEST} spans all accepted on a {size} disk; log:\n{}",
-            tern.logs()
-        )
-    });
-    let full = disk.used();
-    println!(
-        "{} requests accepted, then request {refused_tag} got {status} with {full} bytes used on the {size} disk",
-        acked.len(),
-    );
-    assert!(
-        !acked.is_empty(),
-        "the log took nothing at all; log:\n{}",
-        tern.logs()
-    );
+        tag += 1;
+    };
+    assert_eq!(refusal, Some(503), "a full disk is a retryable refusal");
+    let metrics = tern.self_metrics().await;
+    let exporter = r#"exporter="otlp_http""#;
     assert_eq!(
-        status,
-        503,
-        "a full disk is a retryable refusal; log:\n{}",
-        tern.logs()
+        sample(&metrics, "tern_storage_writable", exporter),
+        Some(0.0)
     );
-    let m = tern.self_metrics().await;
-    assert_eq!(metric(&m, "tern_storage_writable"), Some(0.0), "{m}");
-    let write_failures = metric(&m, "tern_storage_write_failures_total").unwrap_or(0.0);
-    assert!(write_failures > 0.0, "{m}");
-    // gRPC clients are told to come back too.
-    let g = grpc_call(
+    assert!(sample(&metrics, "tern_storage_write_failures_total", exporter).unwrap() >= 1.0);
+    // gRPC senders get UNAVAILABLE (retryable) too.
+    let reply = grpc_call(
         tern.grpc,
         paths::TRACES,
-        spans(50_000, PER_REQUEST).encode_to_vec(),
+        spans(1_000_000, SPANS).encode_to_vec(),
         None,
     )
     .await;
-    assert_eq!(g.code, 14, "UNAVAILABLE during disk-full: {g:?}");
-    // The process keeps serving: healthy, and its metrics answer.
-    tern.wait_healthy();
-
-    // The backend comes back: what was taken is delivered, its segments
-    // deleted, and there is room again; nothing is restarted.
-    sink.start().await;
-    let expected: HashSet<u64> = acked
-        .iter()
-        .flat_map(|&tag| (0..PER_REQUEST).map(move |i| key(tag, i)))
-        .collect();
-    let missing = sink.wait_for(&expected, Duration::from_secs(60)).await;
+    assert_eq!(reply.code, 14, "{reply:?}");
     assert!(
-        missing.is_empty(),
-        "{} acknowledged spans never arrived; log:\n{}",
-        missing.len(),
-        tail(&tern.logs(), 40)
+        tern.logs()
+            .contains("data is refused until the disk has room"),
+        "{}",
+        tern.logs()
+    );
+
+    // Delivered segments are deleted: room again, without a restart.
+    set_up(&backend, true);
+    let acked_ids = ids_of(acked.iter().copied());
+    assert_eq!(
+        delivered(&backend, &acked_ids, Duration::from_secs(60)).await,
+        0
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut after = Vec::new();
-    let mut tag = 100_000;
-    while after.is_empty() {
-        match try_post(tern.http, spans(tag, PER_REQUEST).encode_to_vec()).await {
-            Some(200) => after.push(tag),
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "still refused ({other:?}) 30 s after delivery, {} bytes used; log:\n{}",
-                    disk.used(),
-                    tail(&tern.logs(), 40)
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+    let accepted_again = loop {
         tag += 1;
-    }
-    for tag in tag..tag + 5 {
-        let status = try_post(tern.http, spans(tag, PER_REQUEST).encode_to_vec()).await;
-        assert_eq!(status, Some(200), "request {tag} after recovery");
-        after.push(tag);
-    }
-    let m = tern
-        .self_metrics_until("tern_storage_writable back to 1", |m| {
-            metric(m, "tern_storage_writable") == Some(1.0)
-        })
-        .await;
-    let fresh: HashSet<u64> = after
-        .iter()
-        .flat_map(|&tag| (0..PER_REQUEST).map(move |i| key(tag, i)))
-        .collect();
-    let missing = sink.wait_for(&fresh, Duration::from_secs(30)).await;
-    assert!(
-        missing.is_empty(),
-        "{} new spans never arrived",
-        missing.len()
+        if client.send(tag).await == Some(200) {
+            break tag;
+        }
+        assert!(Instant::now() < deadline, "writes never succeeded again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        delivered(&backend, &ids_of([accepted_again]), Duration::from_secs(30)).await,
+        0
     );
-    let used = disk.used();
-    assert!(used < full, "{used} bytes used, {full} when full");
-    let received = sink.received().len();
-    let duplicates = received - sink.distinct().len();
-    println!(
-        "recovered: {} requests accepted after the disk freed up; {} bytes used; write failures {}; received {received} spans, {duplicates} duplicates",
-        after.len(),
-        used,
-        metric(&m, "tern_storage_write_failures_total").unwrap_or(0.0)
+    tern.self_metrics_until("the log writable again", |m| {
+        sample(m, "tern_storage_writable", exporter) == Some(1.0)
+    })
+    .await;
+    assert!(
+        tern.logs().contains("writes succeed again"),
+        "{}",
+        tern.logs()
+    );
+}
+
+/// A `load_balancing` exporter with a persistent queue: its per-backend
+/// queues are in memory, so a record may leave the log only once its parts
+/// reached their gateway. Spans acknowledged while the gateway is down,
+/// then a SIGKILL of the agent: after a restart with the gateway up, every
+/// one of them arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancing_queue_on_disk_keeps_what_no_gateway_took() {
+    const REQUESTS: u32 = 30;
+    let storage = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Vec::new(), Step::status(200)).await;
+    let gateway_port = tern_e2e::free_port();
+    let agent_config = format!(
+        "extensions:\n  file_storage:\n    directory: {}\nexporters:\n  load_balancing:\n    protocol:\n      otlp:\n        tls:\n          insecure: true\n        timeout: 1s\n        retry_on_failure:\n          initial_interval: 20ms\n          max_interval: 100ms\n          max_elapsed_time: 0s\n    resolver:\n      static:\n        hostnames: ['127.0.0.1:{gateway_port}']\n    retry_on_failure:\n      initial_interval: 20ms\n      max_interval: 100ms\n      max_elapsed_time: 0s\n    sending_queue:\n      storage: file_storage\nservice:\n  extensions: [health_check, file_storage]\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [load_balancing]\n",
+        storage.path().display()
+    );
+    let agent = Tern::start(&agent_config);
+    let mut client = Client::new(agent.http);
+    for tag in 0..REQUESTS {
+        assert_eq!(client.send(tag).await, Some(200));
+    }
+    // Long enough for the exporter to have handed the data to its
+    // (in-memory) backend queue and be retrying there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill(agent);
+
+    let gateway = Tern::start(&format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{gateway_port}\nexporters:\n  otlp_http:\n    endpoint: http://127.0.0.1:{}\n    compression: none\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp_http]\n",
+        backend.port
+    ));
+    let agent = Tern::start(&agent_config);
+    let acked = ids_of(0..REQUESTS);
+    assert_eq!(
+        delivered(&backend, &acked, Duration::from_secs(30)).await,
+        0,
+        "agent log:\n{}\ngateway log:\n{}",
+        agent.logs(),
+        gateway.logs()
     );
 }

@@ -23,3 +23,8 @@ fn views_corpus_reads_and_edits_as_prost() {
 fn json_corpus_round_trips() {
     replay("json", common::fuzz::json);
 }
+
+#[test]
+fn storage_corpus_opens_and_round_trips() {
+    replay("storage", common::fuzz::storage);
+}

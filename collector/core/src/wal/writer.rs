@@ -87,6 +87,12 @@ impl Writer {
     /// The thread's body: until closed, writes what is pending and keeps the
     /// watermark and segments up to date.
     pub(super) fn run(mut self) {
+        // The done file is written once now, so that its block is taken
+        // while there is room: saving it later overwrites in place and
+        // needs no new space, even on a full disk (where saving it is what
+        // lets delivered segments go and frees room).
+        let persisted = self.persisted;
+        self.save_watermark(persisted);
         loop {
             let (batch, closing) = self.wait_for_work();
             if !batch.is_empty() {
@@ -220,7 +226,8 @@ impl Writer {
 
     /// Writes `chunk` (`size` bytes encoded) to `segment` with one write and
     /// at most one fsync, keeping it as the current segment; on failure cuts
-    /// it back to its last good length, or closes it when that fails too.
+    /// it back to its last good length and closes it (unless it is empty),
+    /// or closes it as it is when the cut fails too.
     fn write_chunk(
         &mut self,
         mut segment: Segment,
@@ -255,7 +262,11 @@ impl Writer {
             .set_len(good)
             .and_then(|()| segment.file.seek(SeekFrom::Start(good)));
         match cut {
-            Ok(_) => self.current = Some(segment),
+            // An empty segment stays current; one holding records is closed,
+            // so that its space comes back once they are delivered (with a
+            // full disk, that is how room is made again).
+            Ok(_) if good == 0 => self.current = Some(segment),
+            Ok(_) => self.close(segment.path, good, segment.max_seq),
             Err(e) => {
                 tracing::warn!(
                     file = %segment.path.display(),

@@ -7,7 +7,10 @@
 //!   any input, and on prost's encoding of whatever the walk accepts;
 //! - [`json`]: the OTLP/JSON mapping both ways: JSON the reader accepts is
 //!   valid protobuf that the writer writes back and the reader reads to the
-//!   same JSON again; protobuf the writer writes reads back the same way.
+//!   same JSON again; protobuf the writer writes reads back the same way;
+//! - [`storage`]: a persistent queue's log on disk: any segment file opens
+//!   without a panic, and every record read back that holds a batch
+//!   writes back to the same batch.
 
 use tern_core::Signal;
 use tern_core::json::{JsonError, json_to_wire, wire_to_json};
@@ -94,4 +97,38 @@ fn round_trip(signal: Signal, wire: &[u8]) {
         String::from_utf8_lossy(&text_again),
         "JSON -> protobuf -> JSON changed the request"
     );
+}
+
+/// The input as a segment file of a persistent queue's write-ahead log:
+/// opening it never panics nor fails (damage is skipped and counted),
+/// and each record read back either is refused by the batch decoder or
+/// holds a batch that encodes back to the same requests. The input is
+/// also given to the batch decoder as one record.
+pub fn storage(input: &[u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tern_core::persist::{decode, encode};
+    use tern_core::wal::{Wal, WalOptions};
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tern-fuzz-storage-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    std::fs::write(dir.join("00000000000000000000.wal"), input).expect("the segment file");
+    let (wal, recovered) =
+        Wal::open(&dir, WalOptions::default()).expect("a damaged log still opens");
+    wal.freeze();
+    drop(wal);
+    let records = recovered.records.iter().map(|(_, p)| p.clone());
+    for payload in records.chain(std::iter::once(bytes::Bytes::copy_from_slice(input))) {
+        if let Ok(batch) = decode(&payload) {
+            let again = decode(&encode(&batch)).expect("a batch encodes to a record that decodes");
+            assert_eq!(again.signal(), batch.signal());
+            assert_eq!(again.items(), batch.items());
+            assert_eq!(again.to_wire(), batch.to_wire());
+            assert_eq!(again.requests().count(), batch.requests().count());
+        }
+    }
+    std::fs::remove_dir_all(&dir).expect("the scratch directory removed");
 }
