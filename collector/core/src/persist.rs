@@ -214,9 +214,8 @@ pub fn encode(batch: &Batch) -> Bytes {
     let mut out = BytesMut::with_capacity(batch.bytes() + 64);
     out.put_u8(VERSION);
     out.put_u8(signal_code(batch.signal()));
-    let requests: Vec<_> = batch.requests().collect();
-    out.put_u32_le(u32::try_from(requests.len()).unwrap_or(u32::MAX));
-    for r in requests {
+    out.put_u32_le(u32::try_from(batch.requests().count()).unwrap_or(u32::MAX));
+    for r in batch.requests() {
         let c = r.context;
         out.put_u8(transport_code(c.transport));
         match c.peer {

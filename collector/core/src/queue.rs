@@ -233,6 +233,16 @@ struct QueueState {
 }
 
 impl QueueState {
+    /// Queues `batch` last; the oldest data's wait starts with the first.
+    fn add(&mut self, batch: Batch) {
+        if self.batches.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        self.bytes += batch.bytes();
+        self.items += batch.items();
+        self.batches.push_back(batch);
+    }
+
     /// What is queued, in `unit`.
     fn total(&self, unit: QueueUnit) -> usize {
         match unit {
@@ -381,14 +391,7 @@ impl BoundedQueue {
         let queue = Self::with(limits, size_gauge, Some(durable));
         {
             let mut s = queue.lock();
-            for batch in batches {
-                s.bytes += batch.bytes();
-                s.items += batch.items();
-                s.batches.push_back(batch);
-            }
-            if !s.batches.is_empty() {
-                s.since = Some(Instant::now());
-            }
+            batches.into_iter().for_each(|b| s.add(b));
             queue.publish(&mut s);
         }
         Arc::new(queue)
@@ -445,12 +448,7 @@ impl BoundedQueue {
         if let Some(durable) = &self.durable {
             durable.log(&mut batch);
         }
-        if s.batches.is_empty() {
-            s.since = Some(Instant::now());
-        }
-        s.bytes += batch.bytes();
-        s.items += batch.items();
-        s.batches.push_back(batch);
+        s.add(batch);
         self.publish(&mut s);
         drop(s);
         self.changed.notify_waiters();

@@ -46,14 +46,15 @@ fn checksum(seq: u64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Appends the record of `seq` to `buf`; `payload` is at most
-/// [`MAX_PAYLOAD`] bytes.
-pub(super) fn encode_record(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+/// The header of the record of `seq` (written before `payload`, which is
+/// at most [`MAX_PAYLOAD`] bytes).
+pub(super) fn record_header(seq: u64, payload: &[u8]) -> [u8; HEADER] {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&checksum(seq, payload).to_le_bytes());
-    buf.extend_from_slice(&seq.to_le_bytes());
-    buf.extend_from_slice(payload);
+    let mut header = [0u8; HEADER];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&checksum(seq, payload).to_le_bytes());
+    header[8..].copy_from_slice(&seq.to_le_bytes());
+    header
 }
 
 /// The contents of the `done` file holding `watermark`.

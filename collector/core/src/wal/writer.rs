@@ -1,5 +1,6 @@
 //! The log's writer thread: takes every pending append at once, writes them
-//! with one `write_all` per segment and at most one fsync per segment, then
+//! with one vectored write per segment (each record's header, then its
+//! payload as the caller gave it, not copied) and at most one fsync per segment, then
 //! calls their callbacks (group commit). Between groups, at most every
 //! [`MAINTENANCE_EVERY`], it saves the watermark to the `done` file and
 //! deletes the segments whose records are all done. A failed write fails its
@@ -7,14 +8,14 @@
 //! log unwritable until a later write succeeds.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::format::{MAX_PAYLOAD, encode_done, encode_record, record_len, segment_name};
+use super::format::{MAX_PAYLOAD, encode_done, record_header, record_len, segment_name};
 use super::{Pending, Shared, WalError, WalOptions, Written};
 
 /// The most often the watermark is saved and done segments deleted.
@@ -234,13 +235,18 @@ impl Writer {
         chunk: &[Pending],
         size: u64,
     ) -> Result<(), WalError> {
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        for record in chunk {
-            encode_record(&mut buf, record.seq, &record.payload);
-        }
+        let headers: Vec<_> = chunk
+            .iter()
+            .map(|record| record_header(record.seq, &record.payload))
+            .collect();
+        let mut slices: Vec<IoSlice<'_>> = headers
+            .iter()
+            .zip(chunk)
+            .flat_map(|(header, record)| [IoSlice::new(header), IoSlice::new(&record.payload)])
+            .collect();
         let result = self
             .shared
-            .write_all(&mut segment.file, &buf)
+            .write_all(&mut segment.file, &mut slices)
             .and_then(|()| {
                 if self.options.fsync {
                     self.shared.sync(&segment.file)
@@ -407,22 +413,32 @@ impl Writer {
 }
 
 impl Shared {
-    /// Writes `buf`; in tests, an injected failure writes half of it and
-    /// fails.
-    fn write_all(&self, file: &mut File, buf: &[u8]) -> io::Result<()> {
+    /// Writes all of `slices`, in order, with as few `writev` calls as
+    /// the kernel allows; in tests, an injected failure writes half of it
+    /// and fails.
+    fn write_all(&self, file: &mut File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
         #[cfg(test)]
         if self
             .inject_failures
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
         {
-            file.write_all(&buf[..buf.len() / 2])?;
+            let all: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+            file.write_all(&all[..all.len() / 2])?;
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 "injected: no space left on device",
             ));
         }
-        file.write_all(buf)
+        while !slices.is_empty() {
+            match file.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// fsyncs `file` (counted in tests).
