@@ -42,6 +42,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `N` distinct ports that were free a moment ago (all held at once while
+/// they are picked, so no two are the same).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: [std::net::TcpListener; N] =
+        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    held.map(|l| l.local_addr().unwrap().port())
+}
+
 /// `text` with `{grpc}`, `{http}`, `{health}`, `{metrics}` (`ports`, in
 /// that order) and `{dir}` replaced.
 fn fill(text: &str, ports: [u16; 4], dir: &std::path::Path) -> String {
@@ -125,7 +133,7 @@ impl Tern {
         args: &[&str],
     ) -> Tern {
         let dir = tempfile::tempdir().unwrap();
-        let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
+        let [grpc, http, health, metrics] = free_ports();
         let fill = |text: &str| fill(text, [grpc, http, health, metrics], dir.path());
         let mut command = match wrapper.split_first() {
             None => Command::new(tern_bin()),
