@@ -33,21 +33,32 @@ pub fn tern_bin() -> PathBuf {
     bin
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago and that no earlier call in this test
+/// process returned. The kernel may hand the same ephemeral port to two
+/// `bind(0)`s in a row once the first listener is closed, so ports picked
+/// one after another (a Tern's gRPC and health ports, a backend's) could
+/// otherwise be the same and the second server would fail to bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
-/// `N` distinct ports that were free a moment ago (all held at once while
-/// they are picked, so no two are the same).
+/// `N` distinct ports that were free a moment ago.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: [std::net::TcpListener; N] =
-        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-    held.map(|l| l.local_addr().unwrap().port())
+    std::array::from_fn(|_| free_port())
 }
 
 /// `text` with `{grpc}`, `{http}`, `{health}`, `{metrics}` (`ports`, in
