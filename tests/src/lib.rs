@@ -34,23 +34,25 @@ pub fn tern_bin() -> PathBuf {
 }
 
 /// A port that was free a moment ago and that no earlier call in this test
-/// process returned. The kernel may hand the same ephemeral port to two
-/// `bind(0)`s in a row once the first listener is closed, so ports picked
-/// one after another (a Tern's gRPC and health ports, a backend's) could
-/// otherwise be the same and the second server would fail to bind.
+/// process returned. Ports are drawn at random below Linux's ephemeral range
+/// (32768 and up), so neither a `bind(0)` elsewhere nor the source port of
+/// some client's outgoing connection can take it between the pick and the
+/// server's bind; and never twice, so two ports picked one after another (a
+/// Tern's gRPC and health ports, a backend's) are never the same.
 pub fn free_port() -> u16 {
+    use std::hash::BuildHasher;
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut given = GIVEN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let random = std::collections::hash_map::RandomState::new();
+    let mut draw = 0u32;
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if given.insert(port) {
+        let port = 10_000 + (random.hash_one(draw) % 22_000) as u16;
+        draw += 1;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
             return port;
         }
     }
