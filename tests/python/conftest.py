@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -17,15 +18,21 @@ _HANDED_OUT: set[int] = set()
 
 
 def free_port() -> int:
-    """A free loopback port not handed out before in this run (the kernel
-    may give a just-closed port again, and two of one config would clash)."""
+    """A free loopback port not handed out before in this run, drawn at
+    random below Linux's ephemeral range (32768 and up): the kernel may give
+    a just-closed ephemeral port again, and a client's outgoing connection
+    could take one between the pick and the server's bind."""
     while True:
+        port = random.randrange(10_000, 32_000)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def wait_ready(url: str, proc: subprocess.Popen, seconds: float, failure) -> None:
