@@ -264,6 +264,37 @@ impl Tern {
     pub async fn self_metrics_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         scrape_until(self.metrics, what, done).await
     }
+
+    /// Like `self_metrics_until` for values a component updates one after
+    /// another (a scrape may fall between two updates, and a scrape reads
+    /// its metrics one at a time): waits until `read` gives the same values
+    /// on two scrapes in a row and `done` holds for them; returns the
+    /// second scrape.
+    pub async fn self_metrics_settled<T: PartialEq>(
+        &self,
+        what: &str,
+        read: impl Fn(&str) -> T,
+        done: impl Fn(&T) -> bool,
+    ) -> String {
+        let last = std::cell::RefCell::new(None::<T>);
+        scrape_until(self.metrics, what, |m| {
+            let now = read(m);
+            let settled = last.borrow().as_ref() == Some(&now) && done(&now);
+            *last.borrow_mut() = Some(now);
+            settled
+        })
+        .await
+    }
+}
+
+/// Polls `ok` every 20 ms until it holds (at most 30 s, then panics naming
+/// `what`).
+pub async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `GET /metrics` on 127.0.0.1:`port`, as text.

@@ -33,7 +33,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use tern_e2e::{Tern, free_port, grpc_call, paths, sample};
+use tern_e2e::{Tern, free_port, grpc_call, paths, sample, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -184,14 +184,37 @@ async fn static_resolver_keeps_each_trace_on_one_gateway() {
         hostnames.join(", ")
     )));
     let sent = send_phase(&agent, 1, 30, 50).await;
-    let metrics = agent
-        .self_metrics_until("every span sent", |m| {
-            sample(
+    // An export counts as sent once its parts are in the backends' queues;
+    // each backend's outcome and latency are recorded when its part is
+    // answered, so the wait is for those too.
+    let every_backend_answered = |m: &str| {
+        hostnames.iter().all(|h| {
+            let ok = sample(
                 m,
-                "otelcol_exporter_sent_spans_total",
-                r#"exporter="loadbalancing""#,
-            ) == Some(sent.len() as f64)
+                "otelcol_loadbalancer_backend_outcome_total",
+                &format!(r#"endpoint="{h}",success="true""#),
+            );
+            // The Collector's latency histogram: milliseconds, its buckets.
+            let exports = sample(
+                m,
+                "otelcol_loadbalancer_backend_latency_bucket",
+                &format!(r#"endpoint="{h}",le="5000""#),
+            );
+            ok.unwrap_or(0.0) > 0.0 && exports.unwrap_or(0.0) > 0.0
         })
+    };
+    let metrics = agent
+        .self_metrics_until(
+            "every span sent and each backend's success and latency recorded",
+            |m| {
+                sample(
+                    m,
+                    "otelcol_exporter_sent_spans_total",
+                    r#"exporter="loadbalancing""#,
+                ) == Some(sent.len() as f64)
+                    && every_backend_answered(m)
+            },
+        )
         .await;
     assert_eq!(
         sample(
@@ -201,21 +224,6 @@ async fn static_resolver_keeps_each_trace_on_one_gateway() {
         ),
         Some(3.0)
     );
-    for h in &hostnames {
-        let ok = sample(
-            &metrics,
-            "otelcol_loadbalancer_backend_outcome_total",
-            &format!(r#"endpoint="{h}",success="true""#),
-        );
-        assert!(ok.unwrap_or(0.0) > 0.0, "{h}: {metrics}");
-        // The Collector's latency histogram: milliseconds, its buckets.
-        let exports = sample(
-            &metrics,
-            "otelcol_loadbalancer_backend_latency_bucket",
-            &format!(r#"endpoint="{h}",le="5000""#),
-        );
-        assert!(exports.unwrap_or(0.0) > 0.0, "{h}: {metrics}");
-    }
     assert!(metrics.contains("# TYPE otelcol_loadbalancer_backend_latency histogram"));
     assert!(agent.stop().success(), "{}", agent.logs());
     for g in &mut gateways {
@@ -367,6 +375,11 @@ async fn a_gateway_leaving_dns_loses_nothing_and_moves_only_its_traces() {
             ) == Some(n)
         })
         .await;
+    // Sent means in the backends' queues: wait for the gateways' files.
+    wait_until("phase 1 on the gateways", || {
+        gathered(&files).0.len() == acked.len()
+    })
+    .await;
     let (_, before) = gathered(&files);
     let on_third: BTreeSet<Vec<u8>> = before
         .iter()
@@ -875,20 +888,16 @@ processors:
         })
         .await;
     for g in &gateways {
-        g.self_metrics_until("every trace decided", |m| {
-            let p = r#"processor="tail_sampling""#;
-            sample(
-                m,
-                "otelcol_processor_tail_sampling_new_trace_id_received_total",
-                p,
-            )
-            .is_some_and(|n| n > 0.0)
-                && sample(
-                    m,
-                    "otelcol_processor_tail_sampling_sampling_traces_on_memory",
-                    p,
-                ) == Some(0.0)
-        })
+        let p = r#"processor="tail_sampling""#;
+        g.self_metrics_settled(
+            "every trace decided",
+            |m| {
+                let new = "otelcol_processor_tail_sampling_new_trace_id_received_total";
+                let held = "otelcol_processor_tail_sampling_sampling_traces_on_memory";
+                (sample(m, new, p), sample(m, held, p))
+            },
+            |(new, held)| new.is_some_and(|n| n > 0.0) && *held == Some(0.0),
+        )
         .await;
     }
     assert!(agent.stop().success(), "{}", agent.logs());

@@ -274,25 +274,17 @@ async fn a_damaged_log_loses_only_the_damaged_record_and_counts_it() {
         ids_of([5]).iter().all(|id| !counts.contains_key(id)),
         "the damaged record is not sent"
     );
-    let metrics = tern
-        .self_metrics_until("corrupt records counted", |m| {
+    tern.self_metrics_until(
+        "2 corrupt records counted: the flipped record and the torn tail",
+        |m| {
             sample(
                 m,
                 "tern_storage_corrupt_records_total",
                 r#"exporter="otlp_http""#,
-            )
-            .is_some()
-        })
-        .await;
-    assert_eq!(
-        sample(
-            &metrics,
-            "tern_storage_corrupt_records_total",
-            r#"exporter="otlp_http""#
-        ),
-        Some(2.0),
-        "the flipped record and the torn tail"
-    );
+            ) == Some(2.0)
+        },
+    )
+    .await;
     let log = tern.logs();
     assert!(log.contains(&last.display().to_string()), "{log}");
 }

@@ -101,11 +101,23 @@ async fn traces_are_kept_whole_or_dropped_whole() {
     }
     let global = "otelcol_processor_tail_sampling_global_count_traces_sampled_total";
     let metrics = tern
-        .self_metrics_until("every trace decided", |m| {
-            counter(m, global, "processor=\"tail_sampling\",sampled=\"true\"")
-                + counter(m, global, "processor=\"tail_sampling\",sampled=\"false\"")
-                == u64::from(TRACES)
-        })
+        .self_metrics_settled(
+            "every trace decided",
+            |m| {
+                // The per-policy counts are updated before the global ones.
+                let per_policy = "otelcol_processor_tail_sampling_count_traces_sampled_total";
+                let decided = counter(m, global, "processor=\"tail_sampling\",sampled=\"true\"")
+                    + counter(m, global, "processor=\"tail_sampling\",sampled=\"false\"");
+                (
+                    decided,
+                    m.lines()
+                        .filter(|l| l.starts_with(per_policy))
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                )
+            },
+            |(decided, _)| *decided == u64::from(TRACES),
+        )
         .await;
     let want: BTreeSet<u8> = (0..TRACES).filter(|t| errors(*t) || slow(*t)).collect();
     assert_eq!(
@@ -377,16 +389,12 @@ async fn memory_stays_under_the_byte_bound_at_three_times_the_load() {
             ),
         )
     };
-    // The processor updates these one after another while it takes a
-    // request in (the incoming count first), and a scrape may fall between
-    // two updates: this waits until two scrapes in a row read the same
-    // counts, with every accepted span taken in. Nothing is due before
-    // 300 s and num_traces is far away: every trace not held any more must
-    // have been decided early, for the byte bound, and counted; if the
-    // counts never add up, the wait fails.
-    let last = std::cell::Cell::new(None);
+    // Nothing is due before 300 s and num_traces is far away: every trace
+    // not held any more must have been decided early, for the byte bound,
+    // and counted; if the counts never add up, the wait fails. (The
+    // incoming count is taken before a request is, so it comes first.)
     let m = tern
-        .self_metrics_until(
+        .self_metrics_settled(
             "every accepted span taken in, and traces seen = decided early + held",
             |m| {
                 let incoming = counter(
@@ -394,11 +402,9 @@ async fn memory_stays_under_the_byte_bound_at_three_times_the_load() {
                     "otelcol_processor_incoming_items_total",
                     "processor=\"tail_sampling\",otel_signal=\"traces\"",
                 );
-                let (new, early, held) = traces(m);
-                let still = last.replace(Some((incoming, new, early, held)))
-                    == Some((incoming, new, early, held));
-                still && incoming == accepted * 800 && new == early + held
+                (incoming, traces(m))
             },
+            |&(incoming, (new, early, held))| incoming == accepted * 800 && new == early + held,
         )
         .await;
     let peak = tern_e2e::peak_rss(tern.pid());
