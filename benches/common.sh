@@ -6,31 +6,9 @@ cargo build --release --locked -p tern --bin tern -p tern-bench --bin tern-loadg
 TERN="$TARGET_DIR/release/tern"
 LOADGEN="$TARGET_DIR/release/tern-loadgen"
 
-# A free TCP port on loopback, never one this run handed out before (listed
-# in $OUT/ports), drawn below Linux's ephemeral range (32768 and up) so no
-# outgoing connection can take it before the server binds it.
-free_port() {
-  python3 - "$OUT/ports" <<'PY'
-import random, socket, sys
-path = sys.argv[1]
-try:
-    given = set(open(path).read().split())
-except FileNotFoundError:
-    given = set()
-while True:
-    port = random.randrange(10_000, 32_000)
-    if str(port) in given:
-        continue
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-    open(path, "a").write(f"{port}\n")
-    print(port)
-    break
-PY
-}
+# A free TCP port on loopback, never one this run handed out before (they
+# are listed in $OUT/ports); see tests/python/ports.py.
+free_port() { python3 tests/python/ports.py "$OUT/ports"; }
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Peak resident memory of a process, in KiB.

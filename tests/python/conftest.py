@@ -2,14 +2,14 @@
 
 import os
 import pathlib
-import random
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
+
+import ports
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -18,21 +18,8 @@ _HANDED_OUT: set[int] = set()
 
 
 def free_port() -> int:
-    """A free loopback port not handed out before in this run, drawn at
-    random below Linux's ephemeral range (32768 and up): the kernel may give
-    a just-closed ephemeral port again, and a client's outgoing connection
-    could take one between the pick and the server's bind."""
-    while True:
-        port = random.randrange(10_000, 32_000)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
+    """A free loopback port not handed out before in this run (see ports.py)."""
+    return ports.free_port(_HANDED_OUT)
 
 
 def wait_ready(url: str, proc: subprocess.Popen, seconds: float, failure) -> None:
