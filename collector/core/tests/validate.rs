@@ -317,3 +317,31 @@ fn error_messages_name_the_path_and_the_problem() {
     );
     assert_eq!(e.reason().as_str(), "invalid_utf8");
 }
+
+#[test]
+fn a_metric_holds_one_kind_of_data() {
+    let point = fixed64(3, 1);
+    let gauge = ld(5, &ld(1, &point));
+    let histogram = ld(9, &ld(1, &point));
+    let metric = |data: &[Vec<u8>]| ld(1, &ld(2, &ld(2, &cat(data))));
+    // Two kinds: prost keeps only the last, so the walk's count would not
+    // be what is delivered; refused, naming the field.
+    let two = metric(&[gauge.clone(), histogram.clone()]);
+    assert!(prost_ok(Signal::Metrics, &two));
+    assert_eq!(
+        refused(Signal::Metrics, &two),
+        (
+            Reason::DataKinds,
+            "resource_metrics[0].scope_metrics[0].metrics[0].histogram".into()
+        )
+    );
+    // Also when the first kind holds no points.
+    let empty_first = metric(&[ld(11, &[]), gauge.clone()]);
+    assert_eq!(refused(Signal::Metrics, &empty_first).0, Reason::DataKinds);
+    // One kind set twice merges, as in protobuf: both points count.
+    let merged = metric(&[gauge.clone(), gauge.clone()]);
+    assert_eq!(count_items(Signal::Metrics, &merged).unwrap(), 2);
+    // Each metric has its own kind.
+    let two_metrics = ld(1, &ld(2, &cat(&[ld(2, &gauge), ld(2, &histogram)])));
+    assert_eq!(count_items(Signal::Metrics, &two_metrics).unwrap(), 2);
+}

@@ -28,6 +28,8 @@ pub enum Reason {
     IdLength,
     /// Messages nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// A metric setting two kinds of data (say `gauge` and `sum`).
+    DataKinds,
 }
 
 impl Reason {
@@ -39,6 +41,7 @@ impl Reason {
             Reason::Utf8 => "invalid_utf8",
             Reason::IdLength => "invalid_id_length",
             Reason::TooDeep => "too_deep",
+            Reason::DataKinds => "two_data_kinds",
         }
     }
 }

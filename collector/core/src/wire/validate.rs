@@ -66,6 +66,8 @@ struct Walk<'a> {
     /// The message being walked.
     here: Open,
     items: usize,
+    /// The data field (gauge, sum, ...) the open metric has set, 0 if none.
+    data_kind: u64,
 }
 
 impl<'a> Walk<'a> {
@@ -81,6 +83,7 @@ impl<'a> Walk<'a> {
                 field_start: 0,
             },
             items: 0,
+            data_kind: 0,
         }
     }
 
@@ -111,6 +114,11 @@ impl<'a> Walk<'a> {
                     Err(e) => return Err(self.located(e.into(), field_start)),
                 },
             };
+            if std::ptr::eq(self.here.schema, &schema::METRIC)
+                && let Err(fault) = self.note_data_kind(key)
+            {
+                return Err(self.located(fault, field_start));
+            }
             let opened = match (self.here.schema.field((key >> 3) as u32).kind, key & 7) {
                 (kind @ (Kind::Msg(_) | Kind::Item(_) | Kind::KeyValue | Kind::AnyValue), 2) => {
                     let inner = match kind {
@@ -127,6 +135,7 @@ impl<'a> Walk<'a> {
                         // of the everyday shape: checked in place.
                         Ok(bytes)
                             if self.depth + FLAT_REACH <= MAX_DEPTH
+                                && !std::ptr::eq(inner, &schema::METRIC)
                                 && flat(bytes, inner, FLAT_DEPTH) =>
                         {
                             Ok(false)
@@ -164,6 +173,9 @@ impl<'a> Walk<'a> {
                 format!("messages nested more than {MAX_DEPTH} deep"),
             ));
         }
+        if std::ptr::eq(schema, &schema::METRIC) {
+            self.data_kind = 0;
+        }
         self.parents[self.depth] = self.here;
         self.depth += 1;
         self.here = Open {
@@ -174,6 +186,30 @@ impl<'a> Walk<'a> {
         };
         Ok(true)
     }
+    /// Notes the data field a metric's field `key` sets, if it is one. The
+    /// data fields are a `oneof`: protobuf keeps only the last one set, so
+    /// a metric setting two kinds (which no SDK sends) would count and
+    /// split items that decoding drops; it is refused instead. Setting one
+    /// kind twice merges, as protobuf does.
+    #[inline(always)]
+    fn note_data_kind(&mut self, key: u64) -> Result<(), Fault> {
+        let number = key >> 3;
+        if key & 7 != 2 || !matches!(number, 5 | 7 | 9 | 10 | 11) {
+            return Ok(());
+        }
+        if self.data_kind != 0 && self.data_kind != number {
+            return Err(Fault::new(
+                Reason::DataKinds,
+                format!(
+                    "the metric already holds `{}` data; a metric holds one kind",
+                    schema::METRIC.field(self.data_kind as u32).name
+                ),
+            ));
+        }
+        self.data_kind = number;
+        Ok(())
+    }
+
     /// The error for `fault` in the field at `field_start` of the current
     /// message: its path from the request down (only on refusal).
     #[cold]

@@ -4,7 +4,7 @@
 //! the validating walk accepts, prost decodes with the same item count, and
 //! re-encoded it is accepted again with that count; whatever prost decodes
 //! and the walk refuses is refused for a rule beyond protobuf's (id length,
-//! nesting depth).
+//! nesting depth, one kind of data per metric).
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -40,7 +40,10 @@ fn check_request(signal: Signal, request: &[u8]) {
         }
         (Ok(_), None) => panic!("accepted a request prost refuses"),
         (Err(e), Some(_)) => assert!(
-            matches!(e.reason(), Reason::IdLength | Reason::TooDeep),
+            matches!(
+                e.reason(),
+                Reason::IdLength | Reason::TooDeep | Reason::DataKinds
+            ),
             "refused a request prost takes: {e}"
         ),
         (Err(_), None) => {}
