@@ -13,6 +13,7 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric;
 use prost::Message;
 use tern_core::wire::put_varint;
 use tern_e2e::{HttpConn, Tern, grpc_call, paths, sample};
@@ -200,4 +201,62 @@ async fn hostile_requests_are_refused_and_good_ones_batched_with_them_are_delive
     assert_eq!(sorted_span_ids(&written), want);
     assert!(down.stop().success());
     assert_eq!(span_ids_in(&read(&down.path("out.pb"))), want);
+}
+
+/// A metric that sets its data twice (two kinds, or one kind twice; no SDK
+/// sends one) is refused over both transports, naming the field, and
+/// counted; the Collector would keep only the last field and drop the
+/// first one's points unseen (`reference.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_setting_its_data_twice_is_refused_and_counted() {
+    let mut tern = Tern::start(
+        "exporters:\n  debug: {}\nservice:\n  pipelines:\n    metrics:\n      receivers: [otlp]\n      exporters: [debug]\n",
+    );
+    let req = gauges(1, 2);
+    let metric = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+    let Some(metric::Data::Gauge(gauge)) = &metric.data else {
+        unreachable!()
+    };
+    // A `sum` (field 7) with the gauge's points: the same bytes.
+    let points = gauge.encode_to_vec();
+    let wrap = |metric: Vec<u8>| ld(1, &ld(2, &ld(2, &metric)));
+    let cases = [
+        (
+            wrap([metric.encode_to_vec(), ld(7, &points)].concat()),
+            "sum",
+        ),
+        (
+            wrap([metric.encode_to_vec(), ld(5, &points)].concat()),
+            "gauge",
+        ),
+    ];
+    let mut http = HttpConn::connect(tern.http).await;
+    for (body, field) in &cases {
+        let path = format!("metrics[0].{field}");
+        let r = http.post_proto("/v1/metrics", body.clone()).await;
+        assert_eq!(r.status, 400);
+        let status = status::RpcStatus::decode(&r.body[..]).unwrap();
+        assert!(
+            status.message.contains(&path) && status.message.contains("already holds `gauge`"),
+            "{}",
+            status.message
+        );
+        let r = grpc_call(tern.grpc, paths::METRICS, body.clone(), None).await;
+        assert_eq!(r.code, 3, "{}", r.message);
+        assert!(r.message.contains(&path), "{}", r.message);
+    }
+    let good = http.post_proto("/v1/metrics", req.encode_to_vec()).await;
+    assert_eq!(good.status, 200);
+    tern.self_metrics_until("the refusals counted, the good request accepted", |m| {
+        ["http", "grpc"].iter().all(|t| {
+            let labels = format!(r#"receiver="otlp",transport="{t}",reason="two_data_kinds""#);
+            sample(m, "tern_receiver_requests_refused_total", &labels) == Some(2.0)
+        }) && sample(
+            m,
+            "otelcol_receiver_accepted_metric_points_total",
+            r#"receiver="otlp",transport="http""#,
+        ) == Some(2.0)
+    })
+    .await;
+    assert!(tern.stop().success());
 }

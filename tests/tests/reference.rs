@@ -212,6 +212,61 @@ async fn all_zero_ids_are_kept_by_tern_and_dropped_by_the_collector() {
     assert_eq!(refcol[0], tern[0].replace(zeros, ""));
 }
 
+/// Where Tern answers differently on purpose: a metric setting its data
+/// twice (a gauge, then a sum; or a gauge twice), which the Collector
+/// accepts keeping only the last field (so the points of the first vanish
+/// unseen), and Tern refuses as INVALID_ARGUMENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_setting_its_data_twice_is_refused_where_the_collector_keeps_the_last() {
+    let Some(mut both) = SideBySide::start("two_data_kinds", PASS_THROUGH) else {
+        return;
+    };
+    let ld = |number: u8, payload: &[u8]| {
+        let mut out = vec![(number << 3) | 2];
+        prost::encoding::encode_varint(payload.len() as u64, &mut out);
+        out.extend_from_slice(payload);
+        out
+    };
+    let req = common::gauges(1, 2);
+    let metric = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+    let points = common::gauges(2, 3).resource_metrics[0].scope_metrics[0].metrics[0]
+        .data
+        .as_ref()
+        .map(|d| match d {
+            opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g) => g.encode_to_vec(),
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
+    let wrap = |metric: Vec<u8>| ld(1, &ld(2, &ld(2, &metric)));
+    let two_kinds = wrap([metric.encode_to_vec(), ld(7, &points)].concat());
+    let gauge_twice = wrap([metric.encode_to_vec(), ld(5, &points)].concat());
+    for ((grpc, http), (code, status)) in [
+        ((both.tern.grpc, both.tern.http), (3, 400)),
+        ((both.refcol.grpc, both.refcol.http), (0, 200)),
+    ] {
+        for body in [&two_kinds, &gauge_twice] {
+            let r = grpc_call(grpc, paths::METRICS, body.clone(), None).await;
+            assert_eq!(r.code, code, "gRPC to {grpc}: {}", r.message);
+            let r = HttpConn::connect(http)
+                .await
+                .post_proto(&Signal::Metrics.path(), body.clone())
+                .await;
+            assert_eq!(r.status, status, "HTTP to {http}");
+        }
+    }
+    let files = both.stop_and_read(&["metrics.jsonl"]);
+    let (tern, refcol) = &files[0];
+    assert!(items("metrics", tern).is_empty());
+    // The Collector kept the last field (3 points) of each, dropping the
+    // first (2 points): a sum and a gauge, twice each.
+    let mut kinds: Vec<(bool, usize)> = items("metrics", refcol)
+        .iter()
+        .map(|m| (m.contains("\"sum\""), m.matches("\"asInt\"").count()))
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, [(false, 3), (false, 3), (true, 3), (true, 3)]);
+}
+
 /// `probabilistic_sampler` in three set-ups (the default `hash_seed` mode
 /// with a seed, `proportional` at a 2-digit precision, and logs hashed by an
 /// attribute with a priority attribute), one pipeline each.

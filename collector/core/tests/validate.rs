@@ -319,7 +319,7 @@ fn error_messages_name_the_path_and_the_problem() {
 }
 
 #[test]
-fn a_metric_holds_one_kind_of_data() {
+fn a_metric_sets_its_data_once() {
     let point = fixed64(3, 1);
     let gauge = ld(5, &ld(1, &point));
     let histogram = ld(9, &ld(1, &point));
@@ -338,9 +338,9 @@ fn a_metric_holds_one_kind_of_data() {
     // Also when the first kind holds no points.
     let empty_first = metric(&[ld(11, &[]), gauge.clone()]);
     assert_eq!(refused(Signal::Metrics, &empty_first).0, Reason::DataKinds);
-    // One kind set twice merges, as in protobuf: both points count.
-    let merged = metric(&[gauge.clone(), gauge.clone()]);
-    assert_eq!(count_items(Signal::Metrics, &merged).unwrap(), 2);
+    // One kind set twice: protobuf merges, the Collector keeps the last.
+    let twice = metric(&[gauge.clone(), gauge.clone()]);
+    assert_eq!(refused(Signal::Metrics, &twice).0, Reason::DataKinds);
     // Each metric has its own kind.
     let two_metrics = ld(1, &ld(2, &cat(&[ld(2, &gauge), ld(2, &histogram)])));
     assert_eq!(count_items(Signal::Metrics, &two_metrics).unwrap(), 2);

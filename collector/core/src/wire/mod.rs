@@ -28,7 +28,8 @@ pub enum Reason {
     IdLength,
     /// Messages nested deeper than [`MAX_DEPTH`].
     TooDeep,
-    /// A metric setting two kinds of data (say `gauge` and `sum`).
+    /// A metric setting its data twice (say `gauge` and `sum`, or `gauge`
+    /// twice).
     DataKinds,
 }
 

@@ -187,21 +187,21 @@ impl<'a> Walk<'a> {
         Ok(true)
     }
     /// Notes the data field a metric's field `key` sets, if it is one. The
-    /// data fields are a `oneof`: protobuf keeps only the last one set, so
-    /// a metric setting two kinds (which no SDK sends) would count and
-    /// split items that decoding drops; it is refused instead. Setting one
-    /// kind twice merges, as protobuf does.
+    /// data fields are a `oneof`, which no SDK sets twice: protobuf keeps
+    /// the last kind set (merging one kind set twice), the Collector keeps
+    /// the last field even of the same kind, so either drops points the walk
+    /// would count, silently. A metric setting its data twice is refused.
     #[inline(always)]
     fn note_data_kind(&mut self, key: u64) -> Result<(), Fault> {
         let number = key >> 3;
         if key & 7 != 2 || !matches!(number, 5 | 7 | 9 | 10 | 11) {
             return Ok(());
         }
-        if self.data_kind != 0 && self.data_kind != number {
+        if self.data_kind != 0 {
             return Err(Fault::new(
                 Reason::DataKinds,
                 format!(
-                    "the metric already holds `{}` data; a metric holds one kind",
+                    "the metric already holds `{}` data; a metric holds its data once",
                     schema::METRIC.field(self.data_kind as u32).name
                 ),
             ));
