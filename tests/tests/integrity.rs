@@ -249,7 +249,7 @@ async fn a_metric_setting_its_data_twice_is_refused_and_counted() {
     assert_eq!(good.status, 200);
     tern.self_metrics_until("the refusals counted, the good request accepted", |m| {
         ["http", "grpc"].iter().all(|t| {
-            let labels = format!(r#"receiver="otlp",transport="{t}",reason="two_data_kinds""#);
+            let labels = format!(r#"receiver="otlp",transport="{t}",reason="data_set_twice""#);
             sample(m, "tern_receiver_requests_refused_total", &labels) == Some(2.0)
         }) && sample(
             m,

@@ -404,14 +404,10 @@ async fn a_gateway_leaving_dns_loses_nothing_and_moves_only_its_traces() {
         .filter(|t| !on_third.contains(t))
         .count();
     acked.extend(phase2);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while on_live(&files) < base + for_others {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the live gateways did not get their share of phase 2"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until("the live gateways' share of phase 2", || {
+        on_live(&files) >= base + for_others
+    })
+    .await;
 
     // The third gateway leaves DNS: what waited for it goes to the others.
     dns.set(&GATEWAYS[..2]);

@@ -212,7 +212,7 @@ async fn acknowledged_spans_survive_sigkill_at_random_moments() {
     assert!(extra.len() <= (refused + CLIENTS as usize * ROUNDS as usize) * SPANS as usize);
 }
 
-/// The newest `*.wal` segment of the exporter's log in `storage`.
+/// The `*.wal` segments of the exporter's log in `storage`, oldest first.
 fn segments(storage: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(storage.join("exporter_otlp_http"))
         .unwrap()

@@ -218,7 +218,7 @@ async fn all_zero_ids_are_kept_by_tern_and_dropped_by_the_collector() {
 /// unseen), and Tern refuses as INVALID_ARGUMENT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metric_setting_its_data_twice_is_refused_where_the_collector_keeps_the_last() {
-    let Some(mut both) = SideBySide::start("two_data_kinds", PASS_THROUGH) else {
+    let Some(mut both) = SideBySide::start("data_set_twice", PASS_THROUGH) else {
         return;
     };
     let ld = |number: u8, payload: &[u8]| {

@@ -331,16 +331,16 @@ fn a_metric_sets_its_data_once() {
     assert_eq!(
         refused(Signal::Metrics, &two),
         (
-            Reason::DataKinds,
+            Reason::DataTwice,
             "resource_metrics[0].scope_metrics[0].metrics[0].histogram".into()
         )
     );
     // Also when the first kind holds no points.
     let empty_first = metric(&[ld(11, &[]), gauge.clone()]);
-    assert_eq!(refused(Signal::Metrics, &empty_first).0, Reason::DataKinds);
+    assert_eq!(refused(Signal::Metrics, &empty_first).0, Reason::DataTwice);
     // One kind set twice: protobuf merges, the Collector keeps the last.
     let twice = metric(&[gauge.clone(), gauge.clone()]);
-    assert_eq!(refused(Signal::Metrics, &twice).0, Reason::DataKinds);
+    assert_eq!(refused(Signal::Metrics, &twice).0, Reason::DataTwice);
     // Each metric has its own kind.
     let two_metrics = ld(1, &ld(2, &cat(&[ld(2, &gauge), ld(2, &histogram)])));
     assert_eq!(count_items(Signal::Metrics, &two_metrics).unwrap(), 2);

@@ -30,7 +30,7 @@ pub enum Reason {
     TooDeep,
     /// A metric setting its data twice (say `gauge` and `sum`, or `gauge`
     /// twice).
-    DataKinds,
+    DataTwice,
 }
 
 impl Reason {
@@ -42,7 +42,7 @@ impl Reason {
             Reason::Utf8 => "invalid_utf8",
             Reason::IdLength => "invalid_id_length",
             Reason::TooDeep => "too_deep",
-            Reason::DataKinds => "two_data_kinds",
+            Reason::DataTwice => "data_set_twice",
         }
     }
 }

@@ -186,6 +186,7 @@ impl<'a> Walk<'a> {
         };
         Ok(true)
     }
+
     /// Notes the data field a metric's field `key` sets, if it is one. The
     /// data fields are a `oneof`, which no SDK sets twice: protobuf keeps
     /// the last kind set (merging one kind set twice), the Collector keeps
@@ -194,12 +195,13 @@ impl<'a> Walk<'a> {
     #[inline(always)]
     fn note_data_kind(&mut self, key: u64) -> Result<(), Fault> {
         let number = key >> 3;
-        if key & 7 != 2 || !matches!(number, 5 | 7 | 9 | 10 | 11) {
+        // The data fields: the level below a metric in the split layout.
+        if key & 7 != 2 || !super::METRICS.levels[3].contains(&(number as u32)) {
             return Ok(());
         }
         if self.data_kind != 0 {
             return Err(Fault::new(
-                Reason::DataKinds,
+                Reason::DataTwice,
                 format!(
                     "the metric already holds `{}` data; a metric holds its data once",
                     schema::METRIC.field(self.data_kind as u32).name

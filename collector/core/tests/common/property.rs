@@ -42,7 +42,7 @@ fn check_request(signal: Signal, request: &[u8]) {
         (Err(e), Some(_)) => assert!(
             matches!(
                 e.reason(),
-                Reason::IdLength | Reason::TooDeep | Reason::DataKinds
+                Reason::IdLength | Reason::TooDeep | Reason::DataTwice
             ),
             "refused a request prost takes: {e}"
         ),
